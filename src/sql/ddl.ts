@@ -1,0 +1,49 @@
+// DDL for the task table. The shape is fixed by the platform (SPEC §2): do not change columns.
+// Every identifier here is a constant or derived from an integer, never from outside input.
+
+export const SCHEMA = 'infodba_schema';
+export const TABLE = 'global_backup';
+
+const COLUMNS = `
+  ServerName varchar(20) NOT NULL DEFAULT '',
+  Wrapper varchar(20) NOT NULL DEFAULT '',
+  Host varchar(60) NOT NULL DEFAULT '',
+  Port int(4) NOT NULL DEFAULT 0,
+  ShardValue int(11) NOT NULL,
+  BackupId varchar(40) NOT NULL DEFAULT '',
+  BackupStatus varchar(30) NOT NULL DEFAULT '',
+  TaskPid int NOT NULL DEFAULT -1,
+  CreatedAt timestamp NOT NULL DEFAULT '0000-00-00 00:00:00',
+  UpdatedAt timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP,
+  PRIMARY KEY (BackupId,Host,Port,ShardValue)`;
+
+export function createSchema(): string {
+  return `CREATE DATABASE IF NOT EXISTS ${SCHEMA}`;
+}
+
+/** The local InnoDB table of remote masters and slaves. */
+export function createLocalTable(): string {
+  return `CREATE TABLE IF NOT EXISTS ${SCHEMA}.${TABLE} (${COLUMNS}
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COMMENT='shard_key "ShardValue"'`;
+}
+
+/**
+ * The Spider table of a spider node: partition pt<i> lives on server SPT<i>, so a row with
+ * ShardValue s is stored on the master of shard s mod N. TSpider wants the shard_key comment;
+ * MariaDB's Spider rejects it (error 12501), hence the flag.
+ */
+export function createSpiderTable(shards: number, withShardKeyComment: boolean): string {
+  if (!Number.isInteger(shards) || shards < 1) throw new RangeError(`shard count must be a positive integer, got ${shards}`);
+  const parts: string[] = [];
+  for (let i = 0; i < shards; i++) {
+    parts.push(
+      `PARTITION pt${i} VALUES IN (${i}) COMMENT = 'database "${SCHEMA}", table "${TABLE}", server "SPT${i}"'`,
+    );
+  }
+  const comment = withShardKeyComment ? ` COMMENT='shard_key "ShardValue"'` : '';
+  return `CREATE TABLE IF NOT EXISTS ${SCHEMA}.${TABLE} (${COLUMNS}
+) ENGINE=SPIDER DEFAULT CHARSET=utf8mb4${comment}
+PARTITION BY LIST (ShardValue MOD ${shards}) (
+  ${parts.join(',\n  ')}
+)`;
+}
