@@ -1,0 +1,24 @@
+#!/usr/bin/env node
+import { CommanderError } from 'commander';
+import { buildProgram } from '../cli/program.js';
+import { errorMessage, isUserFacing } from '../errors.js';
+
+const program = buildProgram((code) => {
+  process.exitCode = code;
+}).exitOverride();
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    process.exitCode = err.exitCode === 0 ? 0 : 2;
+  } else if (isUserFacing(err)) {
+    process.stderr.write(`spiderbackup: ${err.message}\n`);
+    process.exitCode = 2;
+  } else {
+    // A bug, not bad input: say so plainly; the stack is only shown on request.
+    process.stderr.write(`spiderbackup: internal error: ${errorMessage(err)}\n`);
+    if (process.env.SPIDERBACKUP_DEBUG) process.stderr.write(`${(err as Error).stack ?? ''}\n`);
+    process.exitCode = 70;
+  }
+}

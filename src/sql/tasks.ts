@@ -1,0 +1,133 @@
+// Every statement on the task table, one function each, fully parameterised. Ages come from the
+// database clock (TIMESTAMPDIFF against NOW()), never from this host's clock. Every state change
+// is conditional on the state the caller observed, so concurrent agents cannot undo each other.
+import type { Queryable } from '../db.js';
+import { SCHEMA, TABLE } from './ddl.js';
+
+const T = `${SCHEMA}.${TABLE}`;
+
+export interface TaskKey {
+  backupId: string;
+  host: string;
+  port: number;
+  shardValue: number;
+}
+
+export interface TaskRow extends TaskKey {
+  serverName: string;
+  wrapper: string;
+  status: string;
+  taskPid: number;
+  createdAt: string;
+  updatedAt: string;
+  /** Seconds since CreatedAt / UpdatedAt by the database clock. */
+  createdAgeS: number;
+  updatedAgeS: number;
+}
+
+const SELECT_TASK = `SELECT ServerName, Wrapper, Host, Port, ShardValue, BackupId, BackupStatus, TaskPid,
+  CreatedAt, UpdatedAt,
+  TIMESTAMPDIFF(SECOND, CreatedAt, NOW()) AS CreatedAgeS,
+  TIMESTAMPDIFF(SECOND, UpdatedAt, NOW()) AS UpdatedAgeS
+  FROM ${T}`;
+
+const KEY = 'BackupId = ? AND Host = ? AND Port = ? AND ShardValue = ?';
+const keyParams = (k: TaskKey): unknown[] => [k.backupId, k.host, k.port, k.shardValue];
+
+interface RawRow {
+  ServerName: string;
+  Wrapper: string;
+  Host: string;
+  Port: number;
+  ShardValue: number;
+  BackupId: string;
+  BackupStatus: string;
+  TaskPid: number;
+  CreatedAt: string;
+  UpdatedAt: string;
+  CreatedAgeS: number | string | null;
+  UpdatedAgeS: number | string | null;
+}
+
+function toTask(r: RawRow): TaskRow {
+  return {
+    serverName: r.ServerName,
+    wrapper: r.Wrapper,
+    host: r.Host,
+    port: Number(r.Port),
+    shardValue: Number(r.ShardValue),
+    backupId: r.BackupId,
+    status: r.BackupStatus,
+    taskPid: Number(r.TaskPid),
+    createdAt: r.CreatedAt,
+    updatedAt: r.UpdatedAt,
+    createdAgeS: Number(r.CreatedAgeS ?? 0),
+    updatedAgeS: Number(r.UpdatedAgeS ?? 0),
+  };
+}
+
+const affected = (res: unknown): number => Number((res as { affectedRows?: number }).affectedRows ?? 0);
+
+/** All tasks of one instance (Host, Port), oldest first. */
+export async function listInstanceTasks(q: Queryable, host: string, port: number): Promise<TaskRow[]> {
+  const rows = (await q.query(`${SELECT_TASK} WHERE Host = ? AND Port = ? ORDER BY CreatedAt, BackupId`, [host, port])) as RawRow[];
+  return rows.map(toTask);
+}
+
+export async function getTask(q: Queryable, k: TaskKey): Promise<TaskRow | undefined> {
+  const rows = (await q.query(`${SELECT_TASK} WHERE ${KEY}`, keyParams(k))) as RawRow[];
+  return rows[0] ? toTask(rows[0]) : undefined;
+}
+
+/** The claim: init/replicated → running in one conditional statement. True when we won it. */
+export async function claimTask(q: Queryable, k: TaskKey): Promise<boolean> {
+  const res = await q.query(
+    `UPDATE ${T} SET BackupStatus = 'running', TaskPid = -1 WHERE ${KEY} AND BackupStatus IN ('init', 'replicated')`,
+    keyParams(k),
+  );
+  return affected(res) === 1;
+}
+
+/** Records the supervisor's pid on a task this agent has just claimed. */
+export async function recordPid(q: Queryable, k: TaskKey, pid: number): Promise<boolean> {
+  const res = await q.query(
+    `UPDATE ${T} SET TaskPid = ? WHERE ${KEY} AND BackupStatus = 'running' AND TaskPid = -1`,
+    [pid, ...keyParams(k)],
+  );
+  return affected(res) === 1;
+}
+
+/**
+ * Moves a running task to its next status, only if it is still running under the pid the caller
+ * saw. Used for the final status, for housekeeping failures and to hand a claim back.
+ */
+export async function updateRunning(q: Queryable, k: TaskKey, observedPid: number, status: string, newPid = observedPid): Promise<boolean> {
+  const res = await q.query(
+    `UPDATE ${T} SET BackupStatus = ?, TaskPid = ? WHERE ${KEY} AND BackupStatus = 'running' AND TaskPid = ?`,
+    [status, newPid, ...keyParams(k), observedPid],
+  );
+  return affected(res) === 1;
+}
+
+/** Any status change conditional on the exact status observed (quit outcome, 12 h expiry). */
+export async function updateStatus(q: Queryable, k: TaskKey, observedStatus: string, status: string): Promise<boolean> {
+  const res = await q.query(`UPDATE ${T} SET BackupStatus = ? WHERE ${KEY} AND BackupStatus = ?`, [
+    status,
+    ...keyParams(k),
+    observedStatus,
+  ]);
+  return affected(res) === 1;
+}
+
+/**
+ * Deletes finished rows older than `days` by the database clock. The caller must have turned off
+ * binary logging for the session (setSqlLogBin) so each replica keeps its own history.
+ */
+export async function deleteOldTasks(q: Queryable, days: number): Promise<number> {
+  const res = await q.query(`DELETE FROM ${T} WHERE CreatedAt < NOW() - INTERVAL ? DAY AND BackupStatus <> 'running'`, [days]);
+  return affected(res);
+}
+
+export async function setSqlLogBin(q: Queryable, on: boolean): Promise<void> {
+  await q.query('SET SESSION sql_log_bin = ?', [on ? 1 : 0]);
+}
