@@ -33,6 +33,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .description('Coordinates TenDB Cluster (Spider) global backups on this host.')
     .option('--agent-config <file>', `the agent's settings (INI); default ${DEFAULT_AGENT_CONFIG}, used only if it exists`)
     .addOption(configOption())
+    .configureHelp({ showGlobalOptions: true })
     .showHelpAfterError()
     .configureOutput({ outputError: (str, write) => write(str) });
 

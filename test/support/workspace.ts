@@ -1,0 +1,131 @@
+// A test's private working area: agent config, instance drop-ins, state dir, the fake backup's
+// run records, and helpers to run the real CLI as a child process.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Behaviour } from './fake-backup.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const CLI = join(here, '../../src/bin/cli.js');
+export const FAKE_BACKUP = join(here, 'fake-backup.js');
+
+export interface Run {
+  port: number;
+  backupId: string;
+  shardValue: string;
+  config: string;
+  kind: string;
+  pid: number;
+  grandchild?: number;
+  cwd: string;
+  argv: string[];
+}
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export class Workspace {
+  readonly dir: string;
+  readonly confDir: string;
+  readonly stateDir: string;
+  readonly agentIni: string;
+
+  constructor(agentExtra: Record<string, Record<string, string>> = {}) {
+    this.dir = mkdtempSync(join(tmpdir(), 'sb-ws-'));
+    this.confDir = join(this.dir, 'conf.d');
+    this.stateDir = join(this.dir, 'state');
+    mkdirSync(this.confDir);
+    this.agentIni = join(this.dir, 'spiderbackup.ini');
+    this.writeAgentConfig(agentExtra);
+  }
+
+  writeAgentConfig(extra: Record<string, Record<string, string>> = {}): void {
+    const fake = `${process.execPath} ${FAKE_BACKUP} --dir ${this.dir}`;
+    const sections: Record<string, Record<string, string>> = {
+      agent: { config_dir: this.confDir, state_dir: this.stateDir, tick_interval: '1s', ...extra.agent },
+      backup: {
+        install_dir: this.dir,
+        remote_command: `${fake} --kind remote --config {config} --backup-id {backup_id} --shard-value {shard_value} --port {port}`,
+        spider_command: `${fake} --kind spider --backup-id {backup_id} --port {port}`,
+        kill_grace: '1s',
+        ...extra.backup,
+      },
+      schedule: { wait_interval: '1s', ...extra.schedule },
+      metrics: { listen: 'off', ...extra.metrics },
+      log: { level: 'info', ...extra.log },
+    };
+    const text = Object.entries(sections)
+      .map(([name, kv]) => `[${name}]\n${Object.entries(kv).map(([k, v]) => `${k} = ${v}`).join('\n')}\n`)
+      .join('\n');
+    writeFileSync(this.agentIni, text);
+  }
+
+  behave(port: number, b: Behaviour): void {
+    writeFileSync(join(this.dir, `behaviour.${port}.json`), JSON.stringify(b));
+  }
+
+  release(port: number): void {
+    writeFileSync(join(this.dir, `release.${port}`), '');
+  }
+
+  /** Forgets runs, behaviours, releases and the journal between tests. */
+  reset(): void {
+    for (const f of readdirSync(this.dir)) {
+      if (f === 'runs.jsonl' || f.startsWith('behaviour.') || f.startsWith('release.')) rmSync(join(this.dir, f));
+    }
+    rmSync(join(this.stateDir, 'journal'), { recursive: true, force: true });
+  }
+
+  runs(): Run[] {
+    const f = join(this.dir, 'runs.jsonl');
+    if (!existsSync(f)) return [];
+    return readFileSync(f, 'utf8')
+      .split('\n')
+      .filter((l) => l.trim() !== '')
+      .map((l) => JSON.parse(l) as Run);
+  }
+
+  /** Starts the real CLI with this workspace's agent config. */
+  start(args: string[], opts: { cwd?: string } = {}): { child: ChildProcess; result: Promise<CliResult> } {
+    const child = spawn(process.execPath, [CLI, '--agent-config', this.agentIni, ...args], { cwd: opts.cwd ?? this.dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    const result = new Promise<CliResult>((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
+    return { child, result };
+  }
+
+  cli(...args: string[]): Promise<CliResult> {
+    return this.start(args).result;
+  }
+
+  close(): void {
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** Polls until fn returns a truthy value; fails with `what` after timeoutMs (generous: CI is slow). */
+export async function waitFor<T>(what: string, fn: () => T | Promise<T>, timeoutMs = 30_000): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v as NonNullable<T>;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
