@@ -33,8 +33,13 @@ export class InstanceError extends Error {
   }
 }
 
-export function isUserFacing(err: unknown): err is ConfigError | UsageError | InstanceError {
-  return err instanceof ConfigError || err instanceof UsageError || err instanceof InstanceError;
+/** An operation that could not be done as asked (duplicate backup id, partial schedule …). */
+export class OperationError extends Error {
+  override readonly name: string = 'OperationError';
+}
+
+export function isUserFacing(err: unknown): err is ConfigError | UsageError | InstanceError | OperationError {
+  return err instanceof ConfigError || err instanceof UsageError || err instanceof InstanceError || err instanceof OperationError;
 }
 
 export function errorMessage(err: unknown): string {

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { CommanderError } from 'commander';
 import { buildProgram } from '../cli/program.js';
-import { errorMessage, isUserFacing } from '../errors.js';
+import { ConfigError, errorMessage, isUserFacing, UsageError } from '../errors.js';
 
 const program = buildProgram((code) => {
   process.exitCode = code;
@@ -14,7 +14,8 @@ try {
     process.exitCode = err.exitCode === 0 ? 0 : 2;
   } else if (isUserFacing(err)) {
     process.stderr.write(`spiderbackup: ${err.message}\n`);
-    process.exitCode = 2;
+    // 2: fix the command or the config; 1: the operation failed (instance down, duplicate id …)
+    process.exitCode = err instanceof ConfigError || err instanceof UsageError ? 2 : 1;
   } else {
     // A bug, not bad input: say so plainly; the stack is only shown on request.
     process.stderr.write(`spiderbackup: internal error: ${errorMessage(err)}\n`);

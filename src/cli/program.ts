@@ -2,6 +2,8 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadAgentConfig, DEFAULT_AGENT_CONFIG, type AgentConfig } from '../config/agent.js';
 import { createLogger, type AgentLogger } from '../log.js';
 import { checkCommand } from './check.js';
+import { queryCommand, scheduleCommand } from './spider-master.js';
+import { validateBackupId } from '../core/backup-id.js';
 
 export interface GlobalOptions {
   agentConfig?: string;
@@ -41,7 +43,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .command('check')
     .description('Per-host step: housekeeping of this host\'s tasks, then run the earliest waiting backup id, instance by instance.')
     .option('--run', 'start the backups (without it: only list what would run, change nothing)', false)
-    .option('--backup-id <id>', 'run the tasks of this backup id instead of the earliest one')
+    .addOption(new Option('--backup-id <id>', 'run the tasks of this backup id instead of the earliest one').argParser((v: string) => validateBackupId(v)))
     .addOption(configOption())
     .addOption(new Option('--format <format>', 'output format').choices(['table', 'json']).default('table'))
     .addHelpText('after', '\nExit code: 0 when every backup run succeeded, 1 when any failed or an instance/config could not be used, 2 on bad usage.')
@@ -50,6 +52,42 @@ export function buildProgram(setExit: (code: number) => void): Command {
       const { config, log } = commandContext(g);
       setExit(await checkCommand(config, log.logger, { run: opts.run, backupId: opts.backupId, files: g.config, format: opts.format }));
       log.flush();
+    });
+
+  program
+    .command('schedule')
+    .description('On the primary spider node: write the task set of a new global backup (every shard, slave and the spider master).')
+    .addOption(configOption())
+    .option('--backup-id <id>', 'use this backup id instead of a new UUID (1-40 of letters, digits, - _ .)')
+    .option('--wait', 'wait until every task has ended; exit 1 unless all succeeded', false)
+    .addHelpText('after', '\nOn a node that is not the tdbctl primary it prints so and exits 0. Poll interval: [schedule] wait_interval.')
+    .action(async (opts: { backupId?: string; wait: boolean }, cmd: Command) => {
+      const g = cmd.optsWithGlobals<GlobalOptions>();
+      const { config, log } = commandContext(g);
+      setExit(await scheduleCommand(config, log.logger, { files: g.config, backupId: opts.backupId, wait: opts.wait }));
+      log.flush();
+    });
+
+  program
+    .command('query')
+    .description('On the primary spider node: every task of the cluster, newest first (slaves read on the slaves).')
+    .addOption(configOption())
+    .addOption(new Option('--BackupId <id>', 'only this backup id').argParser((v: string) => validateBackupId(v, '--BackupId')))
+    .addOption(new Option('--backupId <id>').hideHelp().argParser((v: string) => validateBackupId(v, '--backupId')))
+    .addOption(new Option('--BackupStatus <statuses>', 'only these statuses, comma separated; `failed` matches `failed: timeout`').argParser(splitList))
+    .addOption(new Option('--backupStatus <statuses>').hideHelp().argParser(splitList))
+    .addOption(new Option('--format <format>', 'output format').choices(['table', 'json']).default('table'))
+    .action(async (opts: { BackupId?: string; backupId?: string; BackupStatus?: string[]; backupStatus?: string[]; format: 'table' | 'json' }, cmd: Command) => {
+      const g = cmd.optsWithGlobals<GlobalOptions>();
+      const { config } = commandContext(g);
+      setExit(
+        await queryCommand(config, {
+          files: g.config,
+          backupId: opts.BackupId ?? opts.backupId,
+          statuses: opts.BackupStatus ?? opts.backupStatus,
+          format: opts.format,
+        }),
+      );
     });
 
   return program;

@@ -24,6 +24,8 @@ export interface CheckOptions {
    * false (daemon): start the next backup and return; the next tick continues.
    */
   waitForBackups: boolean;
+  /** false (daemon while paused): deliver and housekeep, but start no backup. Default true. */
+  start?: boolean;
 }
 
 export interface CheckDeps {
@@ -67,7 +69,7 @@ export async function runCheck(deps: CheckDeps, opts: CheckOptions): Promise<Che
   const tasks = reports.flatMap((r) => r.tasks);
   const pick = pickWork(tasks, opts.backupId);
   const outcomes: Outcome[] = [];
-  if (opts.run && pick.kind === 'run') {
+  if (opts.run && opts.start !== false && pick.kind === 'run') {
     for (const task of pick.tasks) {
       const instance = instances.find((i) => i.port === task.port) as InstanceConfig;
       const outcome = await runOne(deps, instance, task, opts.waitForBackups);

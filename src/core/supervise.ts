@@ -29,6 +29,46 @@ export interface SuperviseArgs {
 export const SUPERVISOR_EXIT = { success: 0, failed: 1, notStarted: 2, journaled: 3 } as const;
 
 const STDERR_TAIL_BYTES = 4096;
+const LOCK_HEARTBEAT_MS = 15_000;
+
+/**
+ * The named lock a supervisor holds on its instance while its backup runs. `schedule --wait`
+ * asks IS_USED_LOCK on the instance to tell a running backup from a task whose host went away.
+ */
+export function supervisorLockName(key: Pick<TaskKey, 'port' | 'backupId'>): string {
+  return `spiderbackup:${key.port}:${key.backupId}`;
+}
+
+/** Holds the lock on its own connection, re-taking it if the connection drops. Best effort. */
+function holdLivenessLock(instance: Parameters<typeof connect>[0], name: string, logger: Logger): { release(): Promise<void> } {
+  let conn: Connection | undefined;
+  let busy = false;
+  const beat = async () => {
+    if (busy) return;
+    busy = true;
+    try {
+      if (conn) {
+        await conn.query('SELECT 1');
+      } else {
+        conn = await connect(instance, { connectTimeoutMs: 5000 });
+        if (!(await sql.getLock(conn, name))) logger.warn({ lock: name }, 'liveness lock held by another session');
+      }
+    } catch {
+      await conn?.close();
+      conn = undefined;
+    } finally {
+      busy = false;
+    }
+  };
+  void beat();
+  const timer = setInterval(() => void beat(), LOCK_HEARTBEAT_MS);
+  return {
+    async release() {
+      clearInterval(timer);
+      await conn?.close();
+    },
+  };
+}
 
 export async function supervise(args: SuperviseArgs): Promise<number> {
   const { key, logger } = args;
@@ -53,6 +93,7 @@ export async function supervise(args: SuperviseArgs): Promise<number> {
   }
   await conn.close();
 
+  const lock = holdLivenessLock(instance, supervisorLockName(key), logger);
   const cwd = args.cwd !== undefined && existsSync(args.cwd) ? args.cwd : undefined;
   const started = Date.now();
   const child = spawnArgv(args.argv, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
@@ -63,6 +104,7 @@ export async function supervise(args: SuperviseArgs): Promise<number> {
   });
   if (child.pid !== undefined) logger.info({ backupPid: child.pid, argv: args.argv, cwd }, 'backup started');
   const exit = await waitForExit(child);
+  await lock.release();
   const status = exitStatus(exit.code, exit.signal, exit.error && (exit.error as NodeJS.ErrnoException).code);
   const stderrTail = tail.toString('utf8').trim();
   const durationS = Math.round((Date.now() - started) / 1000);

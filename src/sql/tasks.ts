@@ -131,3 +131,92 @@ export async function deleteOldTasks(q: Queryable, days: number): Promise<number
 export async function setSqlLogBin(q: Queryable, on: boolean): Promise<void> {
   await q.query('SET SESSION sql_log_bin = ?', [on ? 1 : 0]);
 }
+
+// ---- spider-master side: schedule, wait, query -------------------------------------------------
+
+export interface NewTaskRow extends TaskKey {
+  serverName: string;
+  wrapper: string;
+  status: string;
+}
+
+export async function countBackupTasks(q: Queryable, backupId: string): Promise<number> {
+  const rows = (await q.query(`SELECT COUNT(*) AS n FROM ${T} WHERE BackupId = ?`, [backupId])) as { n: number | string }[];
+  return Number(rows[0]?.n ?? 0);
+}
+
+/** The whole task set of one backup id in one statement, CreatedAt by the database clock. */
+export async function insertTaskRows(q: Queryable, rows: readonly NewTaskRow[]): Promise<number> {
+  if (rows.length === 0) return 0;
+  const values = rows.map(() => '(?, ?, ?, ?, ?, ?, ?, -1, NOW())').join(', ');
+  const params = rows.flatMap((r) => [r.serverName, r.wrapper, r.host, r.port, r.shardValue, r.backupId, r.status]);
+  const res = await q.query(
+    `INSERT INTO ${T} (ServerName, Wrapper, Host, Port, ShardValue, BackupId, BackupStatus, TaskPid, CreatedAt) VALUES ${values}`,
+    params,
+  );
+  return affected(res);
+}
+
+/**
+ * Cancels the not-yet-started tasks of one backup id on one shard. Per shard, because a Spider
+ * statement touching every partition fails as a whole when one shard is down.
+ */
+export async function cancelShardTasks(q: Queryable, backupId: string, shardValue: number): Promise<number> {
+  const res = await q.query(
+    `UPDATE ${T} SET BackupStatus = 'cancel' WHERE BackupId = ? AND ShardValue = ? AND BackupStatus IN ('init', 'replicated')`,
+    [backupId, shardValue],
+  );
+  return affected(res);
+}
+
+/** Master-side tasks of a backup id (spider master and SPT<n>), read through the Spider table. */
+export async function listMasterSideTasks(q: Queryable, backupId: string): Promise<TaskRow[]> {
+  const rows = (await q.query(`${SELECT_TASK} WHERE BackupId = ? AND Wrapper <> 'mysql_slave' ORDER BY ShardValue, Port`, [backupId])) as RawRow[];
+  return rows.map(toTask);
+}
+
+/** Tasks as a filter selects them; newest first. Status classes match the part before ':'. */
+export async function listTasks(q: Queryable, filter: { backupId?: string; host?: string; port?: number; excludeWrapper?: string }): Promise<TaskRow[]> {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  if (filter.backupId !== undefined) {
+    where.push('BackupId = ?');
+    params.push(filter.backupId);
+  }
+  if (filter.host !== undefined) {
+    where.push('Host = ?');
+    params.push(filter.host);
+  }
+  if (filter.port !== undefined) {
+    where.push('Port = ?');
+    params.push(filter.port);
+  }
+  if (filter.excludeWrapper !== undefined) {
+    where.push('Wrapper <> ?');
+    params.push(filter.excludeWrapper);
+  }
+  const rows = (await q.query(`${SELECT_TASK}${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY CreatedAt DESC, BackupId, ShardValue, Port`, params)) as RawRow[];
+  return rows.map(toTask);
+}
+
+export async function tableExists(q: Queryable): Promise<boolean> {
+  const rows = (await q.query('SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [SCHEMA, TABLE])) as { n: number | string }[];
+  return Number(rows[0]?.n ?? 0) > 0;
+}
+
+export async function serverVersion(q: Queryable): Promise<string> {
+  const rows = (await q.query('SELECT VERSION() AS v')) as { v: string }[];
+  return rows[0]?.v ?? '';
+}
+
+/** Whether some session holds the supervisor's liveness lock (NULL from IS_USED_LOCK: nobody). */
+export async function lockHolder(q: Queryable, name: string): Promise<number | null> {
+  const rows = (await q.query('SELECT IS_USED_LOCK(?) AS holder', [name])) as { holder: number | string | null }[];
+  const h = rows[0]?.holder;
+  return h === null || h === undefined ? null : Number(h);
+}
+
+export async function getLock(q: Queryable, name: string): Promise<boolean> {
+  const rows = (await q.query('SELECT GET_LOCK(?, 0) AS ok', [name])) as { ok: number | string | null }[];
+  return Number(rows[0]?.ok) === 1;
+}

@@ -1,0 +1,150 @@
+// `schedule --wait` (SPEC §3): poll until no task of the backup id is init/running/replicated.
+// Master-side rows through the Spider table, replica rows on each replica (bounded concurrency).
+import type { Logger } from 'pino';
+import type { AgentConfig } from '../config/agent.js';
+import { connect, withConnection, type Connection } from '../db.js';
+import { errorMessage } from '../errors.js';
+import type { NewTaskRow, TaskRow } from '../sql/tasks.js';
+import * as sql from '../sql/tasks.js';
+import { endpointOf, readSlaveTasks } from './cluster-view.js';
+import type { SpiderTarget } from './spider-target.js';
+import { STATUS, isRunnable } from './status.js';
+import { supervisorLockName } from './supervise.js';
+import type { TaskSet } from './task-set.js';
+
+export const WAIT_LIMIT_MS = 48 * 3600 * 1000;
+
+export interface TaskView {
+  task: NewTaskRow;
+  /** Undefined while the row has not been read (replica unreachable, not replicated yet). */
+  row?: TaskRow;
+  problem?: string;
+}
+
+export interface Round {
+  n: number;
+  views: TaskView[];
+  counts: { total: number; success: number; running: number; waiting: number; failed: number; unknown: number };
+  errors: string[];
+  done: boolean;
+}
+
+export interface WaitResult {
+  ok: boolean;
+  reason: 'finished' | 'too-many-failed-polls' | 'timeout';
+  last: Round;
+  rounds: number;
+}
+
+export interface WaitDeps {
+  config: AgentConfig;
+  logger: Logger;
+  onRound?: (round: Round) => void;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+export async function waitForBackup(deps: WaitDeps, target: SpiderTarget, set: TaskSet, backupId: string): Promise<WaitResult> {
+  const { config } = deps;
+  const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const started = Date.now();
+  const lockless = new Map<string, number>();
+  let failedPolls = 0;
+  for (let n = 1; ; n++) {
+    const round = await pollOnce(config, target, set, backupId, n, lockless);
+    deps.onRound?.(round);
+    if (round.done) return { ok: round.counts.success === round.counts.total, reason: 'finished', last: round, rounds: n };
+    if (round.errors.length > 0) {
+      failedPolls++;
+      deps.logger.warn({ backupId, errors: round.errors, failedPolls }, 'wait: poll had errors; retrying');
+      if (failedPolls >= config.schedule.maxFailedPolls) return { ok: false, reason: 'too-many-failed-polls', last: round, rounds: n };
+    }
+    if (Date.now() - started > WAIT_LIMIT_MS) return { ok: false, reason: 'timeout', last: round, rounds: n };
+    await sleep(config.schedule.waitIntervalMs);
+  }
+}
+
+const keyOf = (t: { host: string; port: number }) => `${t.host}:${t.port}`;
+
+export async function pollOnce(
+  config: AgentConfig,
+  target: SpiderTarget,
+  set: TaskSet,
+  backupId: string,
+  n: number,
+  lockless: Map<string, number> = new Map(),
+): Promise<Round> {
+  const errors: string[] = [];
+  const rows = new Map<string, TaskRow>();
+  const slaveTasks = set.tasks.filter((t) => t.wrapper === 'mysql_slave');
+  const slaveServers = set.slaves.filter((s) => slaveTasks.some((t) => keyOf(t) === keyOf(s)));
+  const [masterSide, slaveSide] = await Promise.all([
+    withConnection(target.spider, (c) => sql.listMasterSideTasks(c, backupId)).catch((err: unknown) => {
+      errors.push(`spider ${keyOf(target.spider)}: ${errorMessage(err)}`);
+      return [] as TaskRow[];
+    }),
+    readSlaveTasks(slaveServers, backupId, config.schedule.waitConcurrency),
+  ]);
+  for (const r of masterSide) rows.set(keyOf(r), r);
+  for (const s of slaveSide) {
+    if (s.error) errors.push(`${s.server.serverName} ${keyOf(s.server)}: ${s.error}`);
+    for (const r of s.tasks) rows.set(keyOf(r), r);
+  }
+  const views: TaskView[] = set.tasks.map((task) => ({ task, row: rows.get(keyOf(task)) }));
+  await flagStalled(config, target, set, views, lockless);
+
+  const counts = { total: views.length, success: 0, running: 0, waiting: 0, failed: 0, unknown: 0 };
+  for (const v of views) {
+    if (!v.row) counts.unknown++;
+    else if (v.row.status === STATUS.success) counts.success++;
+    else if (v.row.status === STATUS.running) counts.running++;
+    else if (isRunnable(v.row.status)) counts.waiting++;
+    else counts.failed++;
+  }
+  const done = counts.unknown === 0 && counts.running === 0 && counts.waiting === 0;
+  return { n, views, counts, errors, done };
+}
+
+/**
+ * Names tasks nobody is working on instead of waiting silently: waiting longer than
+ * [schedule] unclaimed_after, or running while no supervisor holds the task's lock on its
+ * instance in two polls in a row (the host's agent or the host itself is gone).
+ */
+async function flagStalled(config: AgentConfig, target: SpiderTarget, set: TaskSet, views: TaskView[], lockless: Map<string, number>): Promise<void> {
+  for (const v of views) {
+    if (v.row && isRunnable(v.row.status) && v.row.createdAgeS * 1000 > config.schedule.unclaimedAfterMs) {
+      v.problem = `not picked up for ${Math.round(v.row.createdAgeS / 60)} min: is the agent on ${keyOf(v.task)} running?`;
+    }
+  }
+  const running = views.filter((v) => v.row?.status === STATUS.running);
+  const servers = [...set.masters, ...set.slaves];
+  await Promise.all(
+    running.map(async (v) => {
+      const row = v.row as TaskRow;
+      const ep = keyOf(row) === keyOf(target.spider) ? target.spider : servers.find((s) => keyOf(s) === keyOf(row));
+      if (!ep) return;
+      let conn: Connection | undefined;
+      try {
+        conn = await connect('serverName' in ep ? endpointOf(ep) : ep, { connectTimeoutMs: 5000 });
+        const holder = await sql.lockHolder(conn, supervisorLockName(row));
+        const k = `${keyOf(row)}/${row.taskPid}`;
+        if (holder !== null) lockless.delete(k);
+        else lockless.set(k, (lockless.get(k) ?? 0) + 1);
+        if ((lockless.get(k) ?? 0) >= 2) v.problem = `running (pid ${row.taskPid}) but no agent holds it: is the host ${row.host} up and its agent running?`;
+      } catch (err) {
+        v.problem = `running; its instance cannot be reached to check the agent: ${errorMessage(err)}`;
+      } finally {
+        await conn?.close();
+      }
+    }),
+  );
+}
+
+export function progressLine(r: Round): string {
+  const c = r.counts;
+  return `${c.success}/${c.total} success, ${c.running} running, ${c.waiting} waiting, ${c.failed} failed${c.unknown ? `, ${c.unknown} not readable yet` : ''}`;
+}
+
+/** The tasks that did not end `success`, for the final report. */
+export function unsuccessful(r: Round): TaskView[] {
+  return r.views.filter((v) => v.row?.status !== STATUS.success);
+}

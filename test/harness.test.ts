@@ -1,0 +1,258 @@
+// Self-test of the integration harness: a real MariaDB topology (2 masters, a replica of master0,
+// a Spider node, and the tdbctl stand-in in front of its backing database).
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import ini from 'ini';
+import mysql from 'mysql2/promise';
+import { ADMIN_PASSWORD, ADMIN_USER, HOST, startCluster, TDBCTL_PORT_OFFSET, type Cluster } from './harness/cluster.js';
+
+const TABLE = 'infodba_schema.global_backup';
+
+describe('integration harness', { timeout: 300_000 }, () => {
+  let cluster: Cluster;
+  let startMs = 0;
+
+  before(async () => {
+    const t0 = performance.now();
+    cluster = await startCluster({ tdbctl: true });
+    startMs = performance.now() - t0;
+  });
+
+  after(async (t) => {
+    if (!cluster) return;
+    const pids = mariadbdPids(cluster.dir);
+    const t0 = performance.now();
+    await cluster.close();
+    const msg = `close() took ${Math.round(performance.now() - t0)} ms`;
+    if ('diagnostic' in t) t.diagnostic(msg);
+    else console.log(`# ${msg}`);
+    assert.equal(existsSync(cluster.dir), false, 'temp dir removed');
+    for (const pid of pids) assert.equal(isAlive(pid), false, `mariadbd ${pid} still running`);
+  });
+
+  it('starts the topology with the expected ports and servers', async (t) => {
+    t.diagnostic(`startCluster({ tdbctl: true }) took ${Math.round(startMs)} ms`);
+    const { masters, slaves, spider, tdbctlNode, tdbctl } = cluster;
+    assert.equal(masters.length, 2);
+    assert.deepEqual(slaves.map((s) => s.shardValue), [0]);
+    for (const i of [...masters, ...slaves]) assert.ok(i.port >= 20000 && i.port <= 24999, `${i.name} port ${i.port}`);
+    assert.ok(spider.port >= 25000 && spider.port <= 25899, `spider port ${spider.port}`);
+    assert.equal(tdbctlNode?.port, spider.port + TDBCTL_PORT_OFFSET);
+    assert.equal(tdbctl?.port, tdbctlNode?.port);
+    assert.equal(cluster.all().length, 5);
+
+    const servers = await cluster.query<{ Server_name: string; Port: number; Wrapper: string }>(
+      spider,
+      'SELECT Server_name, Port, Wrapper FROM mysql.servers ORDER BY Server_name',
+    );
+    assert.deepEqual(servers, [
+      { Server_name: 'SPIDER0', Port: spider.port, Wrapper: 'SPIDER' },
+      { Server_name: 'SPT0', Port: masters[0]!.port, Wrapper: 'mysql' },
+      { Server_name: 'SPT1', Port: masters[1]!.port, Wrapper: 'mysql' },
+      { Server_name: 'SPT_SLAVE0', Port: slaves[0]!.port, Wrapper: 'mysql_slave' },
+    ]);
+  });
+
+  it('routes a Spider-table row to the master of its shard', async () => {
+    for (const shard of [0, 1]) {
+      await cluster.exec(
+        cluster.spider,
+        `INSERT INTO ${TABLE} (ServerName, Wrapper, Host, Port, ShardValue, BackupId, BackupStatus) VALUES (?, 'mysql', ?, ?, ?, 'route', 'init')`,
+        [`SPT${shard}`, HOST, cluster.masters[shard]!.port, shard],
+      );
+    }
+    for (const shard of [0, 1]) {
+      const rows = await cluster.query(cluster.masters[shard]!, `SELECT ShardValue FROM ${TABLE} WHERE BackupId = 'route'`);
+      assert.deepEqual(rows, [{ ShardValue: shard }], `rows on masters[${shard}]`);
+    }
+    const viaSpider = await cluster.query(cluster.spider, `SELECT ShardValue FROM ${TABLE} WHERE BackupId = 'route' ORDER BY ShardValue`);
+    assert.deepEqual(viaSpider, [{ ShardValue: 0 }, { ShardValue: 1 }]);
+  });
+
+  it('replicates masters[0] to its replica', async () => {
+    await cluster.waitReplicated();
+    const [slave] = cluster.slaves;
+    assert.equal(cluster.masterOf(slave!), cluster.masters[0]);
+    const rows = await cluster.query(slave!, `SELECT ShardValue FROM ${TABLE} WHERE BackupId = 'route'`);
+    assert.deepEqual(rows, [{ ShardValue: 0 }]);
+  });
+
+  it('gives ADMIN_USER access to the replica over TCP through replication alone', async () => {
+    const slave = cluster.slaves[0]!;
+    const conn = await mysql.createConnection({ host: HOST, port: slave.port, user: ADMIN_USER, password: ADMIN_PASSWORD });
+    try {
+      const [rows] = await conn.query('SELECT CURRENT_USER() AS u');
+      assert.deepEqual(rows, [{ u: `${ADMIN_USER}@%` }]);
+    } finally {
+      await conn.end();
+    }
+  });
+
+  describe('tdbctl stand-in', () => {
+    const connect = (password = ADMIN_PASSWORD, user = ADMIN_USER) =>
+      mysql.createConnection({ host: HOST, port: cluster.tdbctl!.port, user, password });
+
+    it('answers tdbctl get primary from its settings', async () => {
+      const conn = await connect();
+      try {
+        const [rows] = await conn.query('tdbctl get primary');
+        assert.deepEqual(rows, [{ SERVER_NAME: 'TDBCTL0', HOST, PORT: cluster.tdbctl!.port, IS_THIS_SERVER: 1 }]);
+        cluster.tdbctl!.setPrimary(false);
+        const [again] = await conn.query('TDBCTL GET PRIMARY ;  ');
+        assert.equal((again as Array<{ IS_THIS_SERVER: number }>)[0]?.IS_THIS_SERVER, 0);
+        const [prepared] = await conn.execute('tdbctl get primary');
+        assert.deepEqual(prepared, [{ SERVER_NAME: 'TDBCTL0', HOST, PORT: cluster.tdbctl!.port, IS_THIS_SERVER: 0 }]);
+      } finally {
+        cluster.tdbctl!.setPrimary(true);
+        await conn.end();
+      }
+    });
+
+    it('proxies mysql.servers through query and execute', async () => {
+      const conn = await connect();
+      try {
+        const sql = 'SELECT Server_name, Host, Port, Username, Password, Wrapper FROM mysql.servers WHERE Wrapper = ? ORDER BY Server_name';
+        const [executed] = await conn.execute(sql, ['mysql']);
+        const expected = cluster.masters.map((m) => ({
+          Server_name: `SPT${m.shardValue}`,
+          Host: HOST,
+          Port: m.port,
+          Username: ADMIN_USER,
+          Password: ADMIN_PASSWORD,
+          Wrapper: 'mysql',
+        }));
+        assert.deepEqual(executed, expected);
+        const [queried] = await conn.query(sql, ['mysql']);
+        assert.deepEqual(queried, expected);
+        const [all] = await conn.query('SELECT Server_name, Wrapper, Port FROM mysql.servers ORDER BY Server_name');
+        assert.deepEqual(
+          (all as Array<{ Server_name: string }>).map((r) => r.Server_name),
+          ['SPIDER0', 'SPT0', 'SPT1', 'SPT_SLAVE0', 'TDBCTL0'],
+        );
+        await conn.query('SET NAMES utf8mb4');
+        assert.deepEqual((await conn.query('SELECT 1 AS one'))[0], [{ one: 1 }]);
+      } finally {
+        await conn.end();
+      }
+    });
+
+    it('relays typed values, OK packets and errors', async () => {
+      const conn = await connect();
+      try {
+        const [typed] = await conn.execute(
+          "SELECT ? AS n, ? AS s, ? AS z, CAST(-5 AS SIGNED) AS i, 2.5e0 AS d, 12.34 AS dec1, TIMESTAMP'2024-02-03 04:05:06' AS ts, DATE'2024-02-03' AS dt, TIME'-01:02:03' AS tm",
+          [42, 'x', null],
+        );
+        const row = (typed as Array<Record<string, unknown>>)[0]!;
+        assert.equal(Number(row.n), 42);
+        assert.equal(row.s, 'x');
+        assert.equal(row.z, null);
+        assert.equal(row.i, -5);
+        assert.equal(row.d, 2.5);
+        assert.equal(row.dec1, '12.34');
+        assert.equal((row.ts as Date).getTime(), new Date(2024, 1, 3, 4, 5, 6).getTime());
+        assert.equal(row.tm, '-01:02:03');
+
+        await conn.query('CREATE DATABASE IF NOT EXISTS scratch');
+        await conn.query('CREATE TEMPORARY TABLE scratch.t (a int)');
+        const [inserted] = await conn.execute(`INSERT INTO scratch.t VALUES (?), (?), (?)`, [1, 2, 3]);
+        assert.equal((inserted as mysql.ResultSetHeader).affectedRows, 3);
+        const [updated] = await conn.query(`UPDATE scratch.t SET a = a + 10 WHERE a > 1`);
+        assert.equal((updated as mysql.ResultSetHeader).affectedRows, 2);
+
+        await assert.rejects(conn.query('SELECT * FROM no_such_db.t'), { errno: 1146 });
+        await assert.rejects(conn.execute('SELEKT ?', [1]), { errno: 1064 });
+        assert.deepEqual((await conn.query('SELECT 2 AS two'))[0], [{ two: 2 }], 'connection usable after errors');
+      } finally {
+        await conn.end();
+      }
+    });
+
+    it('works with a connection pool', async () => {
+      const pool = mysql.createPool({ host: HOST, port: cluster.tdbctl!.port, user: ADMIN_USER, password: ADMIN_PASSWORD, connectionLimit: 3 });
+      try {
+        const results = await Promise.all(
+          Array.from({ length: 12 }, (_, i) =>
+            i % 2
+              ? pool.execute('SELECT Server_name FROM mysql.servers WHERE Wrapper = ?', ['TDBCTL'])
+              : pool.query('tdbctl get primary'),
+          ),
+        );
+        for (const [i, [rows]] of results.entries()) {
+          const expected = i % 2 ? [{ Server_name: 'TDBCTL0' }] : [{ SERVER_NAME: 'TDBCTL0', HOST, PORT: cluster.tdbctl!.port, IS_THIS_SERVER: 1 }];
+          assert.deepEqual(rows, expected);
+        }
+      } finally {
+        await pool.end();
+      }
+    });
+
+    it('rejects other users and wrong passwords', async () => {
+      await assert.rejects(connect('wrong'), { errno: 1045 });
+      await assert.rejects(connect(ADMIN_PASSWORD, 'root'), { errno: 1045 });
+    });
+
+    it('can be stopped and started to simulate an outage', async () => {
+      const idle = await connect();
+      await cluster.tdbctl!.stop();
+      await assert.rejects(connect(), { code: 'ECONNREFUSED' });
+      await assert.rejects(idle.query('SELECT 1'));
+      idle.destroy();
+      await cluster.tdbctl!.start();
+      const conn = await connect();
+      try {
+        assert.deepEqual((await conn.query('SELECT 1 AS one'))[0], [{ one: 1 }]);
+      } finally {
+        await conn.end();
+      }
+    });
+  });
+
+  it('stops and starts a master; its replica resumes', async () => {
+    const [m0] = cluster.masters;
+    await cluster.stop(m0!);
+    await assert.rejects(cluster.query(m0!, 'SELECT 1'));
+    await assert.rejects(cluster.waitReplicated(), /is stopped/);
+    await cluster.start(m0!);
+    await cluster.exec(
+      m0!,
+      `INSERT INTO ${TABLE} (ServerName, Wrapper, Host, Port, ShardValue, BackupId) VALUES ('SPT0', 'mysql', ?, ?, 0, 'after-restart')`,
+      [HOST, m0!.port],
+    );
+    await cluster.waitReplicated();
+    const rows = await cluster.query(cluster.slaves[0]!, `SELECT BackupId FROM ${TABLE} WHERE BackupId = 'after-restart'`);
+    assert.deepEqual(rows, [{ BackupId: 'after-restart' }]);
+  });
+
+  it('writes an instance ini in the old tool format', () => {
+    const dir = join(cluster.dir, 'ini');
+    const spiderIni = ini.parse(readFileSync(cluster.writeInstanceIni(dir, cluster.spider), 'utf8'));
+    assert.equal(spiderIni.Public.MysqlRole, 'spider_master');
+    assert.equal(spiderIni.Public.MysqlPort, String(cluster.spider.port));
+    assert.equal(spiderIni.Public.MysqlPasswd, ADMIN_PASSWORD);
+    assert.ok(spiderIni.LogicalBackup, 'foreign section kept');
+    const path = cluster.writeInstanceIni(dir, cluster.slaves[0]!, { BackupType: 'physical', 'LogicalBackup.Threads': '8' });
+    assert.equal(path, join(dir, `dbbackup.${cluster.slaves[0]!.port}.ini`));
+    const slaveIni = ini.parse(readFileSync(path, 'utf8'));
+    assert.equal(slaveIni.Public.MysqlRole, 'slave');
+    assert.equal(slaveIni.Public.BackupType, 'physical');
+    assert.equal(slaveIni.LogicalBackup.Threads, '8');
+  });
+});
+
+function mariadbdPids(dir: string): number[] {
+  return readdirSync(dir, { withFileTypes: true })
+    .filter((d) => d.isDirectory() && existsSync(join(dir, d.name, 'harness.pid')))
+    .map((d) => Number(readFileSync(join(dir, d.name, 'harness.pid'), 'utf8')));
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
