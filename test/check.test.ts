@@ -13,11 +13,15 @@ let cluster: Cluster;
 let ws: Workspace;
 let m0: Cluster['masters'][number];
 let m1: Cluster['masters'][number];
+// The masters in port order: the order in which one host backs its instances up.
+let p0: Cluster['masters'][number];
+let p1: Cluster['masters'][number];
 
 before(async () => {
   cluster = await startCluster({ shards: 2, slaves: [0] });
   ws = new Workspace();
   [m0, m1] = cluster.masters as [typeof m0, typeof m1];
+  [p0, p1] = [m0, m1].sort((a, b) => a.port - b.port) as [typeof m0, typeof m1];
   cluster.writeInstanceIni(ws.confDir, m0);
   cluster.writeInstanceIni(ws.confDir, m1);
 });
@@ -34,7 +38,7 @@ beforeEach(async () => {
 
 /** A live process whose command line carries `marker`, standing in for some process. */
 function liveProcess(...marker: string[]) {
-  const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)', ...marker], { stdio: 'ignore' });
+  const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)', '--', ...marker], { stdio: 'ignore' });
   return child;
 }
 
@@ -46,39 +50,39 @@ async function deadPid(): Promise<number> {
 
 describe('check without --run', () => {
   test('lists what would run, in table and JSON, and changes nothing', async () => {
-    await insertTasks(cluster, [{ backupId: 'dry-1', for: m0 }, { backupId: 'dry-1', for: m1 }]);
+    await insertTasks(cluster, [{ backupId: 'dry-1', for: p0 }, { backupId: 'dry-1', for: p1 }]);
     const table = await ws.cli('check');
     assert.equal(table.code, 0, table.stderr);
     assert.match(table.stdout, /Would back up, one after another \(backup id dry-1\)/);
-    assert.match(table.stdout, new RegExp(`${m0.port}.*SPT0.*init`));
+    assert.match(table.stdout, new RegExp(`${p0.port}.*SPT.*init`));
     const json = await ws.cli('check', '--format', 'json');
     const out = JSON.parse(json.stdout) as { wouldRun: { Port: number; command: string[] }[] };
-    assert.deepEqual(out.wouldRun.map((t) => t.Port), [m0.port, m1.port]);
+    assert.deepEqual(out.wouldRun.map((t) => t.Port), [p0.port, p1.port]);
     assert.ok(out.wouldRun[0]?.command.includes('dry-1'));
-    assert.equal(await statusOf(cluster, m0, 'dry-1'), 'init');
+    assert.equal(await statusOf(cluster, p0, 'dry-1'), 'init');
     assert.equal(ws.runs().length, 0);
   });
 });
 
 describe('check --run', () => {
   test('backs up every instance of the id one after another; exit code decides success/failed; one failure does not stop the others', async () => {
-    await insertTasks(cluster, [{ backupId: 'run-1', for: m0 }, { backupId: 'run-1', for: m1 }]);
-    ws.behave(m0.port, { exitCode: 3, stderr: 'disk full on /data/dbbak\n' });
+    await insertTasks(cluster, [{ backupId: 'run-1', for: p0 }, { backupId: 'run-1', for: p1 }]);
+    ws.behave(p0.port, { exitCode: 3, stderr: 'disk full on /data/dbbak\n' });
     const r = await ws.cli('check', '--run');
     assert.equal(r.code, 1, 'a failed instance makes the run fail');
-    assert.deepEqual(ws.runs().map((x) => x.port), [m0.port, m1.port]);
-    assert.equal(await statusOf(cluster, m0, 'run-1'), 'failed: exit code 3');
-    assert.equal(await statusOf(cluster, m1, 'run-1'), 'success');
+    assert.deepEqual(ws.runs().map((x) => x.port), [p0.port, p1.port]);
+    assert.equal(await statusOf(cluster, p0, 'run-1'), 'failed: exit code 3');
+    assert.equal(await statusOf(cluster, p1, 'run-1'), 'success');
     // the argument vector comes from the template, placeholders substituted
     const run1 = ws.runs()[1];
-    assert.equal(run1?.config, join(ws.confDir, `dbbackup.${m1.port}.ini`));
-    assert.equal(run1?.shardValue, '1');
+    assert.equal(run1?.config, join(ws.confDir, `dbbackup.${p1.port}.ini`));
+    assert.equal(run1?.shardValue, String(p1.shardValue));
     assert.equal(run1?.cwd, ws.dir, 'runs in [backup] install_dir');
     // logs: JSON lines, task lines carry backupId and port, stderr tail logged, no password
     const lines = r.stderr.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     const failed = lines.find((l) => l.msg === 'backup failed');
     assert.equal(failed?.backupId, 'run-1');
-    assert.equal(failed?.port, m0.port);
+    assert.equal(failed?.port, p0.port);
     assert.match(String(failed?.stderrTail), /disk full/);
     for (const l of lines.filter((x) => typeof x.msg === 'string' && /backup|task/.test(x.msg as string))) {
       assert.ok(l.backupId !== undefined && l.port !== undefined, JSON.stringify(l));
@@ -113,19 +117,19 @@ describe('check --run', () => {
     const [a, b] = await Promise.all([ws.cli('check', '--run'), ws.cli('check', '--run')]);
     assert.ok(a.code === 0 && b.code === 0, a.stderr + b.stderr);
     const runs = ws.runs().map((x) => `${x.backupId}@${x.port}`).sort();
-    assert.deepEqual(runs, [`race-1@${m0.port}`, `race-1@${m1.port}`]);
+    assert.deepEqual(runs, [`race-1@${m0.port}`, `race-1@${m1.port}`].sort(), 'each task ran exactly once');
     assert.equal(await statusOf(cluster, m0, 'race-1'), 'success');
     assert.equal(await statusOf(cluster, m1, 'race-1'), 'success');
   });
 
   test('one running backup id per machine: the earlier id finishes on every instance before the next starts', async () => {
     await insertTasks(cluster, [
-      { backupId: 'B-later', for: m0, createdAgoS: 60 },
-      { backupId: 'B-later', for: m1, createdAgoS: 60 },
-      { backupId: 'A-earlier', for: m0, createdAgoS: 120 },
-      { backupId: 'A-earlier', for: m1, createdAgoS: 120 },
+      { backupId: 'B-later', for: p0, createdAgoS: 60 },
+      { backupId: 'B-later', for: p1, createdAgoS: 60 },
+      { backupId: 'A-earlier', for: p0, createdAgoS: 120 },
+      { backupId: 'A-earlier', for: p1, createdAgoS: 120 },
     ]);
-    ws.behave(m0.port, { block: true });
+    ws.behave(p0.port, { block: true });
     const first = ws.start(['check', '--run']);
     await waitFor('A-earlier to start on the first instance', () => ws.runs().length === 1);
     assert.equal(ws.runs()[0]?.backupId, 'A-earlier');
@@ -133,12 +137,12 @@ describe('check --run', () => {
     assert.equal(second.code, 0, second.stderr);
     assert.match(second.stdout, /A backup of this host is running/);
     assert.equal(ws.runs().length, 1, 'nothing else started while one runs');
-    ws.release(m0.port);
+    ws.release(p0.port);
     assert.equal((await first.result).code, 0);
     const third = await ws.cli('check', '--run');
     assert.equal(third.code, 0, third.stderr);
     assert.deepEqual(ws.runs().map((x) => `${x.backupId}@${x.port}`), [
-      `A-earlier@${m0.port}`, `A-earlier@${m1.port}`, `B-later@${m0.port}`, `B-later@${m1.port}`,
+      `A-earlier@${p0.port}`, `A-earlier@${p1.port}`, `B-later@${p0.port}`, `B-later@${p1.port}`,
     ]);
   });
 
@@ -151,15 +155,15 @@ describe('check --run', () => {
   });
 
   test('status is re-checked before each instance: a task quit meanwhile is not started', async () => {
-    await insertTasks(cluster, [{ backupId: 'recheck', for: m0 }, { backupId: 'recheck', for: m1 }]);
-    ws.behave(m0.port, { block: true });
+    await insertTasks(cluster, [{ backupId: 'recheck', for: p0 }, { backupId: 'recheck', for: p1 }]);
+    ws.behave(p0.port, { block: true });
     const run = ws.start(['check', '--run']);
     await waitFor('first backup', () => ws.runs().length === 1);
-    await cluster.exec(m1, "UPDATE infodba_schema.global_backup SET BackupStatus = 'quit' WHERE BackupId = 'recheck'");
-    ws.release(m0.port);
+    await cluster.exec(p1, "UPDATE infodba_schema.global_backup SET BackupStatus = 'quit' WHERE BackupId = 'recheck'");
+    ws.release(p0.port);
     await run.result;
-    assert.deepEqual(ws.runs().map((x) => x.port), [m0.port]);
-    assert.equal(await statusOf(cluster, m1, 'recheck'), 'quit');
+    assert.deepEqual(ws.runs().map((x) => x.port), [p0.port]);
+    assert.equal(await statusOf(cluster, p1, 'recheck'), 'quit');
   });
 });
 
@@ -177,7 +181,8 @@ describe('housekeeping', () => {
       await insertTasks(cluster, [{ backupId: 'recycled-1', for: m0, status: 'running', taskPid: stranger.pid as number }]);
       const r = await ws.cli('check', '--run');
       assert.equal(r.code, 0, r.stderr);
-      assert.equal(await statusOf(cluster, m0, 'recycled-1'), 'failed: cmdline has no backup-id');
+      // The old tool's reason is 32 characters; BackupStatus is varchar(30), so it is stored cut.
+      assert.equal(await statusOf(cluster, m0, 'recycled-1'), 'failed: cmdline has no backup-');
       assert.ok(pidAlive(stranger.pid as number), 'a foreign process is never killed');
     } finally {
       stranger.kill('SIGKILL');

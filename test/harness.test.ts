@@ -214,7 +214,7 @@ describe('integration harness', { timeout: 300_000 }, () => {
     const [m0] = cluster.masters;
     await cluster.stop(m0!);
     await assert.rejects(cluster.query(m0!, 'SELECT 1'));
-    await assert.rejects(cluster.waitReplicated(), /is stopped/);
+    await assert.rejects(cluster.waitReplicated(), /master0 is stopped/);
     await cluster.start(m0!);
     await cluster.exec(
       m0!,
@@ -224,6 +224,17 @@ describe('integration harness', { timeout: 300_000 }, () => {
     await cluster.waitReplicated();
     const rows = await cluster.query(cluster.slaves[0]!, `SELECT BackupId FROM ${TABLE} WHERE BackupId = 'after-restart'`);
     assert.deepEqual(rows, [{ BackupId: 'after-restart' }]);
+  });
+
+  it('stops and starts a replica; it catches up', async () => {
+    const [m0] = cluster.masters;
+    const [s0] = cluster.slaves;
+    await cluster.stop(s0!);
+    await cluster.exec(m0!, `UPDATE ${TABLE} SET BackupStatus = 'while-replica-down' WHERE BackupId = 'after-restart'`);
+    await cluster.start(s0!);
+    await cluster.waitReplicated();
+    const rows = await cluster.query(s0!, `SELECT BackupStatus FROM ${TABLE} WHERE BackupId = 'after-restart'`);
+    assert.deepEqual(rows, [{ BackupStatus: 'while-replica-down' }]);
   });
 
   it('writes an instance ini in the old tool format', () => {

@@ -13,6 +13,7 @@ export const STATUS = {
 export const REASON = {
   noPid: 'failed: no pid',
   processGone: 'failed: process does not exist',
+  // 32 characters: stored cut to the column's 30, as the old tool's was (see sql/tasks.ts fit).
   foreignPid: 'failed: cmdline has no backup-id',
   timeout: 'failed: timeout',
   quitNoProcess: 'quit: no process',
@@ -30,9 +31,9 @@ export const isFinished = (status: string): boolean => {
   return c === STATUS.success || c === STATUS.failed || c === STATUS.quit || c === STATUS.cancel || c === STATUS.unknown;
 };
 
-/** Final status of a backup process from how it ended. Fits the column (varchar 30). */
+/** Final status of a backup process from how it ended. */
 export function exitStatus(code: number | null, signal: string | null, spawnError?: string): string {
-  if (spawnError !== undefined) return `failed: cannot start ${spawnError}`.slice(0, 30);
+  if (spawnError !== undefined) return `failed: cannot start ${spawnError}`;
   if (code === 0) return STATUS.success;
   if (signal) return `failed: killed by ${signal}`;
   return `failed: exit code ${code}`;

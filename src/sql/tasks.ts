@@ -66,6 +66,10 @@ function toTask(r: RawRow): TaskRow {
   };
 }
 
+/** BackupStatus is varchar(30): cut longer reasons ourselves so strict sql_mode does not refuse them. */
+export const STATUS_WIDTH = 30;
+const fit = (status: string): string => status.slice(0, STATUS_WIDTH);
+
 const affected = (res: unknown): number => Number((res as { affectedRows?: number }).affectedRows ?? 0);
 
 /** All tasks of one instance (Host, Port), oldest first. */
@@ -104,7 +108,7 @@ export async function recordPid(q: Queryable, k: TaskKey, pid: number): Promise<
 export async function updateRunning(q: Queryable, k: TaskKey, observedPid: number, status: string, newPid = observedPid): Promise<boolean> {
   const res = await q.query(
     `UPDATE ${T} SET BackupStatus = ?, TaskPid = ? WHERE ${KEY} AND BackupStatus = 'running' AND TaskPid = ?`,
-    [status, newPid, ...keyParams(k), observedPid],
+    [fit(status), newPid, ...keyParams(k), observedPid],
   );
   return affected(res) === 1;
 }
@@ -112,7 +116,7 @@ export async function updateRunning(q: Queryable, k: TaskKey, observedPid: numbe
 /** Any status change conditional on the exact status observed (quit outcome, 12 h expiry). */
 export async function updateStatus(q: Queryable, k: TaskKey, observedStatus: string, status: string): Promise<boolean> {
   const res = await q.query(`UPDATE ${T} SET BackupStatus = ? WHERE ${KEY} AND BackupStatus = ?`, [
-    status,
+    fit(status),
     ...keyParams(k),
     observedStatus,
   ]);

@@ -329,7 +329,9 @@ class LocalCluster implements Cluster {
 
   private async waitReplica(slave: Instance, timeoutMs: number): Promise<void> {
     const master = this.masterOf(slave);
-    if (!this.serverOf(master).running) throw new Error(`waitReplicated: ${master.name} (master of ${slave.name}) is stopped`);
+    for (const inst of [master, slave]) {
+      if (!this.serverOf(inst).running) throw new Error(`waitReplicated: ${inst.name} is stopped`);
+    }
     const [target] = await this.query<{ File: string; Position: number }>(master, 'SHOW MASTER STATUS');
     if (!target) throw new Error(`waitReplicated: ${master.name} has no binary log`);
     const deadline = Date.now() + timeoutMs;
@@ -441,7 +443,9 @@ function binlogPosition(file: string, pos: number | string): bigint {
  */
 function startWatchdog(dir: string): ChildProcess {
   const script = [
-    'while kill -0 "$1" 2>/dev/null; do sleep 1; done',
+    // alive = exists and is not a zombie (a killed process stays one until its parent reaps it)
+    'alive() { s=$(sed "s/.*) //" "/proc/$1/stat" 2>/dev/null | cut -c1); [ -n "$s" ] && [ "$s" != Z ]; }',
+    'while alive "$1"; do sleep 1; done',
     'for f in "$2"/*/harness.pid; do [ -f "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null; done',
     'rm -rf "$2"',
   ].join('\n');

@@ -111,7 +111,12 @@ export class MariadbServer {
     const child = this.child;
     if (!child) return;
     child.kill('SIGTERM');
-    const timedOut = await Promise.race([this.exited.then(() => false), delay(STOP_TIMEOUT_MS).then(() => true)]);
+    const timer = new AbortController(); // a pending timer would keep the test process alive
+    const timedOut = await Promise.race([
+      this.exited.then(() => false),
+      delay(STOP_TIMEOUT_MS, true, { signal: timer.signal }).catch(() => false),
+    ]);
+    timer.abort();
     if (timedOut) this.kill();
     await this.exited;
   }

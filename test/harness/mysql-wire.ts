@@ -426,15 +426,18 @@ function pad(n: number, width = 2): string {
   return String(n).padStart(width, '0');
 }
 
-/** Returned as text so the backend parses it exactly as the client meant it (no time zone games). */
-function readDateTime(r: Reader): string {
+/**
+ * A local-time Date, as a mysql2 client (timezone 'local') sent it, so the backend connection
+ * (also 'local') sends back the same DATETIME. Values a Date cannot hold exactly (zero dates,
+ * microseconds) stay text, which the server converts just as well.
+ */
+function readDateTime(r: Reader): Date | string {
   const len = r.u8();
   const p = r.bytes(len);
-  const y = len >= 4 ? p.readUInt16LE(0) : 0;
-  const date = `${pad(y, 4)}-${pad(p[2] ?? 0)}-${pad(p[3] ?? 0)}`;
-  const time = `${pad(p[4] ?? 0)}:${pad(p[5] ?? 0)}:${pad(p[6] ?? 0)}`;
-  const micro = len >= 11 ? `.${pad(p.readUInt32LE(7), 6)}` : '';
-  return `${date} ${time}${micro}`;
+  const [y, mo, d, h, mi, s] = [len >= 4 ? p.readUInt16LE(0) : 0, p[2] ?? 0, p[3] ?? 0, p[4] ?? 0, p[5] ?? 0, p[6] ?? 0];
+  const micro = len >= 11 ? p.readUInt32LE(7) : 0;
+  if (y > 0 && mo > 0 && d > 0 && micro % 1000 === 0) return new Date(y, mo - 1, d, h, mi, s, micro / 1000);
+  return `${pad(y, 4)}-${pad(mo)}-${pad(d)} ${pad(h)}:${pad(mi)}:${pad(s)}.${pad(micro, 6)}`;
 }
 
 function readTime(r: Reader): string {

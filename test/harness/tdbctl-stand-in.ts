@@ -240,6 +240,8 @@ class Session {
   ) {
     client.on('error', () => this.close());
     client.stream.on('close', () => this.close());
+    // A reply is several small packets: without this, Nagle + delayed ACK add ~40 ms stalls.
+    client.stream.setNoDelay(true);
     // mysql2 answers "No query handler" or hands SET statements to 'stmt_prepare' unless a listener
     // exists; all commands are taken from the raw 'packet' event, which follows every dispatch.
     for (const ev of DISPATCH_EVENTS) client.on(ev, () => {});
@@ -324,7 +326,9 @@ class Session {
   private reply(payloads: Buffer[]): void {
     if (this.closed) return;
     this.client.sequenceId = 1;
+    this.client.stream.cork(); // one TCP segment per reply where possible
     for (const p of payloads) this.client.writePacket(new RawPacket(p));
+    this.client.stream.uncork();
     this.client.sequenceId = 0;
   }
 
@@ -462,7 +466,7 @@ function definitions(cols: readonly ColumnDef[]): Buffer[] {
 }
 
 function toColumnDef(f: FieldPacket): ColumnDef {
-  const m = f as unknown as ColumnDef & { db?: string };
+  const m = f as unknown as ColumnDef & { db?: string; extendedFormat?: string };
   return {
     schema: m.schema ?? m.db ?? '',
     table: m.table ?? '',
@@ -471,7 +475,9 @@ function toColumnDef(f: FieldPacket): ColumnDef {
     orgName: m.orgName ?? '',
     characterSet: m.characterSet,
     columnLength: m.columnLength,
-    columnType: m.columnType,
+    // MariaDB marks JSON only in extended metadata, which the stand-in does not offer; tdbctl
+    // (MySQL 5.7) sends the JSON type, so clients parse such values the same way.
+    columnType: m.extendedFormat === 'json' ? Type.JSON : m.columnType,
     flags: m.flags,
     decimals: m.decimals,
   };

@@ -1,0 +1,112 @@
+// What the daemon sees, written to state_dir/status.json after every tick so `spiderbackup status`
+// can show it — also when the daemon is down (the file then says what was true when it stopped).
+import { join } from 'node:path';
+import type { CheckReport } from '../core/check.js';
+import { isFinished } from '../core/status.js';
+import { isSpiderInstance } from '../config/instance.js';
+import type { TaskRow } from '../sql/tasks.js';
+import { readJsonFile, writeJsonAtomic } from './state-file.js';
+
+export interface TaskBrief {
+  backupId: string;
+  shardValue: number;
+  status: string;
+  taskPid: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface InstanceStatus {
+  port: number;
+  host: string;
+  role: string;
+  file: string;
+  /** Tasks not finished yet (waiting, running, quit requested). */
+  current: TaskBrief[];
+  /** The most recently finished task. */
+  last: TaskBrief | undefined;
+  error: string | undefined;
+}
+
+export interface TickRecord {
+  reason: string;
+  startedAt: string;
+  finishedAt: string;
+  durationMs: number;
+  ok: boolean;
+  error: string | undefined;
+  /** Backups handed to a supervisor in this tick ("backupId@port"). */
+  started: string[];
+  paused: boolean;
+}
+
+export interface ScheduleRecord {
+  at: string;
+  result: string;
+  backupId?: string;
+  error?: string;
+}
+
+export interface DaemonStatus {
+  format: 1;
+  pid: number;
+  startedAt: string;
+  writtenAt: string;
+  /** `stopped` is written on a clean shutdown; after a crash the file still says `running`. */
+  state: 'running' | 'stopped';
+  agentConfig: string | undefined;
+  configDir: string;
+  stateDir: string;
+  tickIntervalMs: number;
+  metricsListen: string;
+  lastTick: TickRecord | undefined;
+  lastSuccessfulTickAt: string | undefined;
+  lastError: { at: string; message: string } | undefined;
+  schedule: { cron: string | undefined; spiderHost: boolean; nextRun: string | undefined; lastRun: ScheduleRecord | undefined };
+  instances: InstanceStatus[];
+  configErrors: { file: string; message: string }[];
+  journalBacklog: number;
+}
+
+export const statusFile = (stateDir: string): string => join(stateDir, 'status.json');
+
+export function writeStatus(stateDir: string, status: DaemonStatus): void {
+  writeJsonAtomic(statusFile(stateDir), status);
+}
+
+export function readStatus(stateDir: string): DaemonStatus | undefined {
+  const raw = readJsonFile(statusFile(stateDir)) as Partial<DaemonStatus> | undefined;
+  if (raw === undefined) return undefined;
+  if (raw.format !== 1) throw new Error(`${statusFile(stateDir)}: unknown format`);
+  return raw as DaemonStatus;
+}
+
+const brief = (t: TaskRow): TaskBrief => ({
+  backupId: t.backupId,
+  shardValue: t.shardValue,
+  status: t.status,
+  taskPid: t.taskPid,
+  createdAt: t.createdAt,
+  updatedAt: t.updatedAt,
+});
+
+export function instanceStatuses(report: CheckReport): InstanceStatus[] {
+  return report.instances.map((r) => {
+    const finished = r.tasks.filter((t) => isFinished(t.status));
+    // updatedAgeS is by the instance's own clock, so it orders that instance's rows correctly.
+    const last = [...finished].sort((a, b) => a.updatedAgeS - b.updatedAgeS)[0];
+    return {
+      port: r.instance.port,
+      host: r.instance.host,
+      role: r.instance.role || (isSpiderInstance(r.instance) ? 'spider' : ''),
+      file: r.instance.file,
+      current: r.tasks.filter((t) => !isFinished(t.status)).map(brief),
+      last: last ? brief(last) : undefined,
+      error: r.error,
+    };
+  });
+}
+
+export function hasSpiderInstance(report: CheckReport): boolean {
+  return report.instances.some((r) => isSpiderInstance(r.instance));
+}
