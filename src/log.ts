@@ -36,7 +36,9 @@ export function createLogger(opts: LogOptions = {}): AgentLogger {
   );
   return {
     logger,
-    reopen: () => dest.reopen?.(),
+    reopen: () => {
+      if (opts.file) dest.reopen?.();
+    },
     flush: () => dest.flushSync?.(),
   };
 }

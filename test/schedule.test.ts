@@ -13,7 +13,7 @@ let m1: Instance;
 let s0: Instance;
 let s1: Instance;
 
-const ROWS = 'SELECT BackupId, ServerName, Wrapper, Host, Port, ShardValue, BackupStatus FROM infodba_schema.global_backup WHERE BackupId = ? ORDER BY ShardValue, Wrapper, Port';
+const ROWS = 'SELECT BackupId, ServerName, Wrapper, Host, Port, ShardValue, BackupStatus FROM infodba_schema.global_backup WHERE BackupId = ? ORDER BY ShardValue, ServerName';
 type R = { BackupId: string; ServerName: string; Wrapper: string; Port: number; ShardValue: number; BackupStatus: string };
 
 before(async () => {

@@ -2,6 +2,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadAgentConfig, DEFAULT_AGENT_CONFIG, type AgentConfig } from '../config/agent.js';
 import { createLogger, type AgentLogger } from '../log.js';
 import { checkCommand } from './check.js';
+import { registerDaemonCommands } from './daemon-commands.js';
 import { queryCommand, scheduleCommand } from './spider-master.js';
 import { validateBackupId } from '../core/backup-id.js';
 
@@ -90,5 +91,6 @@ export function buildProgram(setExit: (code: number) => void): Command {
       );
     });
 
+  registerDaemonCommands(program, setExit);
   return program;
 }

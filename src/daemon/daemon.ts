@@ -131,11 +131,25 @@ class Daemon {
       };
       process.on('SIGTERM', stop);
       process.on('SIGINT', stop);
-      process.on('SIGHUP', () => void this.reload());
-      process.on('SIGUSR2', () => {
-        this.s.log.reopen();
-        this.logger.info('log file reopened (SIGUSR2)');
+      process.on('SIGHUP', () => {
+        this.reload().catch((err: unknown) => this.logger.error({ err: errorMessage(err) }, 'reload failed; the previous configuration stays in force'));
       });
+      process.on('SIGUSR2', () => {
+        try {
+          this.s.log.reopen();
+          this.logger.info('log file reopened (SIGUSR2)');
+        } catch (err) {
+          this.logger.error({ err: errorMessage(err) }, 'cannot reopen the log file');
+        }
+      });
+      // A bug must not leave a half-working agent: log it, and let systemd restart us.
+      const crash = (err: unknown) => {
+        this.logger.fatal({ err: errorMessage(err), stack: (err as Error)?.stack }, 'internal error; exiting');
+        this.s.log.flush();
+        process.exit(70);
+      };
+      process.on('uncaughtException', crash);
+      process.on('unhandledRejection', crash);
       this.ticker.start();
     });
   }
