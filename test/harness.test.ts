@@ -27,7 +27,7 @@ describe('integration harness', { timeout: 300_000 }, () => {
     await cluster.close();
     const msg = `close() took ${Math.round(performance.now() - t0)} ms`;
     if ('diagnostic' in t) t.diagnostic(msg);
-    else console.log(`# ${msg}`);
+    else console.log(msg);
     assert.equal(existsSync(cluster.dir), false, 'temp dir removed');
     for (const pid of pids) assert.equal(isAlive(pid), false, `mariadbd ${pid} still running`);
   });
@@ -153,6 +153,7 @@ describe('integration harness', { timeout: 300_000 }, () => {
         assert.equal(row.d, 2.5);
         assert.equal(row.dec1, '12.34');
         assert.equal((row.ts as Date).getTime(), new Date(2024, 1, 3, 4, 5, 6).getTime());
+        assert.equal((row.dt as Date).getTime(), new Date(2024, 1, 3).getTime());
         assert.equal(row.tm, '-01:02:03');
 
         await conn.query('CREATE DATABASE IF NOT EXISTS scratch');

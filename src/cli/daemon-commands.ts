@@ -22,8 +22,10 @@ type SetExit = (code: number) => void;
 export const STATUS_NOT_RUNNING = 3;
 
 export function registerDaemonCommands(program: Command, setExit: SetExit): void {
-  program
-    .command('daemon')
+  // Bad usage must reach cli.ts as a CommanderError (exit 2), not exit 1 from inside commander:
+  // subcommands only inherit exitOverride when it is set before they are added.
+  const command = (name: string) => program.command(name).exitOverride();
+  command('daemon')
     .description('Run the agent: the check step every [agent] tick_interval, the daily schedule from [schedule] cron, metrics. Meant for systemd.')
     .addHelpText('after', '\nSignals: SIGHUP reloads the agent config and reopens the log file, SIGUSR2 reopens the log file, SIGTERM/SIGINT stop (running backups go on).')
     .action(async (_opts: unknown, cmd: Command) => {
@@ -40,8 +42,7 @@ export function registerDaemonCommands(program: Command, setExit: SetExit): void
       process.exit(process.exitCode ?? 0);
     });
 
-  program
-    .command('pause')
+  command('pause')
     .description(`Pause this host's agent for a while ("skip tonight's backup"): ${PAUSE_MEANING}.`)
     .requiredOption('--for <duration>', 'how long, e.g. 24h, 90m, 2d', parseForDuration)
     .option('--reason <text>', 'why; shown by status and in the log')
@@ -55,8 +56,7 @@ export function registerDaemonCommands(program: Command, setExit: SetExit): void
       setExit(0);
     });
 
-  program
-    .command('resume')
+  command('resume')
     .description('End a pause: backups start and the schedule fires again from the next tick.')
     .action((_opts: unknown, cmd: Command) => {
       const config = agentConfig(cmd);
@@ -70,8 +70,7 @@ export function registerDaemonCommands(program: Command, setExit: SetExit): void
       setExit(0);
     });
 
-  program
-    .command('status')
+  command('status')
     .description("What the agent sees: daemon alive or not, pause, last tick, last error, next scheduled run, instances and their current tasks.")
     .addOption(new Option('--format <format>', 'output format').choices(['table', 'json']).default('table'))
     .addHelpText('after', `\nExit code: 0 when the daemon runs, ${STATUS_NOT_RUNNING} when it does not (the last state it saw is still shown).`)
@@ -82,8 +81,7 @@ export function registerDaemonCommands(program: Command, setExit: SetExit): void
       setExit(view.daemon.running ? 0 : STATUS_NOT_RUNNING);
     });
 
-  program
-    .command('logs')
+  command('logs')
     .description('Show the agent log (the [log] file, --file, or stdin), filtered and pretty-printed.')
     .option('-f, --follow', 'keep reading as lines are added, across log rotation', false)
     .option('--backup-id <id>', 'only lines of this backup id')

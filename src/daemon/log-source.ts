@@ -1,5 +1,6 @@
 // Lines of a log file, optionally followed like `tail -F`: across logrotate's rename-and-create
-// (a new inode at the path) and copytruncate (the file shrinks). Polling, not fs.watch: it works
+// (a new inode at the path) and copytruncate (the file shrinks; as with tail, a truncated file that
+// regrows past the read position between two polls is not noticed). Polling, not fs.watch: it works
 // the same on every file system, and a quarter second is plenty for a person reading logs.
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { createInterface } from 'node:readline';

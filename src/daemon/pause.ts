@@ -58,3 +58,16 @@ export function clearPause(stateDir: string, now = new Date()): PauseState | und
   rmSync(pauseFile(stateDir), { force: true });
   return previous;
 }
+
+/**
+ * The pause the daemon obeys now. A damaged pause file counts as a pause (with the error), so an
+ * operator's stop is never ignored because of it; `resume` removes it.
+ */
+export function pauseInForce(stateDir: string, now: Date): { pause: PauseState | undefined; error?: string } {
+  try {
+    return { pause: activePause(readPause(stateDir), now) };
+  } catch (err) {
+    const error = (err as Error).message;
+    return { pause: { until: 'unknown (damaged pause file)', reason: error, since: '', by: undefined }, error };
+  }
+}

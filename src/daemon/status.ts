@@ -110,3 +110,46 @@ export function instanceStatuses(report: CheckReport): InstanceStatus[] {
 export function hasSpiderInstance(report: CheckReport): boolean {
   return report.instances.some((r) => isSpiderInstance(r.instance));
 }
+
+export interface SnapshotInputs {
+  state: DaemonStatus['state'];
+  pid: number;
+  startedAt: Date;
+  now: Date;
+  config: { file: string | undefined; agent: { configDir: string; stateDir: string; tickIntervalMs: number }; schedule: { cron: string | undefined } };
+  metricsAddress: string | undefined;
+  lastTick: TickRecord | undefined;
+  lastSuccessfulTickAt: Date | undefined;
+  lastError: { at: Date; message: string } | undefined;
+  nextRun: Date | undefined;
+  lastSchedule: ScheduleRecord | undefined;
+  report: CheckReport | undefined;
+  journalBacklog: number;
+}
+
+export function buildStatus(i: SnapshotInputs): DaemonStatus {
+  return {
+    format: 1,
+    pid: i.pid,
+    startedAt: i.startedAt.toISOString(),
+    writtenAt: i.now.toISOString(),
+    state: i.state,
+    agentConfig: i.config.file,
+    configDir: i.config.agent.configDir,
+    stateDir: i.config.agent.stateDir,
+    tickIntervalMs: i.config.agent.tickIntervalMs,
+    metricsListen: i.metricsAddress ?? 'off',
+    lastTick: i.lastTick,
+    lastSuccessfulTickAt: i.lastSuccessfulTickAt?.toISOString(),
+    lastError: i.lastError ? { at: i.lastError.at.toISOString(), message: i.lastError.message } : undefined,
+    schedule: {
+      cron: i.config.schedule.cron,
+      spiderHost: i.report ? hasSpiderInstance(i.report) : false,
+      nextRun: i.nextRun?.toISOString(),
+      lastRun: i.lastSchedule,
+    },
+    instances: i.report ? instanceStatuses(i.report) : [],
+    configErrors: i.report ? i.report.configErrors.map((e) => ({ file: e.file, message: e.message })) : [],
+    journalBacklog: i.journalBacklog,
+  };
+}

@@ -1,5 +1,6 @@
 // The one place that looks at, starts and kills operating-system processes.
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import psList from 'ps-list';
 import treeKill from 'tree-kill';
 
@@ -19,7 +20,8 @@ export async function snapshotProcesses(): Promise<ProcessTable> {
   const list = await psList({ all: true });
   const byPid = new Map<number, ProcessInfo>();
   for (const p of list) byPid.set(p.pid, { pid: p.pid, ppid: p.ppid ?? 0, cmd: p.cmd ?? p.name });
-  return { get: (pid) => byPid.get(pid), all: () => [...byPid.values()] };
+  // get() is what liveness decisions use: a zombie there is a process that has ended.
+  return { get: (pid) => (byPid.has(pid) && !isZombie(pid) ? byPid.get(pid) : undefined), all: () => [...byPid.values()] };
 }
 
 /** pid and everything below it in the snapshot (children, grandchildren …). */
@@ -40,12 +42,26 @@ export function descendantsOf(table: ProcessTable, pid: number): number[] {
   return out;
 }
 
+/**
+ * Whether pid is a running process. A zombie (exited, not yet reaped — common in containers whose
+ * init does not reap orphans) has finished: it is not alive.
+ */
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  return !isZombie(pid);
+}
+
+function isZombie(pid: number): boolean {
+  try {
+    // /proc/<pid>/stat: "pid (comm) S ..."; comm may contain spaces and parentheses.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
+  } catch {
+    return false;
   }
 }
 

@@ -401,9 +401,7 @@ class LocalCluster implements Cluster {
   /** SIGKILL rather than a clean shutdown: the data is deleted right after, and it is much faster. */
   private async teardown(): Promise<void> {
     await this.tdbctl?.close().catch(() => {});
-    const servers = [...this.servers.values()];
-    for (const s of servers) s.kill();
-    await Promise.all(servers.map((s) => s.waitExit()));
+    await Promise.all([...this.servers.values()].map((s) => s.dispose()));
     if (this.watchdog?.pid !== undefined) {
       try {
         process.kill(this.watchdog.pid, 'SIGKILL');

@@ -1,7 +1,7 @@
 // One throw-away mariadbd process: data directory set-up, start with readiness polling, clean stop.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { mkdir, open, rm, stat, writeFile } from 'node:fs/promises';
+import { existsSync, writeFileSync } from 'node:fs';
+import { mkdir, open, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import mysql from 'mysql2/promise';
@@ -73,6 +73,7 @@ export class MariadbServer {
   port: number;
   private child: ChildProcess | undefined;
   private exited: Promise<void> = Promise.resolve();
+  private disposed = false;
 
   constructor(private readonly spec: ServerSpec) {
     this.datadir = join(spec.dir, 'data');
@@ -91,6 +92,8 @@ export class MariadbServer {
     if (this.child) return;
     await mkdir(join(this.spec.dir, 'tmp'), { recursive: true });
     const logOffset = await fileSize(this.errorLog);
+    // A teardown may have run while this start was waiting above: never spawn after it.
+    if (this.disposed) throw new Error(`mariadbd in ${this.spec.dir}: not started, the cluster is closing`);
     const child = spawn(MARIADBD, this.args(), { stdio: 'ignore' });
     this.track(child);
     try {
@@ -121,14 +124,16 @@ export class MariadbServer {
     await this.exited;
   }
 
-  /** Immediate SIGKILL; for tearing down, where the data directory is deleted anyway. */
+  /** Immediate SIGKILL. */
   kill(): void {
     this.child?.kill('SIGKILL');
   }
 
-  /** Resolves when the process (if any) has exited. */
-  waitExit(): Promise<void> {
-    return this.exited;
+  /** For tearing down (the data directory is deleted next): SIGKILL now, and refuse later starts. */
+  async dispose(): Promise<void> {
+    this.disposed = true;
+    this.kill();
+    await this.exited;
   }
 
   private args(): string[] {
@@ -155,7 +160,8 @@ export class MariadbServer {
   private track(child: ChildProcess): void {
     this.child = child;
     const pidFile = this.harnessPidFile;
-    if (child.pid !== undefined) void writeFile(pidFile, String(child.pid)).catch(() => {});
+    // Synchronously, so the watchdog knows the process even if this one dies right now.
+    if (child.pid !== undefined) writeFileSync(pidFile, String(child.pid));
     this.exited = new Promise((resolve) => {
       const done = () => {
         if (this.child === child) this.child = undefined;

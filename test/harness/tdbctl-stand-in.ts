@@ -201,6 +201,11 @@ const PRIMARY_COLUMNS: ColumnDef[] = [
   intColumn('IS_THIS_SERVER'),
 ];
 
+/** In the order of PRIMARY_COLUMNS. */
+function primaryValues(p: PrimaryRow): [string, string, number, number] {
+  return [p.SERVER_NAME, p.HOST, p.PORT, p.IS_THIS_SERVER];
+}
+
 function stringColumn(name: string): ColumnDef {
   return column(name, { characterSet: Charset.UTF8MB4_GENERAL_CI, columnLength: 256, columnType: Type.VAR_STRING, flags: ColumnFlag.NOT_NULL });
 }
@@ -256,7 +261,8 @@ class Session {
       statusFlags: ServerStatus.AUTOCOMMIT,
       characterSet: Charset.UTF8MB4_GENERAL_CI,
       capabilityFlags: CAPABILITIES,
-      authCallback: (params, done) => void this.authenticate(params, done),
+      authCallback: (params, done) =>
+        void this.authenticate(params, done).catch((err: unknown) => done(null, { code: 1045, message: messageOf(err) })),
     });
   }
 
@@ -343,7 +349,7 @@ class Session {
 
   private async query(sql: string): Promise<Buffer[]> {
     if (GET_PRIMARY.test(sql)) {
-      const row = Object.values(this.host.primary()).map(String);
+      const row = primaryValues(this.host.primary()).map(String);
       return [...resultSetHead(PRIMARY_COLUMNS), textRowPayload(row), eofPayload()];
     }
     // Raw bytes per value, so text results are relayed byte for byte.
@@ -387,7 +393,7 @@ class Session {
     const stmt = this.statements.get(req.stmtId)!;
     stmt.types = req.types;
     if (stmt.local) {
-      const row = Object.values(this.host.primary());
+      const row = primaryValues(this.host.primary());
       return [...resultSetHead(PRIMARY_COLUMNS), binaryRowPayload(PRIMARY_COLUMNS, row), eofPayload()];
     }
     return this.relay((b, cb) => b.execute({ sql: stmt.sql, values: req.values }, cb), true);

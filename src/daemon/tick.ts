@@ -1,0 +1,89 @@
+// One tick of the daemon: the check step without waiting for backups (each runs under its own
+// detached supervisor), and what it tells the metrics. The tick never throws: a failure is part
+// of its result, and the loop goes on.
+import type { Logger } from 'pino';
+import type { AgentConfig } from '../config/agent.js';
+import { runCheck, type CheckDeps, type CheckReport } from '../core/check.js';
+import { errorMessage } from '../errors.js';
+import type { DaemonMetrics } from './metrics.js';
+import type { TickRecord } from './status.js';
+import { finishedSince, type Seen } from './transitions.js';
+
+export interface TickDeps {
+  config: AgentConfig;
+  logger: Logger;
+  metrics: DaemonMetrics;
+  /** While paused the tick delivers and housekeeps but starts nothing. */
+  paused: boolean;
+  /** Unfinished tasks seen by the previous tick (to count what finished since). */
+  seen: Seen;
+  /** A supervisor started by this tick exited: the next instance of its backup id may start. */
+  onSupervisorExit: () => void;
+}
+
+export interface TickResult {
+  record: TickRecord;
+  report: CheckReport | undefined;
+  seen: Seen;
+  /** Problems worth showing as "last error" even though the tick itself succeeded. */
+  problems: string[];
+}
+
+export async function runTick(deps: TickDeps, reason: string): Promise<TickResult> {
+  const { logger, metrics } = deps;
+  const startedAt = new Date();
+  const started: string[] = [];
+  const checkDeps: CheckDeps = {
+    config: deps.config,
+    logger,
+    logFd: 1,
+    onEvent: (event, task) => {
+      if (event === 'started') metrics.backup('started', task.port);
+      else if (event === 'killed') metrics.backup('killed', task.port);
+      else metrics.housekeeping(event);
+    },
+    onStarted: (task, pid, done) => {
+      started.push(`${task.backupId}@${task.port}`);
+      void done.then((code) => {
+        logger.debug({ backupId: task.backupId, port: task.port, supervisorPid: pid, exitCode: code }, 'supervisor exited');
+        deps.onSupervisorExit();
+      });
+    },
+  };
+  let report: CheckReport | undefined;
+  let error: string | undefined;
+  let seen = deps.seen;
+  const problems: string[] = [];
+  try {
+    report = await runCheck(checkDeps, { run: true, waitForBackups: false, start: !deps.paused });
+    seen = observe(report, deps.seen, metrics);
+    for (const r of report.instances) if (r.error !== undefined) problems.push(`${r.instance.file}: ${r.error}`);
+    for (const e of report.configErrors) problems.push(e.message);
+  } catch (err) {
+    error = errorMessage(err);
+    logger.error({ err: error }, 'tick failed');
+  }
+  const finishedAt = new Date();
+  const durationMs = finishedAt.getTime() - startedAt.getTime();
+  metrics.tick(durationMs / 1000, error === undefined, finishedAt);
+  logger.debug({ reason, durationMs, started }, 'tick done');
+  return {
+    record: { reason, startedAt: startedAt.toISOString(), finishedAt: finishedAt.toISOString(), durationMs, ok: error === undefined, error, started, paused: deps.paused },
+    report,
+    seen,
+    problems,
+  };
+}
+
+function observe(report: CheckReport, previous: Seen, metrics: DaemonMetrics): Seen {
+  const finished = finishedSince(
+    previous,
+    report.instances.map((r) => ({ port: r.instance.port, tasks: r.tasks, unreadable: r.error !== undefined })),
+  );
+  for (const t of finished.succeeded) metrics.backup('succeeded', t.port);
+  for (const t of finished.failed) metrics.backup('failed', t.port);
+  metrics.tasks(new Map(report.instances.map((r) => [r.instance.port, r.tasks])));
+  const failing = report.instances.filter((r) => r.error !== undefined).length;
+  metrics.instances(report.instances.length - failing, failing, report.configErrors.length);
+  return finished.seen;
+}
