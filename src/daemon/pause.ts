@@ -43,7 +43,7 @@ export function activePause(state: PauseState | undefined, now: Date): PauseStat
 
 export function writePause(stateDir: string, forMs: number, reason: string | undefined, by: string | undefined, now = new Date()): PauseState {
   const state: PauseState = { until: new Date(now.getTime() + forMs).toISOString(), reason, since: now.toISOString(), by };
-  writeJsonAtomic(pauseFile(stateDir), state);
+  writeJsonAtomic(pauseFile(stateDir), state, { durable: true });
   return state;
 }
 

@@ -9,14 +9,18 @@ import { dirname, join, basename } from 'node:path';
  */
 const FILE_MODE = 0o644;
 
-export function writeJsonAtomic(path: string, value: unknown): void {
+/**
+ * `durable` fsyncs before the rename (an operator's pause must survive a power cut); the status
+ * snapshot, rewritten every tick, skips that to keep an idle agent off the disk.
+ */
+export function writeJsonAtomic(path: string, value: unknown, opts: { durable: boolean }): void {
   const dir = dirname(path);
   mkdirSync(dir, { recursive: true, mode: 0o755 });
   const tmp = join(dir, `.${basename(path)}.${process.pid}.tmp`);
   const fd = openSync(tmp, 'w', FILE_MODE);
   try {
     writeSync(fd, `${JSON.stringify(value, null, 2)}\n`);
-    fsyncSync(fd);
+    if (opts.durable) fsyncSync(fd);
   } finally {
     closeSync(fd);
   }

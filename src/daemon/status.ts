@@ -71,7 +71,7 @@ export interface DaemonStatus {
 export const statusFile = (stateDir: string): string => join(stateDir, 'status.json');
 
 export function writeStatus(stateDir: string, status: DaemonStatus): void {
-  writeJsonAtomic(statusFile(stateDir), status);
+  writeJsonAtomic(statusFile(stateDir), status, { durable: false });
 }
 
 export function readStatus(stateDir: string): DaemonStatus | undefined {
