@@ -209,6 +209,45 @@ describe('schedule --wait: a whole global backup', () => {
   });
 });
 
+describe('schedule --wait: stalled tasks', () => {
+  test('a task running while no agent holds its lock is named with host and port, not waited on silently', async () => {
+    const waiter = ws.start(['schedule', '-c', spiderIni, '--wait', '--backup-id', 'e2e-dead']);
+    let out = '';
+    waiter.child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    await waitFor('the schedule', () => out.includes('scheduled backup id e2e-dead'));
+    // As if the host of SPT1 died mid-backup: running, but no supervisor holds the task's lock.
+    await cluster.exec(m1, "UPDATE infodba_schema.global_backup SET BackupStatus = 'running', TaskPid = 999999 WHERE BackupId = 'e2e-dead' AND Port = ?", [m1.port]);
+    await waitFor('the dead agent to be named', () => out.includes(`SPT1 127.0.0.1:${m1.port}: running (pid 999999) but no agent holds it`), 60_000);
+    const stops = [serveHost([spiderIni]), serveHost([iniOf(m0), iniOf(s1), iniOf(s0)])];
+    try {
+      await cluster.exec(m1, "UPDATE infodba_schema.global_backup SET BackupStatus = 'failed: no pid' WHERE BackupId = 'e2e-dead' AND Port = ?", [m1.port]);
+      const r = await waiter.result;
+      assert.equal(r.code, 1);
+      assert.match(r.stdout, new RegExp(`SPT1 .*${m1.port}.*failed: no pid`));
+    } finally {
+      await Promise.all(stops.map((x) => x()));
+    }
+  });
+
+  test('a running backup whose supervisor holds the lock is not flagged', async () => {
+    ws.behave(m0.port, { block: true });
+    const waiter = ws.start(['schedule', '-c', spiderIni, '--wait', '--backup-id', 'e2e-alive']);
+    let out = '';
+    waiter.child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    const stops = [serveHost([spiderIni]), serveHost([iniOf(m0), iniOf(s1)]), serveHost([iniOf(m1), iniOf(s0)])];
+    try {
+      await waitFor('the blocked backup to run', () => ws.runs().some((x) => x.port === m0.port));
+      const roundsBefore = (out.match(/e2e-alive: /g) ?? []).length;
+      await waitFor('three more rounds', () => (out.match(/e2e-alive: /g) ?? []).length >= roundsBefore + 3, 60_000);
+      assert.doesNotMatch(out, /no agent holds it/);
+      ws.release(m0.port);
+      assert.equal((await waiter.result).code, 0, out);
+    } finally {
+      await Promise.all(stops.map((x) => x()));
+    }
+  });
+});
+
 describe('query', () => {
   test('every task newest first, slaves read on the slaves; filters by id and status class; table and JSON', async () => {
     assert.equal((await ws.cli('schedule', '-c', spiderIni, '--backup-id', 'q-old')).code, 0);
