@@ -86,7 +86,7 @@ const ago = (iso: string, now: Date): string => {
 
 export function renderStatusText(v: StatusView, now: Date): string {
   const out: string[] = [];
-  const line = (k: string, val: string) => out.push(`${`${k}:`.padEnd(14)}${val}`);
+  const line = (k: string, val: string) => out.push(`${(k === '' ? '' : `${k}:`).padEnd(14)}${val}`);
   line('Daemon', v.daemon.note + (v.daemon.running && v.daemon.since ? `, since ${v.daemon.since}` : ''));
   if (v.configDir) line('Instances in', v.configDir);
   line('State dir', v.stateDir);
