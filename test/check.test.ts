@@ -333,5 +333,11 @@ describe('usage', () => {
     const r = await ws.cli('check', '--help');
     for (const flag of ['--run', '--backup-id <id>', '-c, --config <files>', '--format <format>', '--agent-config <file>']) assert.ok(r.stdout.includes(flag), flag);
     assert.equal(r.code, 0);
+    const bad = await ws.cli('check', '--bogus');
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /unknown option '--bogus'/);
+    const badId = await ws.cli('check', '--backup-id', 'a;b');
+    assert.equal(badId.code, 2);
+    assert.match(badId.stderr, /--backup-id "a;b": must be 1-40 characters/);
   });
 });

@@ -5,7 +5,7 @@ import { ConfigError, errorMessage, isUserFacing, UsageError } from '../errors.j
 
 const program = buildProgram((code) => {
   process.exitCode = code;
-}).exitOverride();
+});
 
 try {
   await program.parseAsync(process.argv);

@@ -23,8 +23,7 @@ export const STATUS_NOT_RUNNING = 3;
 
 export function registerDaemonCommands(program: Command, setExit: SetExit): void {
   // Bad usage must reach cli.ts as a CommanderError (exit 2), not exit 1 from inside commander:
-  // subcommands only inherit exitOverride when it is set before they are added.
-  const command = (name: string) => program.command(name).exitOverride();
+  const command = (name: string) => program.command(name);
   command('daemon')
     .description('Run the agent: the check step every [agent] tick_interval, the daily schedule from [schedule] cron, metrics. Meant for systemd.')
     .addHelpText('after', '\nSignals: SIGHUP reloads the agent config and reopens the log file, SIGUSR2 reopens the log file, SIGTERM/SIGINT stop (running backups go on).')

@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadAgentConfig, DEFAULT_AGENT_CONFIG, type AgentConfig } from '../config/agent.js';
 import { createLogger, type AgentLogger } from '../log.js';
@@ -31,11 +33,19 @@ export function parseFormat(value: string): 'table' | 'json' {
 const configOption = () =>
   new Option('-c, --config <files>', 'instance config files, comma separated (default: every dbbackup.<port>.ini in [agent] config_dir)').argParser(splitList);
 
+function packageVersion(): string {
+  const file = fileURLToPath(new URL('../../../package.json', import.meta.url));
+  return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version;
+}
+
 export function buildProgram(setExit: (code: number) => void): Command {
   const program = new Command('spiderbackup')
+    .version(packageVersion())
     .description('Coordinates TenDB Cluster (Spider) global backups on this host.')
     .option('--agent-config <file>', `the agent's settings (INI); default ${DEFAULT_AGENT_CONFIG}, used only if it exists`)
     .addOption(configOption())
+    // Before any command is added: subcommands inherit it, so usage errors exit 2 everywhere.
+    .exitOverride()
     .configureHelp({ showGlobalOptions: true })
     .showHelpAfterError()
     .configureOutput({ outputError: (str, write) => write(str) });

@@ -10,6 +10,8 @@ import * as sql from '../sql/tasks.js';
 import type { TaskKey, TaskRow } from '../sql/tasks.js';
 import { deliverJournal } from './deliver.js';
 import { housekeep } from './housekeeping.js';
+import { pendingJournalKeys } from './journal.js';
+import { EMPTY_PROCESS_TABLE, snapshotProcesses } from '../process/processes.js';
 import { pickWork, type Pick } from './pick.js';
 import { startTask } from './start-task.js';
 import { STATUS } from './status.js';
@@ -34,6 +36,11 @@ export interface CheckDeps {
   onEvent?: (event: 'killed' | 'failed' | 'expired' | 'deleted' | 'started', task: TaskKey) => void;
   /** Called when a backup is handed to a supervisor (the daemon watches its exit). */
   onStarted?: (task: TaskRow, pid: number, done: Promise<number | null>) => void;
+  /**
+   * Reports a problem that may repeat every tick (a broken drop-in, an instance down); the
+   * daemon logs each only when it appears. Default: log it every time.
+   */
+  logProblem?: (key: string, fields: Record<string, unknown>, msg: string) => void;
   /** The fd the agent logs to (CLI: 2, daemon: 1); supervisors log there too. */
   logFd?: 1 | 2;
 }
@@ -62,12 +69,22 @@ export interface CheckReport {
 
 export async function runCheck(deps: CheckDeps, opts: CheckOptions): Promise<CheckReport> {
   const { config, logger } = deps;
+  const problem = deps.logProblem ?? ((_key, fields, msg) => logger.error(fields, msg));
   const { instances, errors: configErrors } = discoverInstances(config.agent.configDir, opts.files);
-  for (const e of configErrors) logger.error({ file: e.file, key: e.key }, `instance config skipped: ${e.message}`);
+  for (const e of configErrors) problem(`config:${e.file}`, { file: e.file, key: e.key }, `instance config skipped: ${e.message}`);
 
-  const reports = await Promise.all(instances.map((inst) => inspectInstance(deps, inst, opts.run)));
-  const tasks = reports.flatMap((r) => r.tasks);
-  const pick = pickWork(tasks, opts.backupId);
+  const sessions = await Promise.all(instances.map((inst) => openSession(deps, inst, opts.run)));
+  try {
+    if (opts.run) await housekeepAll(deps, sessions);
+  } finally {
+    await Promise.all(sessions.map((s) => s.conn?.close()));
+  }
+  const reports: InstanceReport[] = sessions.map(({ instance, tasks, error }) => ({ instance, tasks, ...(error === undefined ? {} : { error }) }));
+  for (const r of reports) {
+    if (r.error !== undefined) problem(`instance:${r.instance.file}`, { port: r.instance.port, file: r.instance.file, err: r.error }, 'instance skipped this round');
+  }
+
+  const pick = pickWork(reports.flatMap((r) => r.tasks), opts.backupId);
   const outcomes: Outcome[] = [];
   if (opts.run && opts.start !== false && pick.kind === 'run') {
     for (const task of pick.tasks) {
@@ -86,25 +103,64 @@ export async function runCheck(deps: CheckDeps, opts: CheckOptions): Promise<Che
   return { configErrors, instances: reports, pick, outcomes, ok };
 }
 
-async function inspectInstance(deps: CheckDeps, instance: InstanceConfig, run: boolean): Promise<InstanceReport> {
-  const logger = deps.logger.child({ port: instance.port });
-  let conn: Connection | undefined;
+interface Session {
+  instance: InstanceConfig;
+  conn?: Connection;
+  tasks: TaskRow[];
+  error?: string;
+}
+
+/** Connects, delivers the journal (with --run) and reads the instance's rows. */
+async function openSession(deps: CheckDeps, instance: InstanceConfig, run: boolean): Promise<Session> {
+  const session: Session = { instance, tasks: [] };
   try {
-    conn = await connect(instance);
-    if (run) {
-      await deliverJournal(conn, instance, deps.config.agent.stateDir, logger);
-      await housekeep({ conn, instance, stateDir: deps.config.agent.stateDir, killGraceMs: deps.config.backup.killGraceMs, logger, onEvent: deps.onEvent });
-    }
-    return { instance, tasks: await sql.listInstanceTasks(conn, instance.host, instance.port) };
+    session.conn = await connect(instance);
+    if (run) await deliverJournal(session.conn, instance, deps.config.agent.stateDir, deps.logger.child({ port: instance.port }));
+    session.tasks = await sql.listInstanceTasks(session.conn, instance.host, instance.port);
   } catch (err) {
-    // A host whose table does not exist yet simply has no tasks.
-    if (isNoSuchTable(err)) return { instance, tasks: [] };
-    const error = errorMessage(err);
-    logger.error({ file: instance.file, err: error }, 'instance skipped this round');
-    return { instance, tasks: [], error };
-  } finally {
-    await conn?.close();
+    failSession(session, err);
   }
+  return session;
+}
+
+/**
+ * Housekeeping of every instance against one process-table snapshot, taken after all rows were
+ * read (a pid in a row was alive before the row was read) and only when a row needs it: an idle
+ * host does not run `ps` every tick. The journal is read after the snapshot (see housekeeping.ts).
+ */
+async function housekeepAll(deps: CheckDeps, sessions: Session[]): Promise<void> {
+  const live = sessions.filter((s) => s.conn !== undefined);
+  const needsProcesses = live.some((s) => s.tasks.some((t) => t.status === STATUS.running || t.status === STATUS.quit));
+  const table = needsProcesses ? await snapshotProcesses() : EMPTY_PROCESS_TABLE;
+  const pending = pendingJournalKeys(deps.config.agent.stateDir);
+  await Promise.all(
+    live.map(async (s) => {
+      const conn = s.conn as Connection;
+      try {
+        await housekeep({
+          conn,
+          instance: s.instance,
+          tasks: s.tasks,
+          processes: table,
+          pending,
+          killGraceMs: deps.config.backup.killGraceMs,
+          logger: deps.logger.child({ port: s.instance.port }),
+          onEvent: deps.onEvent,
+        });
+        s.tasks = await sql.listInstanceTasks(conn, s.instance.host, s.instance.port);
+      } catch (err) {
+        failSession(s, err);
+      }
+    }),
+  );
+}
+
+function failSession(s: Session, err: unknown): void {
+  // A host whose table does not exist yet simply has no tasks.
+  if (!isNoSuchTable(err)) s.error = errorMessage(err);
+  s.tasks = [];
+  void s.conn?.close();
+  s.conn = undefined;
 }
 
 async function runOne(deps: CheckDeps, instance: InstanceConfig, task: TaskRow, wait: boolean): Promise<Outcome> {

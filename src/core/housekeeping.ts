@@ -2,17 +2,21 @@
 import type { Logger } from 'pino';
 import type { Connection } from '../db.js';
 import { isSpiderInstance, type InstanceConfig } from '../config/instance.js';
-import { killTree, snapshotProcesses, type ProcessTable } from '../process/processes.js';
+import { killTree, type ProcessTable } from '../process/processes.js';
 import * as sql from '../sql/tasks.js';
 import type { TaskKey, TaskRow } from '../sql/tasks.js';
 import { decide, LIMITS, type Action, type ProcessState } from './decide.js';
-import { journalKey, readJournal } from './journal.js';
+import { journalKey } from './journal.js';
 import { REASON, STATUS } from './status.js';
 
 export interface HousekeepingDeps {
   conn: Connection;
   instance: InstanceConfig;
-  stateDir: string;
+  /** The instance's rows, read before `processes` was taken. */
+  tasks: TaskRow[];
+  processes: ProcessTable;
+  /** Tasks whose final status waits in the journal (read after `processes`). */
+  pending: ReadonlySet<string>;
   killGraceMs: number;
   logger: Logger;
   /** Lets the daemon count what happened (metrics); optional. */
@@ -39,12 +43,9 @@ export function findSupervisor(table: ProcessTable, task: Pick<TaskRow, 'backupI
 }
 
 export async function housekeep(deps: HousekeepingDeps): Promise<HousekeepingResult> {
-  const { conn, instance, logger } = deps;
-  const tasks = await sql.listInstanceTasks(conn, instance.host, instance.port);
-  // Order matters: rows first, then the process table, then the journal. A supervisor that died
-  // after the rows were read has journaled its result before dying, so the journal read last sees it.
-  const table = await snapshotProcesses();
-  const pending = new Set(readJournal(deps.stateDir).entries.map((e) => journalKey(e.key)));
+  // The caller keeps the order: rows, then the process table, then the journal. A supervisor that
+  // died after the rows were read journaled its result before dying, so the journal read last sees it.
+  const { conn, instance, logger, tasks, processes: table, pending } = deps;
   const actions: HousekeepingResult['actions'] = [];
   for (const task of tasks) {
     const action = decide(task, {

@@ -78,6 +78,11 @@ export function readJournal(stateDir: string): JournalRead {
   return { entries, bad };
 }
 
+/** Keys of the tasks that have an entry waiting (unreadable entries are moved aside). */
+export function pendingJournalKeys(stateDir: string): Set<string> {
+  return new Set(readJournal(stateDir).entries.map((e) => journalKey(e.key)));
+}
+
 export const journalKey = (k: TaskKey): string => `${k.backupId}\u0000${k.host}\u0000${k.port}\u0000${k.shardValue}`;
 
 function fsyncDir(dir: string): void {

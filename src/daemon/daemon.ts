@@ -44,6 +44,8 @@ interface State {
   lastError: { at: Date; message: string } | undefined;
   report: CheckReport | undefined;
   seen: Seen;
+  /** Problems logged by earlier ticks, so each is logged when it appears and when it clears. */
+  problemKeys: ReadonlySet<string>;
   paused: PauseState | undefined;
   journalBacklog: number;
   lastSchedule: ScheduleRecord | undefined;
@@ -72,6 +74,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
       lastError: undefined,
       report: undefined,
       seen: new Map(),
+      problemKeys: new Set(),
       paused: undefined,
       journalBacklog: countJournal(config.agent.stateDir),
       lastSchedule: undefined,
@@ -137,9 +140,10 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
     intervalMs: s.config.agent.tickIntervalMs,
     tick: async (reason) => {
       const paused = refreshPause() !== undefined;
-      const r = await runTick({ config: s.config, logger: logger(), metrics, paused, seen: s.seen, onSupervisorExit: () => ticker.trigger('supervisor exited') }, reason);
+      const r = await runTick({ config: s.config, logger: logger(), metrics, paused, seen: s.seen, problemKeys: s.problemKeys, onSupervisorExit: () => ticker.trigger('supervisor exited') }, reason);
       s.lastTick = r.record;
       s.seen = r.seen;
+      s.problemKeys = r.problemKeys;
       if (r.report) s.report = r.report;
       if (r.record.ok) s.lastSuccessfulTickAt = new Date(r.record.finishedAt);
       else noteError(r.record.error as string);

@@ -17,6 +17,8 @@ export interface TickDeps {
   paused: boolean;
   /** Unfinished tasks seen by the previous tick (to count what finished since). */
   seen: Seen;
+  /** Problems already logged by earlier ticks: not logged again every tick while they last. */
+  problemKeys: ReadonlySet<string>;
   /** A supervisor started by this tick exited: the next instance of its backup id may start. */
   onSupervisorExit: () => void;
 }
@@ -25,6 +27,7 @@ export interface TickResult {
   record: TickRecord;
   report: CheckReport | undefined;
   seen: Seen;
+  problemKeys: ReadonlySet<string>;
   /** Problems worth showing as "last error" even though the tick itself succeeded. */
   problems: string[];
 }
@@ -33,10 +36,15 @@ export async function runTick(deps: TickDeps, reason: string): Promise<TickResul
   const { logger, metrics } = deps;
   const startedAt = new Date();
   const started: string[] = [];
+  const problemKeys = new Set<string>();
   const checkDeps: CheckDeps = {
     config: deps.config,
     logger,
     logFd: 1,
+    logProblem: (key, fields, msg) => {
+      problemKeys.add(key);
+      if (!deps.problemKeys.has(key)) logger.error(fields, `${msg} (logged once until it clears)`);
+    },
     onEvent: (event, task) => {
       if (event === 'started') metrics.backup('started', task.port);
       else if (event === 'killed') metrics.backup('killed', task.port);
@@ -63,6 +71,9 @@ export async function runTick(deps: TickDeps, reason: string): Promise<TickResul
     error = errorMessage(err);
     logger.error({ err: error }, 'tick failed');
   }
+  if (report) {
+    for (const key of deps.problemKeys) if (!problemKeys.has(key)) logger.info({ problem: key }, 'problem cleared');
+  }
   const finishedAt = new Date();
   const durationMs = finishedAt.getTime() - startedAt.getTime();
   metrics.tick(durationMs / 1000, error === undefined, finishedAt);
@@ -71,6 +82,8 @@ export async function runTick(deps: TickDeps, reason: string): Promise<TickResul
     record: { reason, startedAt: startedAt.toISOString(), finishedAt: finishedAt.toISOString(), durationMs, ok: error === undefined, error, started, paused: deps.paused },
     report,
     seen,
+    // A tick that failed as a whole says nothing about the problems: keep the known ones.
+    problemKeys: report ? problemKeys : deps.problemKeys,
     problems,
   };
 }

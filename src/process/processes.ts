@@ -24,6 +24,9 @@ export async function snapshotProcesses(): Promise<ProcessTable> {
   return { get: (pid) => (byPid.has(pid) && !isZombie(pid) ? byPid.get(pid) : undefined), all: () => [...byPid.values()] };
 }
 
+/** For a check step with no running or quit task: nothing to look up. */
+export const EMPTY_PROCESS_TABLE: ProcessTable = { get: () => undefined, all: () => [] };
+
 /** pid and everything below it in the snapshot (children, grandchildren …). */
 export function descendantsOf(table: ProcessTable, pid: number): number[] {
   const children = new Map<number, number[]>();

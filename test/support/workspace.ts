@@ -121,11 +121,5 @@ export async function waitFor<T>(what: string, fn: () => T | Promise<T>, timeout
   }
 }
 
-export function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+/** Zombie-aware, as the product's own check: an orphan nobody reaped has still ended. */
+export { isAlive as pidAlive } from '../../src/process/processes.js';
