@@ -4,8 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# procps: ps, used by ps-list and tree-kill. systemd: systemd-analyze for the unit test.
-packages=(mariadb-server mariadb-plugin-spider procps systemd)
+# procps: ps, used by ps-list and tree-kill. (The unit-file test uses systemd-analyze when present.)
+packages=(mariadb-server mariadb-plugin-spider procps)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
