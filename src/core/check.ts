@@ -33,7 +33,8 @@ export interface CheckOptions {
 export interface CheckDeps {
   config: AgentConfig;
   logger: Logger;
-  onEvent?: (event: 'killed' | 'failed' | 'expired' | 'deleted' | 'started', task: TaskKey) => void;
+  onEvent?: (event: 'killed' | 'failed' | 'expired' | 'started', task: TaskKey) => void;
+  onDeleted?: (count: number) => void;
   /** Called when a backup is handed to a supervisor (the daemon watches its exit). */
   onStarted?: (task: TaskRow, pid: number, done: Promise<number | null>) => void;
   /**
@@ -146,6 +147,7 @@ async function housekeepAll(deps: CheckDeps, sessions: Session[]): Promise<void>
           killGraceMs: deps.config.backup.killGraceMs,
           logger: deps.logger.child({ port: s.instance.port }),
           onEvent: deps.onEvent,
+          onDeleted: deps.onDeleted,
         });
         s.tasks = await sql.listInstanceTasks(conn, s.instance.host, s.instance.port);
       } catch (err) {

@@ -20,7 +20,9 @@ export interface HousekeepingDeps {
   killGraceMs: number;
   logger: Logger;
   /** Lets the daemon count what happened (metrics); optional. */
-  onEvent?: (event: 'killed' | 'failed' | 'expired' | 'deleted', task: TaskKey) => void;
+  onEvent?: (event: 'killed' | 'failed' | 'expired', task: TaskKey) => void;
+  /** Rows over the retention age deleted on this instance. */
+  onDeleted?: (count: number) => void;
 }
 
 export interface HousekeepingResult {
@@ -60,6 +62,7 @@ export async function housekeep(deps: HousekeepingDeps): Promise<HousekeepingRes
   }
   let deleted = 0;
   if (!isSpiderInstance(instance)) deleted = await deleteOld(conn, logger);
+  if (deleted > 0) deps.onDeleted?.(deleted);
   return { actions, deleted };
 }
 

@@ -13,7 +13,7 @@ export interface DaemonMetrics {
   /** Replaces the per-port task counts with what the last tick read. */
   tasks(byPort: ReadonlyMap<number, readonly Pick<TaskRow, 'status'>[]>): void;
   backup(event: BackupEvent, port: number): void;
-  housekeeping(event: 'failed' | 'expired' | 'deleted'): void;
+  housekeeping(event: 'failed' | 'expired' | 'deleted', count?: number): void;
   scheduled(outcome: ScheduleOutcome): void;
   journalBacklog(n: number): void;
   paused(on: boolean): void;
@@ -68,8 +68,8 @@ export function createMetrics(): DaemonMetrics {
     backup(event, port) {
       backups[event].inc({ port: String(port) });
     },
-    housekeeping(event) {
-      hk.inc({ action: event });
+    housekeeping(event, count = 1) {
+      hk.inc({ action: event }, count);
     },
     scheduled(outcome) {
       sched.inc({ result: outcome });

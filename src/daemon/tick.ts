@@ -50,6 +50,7 @@ export async function runTick(deps: TickDeps, reason: string): Promise<TickResul
       else if (event === 'killed') metrics.backup('killed', task.port);
       else metrics.housekeeping(event);
     },
+    onDeleted: (count) => metrics.housekeeping('deleted', count),
     onStarted: (task, pid, done) => {
       started.push(`${task.backupId}@${task.port}`);
       void done.then((code) => {

@@ -181,24 +181,16 @@ export async function listMasterSideTasks(q: Queryable, backupId: string): Promi
 
 /** Tasks as a filter selects them; newest first. Status classes match the part before ':'. */
 export async function listTasks(q: Queryable, filter: { backupId?: string; host?: string; port?: number; excludeWrapper?: string }): Promise<TaskRow[]> {
-  const where: string[] = [];
-  const params: unknown[] = [];
-  if (filter.backupId !== undefined) {
-    where.push('BackupId = ?');
-    params.push(filter.backupId);
-  }
-  if (filter.host !== undefined) {
-    where.push('Host = ?');
-    params.push(filter.host);
-  }
-  if (filter.port !== undefined) {
-    where.push('Port = ?');
-    params.push(filter.port);
-  }
-  if (filter.excludeWrapper !== undefined) {
-    where.push('Wrapper <> ?');
-    params.push(filter.excludeWrapper);
-  }
+  // Fixed fragments; only the values are parameters.
+  const conditions: [string, unknown][] = [
+    ['BackupId = ?', filter.backupId],
+    ['Host = ?', filter.host],
+    ['Port = ?', filter.port],
+    ['Wrapper <> ?', filter.excludeWrapper],
+  ];
+  const used = conditions.filter(([, value]) => value !== undefined);
+  const where = used.map(([fragment]) => fragment);
+  const params = used.map(([, value]) => value);
   const rows = (await q.query(`${SELECT_TASK}${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY CreatedAt DESC, BackupId, ShardValue, Port`, params)) as RawRow[];
   return rows.map(toTask);
 }
