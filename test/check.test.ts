@@ -146,6 +146,19 @@ describe('check --run', () => {
     ]);
   });
 
+  test('a backup that exits but leaves a helper holding its stderr is recorded by its own exit code', async () => {
+    await insertTasks(cluster, [{ backupId: 'linger-1', for: m0 }]);
+    ws.behave(m0.port, { lingering: true, exitCode: 0 });
+    try {
+      const r = await ws.cli('check', '--run', '-c', join(ws.confDir, `dbbackup.${m0.port}.ini`));
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(await statusOf(cluster, m0, 'linger-1'), 'success');
+    } finally {
+      const helper = ws.runs()[0]?.grandchild;
+      if (helper) process.kill(helper, 'SIGKILL');
+    }
+  });
+
   test('--backup-id runs that id only', async () => {
     await insertTasks(cluster, [{ backupId: 'old-1', for: m0, createdAgoS: 600 }, { backupId: 'wanted', for: m0 }]);
     const r = await ws.cli('check', '--run', '--backup-id=wanted');

@@ -97,10 +97,9 @@ export async function runCheck(deps: CheckDeps, opts: CheckOptions): Promise<Che
   } else if (pick.kind === 'busy') {
     logger.debug({ running: pick.running.map((t) => `${t.backupId}@${t.port}`) }, 'a backup of this host is running; nothing started');
   }
-  const ok =
-    configErrors.length === 0 &&
-    reports.every((r) => r.error === undefined) &&
-    outcomes.every((o) => o.status === STATUS.success || o.status === STATUS.running || o.note === 'skipped');
+  // Waited for, a backup must have ended `success`; handed off (daemon), `running` is the result.
+  const fine = (o: Outcome) => o.note === 'skipped' || o.status === STATUS.success || (!opts.waitForBackups && o.status === STATUS.running);
+  const ok = configErrors.length === 0 && reports.every((r) => r.error === undefined) && outcomes.every(fine);
   return { configErrors, instances: reports, pick, outcomes, ok };
 }
 

@@ -59,8 +59,10 @@ export function decide(task: TaskRow, facts: TaskFacts): Action {
 function decideRunning(task: TaskRow, facts: TaskFacts): Action {
   switch (facts.process.kind) {
     case 'none':
+      // Within the grace the supervisor is about to record its own pid: leave the row to it.
+      if (task.updatedAgeS <= LIMITS.claimGraceS) return { kind: 'none' };
       if (facts.supervisorPid !== undefined) return { kind: 'adopt', pid: facts.supervisorPid };
-      return task.updatedAgeS > LIMITS.claimGraceS ? { kind: 'fail', status: REASON.noPid } : { kind: 'none' };
+      return { kind: 'fail', status: REASON.noPid };
     case 'gone':
       return { kind: 'fail', status: REASON.processGone };
     case 'foreign':

@@ -4,12 +4,13 @@ import type { Logger } from 'pino';
 import type { AgentConfig } from '../config/agent.js';
 import { expandCommand } from '../config/command-template.js';
 import { isSpiderInstance, type InstanceConfig } from '../config/instance.js';
-import type { Connection } from '../db.js';
+import { withConnection, type Connection } from '../db.js';
+import { errorMessage } from '../errors.js';
 import { spawnArgv, waitForExit } from '../process/processes.js';
 import * as sql from '../sql/tasks.js';
 import type { TaskKey, TaskRow } from '../sql/tasks.js';
 import { isRunnable } from './status.js';
-import { SUPERVISOR_MARK } from './supervise.js';
+import { SUPERVISOR_EXIT, SUPERVISOR_MARK } from './supervise.js';
 
 const SUPERVISOR_SCRIPT = fileURLToPath(new URL('../bin/supervisor.js', import.meta.url));
 
@@ -67,7 +68,10 @@ export async function startTask(
   if (!(await sql.claimTask(conn, task))) return { kind: 'skipped', reason: 'claimed by another runner' };
   const argv = backupArgv(config, instance, task);
   const child = spawnArgv(supervisorArgv(config, instance, task, argv), { detached: true, stdio: ['ignore', logFd, logFd] });
-  const done = waitForExit(child).then((r) => r.code);
+  const done = waitForExit(child).then(async (r) => {
+    if (r.code === SUPERVISOR_EXIT.notStarted) await handBack(instance, task, logger);
+    return r.code;
+  });
   if (child.pid === undefined) {
     // Could not even start node: hand the claim back so the task is not left "running".
     await sql.updateRunning(conn, task, -1, task.status);
@@ -75,4 +79,17 @@ export async function startTask(
   }
   logger.info({ supervisorPid: child.pid, argv }, 'task claimed; backup handed to its supervisor');
   return { kind: 'started', pid: child.pid, done };
+}
+
+/**
+ * The supervisor could not start the backup (it could not record its pid): give the claim back so
+ * the task is tried again instead of waiting for "failed: no pid".
+ */
+async function handBack(instance: InstanceConfig, task: TaskRow, logger: Logger): Promise<void> {
+  try {
+    const back = await withConnection(instance, (c) => sql.updateRunning(c, task, -1, task.status));
+    if (back) logger.warn({ status: task.status }, 'backup not started by its supervisor; task handed back to be tried again');
+  } catch (err) {
+    logger.error({ err: errorMessage(err) }, 'backup not started by its supervisor, and the claim could not be handed back');
+  }
 }

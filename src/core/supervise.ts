@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { connect, type Connection } from '../db.js';
-import { loadInstanceConfig } from '../config/instance.js';
+import { loadInstanceConfig, type InstanceConfig } from '../config/instance.js';
 import { errorMessage } from '../errors.js';
 import { spawnArgv, waitForExit } from '../process/processes.js';
 import * as sql from '../sql/tasks.js';
@@ -88,10 +88,10 @@ export async function supervise(args: SuperviseArgs): Promise<number> {
     }
   } catch (err) {
     logger.error({ err: errorMessage(err) }, 'cannot record the pid; backup not started');
-    await conn.close();
     return SUPERVISOR_EXIT.notStarted;
+  } finally {
+    await conn.close();
   }
-  await conn.close();
 
   const lock = holdLivenessLock(instance, supervisorLockName(key), logger);
   const cwd = args.cwd !== undefined && existsSync(args.cwd) ? args.cwd : undefined;
@@ -112,13 +112,13 @@ export async function supervise(args: SuperviseArgs): Promise<number> {
   if (status === STATUS.success) logger.info(fields, 'backup finished');
   else logger.error({ ...fields, ...(exit.error ? { err: exit.error.message } : {}) }, 'backup failed');
 
-  return (await recordFinal(args, key, status)) ? (status === STATUS.success ? SUPERVISOR_EXIT.success : SUPERVISOR_EXIT.failed) : SUPERVISOR_EXIT.journaled;
+  return (await recordFinal(args, instance, status)) ? (status === STATUS.success ? SUPERVISOR_EXIT.success : SUPERVISOR_EXIT.failed) : SUPERVISOR_EXIT.journaled;
 }
 
 /** Journal first (durable), then the database; the journal entry goes once the row is written. */
-async function recordFinal(args: SuperviseArgs, key: TaskKey, status: string): Promise<boolean> {
+async function recordFinal(args: SuperviseArgs, instance: InstanceConfig, status: string): Promise<boolean> {
+  const { key } = args;
   const entry = appendJournal(args.stateDir, { key, observedPid: process.pid, status });
-  const instance = loadInstanceConfig(args.instanceFile);
   for (let attempt = 1; attempt <= 3; attempt++) {
     try {
       const conn = await connect(instance, { connectTimeoutMs: 5000 });

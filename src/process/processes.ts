@@ -126,15 +126,24 @@ export function spawnArgv(argv: readonly string[], opts: SpawnOptions = {}): Chi
   return spawn(cmd, args, { shell: false, cwd: opts.cwd, detached: opts.detached ?? false, stdio: opts.stdio ?? 'ignore', env: opts.env });
 }
 
-/** Resolves with the exit code, or the signal name when the process was killed by a signal. */
-export function waitForExit(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }> {
+/**
+ * Resolves with the exit code, or the signal name when the process was killed by a signal. The
+ * process's own exit decides: a grandchild that keeps the stderr pipe open (a daemonised helper)
+ * delays the result by at most `drainMs`, which only lets the last output arrive.
+ */
+export function waitForExit(child: ChildProcess, drainMs = 2000): Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }> {
   return new Promise((resolve) => {
-    let spawnError: Error | undefined;
     child.once('error', (err) => {
-      spawnError = err;
-      // 'close' does not follow a failed spawn
+      // 'exit' does not follow a failed spawn
       if (child.pid === undefined) resolve({ code: null, signal: null, error: err });
     });
-    child.once('close', (code, sig) => resolve({ code, signal: sig, ...(spawnError ? { error: spawnError } : {}) }));
+    child.once('exit', (code, signal) => {
+      const done = () => resolve({ code, signal });
+      const timer = setTimeout(done, drainMs);
+      child.once('close', () => {
+        clearTimeout(timer);
+        done();
+      });
+    });
   });
 }

@@ -92,12 +92,15 @@ export async function claimTask(q: Queryable, k: TaskKey): Promise<boolean> {
   return affected(res) === 1;
 }
 
-/** Records the supervisor's pid on a task this agent has just claimed. */
+/**
+ * Records the supervisor's pid on a task just claimed for it. True also when the pid is already
+ * there (housekeeping adopted the supervisor first).
+ */
 export async function recordPid(q: Queryable, k: TaskKey, pid: number): Promise<boolean> {
-  const res = await q.query(
-    `UPDATE ${T} SET TaskPid = ? WHERE ${KEY} AND BackupStatus = 'running' AND TaskPid = -1`,
-    [pid, ...keyParams(k)],
-  );
+  const rows = (await q.query(`SELECT TaskPid FROM ${T} WHERE ${KEY} AND BackupStatus = 'running' AND TaskPid IN (-1, ?)`, [...keyParams(k), pid])) as { TaskPid: number }[];
+  if (rows.length === 0) return false;
+  if (Number(rows[0]?.TaskPid) === pid) return true;
+  const res = await q.query(`UPDATE ${T} SET TaskPid = ? WHERE ${KEY} AND BackupStatus = 'running' AND TaskPid = -1`, [pid, ...keyParams(k)]);
   return affected(res) === 1;
 }
 

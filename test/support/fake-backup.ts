@@ -14,6 +14,8 @@ export interface Behaviour {
   grandchild?: boolean;
   ignoreTerm?: boolean;
   stderr?: string;
+  /** Leave a detached helper behind that keeps our stderr open, then exit (a daemonising tool). */
+  lingering?: boolean;
 }
 
 const { values } = parseArgs({
@@ -27,7 +29,11 @@ const b: Behaviour = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) 
 if (b.ignoreTerm) process.on('SIGTERM', () => {});
 
 let grandchild: number | undefined;
-if (b.grandchild) {
+if (b.lingering) {
+  const g = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)', 'lingering-helper'], { stdio: ['ignore', 'ignore', 'inherit'], detached: true });
+  g.unref();
+  grandchild = g.pid;
+} else if (b.grandchild) {
   const g = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)', 'grandchild-of', String(values['backup-id'])], { stdio: 'ignore' });
   grandchild = g.pid;
 }

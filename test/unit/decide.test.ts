@@ -21,6 +21,8 @@ test('running tasks', () => {
   assert.deepEqual(decide(row({ taskPid: -1, updatedAgeS: 5 }), facts({ process: { kind: 'none' } })), { kind: 'none' });
   assert.deepEqual(decide(row({ taskPid: -1, updatedAgeS: 3600 }), facts({ process: { kind: 'none' } })), { kind: 'fail', status: 'failed: no pid' });
   assert.deepEqual(decide(row({ taskPid: -1, updatedAgeS: 3600 }), facts({ process: { kind: 'none' }, supervisorPid: 7 })), { kind: 'adopt', pid: 7 });
+  // a fresh claim is the supervisor's to record, even when another check already sees it
+  assert.deepEqual(decide(row({ taskPid: -1, updatedAgeS: 1 }), facts({ process: { kind: 'none' }, supervisorPid: 7 })), { kind: 'none' });
   // a final status waiting in the journal wins over everything
   assert.deepEqual(decide(row(), facts({ process: { kind: 'gone' }, journalPending: true })), { kind: 'none' });
 });
