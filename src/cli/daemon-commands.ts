@@ -22,7 +22,6 @@ type SetExit = (code: number) => void;
 export const STATUS_NOT_RUNNING = 3;
 
 export function registerDaemonCommands(program: Command, setExit: SetExit): void {
-  // Bad usage must reach cli.ts as a CommanderError (exit 2), not exit 1 from inside commander:
   const command = (name: string) => program.command(name);
   command('daemon')
     .description('Run the agent: the check step every [agent] tick_interval, the daily schedule from [schedule] cron, metrics. Meant for systemd.')
