@@ -33,24 +33,19 @@ export interface SlaveRead {
  * open at once, so a round over a thousand replicas is neither sequential nor a connection storm.
  */
 export async function readSlaveTasks(slaves: readonly ServerRow[], backupId: string | undefined, concurrency: number): Promise<SlaveRead[]> {
-  const limit = pLimit(concurrency);
-  return Promise.all(
-    slaves.map((server) =>
-      limit(async (): Promise<SlaveRead> => {
-        try {
-          const c = await connect(endpointOf(server), { connectTimeoutMs: 10_000 });
-          try {
-            return { server, tasks: await sql.listTasks(c, { backupId, host: server.host, port: server.port }) };
-          } finally {
-            await c.close();
-          }
-        } catch (err) {
-          if (isNoSuchTable(err)) return { server, tasks: [] };
-          return { server, tasks: [], error: errorMessage(err) };
-        }
-      }),
-    ),
-  );
+  return mapLimited(slaves, concurrency, async (server): Promise<SlaveRead> => {
+    try {
+      const c = await connect(endpointOf(server), { connectTimeoutMs: 10_000 });
+      try {
+        return { server, tasks: await sql.listTasks(c, { backupId, host: server.host, port: server.port }) };
+      } finally {
+        await c.close();
+      }
+    } catch (err) {
+      if (isNoSuchTable(err)) return { server, tasks: [] };
+      return { server, tasks: [], error: errorMessage(err) };
+    }
+  });
 }
 
 /** Applies `fn` to every item with bounded concurrency (the same bound as replica reads). */

@@ -8,6 +8,7 @@ import type { TaskKey, TaskRow } from '../sql/tasks.js';
 import { decide, LIMITS, type Action, type ProcessState } from './decide.js';
 import { journalKey } from './journal.js';
 import { REASON, STATUS } from './status.js';
+import { SUPERVISOR_MARK } from './supervise.js';
 
 export interface HousekeepingDeps {
   conn: Connection;
@@ -41,7 +42,7 @@ export function processState(table: ProcessTable, task: Pick<TaskRow, 'taskPid' 
 export function findSupervisor(table: ProcessTable, task: Pick<TaskRow, 'backupId' | 'port'>): number | undefined {
   const id = ` --backup-id ${task.backupId} `;
   const port = ` --port ${task.port} `;
-  return table.all().find((p) => p.cmd.includes('spiderbackup-supervisor') && `${p.cmd} `.includes(id) && `${p.cmd} `.includes(port))?.pid;
+  return table.all().find((p) => p.cmd.includes(SUPERVISOR_MARK) && `${p.cmd} `.includes(id) && `${p.cmd} `.includes(port))?.pid;
 }
 
 export async function housekeep(deps: HousekeepingDeps): Promise<HousekeepingResult> {

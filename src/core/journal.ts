@@ -51,6 +51,18 @@ export interface JournalRead {
   bad: string[];
 }
 
+/** Entry files; temporary (`.…tmp`) and set-aside (`….bad`) files are not entries. */
+const isEntryName = (name: string): boolean => name.endsWith('.json') && !name.startsWith('.');
+
+/** Final statuses waiting to be delivered, counted without reading them (cheap, every tick). */
+export function countJournal(stateDir: string): number {
+  try {
+    return readdirSync(journalDir(stateDir)).filter(isEntryName).length;
+  } catch {
+    return 0;
+  }
+}
+
 export function readJournal(stateDir: string): JournalRead {
   const dir = journalDir(stateDir);
   let names: string[];
@@ -61,7 +73,7 @@ export function readJournal(stateDir: string): JournalRead {
   }
   const entries: JournalEntry[] = [];
   const bad: string[] = [];
-  for (const name of names.filter((n) => n.endsWith('.json')).sort()) {
+  for (const name of names.filter(isEntryName).sort()) {
     try {
       const e = JSON.parse(readFileSync(join(dir, name), 'utf8')) as JournalEntry;
       if (typeof e.status !== 'string' || typeof e.key?.backupId !== 'string') throw new Error('not a journal entry');

@@ -2,11 +2,11 @@
 // endpoint, the lock and the signals together; the work itself is in tick.ts and fire.ts. Each
 // backup lives in its own detached supervisor, so this process can die, restart or be upgraded
 // while backups go on.
-import { mkdirSync, readdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { parseListen, type AgentConfig } from '../config/agent.js';
 import { discoverInstances } from '../config/discover.js';
 import type { CheckReport } from '../core/check.js';
-import { journalDir } from '../core/journal.js';
+import { countJournal } from '../core/journal.js';
 import { errorMessage } from '../errors.js';
 import { createLogger, type AgentLogger } from '../log.js';
 import { loadDaemonConfig, planReload } from './config.js';
@@ -317,13 +317,4 @@ function settledWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
     t = setTimeout(() => resolve(false), ms);
   });
   return Promise.race([p.then(() => true, () => true), timeout]).finally(() => clearTimeout(t));
-}
-
-/** Final statuses waiting in the journal (entries are *.json; temporary and .bad files are not). */
-function countJournal(stateDir: string): number {
-  try {
-    return readdirSync(journalDir(stateDir)).filter((n) => n.endsWith('.json') && !n.startsWith('.')).length;
-  } catch {
-    return 0;
-  }
 }
