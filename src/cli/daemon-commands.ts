@@ -5,8 +5,7 @@ import { prettyFactory } from 'pino-pretty';
 import { loadAgentConfig, type AgentConfig } from '../config/agent.js';
 import { formatDuration, parseDuration } from '../config/duration.js';
 import { MetricsListenError, runDaemon } from '../daemon/daemon.js';
-import { daemonAlive } from '../daemon/liveness.js';
-import { LockHeldError, readLockHolder } from '../daemon/lock.js';
+import { daemonLockHolder, LockHeldError } from '../daemon/lock.js';
 import { LEVELS, matches, parseLine, type LogFilter } from '../daemon/log-filter.js';
 import { readLogFile, readLogStream } from '../daemon/log-source.js';
 import { clearPause, pauseFile, readPause, writePause, type PauseState } from '../daemon/pause.js';
@@ -133,14 +132,12 @@ function writePauseOrFail(config: AgentConfig, forMs: number, reason: string | u
 }
 
 async function isDaemonRunning(config: AgentConfig): Promise<boolean> {
-  const holder = readLockHolder(config.agent.stateDir);
-  return holder !== undefined && (await daemonAlive(holder.pid));
+  return (await daemonLockHolder(config.agent.hostLock)).held;
 }
 
 async function gatherStatus(config: AgentConfig) {
   const { stateDir } = config.agent;
-  const holder = readLockHolder(stateDir);
-  const alive = holder !== undefined && (await daemonAlive(holder.pid));
+  const { held: alive, holder } = await daemonLockHolder(config.agent.hostLock);
   let snapshot: DaemonStatus | undefined;
   let snapshotError: string | undefined;
   try {

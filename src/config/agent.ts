@@ -6,11 +6,13 @@ import { parseDuration } from './duration.js';
 import { IniReader, readIni } from './ini-file.js';
 
 export const DEFAULT_AGENT_CONFIG = '/etc/spiderbackup/spiderbackup.ini';
+/** Host-wide, never under state_dir: a second agent with other settings must find the same lock. */
+export const DEFAULT_HOST_LOCK = '/run/lock/spiderbackup/host.lock';
 
 export interface AgentConfig {
   /** The file these settings came from; undefined when defaults are used. */
   file: string | undefined;
-  agent: { configDir: string; stateDir: string; tickIntervalMs: number };
+  agent: { configDir: string; stateDir: string; hostLock: string; tickIntervalMs: number };
   backup: { installDir: string; remoteCommand: string[]; spiderCommand: string[]; killGraceMs: number };
   schedule: {
     cron: string | undefined;
@@ -59,6 +61,7 @@ function agentConfigFrom(ini: IniReader, file: string | undefined, cwd: string):
     agent: {
       configDir: resolve(cwd, ini.string('agent', 'config_dir', cwd)),
       stateDir: resolve(cwd, ini.string('agent', 'state_dir', '/var/lib/spiderbackup')),
+      hostLock: resolve(cwd, ini.string('agent', 'host_lock', DEFAULT_HOST_LOCK)),
       tickIntervalMs: duration('agent', 'tick_interval', '10s', 100),
     },
     backup: {

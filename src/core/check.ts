@@ -1,20 +1,26 @@
-// The per-host check step (SPEC §3 `check`): journal delivery and housekeeping on every local
-// instance, then — if nothing of this host runs — the earliest backup id, instance by instance.
+// The per-host check step (SPEC §3 `check`, §5): journal delivery and housekeeping on every local
+// instance, then — if nothing runs on this host — the earliest backup id, instance by instance.
+// "Nothing runs" is the host's answer (its processes and the host lock), not only the rows'.
 import type { Logger } from 'pino';
 import type { AgentConfig } from '../config/agent.js';
 import { discoverInstances } from '../config/discover.js';
-import type { InstanceConfig } from '../config/instance.js';
+import { isSpiderInstance, type InstanceConfig } from '../config/instance.js';
 import { connect, isNoSuchTable, type Connection } from '../db.js';
 import { ConfigError, errorMessage } from '../errors.js';
+import { scanHost } from '../process/host-scan.js';
 import * as sql from '../sql/tasks.js';
 import type { TaskKey, TaskRow } from '../sql/tasks.js';
+import { Backoff } from './backoff.js';
 import { deliverJournal } from './deliver.js';
-import { housekeep } from './housekeeping.js';
+import { housekeep, type HousekeepingEvent } from './housekeeping.js';
 import { pendingJournalKeys } from './journal.js';
-import { EMPTY_PROCESS_TABLE, snapshotProcesses } from '../process/processes.js';
+import { buildLocalView, hostBusyReason, type LocalView } from './local-view.js';
 import { pickWork, type Pick } from './pick.js';
+import { hostPaths, taskKeyString } from './protocol.js';
+import { PURGE, purgeOld } from './purge.js';
+import { readRecords, removeRecord } from './records.js';
 import { startTask } from './start-task.js';
-import { STATUS } from './status.js';
+import { isFinished, isRunnable, STATUS } from './status.js';
 
 export interface CheckOptions {
   run: boolean;
@@ -30,10 +36,12 @@ export interface CheckOptions {
   start?: boolean;
 }
 
+export type CheckEvent = HousekeepingEvent | 'started';
+
 export interface CheckDeps {
   config: AgentConfig;
   logger: Logger;
-  onEvent?: (event: 'killed' | 'failed' | 'expired' | 'started', task: TaskKey) => void;
+  onEvent?: (event: CheckEvent, task: TaskKey) => void;
   onDeleted?: (count: number) => void;
   /** Called when a backup is handed to a supervisor (the daemon watches its exit). */
   onStarted?: (task: TaskRow, pid: number, done: Promise<number | null>) => void;
@@ -44,6 +52,10 @@ export interface CheckDeps {
   logProblem?: (key: string, fields: Record<string, unknown>, msg: string) => void;
   /** The fd the agent logs to (CLI: 2, daemon: 1); supervisors log there too. */
   logFd?: 1 | 2;
+  /** Tasks whose supervisor could not start them wait before the next try (daemon). */
+  backoff?: Backoff;
+  /** When each instance (by file) was last purged; without it every run purges (CLI). */
+  purgedAt?: Map<string, number>;
 }
 
 export interface InstanceReport {
@@ -65,6 +77,8 @@ export interface CheckReport {
   instances: InstanceReport[];
   pick: Pick;
   outcomes: Outcome[];
+  /** Why nothing was started although tasks wait: a backup (ours or the old tool's) runs here. */
+  hostBusy?: string;
   ok: boolean;
 }
 
@@ -75,8 +89,9 @@ export async function runCheck(deps: CheckDeps, opts: CheckOptions): Promise<Che
   for (const e of configErrors) problem(`config:${e.file}`, { file: e.file, key: e.key }, `instance config skipped: ${e.message}`);
 
   const sessions = await Promise.all(instances.map((inst) => openSession(deps, inst, opts.run)));
+  let local: LocalView | undefined;
   try {
-    if (opts.run) await housekeepAll(deps, sessions);
+    if (opts.run) local = await housekeepAll(deps, sessions, problem);
   } finally {
     await Promise.all(sessions.map((s) => s.conn?.close()));
   }
@@ -85,22 +100,40 @@ export async function runCheck(deps: CheckDeps, opts: CheckOptions): Promise<Che
     if (r.error !== undefined) problem(`instance:${r.instance.file}`, { port: r.instance.port, file: r.instance.file, err: r.error }, 'instance skipped this round');
   }
 
-  const pick = pickWork(reports.flatMap((r) => r.tasks), opts.backupId);
+  const now = Date.now();
+  const backoff = deps.backoff;
+  const candidates = reports.flatMap((r) => r.tasks).filter((t) => !(backoff && isRunnable(t.status) && backoff.waiting(taskKeyString(t), now)));
+  const pick = pickWork(candidates, opts.backupId);
   const outcomes: Outcome[] = [];
+  let hostBusy: string | undefined;
+  if (pick.kind === 'run' || !opts.run) {
+    // Without --run this only informs; with it, the host decides whether anything may start.
+    hostBusy = hostBusyReason(local ?? buildLocalView(scanHost(), readRecords(hostPaths(config.agent.hostLock).records).records));
+  }
   if (opts.run && opts.start !== false && pick.kind === 'run') {
-    for (const task of pick.tasks) {
-      const instance = instances.find((i) => i.port === task.port) as InstanceConfig;
-      const outcome = await runOne(deps, instance, task, opts.waitForBackups);
-      outcomes.push(outcome);
-      if (!opts.waitForBackups && outcome.status === STATUS.running) break;
+    if (hostBusy !== undefined) {
+      problem('host-busy', { reason: hostBusy }, `nothing started: ${hostBusy}`);
+    } else {
+      for (const task of pick.tasks) {
+        const instance = instances.find((i) => i.port === task.port) as InstanceConfig;
+        const outcome = await runOne(deps, instance, task, opts.waitForBackups);
+        if (outcome.note === 'busy') {
+          hostBusy = 'another runner started a backup on this host meanwhile (host lock held)';
+          logger.info({ backupId: task.backupId, port: task.port }, `not started: ${hostBusy}`);
+          break;
+        }
+        outcomes.push(outcome);
+        if (!opts.waitForBackups && outcome.status === STATUS.running) break;
+      }
     }
   } else if (pick.kind === 'busy') {
     logger.debug({ running: pick.running.map((t) => `${t.backupId}@${t.port}`) }, 'a backup of this host is running; nothing started');
   }
+  if (opts.run) await purgeAll(deps, instances, problem);
   // Waited for, a backup must have ended `success`; handed off (daemon), `running` is the result.
   const fine = (o: Outcome) => o.note === 'skipped' || o.status === STATUS.success || (!opts.waitForBackups && o.status === STATUS.running);
   const ok = configErrors.length === 0 && reports.every((r) => r.error === undefined) && outcomes.every(fine);
-  return { configErrors, instances: reports, pick, outcomes, ok };
+  return { configErrors, instances: reports, pick, outcomes, ...(hostBusy !== undefined ? { hostBusy } : {}), ok };
 }
 
 interface Session {
@@ -123,37 +156,82 @@ async function openSession(deps: CheckDeps, instance: InstanceConfig, run: boole
   return session;
 }
 
+type Problem = (key: string, fields: Record<string, unknown>, msg: string) => void;
+
 /**
- * Housekeeping of every instance against one process-table snapshot, taken after all rows were
- * read (a pid in a row was alive before the row was read) and only when a row needs it: an idle
- * host does not run `ps` every tick. The journal is read after the snapshot (see housekeeping.ts).
+ * Housekeeping of every instance against one look at the host, taken after all rows were read (a
+ * process seen in a row was alive before the row was read) and only when something needs it: an
+ * idle host reads no process table. The journal is read after the host (see housekeeping.ts).
  */
-async function housekeepAll(deps: CheckDeps, sessions: Session[]): Promise<void> {
+async function housekeepAll(deps: CheckDeps, sessions: Session[], problem: Problem): Promise<LocalView | undefined> {
   const live = sessions.filter((s) => s.conn !== undefined);
-  const needsProcesses = live.some((s) => s.tasks.some((t) => t.status === STATUS.running || t.status === STATUS.quit));
-  const table = needsProcesses ? await snapshotProcesses() : EMPTY_PROCESS_TABLE;
-  const pending = pendingJournalKeys(deps.config.agent.stateDir);
+  const paths = hostPaths(deps.config.agent.hostLock);
+  const records = readRecords(paths.records);
+  if (records.error !== undefined) problem('records', { err: records.error }, 'cannot read the supervisors\' records');
+  // A record means a supervisor is (or was) at work here: its row may have been overwritten with
+  // any status, final ones included.
+  const needsHost = records.records.length > 0 || live.some((s) => s.tasks.some((t) => t.status === STATUS.quit || !isFinished(t.status)));
+  if (!needsHost) return undefined;
+  const local = buildLocalView(scanHost(), records.records);
+  let pending: ReadonlySet<string>;
+  try {
+    pending = pendingJournalKeys(deps.config.agent.stateDir);
+  } catch (err) {
+    // Without knowing what waits in the journal, housekeeping could fail a task whose result is
+    // there: leave the rows alone this round.
+    problem('journal', { err: errorMessage(err) }, 'cannot read the journal; housekeeping skipped');
+    return local;
+  }
   await Promise.all(
     live.map(async (s) => {
       const conn = s.conn as Connection;
       try {
-        await housekeep({
+        const res = await housekeep({
           conn,
           instance: s.instance,
           tasks: s.tasks,
-          processes: table,
+          local,
           pending,
           killGraceMs: deps.config.backup.killGraceMs,
           logger: deps.logger.child({ port: s.instance.port }),
           onEvent: deps.onEvent,
-          onDeleted: deps.onDeleted,
         });
-        s.tasks = await sql.listInstanceTasks(conn, s.instance.host, s.instance.port);
+        if (res.actions.some((a) => a.applied)) s.tasks = await sql.listInstanceTasks(conn, s.instance.host, s.instance.port);
       } catch (err) {
         failSession(s, err);
       }
     }),
   );
+  // Records of backups with no process left were handled above (or need nothing): tidy them.
+  for (const r of local.stale) {
+    try {
+      removeRecord(paths.records, r.key);
+    } catch {
+      // another agent did it
+    }
+  }
+  return local;
+}
+
+/** At most every PURGE.everyMs per instance in the daemon; a failure is a problem, never fatal. */
+async function purgeAll(deps: CheckDeps, instances: InstanceConfig[], problem: Problem): Promise<void> {
+  const now = Date.now();
+  for (const inst of instances) {
+    if (isSpiderInstance(inst)) continue;
+    const last = deps.purgedAt?.get(inst.file);
+    if (last !== undefined && now - last < PURGE.everyMs) continue;
+    deps.purgedAt?.set(inst.file, now);
+    let conn: Connection | undefined;
+    try {
+      conn = await connect(inst);
+      const n = await purgeOld(conn, deps.logger.child({ port: inst.port }));
+      if (n > 0) deps.onDeleted?.(n);
+    } catch (err) {
+      if (!isNoSuchTable(err)) problem(`purge:${inst.file}`, { port: inst.port, err: errorMessage(err) }, 'cannot delete old rows (backups are not affected)');
+    } finally {
+      await conn?.close();
+    }
+  }
 }
 
 function failSession(s: Session, err: unknown): void {
@@ -166,27 +244,29 @@ function failSession(s: Session, err: unknown): void {
 
 async function runOne(deps: CheckDeps, instance: InstanceConfig, task: TaskRow, wait: boolean): Promise<Outcome> {
   const logger = deps.logger.child({ backupId: task.backupId, port: task.port, shardValue: task.shardValue });
-  let conn: Connection | undefined;
+  const key = taskKeyString(task);
   try {
-    conn = await connect(instance);
-    const started = await startTask(conn, deps.config, instance, task, logger, deps.logFd);
+    const started = await startTask(deps.config, instance, task, logger, deps.logFd);
+    if (started.kind === 'busy') return { task, status: task.status, note: 'busy' };
     if (started.kind === 'skipped') {
-      logger.info({ reason: started.reason }, 'task not started');
-      return { task, status: task.status, note: 'skipped' };
+      if (started.retry && deps.backoff) {
+        const delayMs = deps.backoff.failed(key, Date.now());
+        logger.warn({ reason: started.reason, retryInS: Math.round(delayMs / 1000) }, 'backup not started; trying again later');
+      } else {
+        logger.info({ reason: started.reason }, 'task not started');
+      }
+      return { task, status: task.status, note: started.retry ? started.reason : 'skipped' };
     }
+    if (deps.backoff?.clear(key)) logger.info('started after backing off');
     deps.onEvent?.('started', task);
     deps.onStarted?.(task, started.pid, started.done);
     if (!wait) return { task, pid: started.pid, status: STATUS.running };
-    await conn.close();
-    conn = undefined;
     await started.done;
     return { task, pid: started.pid, status: await finalStatus(instance, task) };
   } catch (err) {
     const error = errorMessage(err);
     logger.error({ err: error }, 'cannot run task');
     return { task, status: 'error', note: error };
-  } finally {
-    await conn?.close();
   }
 }
 

@@ -1,6 +1,9 @@
 // What housekeeping should do with one task: a pure function of the row (with ages by the database
-// clock) and what the process table and the journal say. No I/O here, so every rule is unit-tested.
+// clock) and what the host says about it. The host wins (SPEC §5): a row that replication, an
+// operator or a crash overwrote is repaired to what runs here, never believed over it. No I/O
+// here, so every rule is unit-tested.
 import type { TaskRow } from '../sql/tasks.js';
+import type { KillTarget, LocalState } from './local-view.js';
 import { REASON, STATUS } from './status.js';
 
 export const LIMITS = {
@@ -11,23 +14,22 @@ export const LIMITS = {
   /** Rows older than this are deleted (SPEC: 30 days). */
   retentionDays: 30,
   /**
-   * TaskPid stays -1 for the instant between claim and the supervisor recording its pid; only
-   * after this long without a supervisor is it "no pid". Keeps a concurrent check from failing a
-   * task another check has just claimed.
+   * A row `running` with TaskPid -1 (written by the old tool, or by replication) is left alone
+   * this long before it is "no pid": the old tool records its pid right after its claim.
    */
   claimGraceS: 60,
 } as const;
 
-export type ProcessState =
+/** The row's TaskPid, when the host runs nothing of the task. */
+export type PidState =
   | { kind: 'none' } // TaskPid <= 0
-  | { kind: 'gone' } // no such pid
-  | { kind: 'foreign' } // pid exists but its command line lacks the backup id (recycled pid)
-  | { kind: 'alive' };
+  | { kind: 'gone' } // no such process
+  | { kind: 'foreign' } // a process that is not this backup (recycled pid)
+  | { kind: 'legacy' }; // a process of the old tool whose command line names the backup id
 
 export interface TaskFacts {
-  process: ProcessState;
-  /** A live supervisor for this task found by its command line (used when TaskPid is -1). */
-  supervisorPid: number | undefined;
+  local: LocalState;
+  pid: PidState;
   /** A final status for this task waits in the local journal: leave the row to the journal. */
   journalPending: boolean;
 }
@@ -35,19 +37,40 @@ export interface TaskFacts {
 export type Action =
   | { kind: 'none' }
   | { kind: 'fail'; status: string } // running → failed: reason (conditional on observed pid)
-  | { kind: 'timeout'; pid: number } // failed: timeout, then kill the tree
-  | { kind: 'adopt'; pid: number } // running with -1 but its supervisor lives: record its pid
-  | { kind: 'kill-quit'; pid: number } // quit: kill the tree, record the outcome
+  | { kind: 'timeout'; target: KillTarget } // failed: timeout, then kill
+  | { kind: 'repair'; pid: number } // the row says otherwise, but the backup runs here: running + real pid
+  | { kind: 'kill-orphan'; target: KillTarget } // supervisor died, backup lives: kill, failed: supervisor died
+  | { kind: 'kill-quit'; target: KillTarget } // quit: kill everything of it, record the outcome
   | { kind: 'quit-no-process' }
   | { kind: 'expire' }; // init/replicated too old → quit
 
 export function decide(task: TaskRow, facts: TaskFacts): Action {
   if (facts.journalPending) return { kind: 'none' };
+  const { local } = facts;
+  if (task.status === STATUS.quit) {
+    if (local.kind !== 'none') return { kind: 'kill-quit', target: local.target };
+    if (facts.pid.kind === 'legacy') return { kind: 'kill-quit', target: { pids: [task.taskPid] } };
+    return { kind: 'quit-no-process' };
+  }
+  switch (local.kind) {
+    case 'orphaned':
+      return { kind: 'kill-orphan', target: local.target };
+    case 'finishing':
+      return { kind: 'none' };
+    case 'running':
+      if (task.status === STATUS.running) {
+        if (task.updatedAgeS > LIMITS.runningTimeoutS) return { kind: 'timeout', target: local.target };
+        return task.taskPid === local.supervisorPid ? { kind: 'none' } : { kind: 'repair', pid: local.supervisorPid };
+      }
+      // Overwritten (a master-side row image, an operator's UPDATE): restore what runs. Without a
+      // record saying the backup still runs, the supervisor may be writing its final status.
+      return local.restorable ? { kind: 'repair', pid: local.supervisorPid } : { kind: 'none' };
+    case 'none':
+      break;
+  }
   switch (task.status) {
     case STATUS.running:
-      return decideRunning(task, facts);
-    case STATUS.quit:
-      return facts.process.kind === 'alive' ? { kind: 'kill-quit', pid: task.taskPid } : { kind: 'quit-no-process' };
+      return decideRunningElsewhere(task, facts.pid);
     case STATUS.init:
     case STATUS.replicated:
       return task.createdAgeS > LIMITS.waitingExpiryS ? { kind: 'expire' } : { kind: 'none' };
@@ -56,18 +79,16 @@ export function decide(task: TaskRow, facts: TaskFacts): Action {
   }
 }
 
-function decideRunning(task: TaskRow, facts: TaskFacts): Action {
-  switch (facts.process.kind) {
+/** A running row with nothing of it on this host: only the old tool may still be running it. */
+function decideRunningElsewhere(task: TaskRow, pid: PidState): Action {
+  switch (pid.kind) {
     case 'none':
-      // Within the grace the supervisor is about to record its own pid: leave the row to it.
-      if (task.updatedAgeS <= LIMITS.claimGraceS) return { kind: 'none' };
-      if (facts.supervisorPid !== undefined) return { kind: 'adopt', pid: facts.supervisorPid };
-      return { kind: 'fail', status: REASON.noPid };
+      return task.updatedAgeS <= LIMITS.claimGraceS ? { kind: 'none' } : { kind: 'fail', status: REASON.noPid };
     case 'gone':
       return { kind: 'fail', status: REASON.processGone };
     case 'foreign':
       return { kind: 'fail', status: REASON.foreignPid };
-    case 'alive':
-      return task.updatedAgeS > LIMITS.runningTimeoutS ? { kind: 'timeout', pid: task.taskPid } : { kind: 'none' };
+    case 'legacy':
+      return task.updatedAgeS > LIMITS.runningTimeoutS ? { kind: 'timeout', target: { pids: [task.taskPid] } } : { kind: 'none' };
   }
 }

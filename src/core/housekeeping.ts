@@ -1,105 +1,120 @@
-// Housekeeping of one instance's rows (SPEC §3 check step 1): applies decide() to every task.
+// Housekeeping of one instance's rows (SPEC §3 check step 1, §5): applies decide() to every task
+// with what the host says about it. One failing action never stops the others, and the purge of
+// old rows is separate (purge.ts): nothing here can keep a backup from being started.
 import type { Logger } from 'pino';
 import type { Connection } from '../db.js';
-import { isSpiderInstance, type InstanceConfig } from '../config/instance.js';
-import { killTree, type ProcessTable } from '../process/processes.js';
+import type { InstanceConfig } from '../config/instance.js';
+import { errorMessage } from '../errors.js';
+import { isRunning, readProcess } from '../process/host-scan.js';
+import { killBackup } from '../process/processes.js';
 import * as sql from '../sql/tasks.js';
 import type { TaskKey, TaskRow } from '../sql/tasks.js';
-import { decide, LIMITS, type Action, type ProcessState } from './decide.js';
+import { decide, LIMITS, type Action, type PidState } from './decide.js';
 import { journalKey } from './journal.js';
+import type { KillTarget, LocalView } from './local-view.js';
 import { REASON, STATUS } from './status.js';
-import { SUPERVISOR_MARK } from './supervise.js';
+
+export type HousekeepingEvent = 'killed' | 'failed' | 'expired' | 'repaired';
 
 export interface HousekeepingDeps {
   conn: Connection;
   instance: InstanceConfig;
-  /** The instance's rows, read before `processes` was taken. */
+  /** The instance's rows, read before `local` was taken. */
   tasks: TaskRow[];
-  processes: ProcessTable;
-  /** Tasks whose final status waits in the journal (read after `processes`). */
+  local: LocalView;
+  /** Tasks whose final status waits in the journal (read after `local`). */
   pending: ReadonlySet<string>;
   killGraceMs: number;
   logger: Logger;
-  /** Lets the daemon count what happened (metrics); optional. */
-  onEvent?: (event: 'killed' | 'failed' | 'expired', task: TaskKey) => void;
-  /** Rows over the retention age deleted on this instance. */
-  onDeleted?: (count: number) => void;
+  onEvent?: (event: HousekeepingEvent, task: TaskKey) => void;
 }
 
 export interface HousekeepingResult {
-  actions: { task: TaskRow; action: Action; applied: boolean }[];
-  deleted: number;
+  actions: { task: TaskRow; action: Action; applied: boolean; error?: string }[];
 }
 
-export function processState(table: ProcessTable, task: Pick<TaskRow, 'taskPid' | 'backupId'>): ProcessState {
+/** What the row's TaskPid is, for a task of which nothing runs here. */
+export function pidState(task: Pick<TaskRow, 'taskPid' | 'backupId'>): PidState {
   if (task.taskPid <= 0) return { kind: 'none' };
-  const p = table.get(task.taskPid);
+  const p = readProcess(task.taskPid);
   if (!p) return { kind: 'gone' };
-  return p.cmd.includes(task.backupId) ? { kind: 'alive' } : { kind: 'foreign' };
-}
-
-/** The supervisor of a task is found by its command line, which carries id and port. */
-export function findSupervisor(table: ProcessTable, task: Pick<TaskRow, 'backupId' | 'port'>): number | undefined {
-  const id = ` --backup-id ${task.backupId} `;
-  const port = ` --port ${task.port} `;
-  return table.all().find((p) => p.cmd.includes(SUPERVISOR_MARK) && `${p.cmd} `.includes(id) && `${p.cmd} `.includes(port))?.pid;
+  // The old tool's backups carry the id as a word of their command line (`-k <id>`, `--backup-id <id>`).
+  const names = p.argv.some((w) => w === task.backupId || w.endsWith(`=${task.backupId}`));
+  return names && p.task === undefined && p.supervises === undefined ? { kind: 'legacy' } : { kind: 'foreign' };
 }
 
 export async function housekeep(deps: HousekeepingDeps): Promise<HousekeepingResult> {
-  // The caller keeps the order: rows, then the process table, then the journal. A supervisor that
-  // died after the rows were read journaled its result before dying, so the journal read last sees it.
-  const { conn, instance, logger, tasks, processes: table, pending } = deps;
+  // The caller keeps the order: rows, then the host, then the journal. A supervisor that died
+  // after the rows were read journaled its result before dying, so the journal read last sees it.
+  const { local, logger, tasks, pending } = deps;
   const actions: HousekeepingResult['actions'] = [];
   for (const task of tasks) {
+    const state = local.of(task);
     const action = decide(task, {
-      process: processState(table, task),
-      supervisorPid: task.status === STATUS.running && task.taskPid <= 0 ? findSupervisor(table, task) : undefined,
+      local: state,
+      pid: state.kind === 'none' && (task.status === STATUS.running || task.status === STATUS.quit) ? pidState(task) : { kind: 'none' },
       journalPending: pending.has(journalKey(task)),
     });
     if (action.kind === 'none') continue;
     const log = logger.child({ backupId: task.backupId, port: task.port, shardValue: task.shardValue });
-    const applied = await apply(deps, task, action, log);
-    actions.push({ task, action, applied });
+    try {
+      actions.push({ task, action, applied: await apply(deps, task, action, log) });
+    } catch (err) {
+      const error = errorMessage(err);
+      log.error({ action: action.kind, err: error }, 'housekeeping action failed; tried again next round');
+      actions.push({ task, action, applied: false, error });
+    }
   }
-  let deleted = 0;
-  if (!isSpiderInstance(instance)) deleted = await deleteOld(conn, logger);
-  if (deleted > 0) deps.onDeleted?.(deleted);
-  return { actions, deleted };
+  return { actions };
 }
 
 async function apply(deps: HousekeepingDeps, task: TaskRow, action: Action, log: Logger): Promise<boolean> {
   const { conn } = deps;
+  const observed = { status: task.status, pid: task.taskPid };
   switch (action.kind) {
     case 'none':
       return false;
     case 'fail': {
       const ok = await sql.updateRunning(conn, task, task.taskPid, action.status);
       if (ok) {
-        log.warn({ taskPid: task.taskPid, status: action.status }, 'running task has no live process; marked failed');
+        log.warn({ taskPid: task.taskPid, status: action.status }, 'running task has no live process on this host; marked failed');
         deps.onEvent?.('failed', task);
       }
       return ok;
     }
-    case 'adopt': {
-      const ok = await sql.updateRunning(conn, task, task.taskPid, STATUS.running, action.pid);
-      if (ok) log.info({ taskPid: action.pid }, 'running task had no pid recorded; its live supervisor was found and recorded');
+    case 'repair': {
+      const ok = await sql.updateObserved(conn, task, observed, STATUS.running, action.pid);
+      if (ok) {
+        log.warn({ was: task.status, wasPid: task.taskPid, taskPid: action.pid }, 'the row disagreed with this host, where the backup runs: restored to running with its real pid');
+        deps.onEvent?.('repaired', task);
+      }
       return ok;
     }
     case 'timeout': {
       // Mark first: the supervisor's own final write is conditional on `running`, so it cannot
-      // overwrite the timeout once the tree is killed.
-      const ok = await sql.updateRunning(conn, task, task.taskPid, REASON.timeout);
+      // overwrite the timeout once the backup is killed.
+      const ok = await sql.updateObserved(conn, task, observed, REASON.timeout, task.taskPid);
       if (!ok) return false;
-      const res = await killTree(action.pid, deps.killGraceMs);
-      log.warn({ taskPid: action.pid, runningForS: task.updatedAgeS, survivors: res.survivors }, `backup ran over ${LIMITS.runningTimeoutS / 3600} h; process tree killed`);
+      const res = await kill(action.target, task, deps.killGraceMs);
+      log.warn({ taskPid: task.taskPid, killed: res.killed, survivors: res.survivors, runningForS: task.updatedAgeS }, `backup ran over ${LIMITS.runningTimeoutS / 3600} h; killed`);
       deps.onEvent?.('killed', task);
       return true;
     }
+    case 'kill-orphan': {
+      // Nobody can learn the backup's exit code any more: never guess success.
+      const res = await kill(action.target, task, deps.killGraceMs);
+      const ok = await sql.updateObserved(conn, task, observed, REASON.supervisorDied, task.taskPid);
+      log.error({ killed: res.killed, survivors: res.survivors, was: task.status, recorded: ok }, 'the supervisor of this backup died while it ran; its processes were killed and the task failed');
+      deps.onEvent?.('killed', task);
+      return ok;
+    }
     case 'kill-quit': {
-      const res = await killTree(action.pid, deps.killGraceMs);
+      const res = await kill(action.target, task, deps.killGraceMs);
       const outcome = res.survivors.length === 0 ? REASON.quitSuccess : REASON.quitFail;
       const ok = await sql.updateStatus(conn, task, STATUS.quit, outcome);
-      log.warn({ taskPid: action.pid, escalated: res.escalated, survivors: res.survivors, status: outcome }, 'quit requested; process tree killed');
+      const fields = { taskPid: task.taskPid, killed: res.killed, escalated: res.escalated, survivors: res.survivors, status: outcome };
+      if (res.survivors.length === 0) log.warn(fields, 'quit requested; every process of the backup was killed');
+      else log.error(fields, 'quit requested; some processes of the backup survived');
       deps.onEvent?.('killed', task);
       return ok;
     }
@@ -119,13 +134,6 @@ async function apply(deps: HousekeepingDeps, task: TaskRow, action: Action, log:
   }
 }
 
-async function deleteOld(conn: Connection, logger: Logger): Promise<number> {
-  await sql.setSqlLogBin(conn, false);
-  try {
-    const n = await sql.deleteOldTasks(conn, LIMITS.retentionDays);
-    if (n > 0) logger.info({ deleted: n }, `deleted tasks older than ${LIMITS.retentionDays} days (not binlogged)`);
-    return n;
-  } finally {
-    await sql.setSqlLogBin(conn, true);
-  }
+function kill(target: KillTarget, task: TaskKey, graceMs: number) {
+  return killBackup({ ...target, pids: target.pids.filter(isRunning) }, task, graceMs);
 }

@@ -1,16 +1,15 @@
-// Claims one task and hands it to a detached supervisor process.
+// Starts one task: a detached supervisor under flock(1), which takes the host lock (or gives up at
+// once when another backup of this host holds it), claims the task and reports back.
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import type { AgentConfig } from '../config/agent.js';
 import { expandCommand } from '../config/command-template.js';
 import { isSpiderInstance, type InstanceConfig } from '../config/instance.js';
-import { withConnection, type Connection } from '../db.js';
-import { errorMessage } from '../errors.js';
 import { spawnArgv, waitForExit } from '../process/processes.js';
-import * as sql from '../sql/tasks.js';
 import type { TaskKey, TaskRow } from '../sql/tasks.js';
-import { isRunnable } from './status.js';
-import { SUPERVISOR_EXIT, SUPERVISOR_MARK } from './supervise.js';
+import { lockedSupervisorArgv, REPORT_CLAIMED, SUPERVISOR_EXIT, type SupervisorSpec } from './protocol.js';
 
 const SUPERVISOR_SCRIPT = fileURLToPath(new URL('../bin/supervisor.js', import.meta.url));
 
@@ -27,35 +26,31 @@ export function backupArgv(config: AgentConfig, instance: InstanceConfig, task: 
   });
 }
 
-export function supervisorArgv(config: AgentConfig, instance: InstanceConfig, task: TaskKey, argv: string[]): string[] {
-  return [
-    process.execPath,
-    SUPERVISOR_SCRIPT,
-    SUPERVISOR_MARK,
-    '--backup-id', task.backupId,
-    '--port', String(task.port),
-    '--host', task.host,
-    '--shard-value', String(task.shardValue),
-    '--instance', instance.file,
-    '--state-dir', config.agent.stateDir,
-    '--cwd', config.backup.installDir,
-    '--log-level', config.log.level,
-    ...(config.log.file ? ['--log-file', config.log.file] : []),
-    '--',
-    ...argv,
-  ];
+export function supervisorSpec(config: AgentConfig, instance: InstanceConfig, task: TaskKey): SupervisorSpec {
+  return {
+    key: { backupId: task.backupId, host: task.host, port: task.port, shardValue: task.shardValue },
+    instanceFile: instance.file,
+    stateDir: config.agent.stateDir,
+    hostLock: config.agent.hostLock,
+    cwd: config.backup.installDir,
+    logLevel: config.log.level,
+    logFile: config.log.file,
+    argv: backupArgv(config, instance, task),
+  };
 }
 
 export type StartResult =
   | { kind: 'started'; pid: number; done: Promise<number | null> }
-  | { kind: 'skipped'; reason: string };
+  /** Another backup of this host holds the host lock. */
+  | { kind: 'busy' }
+  /** Not claimed: claimed elsewhere, no longer waiting; `retry` when worth trying again later. */
+  | { kind: 'skipped'; reason: string; retry: boolean };
 
 /**
- * Re-checks the task, claims it with the conditional update and starts its supervisor. The
- * supervisor runs in its own session so it outlives this process.
+ * Starts the supervisor in its own session, so it outlives this process, and waits only for its
+ * report (claimed or not), never for the backup.
  */
 export async function startTask(
-  conn: Connection,
   config: AgentConfig,
   instance: InstanceConfig,
   task: TaskRow,
@@ -63,33 +58,30 @@ export async function startTask(
   /** Where the supervisor's log lines go when there is no [log] file: the agent's own log fd. */
   logFd: 1 | 2 = 1,
 ): Promise<StartResult> {
-  const current = await sql.getTask(conn, task);
-  if (!current || !isRunnable(current.status)) return { kind: 'skipped', reason: `status is now ${current?.status ?? 'gone'}` };
-  if (!(await sql.claimTask(conn, task))) return { kind: 'skipped', reason: 'claimed by another runner' };
-  const argv = backupArgv(config, instance, task);
-  const child = spawnArgv(supervisorArgv(config, instance, task, argv), { detached: true, stdio: ['ignore', logFd, logFd] });
-  const done = waitForExit(child).then(async (r) => {
-    if (r.code === SUPERVISOR_EXIT.notStarted) await handBack(instance, task, logger);
-    return r.code;
+  const spec = supervisorSpec(config, instance, task);
+  // flock(1) creates the lock file; its directory is ours to make (never removed, see README).
+  mkdirSync(dirname(spec.hostLock), { recursive: true, mode: 0o755 });
+  const child = spawnArgv(lockedSupervisorArgv(process.execPath, SUPERVISOR_SCRIPT, spec), {
+    detached: true,
+    stdio: ['ignore', logFd, logFd, 'pipe'],
   });
-  if (child.pid === undefined) {
-    // Could not even start node: hand the claim back so the task is not left "running".
-    await sql.updateRunning(conn, task, -1, task.status);
-    return { kind: 'skipped', reason: 'cannot start the supervisor process' };
+  const exited = waitForExit(child, 0);
+  const reportPipe = child.stdio[3] as NodeJS.ReadableStream | null;
+  const reported = new Promise<string>((resolve) => {
+    let text = '';
+    if (!reportPipe) return resolve('');
+    reportPipe.on('data', (d: Buffer) => (text += d.toString()));
+    reportPipe.on('end', () => resolve(text.trim()));
+    reportPipe.on('error', () => resolve(text.trim()));
+  });
+  const line = await reported;
+  if (line === REPORT_CLAIMED && child.pid !== undefined) {
+    logger.info({ supervisorPid: child.pid, argv: spec.argv }, 'task claimed; backup handed to its supervisor');
+    return { kind: 'started', pid: child.pid, done: exited.then((r) => r.code) };
   }
-  logger.info({ supervisorPid: child.pid, argv }, 'task claimed; backup handed to its supervisor');
-  return { kind: 'started', pid: child.pid, done };
-}
-
-/**
- * The supervisor could not start the backup (it could not record its pid): give the claim back so
- * the task is tried again instead of waiting for "failed: no pid".
- */
-async function handBack(instance: InstanceConfig, task: TaskRow, logger: Logger): Promise<void> {
-  try {
-    const back = await withConnection(instance, (c) => sql.updateRunning(c, task, -1, task.status));
-    if (back) logger.warn({ status: task.status }, 'backup not started by its supervisor; task handed back to be tried again');
-  } catch (err) {
-    logger.error({ err: errorMessage(err) }, 'backup not started by its supervisor, and the claim could not be handed back');
-  }
+  const r = await exited;
+  if (r.code === SUPERVISOR_EXIT.hostBusy) return { kind: 'busy' };
+  if (r.error) return { kind: 'skipped', reason: `cannot start the supervisor: ${r.error.message}`, retry: true };
+  if (line.startsWith('status is ')) return { kind: 'skipped', reason: line, retry: false };
+  return { kind: 'skipped', reason: line || `supervisor exited with ${r.code ?? r.signal} before claiming`, retry: true };
 }

@@ -16,6 +16,8 @@ export const REASON = {
   // 32 characters: stored cut to the column's 30, as the old tool's was (see sql/tasks.ts fit).
   foreignPid: 'failed: cmdline has no backup-id',
   timeout: 'failed: timeout',
+  /** The supervisor died while its backup ran: the backup was killed, its exit code is unknowable. */
+  supervisorDied: 'failed: supervisor died',
   quitNoProcess: 'quit: no process',
   quitSuccess: 'quit: success',
   quitFail: 'quit: fail',

@@ -1,46 +1,34 @@
-// The supervisor: one small detached process per running backup. It owns the backup process, so
-// the agent (CLI or daemon) can die, restart or be upgraded while the backup goes on, and the
-// final status is still written from the backup's real exit code — or journaled when the
-// database cannot be reached, for the next check step to deliver.
-import { existsSync } from 'node:fs';
+// The supervisor: one small detached process per backup, started by flock(1) while it holds the
+// host lock. It claims its task (status and pid in one conditional statement), starts the backup
+// with the lock descriptor and the task marker inherited by its whole tree, and writes the final
+// status from the backup's real exit code. The agent that started it can die, restart or be
+// upgraded meanwhile; a final status is never lost (journal, then database, retried until written).
+import { closeSync, existsSync, writeSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { connect, type Connection } from '../db.js';
 import { loadInstanceConfig, type InstanceConfig } from '../config/instance.js';
 import { errorMessage } from '../errors.js';
-import { spawnArgv, waitForExit } from '../process/processes.js';
+import { ownFdIsChannel, ownFdOn, scanHost } from '../process/host-scan.js';
+import { backupProcesses, killBackup, spawnArgv, waitForExit } from '../process/processes.js';
 import * as sql from '../sql/tasks.js';
-import type { TaskKey } from '../sql/tasks.js';
-import { appendJournal, removeJournal } from './journal.js';
+import { appendJournal, removeJournal, type JournalEntry } from './journal.js';
+import { ENV_SUPERVISOR, ENV_TASK, hostPaths, REPORT_CLAIMED, REPORT_FD, SUPERVISOR_EXIT, supervisorLockName, taskMarker, type SupervisorSpec, type TaskRecord } from './protocol.js';
+import { removeRecord, writeRecord } from './records.js';
 import { exitStatus, STATUS } from './status.js';
-
-/** Marker in the supervisor's command line; housekeeping finds supervisors by it. */
-export const SUPERVISOR_MARK = 'spiderbackup-supervisor';
-
-export interface SuperviseArgs {
-  key: TaskKey;
-  instanceFile: string;
-  stateDir: string;
-  argv: string[];
-  cwd: string | undefined;
-  logger: Logger;
-}
-
-/** Exit codes of the supervisor process. */
-export const SUPERVISOR_EXIT = { success: 0, failed: 1, notStarted: 2, journaled: 3 } as const;
 
 const STDERR_TAIL_BYTES = 4096;
 const LOCK_HEARTBEAT_MS = 15_000;
+/** Left-over processes of a finished backup get this long after SIGTERM. */
+const LEFTOVER_GRACE_MS = 5_000;
+const RETRY_CAP_MS = 60_000;
 
-/**
- * The named lock a supervisor holds on its instance while its backup runs. `schedule --wait`
- * asks IS_USED_LOCK on the instance to tell a running backup from a task whose host went away.
- */
-export function supervisorLockName(key: Pick<TaskKey, 'port' | 'backupId'>): string {
-  return `spiderbackup:${key.port}:${key.backupId}`;
+export interface SuperviseDeps {
+  spec: SupervisorSpec;
+  logger: Logger;
 }
 
-/** Holds the lock on its own connection, re-taking it if the connection drops. Best effort. */
-function holdLivenessLock(instance: Parameters<typeof connect>[0], name: string, logger: Logger): { release(): Promise<void> } {
+/** Holds the liveness lock on its own connection, re-taking it if the connection drops. */
+async function holdLivenessLock(instance: InstanceConfig, name: string, logger: Logger): Promise<{ release(): Promise<void> }> {
   let conn: Connection | undefined;
   let busy = false;
   const beat = async () => {
@@ -60,7 +48,8 @@ function holdLivenessLock(instance: Parameters<typeof connect>[0], name: string,
       busy = false;
     }
   };
-  void beat();
+  // Taken before the backup starts, so `schedule --wait` never sees a started backup without it.
+  await beat();
   const timer = setInterval(() => void beat(), LOCK_HEARTBEAT_MS);
   return {
     async release() {
@@ -70,71 +59,150 @@ function holdLivenessLock(instance: Parameters<typeof connect>[0], name: string,
   };
 }
 
-export async function supervise(args: SuperviseArgs): Promise<number> {
-  const { key, logger } = args;
-  const instance = loadInstanceConfig(args.instanceFile);
-  let conn: Connection;
+/** Tells the agent that started us whether we claimed the task; a no-op when started by hand. */
+function report(text: string, lockFd: number): void {
+  if (lockFd === REPORT_FD || !ownFdIsChannel(REPORT_FD)) return;
   try {
-    conn = await connect(instance);
-  } catch (err) {
-    logger.error({ err: errorMessage(err) }, 'cannot reach the instance to record the pid; backup not started');
+    writeSync(REPORT_FD, `${text}\n`);
+    closeSync(REPORT_FD);
+  } catch {
+    // the agent went away: the row tells the rest
+  }
+}
+
+export async function supervise({ spec, logger }: SuperviseDeps): Promise<number> {
+  const { key } = spec;
+  const paths = hostPaths(spec.hostLock);
+  // Never run a backup without the host lock: flock(1) must have started us.
+  const lockFd = ownFdOn(paths.runLock);
+  if (lockFd === undefined) {
+    logger.error({ hostLock: paths.runLock }, 'not started under the host lock; backup not started');
+    report('not under the host lock', -1);
     return SUPERVISOR_EXIT.notStarted;
   }
+  const instance = loadInstanceConfig(spec.instanceFile);
   try {
-    if (!(await sql.recordPid(conn, key, process.pid))) {
-      const row = await sql.getTask(conn, key);
-      logger.warn({ status: row?.status, taskPid: row?.taskPid }, 'task is no longer claimed by this agent; backup not started');
-      return SUPERVISOR_EXIT.notStarted;
+    const conn = await connect(instance);
+    try {
+      if (!(await sql.claimTask(conn, key, process.pid))) {
+        const row = await sql.getTask(conn, key);
+        report(`status is ${row?.status ?? 'gone'}`, lockFd);
+        return SUPERVISOR_EXIT.notStarted;
+      }
+    } finally {
+      await conn.close();
     }
   } catch (err) {
-    logger.error({ err: errorMessage(err) }, 'cannot record the pid; backup not started');
+    logger.error({ err: errorMessage(err) }, 'cannot claim the task; backup not started');
+    report(`cannot claim: ${errorMessage(err)}`, lockFd);
     return SUPERVISOR_EXIT.notStarted;
-  } finally {
-    await conn.close();
   }
 
-  const lock = holdLivenessLock(instance, supervisorLockName(key), logger);
-  const cwd = args.cwd !== undefined && existsSync(args.cwd) ? args.cwd : undefined;
-  const started = Date.now();
-  const child = spawnArgv(args.argv, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
+  const startedAt = new Date();
+  const record: TaskRecord = { key, supervisorPid: process.pid, startedAt: startedAt.toISOString(), phase: 'running' };
+  saveRecord(paths.records, record, logger);
+  const liveness = await holdLivenessLock(instance, supervisorLockName(key), logger);
+  report(REPORT_CLAIMED, lockFd);
+
+  const cwd = spec.cwd !== undefined && existsSync(spec.cwd) ? spec.cwd : undefined;
+  // Own process group (quit kills the group); the lock descriptor as fd 3 and the marker in the
+  // environment go to every process the backup starts.
+  const child = spawnArgv(spec.argv, {
+    cwd,
+    detached: true,
+    stdio: ['ignore', 'ignore', 'pipe', lockFd],
+    env: { ...process.env, [ENV_TASK]: taskMarker(key), [ENV_SUPERVISOR]: String(process.pid) },
+  });
   let tail = Buffer.alloc(0);
   child.stderr?.on('data', (chunk: Buffer) => {
     tail = Buffer.concat([tail, chunk]);
     if (tail.length > STDERR_TAIL_BYTES) tail = tail.subarray(tail.length - STDERR_TAIL_BYTES);
   });
-  if (child.pid !== undefined) logger.info({ backupPid: child.pid, argv: args.argv, cwd }, 'backup started');
+  if (child.pid !== undefined) {
+    logger.info({ backupPid: child.pid, argv: spec.argv, cwd }, 'backup started');
+    saveRecord(paths.records, { ...record, backupPid: child.pid }, logger);
+  }
   const exit = await waitForExit(child);
-  await lock.release();
   const status = exitStatus(exit.code, exit.signal, exit.error && (exit.error as NodeJS.ErrnoException).code);
+  saveRecord(paths.records, { ...record, ...(child.pid !== undefined ? { backupPid: child.pid } : {}), phase: 'finished', status }, logger);
+  await liveness.release();
+  await killLeftovers(spec, logger);
+
   const stderrTail = tail.toString('utf8').trim();
-  const durationS = Math.round((Date.now() - started) / 1000);
+  const durationS = Math.round((Date.now() - startedAt.getTime()) / 1000);
   const fields = { exitCode: exit.code, signal: exit.signal, status, durationS, ...(stderrTail ? { stderrTail } : {}) };
   if (status === STATUS.success) logger.info(fields, 'backup finished');
   else logger.error({ ...fields, ...(exit.error ? { err: exit.error.message } : {}) }, 'backup failed');
 
-  return (await recordFinal(args, instance, status)) ? (status === STATUS.success ? SUPERVISOR_EXIT.success : SUPERVISOR_EXIT.failed) : SUPERVISOR_EXIT.journaled;
+  const written = await recordFinal(spec, instance, status, logger);
+  try {
+    removeRecord(paths.records, key);
+  } catch {
+    // a stale record is cleaned up by the agent
+  }
+  if (!written) return SUPERVISOR_EXIT.journaled;
+  return status === STATUS.success ? SUPERVISOR_EXIT.success : SUPERVISOR_EXIT.failed;
 }
 
-/** Journal first (durable), then the database; the journal entry goes once the row is written. */
-async function recordFinal(args: SuperviseArgs, instance: InstanceConfig, status: string): Promise<boolean> {
-  const { key } = args;
-  const entry = appendJournal(args.stateDir, { key, observedPid: process.pid, status });
-  for (let attempt = 1; attempt <= 3; attempt++) {
+function saveRecord(dir: string, record: TaskRecord, logger: Logger): void {
+  try {
+    writeRecord(dir, record);
+  } catch (err) {
+    // The process table still tells the agent that this backup runs; only the repair of an
+    // overwritten row needs the record.
+    logger.warn({ err: errorMessage(err), dir }, 'cannot write the local task record');
+  }
+}
+
+/**
+ * The backup is over when its main process exits: helpers it left behind would keep holding the
+ * host lock (and so block every later backup of the host), so they go with it.
+ */
+async function killLeftovers(spec: SupervisorSpec, logger: Logger): Promise<void> {
+  const left = backupProcesses(scanHost(), { pids: [] }, spec.key);
+  if (left.length === 0) return;
+  const res = await killBackup({ pids: [] }, spec.key, LEFTOVER_GRACE_MS);
+  logger.warn({ pids: res.killed, survivors: res.survivors }, 'the backup left processes behind; they were terminated');
+}
+
+/**
+ * Journal first (durable), then the database. If the journal cannot be written (disk full,
+ * read-only), the database is still tried — and then retried until it takes the status, because
+ * nothing else holds it. Returns false when the status waits in the journal.
+ */
+async function recordFinal(spec: SupervisorSpec, instance: InstanceConfig, status: string, logger: Logger): Promise<boolean> {
+  const { key } = spec;
+  let entry: JournalEntry | undefined;
+  try {
+    entry = appendJournal(spec.stateDir, { key, observedPid: process.pid, status });
+  } catch (err) {
+    logger.error({ err: errorMessage(err), status }, 'cannot write the local journal; writing the database directly and retrying until it takes the status');
+  }
+  for (let attempt = 1; ; attempt++) {
     try {
       const conn = await connect(instance, { connectTimeoutMs: 5000 });
       try {
         const applied = await sql.updateRunning(conn, key, process.pid, status);
-        if (!applied) args.logger.warn({ status }, 'task changed meanwhile (quit or timeout); final status not written');
+        if (!applied) logger.warn({ status }, 'task changed meanwhile (quit or timeout); final status not written');
       } finally {
         await conn.close();
       }
-      removeJournal(args.stateDir, entry.id);
+      if (entry) {
+        try {
+          removeJournal(spec.stateDir, entry.id);
+        } catch (err) {
+          logger.warn({ err: errorMessage(err) }, 'cannot remove the delivered journal entry; its delivery will find the row final');
+        }
+      }
       return true;
     } catch (err) {
-      args.logger.warn({ attempt, err: errorMessage(err) }, 'cannot write the final status');
-      if (attempt < 3) await new Promise((r) => setTimeout(r, 1000 * attempt));
+      if (entry) logger.warn({ attempt, err: errorMessage(err) }, 'cannot write the final status');
+      else logger.error({ attempt, status, err: errorMessage(err) }, 'cannot write the final status, and it is in no journal: retrying');
     }
+    if (entry && attempt >= 3) {
+      logger.error({ status, journal: entry.id }, 'final status kept in the local journal; it is delivered when the instance is back');
+      return false;
+    }
+    await new Promise((r) => setTimeout(r, Math.min(1000 * 2 ** (attempt - 1), RETRY_CAP_MS)));
   }
-  args.logger.error({ status, journal: entry.id }, 'final status kept in the local journal; it is delivered when the instance is back');
-  return false;
 }

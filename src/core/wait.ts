@@ -9,7 +9,8 @@ import * as sql from '../sql/tasks.js';
 import { endpointOf, readSlaveTasks } from './cluster-view.js';
 import type { SpiderTarget } from './spider-target.js';
 import { STATUS, isRunnable } from './status.js';
-import { supervisorLockName } from './supervise.js';
+import { supervisorLockName } from './protocol.js';
+import { LIMITS } from './decide.js';
 import type { TaskSet } from './task-set.js';
 
 export const WAIT_LIMIT_MS = 48 * 3600 * 1000;
@@ -115,7 +116,8 @@ async function flagStalled(config: AgentConfig, target: SpiderTarget, set: TaskS
       v.problem = `not picked up for ${Math.round(v.row.createdAgeS / 60)} min: is the agent on ${keyOf(v.task)} running?`;
     }
   }
-  const running = views.filter((v) => v.row?.status === STATUS.running);
+  // Inside the claim grace a supervisor may not hold its lock yet (a row claimed by the old tool).
+  const running = views.filter((v) => v.row?.status === STATUS.running && v.row.updatedAgeS > LIMITS.claimGraceS);
   const servers = [...set.masters, ...set.slaves];
   await Promise.all(
     running.map(async (v) => {

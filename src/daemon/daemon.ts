@@ -5,6 +5,7 @@
 import { mkdirSync } from 'node:fs';
 import { parseListen, type AgentConfig } from '../config/agent.js';
 import { discoverInstances } from '../config/discover.js';
+import { Backoff } from '../core/backoff.js';
 import type { CheckReport } from '../core/check.js';
 import { countJournal } from '../core/journal.js';
 import { errorMessage } from '../errors.js';
@@ -14,8 +15,7 @@ import { startCron, type CronJob } from './cron.js';
 import { fireSchedule } from './fire.js';
 import { healthOf } from './health.js';
 import { startHttp, type HttpEndpoint } from './http.js';
-import { daemonAlive } from './liveness.js';
-import { acquireLock, type DaemonLock } from './lock.js';
+import { acquireDaemonLock, type DaemonLock } from './lock.js';
 import { createMetrics, type DaemonMetrics } from './metrics.js';
 import { pauseInForce, type PauseState } from './pause.js';
 import { buildStatus, writeStatus, type DaemonStatus, type ScheduleRecord, type TickRecord } from './status.js';
@@ -54,6 +54,8 @@ interface State {
   /** A cron fire in progress (shutdown waits for it like for a tick). */
   firing: Promise<void> | undefined;
   stopping: boolean;
+  readonly backoff: Backoff;
+  readonly purgedAt: Map<string, number>;
 }
 
 /**
@@ -63,7 +65,7 @@ interface State {
 export async function runDaemon(opts: DaemonOptions): Promise<number> {
   const config = loadDaemonConfig(opts.agentConfigFile);
   mkdirSync(config.agent.stateDir, { recursive: true, mode: 0o755 });
-  const lock = await acquireLock(config.agent.stateDir, daemonAlive);
+  const lock = await acquireDaemonLock(config.agent.hostLock, { agentConfig: config.file, stateDir: config.agent.stateDir });
   try {
     const s: State = {
       config,
@@ -82,6 +84,8 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
       http: undefined,
       firing: undefined,
       stopping: false,
+      backoff: new Backoff(),
+      purgedAt: new Map(),
     };
     const metrics = createMetrics();
     await startMetricsEndpoint(s, metrics, true);
@@ -140,7 +144,7 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
     intervalMs: s.config.agent.tickIntervalMs,
     tick: async (reason) => {
       const paused = refreshPause() !== undefined;
-      const r = await runTick({ config: s.config, logger: logger(), metrics, paused, seen: s.seen, problemKeys: s.problemKeys, onSupervisorExit: () => ticker.trigger('supervisor exited') }, reason);
+      const r = await runTick({ config: s.config, logger: logger(), metrics, paused, seen: s.seen, problemKeys: s.problemKeys, backoff: s.backoff, purgedAt: s.purgedAt, onSupervisorExit: () => ticker.trigger('supervisor exited') }, reason);
       s.lastTick = r.record;
       s.seen = r.seen;
       s.problemKeys = r.problemKeys;

@@ -1,119 +1,102 @@
-// One daemon per host: a lock file under state_dir created with O_EXCL and holding the owner's pid.
-// A lock left by a daemon that died (kill -9, crash, power loss) is taken over; one whose pid lives
-// and is a spiderbackup daemon is not. Taking over happens under a second O_EXCL guard file so two
-// daemons starting at the same moment cannot both remove the stale lock and both run.
-import { closeSync, fsyncSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+// One daemon per host: a kernel lock (flock) on a file beside the host's run lock, whatever
+// state_dir a daemon was given. Node has no flock, so a tiny holder process takes it: util-linux
+// flock(1) execs `cat`, which reads our end of a pipe and so lives exactly as long as we do (our
+// death closes the pipe). The kernel frees the lock with it: nothing stale to guess about.
+// The file is never removed; it also names the holder for a daemon that is refused.
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { hostPaths } from '../core/protocol.js';
+import { spawnArgv, waitForExit } from '../process/processes.js';
 
 export interface LockHolder {
   pid: number;
   startedAt: string;
+  /** The holder's agent config and state_dir, to name it to a daemon that is refused. */
+  agentConfig?: string;
+  stateDir?: string;
 }
 
 export class LockHeldError extends Error {
   override readonly name = 'LockHeldError';
   constructor(
     readonly file: string,
-    readonly pid: number | undefined,
+    readonly holder: LockHolder | undefined,
   ) {
     super(
-      pid === undefined
-        ? `another spiderbackup daemon is starting (lock ${file}); only one daemon may run per host`
-        : `another spiderbackup daemon is already running (pid ${pid}, lock ${file}); only one daemon may run per host`,
+      holder === undefined
+        ? `another spiderbackup daemon runs on this host (lock ${file}); only one daemon may run per host`
+        : `another spiderbackup daemon runs on this host (pid ${holder.pid}, agent config ${holder.agentConfig ?? '(defaults)'}, state_dir ${holder.stateDir ?? '?'}, since ${holder.startedAt}; lock ${file}); only one daemon may run per host`,
     );
   }
 }
 
 export interface DaemonLock {
   file: string;
-  /** Removes the lock if it is still ours. */
   release(): void;
 }
 
-export const lockFile = (stateDir: string): string => join(stateDir, 'daemon.lock');
+const BUSY = 75;
+const ACQUIRE_TIMEOUT_MS = 10_000;
 
-/** A file being written by a starting daemon is not stale until it has been empty this long. */
-const HALF_WRITTEN_GRACE_MS = 10_000;
+export const daemonLockFile = (hostLock: string): string => hostPaths(hostLock).daemonLock;
 
-export async function acquireLock(stateDir: string, holderAlive: (pid: number) => Promise<boolean>, pid = process.pid): Promise<DaemonLock> {
-  const file = lockFile(stateDir);
-  const guard = `${file}.takeover`;
-  for (let attempt = 0; attempt < 5; attempt++) {
-    if (createExclusive(file, { pid, startedAt: new Date().toISOString() })) {
-      return { file, release: () => releaseIfOurs(file, pid) };
+export async function acquireDaemonLock(hostLock: string, holder: Omit<LockHolder, 'pid' | 'startedAt'>): Promise<DaemonLock> {
+  const file = daemonLockFile(hostLock);
+  mkdirSync(dirname(file), { recursive: true, mode: 0o755 });
+  const child = spawnArgv(['flock', '--nonblock', '--no-fork', '--conflict-exit-code', String(BUSY), file, 'cat'], { stdio: ['pipe', 'ignore', 'ignore'] });
+  let exit: { code: number | null; error?: Error } | undefined;
+  void waitForExit(child, 0).then((r) => (exit = r));
+  const deadline = Date.now() + ACQUIRE_TIMEOUT_MS;
+  // flock(1) becomes `cat` only once it holds the lock.
+  while (exit === undefined && comm(child.pid) !== 'cat') {
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`could not take the daemon lock ${file} within ${ACQUIRE_TIMEOUT_MS / 1000} s`);
     }
-    const holder = readHolder(file);
-    if (holder === 'missing') continue;
-    if (holder === 'unreadable') {
-      if (ageMs(file) < HALF_WRITTEN_GRACE_MS) throw new LockHeldError(file, undefined);
-    } else if (holder.pid === pid || (await holderAlive(holder.pid))) {
-      throw new LockHeldError(file, holder.pid);
-    }
-    if (!createExclusive(guard, { pid, startedAt: new Date().toISOString() })) {
-      if (ageMs(guard) < HALF_WRITTEN_GRACE_MS) throw new LockHeldError(file, undefined);
-      rmSync(guard, { force: true });
-      continue;
-    }
-    try {
-      // Re-read under the guard: remove only the stale lock we looked at, never a fresh one.
-      const again = readHolder(file);
-      const same = again === holder || (typeof again === 'object' && typeof holder === 'object' && again.pid === holder.pid && again.startedAt === holder.startedAt);
-      if (same) rmSync(file, { force: true });
-    } finally {
-      rmSync(guard, { force: true });
-    }
+    await new Promise((r) => setTimeout(r, 10));
   }
-  throw new LockHeldError(file, undefined);
+  const ended = exit as { code: number | null; error?: Error } | undefined;
+  if (ended !== undefined) {
+    if (ended.code === BUSY) throw new LockHeldError(file, readLockHolder(file));
+    throw new Error(`cannot take the daemon lock ${file}: flock ${ended.error ? ended.error.message : `exited with ${ended.code}`}`);
+  }
+  const mine: LockHolder = { pid: process.pid, startedAt: new Date().toISOString(), ...holder };
+  writeFileSync(file, `${JSON.stringify(mine)}\n`);
+  // The holder must not keep this process alive, nor be waited for at exit.
+  child.unref();
+  (child.stdin as unknown as { unref?: () => void } | null)?.unref?.();
+  return {
+    file,
+    release: () => {
+      child.stdin?.destroy();
+      child.kill('SIGTERM');
+    },
+  };
 }
 
-/** The holder recorded in the lock, without judging whether it lives. */
-export function readLockHolder(stateDir: string): LockHolder | undefined {
-  const h = readHolder(lockFile(stateDir));
-  return typeof h === 'object' ? h : undefined;
+/** Whether some daemon holds the lock now, and who it says it is. */
+export async function daemonLockHolder(hostLock: string): Promise<{ held: boolean; holder: LockHolder | undefined }> {
+  const file = daemonLockFile(hostLock);
+  const child = spawnArgv(['flock', '--nonblock', '--shared', '--conflict-exit-code', String(BUSY), file, 'true'], { stdio: 'ignore' });
+  const r = await waitForExit(child, 0);
+  return { held: r.code === BUSY, holder: r.code === BUSY ? readLockHolder(file) : undefined };
 }
 
-function createExclusive(file: string, holder: LockHolder): boolean {
-  let fd: number;
+export function readLockHolder(file: string): LockHolder | undefined {
   try {
-    fd = openSync(file, 'wx', 0o644);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw err;
-  }
-  try {
-    writeSync(fd, `${JSON.stringify(holder)}\n`);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  return true;
-}
-
-function readHolder(file: string): LockHolder | 'missing' | 'unreadable' {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : 'unreadable';
-  }
-  try {
-    const h = JSON.parse(text) as Partial<LockHolder>;
-    if (typeof h.pid === 'number' && Number.isInteger(h.pid) && h.pid > 0) return { pid: h.pid, startedAt: String(h.startedAt ?? '') };
+    const h = JSON.parse(readFileSync(file, 'utf8')) as Partial<LockHolder>;
+    if (typeof h.pid === 'number' && Number.isInteger(h.pid)) return { pid: h.pid, startedAt: String(h.startedAt ?? ''), ...(h.agentConfig ? { agentConfig: h.agentConfig } : {}), ...(h.stateDir ? { stateDir: h.stateDir } : {}) };
   } catch {
-    // fall through
+    // empty (never held) or being written
   }
-  return 'unreadable';
+  return undefined;
 }
 
-function ageMs(file: string): number {
+function comm(pid: number | undefined): string | undefined {
+  if (pid === undefined) return undefined;
   try {
-    return Date.now() - statSync(file).mtimeMs;
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
   } catch {
-    return Number.POSITIVE_INFINITY;
+    return undefined;
   }
-}
-
-function releaseIfOurs(file: string, pid: number): void {
-  const h = readHolder(file);
-  if (typeof h === 'object' && h.pid === pid) rmSync(file, { force: true });
 }

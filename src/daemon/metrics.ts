@@ -13,7 +13,7 @@ export interface DaemonMetrics {
   /** Replaces the per-port task counts with what the last tick read. */
   tasks(byPort: ReadonlyMap<number, readonly Pick<TaskRow, 'status'>[]>): void;
   backup(event: BackupEvent, port: number): void;
-  housekeeping(event: 'failed' | 'expired' | 'deleted', count?: number): void;
+  housekeeping(event: 'failed' | 'expired' | 'deleted' | 'repaired', count?: number): void;
   scheduled(outcome: ScheduleOutcome): void;
   journalBacklog(n: number): void;
   paused(on: boolean): void;
@@ -40,7 +40,7 @@ export function createMetrics(): DaemonMetrics {
     failed: new Counter({ name: 'spiderbackup_backups_failed_total', help: 'Tasks seen to move from waiting/running to failed (any reason).', labelNames: ['port'], registers }),
     killed: new Counter({ name: 'spiderbackup_backups_killed_total', help: 'Backup process trees killed (quit or 48 h timeout).', labelNames: ['port'], registers }),
   };
-  const hk = new Counter({ name: 'spiderbackup_housekeeping_actions_total', help: 'Housekeeping changes: failed (no live process), expired (waited over 12 h), deleted (rows over 30 days).', labelNames: ['action'], registers });
+  const hk = new Counter({ name: 'spiderbackup_housekeeping_actions_total', help: 'Housekeeping changes: failed (no live process), expired (waited over 12 h), deleted (rows over 30 days), repaired (row overwritten while its backup ran here).', labelNames: ['action'], registers });
   const sched = new Counter({ name: 'spiderbackup_scheduled_runs_total', help: 'Cron fires of the daily schedule, by outcome.', labelNames: ['result'], registers });
   const backlog = new Gauge({ name: 'spiderbackup_journal_backlog', help: 'Final statuses waiting in the local journal for their instance.', registers });
   const paused = new Gauge({ name: 'spiderbackup_paused', help: '1 while an operator pause is in force.', registers });

@@ -29,6 +29,7 @@ export interface StatusView {
   instances: InstanceStatus[];
   configErrors: DaemonStatus['configErrors'];
   journalBacklog: number | null;
+  hostBusy: string | null;
   tickIntervalMs: number | null;
   configDir: string | null;
   stateDir: string;
@@ -69,6 +70,7 @@ export function statusView(i: StatusInputs): StatusView {
     instances: s?.instances ?? [],
     configErrors: s?.configErrors ?? [],
     journalBacklog: s?.journalBacklog ?? null,
+    hostBusy: s?.hostBusy ?? null,
     tickIntervalMs: s?.tickIntervalMs ?? null,
     configDir: s?.configDir ?? null,
     stateDir: i.stateDir,
@@ -108,6 +110,7 @@ export function renderStatusText(v: StatusView, now: Date): string {
   line('Schedule', scheduleText(v));
   if (v.schedule.lastRun) line('Last schedule', `${v.schedule.lastRun.at}: ${v.schedule.lastRun.result}${v.schedule.lastRun.backupId ? ` ${v.schedule.lastRun.backupId}` : ''}${v.schedule.lastRun.error ? ` — ${v.schedule.lastRun.error}` : ''}`);
   if (v.journalBacklog !== null) line('Journal', v.journalBacklog === 0 ? 'empty' : `${v.journalBacklog} final status(es) waiting for their instance`);
+  if (v.hostBusy !== null) line('Host busy', `nothing new starts: ${v.hostBusy}`);
   line('Metrics', v.metrics ?? 'unknown');
   for (const e of v.configErrors) out.push(`config error: ${e.message}`);
   if (v.instances.length > 0) {

@@ -66,6 +66,8 @@ export interface DaemonStatus {
   instances: InstanceStatus[];
   configErrors: { file: string; message: string }[];
   journalBacklog: number;
+  /** Why the last tick started nothing although tasks waited (a backup of ours or the old tool's runs). */
+  hostBusy?: string;
 }
 
 export const statusFile = (stateDir: string): string => join(stateDir, 'status.json');
@@ -151,5 +153,6 @@ export function buildStatus(i: SnapshotInputs): DaemonStatus {
     instances: i.report ? instanceStatuses(i.report) : [],
     configErrors: i.report ? i.report.configErrors.map((e) => ({ file: e.file, message: e.message })) : [],
     journalBacklog: i.journalBacklog,
+    ...(i.report?.hostBusy !== undefined ? { hostBusy: i.report.hostBusy } : {}),
   };
 }

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { AgentConfig } from '../config/agent.js';
 import { runCheck, type CheckDeps, type CheckReport } from '../core/check.js';
 import { errorMessage } from '../errors.js';
+import type { Backoff } from '../core/backoff.js';
 import type { DaemonMetrics } from './metrics.js';
 import type { TickRecord } from './status.js';
 import { finishedSince, type Seen } from './transitions.js';
@@ -21,6 +22,9 @@ export interface TickDeps {
   problemKeys: ReadonlySet<string>;
   /** A supervisor started by this tick exited: the next instance of its backup id may start. */
   onSupervisorExit: () => void;
+  /** Kept across ticks by the daemon: start back-off per task, last purge per instance. */
+  backoff: Backoff;
+  purgedAt: Map<string, number>;
 }
 
 export interface TickResult {
@@ -41,6 +45,8 @@ export async function runTick(deps: TickDeps, reason: string): Promise<TickResul
     config: deps.config,
     logger,
     logFd: 1,
+    backoff: deps.backoff,
+    purgedAt: deps.purgedAt,
     logProblem: (key, fields, msg) => {
       problemKeys.add(key);
       if (!deps.problemKeys.has(key)) logger.error(fields, `${msg} (logged once until it clears)`);

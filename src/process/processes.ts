@@ -1,106 +1,65 @@
-// The one place that looks at, starts and kills operating-system processes.
+// The one place that starts, signals and kills operating-system processes (what runs is read in
+// host-scan.ts).
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import psList from 'ps-list';
-import treeKill from 'tree-kill';
+import type { KillTarget } from '../core/local-view.js';
+import { sameTask } from '../core/protocol.js';
+import type { TaskKey } from '../sql/tasks.js';
+import { descendantsIn, isRunning, scanHost, type HostScan } from './host-scan.js';
 
-export interface ProcessInfo {
-  pid: number;
-  ppid: number;
-  cmd: string;
-}
-
-/** A point-in-time view of the process table (ps-list reads it from `ps`). */
-export interface ProcessTable {
-  get(pid: number): ProcessInfo | undefined;
-  all(): ProcessInfo[];
-}
-
-export async function snapshotProcesses(): Promise<ProcessTable> {
-  const list = await psList({ all: true });
-  const byPid = new Map<number, ProcessInfo>();
-  for (const p of list) byPid.set(p.pid, { pid: p.pid, ppid: p.ppid ?? 0, cmd: p.cmd ?? p.name });
-  // get() is what liveness decisions use: a zombie there is a process that has ended.
-  return { get: (pid) => (byPid.has(pid) && !isZombie(pid) ? byPid.get(pid) : undefined), all: () => [...byPid.values()] };
-}
-
-/** For a check step with no running or quit task: nothing to look up. */
-export const EMPTY_PROCESS_TABLE: ProcessTable = { get: () => undefined, all: () => [] };
-
-/** pid and everything below it in the snapshot (children, grandchildren …). */
-export function descendantsOf(table: ProcessTable, pid: number): number[] {
-  const children = new Map<number, number[]>();
-  for (const p of table.all()) {
-    const list = children.get(p.ppid) ?? [];
-    list.push(p.pid);
-    children.set(p.ppid, list);
-  }
-  const out: number[] = [];
-  const stack = [pid];
-  while (stack.length > 0) {
-    const next = stack.pop() as number;
-    out.push(next);
-    stack.push(...(children.get(next) ?? []));
-  }
-  return out;
-}
-
-/**
- * Whether pid is a running process. A zombie (exited, not yet reaped — common in containers whose
- * init does not reap orphans) has finished: it is not alive.
- */
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
-  }
-  return !isZombie(pid);
-}
-
-function isZombie(pid: number): boolean {
-  try {
-    // /proc/<pid>/stat: "pid (comm) S ..."; comm may contain spaces and parentheses.
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
-  } catch {
-    return false;
-  }
-}
-
-function treeKillAsync(pid: number, signal: NodeJS.Signals): Promise<void> {
-  return new Promise((resolve) => treeKill(pid, signal, () => resolve()));
-}
+export { isRunning as isAlive } from './host-scan.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export interface KillResult {
-  /** Processes of the tree still alive after SIGTERM, the grace period and SIGKILL. */
+  /** Processes of the backup still alive after SIGTERM, the grace period and SIGKILL. */
   survivors: number[];
   /** Whether SIGKILL was needed. */
   escalated: boolean;
+  /** Every process that was signalled. */
+  killed: number[];
 }
 
 /**
- * Kills a process tree: SIGTERM to the whole tree (tree-kill), then SIGKILL to whatever is left
- * after the grace period. The tree is snapshotted first so a grandchild that was re-parented when
- * its parent died is still found.
+ * Everything of one backup: its supervisor, the given pids, their process trees and process
+ * groups, and every process carrying the backup's marker (a double-forked helper that left the
+ * tree and the group still carries it). Never our own process group.
  */
-export async function killTree(pid: number, graceMs: number): Promise<KillResult> {
-  const tree = descendantsOf(await snapshotProcesses(), pid);
-  await treeKillAsync(pid, 'SIGTERM');
-  for (const p of tree) signal(p, 'SIGTERM');
-  const deadline = Date.now() + graceMs;
-  while (tree.some(isAlive) && Date.now() < deadline) await sleep(50);
-  let escalated = false;
-  if (tree.some(isAlive)) {
-    escalated = true;
-    await treeKillAsync(pid, 'SIGKILL');
-    for (const p of tree) signal(p, 'SIGKILL');
-    const hardDeadline = Date.now() + 5000;
-    while (tree.some(isAlive) && Date.now() < hardDeadline) await sleep(50);
+export function backupProcesses(scan: HostScan, target: KillTarget, key: TaskKey | undefined): number[] {
+  const roots = [...(target.supervisorPid !== undefined ? [target.supervisorPid] : []), ...target.pids];
+  const pids = new Set<number>();
+  for (const r of roots) for (const d of descendantsIn(scan, r)) pids.add(d);
+  if (key) for (const p of scan.processes) if (p.task && sameTask(p.task, key)) pids.add(p.pid);
+  const ownGroup = scan.get(process.pid)?.pgid;
+  const groups = new Set<number>();
+  for (const pid of pids) {
+    const g = scan.get(pid)?.pgid;
+    if (g !== undefined && g > 1 && g !== ownGroup) groups.add(g);
   }
-  return { survivors: tree.filter(isAlive), escalated };
+  for (const p of scan.processes) if (groups.has(p.pgid)) pids.add(p.pid);
+  pids.delete(process.pid);
+  return [...pids].filter((p) => scan.get(p) !== undefined);
+}
+
+/** SIGTERM to all of a backup, SIGKILL after `graceMs` to what is left, then looks again. */
+export async function killBackup(target: KillTarget, key: TaskKey | undefined, graceMs: number): Promise<KillResult> {
+  const pids = backupProcesses(scanHost(), target, key);
+  const send = (sig: NodeJS.Signals) => {
+    for (const p of pids) signal(p, sig);
+  };
+  send('SIGTERM');
+  const deadline = Date.now() + graceMs;
+  while (pids.some(isRunning) && Date.now() < deadline) await sleep(50);
+  let escalated = false;
+  if (pids.some(isRunning)) {
+    escalated = true;
+    send('SIGKILL');
+    const hardDeadline = Date.now() + 5000;
+    while (pids.some(isRunning) && Date.now() < hardDeadline) await sleep(50);
+  }
+  // Look again: a process forked between the scan and the signals is found by its marker.
+  const left = new Set(pids.filter(isRunning));
+  if (key) for (const p of backupProcesses(scanHost(), { pids: [] }, key)) left.add(p);
+  return { survivors: [...left], escalated, killed: pids };
 }
 
 function signal(pid: number, sig: NodeJS.Signals): void {

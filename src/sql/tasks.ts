@@ -83,24 +83,27 @@ export async function getTask(q: Queryable, k: TaskKey): Promise<TaskRow | undef
   return rows[0] ? toTask(rows[0]) : undefined;
 }
 
-/** The claim: init/replicated → running in one conditional statement. True when we won it. */
-export async function claimTask(q: Queryable, k: TaskKey): Promise<boolean> {
+/**
+ * The claim: init/replicated → running in one conditional statement, with the claimant's pid, so
+ * the row is never `running` without a pid. True when we won it.
+ */
+export async function claimTask(q: Queryable, k: TaskKey, pid: number): Promise<boolean> {
   const res = await q.query(
-    `UPDATE ${T} SET BackupStatus = 'running', TaskPid = -1 WHERE ${KEY} AND BackupStatus IN ('init', 'replicated')`,
-    keyParams(k),
+    `UPDATE ${T} SET BackupStatus = 'running', TaskPid = ? WHERE ${KEY} AND BackupStatus IN ('init', 'replicated')`,
+    [pid, ...keyParams(k)],
   );
   return affected(res) === 1;
 }
 
 /**
- * Records the supervisor's pid on a task just claimed for it. True also when the pid is already
- * there (housekeeping adopted the supervisor first).
+ * Any change conditional on the exact status and pid observed: repairing an overwritten row to
+ * `running` with the real pid, or a final status over a row whose backup was killed here.
  */
-export async function recordPid(q: Queryable, k: TaskKey, pid: number): Promise<boolean> {
-  const rows = (await q.query(`SELECT TaskPid FROM ${T} WHERE ${KEY} AND BackupStatus = 'running' AND TaskPid IN (-1, ?)`, [...keyParams(k), pid])) as { TaskPid: number }[];
-  if (rows.length === 0) return false;
-  if (Number(rows[0]?.TaskPid) === pid) return true;
-  const res = await q.query(`UPDATE ${T} SET TaskPid = ? WHERE ${KEY} AND BackupStatus = 'running' AND TaskPid = -1`, [pid, ...keyParams(k)]);
+export async function updateObserved(q: Queryable, k: TaskKey, observed: { status: string; pid: number }, status: string, pid: number): Promise<boolean> {
+  const res = await q.query(
+    `UPDATE ${T} SET BackupStatus = ?, TaskPid = ? WHERE ${KEY} AND BackupStatus = ? AND TaskPid = ?`,
+    [fit(status), pid, ...keyParams(k), observed.status, observed.pid],
+  );
   return affected(res) === 1;
 }
 
@@ -127,11 +130,11 @@ export async function updateStatus(q: Queryable, k: TaskKey, observedStatus: str
 }
 
 /**
- * Deletes finished rows older than `days` by the database clock. The caller must have turned off
- * binary logging for the session (setSqlLogBin) so each replica keeps its own history.
+ * Deletes up to `limit` finished rows older than `days` by the database clock. The caller must have
+ * turned off binary logging for the session (setSqlLogBin) so each replica keeps its own history.
  */
-export async function deleteOldTasks(q: Queryable, days: number): Promise<number> {
-  const res = await q.query(`DELETE FROM ${T} WHERE CreatedAt < NOW() - INTERVAL ? DAY AND BackupStatus <> 'running'`, [days]);
+export async function deleteOldTasks(q: Queryable, days: number, limit: number): Promise<number> {
+  const res = await q.query(`DELETE FROM ${T} WHERE CreatedAt < NOW() - INTERVAL ? DAY AND BackupStatus <> 'running' LIMIT ?`, [days, limit]);
   return affected(res);
 }
 

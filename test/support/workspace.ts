@@ -34,6 +34,8 @@ export class Workspace {
   readonly confDir: string;
   readonly stateDir: string;
   readonly agentIni: string;
+  /** This simulated host's own host lock (each workspace is one host). */
+  readonly hostLock: string;
 
   constructor(agentExtra: Record<string, Record<string, string>> = {}) {
     this.dir = mkdtempSync(join(tmpdir(), 'sb-ws-'));
@@ -41,13 +43,14 @@ export class Workspace {
     this.stateDir = join(this.dir, 'state');
     mkdirSync(this.confDir);
     this.agentIni = join(this.dir, 'spiderbackup.ini');
+    this.hostLock = join(this.dir, 'host', 'host.lock');
     this.writeAgentConfig(agentExtra);
   }
 
   writeAgentConfig(extra: Record<string, Record<string, string>> = {}): void {
     const fake = `${process.execPath} ${FAKE_BACKUP} --dir ${this.dir}`;
     const sections: Record<string, Record<string, string>> = {
-      agent: { config_dir: this.confDir, state_dir: this.stateDir, tick_interval: '1s', ...extra.agent },
+      agent: { config_dir: this.confDir, state_dir: this.stateDir, host_lock: this.hostLock, tick_interval: '1s', ...extra.agent },
       backup: {
         install_dir: this.dir,
         remote_command: `${fake} --kind remote --config {config} --backup-id {backup_id} --shard-value {shard_value} --port {port}`,

@@ -6,7 +6,6 @@ import { appendFileSync, mkdtempSync, renameSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTicker, nextDelay } from '../../src/daemon/ticker.js';
-import { acquireLock, LockHeldError, lockFile, readLockHolder } from '../../src/daemon/lock.js';
 import { activePause, clearPause, pauseFile, PauseFileError, readPause, writePause } from '../../src/daemon/pause.js';
 import { finishedSince } from '../../src/daemon/transitions.js';
 import { healthOf } from '../../src/daemon/health.js';
@@ -16,7 +15,6 @@ import { LEVELS, matches, parseLine } from '../../src/daemon/log-filter.js';
 import { readLogFile } from '../../src/daemon/log-source.js';
 import { loadDaemonConfig, planReload } from '../../src/daemon/config.js';
 import { cronProblem } from '../../src/daemon/cron.js';
-import { looksLikeDaemon } from '../../src/daemon/liveness.js';
 import { createMetrics } from '../../src/daemon/metrics.js';
 import { ConfigError } from '../../src/errors.js';
 import type { TaskRow } from '../../src/sql/tasks.js';
@@ -108,39 +106,6 @@ test('ticker: a tick longer than the interval is reported as late and the next s
   await ticker.stop(1000);
   assert.equal(late.length, 1);
   assert.ok((late[0] as number) > 0);
-});
-
-test('lock: second holder refused with the pid; a dead holder is taken over; release removes only our own lock', async () => {
-  const d = dir();
-  const alive = new Set<number>([111]);
-  const isAlive = async (pid: number) => alive.has(pid);
-  const a = await acquireLock(d, isAlive, 111);
-  await assert.rejects(acquireLock(d, isAlive, 222), (e: unknown) => e instanceof LockHeldError && e.pid === 111 && /already running \(pid 111/.test(e.message));
-  alive.delete(111); // "kill -9"
-  const b = await acquireLock(d, isAlive, 222);
-  assert.equal(readLockHolder(d)?.pid, 222);
-  a.release(); // the old owner's late release must not remove the new owner's lock
-  assert.equal(readLockHolder(d)?.pid, 222);
-  b.release();
-  assert.equal(readLockHolder(d), undefined);
-});
-
-test('lock: a fresh half-written lock is respected, an old one is taken over', async () => {
-  const d = dir();
-  writeFileSync(lockFile(d), '');
-  await assert.rejects(acquireLock(d, async () => false, 5), LockHeldError);
-  const old = new Date(Date.now() - 60_000);
-  (await import('node:fs')).utimesSync(lockFile(d), old, old);
-  const l = await acquireLock(d, async () => false, 5);
-  assert.equal(readLockHolder(d)?.pid, 5);
-  l.release();
-});
-
-test('liveness: a daemon is recognised by its command line, a supervisor or a stranger is not', () => {
-  assert.ok(looksLikeDaemon('/usr/bin/node /usr/bin/spiderbackup daemon --agent-config /etc/spiderbackup/spiderbackup.ini'));
-  assert.ok(looksLikeDaemon('node dist/src/bin/cli.js --agent-config x.ini daemon'));
-  assert.ok(!looksLikeDaemon('node supervisor.js spiderbackup-supervisor --backup-id daemon'));
-  assert.ok(!looksLikeDaemon('/usr/sbin/sshd -D'));
 });
 
 test('pause: written, read, expires by itself, cleared; a damaged file is an error, not silence', () => {

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { decide, LIMITS, type TaskFacts } from '../../src/core/decide.js';
+import type { LocalState } from '../../src/core/local-view.js';
 import { pickWork } from '../../src/core/pick.js';
 import { exitStatus, statusClass } from '../../src/core/status.js';
 import type { TaskRow } from '../../src/sql/tasks.js';
@@ -9,33 +10,59 @@ const row = (over: Partial<TaskRow> = {}): TaskRow => ({
   serverName: 'SPT0', wrapper: 'mysql', host: 'h', port: 20000, shardValue: 0, backupId: 'b1', status: 'running',
   taskPid: 100, createdAt: '2026-01-01 00:00:00', updatedAt: '2026-01-01 00:00:00', createdAgeS: 10, updatedAgeS: 10, ...over,
 });
-const facts = (over: Partial<TaskFacts> = {}): TaskFacts => ({ process: { kind: 'alive' }, supervisorPid: undefined, journalPending: false, ...over });
+const target = { supervisorPid: 100, pids: [101] };
+const running = (over: Partial<{ supervisorPid: number; restorable: boolean }> = {}): LocalState => ({ kind: 'running', supervisorPid: 100, restorable: true, target, ...over });
+const facts = (over: Partial<TaskFacts> = {}): TaskFacts => ({ local: { kind: 'none' }, pid: { kind: 'none' }, journalPending: false, ...over });
 
-test('running tasks', () => {
-  assert.deepEqual(decide(row(), facts()), { kind: 'none' });
-  assert.deepEqual(decide(row(), facts({ process: { kind: 'gone' } })), { kind: 'fail', status: 'failed: process does not exist' });
-  assert.deepEqual(decide(row(), facts({ process: { kind: 'foreign' } })), { kind: 'fail', status: 'failed: cmdline has no backup-id' });
-  assert.deepEqual(decide(row({ updatedAgeS: LIMITS.runningTimeoutS + 1 }), facts()), { kind: 'timeout', pid: 100 });
-  assert.deepEqual(decide(row({ updatedAgeS: LIMITS.runningTimeoutS }), facts()), { kind: 'none' });
-  // TaskPid -1: only "no pid" after the claim grace, and never while its supervisor lives
-  assert.deepEqual(decide(row({ taskPid: -1, updatedAgeS: 5 }), facts({ process: { kind: 'none' } })), { kind: 'none' });
-  assert.deepEqual(decide(row({ taskPid: -1, updatedAgeS: 3600 }), facts({ process: { kind: 'none' } })), { kind: 'fail', status: 'failed: no pid' });
-  assert.deepEqual(decide(row({ taskPid: -1, updatedAgeS: 3600 }), facts({ process: { kind: 'none' }, supervisorPid: 7 })), { kind: 'adopt', pid: 7 });
-  // a fresh claim is the supervisor's to record, even when another check already sees it
-  assert.deepEqual(decide(row({ taskPid: -1, updatedAgeS: 1 }), facts({ process: { kind: 'none' }, supervisorPid: 7 })), { kind: 'none' });
-  // a final status waiting in the journal wins over everything
-  assert.deepEqual(decide(row(), facts({ process: { kind: 'gone' }, journalPending: true })), { kind: 'none' });
+test('a running row whose backup runs here: nothing to do, or its pid repaired, or killed after 48 h', () => {
+  assert.deepEqual(decide(row(), facts({ local: running() })), { kind: 'none' });
+  assert.deepEqual(decide(row({ taskPid: -1 }), facts({ local: running() })), { kind: 'repair', pid: 100 });
+  assert.deepEqual(decide(row({ updatedAgeS: LIMITS.runningTimeoutS + 1 }), facts({ local: running() })), { kind: 'timeout', target });
+  assert.deepEqual(decide(row({ updatedAgeS: LIMITS.runningTimeoutS }), facts({ local: running() })), { kind: 'none' });
 });
 
-test('quit and expiry', () => {
-  assert.deepEqual(decide(row({ status: 'quit' }), facts()), { kind: 'kill-quit', pid: 100 });
-  assert.deepEqual(decide(row({ status: 'quit' }), facts({ process: { kind: 'gone' } })), { kind: 'quit-no-process' });
-  assert.deepEqual(decide(row({ status: 'quit' }), facts({ process: { kind: 'foreign' } })), { kind: 'quit-no-process' });
+test('the host wins: any other status over a row whose backup runs here is restored to running', () => {
+  for (const status of ['replicated', 'init', 'success', 'failed: process does not exist', 'cancel']) {
+    assert.deepEqual(decide(row({ status, taskPid: -1 }), facts({ local: running() })), { kind: 'repair', pid: 100 }, status);
+  }
+  // without a record saying the backup runs, its supervisor may be writing the final status
+  assert.deepEqual(decide(row({ status: 'success' }), facts({ local: running({ restorable: false }) })), { kind: 'none' });
+  assert.deepEqual(decide(row({ status: 'success' }), facts({ local: { kind: 'finishing', supervisorPid: 100, target } })), { kind: 'none' });
+  assert.deepEqual(decide(row(), facts({ local: { kind: 'finishing', supervisorPid: 100, target } })), { kind: 'none' });
+});
+
+test('quit kills what runs here even when the row lost its pid; otherwise there is nothing to kill', () => {
+  assert.deepEqual(decide(row({ status: 'quit', taskPid: -1 }), facts({ local: running() })), { kind: 'kill-quit', target });
+  assert.deepEqual(decide(row({ status: 'quit' }), facts({ local: { kind: 'orphaned', target } })), { kind: 'kill-quit', target });
+  assert.deepEqual(decide(row({ status: 'quit' }), facts({ pid: { kind: 'gone' } })), { kind: 'quit-no-process' });
+  assert.deepEqual(decide(row({ status: 'quit' }), facts({ pid: { kind: 'foreign' } })), { kind: 'quit-no-process' });
+  assert.deepEqual(decide(row({ status: 'quit' }), facts({ pid: { kind: 'legacy' } })), { kind: 'kill-quit', target: { pids: [100] } });
+});
+
+test('a supervisor that died leaves a backup nobody can report: killed and failed, never guessed', () => {
+  const orphaned: LocalState = { kind: 'orphaned', target: { pids: [101] } };
+  assert.deepEqual(decide(row(), facts({ local: orphaned })), { kind: 'kill-orphan', target: { pids: [101] } });
+  assert.deepEqual(decide(row({ status: 'replicated' }), facts({ local: orphaned })), { kind: 'kill-orphan', target: { pids: [101] } });
+});
+
+test('a running row with nothing of it on this host', () => {
+  assert.deepEqual(decide(row(), facts({ pid: { kind: 'gone' } })), { kind: 'fail', status: 'failed: process does not exist' });
+  assert.deepEqual(decide(row(), facts({ pid: { kind: 'foreign' } })), { kind: 'fail', status: 'failed: cmdline has no backup-id' });
+  assert.deepEqual(decide(row({ taskPid: -1, updatedAgeS: 5 }), facts()), { kind: 'none' });
+  assert.deepEqual(decide(row({ taskPid: -1, updatedAgeS: 3600 }), facts()), { kind: 'fail', status: 'failed: no pid' });
+  // the old tool's backup (mysql-crond during a migration) is left to run, up to 48 h
+  assert.deepEqual(decide(row(), facts({ pid: { kind: 'legacy' } })), { kind: 'none' });
+  assert.deepEqual(decide(row({ updatedAgeS: LIMITS.runningTimeoutS + 1 }), facts({ pid: { kind: 'legacy' } })), { kind: 'timeout', target: { pids: [100] } });
+  // a final status waiting in the journal wins over everything
+  assert.deepEqual(decide(row(), facts({ pid: { kind: 'gone' }, journalPending: true })), { kind: 'none' });
+});
+
+test('expiry of tasks nobody started', () => {
   for (const status of ['init', 'replicated']) {
     assert.deepEqual(decide(row({ status, createdAgeS: LIMITS.waitingExpiryS + 1 }), facts()), { kind: 'expire' });
     assert.deepEqual(decide(row({ status, createdAgeS: 60 }), facts()), { kind: 'none' });
   }
-  for (const status of ['success', 'failed: timeout', 'quit: success', 'cancel']) assert.deepEqual(decide(row({ status, createdAgeS: 1e9 }), facts({ process: { kind: 'gone' } })), { kind: 'none' });
+  for (const status of ['success', 'failed: timeout', 'quit: success', 'cancel']) assert.deepEqual(decide(row({ status, createdAgeS: 1e9 }), facts({ pid: { kind: 'gone' } })), { kind: 'none' });
 });
 
 test('pick: one running id per machine, earliest id first, instances in port order', () => {

@@ -1,0 +1,47 @@
+// The supervisors' records on the host (one small JSON file per backup, beside the host lock):
+// written by the supervisor, read by every agent of the host. They are what lets an agent tell a
+// backup that is still running from one whose supervisor is already writing its final status.
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { errorMessage } from '../errors.js';
+import { recordFile, type TaskRecord } from './protocol.js';
+import type { TaskKey } from '../sql/tasks.js';
+
+export function writeRecord(dir: string, record: TaskRecord): void {
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  const file = recordFile(dir, record.key);
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, JSON.stringify(record), { mode: 0o644 });
+  renameSync(tmp, file);
+}
+
+export function removeRecord(dir: string, key: TaskKey): void {
+  rmSync(recordFile(dir, key), { force: true });
+}
+
+export interface RecordsRead {
+  records: TaskRecord[];
+  /** A directory that exists but cannot be read: the agent says so instead of guessing. */
+  error?: string;
+}
+
+export function readRecords(dir: string): RecordsRead {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { records: [] };
+    return { records: [], error: `cannot read ${dir}: ${errorMessage(err)}` };
+  }
+  const records: TaskRecord[] = [];
+  for (const name of names) {
+    if (!name.endsWith('.json')) continue;
+    try {
+      const r = JSON.parse(readFileSync(join(dir, name), 'utf8')) as TaskRecord;
+      if (typeof r.key?.backupId === 'string' && Number.isInteger(r.supervisorPid)) records.push(r);
+    } catch {
+      // being replaced right now, or damaged: the process table still tells what runs
+    }
+  }
+  return { records };
+}
