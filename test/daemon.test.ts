@@ -183,7 +183,7 @@ describe('daemon: the tick loop', () => {
     await a.ready();
     const second = await ws.cli('daemon');
     assert.equal(second.code, 1);
-    assert.match(second.stderr, new RegExp(`another spiderbackup daemon is already running \\(pid ${a.pid}`));
+    assert.match(second.stderr, new RegExp(`another spiderbackup daemon runs on this host \\(pid ${a.pid}`));
     assert.equal(a.child.exitCode, null);
   });
 

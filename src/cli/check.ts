@@ -33,6 +33,7 @@ function toJson(config: AgentConfig, report: CheckReport, run: boolean) {
       ...report.instances.filter((r) => r.error).map((r) => ({ file: r.instance.file, port: r.instance.port, error: r.error })),
     ],
     running: report.pick.kind === 'busy' ? report.pick.running.map(taskJson) : [],
+    ...(report.hostBusy !== undefined ? { hostBusy: report.hostBusy } : {}),
     [run ? 'ran' : 'wouldRun']: run
       ? report.outcomes.map((o) => ({ ...taskJson(o.task), result: o.status, ...(o.note ? { note: o.note } : {}) }))
       : planned(config, report).map((t) => ({ ...taskJson(t), command: t.argv })),
@@ -47,7 +48,9 @@ function toText(config: AgentConfig, report: CheckReport, run: boolean): string 
   const out: string[] = [];
   for (const e of report.configErrors) out.push(`error: ${e.message}`);
   for (const r of report.instances) if (r.error) out.push(`error: ${r.error}`);
-  if (report.pick.kind === 'busy') {
+  if (run && report.hostBusy !== undefined && report.pick.kind === 'run') {
+    out.push(`Nothing started: ${report.hostBusy}.`);
+  } else if (report.pick.kind === 'busy') {
     out.push('A backup of this host is running; nothing new starts until it ends:');
     out.push(renderTable(['Port', 'BackupId', 'BackupStatus', 'TaskPid'], report.pick.running.map((t) => [t.port, t.backupId, t.status, t.taskPid])));
   } else if (report.pick.kind === 'idle') {
@@ -60,6 +63,7 @@ function toText(config: AgentConfig, report: CheckReport, run: boolean): string 
         planned(config, report).map((t) => [t.port, t.serverName, t.status, t.shardValue, t.createdAt, t.argv.join(' ')]),
       ),
     );
+    if (report.hostBusy !== undefined) out.push(`Not now: ${report.hostBusy}.`);
   } else {
     out.push(`Backup id ${report.pick.backupId}:`);
     out.push(renderTable(['Port', 'ServerName', 'Result'], report.outcomes.map((o) => [o.task.port, o.task.serverName, o.note && o.note !== 'skipped' ? `${o.status}: ${o.note}` : o.status])));

@@ -14,7 +14,7 @@ import { Backoff } from './backoff.js';
 import { deliverJournal } from './deliver.js';
 import { housekeep, type HousekeepingEvent } from './housekeeping.js';
 import { pendingJournalKeys } from './journal.js';
-import { buildLocalView, hostBusyReason, type LocalView } from './local-view.js';
+import { buildLocalView, hostBusyReason } from './local-view.js';
 import { pickWork, type Pick } from './pick.js';
 import { hostPaths, taskKeyString } from './protocol.js';
 import { PURGE, purgeOld } from './purge.js';
@@ -89,9 +89,8 @@ export async function runCheck(deps: CheckDeps, opts: CheckOptions): Promise<Che
   for (const e of configErrors) problem(`config:${e.file}`, { file: e.file, key: e.key }, `instance config skipped: ${e.message}`);
 
   const sessions = await Promise.all(instances.map((inst) => openSession(deps, inst, opts.run)));
-  let local: LocalView | undefined;
   try {
-    if (opts.run) local = await housekeepAll(deps, sessions, problem);
+    if (opts.run) await housekeepAll(deps, sessions, problem);
   } finally {
     await Promise.all(sessions.map((s) => s.conn?.close()));
   }
@@ -106,9 +105,10 @@ export async function runCheck(deps: CheckDeps, opts: CheckOptions): Promise<Che
   const pick = pickWork(candidates, opts.backupId);
   const outcomes: Outcome[] = [];
   let hostBusy: string | undefined;
-  if (pick.kind === 'run' || !opts.run) {
-    // Without --run this only informs; with it, the host decides whether anything may start.
-    hostBusy = hostBusyReason(local ?? buildLocalView(scanHost(), readRecords(hostPaths(config.agent.hostLock).records).records));
+  if (pick.kind === 'run') {
+    // A fresh look: housekeeping may just have killed what ran. The host decides whether anything
+    // may start (the host lock decides last).
+    hostBusy = hostBusyReason(buildLocalView(scanHost(), readRecords(hostPaths(config.agent.hostLock).records).records));
   }
   if (opts.run && opts.start !== false && pick.kind === 'run') {
     if (hostBusy !== undefined) {
@@ -163,7 +163,7 @@ type Problem = (key: string, fields: Record<string, unknown>, msg: string) => vo
  * process seen in a row was alive before the row was read) and only when something needs it: an
  * idle host reads no process table. The journal is read after the host (see housekeeping.ts).
  */
-async function housekeepAll(deps: CheckDeps, sessions: Session[], problem: Problem): Promise<LocalView | undefined> {
+async function housekeepAll(deps: CheckDeps, sessions: Session[], problem: Problem): Promise<void> {
   const live = sessions.filter((s) => s.conn !== undefined);
   const paths = hostPaths(deps.config.agent.hostLock);
   const records = readRecords(paths.records);
@@ -171,7 +171,7 @@ async function housekeepAll(deps: CheckDeps, sessions: Session[], problem: Probl
   // A record means a supervisor is (or was) at work here: its row may have been overwritten with
   // any status, final ones included.
   const needsHost = records.records.length > 0 || live.some((s) => s.tasks.some((t) => t.status === STATUS.quit || !isFinished(t.status)));
-  if (!needsHost) return undefined;
+  if (!needsHost) return;
   const local = buildLocalView(scanHost(), records.records);
   let pending: ReadonlySet<string>;
   try {
@@ -180,7 +180,7 @@ async function housekeepAll(deps: CheckDeps, sessions: Session[], problem: Probl
     // Without knowing what waits in the journal, housekeeping could fail a task whose result is
     // there: leave the rows alone this round.
     problem('journal', { err: errorMessage(err) }, 'cannot read the journal; housekeeping skipped');
-    return local;
+    return;
   }
   await Promise.all(
     live.map(async (s) => {
@@ -210,7 +210,6 @@ async function housekeepAll(deps: CheckDeps, sessions: Session[], problem: Probl
       // another agent did it
     }
   }
-  return local;
 }
 
 /** At most every PURGE.everyMs per instance in the daemon; a failure is a problem, never fatal. */

@@ -1,7 +1,7 @@
 // A stand-in for dbbackup: the backup command the tests configure. It records every run, and
 // behaves as test/<dir>/behaviour.<port>.json says: exit code, block until released, fork a
 // grandchild, ignore SIGTERM. Blocking on a file (not sleeping) keeps the tests deterministic.
-import { appendFileSync, existsSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -16,6 +16,8 @@ export interface Behaviour {
   stderr?: string;
   /** Leave a detached helper behind that keeps our stderr open, then exit (a daemonising tool). */
   lingering?: boolean;
+  /** Start a helper in its own session (setsid, out of the tree and the group) that lives until killed. */
+  doubleFork?: boolean;
 }
 
 const { values } = parseArgs({
@@ -28,8 +30,29 @@ const file = join(dir, `behaviour.${port}.json`);
 const b: Behaviour = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Behaviour) : {};
 if (b.ignoreTerm) process.on('SIGTERM', () => {});
 
+// Overlap detection: every run registers itself while it lives and records which other runs of
+// this workspace were alive when it started. Two backups at once on one host is the bug to catch.
+const live = join(dir, 'live');
+mkdirSync(live, { recursive: true });
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+};
+const concurrent = readdirSync(live).map(Number).filter((pid) => pid !== process.pid && alive(pid));
+writeFileSync(join(live, String(process.pid)), '');
+process.on('exit', () => rmSync(join(live, String(process.pid)), { force: true }));
+
 let grandchild: number | undefined;
-if (b.lingering) {
+if (b.doubleFork) {
+  const g = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)', 'double-forked-helper'], { stdio: 'ignore', detached: true });
+  g.unref();
+  grandchild = g.pid;
+} else if (b.lingering) {
   const g = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)', 'lingering-helper'], { stdio: ['ignore', 'ignore', 'inherit'], detached: true });
   g.unref();
   grandchild = g.pid;
@@ -39,7 +62,7 @@ if (b.lingering) {
 }
 appendFileSync(
   join(dir, 'runs.jsonl'),
-  `${JSON.stringify({ port: Number(port), backupId: values['backup-id'], shardValue: values['shard-value'], config: values.config, kind: values.kind ?? 'remote', pid: process.pid, grandchild, cwd: process.cwd(), argv: process.argv.slice(2) })}\n`,
+  `${JSON.stringify({ port: Number(port), backupId: values['backup-id'], shardValue: values['shard-value'], config: values.config, kind: values.kind ?? 'remote', pid: process.pid, grandchild, concurrent, cwd: process.cwd(), argv: process.argv.slice(2) })}\n`,
 );
 if (b.stderr) process.stderr.write(b.stderr);
 

@@ -19,6 +19,8 @@ export interface Run {
   kind: string;
   pid: number;
   grandchild?: number;
+  /** Other runs of this workspace alive when this one started (must always be empty). */
+  concurrent: number[];
   cwd: string;
   argv: string[];
 }
