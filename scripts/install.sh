@@ -4,8 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# procps: ps, used by ps-list and tree-kill. (The unit-file test uses systemd-analyze when present.)
-packages=(mariadb-server mariadb-plugin-spider procps)
+# procps: ps, used by ps-list and tree-kill. logrotate: the log rotation test runs the real one.
+# (The unit-file test uses systemd-analyze when present.)
+packages=(mariadb-server mariadb-plugin-spider procps logrotate)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

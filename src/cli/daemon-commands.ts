@@ -7,7 +7,7 @@ import { formatDuration, parseDuration } from '../config/duration.js';
 import { MetricsListenError, runDaemon } from '../daemon/daemon.js';
 import { daemonLockHolder, LockHeldError } from '../daemon/lock.js';
 import { LEVELS, matches, parseLine, type LogFilter } from '../daemon/log-filter.js';
-import { readLogFile, readLogStream } from '../daemon/log-source.js';
+import { readLogFile, readLogStream, ROTATED_FILES } from '../daemon/log-source.js';
 import { clearPause, pauseFile, readPause, writePause, type PauseState } from '../daemon/pause.js';
 import { readStatus, type DaemonStatus } from '../daemon/status.js';
 import { PAUSE_MEANING, renderStatusText, statusView } from '../daemon/status-view.js';
@@ -80,6 +80,7 @@ export function registerDaemonCommands(program: Command, setExit: SetExit): void
 
   command('logs')
     .description('Show the agent log (the [log] file, --file, or stdin), filtered and pretty-printed.')
+    .addHelpText('after', `\nWithout -f, the rotated files logrotate left next to the file are read first, oldest first: <file>.N or <file>.N.gz, N = 1 to ${ROTATED_FILES}.`)
     .option('-f, --follow', 'keep reading as lines are added, across log rotation', false)
     .option('--backup-id <id>', 'only lines of this backup id')
     .option('--port <port>', 'only lines of this instance port', parsePort)
@@ -205,8 +206,12 @@ async function logsCommand(opts: LogsOptions, config: () => AgentConfig): Promis
     flushBacklog();
     return;
   }
+  // Without -f, a backup's lines are all found after a rotation: its rotated files come first.
+  // With -f, what is there already is the file's own end.
+  const rotated = opts.follow ? 0 : ROTATED_FILES;
+  const onSkipped = (name: string, err: unknown) => process.stderr.write(`spiderbackup: warning: ${name}: ${errorMessage(err)} (not read, or not to its end)\n`);
   try {
-    await readLogFile(file, onLine, { follow: opts.follow, onCaughtUp: flushBacklog });
+    await readLogFile(file, onLine, { follow: opts.follow, onCaughtUp: flushBacklog, rotated, onSkipped });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new OperationError(`${file}: no such log file`);
     throw err;
