@@ -324,3 +324,56 @@ describe('permissions', () => {
     }
   });
 });
+
+describe('backoff', () => {
+  test('a task its supervisor cannot claim is retried with backoff, not respawned every tick', { timeout: 120_000 }, async () => {
+    const m = cluster.masterOf(slave);
+    await cluster.exec(m, "CREATE USER IF NOT EXISTS 'sbreadonly'@'%' IDENTIFIED BY 'ro-pw'");
+    await cluster.exec(m, "GRANT SELECT ON infodba_schema.* TO 'sbreadonly'@'%'");
+    const w = new Workspace({ agent: { tick_interval: '500ms' } });
+    cluster.writeInstanceIni(w.confDir, m, { MysqlUser: 'sbreadonly', MysqlPasswd: 'ro-pw' });
+    await insertTasks(cluster, [{ backupId: 'storm-1', for: m }]);
+    const daemon = w.start(['daemon']);
+    try {
+      await waitFor('the first failed start', () => /backup not started; trying again later/.test(daemon.stdout()));
+      // 8 ticks at 500 ms go by; the first retry is due only 10 s after the failure.
+      await new Promise((r) => setTimeout(r, 4000));
+      assert.equal((daemon.stdout().match(/backup not started; trying again later/g) ?? []).length, 1, 'one attempt, then backing off');
+      assert.equal(await statusOf(cluster, m, 'storm-1'), 'init');
+      assert.equal(w.runs().length, 0);
+    } finally {
+      daemon.child.kill('SIGTERM');
+      await daemon.result;
+      w.close();
+    }
+  });
+});
+
+describe('logs', () => {
+  test('logrotate while a backup runs: its supervisor follows, and logs --backup-id finds every line', { timeout: 120_000 }, async () => {
+    const w = new Workspace({ log: { file: 'agent.log' } });
+    const log = join(w.dir, 'agent.log');
+    const conf = join(w.dir, 'logrotate.conf');
+    writeFileSync(conf, `${log} {\n  rotate 3\n  create\n  missingok\n}\n`);
+    cluster.writeInstanceIni(w.confDir, p0);
+    await insertTasks(cluster, [{ backupId: 'rot-1', for: p0 }]);
+    w.behave(p0.port, { block: true });
+    const first = w.start(['check', '--run']);
+    try {
+      await waitFor('the backup to start', () => w.runs().length === 1);
+      const rotated = spawnSync('logrotate', ['-f', '-s', join(w.dir, 'logrotate.state'), conf], { encoding: 'utf8' });
+      assert.equal(rotated.status, 0, rotated.stderr);
+      w.release(p0.port);
+      assert.equal((await first.result).code, 0);
+      const current = spawnSync('grep', ['-c', 'backup finished', log], { encoding: 'utf8' });
+      assert.equal(current.stdout.trim(), '1', 'the last lines of the backup are in the new file, not in agent.log.1');
+      const r = await w.cli('logs', '--backup-id', 'rot-1', '--json');
+      const msgs = r.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { msg: string }).msg);
+      assert.ok(msgs.includes('backup started') && msgs.includes('backup finished'), msgs.join(' | '));
+    } finally {
+      w.release(p0.port);
+      first.child.kill('SIGKILL');
+      w.close();
+    }
+  });
+});

@@ -2,7 +2,7 @@
 // Entry point of the detached per-backup supervisor (see core/supervise.ts and core/protocol.ts).
 // Started by the agent through flock(1) with an argument vector; its command line carries the
 // task, never a password.
-import { createLogger } from '../log.js';
+import { createLogger, reopenOnSignals } from '../log.js';
 import { supervise } from '../core/supervise.js';
 import { parseSupervisorArgs, SUPERVISOR_EXIT, SupervisorUsageError, type SupervisorSpec } from '../core/protocol.js';
 import { errorMessage } from '../errors.js';
@@ -16,11 +16,10 @@ try {
   process.exit(SUPERVISOR_EXIT.notStarted);
 }
 
-// The agent may go away (restart, upgrade, kill -9); a hang-up must not take the backup with it.
-process.on('SIGHUP', () => {});
-
 const { key } = spec;
-const { logger, flush } = createLogger({ level: spec.logLevel, file: spec.logFile, name: 'supervisor' });
+// Follows logrotate by itself; SIGHUP/SIGUSR2 (the agent going away, a postrotate script
+// signalling every spiderbackup process) reopen the log file and never end the supervisor.
+const { logger, flush } = reopenOnSignals(createLogger({ level: spec.logLevel, file: spec.logFile, name: 'supervisor' }));
 const log = logger.child({ backupId: key.backupId, port: key.port, shardValue: key.shardValue });
 
 supervise({ spec, logger: log })

@@ -96,14 +96,14 @@ export class Workspace {
   }
 
   /** Starts the real CLI with this workspace's agent config. */
-  start(args: string[], opts: { cwd?: string } = {}): { child: ChildProcess; result: Promise<CliResult> } {
+  start(args: string[], opts: { cwd?: string } = {}): { child: ChildProcess; result: Promise<CliResult>; stdout(): string; stderr(): string } {
     const child = spawn(process.execPath, [CLI, '--agent-config', this.agentIni, ...args], { cwd: opts.cwd ?? this.dir, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
     const result = new Promise<CliResult>((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
-    return { child, result };
+    return { child, result, stdout: () => stdout, stderr: () => stderr };
   }
 
   cli(...args: string[]): Promise<CliResult> {
