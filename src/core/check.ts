@@ -13,7 +13,7 @@ import type { TaskKey, TaskRow } from '../sql/tasks.js';
 import { Backoff } from './backoff.js';
 import { deliverJournal } from './deliver.js';
 import { housekeep, type HousekeepingEvent } from './housekeeping.js';
-import { pendingJournalKeys } from './journal.js';
+import { JournalReadError, pendingJournalKeys } from './journal.js';
 import { buildLocalView, hostBusyReason } from './local-view.js';
 import { pickWork, type Pick } from './pick.js';
 import { hostPaths, taskKeyString } from './protocol.js';
@@ -88,7 +88,7 @@ export async function runCheck(deps: CheckDeps, opts: CheckOptions): Promise<Che
   const { instances, errors: configErrors } = discoverInstances(config.agent.configDir, opts.files);
   for (const e of configErrors) problem(`config:${e.file}`, { file: e.file, key: e.key }, `instance config skipped: ${e.message}`);
 
-  const sessions = await Promise.all(instances.map((inst) => openSession(deps, inst, opts.run)));
+  const sessions = await Promise.all(instances.map((inst) => openSession(deps, inst, opts.run, problem)));
   try {
     if (opts.run) await housekeepAll(deps, sessions, problem);
   } finally {
@@ -144,11 +144,19 @@ interface Session {
 }
 
 /** Connects, delivers the journal (with --run) and reads the instance's rows. */
-async function openSession(deps: CheckDeps, instance: InstanceConfig, run: boolean): Promise<Session> {
+async function openSession(deps: CheckDeps, instance: InstanceConfig, run: boolean, problem: Problem): Promise<Session> {
   const session: Session = { instance, tasks: [] };
   try {
     session.conn = await connect(instance);
-    if (run) await deliverJournal(session.conn, instance, deps.config.agent.stateDir, deps.logger.child({ port: instance.port }));
+    if (run) {
+      try {
+        await deliverJournal(session.conn, instance, deps.config.agent.stateDir, deps.logger.child({ port: instance.port }));
+      } catch (err) {
+        // Rows are still read and backups still start; housekeeping waits for a readable journal.
+        if (!(err instanceof JournalReadError)) throw err;
+        problem('journal', { err: err.message }, 'journal not delivered');
+      }
+    }
     session.tasks = await sql.listInstanceTasks(session.conn, instance.host, instance.port);
   } catch (err) {
     failSession(session, err);

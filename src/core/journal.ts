@@ -56,24 +56,30 @@ const isEntryName = (name: string): boolean => name.endsWith('.json') && !name.s
 
 /** Final statuses waiting to be delivered, counted without reading them (cheap, every tick). */
 export function countJournal(stateDir: string): number {
+  return entryNames(journalDir(stateDir)).length;
+}
+
+/** The journal directory exists but cannot be read: what waits in it is unknown. */
+export class JournalReadError extends Error {
+  override readonly name = 'JournalReadError';
+}
+
+/** Entry names; a missing directory is an empty journal, any other failure a JournalReadError. */
+function entryNames(dir: string): string[] {
   try {
-    return readdirSync(journalDir(stateDir)).filter(isEntryName).length;
-  } catch {
-    return 0;
+    return readdirSync(dir).filter(isEntryName);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw new JournalReadError(`cannot read the journal ${dir}: ${(err as Error).message}`);
   }
 }
 
 export function readJournal(stateDir: string): JournalRead {
   const dir = journalDir(stateDir);
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch {
-    return { entries: [], bad: [] };
-  }
+  const names = entryNames(dir);
   const entries: JournalEntry[] = [];
   const bad: string[] = [];
-  for (const name of names.filter(isEntryName).sort()) {
+  for (const name of names.sort()) {
     try {
       const e = JSON.parse(readFileSync(join(dir, name), 'utf8')) as JournalEntry;
       if (typeof e.status !== 'string' || typeof e.key?.backupId !== 'string') throw new Error('not a journal entry');

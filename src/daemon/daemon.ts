@@ -78,7 +78,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
       seen: new Map(),
       problemKeys: new Set(),
       paused: undefined,
-      journalBacklog: countJournal(config.agent.stateDir),
+      journalBacklog: journalBacklog(config.agent.stateDir, () => {}),
       lastSchedule: undefined,
       cron: undefined,
       http: undefined,
@@ -152,7 +152,7 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
       if (r.record.ok) s.lastSuccessfulTickAt = new Date(r.record.finishedAt);
       else noteError(r.record.error as string);
       for (const p of r.problems) noteError(p);
-      s.journalBacklog = countJournal(s.config.agent.stateDir);
+      s.journalBacklog = journalBacklog(s.config.agent.stateDir, noteError);
       metrics.journalBacklog(s.journalBacklog);
       save('running');
     },
@@ -321,4 +321,14 @@ function settledWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
     t = setTimeout(() => resolve(false), ms);
   });
   return Promise.race([p.then(() => true, () => true), timeout]).finally(() => clearTimeout(t));
+}
+
+/** The journal's backlog for status and metrics; an unreadable journal is an error shown, not a crash. */
+function journalBacklog(stateDir: string, onError: (message: string) => void): number {
+  try {
+    return countJournal(stateDir);
+  } catch (err) {
+    onError(errorMessage(err));
+    return 0;
+  }
 }

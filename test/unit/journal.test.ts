@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { appendJournal, journalDir, journalKey, readJournal, removeJournal } from '../../src/core/journal.js';
+import { appendJournal, countJournal, journalDir, journalKey, JournalReadError, readJournal, removeJournal } from '../../src/core/journal.js';
 
 const key = (backupId: string) => ({ backupId, host: '10.0.0.1', port: 20000, shardValue: 0 });
 
@@ -31,4 +31,13 @@ test('an unreadable entry is moved aside as .bad, not lost and not fatal', () =>
 
 test('a missing journal directory is an empty journal', () => {
   assert.deepEqual(readJournal(join(tmpdir(), 'sb-does-not-exist-xyz')), { entries: [], bad: [] });
+});
+
+test('a journal that exists but cannot be read is an error, never an empty journal', () => {
+  const stateDir = mkdtempSync(join(tmpdir(), 'sb-journal-'));
+  writeFileSync(join(stateDir, 'journal'), 'not a directory');
+  assert.throws(() => readJournal(stateDir), (e: unknown) => e instanceof JournalReadError && /cannot read the journal/.test(e.message));
+  assert.throws(() => countJournal(stateDir), JournalReadError);
+  // missing: simply empty
+  assert.deepEqual(readJournal(join(stateDir, 'nope')), { entries: [], bad: [] });
 });
