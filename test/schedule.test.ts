@@ -215,8 +215,9 @@ describe('schedule --wait: stalled tasks', () => {
     let out = '';
     waiter.child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
     await waitFor('the schedule', () => out.includes('scheduled backup id e2e-dead'));
-    // As if the host of SPT1 died mid-backup: running, but no supervisor holds the task's lock.
-    await cluster.exec(m1, "UPDATE infodba_schema.global_backup SET BackupStatus = 'running', TaskPid = 999999 WHERE BackupId = 'e2e-dead' AND Port = ?", [m1.port]);
+    // As if the host of SPT1 died mid-backup: running (past the claim grace, within which a
+    // claimant may not hold its lock yet), but no supervisor holds the task's lock.
+    await cluster.exec(m1, "UPDATE infodba_schema.global_backup SET BackupStatus = 'running', TaskPid = 999999, UpdatedAt = NOW() - INTERVAL 120 SECOND WHERE BackupId = 'e2e-dead' AND Port = ?", [m1.port]);
     await waitFor('the dead agent to be named', () => out.includes(`SPT1 127.0.0.1:${m1.port}: running (pid 999999) but no agent holds it`), 60_000);
     const stops = [serveHost([spiderIni]), serveHost([iniOf(m0), iniOf(s1), iniOf(s0)])];
     try {
