@@ -1,11 +1,12 @@
 // The agent config as the daemon uses it: the shared loader plus the checks only the daemon needs
 // (the cron expression), and the comparison a reload acts on.
-import { loadAgentConfig, type AgentConfig } from '../config/agent.js';
+import { loadAgentConfig, type AgentConfig, type AgentConfigOptions } from '../config/agent.js';
 import { ConfigError } from '../errors.js';
 import { cronProblem } from './cron.js';
 
-export function loadDaemonConfig(file: string | undefined): AgentConfig {
-  const config = loadAgentConfig(file);
+/** The config's `warnings` (unknown sections and keys) are for the caller to log. */
+export function loadDaemonConfig(file: string | undefined, options: AgentConfigOptions = {}): AgentConfig {
+  const config = loadAgentConfig(file, process.cwd(), options);
   const cron = config.schedule.cron;
   if (cron !== undefined) {
     const problem = cronProblem(cron);

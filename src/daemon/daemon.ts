@@ -32,6 +32,8 @@ export class MetricsListenError extends Error {
 
 export interface DaemonOptions {
   agentConfigFile: string | undefined;
+  /** Unknown sections and keys in the agent config are errors (at start and on reload). */
+  strict?: boolean;
 }
 
 /** Everything the daemon knows; owned by one runDaemon call, never shared. */
@@ -61,7 +63,7 @@ interface State {
  * another daemon, metrics address taken) reject, so the service fails visibly instead of idling.
  */
 export async function runDaemon(opts: DaemonOptions): Promise<number> {
-  const config = loadDaemonConfig(opts.agentConfigFile);
+  const config = loadDaemonConfig(opts.agentConfigFile, { strict: opts.strict === true });
   mkdirSync(config.agent.stateDir, { recursive: true, mode: 0o755 });
   const lock = await acquireLock(config.agent.stateDir, daemonAlive);
   try {
@@ -83,6 +85,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
       firing: undefined,
       stopping: false,
     };
+    for (const w of config.warnings) s.log.logger.warn(w);
     const metrics = createMetrics();
     await startMetricsEndpoint(s, metrics, true);
     return await serve(opts, s, metrics, lock);
@@ -180,7 +183,7 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
     if (s.stopping) return;
     let next: AgentConfig;
     try {
-      next = loadDaemonConfig(opts.agentConfigFile);
+      next = loadDaemonConfig(opts.agentConfigFile, { strict: opts.strict === true });
     } catch (err) {
       const message = errorMessage(err);
       s.log.reopen();
@@ -205,6 +208,7 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
       if (plan.logLevel) s.log.logger.level = plan.config.log.level;
     }
     for (const k of plan.kept) logger().warn(k);
+    for (const w of plan.config.warnings) logger().warn(w);
     if (plan.tickInterval) ticker.setInterval(plan.config.agent.tickIntervalMs);
     if (plan.cron) armCron();
     if (plan.metrics) {
