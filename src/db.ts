@@ -1,4 +1,5 @@
 import mysql from 'mysql2/promise';
+import { explainAccessDenied } from './config/instance.js';
 import { InstanceError, errorMessage } from './errors.js';
 
 /** What the SQL functions need: something that runs one parameterised statement. */
@@ -11,6 +12,8 @@ export interface Endpoint {
   port: number;
   user: string;
   password: string;
+  /** From an instance drop-in: why its password may be cut short (named on "Access denied"). */
+  passwordWarning?: string | undefined;
 }
 
 export interface Connection extends Queryable {
@@ -36,7 +39,9 @@ export async function connect(ep: Endpoint, opts: { connectTimeoutMs?: number } 
       multipleStatements: false,
     });
   } catch (err) {
-    throw wrapError(name, err);
+    const wrapped = wrapError(name, err);
+    if (ep.passwordWarning === undefined) throw wrapped;
+    throw new InstanceError(name, explainAccessDenied({ passwordWarning: ep.passwordWarning }, errorMessage(err)), wrapped.code, { cause: err });
   }
   // A dropped server connection emits 'error' on the connection; the next query reports it.
   conn.on('error', () => {});

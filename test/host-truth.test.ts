@@ -5,7 +5,7 @@
 import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startCluster, type Cluster, type Instance } from './harness/cluster.js';
 import { clearTasks, insertTasks, statusOf, taskOf } from './support/tasks.js';
@@ -319,6 +319,32 @@ describe('permissions', () => {
       assert.equal(r.code, 0, r.stderr);
       assert.equal(await statusOf(cluster, m, 'limited-1'), 'success');
       assert.match(r.stderr, /cannot delete old rows \(backups are not affected\)/);
+    } finally {
+      w.close();
+    }
+  });
+});
+
+describe('passwords with ; and #', () => {
+  test('a password with ; and # works quoted with backticks; unquoted, the error names the cut, never the password', { timeout: 60_000 }, async () => {
+    const m = cluster.masterOf(slave);
+    const password = 'pa;ss#wo rd';
+    await cluster.exec(m, "CREATE USER IF NOT EXISTS 'sbsemicolon'@'%' IDENTIFIED BY ?", [password]);
+    await cluster.exec(m, "GRANT SELECT, UPDATE ON infodba_schema.* TO 'sbsemicolon'@'%'");
+    const w = new Workspace();
+    try {
+      const file = cluster.writeInstanceIni(w.confDir, m, { MysqlUser: 'sbsemicolon' });
+      const withPassword = (value: string) => writeFileSync(file, readFileSync(file, 'utf8').replace(/^MysqlPasswd = .*$/m, `MysqlPasswd = ${value}`));
+      withPassword(`\`${password}\``);
+      await insertTasks(cluster, [{ backupId: 'pw-1', for: m }]);
+      const ok = await w.cli('check', '--run');
+      assert.equal(ok.code, 0, ok.stderr);
+      assert.equal(await statusOf(cluster, m, 'pw-1'), 'success');
+      withPassword(password);
+      const bad = await w.cli('check', '--run');
+      assert.equal(bad.code, 1);
+      assert.match(bad.stderr + bad.stdout, /Access denied.*MysqlPasswd contains an unquoted ';'/);
+      assert.ok(!(bad.stderr + bad.stdout).includes('ss#wo'), 'the password is never shown');
     } finally {
       w.close();
     }

@@ -2,7 +2,7 @@
 import { userInfo } from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { prettyFactory } from 'pino-pretty';
-import { loadAgentConfig, type AgentConfig } from '../config/agent.js';
+import type { AgentConfig } from '../config/agent.js';
 import { formatDuration, parseDuration } from '../config/duration.js';
 import { MetricsListenError, runDaemon } from '../daemon/daemon.js';
 import { daemonLockHolder, LockHeldError } from '../daemon/lock.js';
@@ -13,7 +13,7 @@ import { readStatus, type DaemonStatus } from '../daemon/status.js';
 import { PAUSE_MEANING, renderStatusText, statusView } from '../daemon/status-view.js';
 import { errorMessage, OperationError, UsageError } from '../errors.js';
 import { print, renderJson } from './output.js';
-import type { GlobalOptions } from './program.js';
+import { agentConfigFor, type GlobalOptions } from './program.js';
 
 type SetExit = (code: number) => void;
 
@@ -28,7 +28,7 @@ export function registerDaemonCommands(program: Command, setExit: SetExit): void
     .action(async (_opts: unknown, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
       try {
-        setExit(await runDaemon({ agentConfigFile: g.agentConfig }));
+        setExit(await runDaemon({ agentConfigFile: g.agentConfig, strict: g.strict === true }));
       } catch (err) {
         if (!(err instanceof LockHeldError || err instanceof MetricsListenError)) throw err;
         process.stderr.write(`spiderbackup: ${errorMessage(err)}\n`);
@@ -95,7 +95,7 @@ export function registerDaemonCommands(program: Command, setExit: SetExit): void
 }
 
 function agentConfig(cmd: Command): AgentConfig {
-  return loadAgentConfig(cmd.optsWithGlobals<GlobalOptions>().agentConfig);
+  return agentConfigFor(cmd.optsWithGlobals<GlobalOptions>());
 }
 
 function parseForDuration(value: string): number {

@@ -10,12 +10,20 @@ import { validateBackupId } from '../core/backup-id.js';
 
 export interface GlobalOptions {
   agentConfig?: string;
+  strict?: boolean;
   config?: string[];
+}
+
+/** The agent config for a CLI command; its warnings go to stderr, one line each. */
+export function agentConfigFor(opts: GlobalOptions): AgentConfig {
+  const config = loadAgentConfig(opts.agentConfig, process.cwd(), { strict: opts.strict === true });
+  for (const w of config.warnings) process.stderr.write(`spiderbackup: warning: ${w}\n`);
+  return config;
 }
 
 /** The agent config and a logger for a CLI command (logs go to stderr; stdout is the output). */
 export function commandContext(opts: GlobalOptions): { config: AgentConfig; log: AgentLogger } {
-  const config = loadAgentConfig(opts.agentConfig);
+  const config = agentConfigFor(opts);
   const log = createLogger({ level: config.log.level, file: config.log.file, fd: 2 });
   return { config, log };
 }
@@ -43,6 +51,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .version(packageVersion())
     .description('Coordinates TenDB Cluster (Spider) global backups on this host.')
     .option('--agent-config <file>', `the agent's settings (INI); default ${DEFAULT_AGENT_CONFIG}, used only if it exists`)
+    .option('--strict', 'unknown sections and keys in the agent settings are errors instead of warnings')
     .addOption(configOption())
     // Before any command is added: subcommands inherit it, so usage errors exit 2 everywhere.
     .exitOverride()

@@ -2,8 +2,8 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ConfigError } from '../errors.js';
 import { parseCommandTemplate } from './command-template.js';
-import { parseDuration } from './duration.js';
-import { IniReader, readIni } from './ini-file.js';
+import { formatDuration, MAX_TIMER_MS, parseDuration } from './duration.js';
+import { IniReader, readIni, type IniSections } from './ini-file.js';
 
 export const DEFAULT_AGENT_CONFIG = '/etc/spiderbackup/spiderbackup.ini';
 /** Host-wide, never under state_dir: a second agent with other settings must find the same lock. */
@@ -12,7 +12,7 @@ export const DEFAULT_HOST_LOCK = '/run/lock/spiderbackup/host.lock';
 export interface AgentConfig {
   /** The file these settings came from; undefined when defaults are used. */
   file: string | undefined;
-  agent: { configDir: string; stateDir: string; hostLock: string; tickIntervalMs: number };
+  agent: { configDir: string; stateDir: string; tickIntervalMs: number; hostLock: string };
   backup: { installDir: string; remoteCommand: string[]; spiderCommand: string[]; killGraceMs: number };
   schedule: {
     cron: string | undefined;
@@ -23,66 +23,241 @@ export interface AgentConfig {
   };
   log: { level: string; file: string | undefined };
   metrics: { listen: string | 'off'; allowRemote: boolean };
+  /**
+   * Unknown sections and keys of the file, one line each, naming file, section and key. The
+   * loader only returns them: the CLI prints them on stderr, the daemon logs them.
+   */
+  warnings: string[];
 }
 
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'];
+export interface AgentConfigOptions {
+  /** Unknown sections and keys are a ConfigError instead of warnings (`--strict`). */
+  strict?: boolean;
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
+
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+
+type KeySpec =
+  | { kind: 'string'; default: string }
+  /** A string that is unset unless given. */
+  | { kind: 'optional' }
+  /** Resolved against the working directory; `default: undefined` means unset unless given. */
+  | { kind: 'path'; default: string | undefined }
+  | { kind: 'duration'; default: string; min: number; max: number }
+  | { kind: 'int'; default: number; min: number; max?: number }
+  | { kind: 'bool'; default: boolean }
+  | { kind: 'choice'; default: string; choices: readonly string[] }
+  | { kind: 'command'; default: string };
+
+/**
+ * Every section and key of the agent's INI, with its default and bounds. The loader reads values
+ * only through it, and whatever is not in it is reported as unknown, so a key is added here or
+ * nowhere. Duration maximums keep every wait far below MAX_TIMER_MS.
+ */
+export const AGENT_SCHEMA = {
+  agent: {
+    config_dir: { kind: 'path', default: '.' },
+    state_dir: { kind: 'path', default: '/var/lib/spiderbackup' },
+    tick_interval: { kind: 'duration', default: '10s', min: 100, max: 24 * HOUR },
+    host_lock: { kind: 'path', default: DEFAULT_HOST_LOCK },
+  },
+  backup: {
+    install_dir: { kind: 'string', default: '/home/mysql/dbbackup-go' },
+    remote_command: {
+      kind: 'command',
+      default: '{install_dir}/dbbackup dumpbackup --config {config} --backup-id {backup_id} --shard-value {shard_value}',
+    },
+    spider_command: { kind: 'command', default: '{install_dir}/dbbackup_main.sh -k {backup_id}' },
+    kill_grace: { kind: 'duration', default: '10s', min: 0, max: HOUR },
+  },
+  schedule: {
+    cron: { kind: 'optional' },
+    wait_interval: { kind: 'duration', default: '60s', min: 10, max: HOUR },
+    wait_concurrency: { kind: 'int', default: 16, min: 1, max: 1024 },
+    max_failed_polls: { kind: 'int', default: 120, min: 1 },
+    unclaimed_after: { kind: 'duration', default: '30m', min: 1, max: 48 * HOUR },
+  },
+  log: {
+    level: { kind: 'choice', default: 'info', choices: LOG_LEVELS },
+    file: { kind: 'path', default: undefined },
+  },
+  metrics: {
+    listen: { kind: 'string', default: '127.0.0.1:9797' },
+    allow_remote: { kind: 'bool', default: false },
+  },
+} as const satisfies Record<string, Record<string, KeySpec>>;
+
+type Schema = typeof AGENT_SCHEMA;
+type SectionName = keyof Schema;
+type KeyName<S extends SectionName> = keyof Schema[S] & string;
+type ValueOf<K> = K extends { kind: 'duration' | 'int' }
+  ? number
+  : K extends { kind: 'bool' }
+    ? boolean
+    : K extends { kind: 'command' }
+      ? string[]
+      : K extends { kind: 'optional' } | { kind: 'path'; default: undefined }
+        ? string | undefined
+        : string;
 
 /**
  * Loads the agent's own settings. A missing file is fine only when it is the default path (a
  * host that needs no settings); an explicitly given file must exist.
  */
-export function loadAgentConfig(file: string | undefined, cwd = process.cwd()): AgentConfig {
+export function loadAgentConfig(file: string | undefined, cwd = process.cwd(), options: AgentConfigOptions = {}): AgentConfig {
   const path = resolve(cwd, file ?? DEFAULT_AGENT_CONFIG);
-  if (file === undefined && !existsSync(path)) return agentConfigFrom(new IniReader('(defaults)', {}), undefined, cwd);
-  return agentConfigFrom(new IniReader(path, readIni(path)), path, cwd);
+  if (file === undefined && !existsSync(path)) return agentConfigFrom(new IniReader('(defaults)', {}), undefined, cwd, []);
+  const sections = readIni(path);
+  const unknown = unknownEntries(sections);
+  if (options.strict && unknown.length > 0) throw strictError(path, unknown);
+  return agentConfigFrom(new IniReader(path, sections), path, cwd, unknown.map((u) => `${path}: ${warningOf(u)}`));
 }
 
-function agentConfigFrom(ini: IniReader, file: string | undefined, cwd: string): AgentConfig {
-  const duration = (section: string, key: string, fallback: string, minMs = 1): number => {
-    const text = ini.string(section, key, fallback);
-    const ms = parseDuration(text);
-    if (ms === undefined) throw ini.invalid(section, key, text, 'must be a duration such as 10s, 1m, 24h (a bare number means seconds)');
-    if (ms < minMs) throw ini.invalid(section, key, text, `must be at least ${minMs} ms`);
-    return ms;
-  };
-  const installDir = ini.string('backup', 'install_dir', '/home/mysql/dbbackup-go');
-  const template = (key: string, fallback: string): string[] =>
-    parseCommandTemplate(ini.string('backup', key, fallback), ini.file, `[backup] ${key}`);
+function agentConfigFrom(ini: IniReader, file: string | undefined, cwd: string, warnings: string[]): AgentConfig {
+  const v = <S extends SectionName, K extends KeyName<S>>(section: S, key: K): ValueOf<Schema[S][K]> =>
+    readKey(ini, section, key, AGENT_SCHEMA[section][key] as KeySpec, cwd) as ValueOf<Schema[S][K]>;
 
-  const level = ini.string('log', 'level', 'info');
-  if (!LOG_LEVELS.includes(level)) throw ini.invalid('log', 'level', level, `must be one of ${LOG_LEVELS.join(', ')}`);
-  const listen = ini.string('metrics', 'listen', '127.0.0.1:9797');
-  const allowRemote = ini.bool('metrics', 'allow_remote', false);
+  const listen = v('metrics', 'listen');
+  const allowRemote = v('metrics', 'allow_remote');
   if (listen !== 'off') checkListen(ini, listen, allowRemote);
-  const logFile = ini.optionalString('log', 'file');
 
   return {
     file,
     agent: {
-      configDir: resolve(cwd, ini.string('agent', 'config_dir', cwd)),
-      stateDir: resolve(cwd, ini.string('agent', 'state_dir', '/var/lib/spiderbackup')),
-      hostLock: resolve(cwd, ini.string('agent', 'host_lock', DEFAULT_HOST_LOCK)),
-      tickIntervalMs: duration('agent', 'tick_interval', '10s', 100),
+      configDir: v('agent', 'config_dir'),
+      stateDir: v('agent', 'state_dir'),
+      tickIntervalMs: v('agent', 'tick_interval'),
+      hostLock: v('agent', 'host_lock'),
     },
     backup: {
-      installDir,
-      remoteCommand: template(
-        'remote_command',
-        '{install_dir}/dbbackup dumpbackup --config {config} --backup-id {backup_id} --shard-value {shard_value}',
-      ),
-      spiderCommand: template('spider_command', '{install_dir}/dbbackup_main.sh -k {backup_id}'),
-      killGraceMs: duration('backup', 'kill_grace', '10s', 0),
+      installDir: v('backup', 'install_dir'),
+      remoteCommand: v('backup', 'remote_command'),
+      spiderCommand: v('backup', 'spider_command'),
+      killGraceMs: v('backup', 'kill_grace'),
     },
     schedule: {
-      cron: ini.optionalString('schedule', 'cron'),
-      waitIntervalMs: duration('schedule', 'wait_interval', '60s', 10),
-      waitConcurrency: ini.int('schedule', 'wait_concurrency', { min: 1, max: 1024, fallback: 16 }),
-      maxFailedPolls: ini.int('schedule', 'max_failed_polls', { min: 1, fallback: 120 }),
-      unclaimedAfterMs: duration('schedule', 'unclaimed_after', '30m'),
+      cron: v('schedule', 'cron'),
+      waitIntervalMs: v('schedule', 'wait_interval'),
+      waitConcurrency: v('schedule', 'wait_concurrency'),
+      maxFailedPolls: v('schedule', 'max_failed_polls'),
+      unclaimedAfterMs: v('schedule', 'unclaimed_after'),
     },
-    log: { level, file: logFile === undefined ? undefined : resolve(cwd, logFile) },
+    log: { level: v('log', 'level'), file: v('log', 'file') },
     metrics: { listen, allowRemote },
+    warnings,
   };
+}
+
+function readKey(ini: IniReader, section: string, key: string, spec: KeySpec, cwd: string): unknown {
+  switch (spec.kind) {
+    case 'string':
+      return ini.string(section, key, spec.default);
+    case 'optional':
+      return ini.optionalString(section, key);
+    case 'path': {
+      const text = spec.default === undefined ? ini.optionalString(section, key) : ini.string(section, key, spec.default);
+      return text === undefined ? undefined : resolve(cwd, text);
+    }
+    case 'duration':
+      return duration(ini, section, key, spec);
+    case 'int':
+      return ini.int(section, key, { min: spec.min, ...(spec.max !== undefined ? { max: spec.max } : {}), fallback: spec.default });
+    case 'bool':
+      return ini.bool(section, key, spec.default);
+    case 'choice': {
+      const text = ini.string(section, key, spec.default);
+      if (!spec.choices.includes(text)) throw ini.invalid(section, key, text, `must be one of ${spec.choices.join(', ')}`);
+      return text;
+    }
+    case 'command':
+      return parseCommandTemplate(ini.string(section, key, spec.default), ini.file, `[${section}] ${key}`);
+  }
+}
+
+function duration(ini: IniReader, section: string, key: string, spec: { default: string; min: number; max: number }): number {
+  const text = ini.string(section, key, spec.default);
+  const ms = parseDuration(text);
+  if (ms === undefined) throw ini.invalid(section, key, text, 'must be a duration such as 10s, 1m, 24h (a bare number means seconds)');
+  if (ms < spec.min) throw ini.invalid(section, key, text, `must be at least ${formatDuration(spec.min)}`);
+  // Even a schema mistake must not let a value past what a timer can wait.
+  const max = Math.min(spec.max, MAX_TIMER_MS);
+  if (ms > max) throw ini.invalid(section, key, text, `must be at most ${formatDuration(max)}`);
+  return ms;
+}
+
+interface Unknown {
+  /** `[section] key`, `[section]`, or a key written before any section. */
+  label: string;
+  /** Set for a key, so a strict error can name it like any bad value. */
+  key: { value: unknown } | undefined;
+  problem: string;
+  /** "; did you mean …?" or empty. */
+  hint: string;
+}
+
+/** Sections and keys the schema does not know, in file order. */
+function unknownEntries(sections: IniSections): Unknown[] {
+  const found: Unknown[] = [];
+  const schema: Record<string, Record<string, KeySpec>> = AGENT_SCHEMA;
+  for (const [name, body] of Object.entries(sections as Record<string, unknown>)) {
+    if (!isTable(body)) {
+      // `ini` puts a key written before any [section] at the top level.
+      found.push({ label: name, key: { value: body }, problem: 'key outside any section', hint: '' });
+      continue;
+    }
+    const known = Object.hasOwn(schema, name) ? schema[name] : undefined;
+    if (known === undefined) {
+      found.push({ label: `[${name}]`, key: undefined, problem: 'unknown section', hint: didYouMean(name, Object.keys(schema), (s) => `[${s}]`) });
+      continue;
+    }
+    for (const [key, value] of Object.entries(body)) {
+      if (Object.hasOwn(known, key)) continue;
+      // `ini` nests [agent.x] under [agent].
+      if (isTable(value)) found.push({ label: `[${name}.${key}]`, key: undefined, problem: 'unknown section', hint: '' });
+      else found.push({ label: `[${name}] ${key}`, key: { value }, problem: 'unknown key', hint: didYouMean(key, Object.keys(known), (k) => k) });
+    }
+  }
+  return found;
+}
+
+const warningOf = (u: Unknown): string => `${u.label}: ${u.problem} (ignored)${u.hint}`;
+
+function strictError(file: string, unknown: Unknown[]): ConfigError {
+  const [first, ...rest] = unknown as [Unknown, ...Unknown[]];
+  const more = rest.length === 0 ? '' : `; also ${rest.map((u) => `${u.label}: ${u.problem}`).join(', ')}`;
+  const problem = `${first.problem} (refused in strict mode)${first.hint}${more}`;
+  if (first.key === undefined) return new ConfigError(file, undefined, undefined, `${first.label}: ${problem}`);
+  return new ConfigError(file, first.label, first.key.value, problem);
+}
+
+function isTable(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** A typo hint: a known name within two edits (or differing only in case). */
+function didYouMean(name: string, known: readonly string[], show: (k: string) => string): string {
+  let best: string | undefined;
+  let bestDistance = 3;
+  for (const k of known) {
+    const d = k.toLowerCase() === name.toLowerCase() ? 0 : editDistance(name, k);
+    if (d < bestDistance) [best, bestDistance] = [k, d];
+  }
+  return best === undefined ? '' : `; did you mean ${show(best)}?`;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      row[j] = Math.min((prev[j] as number) + 1, (row[j - 1] as number) + 1, (prev[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = row;
+  }
+  return prev[b.length] as number;
 }
 
 function checkListen(ini: IniReader, listen: string, allowRemote: boolean): void {

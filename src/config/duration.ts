@@ -1,6 +1,12 @@
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
 /**
+ * The longest delay node's timers honour (2^31-1 ms, about 24.8 days): a longer setTimeout fires
+ * at once, so a loop armed with it would spin instead of wait.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
  * Parses "10s", "1m", "24h", "1h30m", "500ms"; a bare number means seconds (as operators write in
  * the old tool's flags). Returns milliseconds, or undefined when the text is not a duration.
  */
@@ -19,6 +25,7 @@ export function parseDuration(text: string): number | undefined {
 }
 
 export function formatDuration(ms: number): string {
+  if (ms === 0) return '0s';
   if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
   if (ms % 60_000 === 0) return `${ms / 60_000}m`;
   if (ms % 1000 === 0) return `${ms / 1000}s`;

@@ -6,13 +6,18 @@ export type IniSections = Record<string, Record<string, unknown>>;
 
 /** Reads and parses an INI file; unreadable files become a ConfigError naming the file. */
 export function readIni(file: string): IniSections {
+  return readIniText(file).sections;
+}
+
+/** readIni, plus the text as read, for the few values `ini` cannot read as they are meant. */
+export function readIniText(file: string): { text: string; sections: IniSections } {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
     throw new ConfigError(file, undefined, undefined, `cannot read: ${errorMessage(err)}`);
   }
-  return parse(text) as IniSections;
+  return { text, sections: parse(text) as IniSections };
 }
 
 /** Typed accessors that name file, section.key and value in every error. */

@@ -4,13 +4,13 @@
 // while backups go on.
 import { mkdirSync } from 'node:fs';
 import { parseListen, type AgentConfig } from '../config/agent.js';
-import { discoverInstances } from '../config/discover.js';
+import { discoverInstances, type Discovered } from '../config/discover.js';
 import { Backoff } from '../core/backoff.js';
 import type { CheckReport } from '../core/check.js';
 import { countJournal } from '../core/journal.js';
 import { errorMessage } from '../errors.js';
 import { createLogger, type AgentLogger } from '../log.js';
-import { loadDaemonConfig, planReload } from './config.js';
+import { loadDaemonConfig, planReload, type ReloadPlan } from './config.js';
 import { startCron, type CronJob } from './cron.js';
 import { fireSchedule } from './fire.js';
 import { healthOf } from './health.js';
@@ -32,6 +32,8 @@ export class MetricsListenError extends Error {
 
 export interface DaemonOptions {
   agentConfigFile: string | undefined;
+  /** Unknown sections and keys in the agent config are errors (at start and on reload). */
+  strict?: boolean;
 }
 
 /** Everything the daemon knows; owned by one runDaemon call, never shared. */
@@ -63,7 +65,7 @@ interface State {
  * another daemon, metrics address taken) reject, so the service fails visibly instead of idling.
  */
 export async function runDaemon(opts: DaemonOptions): Promise<number> {
-  const config = loadDaemonConfig(opts.agentConfigFile);
+  const config = loadDaemonConfig(opts.agentConfigFile, { strict: opts.strict === true });
   mkdirSync(config.agent.stateDir, { recursive: true, mode: 0o755 });
   const lock = await acquireDaemonLock(config.agent.hostLock, { agentConfig: config.file, stateDir: config.agent.stateDir });
   try {
@@ -87,6 +89,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
       backoff: new Backoff(),
       purgedAt: new Map(),
     };
+    for (const w of config.warnings) s.log.logger.warn(w);
     const metrics = createMetrics();
     await startMetricsEndpoint(s, metrics, true);
     return await serve(opts, s, metrics, lock);
@@ -180,43 +183,98 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
   };
 
   let reloads = Promise.resolve();
+  // All or nothing: whatever can fail (loading the file, listing config_dir, the new metrics
+  // listener, the new log file, the cron job) is prepared first while the old settings stay in
+  // force; then everything switches at once, with no await in between.
   const reload = async () => {
     if (s.stopping) return;
-    let next: AgentConfig;
+    // SIGHUP is also logrotate's signal: the current log file is reopened whatever else happens.
     try {
-      next = loadDaemonConfig(opts.agentConfigFile);
-    } catch (err) {
-      const message = errorMessage(err);
       s.log.reopen();
-      logger().error({ err: message }, 'reload: agent config not usable; the previous configuration stays in force');
-      noteError(`reload: ${message}`);
+    } catch (err) {
+      logger().error({ err: errorMessage(err) }, 'cannot reopen the log file');
+    }
+    const refuse = (err: unknown, what: string) => {
+      logger().error({ err: errorMessage(err) }, `reload: ${what}; the previous configuration stays in force`);
+      noteError(`reload: ${errorMessage(err)}`);
       save('running');
+    };
+
+    let plan: ReloadPlan;
+    let found: Discovered;
+    try {
+      plan = planReload(s.config, loadDaemonConfig(opts.agentConfigFile, { strict: opts.strict === true }));
+      found = discoverInstances(plan.config.agent.configDir);
+    } catch (err) {
+      refuse(err, 'agent config not usable');
       return;
     }
-    const plan = planReload(s.config, next);
-    s.config = plan.config;
-    if (plan.logFile) {
-      const previous = s.log;
-      try {
-        s.log = createLogger({ level: plan.config.log.level, file: plan.config.log.file, fd: 1 });
-        previous.logger.info({ file: plan.config.log.file ?? 'stdout' }, 'logging moves to a new destination');
-        previous.flush();
-      } catch (err) {
-        logger().error({ err: errorMessage(err) }, 'reload: cannot open the new log file; logging stays where it was');
+
+    const oldHttp = s.http;
+    let oldHttpClosed = false;
+    let nextHttp: HttpEndpoint | undefined;
+    let nextLog: AgentLogger | undefined;
+    let nextCron: CronJob | undefined;
+    const rearmCron = plan.cron || (plan.logFile && plan.config.schedule.cron !== undefined);
+    const undo = async () => {
+      nextCron?.stop();
+      await nextHttp?.close();
+      if (oldHttpClosed && !s.stopping) {
+        try {
+          s.http = await listenMetrics(s, metrics, s.config.metrics.listen);
+        } catch (err) {
+          s.http = undefined;
+          logger().error({ err: errorMessage(err), listen: s.config.metrics.listen }, 'reload: cannot listen on the previous metrics address again; metrics stay off until the next reload');
+        }
       }
-    } else {
-      s.log.reopen();
-      if (plan.logLevel) s.log.logger.level = plan.config.log.level;
+    };
+    try {
+      const { listen } = plan.config.metrics;
+      if (plan.metricsSwitch === 'in-place') {
+        // Same port: the old listener must let go of it first.
+        await oldHttp?.close();
+        oldHttpClosed = oldHttp !== undefined;
+      }
+      if (plan.metricsSwitch === 'alongside' || plan.metricsSwitch === 'in-place') {
+        try {
+          nextHttp = await listenMetrics(s, metrics, listen);
+        } catch (err) {
+          throw new MetricsListenError(`cannot listen on ${listen} for metrics: ${errorMessage(err)}`);
+        }
+      }
+      // Opened after the listener, so that no step after it can fail and leave its file open.
+      if (plan.logFile) nextLog = createLogger({ level: plan.config.log.level, file: plan.config.log.file, fd: 1 });
+      if (rearmCron && plan.config.schedule.cron !== undefined) nextCron = startCron(plan.config.schedule.cron, fire, (nextLog ?? s.log).logger);
+    } catch (err) {
+      await undo();
+      refuse(err, 'cannot apply the new configuration');
+      return;
     }
-    for (const k of plan.kept) logger().warn(k);
+    if (s.stopping) {
+      // Shutdown began while preparing and closes only what is in force: drop what was prepared.
+      await undo();
+      return;
+    }
+
+    // The switch: nothing below can fail.
+    s.config = plan.config;
+    if (nextLog) {
+      s.log.logger.info({ file: plan.config.log.file ?? 'stdout' }, 'logging moves to a new destination');
+      s.log.flush();
+      s.log = nextLog;
+    } else if (plan.logLevel) {
+      s.log.logger.level = plan.config.log.level;
+    }
     if (plan.tickInterval) ticker.setInterval(plan.config.agent.tickIntervalMs);
-    if (plan.cron) armCron();
-    if (plan.metrics) {
-      await s.http?.close();
-      s.http = undefined;
-      await startMetricsEndpoint(s, metrics, false);
+    if (rearmCron) {
+      s.cron?.stop();
+      s.cron = nextCron;
     }
-    const found = discoverInstances(plan.config.agent.configDir);
+    if (plan.metrics) s.http = nextHttp;
+
+    if (plan.metrics && !oldHttpClosed) await oldHttp?.close();
+    for (const k of plan.kept) logger().warn(k);
+    for (const w of plan.config.warnings) logger().warn(w);
     logger().info(
       { agentConfig: plan.config.file, instances: found.instances.map((i) => i.port), skipped: found.errors.map((e) => e.file), tickIntervalMs: plan.config.agent.tickIntervalMs, cron: plan.config.schedule.cron, metrics: s.http?.address ?? 'off' },
       'configuration reloaded (SIGHUP)',
@@ -287,32 +345,37 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
 async function startMetricsEndpoint(s: State, metrics: DaemonMetrics, fatal: boolean): Promise<void> {
   const { listen } = s.config.metrics;
   if (listen === 'off') return;
-  const { host, port } = parseListen(listen);
   try {
-    s.http = await startHttp(host, port, {
-      registry: metrics.registry,
-      health: () =>
-        healthOf(
-          {
-            startedAt: s.startedAt,
-            lastTickOk: s.lastTick?.ok,
-            lastSuccessfulTickAt: s.lastSuccessfulTickAt,
-            lastError: s.lastTick?.error ?? s.lastError?.message,
-            intervalMs: s.config.agent.tickIntervalMs,
-            paused: s.paused !== undefined,
-            journalBacklog: s.journalBacklog,
-            instanceErrors: s.report?.instances.filter((r) => r.error !== undefined).length ?? 0,
-          },
-          new Date(),
-        ),
-      onError: (err) => s.log.logger.error({ err: err.message }, 'metrics endpoint error'),
-    });
+    s.http = await listenMetrics(s, metrics, listen);
   } catch (err) {
     const message = `cannot listen on ${listen} for metrics: ${errorMessage(err)}`;
     if (fatal) throw new MetricsListenError(message);
     s.log.logger.error({ listen }, `${message}; metrics stay off until the next reload`);
     s.lastError = { at: new Date(), message };
   }
+}
+
+/** The endpoint on `listen`; its /healthz reads the daemon's state as it is at each request. */
+function listenMetrics(s: State, metrics: DaemonMetrics, listen: string): Promise<HttpEndpoint> {
+  const { host, port } = parseListen(listen);
+  return startHttp(host, port, {
+    registry: metrics.registry,
+    health: () =>
+      healthOf(
+        {
+          startedAt: s.startedAt,
+          lastTickOk: s.lastTick?.ok,
+          lastSuccessfulTickAt: s.lastSuccessfulTickAt,
+          lastError: s.lastTick?.error ?? s.lastError?.message,
+          intervalMs: s.config.agent.tickIntervalMs,
+          paused: s.paused !== undefined,
+          journalBacklog: s.journalBacklog,
+          instanceErrors: s.report?.instances.filter((r) => r.error !== undefined).length ?? 0,
+        },
+        new Date(),
+      ),
+    onError: (err) => s.log.logger.error({ err: err.message }, 'metrics endpoint error'),
+  });
 }
 
 function settledWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
