@@ -104,6 +104,27 @@ describe('what replication and operators write over a running row', () => {
   });
 });
 
+describe('timeout', () => {
+  test('a backup of ours running over 48 h: everything of it killed, failed: timeout, not overwritten by its supervisor', { timeout: 120_000 }, async () => {
+    await insertTasks(cluster, [{ backupId: 'slow-1', for: p0 }]);
+    ws.behave(p0.port, { block: true, grandchild: true });
+    const first = ws.start(['check', '--run', '-c', ini(p0)]);
+    try {
+      const run = await runOf(p0.port, 'slow-1');
+      const supervisor = (await taskOf(cluster, p0, 'slow-1'))?.TaskPid as number;
+      await cluster.exec(p0, "UPDATE infodba_schema.global_backup SET UpdatedAt = NOW() - INTERVAL 49 HOUR WHERE BackupId = 'slow-1'");
+      const r = await ws.cli('check', '--run', '-c', ini(p0));
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(await statusOf(cluster, p0, 'slow-1'), 'failed: timeout');
+      for (const pid of [supervisor, run.pid, run.grandchild as number]) assert.ok(!pidAlive(pid), `pid ${pid} killed`);
+      await first.result;
+      assert.equal(await statusOf(cluster, p0, 'slow-1'), 'failed: timeout');
+    } finally {
+      await cleanUp(p0.port);
+    }
+  });
+});
+
 describe('crashes', () => {
   test('supervisor killed -9 while its backup runs: the backup is killed, failed: supervisor died, the next instance only after', { timeout: 120_000 }, async () => {
     await insertTasks(cluster, [{ backupId: 'orphan-1', for: p0 }, { backupId: 'orphan-1', for: p1 }]);

@@ -91,14 +91,13 @@ async function apply(deps: HousekeepingDeps, task: TaskRow, action: Action, log:
       return ok;
     }
     case 'timeout': {
-      // Mark first: the supervisor's own final write is conditional on `running`, so it cannot
-      // overwrite the timeout once the backup is killed.
-      const ok = await sql.updateObserved(conn, task, observed, REASON.timeout, task.taskPid);
-      if (!ok) return false;
+      // Kill first (the supervisor with it, so it writes nothing), then record: a row marked
+      // before the kill would look overwritten to another agent while the backup still runs.
       const res = await kill(action.target, task, deps.killGraceMs);
-      log.warn({ taskPid: task.taskPid, killed: res.killed, survivors: res.survivors, runningForS: task.updatedAgeS }, `backup ran over ${LIMITS.runningTimeoutS / 3600} h; killed`);
+      const ok = await sql.updateObserved(conn, task, observed, REASON.timeout, task.taskPid);
+      log.warn({ taskPid: task.taskPid, killed: res.killed, survivors: res.survivors, runningForS: task.updatedAgeS, recorded: ok }, `backup ran over ${LIMITS.runningTimeoutS / 3600} h; killed`);
       deps.onEvent?.('killed', task);
-      return true;
+      return ok;
     }
     case 'kill-orphan': {
       // Nobody can learn the backup's exit code any more: never guess success.

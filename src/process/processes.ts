@@ -29,11 +29,14 @@ export function backupProcesses(scan: HostScan, target: KillTarget, key: TaskKey
   const pids = new Set<number>();
   for (const r of roots) for (const d of descendantsIn(scan, r)) pids.add(d);
   if (key) for (const p of scan.processes) if (p.task && sameTask(p.task, key)) pids.add(p.pid);
+  // Only groups a backup process leads (the backup runs in its own group): the group of any
+  // other process (a cron daemon's, a shell's, ours) is never signalled.
   const ownGroup = scan.get(process.pid)?.pgid;
   const groups = new Set<number>();
   for (const pid of pids) {
     const g = scan.get(pid)?.pgid;
-    if (g !== undefined && g > 1 && g !== ownGroup) groups.add(g);
+    const leader = g === undefined ? undefined : scan.get(g);
+    if (g !== undefined && g > 1 && g !== ownGroup && leader?.task !== undefined && (key === undefined || sameTask(leader.task, key))) groups.add(g);
   }
   for (const p of scan.processes) if (groups.has(p.pgid)) pids.add(p.pid);
   pids.delete(process.pid);
