@@ -131,13 +131,17 @@ describe('check --run', () => {
     ]);
     ws.behave(p0.port, { block: true });
     const first = ws.start(['check', '--run']);
-    await waitFor('A-earlier to start on the first instance', () => ws.runs().length === 1);
-    assert.equal(ws.runs()[0]?.backupId, 'A-earlier');
-    const second = await ws.cli('check', '--run');
-    assert.equal(second.code, 0, second.stderr);
-    assert.match(second.stdout, /A backup of this host is running/);
-    assert.equal(ws.runs().length, 1, 'nothing else started while one runs');
-    ws.release(p0.port);
+    try {
+      await waitFor('A-earlier to start on the first instance', () => ws.runs().length === 1);
+      assert.equal(ws.runs()[0]?.backupId, 'A-earlier');
+      const second = await ws.cli('check', '--run');
+      assert.equal(second.code, 0, second.stderr);
+      assert.match(second.stdout, /A backup of this host is running/);
+      assert.equal(ws.runs().length, 1, 'nothing else started while one runs');
+    } finally {
+      ws.release(p0.port);
+      await first.result;
+    }
     assert.equal((await first.result).code, 0);
     const third = await ws.cli('check', '--run');
     assert.equal(third.code, 0, third.stderr);
@@ -171,10 +175,13 @@ describe('check --run', () => {
     await insertTasks(cluster, [{ backupId: 'recheck', for: p0 }, { backupId: 'recheck', for: p1 }]);
     ws.behave(p0.port, { block: true });
     const run = ws.start(['check', '--run']);
-    await waitFor('first backup', () => ws.runs().length === 1);
-    await cluster.exec(p1, "UPDATE infodba_schema.global_backup SET BackupStatus = 'quit' WHERE BackupId = 'recheck'");
-    ws.release(p0.port);
-    await run.result;
+    try {
+      await waitFor('first backup', () => ws.runs().length === 1);
+      await cluster.exec(p1, "UPDATE infodba_schema.global_backup SET BackupStatus = 'quit' WHERE BackupId = 'recheck'");
+    } finally {
+      ws.release(p0.port);
+      await run.result;
+    }
     assert.deepEqual(ws.runs().map((x) => x.port), [p0.port]);
     assert.equal(await statusOf(cluster, p1, 'recheck'), 'quit');
   });
@@ -226,14 +233,19 @@ describe('housekeeping', () => {
     await insertTasks(cluster, [{ backupId: 'quit-1', for: m0 }]);
     ws.behave(m0.port, { block: true, grandchild: true });
     const run = ws.start(['check', '--run']);
-    const started = await waitFor('backup with grandchild', () => ws.runs()[0]);
-    assert.ok(started.grandchild && pidAlive(started.grandchild));
-    await cluster.exec(m0, "UPDATE infodba_schema.global_backup SET BackupStatus = 'quit' WHERE BackupId = 'quit-1'");
-    const r = await ws.cli('check', '--run');
-    assert.equal(r.code, 0, r.stderr);
-    assert.equal(await statusOf(cluster, m0, 'quit-1'), 'quit: success');
-    assert.ok(!pidAlive(started.pid), 'backup killed');
-    await waitFor('grandchild killed', () => !pidAlive(started.grandchild as number));
+    try {
+      const started = await waitFor('backup with grandchild', () => ws.runs()[0]);
+      assert.ok(started.grandchild && pidAlive(started.grandchild));
+      await cluster.exec(m0, "UPDATE infodba_schema.global_backup SET BackupStatus = 'quit' WHERE BackupId = 'quit-1'");
+      const r = await ws.cli('check', '--run');
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(await statusOf(cluster, m0, 'quit-1'), 'quit: success');
+      assert.ok(!pidAlive(started.pid), 'backup killed');
+      await waitFor('grandchild killed', () => !pidAlive(started.grandchild as number));
+    } finally {
+      ws.release(m0.port);
+      await run.result;
+    }
     const first = await run.result;
     assert.equal(first.code, 1, 'the run that was stopped reports failure');
     assert.equal(await statusOf(cluster, m0, 'quit-1'), 'quit: success');
@@ -243,14 +255,18 @@ describe('housekeeping', () => {
     await insertTasks(cluster, [{ backupId: 'quit-stubborn', for: m0 }]);
     ws.behave(m0.port, { block: true, ignoreTerm: true });
     const run = ws.start(['check', '--run']);
-    const started = await waitFor('stubborn backup', () => ws.runs()[0]);
-    await cluster.exec(m0, "UPDATE infodba_schema.global_backup SET BackupStatus = 'quit' WHERE BackupId = 'quit-stubborn'");
-    const r = await ws.cli('check', '--run');
-    assert.equal(r.code, 0, r.stderr);
-    assert.equal(await statusOf(cluster, m0, 'quit-stubborn'), 'quit: success');
-    assert.ok(!pidAlive(started.pid));
-    assert.match(r.stderr, /"escalated":true/);
-    await run.result;
+    try {
+      const started = await waitFor('stubborn backup', () => ws.runs()[0]);
+      await cluster.exec(m0, "UPDATE infodba_schema.global_backup SET BackupStatus = 'quit' WHERE BackupId = 'quit-stubborn'");
+      const r = await ws.cli('check', '--run');
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(await statusOf(cluster, m0, 'quit-stubborn'), 'quit: success');
+      assert.ok(!pidAlive(started.pid));
+      assert.match(r.stderr, /"escalated":true/);
+    } finally {
+      ws.release(m0.port);
+      await run.result;
+    }
   });
 
   test('quit without a process → quit: no process', async () => {

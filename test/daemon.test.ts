@@ -38,12 +38,15 @@ beforeEach(async () => {
 });
 
 afterEach(async () => {
-  // Let every fake backup finish before its directory goes away, so nothing outlives the test.
-  for (const inst of [m0, m1, cluster.spider]) ws.release(inst.port);
-  await waitFor('every backup of the test to end', () => ws.runs().every((r) => !pidAlive(r.pid)), 60_000);
-  for (const d of daemons) await d.dispose();
-  daemons = [];
-  ws.close();
+  try {
+    // Let every fake backup finish before its directory goes away, so nothing outlives the test.
+    for (const inst of [m0, m1, cluster.spider]) ws.release(inst.port);
+    await waitFor('every backup of the test to end', () => ws.runs().every((r) => !pidAlive(r.pid)), 60_000);
+  } finally {
+    for (const d of daemons) await d.dispose();
+    daemons = [];
+    ws.close();
+  }
 });
 
 function workspace(extra: Record<string, Record<string, string>> = {}, instances: Instance[] = [m0, m1]): Workspace {

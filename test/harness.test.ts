@@ -1,12 +1,14 @@
 // Self-test of the integration harness: a real MariaDB topology (2 masters, a replica of master0,
-// a Spider node, and the tdbctl stand-in in front of its backing database).
+// a Spider node, and the tdbctl stand-in in front of its backing database), the same with an
+// address per instance, and the port plan (SPIDERBACKUP_TEST_PORTS).
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import ini from 'ini';
 import mysql from 'mysql2/promise';
-import { ADMIN_PASSWORD, ADMIN_USER, HOST, startCluster, TDBCTL_PORT_OFFSET, type Cluster } from './harness/cluster.js';
+import { ADMIN_PASSWORD, ADMIN_USER, HOST, startCluster, TDBCTL_PORT_OFFSET, type Cluster, type Instance } from './harness/cluster.js';
+import { portPlan, PORTS_ENV, type PortRange } from './harness/ports.js';
 
 const TABLE = 'infodba_schema.global_backup';
 
@@ -37,8 +39,11 @@ describe('integration harness', { timeout: 300_000 }, () => {
     const { masters, slaves, spider, tdbctlNode, tdbctl } = cluster;
     assert.equal(masters.length, 2);
     assert.deepEqual(slaves.map((s) => s.shardValue), [0]);
-    for (const i of [...masters, ...slaves]) assert.ok(i.port >= 20000 && i.port <= 24999, `${i.name} port ${i.port}`);
-    assert.ok(spider.port >= 25000 && spider.port <= 25899, `spider port ${spider.port}`);
+    const { data, spider: spiderPorts, range } = cluster.ports;
+    for (const i of [...masters, ...slaves]) assert.ok(inRanges(i.port, data), `${i.name} port ${i.port}`);
+    assert.ok(inRanges(spider.port, [spiderPorts]), `spider port ${spider.port}`);
+    assert.ok(inRanges(spider.port + TDBCTL_PORT_OFFSET, [range]), 'the tdbctl companion is inside the range');
+    for (const i of cluster.all()) assert.equal(i.host, HOST, `${i.name} host`);
     assert.equal(tdbctlNode?.port, spider.port + TDBCTL_PORT_OFFSET);
     assert.equal(tdbctl?.port, tdbctlNode?.port);
     assert.equal(cluster.all().length, 5);
@@ -253,6 +258,150 @@ describe('integration harness', { timeout: 300_000 }, () => {
     assert.equal(slaveIni.LogicalBackup.Threads, '8');
   });
 });
+
+describe('integration harness: an address per instance (hosts: distinct)', { timeout: 300_000 }, () => {
+  let cluster: Cluster;
+  let m0: Instance;
+  let s0: Instance;
+
+  before(async () => {
+    cluster = await startCluster({ shards: 2, slaves: [0], tdbctl: true, hosts: 'distinct' });
+    [m0, s0] = [cluster.masters[0]!, cluster.slaves[0]!];
+  });
+
+  after(async () => {
+    await cluster?.close();
+  });
+
+  const connectTo = (host: string, port: number) => mysql.createConnection({ host, port, user: ADMIN_USER, password: ADMIN_PASSWORD });
+
+  it('puts masters, replica and spider on 127.0.0.2, .3 …, the tdbctl node beside its spider node', async () => {
+    const { masters, slaves, spider, tdbctlNode, tdbctl } = cluster;
+    assert.deepEqual([...masters, ...slaves, spider].map((i) => i.host), ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5']);
+    assert.equal(tdbctlNode?.host, spider.host);
+    assert.equal(tdbctl?.host, spider.host);
+    const servers = await cluster.query(spider, 'SELECT Server_name, Host, Port FROM mysql.servers ORDER BY Server_name');
+    assert.deepEqual(servers, [
+      { Server_name: 'SPIDER0', Host: spider.host, Port: spider.port },
+      { Server_name: 'SPT0', Host: m0.host, Port: m0.port },
+      { Server_name: 'SPT1', Host: masters[1]!.host, Port: masters[1]!.port },
+      { Server_name: 'SPT_SLAVE0', Host: s0.host, Port: s0.port },
+    ]);
+    const [source] = await cluster.query<{ Master_Host: string; Master_Port: number }>(s0, 'SHOW SLAVE STATUS');
+    assert.deepEqual([source?.Master_Host, source?.Master_Port], [m0.host, m0.port]);
+    const file = cluster.writeInstanceIni(join(cluster.dir, 'ini'), m0);
+    assert.equal(ini.parse(readFileSync(file, 'utf8')).Public.MysqlHost, '127.0.0.2');
+  });
+
+  it('binds each server to its own address only', async () => {
+    for (const inst of [m0, s0, cluster.spider]) {
+      const conn = await connectTo(inst.host, inst.port);
+      try {
+        const [rows] = await conn.query('SELECT @@bind_address AS a, @@port AS p');
+        assert.deepEqual(rows, [{ a: inst.host, p: inst.port }]);
+      } finally {
+        await conn.end();
+      }
+      await assert.rejects(connectTo(HOST, inst.port), { code: 'ECONNREFUSED' }, `${inst.name} not on ${HOST}`);
+    }
+    const ctl = await connectTo(cluster.spider.host, cluster.tdbctl!.port);
+    try {
+      const [rows] = await ctl.query('tdbctl get primary');
+      assert.deepEqual(rows, [{ SERVER_NAME: 'TDBCTL0', HOST: cluster.spider.host, PORT: cluster.tdbctl!.port, IS_THIS_SERVER: 1 }]);
+    } finally {
+      await ctl.end();
+    }
+  });
+
+  it('refuses an address that is not IPv4 or not on this machine, before starting anything', async () => {
+    await assert.rejects(startCluster({ hosts: () => 'localhost' }), /hosts: master0: "localhost" is not an IPv4 address/);
+    if (readFileSync('/proc/sys/net/ipv4/ip_nonlocal_bind', 'utf8').trim() === '0') {
+      await assert.rejects(startCluster({ hosts: () => '192.0.2.1' }), /cannot listen on 192\.0\.2\.1: not an address of this machine/);
+    }
+  });
+
+  it('routes a row written through Spider to the master at 127.0.0.2, and it replicates to its replica', async () => {
+    for (const shard of [0, 1]) {
+      const m = cluster.masters[shard]!;
+      await cluster.exec(
+        cluster.spider,
+        `INSERT INTO ${TABLE} (ServerName, Wrapper, Host, Port, ShardValue, BackupId, BackupStatus) VALUES (?, 'mysql', ?, ?, ?, 'distinct', 'init')`,
+        [`SPT${shard}`, m.host, m.port, shard],
+      );
+    }
+    const sql = `SELECT ShardValue, Host FROM ${TABLE} WHERE BackupId = 'distinct'`;
+    const onMaster = await connectTo('127.0.0.2', m0.port);
+    try {
+      assert.deepEqual((await onMaster.query(sql))[0], [{ ShardValue: 0, Host: '127.0.0.2' }]);
+    } finally {
+      await onMaster.end();
+    }
+    assert.deepEqual(await cluster.query(cluster.masters[1]!, sql), [{ ShardValue: 1, Host: '127.0.0.3' }]);
+    await cluster.waitReplicated();
+    const onReplica = await connectTo(s0.host, s0.port);
+    try {
+      assert.deepEqual((await onReplica.query(sql))[0], [{ ShardValue: 0, Host: '127.0.0.2' }]);
+    } finally {
+      await onReplica.end();
+    }
+  });
+});
+
+describe('port plan (SPIDERBACKUP_TEST_PORTS)', () => {
+  const plan = (v: string | undefined) => portPlan(v, TDBCTL_PORT_OFFSET);
+
+  it('defaults to data 20000-24999, spider 25000-25899 (tdbctl 26000-26899)', () => {
+    const expected = { range: { min: 20000, max: 26899 }, data: [{ min: 20000, max: 24999 }], spider: { min: 25000, max: 25899 } };
+    assert.deepEqual(plan(undefined), expected);
+    assert.deepEqual(plan(''), expected);
+    assert.deepEqual(plan('20000-26899'), expected);
+  });
+
+  it('splits another range the same way, the tdbctl companions inside it, no data port in 25000-25999', () => {
+    assert.deepEqual(plan('10000-16899'), { range: { min: 10000, max: 16899 }, data: [{ min: 10000, max: 14999 }], spider: { min: 15000, max: 15899 } });
+    assert.deepEqual(plan(' 24000 - 30899 '), {
+      range: { min: 24000, max: 30899 },
+      data: [{ min: 24000, max: 24999 }, { min: 26000, max: 28999 }],
+      spider: { min: 29000, max: 29899 },
+    });
+    for (const v of ['10000-11026', '30000-32767', '40000-65535', '1024-2100']) {
+      const p = plan(v);
+      assert.ok(p.spider.max + TDBCTL_PORT_OFFSET <= p.range.max, `${v}: companions inside`);
+      assert.ok(p.spider.max - p.spider.min + 1 >= 4, `${v}: spider ports`);
+      const dataPorts = p.data.reduce((n, r) => n + r.max - r.min + 1, 0);
+      assert.ok(dataPorts >= 20, `${v}: data ports`);
+      for (const r of p.data) assert.ok(r.max < p.spider.min && r.min >= p.range.min && (r.max < 25000 || r.min > 25999), `${v}: data ${r.min}-${r.max}`);
+    }
+  });
+
+  it('refuses a bad value with a message naming the variable', async () => {
+    for (const [v, why] of [
+      ['20000', /not a port range/],
+      ['20000-', /not a port range/],
+      ['a-b', /not a port range/],
+      ['20000:26899', /not a port range/],
+      ['26899-20000', /min must be below max/],
+      ['80-5000', /within 1024-65535/],
+      ['60000-70000', /within 1024-65535/],
+      ['30000-30999', /too small/],
+      ['25000-27100', /too small/],
+    ] as const) {
+      assert.throws(() => plan(v), (err: Error) => err instanceof RangeError && err.message.includes(`${PORTS_ENV}="${v}"`) && why.test(err.message), v);
+    }
+    const saved = process.env[PORTS_ENV];
+    process.env[PORTS_ENV] = '30000-30100';
+    try {
+      await assert.rejects(startCluster(), new RegExp(`${PORTS_ENV}="30000-30100": too small`));
+    } finally {
+      if (saved === undefined) delete process.env[PORTS_ENV];
+      else process.env[PORTS_ENV] = saved;
+    }
+  });
+});
+
+function inRanges(port: number, ranges: PortRange[]): boolean {
+  return ranges.some((r) => port >= r.min && port <= r.max);
+}
 
 function mariadbdPids(dir: string): number[] {
   return readdirSync(dir, { withFileTypes: true })

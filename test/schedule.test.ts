@@ -244,6 +244,7 @@ describe('schedule --wait: stalled tasks', () => {
       ws.release(m0.port);
       assert.equal((await waiter.result).code, 0, out);
     } finally {
+      ws.release(m0.port);
       await Promise.all(stops.map((x) => x()));
     }
   });

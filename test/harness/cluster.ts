@@ -4,11 +4,13 @@
 //   spider      - Spider node routing the task table to the masters (server SPIDER0)
 //   tdbctl      - optional control node: a backing mariadbd plus the TdbctlStandIn in front of it
 // Everything lives in one private temp dir; a detached watchdog kills the servers and removes the
-// dir should this process die without close().
+// dir should this process die without close(). Ports come from SPIDERBACKUP_TEST_PORTS (see
+// ports.ts); every instance is on 127.0.0.1 unless options.hosts says otherwise.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cp, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { isIPv4 } from 'node:net';
 import { join, resolve } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import ini from 'ini';
@@ -16,11 +18,12 @@ import mysql from 'mysql2/promise';
 import type { ResultSetHeader } from 'mysql2';
 import { createLocalTable, createSchema, createSpiderTable } from '../../src/sql/ddl.js';
 import { installDatadir, MariadbServer, PortInUseError } from './mariadb.js';
-import { pickPort, type PortRange } from './ports.js';
+import { pickPort, portPlan, PORTS_ENV, type PortPlan } from './ports.js';
 import { TdbctlStandIn } from './tdbctl-stand-in.js';
 
 export { TdbctlStandIn } from './tdbctl-stand-in.js';
 
+/** Every instance's address unless options.hosts says otherwise. */
 export const HOST = '127.0.0.1';
 /** Created on every master, the spider node and the tdbctl backing database; replicas get it by replication. */
 export const ADMIN_USER = 'sbadmin';
@@ -28,12 +31,22 @@ export const ADMIN_PASSWORD = 'S3cret-pw!';
 /** The stand-in listens at spider port + this, as tdbctl does next to its spider node. */
 export const TDBCTL_PORT_OFFSET = 1000;
 
-const DATA_PORTS: PortRange = { min: 20000, max: 24999 };
-const SPIDER_PORTS: PortRange = { min: 25000, max: 25899 };
 const REPLICATION_TIMEOUT_MS = 30_000;
 const PORT_ATTEMPTS = 3;
 
 export type Role = 'master' | 'slave' | 'spider' | 'tdbctl';
+
+/**
+ * Which address each instance binds and is known by (mysql.servers / CREATE SERVER Host,
+ * CHANGE MASTER, the instance ini's MysqlHost, port probing):
+ * - 'single': 127.0.0.1 for all;
+ * - 'distinct': 127.0.0.2, 127.0.0.3, … one each, in the order masters, replicas, spider;
+ * - a function: the address it returns for each instance (an IPv4 address this machine has).
+ * The tdbctl node (stand-in and backing database) always shares the spider node's address, as
+ * tdbctl sits beside its spider node. Ports stay unique across the cluster whatever the addresses.
+ */
+export type HostPlan = 'single' | 'distinct' | HostOf;
+export type HostOf = (inst: { name: string; role: Exclude<Role, 'tdbctl'>; shardValue: number }) => string;
 
 export interface Instance {
   name: string;
@@ -56,11 +69,15 @@ export interface ClusterOptions {
   tdbctl?: boolean;
   /** Create infodba_schema.global_backup on masters (InnoDB) and spider (Spider); default true. */
   createTables?: boolean;
+  /** Addresses of the instances; default 'single' (127.0.0.1 for all). See HostPlan. */
+  hosts?: HostPlan;
 }
 
 export interface Cluster {
   /** Private temp dir holding everything; removed by close(). */
   dir: string;
+  /** The port plan in force (from SPIDERBACKUP_TEST_PORTS or the default). */
+  ports: PortPlan;
   /** masters[i] is server SPT<i> with shardValue i. */
   masters: Instance[];
   /** Replicas; the replica of masters[k] has shardValue k and is server SPT_SLAVE<k>. */
@@ -95,8 +112,10 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
   if (!Number.isInteger(shards) || shards < 1) throw new RangeError(`shards must be a positive integer, got ${shards}`);
   const bad = slaves.find((k) => !Number.isInteger(k) || k < 0 || k >= shards);
   if (bad !== undefined) throw new RangeError(`slaves: no master with index ${bad}`);
+  const ports = portPlan(process.env[PORTS_ENV], TDBCTL_PORT_OFFSET);
+  const hostOf = hostChooser(opts.hosts ?? 'single');
 
-  const cluster = new LocalCluster(await mkdtemp(join(tmpdir(), 'sbit-')));
+  const cluster = new LocalCluster(await mkdtemp(join(tmpdir(), 'sbit-')), ports, hostOf);
   try {
     await cluster.boot({ shards, slaves, tdbctl: opts.tdbctl ?? false, createTables: opts.createTables ?? true });
     return cluster;
@@ -104,6 +123,19 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     await cluster.close();
     throw err;
   }
+}
+
+function hostChooser(plan: HostPlan): HostOf {
+  if (plan === 'single') return () => HOST;
+  if (plan === 'distinct') {
+    let next = 2;
+    return () => {
+      if (next > 254) throw new RangeError('hosts: distinct: more than 253 instances');
+      return `127.0.0.${next++}`;
+    };
+  }
+  if (typeof plan === 'function') return plan;
+  throw new RangeError(`hosts: expected 'single', 'distinct' or a function, got ${String(plan)}`);
 }
 
 interface Topology {
@@ -117,6 +149,7 @@ interface Topology {
 interface ServerEntry {
   name: string;
   wrapper: 'mysql' | 'mysql_slave' | 'SPIDER' | 'TDBCTL';
+  host: string;
   port: number;
   database?: string;
 }
@@ -140,7 +173,11 @@ class LocalCluster implements Cluster {
   private watchdog: ChildProcess | undefined;
   private closing: Promise<void> | undefined;
 
-  constructor(readonly dir: string) {}
+  constructor(
+    readonly dir: string,
+    readonly ports: PortPlan,
+    private readonly hostOf: HostOf,
+  ) {}
 
   // ------------------------------------------------------------ start-up
 
@@ -184,26 +221,32 @@ class LocalCluster implements Cluster {
   private createStandIn(node: Instance): void {
     node.port = this.spider.port + TDBCTL_PORT_OFFSET;
     this.tdbctl = new TdbctlStandIn({
-      host: HOST,
+      host: node.host,
       port: node.port,
       user: ADMIN_USER,
       password: ADMIN_PASSWORD,
-      backend: { host: HOST, port: this.serverOf(node).port, user: ADMIN_USER, password: ADMIN_PASSWORD },
+      backend: { host: node.host, port: this.serverOf(node).port, user: ADMIN_USER, password: ADMIN_PASSWORD },
     });
   }
 
   private async addInstance(name: string, role: Role, shardValue: number, serverId: number): Promise<Instance> {
-    const port = await this.freePort(role);
-    const server = new MariadbServer({ dir: join(this.dir, name), port, serverId });
-    const inst: Instance = { name, role, host: HOST, port, socket: server.socket, datadir: server.datadir, shardValue };
+    const host = role === 'tdbctl' ? this.spider.host : this.hostOf({ name, role, shardValue });
+    if (!isIPv4(host)) throw new RangeError(`hosts: ${name}: "${host}" is not an IPv4 address`);
+    const port = await this.freePort(role, host);
+    const server = new MariadbServer({ dir: join(this.dir, name), host, port, serverId });
+    const inst: Instance = { name, role, host, port, socket: server.socket, datadir: server.datadir, shardValue };
     this.servers.set(inst, server);
     return inst;
   }
 
-  private freePort(role: Role): Promise<number> {
+  /**
+   * A spider port comes with its tdbctl companion (+1000). No instance sits 1000 below a spider
+   * port: spiderbackup would take that spider node for the tdbctl of the instance below it.
+   */
+  private freePort(role: Role, host: string): Promise<number> {
     return role === 'spider'
-      ? pickPort(SPIDER_PORTS, this.takenPorts, [TDBCTL_PORT_OFFSET])
-      : pickPort(DATA_PORTS, this.takenPorts);
+      ? pickPort([this.ports.spider], this.takenPorts, { companions: [TDBCTL_PORT_OFFSET], avoid: [-TDBCTL_PORT_OFFSET], host })
+      : pickPort(this.ports.data, this.takenPorts, { avoid: [TDBCTL_PORT_OFFSET], host });
   }
 
   /** First start; if another process grabbed the port since it was probed, moves to a new one. */
@@ -214,7 +257,7 @@ class LocalCluster implements Cluster {
         return await server.start();
       } catch (err) {
         if (!(err instanceof PortInUseError) || attempt >= PORT_ATTEMPTS) throw err;
-        server.port = await this.freePort(inst.role);
+        server.port = await this.freePort(inst.role, inst.host);
         inst.port = server.port;
       }
     }
@@ -224,9 +267,9 @@ class LocalCluster implements Cluster {
   private serverEntries(): ServerEntry[] {
     const db = 'infodba_schema';
     return [
-      ...this.masters.map((m): ServerEntry => ({ name: `SPT${m.shardValue}`, wrapper: 'mysql', port: m.port, database: db })),
-      ...this.slaves.map((s): ServerEntry => ({ name: `SPT_SLAVE${s.shardValue}`, wrapper: 'mysql_slave', port: s.port, database: db })),
-      { name: 'SPIDER0', wrapper: 'SPIDER', port: this.spider.port },
+      ...this.masters.map((m): ServerEntry => ({ name: `SPT${m.shardValue}`, wrapper: 'mysql', host: m.host, port: m.port, database: db })),
+      ...this.slaves.map((s): ServerEntry => ({ name: `SPT_SLAVE${s.shardValue}`, wrapper: 'mysql_slave', host: s.host, port: s.port, database: db })),
+      { name: 'SPIDER0', wrapper: 'SPIDER', host: this.spider.host, port: this.spider.port },
     ];
   }
 
@@ -253,7 +296,7 @@ class LocalCluster implements Cluster {
   private async setupTdbctlDatabase(node: Instance, entries: ServerEntry[]): Promise<void> {
     await this.createAdmin(node);
     for (const e of entries) await this.createServer(node, e);
-    await this.createServer(node, { name: 'TDBCTL0', wrapper: 'TDBCTL', port: node.port });
+    await this.createServer(node, { name: 'TDBCTL0', wrapper: 'TDBCTL', host: node.host, port: node.port });
   }
 
   private async createAdmin(inst: Instance): Promise<void> {
@@ -262,7 +305,7 @@ class LocalCluster implements Cluster {
   }
 
   private async createServer(inst: Instance, e: ServerEntry): Promise<void> {
-    const params: unknown[] = [HOST, e.port, ADMIN_USER, ADMIN_PASSWORD];
+    const params: unknown[] = [e.host, e.port, ADMIN_USER, ADMIN_PASSWORD];
     let options = 'HOST ?, PORT ?, USER ?, PASSWORD ?';
     if (e.database) {
       options += ', DATABASE ?';
@@ -282,7 +325,7 @@ class LocalCluster implements Cluster {
       `CHANGE MASTER TO MASTER_HOST = ?, MASTER_PORT = ?, MASTER_USER = ?, MASTER_PASSWORD = ?,
          MASTER_LOG_FILE = 'mysql-bin.000001', MASTER_LOG_POS = 4,
          MASTER_CONNECT_RETRY = 1, MASTER_USE_GTID = no`,
-      [HOST, m.port, ADMIN_USER, ADMIN_PASSWORD],
+      [m.host, m.port, ADMIN_USER, ADMIN_PASSWORD],
     );
     await this.exec(s, 'START SLAVE');
   }

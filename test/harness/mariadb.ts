@@ -60,6 +60,8 @@ export class PortInUseError extends Error {
 export interface ServerSpec {
   /** Directory of this server: data/, tmp/, socket, logs, pid files. */
   dir: string;
+  /** Address to bind (the instance's host); default 127.0.0.1. */
+  host?: string;
   port: number;
   serverId: number;
 }
@@ -145,7 +147,7 @@ export class MariadbServer {
       `--tmpdir=${join(dir, 'tmp')}`,
       `--port=${this.port}`,
       `--socket=${this.socket}`,
-      '--bind-address=127.0.0.1',
+      `--bind-address=${this.spec.host ?? '127.0.0.1'}`,
       `--server-id=${serverId}`,
       '--log-bin=mysql-bin',
       "--sql-mode=",

@@ -72,6 +72,8 @@ if (b.block) {
     if (existsSync(join(dir, `release.${port}`))) {
       clearInterval(timer);
       finish();
+    } else if (!existsSync(dir)) {
+      process.exit(99); // the workspace is gone (its test failed or was killed): nobody will release us
     }
   }, 50);
 } else {

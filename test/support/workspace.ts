@@ -38,6 +38,8 @@ export class Workspace {
   readonly agentIni: string;
   /** This simulated host's own host lock (each workspace is one host). */
   readonly hostLock: string;
+  /** Children of start() that have not exited yet; close() kills them. */
+  private readonly children = new Set<ChildProcess>();
 
   constructor(agentExtra: Record<string, Record<string, string>> = {}) {
     this.dir = mkdtempSync(join(tmpdir(), 'sb-ws-'));
@@ -98,6 +100,8 @@ export class Workspace {
   /** Starts the real CLI with this workspace's agent config. */
   start(args: string[], opts: { cwd?: string } = {}): { child: ChildProcess; result: Promise<CliResult>; stdout(): string; stderr(): string } {
     const child = spawn(process.execPath, [CLI, '--agent-config', this.agentIni, ...args], { cwd: opts.cwd ?? this.dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.children.add(child);
+    child.once('exit', () => this.children.delete(child));
     let stdout = '';
     let stderr = '';
     child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -110,7 +114,18 @@ export class Workspace {
     return this.start(args).result;
   }
 
+  /**
+   * Removes the workspace. A CLI child still running (left by a failed test: a `schedule --wait`,
+   * a `check --run` behind a blocked backup …) is killed first, its pipes closed: it would keep the
+   * test file's process alive. Fake backups notice their directory is gone and exit.
+   */
   close(): void {
+    for (const child of this.children) {
+      child.kill('SIGKILL');
+      child.stdout?.destroy();
+      child.stderr?.destroy();
+    }
+    this.children.clear();
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
