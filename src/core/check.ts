@@ -108,7 +108,7 @@ export async function runCheck(deps: CheckDeps, opts: CheckOptions): Promise<Che
   if (pick.kind === 'run') {
     // A fresh look: housekeeping may just have killed what ran. The host decides whether anything
     // may start (the host lock decides last).
-    hostBusy = hostBusyReason(buildLocalView(scanHost(), readRecords(hostPaths(config.agent.hostLock).records).records));
+    hostBusy = hostBusyReason(buildLocalView(scanHost(), readRecords(hostPaths(config.agent.hostLock).records).records, hostOf(config)));
   }
   if (opts.run && opts.start !== false && pick.kind === 'run') {
     if (hostBusy !== undefined) {
@@ -180,7 +180,7 @@ async function housekeepAll(deps: CheckDeps, sessions: Session[], problem: Probl
   // any status, final ones included.
   const needsHost = records.records.length > 0 || live.some((s) => s.tasks.some((t) => t.status === STATUS.quit || !isFinished(t.status)));
   if (!needsHost) return;
-  const local = buildLocalView(scanHost(), records.records);
+  const local = buildLocalView(scanHost(), records.records, hostOf(deps.config));
   let pending: ReadonlySet<string>;
   try {
     pending = pendingJournalKeys(deps.config.agent.stateDir);
@@ -289,3 +289,5 @@ async function finalStatus(instance: InstanceConfig, task: TaskKey): Promise<str
     return `unknown (${errorMessage(err)}; the result waits in the journal)`;
   }
 }
+
+const hostOf = (config: AgentConfig) => ({ hostLock: config.agent.hostLock, installDir: config.backup.installDir });

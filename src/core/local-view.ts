@@ -1,7 +1,7 @@
 // What this host runs, per task: the host's answer, which wins over the rows (SPEC §5). A pure
 // function of one scan of the process table and the supervisors' records.
 import type { HostProcess, HostScan } from '../process/host-scan.js';
-import { isLegacyBackup } from '../process/host-scan.js';
+import { legacyProgram, runsFrom } from '../process/host-scan.js';
 import type { TaskKey } from '../sql/tasks.js';
 import { sameTask, taskKeyString, type TaskRecord } from './protocol.js';
 
@@ -30,11 +30,20 @@ export interface LocalView {
   stale: TaskRecord[];
 }
 
-export function buildLocalView(scan: HostScan, records: readonly TaskRecord[]): LocalView {
+export interface HostIdentity {
+  /** Only backups under this host lock belong to this host (several may be simulated on one machine). */
+  hostLock: string;
+  /** The old tool's backups count when they run the copy in this directory. */
+  installDir: string;
+}
+
+export function buildLocalView(scan: HostScan, records: readonly TaskRecord[], host: HostIdentity): LocalView {
   const keys = new Map<string, TaskKey>();
   const supervisors = new Map<string, number>();
   const marked = new Map<string, number[]>();
   for (const p of scan.processes) {
+    // A marked process without a host lock in its environment was started by an older agent.
+    if (p.hostLock !== undefined && p.hostLock !== host.hostLock) continue;
     if (p.supervises) {
       const k = taskKeyString(p.supervises);
       keys.set(k, p.supervises);
@@ -66,7 +75,10 @@ export function buildLocalView(scan: HostScan, records: readonly TaskRecord[]): 
   return {
     of: (key) => states.get(taskKeyString(key)) ?? { kind: 'none' },
     active: [...states].map(([k, state]) => ({ key: keys.get(k) as TaskKey, state })),
-    legacy: scan.processes.filter(isLegacyBackup),
+    legacy: scan.processes.filter((p) => {
+      const program = legacyProgram(p);
+      return program !== undefined && runsFrom(p, program, host.installDir);
+    }),
     stale,
   };
 }

@@ -32,6 +32,11 @@ export const REPORT_CLAIMED = 'claimed';
 /** Environment of every process of a backup: found after a double fork, setsid or supervisor death. */
 export const ENV_TASK = 'SPIDERBACKUP_TASK';
 export const ENV_SUPERVISOR = 'SPIDERBACKUP_SUPERVISOR_PID';
+/**
+ * The host lock a backup runs under: the host it belongs to. One per machine in production; tests
+ * and the sandbox simulate several hosts on one machine, each with its own.
+ */
+export const ENV_HOST_LOCK = 'SPIDERBACKUP_HOST_LOCK';
 
 export function taskMarker(key: TaskKey): string {
   return JSON.stringify([key.backupId, key.host, key.port, key.shardValue]);
@@ -196,14 +201,16 @@ export function parseSupervisorArgs(args: readonly string[]): SupervisorSpec {
 }
 
 /**
- * The task of a process whose full argument vector is `argv` (from /proc/<pid>/cmdline), when it
- * is a supervisor: node, script, mark, … Exact words, never a substring of a printed line.
+ * The task (and host lock) of a process whose full argument vector is `argv` (from
+ * /proc/<pid>/cmdline), when it is a supervisor: node, script, mark, … Exact words, never a
+ * substring of a printed line.
  */
-export function supervisedTask(argv: readonly string[]): TaskKey | undefined {
+export function supervisedTask(argv: readonly string[]): { key: TaskKey; hostLock: string } | undefined {
   const at = argv.indexOf(SUPERVISOR_MARK);
   if (at !== 2) return undefined;
   try {
-    return parseSupervisorArgs(argv.slice(at)).key;
+    const spec = parseSupervisorArgs(argv.slice(at));
+    return { key: spec.key, hostLock: spec.hostLock };
   } catch {
     return undefined;
   }

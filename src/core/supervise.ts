@@ -12,7 +12,7 @@ import { ownFdIsChannel, ownFdOn, scanHost } from '../process/host-scan.js';
 import { backupProcesses, killBackup, spawnArgv, waitForExit } from '../process/processes.js';
 import * as sql from '../sql/tasks.js';
 import { appendJournal, removeJournal, type JournalEntry } from './journal.js';
-import { ENV_SUPERVISOR, ENV_TASK, hostPaths, REPORT_CLAIMED, REPORT_FD, SUPERVISOR_EXIT, supervisorLockName, taskMarker, type SupervisorSpec, type TaskRecord } from './protocol.js';
+import { ENV_HOST_LOCK, ENV_SUPERVISOR, ENV_TASK, hostPaths, REPORT_CLAIMED, REPORT_FD, SUPERVISOR_EXIT, supervisorLockName, taskMarker, type SupervisorSpec, type TaskRecord } from './protocol.js';
 import { removeRecord, writeRecord } from './records.js';
 import { exitStatus, STATUS } from './status.js';
 
@@ -111,7 +111,7 @@ export async function supervise({ spec, logger }: SuperviseDeps): Promise<number
     cwd,
     detached: true,
     stdio: ['ignore', 'ignore', 'pipe', lockFd],
-    env: { ...process.env, [ENV_TASK]: taskMarker(key), [ENV_SUPERVISOR]: String(process.pid) },
+    env: { ...process.env, [ENV_TASK]: taskMarker(key), [ENV_SUPERVISOR]: String(process.pid), [ENV_HOST_LOCK]: spec.hostLock },
   });
   let tail = Buffer.alloc(0);
   child.stderr?.on('data', (chunk: Buffer) => {

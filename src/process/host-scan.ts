@@ -3,7 +3,8 @@
 // every process of a backup even after a double fork or setsid — the task marker in its
 // environment. Linux only, like the rest of the agent.
 import { readdirSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
-import { ENV_SUPERVISOR, ENV_TASK, parseTaskMarker, supervisedTask } from '../core/protocol.js';
+import { resolve as resolvePath } from 'node:path';
+import { ENV_HOST_LOCK, ENV_SUPERVISOR, ENV_TASK, parseTaskMarker, supervisedTask } from '../core/protocol.js';
 import type { TaskKey } from '../sql/tasks.js';
 
 export interface HostProcess {
@@ -15,6 +16,8 @@ export interface HostProcess {
   task?: TaskKey;
   /** For a supervisor: the task it supervises (its own command line). */
   supervises?: TaskKey;
+  /** The host lock it runs under (supervisor: its argv; backup process: its environment). */
+  hostLock?: string;
 }
 
 export interface HostScan {
@@ -50,14 +53,19 @@ export function readProcess(pid: number): HostProcess | undefined {
     return undefined;
   }
   const p: HostProcess = { pid, ppid: stat.ppid, pgid: stat.pgid, argv };
-  const env = readEnv(pid, [ENV_TASK, ENV_SUPERVISOR]);
+  const env = readEnv(pid, [ENV_TASK, ENV_SUPERVISOR, ENV_HOST_LOCK]);
   const marker = env.get(ENV_TASK);
   if (marker !== undefined) {
     const task = parseTaskMarker(marker);
     if (task) p.task = task;
+    const hostLock = env.get(ENV_HOST_LOCK);
+    if (hostLock !== undefined) p.hostLock = hostLock;
   }
-  const supervises = supervisedTask(argv);
-  if (supervises) p.supervises = supervises;
+  const supervised = supervisedTask(argv);
+  if (supervised) {
+    p.supervises = supervised.key;
+    p.hostLock = supervised.hostLock;
+  }
   return p;
 }
 
@@ -130,15 +138,36 @@ export function descendantsIn(scan: HostScan, pid: number): number[] {
  * fleet moves over, both may be installed. Processes with our marker are ours.
  */
 export function isLegacyBackup(p: HostProcess): boolean {
-  if (p.task !== undefined) return false;
-  const words = p.argv.map((w) => w.split('/').pop() ?? w);
-  const dbbackup = words.findIndex((w) => w === 'dbbackup');
-  if (dbbackup >= 0) {
-    const rest = words.slice(dbbackup + 1);
-    if (rest[0] === 'dumpbackup') return true;
-    if (rest[0] === 'spiderbackup' && rest.includes('check') && rest.includes('--run')) return true;
+  return legacyProgram(p) !== undefined;
+}
+
+/** The old tool's program word of its command line (`./dbbackup`, `/…/dbbackup_main.sh`). */
+export function legacyProgram(p: HostProcess): string | undefined {
+  if (p.task !== undefined) return undefined;
+  const base = (w: string) => w.split('/').pop() ?? w;
+  const at = p.argv.findIndex((w) => base(w) === 'dbbackup');
+  if (at >= 0) {
+    const rest = p.argv.slice(at + 1);
+    if (rest[0] === 'dumpbackup') return p.argv[at];
+    if (rest[0] === 'spiderbackup' && rest.includes('check') && rest.includes('--run')) return p.argv[at];
   }
-  return words.some((w) => w === 'dbbackup_main.sh');
+  return p.argv.find((w) => base(w) === 'dbbackup_main.sh');
+}
+
+/**
+ * Whether an old-tool process runs the copy installed in `installDir` (the old cron jobs run it
+ * from there): its program resolved against its working directory. When the directory cannot be
+ * read, it counts (better wait than run beside it).
+ */
+export function runsFrom(p: HostProcess, program: string, installDir: string): boolean {
+  let cwd: string;
+  try {
+    cwd = readlinkSync(`${PROC}/${p.pid}/cwd`);
+  } catch {
+    return true;
+  }
+  const full = resolvePath(cwd, program);
+  return full.startsWith(`${resolvePath(installDir)}/`);
 }
 
 /** The descriptor of this process that is open on `path` (e.g. the host lock from flock(1)). */

@@ -38,7 +38,7 @@ test('supervisor arguments round-trip for every id schedule accepts: non-ASCII, 
     // the command line as /proc shows it: node, script, mark, …
     const argv = lockedSupervisorArgv('/usr/bin/node', '/opt/sb/supervisor.js', s);
     assert.deepEqual(argv.slice(0, 6), ['flock', '--nonblock', '--no-fork', '--conflict-exit-code', String(SUPERVISOR_EXIT.hostBusy), s.hostLock]);
-    assert.deepEqual(supervisedTask(argv.slice(6)), s.key, id);
+    assert.deepEqual(supervisedTask(argv.slice(6)), { key: s.key, hostLock: s.hostLock }, id);
     assert.deepEqual(parseTaskMarker(taskMarker(s.key)), s.key);
     assert.ok(supervisorLockName(s.key).length <= 64);
   }
@@ -69,21 +69,38 @@ test('host paths sit beside the host lock; record files are safe names for any i
 const proc = (pid: number, over: Partial<HostProcess> = {}): HostProcess => ({ pid, ppid: 1, pgid: pid, argv: ['x'], ...over });
 const scanOf = (ps: HostProcess[]): HostScan => ({ processes: ps, get: (pid) => ps.find((p) => p.pid === pid) });
 
+const HOST = { hostLock: '/run/lock/spiderbackup/host.lock', installDir: '/home/mysql/dbbackup-go' };
+// pids no process has: an unreadable working directory counts as "runs from install_dir"
+const NO_PID = 999_999_000;
+
 test('local view: a supervisor with a running record is restorable; a dead supervisor leaves an orphan; the old tool is seen', () => {
   const key = { backupId: 'b', host: 'h', port: 20000, shardValue: 0 };
   const other = { ...key, port: 20001 };
-  const scan = scanOf([proc(10, { supervises: key }), proc(11, { ppid: 10, task: key }), proc(20, { task: other }), proc(30, { argv: ['/home/mysql/dbbackup-go/dbbackup', 'dumpbackup', '--config', 'x'] })]);
-  const view = buildLocalView(scan, [{ key, supervisorPid: 10, startedAt: '', phase: 'running' }, { key: { ...key, backupId: 'old' }, supervisorPid: 5, startedAt: '', phase: 'running' }]);
+  const lock = HOST.hostLock;
+  const scan = scanOf([
+    proc(10, { supervises: key, hostLock: lock }),
+    proc(11, { ppid: 10, task: key, hostLock: lock }),
+    proc(20, { task: other, hostLock: lock }),
+    proc(NO_PID, { argv: ['/home/mysql/dbbackup-go/dbbackup', 'dumpbackup', '--config', 'x'] }),
+    // another simulated host's backup on the same machine is not ours
+    proc(40, { supervises: { ...key, port: 30000 }, hostLock: '/tmp/other/host.lock' }),
+  ]);
+  const view = buildLocalView(scan, [{ key, supervisorPid: 10, startedAt: '', phase: 'running' }, { key: { ...key, backupId: 'old' }, supervisorPid: 5, startedAt: '', phase: 'running' }], HOST);
   assert.deepEqual(view.of(key), { kind: 'running', supervisorPid: 10, restorable: true, target: { supervisorPid: 10, pids: [11] } });
   assert.deepEqual(view.of(other), { kind: 'orphaned', target: { pids: [20] } });
   assert.deepEqual(view.of({ ...key, port: 1 }), { kind: 'none' });
-  assert.deepEqual(view.legacy.map((p) => p.pid), [30]);
+  assert.deepEqual(view.of({ ...key, port: 30000 }), { kind: 'none' });
+  assert.deepEqual(view.legacy.map((p) => p.pid), [NO_PID]);
   assert.deepEqual(view.stale.map((r) => r.key.backupId), ['old']);
   assert.match(hostBusyReason(view) ?? '', /backup b@h:20000 runs \(supervisor pid 10\)/);
-  const finishing = buildLocalView(scan, [{ key, supervisorPid: 10, startedAt: '', phase: 'finished', status: 'success' }]);
+  const finishing = buildLocalView(scan, [{ key, supervisorPid: 10, startedAt: '', phase: 'finished', status: 'success' }], HOST);
   assert.equal(finishing.of(key).kind, 'finishing');
-  assert.match(hostBusyReason(buildLocalView(scanOf([proc(30, { argv: ['sh', '/home/mysql/dbbackup-go/dbbackup_main.sh', '-k', 'x'] })]), [])) ?? '', /old tool/);
-  assert.equal(hostBusyReason(buildLocalView(scanOf([proc(1)]), [])), undefined);
+  assert.match(hostBusyReason(buildLocalView(scanOf([proc(NO_PID, { argv: ['sh', '/home/mysql/dbbackup-go/dbbackup_main.sh', '-k', 'x'] })]), [], HOST)) ?? '', /old tool/);
+  assert.equal(hostBusyReason(buildLocalView(scanOf([proc(1)]), [], HOST)), undefined);
+  // the old tool installed elsewhere is another host's (a simulated one): judged by its working directory
+  const elsewhere = proc(process.pid, { argv: ['./dbbackup', 'dumpbackup'] });
+  assert.deepEqual(buildLocalView(scanOf([elsewhere]), [], HOST).legacy, []);
+  assert.equal(buildLocalView(scanOf([elsewhere]), [], { ...HOST, installDir: process.cwd() }).legacy.length, 1);
 });
 
 test('legacy backups: the old tool by its command line, never our own marked processes', () => {
