@@ -40,12 +40,19 @@ async function main(): Promise<void> {
     for (const i of instances) cluster.writeInstanceIni(conf, i);
     const port = await freePort();
     const ini = join(dir, 'spiderbackup.ini');
-    writeFileSync(ini, `[agent]\nconfig_dir = ${conf}\nstate_dir = ${join(dir, 'state')}\n\n[metrics]\nlisten = 127.0.0.1:${port}\n\n[log]\nfile = ${join(dir, 'agent.log')}\n`);
+    writeFileSync(
+      ini,
+      `[agent]\nconfig_dir = ${conf}\nstate_dir = ${join(dir, 'state')}\n\n[metrics]\nlisten = 127.0.0.1:${port}\n\n[log]\nfile = ` +
+        `${join(dir, 'agent.log')}\n`,
+    );
     daemon = spawn(process.execPath, [CLI, 'daemon', '--agent-config', ini], { stdio: 'ignore' });
     const pid = daemon.pid as number;
-    process.stdout.write(`daemon pid ${pid}, ${instances.length} instances (ports ${instances.map((i) => i.port).join(' ')}), tick 10s (default); warming up ${warmup}s…\n`);
+    process.stdout.write(
+      `daemon pid ${pid}, ${instances.length} instances (ports ${instances.map((i) => i.port).join(' ')}), tick 10s (default); warming ` +
+        `up ${warmup}s…\n`,
+    );
     await sleep(warmup * 1000);
-    const scrape = async () => (await (await fetch(`http://127.0.0.1:${port}/metrics`)).text());
+    const scrape = async () => await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
     const ticks = (text: string) => Number(/^spiderbackup_ticks_total\{result="ok"\} (\d+)/m.exec(text)?.[1] ?? 0);
     const ticks0 = ticks(await scrape());
     const cpu0 = cpuTicks(pid);
@@ -66,9 +73,11 @@ async function main(): Promise<void> {
     process.stdout.write(
       [
         `measured over ${wall.toFixed(1)} s (${ticks(text) - ticks0} ticks, mean tick ${((tickSum / tickCount) * 1000).toFixed(0)} ms):`,
-        `  RSS   min ${mib(Math.min(...rss))} MiB, mean ${mib(rss.reduce((a, b) => a + b, 0) / rss.length)} MiB, max ${mib(Math.max(...rss))} MiB`,
+        `  RSS   min ${mib(Math.min(...rss))} MiB, mean ${mib(rss.reduce((a, b) => a + b, 0) / rss.length)} MiB, max ` +
+          `${mib(Math.max(...rss))} MiB`,
         `  CPU   ${cpuS.toFixed(2)} s = ${((cpuS / wall) * 100).toFixed(2)} % of one core (daemon itself)`,
-        `        ${childS.toFixed(2)} s = ${((childS / wall) * 100).toFixed(2)} % more in the processes it runs per tick (ps for housekeeping)`,
+        `        ${childS.toFixed(2)} s = ${((childS / wall) * 100).toFixed(2)} % more in the processes it runs per tick (ps for ` +
+          `housekeeping)`,
         '',
       ].join('\n'),
     );

@@ -28,7 +28,10 @@ async function time(n: number, fn: () => Promise<unknown>): Promise<number> {
 
 const t0 = performance.now();
 const cluster = await startCluster({ shards, slaves: [...Array(shards).keys()], tdbctl: true });
-console.log(`cluster: ${shards} shard masters + ${shards} slaves + spider + tdbctl stand-in, started in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+console.log(
+  `cluster: ${shards} shard masters + ${shards} slaves + spider + tdbctl stand-in, started in ` +
+    `${((performance.now() - t0) / 1000).toFixed(1)} s`,
+);
 const ws = new Workspace();
 const proxies: net.Server[] = [];
 try {
@@ -39,7 +42,9 @@ try {
   if (res.kind !== 'scheduled') throw new Error('not primary');
   await cluster.waitReplicated();
   const round = await time(5, () => pollOnce(config, res.target, res.set, 'bench-1', 1));
-  console.log(`one --wait round over ${res.tasks} tasks (${res.set.slaves.length} slaves read directly): median ${round.toFixed(1)} ms of 5`);
+  console.log(
+    `one --wait round over ${res.tasks} tasks (${res.set.slaves.length} slaves read directly): median ${round.toFixed(1)} ms of 5`,
+  );
   const query = await time(5, () => queryTasks(config, { files: [spiderIni] }));
   console.log(`one query over ${res.tasks} tasks: median ${query.toFixed(1)} ms of 5`);
 
@@ -60,7 +65,14 @@ try {
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
     proxies.push(server);
-    servers.push({ serverName: `SPT_SLAVE${i}`, host: '127.0.0.1', port: (server.address() as net.AddressInfo).port, user: ADMIN_USER, password: ADMIN_PASSWORD, wrapper: 'mysql_slave' });
+    servers.push({
+      serverName: `SPT_SLAVE${i}`,
+      host: '127.0.0.1',
+      port: (server.address() as net.AddressInfo).port,
+      user: ADMIN_USER,
+      password: ADMIN_PASSWORD,
+      wrapper: 'mysql_slave',
+    });
   }
   for (const c of [16, 64, 1]) {
     const ms = await time(1, async () => {

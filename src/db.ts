@@ -41,7 +41,9 @@ export async function connect(ep: Endpoint, opts: { connectTimeoutMs?: number } 
   } catch (err) {
     const wrapped = wrapError(name, err);
     if (ep.passwordWarning === undefined) throw wrapped;
-    throw new InstanceError(name, explainAccessDenied({ passwordWarning: ep.passwordWarning }, errorMessage(err)), wrapped.code, { cause: err });
+    throw new InstanceError(name, explainAccessDenied({ passwordWarning: ep.passwordWarning }, errorMessage(err)), wrapped.code, {
+      cause: err,
+    });
   }
   // A dropped server connection emits 'error' on the connection; the next query reports it.
   conn.on('error', () => {});

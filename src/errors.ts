@@ -9,9 +9,7 @@ export class ConfigError extends Error {
     readonly value: unknown,
     readonly problem: string,
   ) {
-    super(
-      `${file}: ${key === undefined ? '' : `${key} = ${value === undefined ? '(missing)' : JSON.stringify(value)}: `}${problem}`,
-    );
+    super(`${file}: ${key === undefined ? '' : `${key} = ${value === undefined ? '(missing)' : JSON.stringify(value)}: `}${problem}`);
   }
 }
 

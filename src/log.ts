@@ -51,7 +51,7 @@ type FileDestination = DestinationStream & {
   fd: number;
   reopen(): void;
   flushSync(): void;
-  listeners(event: 'ready'): Function[];
+  listeners(event: 'ready'): ((...args: unknown[]) => void)[];
   removeListener(event: 'ready', listener: (...args: unknown[]) => void): unknown;
   once(event: 'error', listener: (err: unknown) => void): unknown;
 };
@@ -89,7 +89,6 @@ export function createLogger(opts: LogOptions = {}): AgentLogger {
     openId = identity(fstatSync(dest.fd));
   };
 
-  let logger: Logger | undefined;
   if (opts.followRotation !== false) {
     let missingSince: number | undefined;
     // A reopen that failed (e.g. the new file is not writable for this user) is retried after
@@ -131,7 +130,10 @@ export function createLogger(opts: LogOptions = {}): AgentLogger {
     const warn = (err: unknown): void => {
       warning = true;
       try {
-        logger?.warn({ file, err: err instanceof Error ? err.message : String(err) }, 'cannot reopen the log file after rotation; writing on to the old one');
+        logger?.warn(
+          { file, err: err instanceof Error ? err.message : String(err) },
+          'cannot reopen the log file after rotation; writing on to the old one',
+        );
       } finally {
         warning = false;
       }
@@ -141,7 +143,8 @@ export function createLogger(opts: LogOptions = {}): AgentLogger {
       write(data);
     };
   }
-  logger = makeLogger(opts, dest);
+  // The closures above log through it only later, when lines are written.
+  const logger = makeLogger(opts, dest);
   return { logger, reopen, flush: () => dest.flushSync() };
 }
 
@@ -169,7 +172,10 @@ export function reopenOnSignals(agent: AgentLogger, signals: readonly NodeJS.Sig
     try {
       agent.reopen();
     } catch (err) {
-      agent.logger.warn({ signal, err: err instanceof Error ? err.message : String(err) }, 'cannot reopen the log file; writing on to the old one');
+      agent.logger.warn(
+        { signal, err: err instanceof Error ? err.message : String(err) },
+        'cannot reopen the log file; writing on to the old one',
+      );
     }
   };
   for (const s of signals) process.on(s, handler);

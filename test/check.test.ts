@@ -50,14 +50,20 @@ async function deadPid(): Promise<number> {
 
 describe('check without --run', () => {
   test('lists what would run, in table and JSON, and changes nothing', async () => {
-    await insertTasks(cluster, [{ backupId: 'dry-1', for: p0 }, { backupId: 'dry-1', for: p1 }]);
+    await insertTasks(cluster, [
+      { backupId: 'dry-1', for: p0 },
+      { backupId: 'dry-1', for: p1 },
+    ]);
     const table = await ws.cli('check');
     assert.equal(table.code, 0, table.stderr);
     assert.match(table.stdout, /Would back up, one after another \(backup id dry-1\)/);
     assert.match(table.stdout, new RegExp(`${p0.port}.*SPT.*init`));
     const json = await ws.cli('check', '--format', 'json');
     const out = JSON.parse(json.stdout) as { wouldRun: { Port: number; command: string[] }[] };
-    assert.deepEqual(out.wouldRun.map((t) => t.Port), [p0.port, p1.port]);
+    assert.deepEqual(
+      out.wouldRun.map((t) => t.Port),
+      [p0.port, p1.port],
+    );
     assert.ok(out.wouldRun[0]?.command.includes('dry-1'));
     assert.equal(await statusOf(cluster, p0, 'dry-1'), 'init');
     assert.equal(ws.runs().length, 0);
@@ -65,30 +71,42 @@ describe('check without --run', () => {
 });
 
 describe('check --run', () => {
-  test('backs up every instance of the id one after another; exit code decides success/failed; one failure does not stop the others', async () => {
-    await insertTasks(cluster, [{ backupId: 'run-1', for: p0 }, { backupId: 'run-1', for: p1 }]);
-    ws.behave(p0.port, { exitCode: 3, stderr: 'disk full on /data/dbbak\n' });
-    const r = await ws.cli('check', '--run');
-    assert.equal(r.code, 1, 'a failed instance makes the run fail');
-    assert.deepEqual(ws.runs().map((x) => x.port), [p0.port, p1.port]);
-    assert.equal(await statusOf(cluster, p0, 'run-1'), 'failed: exit code 3');
-    assert.equal(await statusOf(cluster, p1, 'run-1'), 'success');
-    // the argument vector comes from the template, placeholders substituted
-    const run1 = ws.runs()[1];
-    assert.equal(run1?.config, join(ws.confDir, `dbbackup.${p1.port}.ini`));
-    assert.equal(run1?.shardValue, String(p1.shardValue));
-    assert.equal(run1?.cwd, ws.dir, 'runs in [backup] install_dir');
-    // logs: JSON lines, task lines carry backupId and port, stderr tail logged, no password
-    const lines = r.stderr.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-    const failed = lines.find((l) => l.msg === 'backup failed');
-    assert.equal(failed?.backupId, 'run-1');
-    assert.equal(failed?.port, p0.port);
-    assert.match(String(failed?.stderrTail), /disk full/);
-    for (const l of lines.filter((x) => typeof x.msg === 'string' && /backup|task/.test(x.msg as string))) {
-      assert.ok(l.backupId !== undefined && l.port !== undefined, JSON.stringify(l));
-    }
-    assert.ok(!r.stderr.includes(ADMIN_PASSWORD) && !r.stdout.includes(ADMIN_PASSWORD));
-  });
+  test(
+    'backs up every instance of the id one after another; exit code decides success/failed; one failure does not stop the ' + 'others',
+    async () => {
+      await insertTasks(cluster, [
+        { backupId: 'run-1', for: p0 },
+        { backupId: 'run-1', for: p1 },
+      ]);
+      ws.behave(p0.port, { exitCode: 3, stderr: 'disk full on /data/dbbak\n' });
+      const r = await ws.cli('check', '--run');
+      assert.equal(r.code, 1, 'a failed instance makes the run fail');
+      assert.deepEqual(
+        ws.runs().map((x) => x.port),
+        [p0.port, p1.port],
+      );
+      assert.equal(await statusOf(cluster, p0, 'run-1'), 'failed: exit code 3');
+      assert.equal(await statusOf(cluster, p1, 'run-1'), 'success');
+      // the argument vector comes from the template, placeholders substituted
+      const run1 = ws.runs()[1];
+      assert.equal(run1?.config, join(ws.confDir, `dbbackup.${p1.port}.ini`));
+      assert.equal(run1?.shardValue, String(p1.shardValue));
+      assert.equal(run1?.cwd, ws.dir, 'runs in [backup] install_dir');
+      // logs: JSON lines, task lines carry backupId and port, stderr tail logged, no password
+      const lines = r.stderr
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+      const failed = lines.find((l) => l.msg === 'backup failed');
+      assert.equal(failed?.backupId, 'run-1');
+      assert.equal(failed?.port, p0.port);
+      assert.match(String(failed?.stderrTail), /disk full/);
+      for (const l of lines.filter((x) => typeof x.msg === 'string' && /backup|task/.test(x.msg as string))) {
+        assert.ok(l.backupId !== undefined && l.port !== undefined, JSON.stringify(l));
+      }
+      assert.ok(!r.stderr.includes(ADMIN_PASSWORD) && !r.stdout.includes(ADMIN_PASSWORD));
+    },
+  );
 
   test('a replicated task runs on the replica and is updated there only', async () => {
     const slave = cluster.slaves[0] as Cluster['slaves'][number];
@@ -113,10 +131,16 @@ describe('check --run', () => {
   });
 
   test('two check --run started at the same moment never run a task twice', async () => {
-    await insertTasks(cluster, [{ backupId: 'race-1', for: m0 }, { backupId: 'race-1', for: m1 }]);
+    await insertTasks(cluster, [
+      { backupId: 'race-1', for: m0 },
+      { backupId: 'race-1', for: m1 },
+    ]);
     const [a, b] = await Promise.all([ws.cli('check', '--run'), ws.cli('check', '--run')]);
     assert.ok(a.code === 0 && b.code === 0, a.stderr + b.stderr);
-    const runs = ws.runs().map((x) => `${x.backupId}@${x.port}`).sort();
+    const runs = ws
+      .runs()
+      .map((x) => `${x.backupId}@${x.port}`)
+      .sort();
     assert.deepEqual(runs, [`race-1@${m0.port}`, `race-1@${m1.port}`].sort(), 'each task ran exactly once');
     assert.equal(await statusOf(cluster, m0, 'race-1'), 'success');
     assert.equal(await statusOf(cluster, m1, 'race-1'), 'success');
@@ -145,9 +169,10 @@ describe('check --run', () => {
     assert.equal((await first.result).code, 0);
     const third = await ws.cli('check', '--run');
     assert.equal(third.code, 0, third.stderr);
-    assert.deepEqual(ws.runs().map((x) => `${x.backupId}@${x.port}`), [
-      `A-earlier@${p0.port}`, `A-earlier@${p1.port}`, `B-later@${p0.port}`, `B-later@${p1.port}`,
-    ]);
+    assert.deepEqual(
+      ws.runs().map((x) => `${x.backupId}@${x.port}`),
+      [`A-earlier@${p0.port}`, `A-earlier@${p1.port}`, `B-later@${p0.port}`, `B-later@${p1.port}`],
+    );
   });
 
   test('a backup that exits but leaves a helper holding its stderr is recorded by its own exit code', async () => {
@@ -164,15 +189,24 @@ describe('check --run', () => {
   });
 
   test('--backup-id runs that id only', async () => {
-    await insertTasks(cluster, [{ backupId: 'old-1', for: m0, createdAgoS: 600 }, { backupId: 'wanted', for: m0 }]);
+    await insertTasks(cluster, [
+      { backupId: 'old-1', for: m0, createdAgoS: 600 },
+      { backupId: 'wanted', for: m0 },
+    ]);
     const r = await ws.cli('check', '--run', '--backup-id=wanted');
     assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual(ws.runs().map((x) => x.backupId), ['wanted']);
+    assert.deepEqual(
+      ws.runs().map((x) => x.backupId),
+      ['wanted'],
+    );
     assert.equal(await statusOf(cluster, m0, 'old-1'), 'init');
   });
 
   test('status is re-checked before each instance: a task quit meanwhile is not started', async () => {
-    await insertTasks(cluster, [{ backupId: 'recheck', for: p0 }, { backupId: 'recheck', for: p1 }]);
+    await insertTasks(cluster, [
+      { backupId: 'recheck', for: p0 },
+      { backupId: 'recheck', for: p1 },
+    ]);
     ws.behave(p0.port, { block: true });
     const run = ws.start(['check', '--run']);
     try {
@@ -182,7 +216,10 @@ describe('check --run', () => {
       ws.release(p0.port);
       await run.result;
     }
-    assert.deepEqual(ws.runs().map((x) => x.port), [p0.port]);
+    assert.deepEqual(
+      ws.runs().map((x) => x.port),
+      [p0.port],
+    );
     assert.equal(await statusOf(cluster, p1, 'recheck'), 'quit');
   });
 });
@@ -195,19 +232,22 @@ describe('housekeeping', () => {
     assert.equal(await statusOf(cluster, m0, 'dead-1'), 'failed: process does not exist');
   });
 
-  test('running with a recycled pid (command line without the backup id) → failed: cmdline has no backup-id; that process is left alone', async () => {
-    const stranger = liveProcess('some-other-program');
-    try {
-      await insertTasks(cluster, [{ backupId: 'recycled-1', for: m0, status: 'running', taskPid: stranger.pid as number }]);
-      const r = await ws.cli('check', '--run');
-      assert.equal(r.code, 0, r.stderr);
-      // The old tool's reason is 32 characters; BackupStatus is varchar(30), so it is stored cut.
-      assert.equal(await statusOf(cluster, m0, 'recycled-1'), 'failed: cmdline has no backup-');
-      assert.ok(pidAlive(stranger.pid as number), 'a foreign process is never killed');
-    } finally {
-      stranger.kill('SIGKILL');
-    }
-  });
+  test(
+    'running with a recycled pid (command line without the backup id) → failed: cmdline has no backup-id; that process is left ' + 'alone',
+    async () => {
+      const stranger = liveProcess('some-other-program');
+      try {
+        await insertTasks(cluster, [{ backupId: 'recycled-1', for: m0, status: 'running', taskPid: stranger.pid as number }]);
+        const r = await ws.cli('check', '--run');
+        assert.equal(r.code, 0, r.stderr);
+        // The old tool's reason is 32 characters; BackupStatus is varchar(30), so it is stored cut.
+        assert.equal(await statusOf(cluster, m0, 'recycled-1'), 'failed: cmdline has no backup-');
+        assert.ok(pidAlive(stranger.pid as number), 'a foreign process is never killed');
+      } finally {
+        stranger.kill('SIGKILL');
+      }
+    },
+  );
 
   test('running with TaskPid -1: left alone just after the claim, failed: no pid once stale', async () => {
     await insertTasks(cluster, [
@@ -222,14 +262,19 @@ describe('housekeeping', () => {
 
   test('running for over 48 h → process tree killed, failed: timeout', async () => {
     const backup = liveProcess('--backup-id', 'old-run');
-    await insertTasks(cluster, [{ backupId: 'old-run', for: m0, status: 'running', taskPid: backup.pid as number, createdAgoS: 49 * 3600 }]);
+    await insertTasks(cluster, [
+      { backupId: 'old-run', for: m0, status: 'running', taskPid: backup.pid as number, createdAgoS: 49 * 3600 },
+    ]);
     const r = await ws.cli('check', '--run');
     assert.equal(r.code, 0, r.stderr);
     assert.equal(await statusOf(cluster, m0, 'old-run'), 'failed: timeout');
-    await waitFor('the timed-out process to die', () => !pidAlive(backup.pid as number) || backup.exitCode !== null || backup.signalCode !== null);
+    await waitFor(
+      'the timed-out process to die',
+      () => !pidAlive(backup.pid as number) || backup.exitCode !== null || backup.signalCode !== null,
+    );
   });
 
-  test('quit → the whole tree (with a grandchild) is killed → quit: success; the backup\'s own exit does not overwrite it', async () => {
+  test("quit → the whole tree (with a grandchild) is killed → quit: success; the backup's own exit does not overwrite it", async () => {
     await insertTasks(cluster, [{ backupId: 'quit-1', for: m0 }]);
     ws.behave(m0.port, { block: true, grandchild: true });
     const run = ws.start(['check', '--run']);
@@ -307,7 +352,10 @@ describe('housekeeping', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.equal(await taskOf(cluster, m0, 'ancient'), undefined);
     assert.ok(await taskOf(cluster, m0, 'recent'));
-    await cluster.exec(m0, "INSERT INTO infodba_schema.global_backup (BackupId, Host, Port, ShardValue, BackupStatus) VALUES ('marker', 'x', 1, 0, 'success')");
+    await cluster.exec(
+      m0,
+      "INSERT INTO infodba_schema.global_backup (BackupId, Host, Port, ShardValue, BackupStatus) VALUES ('marker', 'x', 1, 0, 'success')",
+    );
     await cluster.waitReplicated();
     assert.ok(await taskOf(cluster, m0, 'ancient', slave), 'the delete did not replicate');
   });
@@ -343,7 +391,10 @@ describe('bad configuration and unreachable instances', () => {
 
   test('a stopped master: its error is reported, the replica is still served', async () => {
     const slave = cluster.slaves[0] as Cluster['slaves'][number];
-    await insertTasks(cluster, [{ backupId: 'stop-1', for: slave }, { backupId: 'stop-1', for: m1 }]);
+    await insertTasks(cluster, [
+      { backupId: 'stop-1', for: slave },
+      { backupId: 'stop-1', for: m1 },
+    ]);
     await cluster.stop(m1);
     try {
       const slaveIni = cluster.writeInstanceIni(ws.dir, slave);
@@ -360,7 +411,8 @@ describe('bad configuration and unreachable instances', () => {
 describe('usage', () => {
   test('check --help documents every flag', async () => {
     const r = await ws.cli('check', '--help');
-    for (const flag of ['--run', '--backup-id <id>', '-c, --config <files>', '--format <format>', '--agent-config <file>']) assert.ok(r.stdout.includes(flag), flag);
+    for (const flag of ['--run', '--backup-id <id>', '-c, --config <files>', '--format <format>', '--agent-config <file>'])
+      assert.ok(r.stdout.includes(flag), flag);
     assert.equal(r.code, 0);
     const bad = await ws.cli('check', '--bogus');
     assert.equal(bad.code, 2);

@@ -67,7 +67,10 @@ const journalEntries = (w: Workspace): string[] => {
 };
 
 const quit = (inst: Instance, backupId: string) =>
-  cluster.exec(inst, "UPDATE infodba_schema.global_backup SET BackupStatus = 'quit' WHERE BackupId = ? AND Port = ?", [backupId, inst.port]);
+  cluster.exec(inst, "UPDATE infodba_schema.global_backup SET BackupStatus = 'quit' WHERE BackupId = ? AND Port = ?", [
+    backupId,
+    inst.port,
+  ]);
 
 async function scrape(port: number, path = '/metrics'): Promise<{ status: number; text: string }> {
   const res = await fetch(`http://127.0.0.1:${port}${path}`);
@@ -76,12 +79,24 @@ async function scrape(port: number, path = '/metrics'): Promise<{ status: number
 
 describe('daemon: the tick loop', () => {
   test('tasks scheduled into the table run within a couple of ticks, instance after instance, and are recorded success', async () => {
-    await insertTasks(cluster, [{ backupId: 'd-run', for: m0 }, { backupId: 'd-run', for: m1 }]);
+    await insertTasks(cluster, [
+      { backupId: 'd-run', for: m0 },
+      { backupId: 'd-run', for: m1 },
+    ]);
     const d = startDaemon();
-    await waitFor('both tasks done', async () => (await statusOf(cluster, m0, 'd-run')) === 'success' && (await statusOf(cluster, m1, 'd-run')) === 'success');
-    assert.deepEqual(ws.runs().map((r) => r.port), [lo.port, hi.port]);
+    await waitFor(
+      'both tasks done',
+      async () => (await statusOf(cluster, m0, 'd-run')) === 'success' && (await statusOf(cluster, m1, 'd-run')) === 'success',
+    );
+    assert.deepEqual(
+      ws.runs().map((r) => r.port),
+      [lo.port, hi.port],
+    );
     const started = d.lines.filter((l) => l.msg === 'task claimed; backup handed to its supervisor');
-    assert.deepEqual(started.map((l) => l.port), [lo.port, hi.port]);
+    assert.deepEqual(
+      started.map((l) => l.port),
+      [lo.port, hi.port],
+    );
     for (const l of started) assert.equal(l.backupId, 'd-run');
     assert.ok(!JSON.stringify(d.lines).includes(ADMIN_PASSWORD), 'no password in the log');
     d.signal('SIGTERM');
@@ -99,62 +114,82 @@ describe('daemon: the tick loop', () => {
     assert.equal(ws.runs().length, 1);
   });
 
-  test('kill -9 of the daemon mid-backup, then a restart: the backup goes on, is recognised as alive, is recorded success, and never runs twice', async () => {
-    ws.behave(lo.port, { block: true });
-    await insertTasks(cluster, [{ backupId: 'd-kill9', for: lo }, { backupId: 'd-kill9', for: hi }]);
-    const a = startDaemon();
-    const run = await waitFor('backup started', () => ws.runs()[0]);
-    const supervisorPid = await waitFor('supervisor pid recorded', async () => {
-      const t = await taskOf(cluster, lo, 'd-kill9');
-      return t && t.TaskPid > 0 ? t.TaskPid : undefined;
-    });
-    a.signal('SIGKILL');
-    await a.exited;
-    assert.ok(pidAlive(supervisorPid) && pidAlive(run.pid), 'kill -9 of the daemon does not touch the backup');
+  test(
+    'kill -9 of the daemon mid-backup, then a restart: the backup goes on, is recognised as alive, is recorded success, and never ' +
+      'runs twice',
+    async () => {
+      ws.behave(lo.port, { block: true });
+      await insertTasks(cluster, [
+        { backupId: 'd-kill9', for: lo },
+        { backupId: 'd-kill9', for: hi },
+      ]);
+      const a = startDaemon();
+      const run = await waitFor('backup started', () => ws.runs()[0]);
+      const supervisorPid = await waitFor('supervisor pid recorded', async () => {
+        const t = await taskOf(cluster, lo, 'd-kill9');
+        return t && t.TaskPid > 0 ? t.TaskPid : undefined;
+      });
+      a.signal('SIGKILL');
+      await a.exited;
+      assert.ok(pidAlive(supervisorPid) && pidAlive(run.pid), 'kill -9 of the daemon does not touch the backup');
 
-    const status = await ws.cli('status');
-    assert.equal(status.code, 3, 'status says the daemon is down');
-    assert.match(status.stdout, /NOT RUNNING .*did not stop cleanly/);
+      const status = await ws.cli('status');
+      assert.equal(status.code, 3, 'status says the daemon is down');
+      assert.match(status.stdout, /NOT RUNNING .*did not stop cleanly/);
 
-    const b = startDaemon();
-    await b.ticks(3);
-    const row = await taskOf(cluster, lo, 'd-kill9');
-    assert.equal(row?.BackupStatus, 'running', 'not "no pid" or "process does not exist" after the restart');
-    assert.equal(row?.TaskPid, supervisorPid);
-    assert.equal(await statusOf(cluster, hi, 'd-kill9'), 'init', 'one running backup id per machine: hi waits');
-    assert.equal(ws.runs().length, 1);
-
-    ws.release(lo.port);
-    await waitFor('both done', async () => (await statusOf(cluster, lo, 'd-kill9')) === 'success' && (await statusOf(cluster, hi, 'd-kill9')) === 'success');
-    assert.deepEqual(ws.runs().map((r) => `${r.backupId}@${r.port}`), [`d-kill9@${lo.port}`, `d-kill9@${hi.port}`], 'no second run');
-  });
-
-  test('instance stopped while its backup runs: the final status is journaled on disk, then delivered once the instance is back', async () => {
-    ws.behave(m0.port, { block: true });
-    await insertTasks(cluster, [{ backupId: 'd-journal', for: m0 }]);
-    const d = startDaemon();
-    await waitFor('backup started', () => ws.runs()[0]);
-    await waitFor('supervisor pid recorded', async () => ((await taskOf(cluster, m0, 'd-journal'))?.TaskPid ?? -1) > 0);
-    await cluster.stop(m0);
-    let restarted = false;
-    try {
-      ws.release(m0.port);
-      await d.waitLog('final status kept in the local journal; it is delivered when the instance is back', 60_000);
-      const entries = journalEntries(ws);
-      assert.equal(entries.length, 1);
-      const entry = JSON.parse(readFileSync(join(ws.stateDir, 'journal', entries[0] as string), 'utf8')) as { status: string; key: { backupId: string; port: number } };
-      assert.deepEqual([entry.status, entry.key.backupId, entry.key.port], ['success', 'd-journal', m0.port]);
-      await d.ticks(2); // the daemon keeps ticking with the instance down
-      assert.equal(journalEntries(ws).length, 1);
-      await cluster.start(m0);
-      restarted = true;
-      await waitFor('delivered', async () => (await statusOf(cluster, m0, 'd-journal')) === 'success' && journalEntries(ws).length === 0);
-      assert.ok(d.log('journaled final status delivered'));
+      const b = startDaemon();
+      await b.ticks(3);
+      const row = await taskOf(cluster, lo, 'd-kill9');
+      assert.equal(row?.BackupStatus, 'running', 'not "no pid" or "process does not exist" after the restart');
+      assert.equal(row?.TaskPid, supervisorPid);
+      assert.equal(await statusOf(cluster, hi, 'd-kill9'), 'init', 'one running backup id per machine: hi waits');
       assert.equal(ws.runs().length, 1);
-    } finally {
-      if (!restarted) await cluster.start(m0);
-    }
-  });
+
+      ws.release(lo.port);
+      await waitFor(
+        'both done',
+        async () => (await statusOf(cluster, lo, 'd-kill9')) === 'success' && (await statusOf(cluster, hi, 'd-kill9')) === 'success',
+      );
+      assert.deepEqual(
+        ws.runs().map((r) => `${r.backupId}@${r.port}`),
+        [`d-kill9@${lo.port}`, `d-kill9@${hi.port}`],
+        'no second run',
+      );
+    },
+  );
+
+  test(
+    'instance stopped while its backup runs: the final status is journaled on disk, then delivered once the instance is ' + 'back',
+    async () => {
+      ws.behave(m0.port, { block: true });
+      await insertTasks(cluster, [{ backupId: 'd-journal', for: m0 }]);
+      const d = startDaemon();
+      await waitFor('backup started', () => ws.runs()[0]);
+      await waitFor('supervisor pid recorded', async () => ((await taskOf(cluster, m0, 'd-journal'))?.TaskPid ?? -1) > 0);
+      await cluster.stop(m0);
+      let restarted = false;
+      try {
+        ws.release(m0.port);
+        await d.waitLog('final status kept in the local journal; it is delivered when the instance is back', 60_000);
+        const entries = journalEntries(ws);
+        assert.equal(entries.length, 1);
+        const entry = JSON.parse(readFileSync(join(ws.stateDir, 'journal', entries[0] as string), 'utf8')) as {
+          status: string;
+          key: { backupId: string; port: number };
+        };
+        assert.deepEqual([entry.status, entry.key.backupId, entry.key.port], ['success', 'd-journal', m0.port]);
+        await d.ticks(2); // the daemon keeps ticking with the instance down
+        assert.equal(journalEntries(ws).length, 1);
+        await cluster.start(m0);
+        restarted = true;
+        await waitFor('delivered', async () => (await statusOf(cluster, m0, 'd-journal')) === 'success' && journalEntries(ws).length === 0);
+        assert.ok(d.log('journaled final status delivered'));
+        assert.equal(ws.runs().length, 1);
+      } finally {
+        if (!restarted) await cluster.start(m0);
+      }
+    },
+  );
 
   test('SIGHUP: a broken agent config is logged and the old one kept; a new drop-in is picked up and its task runs', async () => {
     const w = workspace({}, [m0]);
@@ -178,7 +213,7 @@ describe('daemon: the tick loop', () => {
     d.signal('SIGHUP');
     const reloaded = await d.waitLog('configuration reloaded (SIGHUP)');
     assert.deepEqual(reloaded.instances, [lo.port, hi.port]);
-    await waitFor('the new instance\'s task ran', async () => (await statusOf(cluster, m1, 'd-hup')) === 'success');
+    await waitFor("the new instance's task ran", async () => (await statusOf(cluster, m1, 'd-hup')) === 'success');
   });
 
   test('a second daemon is refused with a message naming the running one', async () => {
@@ -198,7 +233,10 @@ describe('daemon: the tick loop', () => {
     assert.match(p.stdout, /Paused until .*no new backup starts and no schedule fires/);
     const dead = spawn(process.execPath, ['-e', ''], { stdio: 'ignore' });
     await new Promise((r) => dead.on('close', r));
-    await insertTasks(cluster, [{ backupId: 'd-pause', for: m0 }, { backupId: 'd-quit-paused', for: m1, status: 'quit', taskPid: dead.pid as number }]);
+    await insertTasks(cluster, [
+      { backupId: 'd-pause', for: m0 },
+      { backupId: 'd-quit-paused', for: m1, status: 'quit', taskPid: dead.pid as number },
+    ]);
     await waitFor('housekeeping while paused', async () => (await statusOf(cluster, m1, 'd-quit-paused')) === 'quit: no process');
     await d.ticks(2);
     assert.equal(await statusOf(cluster, m0, 'd-pause'), 'init');
@@ -206,8 +244,15 @@ describe('daemon: the tick loop', () => {
 
     const s = await ws.cli('status', '--format', 'json');
     assert.equal(s.code, 0, s.stderr);
-    const view = JSON.parse(s.stdout) as { daemon: { running: boolean; pid: number }; pause: { active: boolean; reason: string; meaning: string }; lastTick: { paused: boolean } };
-    assert.deepEqual([view.daemon.running, view.daemon.pid, view.pause.active, view.pause.reason, view.lastTick.paused], [true, d.pid, true, 'skip tonight', true]);
+    const view = JSON.parse(s.stdout) as {
+      daemon: { running: boolean; pid: number };
+      pause: { active: boolean; reason: string; meaning: string };
+      lastTick: { paused: boolean };
+    };
+    assert.deepEqual(
+      [view.daemon.running, view.daemon.pid, view.pause.active, view.pause.reason, view.lastTick.paused],
+      [true, d.pid, true, 'skip tonight', true],
+    );
     assert.match(view.pause.meaning, /housekeeping, quit handling and journal delivery go on/);
     const text = await ws.cli('status');
     assert.match(text.stdout, /Paused: +until .* — skip tonight/);
@@ -273,7 +318,9 @@ describe('daemon: schedule from cron', () => {
     d.signal('SIGTERM');
     assert.equal((await d.exited).code, 0);
     const id = String(scheduled.backupId);
-    const rows = await cluster.query<{ Port: number }>(cluster.spider, 'SELECT Port FROM infodba_schema.global_backup WHERE BackupId = ?', [id]);
+    const rows = await cluster.query<{ Port: number }>(cluster.spider, 'SELECT Port FROM infodba_schema.global_backup WHERE BackupId = ?', [
+      id,
+    ]);
     assert.deepEqual(rows.map((r) => r.Port).sort(), [cluster.spider.port, m0.port, m1.port, (cluster.slaves[0] as Instance).port].sort());
   });
 });
@@ -295,11 +342,17 @@ describe('daemon: metrics, health and logs', () => {
     assert.equal(valueOf(before, 'spiderbackup_backups_started_total'), 0);
 
     ws.behave(m1.port, { exitCode: 3 });
-    await insertTasks(cluster, [{ backupId: 'd-metrics', for: m0 }, { backupId: 'd-metrics', for: m1 }]);
+    await insertTasks(cluster, [
+      { backupId: 'd-metrics', for: m0 },
+      { backupId: 'd-metrics', for: m1 },
+    ]);
     let e: Exposition = before;
     await waitFor('counters to move', async () => {
       e = parseExposition((await scrape(port)).text);
-      return valueOf(e, 'spiderbackup_backups_succeeded_total', { port: String(m0.port) }) === 1 && valueOf(e, 'spiderbackup_backups_failed_total', { port: String(m1.port) }) === 1;
+      return (
+        valueOf(e, 'spiderbackup_backups_succeeded_total', { port: String(m0.port) }) === 1 &&
+        valueOf(e, 'spiderbackup_backups_failed_total', { port: String(m1.port) }) === 1
+      );
     });
     assert.equal(valueOf(e, 'spiderbackup_backups_started_total'), 2);
     assert.equal(valueOf(e, 'spiderbackup_backups_succeeded_total'), 1);
@@ -311,7 +364,8 @@ describe('daemon: metrics, health and logs', () => {
     assert.ok(valueOf(e, 'spiderbackup_ticks_total', { result: 'ok' }) > valueOf(before, 'spiderbackup_ticks_total', { result: 'ok' }));
     assert.ok(valueOf(e, 'spiderbackup_tick_duration_seconds_count') >= valueOf(e, 'spiderbackup_ticks_total'));
     assert.ok(valueOf(e, 'spiderbackup_last_successful_tick_timestamp_seconds') > 0);
-    for (const name of ['spiderbackup_scheduled_runs_total', 'spiderbackup_backups_killed_total', 'spiderbackup_paused']) assert.ok(e.types.has(name), name);
+    for (const name of ['spiderbackup_scheduled_runs_total', 'spiderbackup_backups_killed_total', 'spiderbackup_paused'])
+      assert.ok(e.types.has(name), name);
 
     assert.equal((await ws.cli('pause', '--for', '1h')).code, 0);
     await waitFor('paused gauge', async () => valueOf(parseExposition((await scrape(port)).text), 'spiderbackup_paused') === 1);
@@ -340,19 +394,38 @@ describe('daemon: metrics, health and logs', () => {
   test('logs: the [log] file filtered by backup id, port and level, pretty or JSON; -f follows new lines', async () => {
     ws.writeAgentConfig({ log: { file: join(ws.dir, 'log', 'agent.log') } });
     ws.behave(m1.port, { exitCode: 3, stderr: 'disk full\n' });
-    await insertTasks(cluster, [{ backupId: 'd-logs', for: m0 }, { backupId: 'd-logs', for: m1 }, { backupId: 'd-logs-other', for: m0, createdAgoS: 60 }]);
+    await insertTasks(cluster, [
+      { backupId: 'd-logs', for: m0 },
+      { backupId: 'd-logs', for: m1 },
+      { backupId: 'd-logs-other', for: m0, createdAgoS: 60 },
+    ]);
     startDaemon();
-    await waitFor('all done', async () => (await statusOf(cluster, m1, 'd-logs'))?.startsWith('failed') && (await statusOf(cluster, m0, 'd-logs')) === 'success');
+    await waitFor(
+      'all done',
+      async () => (await statusOf(cluster, m1, 'd-logs'))?.startsWith('failed') && (await statusOf(cluster, m0, 'd-logs')) === 'success',
+    );
 
     const json = await ws.cli('logs', '--backup-id', 'd-logs', '--json');
     assert.equal(json.code, 0, json.stderr);
-    const lines = json.stdout.trim().split('\n').map((l) => JSON.parse(l) as { backupId: string; port: number; msg: string; level: number });
+    const lines = json.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { backupId: string; port: number; msg: string; level: number });
     assert.ok(lines.length >= 4);
-    assert.ok(lines.every((l) => l.backupId === 'd-logs'), 'only that backup id, not d-logs-other');
-    assert.ok(lines.some((l) => l.msg === 'backup finished' && l.port === m0.port), 'supervisor lines are in the same file');
+    assert.ok(
+      lines.every((l) => l.backupId === 'd-logs'),
+      'only that backup id, not d-logs-other',
+    );
+    assert.ok(
+      lines.some((l) => l.msg === 'backup finished' && l.port === m0.port),
+      'supervisor lines are in the same file',
+    );
 
     const warn = await ws.cli('logs', '--backup-id', 'd-logs', '--port', String(m1.port), '--level', 'warn', '--json');
-    const wl = warn.stdout.trim().split('\n').map((l) => JSON.parse(l) as { port: number; level: number; msg: string });
+    const wl = warn.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { port: number; level: number; msg: string });
     assert.ok(wl.length >= 1 && wl.every((l) => l.port === m1.port && l.level >= 40));
     assert.ok(wl.some((l) => l.msg === 'backup failed'));
 
@@ -367,7 +440,12 @@ describe('daemon: metrics, health and logs', () => {
       follow.child.stdout?.on('data', (b: Buffer) => (out += b.toString()));
       await insertTasks(cluster, [{ backupId: 'd-logs-2', for: m0 }]);
       await waitFor('followed line', () => /"msg":"backup finished"/.test(out));
-      assert.ok(out.trim().split('\n').every((l) => (JSON.parse(l) as { backupId: string }).backupId === 'd-logs-2'));
+      assert.ok(
+        out
+          .trim()
+          .split('\n')
+          .every((l) => (JSON.parse(l) as { backupId: string }).backupId === 'd-logs-2'),
+      );
     } finally {
       follow.child.kill('SIGTERM');
       await follow.result;

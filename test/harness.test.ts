@@ -38,7 +38,10 @@ describe('integration harness', { timeout: 300_000 }, () => {
     t.diagnostic(`startCluster({ tdbctl: true }) took ${Math.round(startMs)} ms`);
     const { masters, slaves, spider, tdbctlNode, tdbctl } = cluster;
     assert.equal(masters.length, 2);
-    assert.deepEqual(slaves.map((s) => s.shardValue), [0]);
+    assert.deepEqual(
+      slaves.map((s) => s.shardValue),
+      [0],
+    );
     const { data, spider: spiderPorts, range } = cluster.ports;
     for (const i of [...masters, ...slaves]) assert.ok(inRanges(i.port, data), `${i.name} port ${i.port}`);
     assert.ok(inRanges(spider.port, [spiderPorts]), `spider port ${spider.port}`);
@@ -64,7 +67,8 @@ describe('integration harness', { timeout: 300_000 }, () => {
     for (const shard of [0, 1]) {
       await cluster.exec(
         cluster.spider,
-        `INSERT INTO ${TABLE} (ServerName, Wrapper, Host, Port, ShardValue, BackupId, BackupStatus) VALUES (?, 'mysql', ?, ?, ?, 'route', 'init')`,
+        `INSERT INTO ${TABLE} (ServerName, Wrapper, Host, Port, ShardValue, BackupId, BackupStatus) VALUES (?, 'mysql', ?, ?, ?, ` +
+          `'route', 'init')`,
         [`SPT${shard}`, HOST, cluster.masters[shard]!.port, shard],
       );
     }
@@ -147,7 +151,8 @@ describe('integration harness', { timeout: 300_000 }, () => {
       const conn = await connect();
       try {
         const [typed] = await conn.execute(
-          "SELECT ? AS n, ? AS s, ? AS z, CAST(-5 AS SIGNED) AS i, 2.5e0 AS d, 12.34 AS dec1, TIMESTAMP'2024-02-03 04:05:06' AS ts, DATE'2024-02-03' AS dt, TIME'-01:02:03' AS tm",
+          "SELECT ? AS n, ? AS s, ? AS z, CAST(-5 AS SIGNED) AS i, 2.5e0 AS d, 12.34 AS dec1, TIMESTAMP'2024-02-03 04:05:06' AS ts, " +
+            "DATE'2024-02-03' AS dt, TIME'-01:02:03' AS tm",
           [42, 'x', null],
         );
         const row = (typed as Array<Record<string, unknown>>)[0]!;
@@ -177,17 +182,22 @@ describe('integration harness', { timeout: 300_000 }, () => {
     });
 
     it('works with a connection pool', async () => {
-      const pool = mysql.createPool({ host: HOST, port: cluster.tdbctl!.port, user: ADMIN_USER, password: ADMIN_PASSWORD, connectionLimit: 3 });
+      const pool = mysql.createPool({
+        host: HOST,
+        port: cluster.tdbctl!.port,
+        user: ADMIN_USER,
+        password: ADMIN_PASSWORD,
+        connectionLimit: 3,
+      });
       try {
         const results = await Promise.all(
           Array.from({ length: 12 }, (_, i) =>
-            i % 2
-              ? pool.execute('SELECT Server_name FROM mysql.servers WHERE Wrapper = ?', ['TDBCTL'])
-              : pool.query('tdbctl get primary'),
+            i % 2 ? pool.execute('SELECT Server_name FROM mysql.servers WHERE Wrapper = ?', ['TDBCTL']) : pool.query('tdbctl get primary'),
           ),
         );
         for (const [i, [rows]] of results.entries()) {
-          const expected = i % 2 ? [{ Server_name: 'TDBCTL0' }] : [{ SERVER_NAME: 'TDBCTL0', HOST, PORT: cluster.tdbctl!.port, IS_THIS_SERVER: 1 }];
+          const expected =
+            i % 2 ? [{ Server_name: 'TDBCTL0' }] : [{ SERVER_NAME: 'TDBCTL0', HOST, PORT: cluster.tdbctl!.port, IS_THIS_SERVER: 1 }];
           assert.deepEqual(rows, expected);
         }
       } finally {
@@ -277,7 +287,10 @@ describe('integration harness: an address per instance (hosts: distinct)', { tim
 
   it('puts masters, replica and spider on 127.0.0.2, .3 …, the tdbctl node beside its spider node', async () => {
     const { masters, slaves, spider, tdbctlNode, tdbctl } = cluster;
-    assert.deepEqual([...masters, ...slaves, spider].map((i) => i.host), ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5']);
+    assert.deepEqual(
+      [...masters, ...slaves, spider].map((i) => i.host),
+      ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5'],
+    );
     assert.equal(tdbctlNode?.host, spider.host);
     assert.equal(tdbctl?.host, spider.host);
     const servers = await cluster.query(spider, 'SELECT Server_name, Host, Port FROM mysql.servers ORDER BY Server_name');
@@ -325,7 +338,8 @@ describe('integration harness: an address per instance (hosts: distinct)', { tim
       const m = cluster.masters[shard]!;
       await cluster.exec(
         cluster.spider,
-        `INSERT INTO ${TABLE} (ServerName, Wrapper, Host, Port, ShardValue, BackupId, BackupStatus) VALUES (?, 'mysql', ?, ?, ?, 'distinct', 'init')`,
+        `INSERT INTO ${TABLE} (ServerName, Wrapper, Host, Port, ShardValue, BackupId, BackupStatus) VALUES (?, 'mysql', ?, ?, ?, ` +
+          `'distinct', 'init')`,
         [`SPT${shard}`, m.host, m.port, shard],
       );
     }
@@ -358,10 +372,17 @@ describe('port plan (SPIDERBACKUP_TEST_PORTS)', () => {
   });
 
   it('splits another range the same way, the tdbctl companions inside it, no data port in 25000-25999', () => {
-    assert.deepEqual(plan('10000-16899'), { range: { min: 10000, max: 16899 }, data: [{ min: 10000, max: 14999 }], spider: { min: 15000, max: 15899 } });
+    assert.deepEqual(plan('10000-16899'), {
+      range: { min: 10000, max: 16899 },
+      data: [{ min: 10000, max: 14999 }],
+      spider: { min: 15000, max: 15899 },
+    });
     assert.deepEqual(plan(' 24000 - 30899 '), {
       range: { min: 24000, max: 30899 },
-      data: [{ min: 24000, max: 24999 }, { min: 26000, max: 28999 }],
+      data: [
+        { min: 24000, max: 24999 },
+        { min: 26000, max: 28999 },
+      ],
       spider: { min: 29000, max: 29899 },
     });
     for (const v of ['10000-11026', '30000-32767', '40000-65535', '1024-2100']) {
@@ -370,7 +391,8 @@ describe('port plan (SPIDERBACKUP_TEST_PORTS)', () => {
       assert.ok(p.spider.max - p.spider.min + 1 >= 4, `${v}: spider ports`);
       const dataPorts = p.data.reduce((n, r) => n + r.max - r.min + 1, 0);
       assert.ok(dataPorts >= 20, `${v}: data ports`);
-      for (const r of p.data) assert.ok(r.max < p.spider.min && r.min >= p.range.min && (r.max < 25000 || r.min > 25999), `${v}: data ${r.min}-${r.max}`);
+      for (const r of p.data)
+        assert.ok(r.max < p.spider.min && r.min >= p.range.min && (r.max < 25000 || r.min > 25999), `${v}: data ${r.min}-${r.max}`);
     }
   });
 
@@ -386,7 +408,11 @@ describe('port plan (SPIDERBACKUP_TEST_PORTS)', () => {
       ['30000-30999', /too small/],
       ['25000-27100', /too small/],
     ] as const) {
-      assert.throws(() => plan(v), (err: Error) => err instanceof RangeError && err.message.includes(`${PORTS_ENV}="${v}"`) && why.test(err.message), v);
+      assert.throws(
+        () => plan(v),
+        (err: Error) => err instanceof RangeError && err.message.includes(`${PORTS_ENV}="${v}"`) && why.test(err.message),
+        v,
+      );
     }
     const saved = process.env[PORTS_ENV];
     process.env[PORTS_ENV] = '30000-30100';

@@ -39,7 +39,8 @@ beforeEach(async () => {
   await clearTasks(cluster);
 });
 
-const runOf = (port: number, backupId: string): Promise<Run> => waitFor(`the backup ${backupId}@${port} to start`, () => ws.runs().find((r) => r.port === port && r.backupId === backupId));
+const runOf = (port: number, backupId: string): Promise<Run> =>
+  waitFor(`the backup ${backupId}@${port} to start`, () => ws.runs().find((r) => r.port === port && r.backupId === backupId));
 const noOverlap = () => {
   for (const r of ws.runs()) assert.deepEqual(r.concurrent, [], `${r.backupId}@${r.port} started while another backup of the host ran`);
 };
@@ -54,130 +55,168 @@ async function cleanUp(...ports: number[]): Promise<void> {
 }
 
 describe('what replication and operators write over a running row', () => {
-  test('a whole backup id cancelled through the Spider node (ROW binlog): the replica backup is killed, its row quit: success, the next backup only after it', { timeout: 120_000 }, async () => {
-    const slaveIni = cluster.writeInstanceIni(ws.dir, slave);
-    await insertTasks(cluster, [{ backupId: 'cancel-A', for: slave }]);
-    ws.behave(slave.port, { block: true, grandchild: true });
-    const first = ws.start(['check', '--run', '-c', slaveIni]);
-    try {
-      const run = await runOf(slave.port, 'cancel-A');
-      await insertTasks(cluster, [{ backupId: 'cancel-B', for: slave, createdAgoS: 0 }]);
-      // The natural hand-written cancel, on the spider node: it rewrites the master's copy of the
-      // replica's row, and replication carries that image over the replica's running row.
-      await cluster.exec(cluster.spider, "UPDATE infodba_schema.global_backup SET BackupStatus = 'quit' WHERE BackupId = 'cancel-A' AND BackupStatus IN ('running', 'init', 'replicated')");
-      await cluster.waitReplicated();
-      const overwritten = await taskOf(cluster, slave, 'cancel-A', slave);
-      assert.deepEqual([overwritten?.BackupStatus, overwritten?.TaskPid], ['quit', -1], 'the row image overwrote the replica row');
-      ws.behave(slave.port, {});
-      const second = await ws.cli('check', '--run', '-c', slaveIni);
-      assert.equal(second.code, 0, second.stderr);
-      assert.equal(await statusOf(cluster, slave, 'cancel-A', slave), 'quit: success');
-      assert.ok(!pidAlive(run.pid) && !pidAlive(run.grandchild as number), 'every process of the cancelled backup is gone');
-      assert.equal(await statusOf(cluster, slave, 'cancel-B', slave), 'success', 'the next backup ran after it');
-      noOverlap();
-      await first.result;
-    } finally {
-      await cleanUp(slave.port);
-      first.child.kill('SIGKILL');
-    }
-  });
+  test(
+    'a whole backup id cancelled through the Spider node (ROW binlog): the replica backup is killed, its row quit: success, the next ' +
+      'backup only after it',
+    { timeout: 120_000 },
+    async () => {
+      const slaveIni = cluster.writeInstanceIni(ws.dir, slave);
+      await insertTasks(cluster, [{ backupId: 'cancel-A', for: slave }]);
+      ws.behave(slave.port, { block: true, grandchild: true });
+      const first = ws.start(['check', '--run', '-c', slaveIni]);
+      try {
+        const run = await runOf(slave.port, 'cancel-A');
+        await insertTasks(cluster, [{ backupId: 'cancel-B', for: slave, createdAgoS: 0 }]);
+        // The natural hand-written cancel, on the spider node: it rewrites the master's copy of the
+        // replica's row, and replication carries that image over the replica's running row.
+        await cluster.exec(
+          cluster.spider,
+          "UPDATE infodba_schema.global_backup SET BackupStatus = 'quit' WHERE BackupId = 'cancel-A' AND BackupStatus IN ('running', " +
+            "'init', 'replicated')",
+        );
+        await cluster.waitReplicated();
+        const overwritten = await taskOf(cluster, slave, 'cancel-A', slave);
+        assert.deepEqual([overwritten?.BackupStatus, overwritten?.TaskPid], ['quit', -1], 'the row image overwrote the replica row');
+        ws.behave(slave.port, {});
+        const second = await ws.cli('check', '--run', '-c', slaveIni);
+        assert.equal(second.code, 0, second.stderr);
+        assert.equal(await statusOf(cluster, slave, 'cancel-A', slave), 'quit: success');
+        assert.ok(!pidAlive(run.pid) && !pidAlive(run.grandchild as number), 'every process of the cancelled backup is gone');
+        assert.equal(await statusOf(cluster, slave, 'cancel-B', slave), 'success', 'the next backup ran after it');
+        noOverlap();
+        await first.result;
+      } finally {
+        await cleanUp(slave.port);
+        first.child.kill('SIGKILL');
+      }
+    },
+  );
 
-  test('any other status written over a row whose backup runs here is restored to running with the real pid', { timeout: 120_000 }, async () => {
-    await insertTasks(cluster, [{ backupId: 'repair-1', for: p0 }]);
-    ws.behave(p0.port, { block: true });
-    const first = ws.start(['check', '--run', '-c', ini(p0)]);
-    try {
-      await runOf(p0.port, 'repair-1');
-      const supervisor = (await taskOf(cluster, p0, 'repair-1'))?.TaskPid as number;
-      assert.ok(supervisor > 0, 'the claim carries the supervisor pid');
-      await cluster.exec(p0, "UPDATE infodba_schema.global_backup SET BackupStatus = 'failed: process does not exist', TaskPid = -1 WHERE BackupId = 'repair-1'");
-      const r = await ws.cli('check', '--run', '-c', ini(p0));
-      assert.equal(r.code, 0, r.stderr);
-      assert.deepEqual([(await taskOf(cluster, p0, 'repair-1'))?.BackupStatus, (await taskOf(cluster, p0, 'repair-1'))?.TaskPid], ['running', supervisor]);
-      assert.match(r.stderr, /restored to running with its real pid/);
-      ws.release(p0.port);
-      assert.equal((await first.result).code, 0);
-      assert.equal(await statusOf(cluster, p0, 'repair-1'), 'success', 'the real exit code decides');
-    } finally {
-      await cleanUp(p0.port);
-    }
-  });
+  test(
+    'any other status written over a row whose backup runs here is restored to running with the real pid',
+    { timeout: 120_000 },
+    async () => {
+      await insertTasks(cluster, [{ backupId: 'repair-1', for: p0 }]);
+      ws.behave(p0.port, { block: true });
+      const first = ws.start(['check', '--run', '-c', ini(p0)]);
+      try {
+        await runOf(p0.port, 'repair-1');
+        const supervisor = (await taskOf(cluster, p0, 'repair-1'))?.TaskPid as number;
+        assert.ok(supervisor > 0, 'the claim carries the supervisor pid');
+        await cluster.exec(
+          p0,
+          "UPDATE infodba_schema.global_backup SET BackupStatus = 'failed: process does not exist', TaskPid = -1 WHERE BackupId = " +
+            "'repair-1'",
+        );
+        const r = await ws.cli('check', '--run', '-c', ini(p0));
+        assert.equal(r.code, 0, r.stderr);
+        assert.deepEqual(
+          [(await taskOf(cluster, p0, 'repair-1'))?.BackupStatus, (await taskOf(cluster, p0, 'repair-1'))?.TaskPid],
+          ['running', supervisor],
+        );
+        assert.match(r.stderr, /restored to running with its real pid/);
+        ws.release(p0.port);
+        assert.equal((await first.result).code, 0);
+        assert.equal(await statusOf(cluster, p0, 'repair-1'), 'success', 'the real exit code decides');
+      } finally {
+        await cleanUp(p0.port);
+      }
+    },
+  );
 });
 
 describe('timeout', () => {
-  test('a backup of ours running over 48 h: everything of it killed, failed: timeout, not overwritten by its supervisor', { timeout: 120_000 }, async () => {
-    await insertTasks(cluster, [{ backupId: 'slow-1', for: p0 }]);
-    ws.behave(p0.port, { block: true, grandchild: true });
-    const first = ws.start(['check', '--run', '-c', ini(p0)]);
-    try {
-      const run = await runOf(p0.port, 'slow-1');
-      const supervisor = (await taskOf(cluster, p0, 'slow-1'))?.TaskPid as number;
-      await cluster.exec(p0, "UPDATE infodba_schema.global_backup SET UpdatedAt = NOW() - INTERVAL 49 HOUR WHERE BackupId = 'slow-1'");
-      const r = await ws.cli('check', '--run', '-c', ini(p0));
-      assert.equal(r.code, 0, r.stderr);
-      assert.equal(await statusOf(cluster, p0, 'slow-1'), 'failed: timeout');
-      for (const pid of [supervisor, run.pid, run.grandchild as number]) assert.ok(!pidAlive(pid), `pid ${pid} killed`);
-      await first.result;
-      assert.equal(await statusOf(cluster, p0, 'slow-1'), 'failed: timeout');
-    } finally {
-      await cleanUp(p0.port);
-    }
-  });
+  test(
+    'a backup of ours running over 48 h: everything of it killed, failed: timeout, not overwritten by its supervisor',
+    { timeout: 120_000 },
+    async () => {
+      await insertTasks(cluster, [{ backupId: 'slow-1', for: p0 }]);
+      ws.behave(p0.port, { block: true, grandchild: true });
+      const first = ws.start(['check', '--run', '-c', ini(p0)]);
+      try {
+        const run = await runOf(p0.port, 'slow-1');
+        const supervisor = (await taskOf(cluster, p0, 'slow-1'))?.TaskPid as number;
+        await cluster.exec(p0, "UPDATE infodba_schema.global_backup SET UpdatedAt = NOW() - INTERVAL 49 HOUR WHERE BackupId = 'slow-1'");
+        const r = await ws.cli('check', '--run', '-c', ini(p0));
+        assert.equal(r.code, 0, r.stderr);
+        assert.equal(await statusOf(cluster, p0, 'slow-1'), 'failed: timeout');
+        for (const pid of [supervisor, run.pid, run.grandchild as number]) assert.ok(!pidAlive(pid), `pid ${pid} killed`);
+        await first.result;
+        assert.equal(await statusOf(cluster, p0, 'slow-1'), 'failed: timeout');
+      } finally {
+        await cleanUp(p0.port);
+      }
+    },
+  );
 });
 
 describe('crashes', () => {
-  test('supervisor killed -9 while its backup runs: the backup is killed, failed: supervisor died, the next instance only after', { timeout: 120_000 }, async () => {
-    await insertTasks(cluster, [{ backupId: 'orphan-1', for: p0 }, { backupId: 'orphan-1', for: p1 }]);
-    ws.behave(p0.port, { block: true });
-    const first = ws.start(['check', '--run']);
-    try {
-      const run = await runOf(p0.port, 'orphan-1');
-      const supervisor = (await taskOf(cluster, p0, 'orphan-1'))?.TaskPid as number;
-      process.kill(supervisor, 'SIGKILL');
-      await waitFor('the supervisor to die', () => !pidAlive(supervisor));
-      // The first runner sees its supervisor end and tries the next instance: the orphan still
-      // holds the host lock, so nothing starts beside it.
-      await first.result;
-      assert.equal(ws.runs().length, 1, 'nothing started beside the orphaned backup');
-      const r = await ws.cli('check', '--run');
-      assert.equal(r.code, 0, r.stderr);
-      assert.equal(await statusOf(cluster, p0, 'orphan-1'), 'failed: supervisor died');
-      assert.ok(!pidAlive(run.pid), 'the orphaned backup was killed');
-      assert.equal(await statusOf(cluster, p1, 'orphan-1'), 'success');
-      noOverlap();
-    } finally {
-      await cleanUp(p0.port);
-    }
-  });
+  test(
+    'supervisor killed -9 while its backup runs: the backup is killed, failed: supervisor died, the next instance only after',
+    { timeout: 120_000 },
+    async () => {
+      await insertTasks(cluster, [
+        { backupId: 'orphan-1', for: p0 },
+        { backupId: 'orphan-1', for: p1 },
+      ]);
+      ws.behave(p0.port, { block: true });
+      const first = ws.start(['check', '--run']);
+      try {
+        const run = await runOf(p0.port, 'orphan-1');
+        const supervisor = (await taskOf(cluster, p0, 'orphan-1'))?.TaskPid as number;
+        process.kill(supervisor, 'SIGKILL');
+        await waitFor('the supervisor to die', () => !pidAlive(supervisor));
+        // The first runner sees its supervisor end and tries the next instance: the orphan still
+        // holds the host lock, so nothing starts beside it.
+        await first.result;
+        assert.equal(ws.runs().length, 1, 'nothing started beside the orphaned backup');
+        const r = await ws.cli('check', '--run');
+        assert.equal(r.code, 0, r.stderr);
+        assert.equal(await statusOf(cluster, p0, 'orphan-1'), 'failed: supervisor died');
+        assert.ok(!pidAlive(run.pid), 'the orphaned backup was killed');
+        assert.equal(await statusOf(cluster, p1, 'orphan-1'), 'success');
+        noOverlap();
+      } finally {
+        await cleanUp(p0.port);
+      }
+    },
+  );
 
-  test('the database dies mid-backup: nothing else starts; the status is delivered once after its restart', { timeout: 180_000 }, async () => {
-    await insertTasks(cluster, [{ backupId: 'down-1', for: p0 }, { backupId: 'down-1', for: p1 }]);
-    ws.behave(p0.port, { block: true });
-    const first = ws.start(['check', '--run', '-c', ini(p0)]);
-    let stopped = false;
-    try {
-      await runOf(p0.port, 'down-1');
-      await cluster.stop(p0);
-      stopped = true;
-      const r = await ws.cli('check', '--run');
-      assert.equal(r.code, 1, 'the stopped instance is an error');
-      assert.equal(ws.runs().length, 1, 'the other instance did not start beside the running backup');
-      assert.match(r.stdout, /Nothing started: backup down-1@.* runs \(supervisor pid/);
-      ws.release(p0.port);
-      await first.result; // the supervisor journals the result it cannot write
-      await cluster.start(p0);
-      stopped = false;
-      const again = await ws.cli('check', '--run');
-      assert.equal(again.code, 0, again.stderr);
-      assert.equal(await statusOf(cluster, p0, 'down-1'), 'success');
-      assert.equal((again.stderr.match(/journaled final status delivered/g) ?? []).length, 1);
-      assert.equal(await statusOf(cluster, p1, 'down-1'), 'success');
-      noOverlap();
-    } finally {
-      await cleanUp(p0.port);
-      if (stopped) await cluster.start(p0);
-    }
-  });
+  test(
+    'the database dies mid-backup: nothing else starts; the status is delivered once after its restart',
+    { timeout: 180_000 },
+    async () => {
+      await insertTasks(cluster, [
+        { backupId: 'down-1', for: p0 },
+        { backupId: 'down-1', for: p1 },
+      ]);
+      ws.behave(p0.port, { block: true });
+      const first = ws.start(['check', '--run', '-c', ini(p0)]);
+      let stopped = false;
+      try {
+        await runOf(p0.port, 'down-1');
+        await cluster.stop(p0);
+        stopped = true;
+        const r = await ws.cli('check', '--run');
+        assert.equal(r.code, 1, 'the stopped instance is an error');
+        assert.equal(ws.runs().length, 1, 'the other instance did not start beside the running backup');
+        assert.match(r.stdout, /Nothing started: backup down-1@.* runs \(supervisor pid/);
+        ws.release(p0.port);
+        await first.result; // the supervisor journals the result it cannot write
+        await cluster.start(p0);
+        stopped = false;
+        const again = await ws.cli('check', '--run');
+        assert.equal(again.code, 0, again.stderr);
+        assert.equal(await statusOf(cluster, p0, 'down-1'), 'success');
+        assert.equal((again.stderr.match(/journaled final status delivered/g) ?? []).length, 1);
+        assert.equal(await statusOf(cluster, p1, 'down-1'), 'success');
+        noOverlap();
+      } finally {
+        await cleanUp(p0.port);
+        if (stopped) await cluster.start(p0);
+      }
+    },
+  );
 
   for (const kind of ['full', 'read-only'] as const) {
     test(`state_dir on a ${kind} file system: a backup that exited 0 is still recorded success`, { timeout: 120_000 }, async (t) => {
@@ -210,7 +249,12 @@ describe('crashes', () => {
 
 describe('concurrent runners', () => {
   test('the daemon and a hand-run check --run: one backup at a time, each task once', { timeout: 180_000 }, async () => {
-    await insertTasks(cluster, [{ backupId: 'conc-A', for: p0 }, { backupId: 'conc-A', for: p1 }, { backupId: 'conc-B', for: p0, createdAgoS: 0 }, { backupId: 'conc-B', for: p1, createdAgoS: 0 }]);
+    await insertTasks(cluster, [
+      { backupId: 'conc-A', for: p0 },
+      { backupId: 'conc-A', for: p1 },
+      { backupId: 'conc-B', for: p0, createdAgoS: 0 },
+      { backupId: 'conc-B', for: p1, createdAgoS: 0 },
+    ]);
     ws.behave(p0.port, { block: true });
     const daemon = ws.start(['daemon']);
     try {
@@ -219,9 +263,23 @@ describe('concurrent runners', () => {
       assert.ok(a.code === 0 && b.code === 0, a.stderr + b.stderr);
       assert.equal(ws.runs().length, 1, 'nothing started beside the running backup');
       ws.release(p0.port);
-      await waitFor('all four tasks to succeed', async () => (await Promise.all([p0, p1].flatMap((i) => ['conc-A', 'conc-B'].map((id) => statusOf(cluster, i, id))))).every((s) => s === 'success'), 60_000);
-      const runs = ws.runs().map((r) => `${r.backupId}@${r.port}`).sort();
-      assert.deepEqual(runs, [`conc-A@${p0.port}`, `conc-A@${p1.port}`, `conc-B@${p0.port}`, `conc-B@${p1.port}`].sort(), 'each task exactly once');
+      await waitFor(
+        'all four tasks to succeed',
+        async () =>
+          (await Promise.all([p0, p1].flatMap((i) => ['conc-A', 'conc-B'].map((id) => statusOf(cluster, i, id))))).every(
+            (s) => s === 'success',
+          ),
+        60_000,
+      );
+      const runs = ws
+        .runs()
+        .map((r) => `${r.backupId}@${r.port}`)
+        .sort();
+      assert.deepEqual(
+        runs,
+        [`conc-A@${p0.port}`, `conc-A@${p1.port}`, `conc-B@${p0.port}`, `conc-B@${p1.port}`].sort(),
+        'each task exactly once',
+      );
       noOverlap();
     } finally {
       await cleanUp(p0.port);
@@ -238,7 +296,12 @@ describe('concurrent runners', () => {
       await waitFor('the first daemon to be up', () => existsSync(join(w1.stateDir, 'status.json')));
       const r = await w2.cli('daemon');
       assert.equal(r.code, 1);
-      assert.ok(r.stderr.includes(`another spiderbackup daemon runs on this host (pid ${daemon.child.pid}, agent config ${w1.agentIni}, state_dir ${w1.stateDir}`), r.stderr);
+      assert.ok(
+        r.stderr.includes(
+          `another spiderbackup daemon runs on this host (pid ${daemon.child.pid}, agent config ${w1.agentIni}, state_dir ${w1.stateDir}`,
+        ),
+        r.stderr,
+      );
     } finally {
       daemon.child.kill('SIGTERM');
       await daemon.result;
@@ -249,29 +312,36 @@ describe('concurrent runners', () => {
 });
 
 describe('what a backup leaves behind, and any id', () => {
-  test('quit kills a double-forked helper that left the tree and the group: quit: success only when nothing survives', { timeout: 120_000 }, async () => {
-    await insertTasks(cluster, [{ backupId: 'fork-1', for: p0 }]);
-    ws.behave(p0.port, { block: true, doubleFork: true });
-    const first = ws.start(['check', '--run', '-c', ini(p0)]);
-    try {
-      const run = await runOf(p0.port, 'fork-1').catch(async (err: unknown) => {
-        first.child.kill('SIGKILL');
-        throw new Error(`${(err as Error).message}\n${(await first.result).stderr}`);
-      });
-      assert.ok(run.grandchild !== undefined && pidAlive(run.grandchild));
-      await cluster.exec(p0, "UPDATE infodba_schema.global_backup SET BackupStatus = 'quit' WHERE BackupId = 'fork-1'");
-      const r = await ws.cli('check', '--run', '-c', ini(p0));
-      assert.equal(r.code, 0, r.stderr);
-      assert.equal(await statusOf(cluster, p0, 'fork-1'), 'quit: success');
-      assert.ok(!pidAlive(run.pid) && !pidAlive(run.grandchild as number), 'the helper was killed too');
-      await first.result;
-    } finally {
-      await cleanUp(p0.port);
-    }
-  });
+  test(
+    'quit kills a double-forked helper that left the tree and the group: quit: success only when nothing survives',
+    { timeout: 120_000 },
+    async () => {
+      await insertTasks(cluster, [{ backupId: 'fork-1', for: p0 }]);
+      ws.behave(p0.port, { block: true, doubleFork: true });
+      const first = ws.start(['check', '--run', '-c', ini(p0)]);
+      try {
+        const run = await runOf(p0.port, 'fork-1').catch(async (err: unknown) => {
+          first.child.kill('SIGKILL');
+          throw new Error(`${(err as Error).message}\n${(await first.result).stderr}`);
+        });
+        assert.ok(run.grandchild !== undefined && pidAlive(run.grandchild));
+        await cluster.exec(p0, "UPDATE infodba_schema.global_backup SET BackupStatus = 'quit' WHERE BackupId = 'fork-1'");
+        const r = await ws.cli('check', '--run', '-c', ini(p0));
+        assert.equal(r.code, 0, r.stderr);
+        assert.equal(await statusOf(cluster, p0, 'fork-1'), 'quit: success');
+        assert.ok(!pidAlive(run.pid) && !pidAlive(run.grandchild as number), 'the helper was killed too');
+        await first.result;
+      } finally {
+        await cleanUp(p0.port);
+      }
+    },
+  );
 
   test('a helper left running after the backup exits is terminated with it, so the host is free again', { timeout: 120_000 }, async () => {
-    await insertTasks(cluster, [{ backupId: 'left-1', for: p0 }, { backupId: 'left-1', for: p1 }]);
+    await insertTasks(cluster, [
+      { backupId: 'left-1', for: p0 },
+      { backupId: 'left-1', for: p1 },
+    ]);
     ws.behave(p0.port, { doubleFork: true });
     try {
       const r = await ws.cli('check', '--run');
@@ -304,27 +374,31 @@ describe('what a backup leaves behind, and any id', () => {
     });
   }
 
-  test('a backup of the old tool on this host (mysql-crond during a migration): nothing starts beside it, and check says why', { timeout: 60_000 }, async () => {
-    const bin = join(ws.dir, 'legacy');
-    mkdirSync(bin, { recursive: true });
-    const dbbackup = join(bin, 'dbbackup');
-    writeFileSync(dbbackup, `#!${process.execPath}\nsetInterval(() => {}, 1000);\n`);
-    chmodSync(dbbackup, 0o755);
-    const legacy = spawn(dbbackup, ['dumpbackup', '--config', '/x/dbbackup.20000.ini'], { stdio: 'ignore' });
-    try {
-      await waitFor('the old tool to run', () => pidAlive(legacy.pid as number));
-      await insertTasks(cluster, [{ backupId: 'legacy-1', for: p0 }]);
+  test(
+    'a backup of the old tool on this host (mysql-crond during a migration): nothing starts beside it, and check says why',
+    { timeout: 60_000 },
+    async () => {
+      const bin = join(ws.dir, 'legacy');
+      mkdirSync(bin, { recursive: true });
+      const dbbackup = join(bin, 'dbbackup');
+      writeFileSync(dbbackup, `#!${process.execPath}\nsetInterval(() => {}, 1000);\n`);
+      chmodSync(dbbackup, 0o755);
+      const legacy = spawn(dbbackup, ['dumpbackup', '--config', '/x/dbbackup.20000.ini'], { stdio: 'ignore' });
+      try {
+        await waitFor('the old tool to run', () => pidAlive(legacy.pid as number));
+        await insertTasks(cluster, [{ backupId: 'legacy-1', for: p0 }]);
+        const r = await ws.cli('check', '--run');
+        assert.equal(ws.runs().length, 0, 'nothing started beside the old tool');
+        assert.equal(await statusOf(cluster, p0, 'legacy-1'), 'init');
+        assert.match(r.stderr, /a backup of the old tool runs on this host/);
+      } finally {
+        legacy.kill('SIGKILL');
+      }
       const r = await ws.cli('check', '--run');
-      assert.equal(ws.runs().length, 0, 'nothing started beside the old tool');
-      assert.equal(await statusOf(cluster, p0, 'legacy-1'), 'init');
-      assert.match(r.stderr, /a backup of the old tool runs on this host/);
-    } finally {
-      legacy.kill('SIGKILL');
-    }
-    const r = await ws.cli('check', '--run');
-    assert.equal(r.code, 0, r.stderr);
-    assert.equal(await statusOf(cluster, p0, 'legacy-1'), 'success');
-  });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(await statusOf(cluster, p0, 'legacy-1'), 'success');
+    },
+  );
 });
 
 describe('permissions', () => {
@@ -335,7 +409,10 @@ describe('permissions', () => {
     const w = new Workspace();
     try {
       cluster.writeInstanceIni(w.confDir, m, { MysqlUser: 'sblimited', MysqlPasswd: 'limited-pw' });
-      await insertTasks(cluster, [{ backupId: 'limited-1', for: m }, { backupId: 'ancient', for: m, status: 'success', createdAgoS: 40 * 86400 }]);
+      await insertTasks(cluster, [
+        { backupId: 'limited-1', for: m },
+        { backupId: 'ancient', for: m, status: 'success', createdAgoS: 40 * 86400 },
+      ]);
       const r = await w.cli('check', '--run');
       assert.equal(r.code, 0, r.stderr);
       assert.equal(await statusOf(cluster, m, 'limited-1'), 'success');
@@ -347,29 +424,34 @@ describe('permissions', () => {
 });
 
 describe('passwords with ; and #', () => {
-  test('a password with ; and # works quoted with backticks; unquoted, the error names the cut, never the password', { timeout: 60_000 }, async () => {
-    const m = cluster.masterOf(slave);
-    const password = 'pa;ss#wo rd';
-    await cluster.exec(m, "CREATE USER IF NOT EXISTS 'sbsemicolon'@'%' IDENTIFIED BY ?", [password]);
-    await cluster.exec(m, "GRANT SELECT, UPDATE ON infodba_schema.* TO 'sbsemicolon'@'%'");
-    const w = new Workspace();
-    try {
-      const file = cluster.writeInstanceIni(w.confDir, m, { MysqlUser: 'sbsemicolon' });
-      const withPassword = (value: string) => writeFileSync(file, readFileSync(file, 'utf8').replace(/^MysqlPasswd = .*$/m, `MysqlPasswd = ${value}`));
-      withPassword(`\`${password}\``);
-      await insertTasks(cluster, [{ backupId: 'pw-1', for: m }]);
-      const ok = await w.cli('check', '--run');
-      assert.equal(ok.code, 0, ok.stderr);
-      assert.equal(await statusOf(cluster, m, 'pw-1'), 'success');
-      withPassword(password);
-      const bad = await w.cli('check', '--run');
-      assert.equal(bad.code, 1);
-      assert.match(bad.stderr + bad.stdout, /Access denied.*MysqlPasswd contains an unquoted ';'/);
-      assert.ok(!(bad.stderr + bad.stdout).includes('ss#wo'), 'the password is never shown');
-    } finally {
-      w.close();
-    }
-  });
+  test(
+    'a password with ; and # works quoted with backticks; unquoted, the error names the cut, never the password',
+    { timeout: 60_000 },
+    async () => {
+      const m = cluster.masterOf(slave);
+      const password = 'pa;ss#wo rd';
+      await cluster.exec(m, "CREATE USER IF NOT EXISTS 'sbsemicolon'@'%' IDENTIFIED BY ?", [password]);
+      await cluster.exec(m, "GRANT SELECT, UPDATE ON infodba_schema.* TO 'sbsemicolon'@'%'");
+      const w = new Workspace();
+      try {
+        const file = cluster.writeInstanceIni(w.confDir, m, { MysqlUser: 'sbsemicolon' });
+        const withPassword = (value: string) =>
+          writeFileSync(file, readFileSync(file, 'utf8').replace(/^MysqlPasswd = .*$/m, `MysqlPasswd = ${value}`));
+        withPassword(`\`${password}\``);
+        await insertTasks(cluster, [{ backupId: 'pw-1', for: m }]);
+        const ok = await w.cli('check', '--run');
+        assert.equal(ok.code, 0, ok.stderr);
+        assert.equal(await statusOf(cluster, m, 'pw-1'), 'success');
+        withPassword(password);
+        const bad = await w.cli('check', '--run');
+        assert.equal(bad.code, 1);
+        assert.match(bad.stderr + bad.stdout, /Access denied.*MysqlPasswd contains an unquoted ';'/);
+        assert.ok(!(bad.stderr + bad.stdout).includes('ss#wo'), 'the password is never shown');
+      } finally {
+        w.close();
+      }
+    },
+  );
 });
 
 describe('backoff', () => {
@@ -415,7 +497,10 @@ describe('logs', () => {
       const current = spawnSync('grep', ['-c', 'backup finished', log], { encoding: 'utf8' });
       assert.equal(current.stdout.trim(), '1', 'the last lines of the backup are in the new file, not in agent.log.1');
       const r = await w.cli('logs', '--backup-id', 'rot-1', '--json');
-      const msgs = r.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { msg: string }).msg);
+      const msgs = r.stdout
+        .trim()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as { msg: string }).msg);
       assert.ok(msgs.includes('backup started') && msgs.includes('backup finished'), msgs.join(' | '));
     } finally {
       w.release(p0.port);

@@ -13,7 +13,9 @@ let m1: Instance;
 let s0: Instance;
 let s1: Instance;
 
-const ROWS = 'SELECT BackupId, ServerName, Wrapper, Host, Port, ShardValue, BackupStatus FROM infodba_schema.global_backup WHERE BackupId = ? ORDER BY ShardValue, ServerName';
+const ROWS =
+  'SELECT BackupId, ServerName, Wrapper, Host, Port, ShardValue, BackupStatus FROM infodba_schema.global_backup WHERE BackupId = ? ' +
+  'ORDER BY ShardValue, ServerName';
 type R = { BackupId: string; ServerName: string; Wrapper: string; Port: number; ShardValue: number; BackupStatus: string };
 
 before(async () => {
@@ -71,14 +73,21 @@ describe('schedule', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /scheduled backup id set-1: 5 tasks/);
     const all = await cluster.query<R>(cluster.spider, ROWS, ['set-1']);
-    assert.deepEqual(all.map((x) => [x.ServerName, x.Wrapper, x.Port, x.ShardValue, x.BackupStatus]), [
-      ['SPIDER0', 'SPIDER', cluster.spider.port, 0, 'init'],
-      ['SPT0', 'mysql', m0.port, 0, 'init'],
-      ['SPT_SLAVE0', 'mysql_slave', s0.port, 0, 'replicated'],
-      ['SPT1', 'mysql', m1.port, 1, 'init'],
-      ['SPT_SLAVE1', 'mysql_slave', s1.port, 1, 'replicated'],
-    ]);
-    assert.deepEqual((await cluster.query<R>(m1, ROWS, ['set-1'])).map((x) => x.ServerName), ['SPT1', 'SPT_SLAVE1'], 'shard 1 rows only on SPT1');
+    assert.deepEqual(
+      all.map((x) => [x.ServerName, x.Wrapper, x.Port, x.ShardValue, x.BackupStatus]),
+      [
+        ['SPIDER0', 'SPIDER', cluster.spider.port, 0, 'init'],
+        ['SPT0', 'mysql', m0.port, 0, 'init'],
+        ['SPT_SLAVE0', 'mysql_slave', s0.port, 0, 'replicated'],
+        ['SPT1', 'mysql', m1.port, 1, 'init'],
+        ['SPT_SLAVE1', 'mysql_slave', s1.port, 1, 'replicated'],
+      ],
+    );
+    assert.deepEqual(
+      (await cluster.query<R>(m1, ROWS, ['set-1'])).map((x) => x.ServerName),
+      ['SPT1', 'SPT_SLAVE1'],
+      'shard 1 rows only on SPT1',
+    );
     await cluster.waitReplicated();
     assert.equal(await statusOf(cluster, s0, 'set-1', s0), 'replicated');
     assert.equal(await statusOf(cluster, s1, 'set-1', s1), 'replicated');
@@ -120,7 +129,12 @@ describe('schedule', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /created infodba_schema\.global_backup on spider/);
     const engines = async (i: Instance) =>
-      (await cluster.query<{ ENGINE: string }>(i, "SELECT ENGINE FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'infodba_schema' AND TABLE_NAME = 'global_backup'"))[0]?.ENGINE;
+      (
+        await cluster.query<{ ENGINE: string }>(
+          i,
+          "SELECT ENGINE FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'infodba_schema' AND TABLE_NAME = 'global_backup'",
+        )
+      )[0]?.ENGINE;
     assert.equal(await engines(cluster.spider), 'SPIDER');
     assert.equal(await engines(m1), 'InnoDB');
     await cluster.waitReplicated();
@@ -154,13 +168,20 @@ describe('schedule', () => {
 
   test('a write that fails part-way leaves nothing runnable: the tasks already written are cancelled', async () => {
     // Shard 1 refuses the insert (as a shard failing mid-statement would); shard 0 accepts it.
-    await cluster.exec(m1, "CREATE TRIGGER infodba_schema.refuse BEFORE INSERT ON infodba_schema.global_backup FOR EACH ROW SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'shard 1 is failing'");
+    await cluster.exec(
+      m1,
+      "CREATE TRIGGER infodba_schema.refuse BEFORE INSERT ON infodba_schema.global_backup FOR EACH ROW SIGNAL SQLSTATE '45000' SET " +
+        "MESSAGE_TEXT = 'shard 1 is failing'",
+    );
     try {
       const r = await ws.cli('schedule', '-c', spiderIni, '--backup-id', 'partial-1');
       assert.equal(r.code, 1);
       assert.match(r.stderr, /schedule of partial-1 failed: .*shard 1 is failing/);
       const rows = await cluster.query<R>(cluster.spider, ROWS, ['partial-1']);
-      assert.ok(rows.every((x) => !['init', 'replicated'].includes(x.BackupStatus)), JSON.stringify(rows));
+      assert.ok(
+        rows.every((x) => !['init', 'replicated'].includes(x.BackupStatus)),
+        JSON.stringify(rows),
+      );
       if (rows.length > 0) assert.match(r.stderr, /set to cancel \(SPT0: \d+\)/);
     } finally {
       await cluster.exec(m1, 'DROP TRIGGER infodba_schema.refuse');
@@ -184,7 +205,13 @@ describe('schedule --wait: a whole global backup', () => {
     } finally {
       await Promise.all(stops.map((s) => s()));
     }
-    assert.deepEqual(ws.runs().map((x) => x.kind).sort(), ['remote', 'remote', 'remote', 'remote', 'spider']);
+    assert.deepEqual(
+      ws
+        .runs()
+        .map((x) => x.kind)
+        .sort(),
+      ['remote', 'remote', 'remote', 'remote', 'spider'],
+    );
   });
 
   test('one shard failing: exit 1, the failed task named; tasks nobody picks up are named', async () => {
@@ -217,11 +244,24 @@ describe('schedule --wait: stalled tasks', () => {
     await waitFor('the schedule', () => out.includes('scheduled backup id e2e-dead'));
     // As if the host of SPT1 died mid-backup: running (past the claim grace, within which a
     // claimant may not hold its lock yet), but no supervisor holds the task's lock.
-    await cluster.exec(m1, "UPDATE infodba_schema.global_backup SET BackupStatus = 'running', TaskPid = 999999, UpdatedAt = NOW() - INTERVAL 120 SECOND WHERE BackupId = 'e2e-dead' AND Port = ?", [m1.port]);
-    await waitFor('the dead agent to be named', () => out.includes(`SPT1 127.0.0.1:${m1.port}: running (pid 999999) but no agent holds it`), 60_000);
+    await cluster.exec(
+      m1,
+      "UPDATE infodba_schema.global_backup SET BackupStatus = 'running', TaskPid = 999999, UpdatedAt = NOW() - INTERVAL 120 SECOND " +
+        "WHERE BackupId = 'e2e-dead' AND Port = ?",
+      [m1.port],
+    );
+    await waitFor(
+      'the dead agent to be named',
+      () => out.includes(`SPT1 127.0.0.1:${m1.port}: running (pid 999999) but no agent holds it`),
+      60_000,
+    );
     const stops = [serveHost([spiderIni]), serveHost([iniOf(m0), iniOf(s1), iniOf(s0)])];
     try {
-      await cluster.exec(m1, "UPDATE infodba_schema.global_backup SET BackupStatus = 'failed: no pid' WHERE BackupId = 'e2e-dead' AND Port = ?", [m1.port]);
+      await cluster.exec(
+        m1,
+        "UPDATE infodba_schema.global_backup SET BackupStatus = 'failed: no pid' WHERE BackupId = 'e2e-dead' AND Port = ?",
+        [m1.port],
+      );
       const r = await waiter.result;
       assert.equal(r.code, 1);
       assert.match(r.stdout, new RegExp(`SPT1 .*${m1.port}.*failed: no pid`));
@@ -256,7 +296,11 @@ describe('query', () => {
     await new Promise((r) => setTimeout(r, 1100)); // CreatedAt has one-second resolution
     assert.equal((await ws.cli('schedule', '-c', spiderIni, '--backup-id', 'q-new')).code, 0);
     await cluster.waitReplicated();
-    await cluster.exec(s0, "UPDATE infodba_schema.global_backup SET BackupStatus = 'failed: timeout' WHERE BackupId = 'q-old' AND Port = ?", [s0.port]);
+    await cluster.exec(
+      s0,
+      "UPDATE infodba_schema.global_backup SET BackupStatus = 'failed: timeout' WHERE BackupId = 'q-old' AND Port = ?",
+      [s0.port],
+    );
 
     const table = await ws.cli('query', '-c', spiderIni);
     assert.equal(table.code, 0, table.stderr);
@@ -264,15 +308,26 @@ describe('query', () => {
     assert.match(table.stdout, /10 rows/);
     assert.ok(table.stdout.indexOf('q-new') < table.stdout.indexOf('q-old'), 'newest first');
 
-    const json = JSON.parse((await ws.cli('query', '-c', spiderIni, '--BackupId', 'q-old', '--format', 'json')).stdout) as Record<string, unknown>[];
+    const json = JSON.parse((await ws.cli('query', '-c', spiderIni, '--BackupId', 'q-old', '--format', 'json')).stdout) as Record<
+      string,
+      unknown
+    >[];
     assert.equal(json.length, 5);
     assert.deepEqual(Object.keys(json[0] ?? {}), ['BackupId', 'ServerName', 'BackupStatus', 'Host', 'Port', 'ShardValue', 'CreatedAt']);
     const slaveRow = json.find((x) => x.Port === s0.port);
     assert.equal(slaveRow?.BackupStatus, 'failed: timeout', 'the slave row is read on the slave');
 
-    const failed = JSON.parse((await ws.cli('query', '-c', spiderIni, '--BackupStatus=failed', '--format=json')).stdout) as Record<string, unknown>[];
-    assert.deepEqual(failed.map((x) => [x.BackupId, x.Port]), [['q-old', s0.port]]);
-    const two = JSON.parse((await ws.cli('query', '-c', spiderIni, '--backupStatus=replicated,failed', '--format=json')).stdout) as unknown[];
+    const failed = JSON.parse((await ws.cli('query', '-c', spiderIni, '--BackupStatus=failed', '--format=json')).stdout) as Record<
+      string,
+      unknown
+    >[];
+    assert.deepEqual(
+      failed.map((x) => [x.BackupId, x.Port]),
+      [['q-old', s0.port]],
+    );
+    const two = JSON.parse(
+      (await ws.cli('query', '-c', spiderIni, '--backupStatus=replicated,failed', '--format=json')).stdout,
+    ) as unknown[];
     assert.equal(two.length, 4);
   });
 
@@ -282,4 +337,3 @@ describe('query', () => {
     assert.match(r.stderr, /--BackupId "1' UNION SELECT 1 -- ": must be 1-40 characters/);
   });
 });
-

@@ -13,7 +13,10 @@ export interface CheckCommandOptions {
 
 /** `spiderbackup check`: the per-host step, waiting for each backup as the old tool did. */
 export async function checkCommand(config: AgentConfig, logger: Logger, opts: CheckCommandOptions): Promise<number> {
-  const report = await runCheck({ config, logger, logFd: 2 }, { run: opts.run, backupId: opts.backupId, files: opts.files, waitForBackups: true });
+  const report = await runCheck(
+    { config, logger, logFd: 2 },
+    { run: opts.run, backupId: opts.backupId, files: opts.files, waitForBackups: true },
+  );
   print(opts.format === 'json' ? renderJson(toJson(config, report, opts.run)) : toText(config, report, opts.run));
   return report.ok ? 0 : 1;
 }
@@ -40,8 +43,24 @@ function toJson(config: AgentConfig, report: CheckReport, run: boolean) {
   };
 }
 
-function taskJson(t: { backupId: string; serverName: string; host: string; port: number; shardValue: number; status: string; createdAt: string }) {
-  return { BackupId: t.backupId, ServerName: t.serverName, Host: t.host, Port: t.port, ShardValue: t.shardValue, BackupStatus: t.status, CreatedAt: t.createdAt };
+function taskJson(t: {
+  backupId: string;
+  serverName: string;
+  host: string;
+  port: number;
+  shardValue: number;
+  status: string;
+  createdAt: string;
+}) {
+  return {
+    BackupId: t.backupId,
+    ServerName: t.serverName,
+    Host: t.host,
+    Port: t.port,
+    ShardValue: t.shardValue,
+    BackupStatus: t.status,
+    CreatedAt: t.createdAt,
+  };
 }
 
 function toText(config: AgentConfig, report: CheckReport, run: boolean): string {
@@ -52,7 +71,12 @@ function toText(config: AgentConfig, report: CheckReport, run: boolean): string 
     out.push(`Nothing started: ${report.hostBusy}.`);
   } else if (report.pick.kind === 'busy') {
     out.push('A backup of this host is running; nothing new starts until it ends:');
-    out.push(renderTable(['Port', 'BackupId', 'BackupStatus', 'TaskPid'], report.pick.running.map((t) => [t.port, t.backupId, t.status, t.taskPid])));
+    out.push(
+      renderTable(
+        ['Port', 'BackupId', 'BackupStatus', 'TaskPid'],
+        report.pick.running.map((t) => [t.port, t.backupId, t.status, t.taskPid]),
+      ),
+    );
   } else if (report.pick.kind === 'idle') {
     out.push('No backup task waiting for this host.');
   } else if (!run) {
@@ -66,7 +90,12 @@ function toText(config: AgentConfig, report: CheckReport, run: boolean): string 
     if (report.hostBusy !== undefined) out.push(`Not now: ${report.hostBusy}.`);
   } else {
     out.push(`Backup id ${report.pick.backupId}:`);
-    out.push(renderTable(['Port', 'ServerName', 'Result'], report.outcomes.map((o) => [o.task.port, o.task.serverName, o.note && o.note !== 'skipped' ? `${o.status}: ${o.note}` : o.status])));
+    out.push(
+      renderTable(
+        ['Port', 'ServerName', 'Result'],
+        report.outcomes.map((o) => [o.task.port, o.task.serverName, o.note && o.note !== 'skipped' ? `${o.status}: ${o.note}` : o.status]),
+      ),
+    );
   }
   return out.join('\n');
 }

@@ -23,8 +23,14 @@ export const STATUS_NOT_RUNNING = 3;
 export function registerDaemonCommands(program: Command, setExit: SetExit): void {
   const command = (name: string) => program.command(name);
   command('daemon')
-    .description('Run the agent: the check step every [agent] tick_interval, the daily schedule from [schedule] cron, metrics. Meant for systemd.')
-    .addHelpText('after', '\nSignals: SIGHUP reloads the agent config and reopens the log file, SIGUSR2 reopens the log file, SIGTERM/SIGINT stop (running backups go on).')
+    .description(
+      'Run the agent: the check step every [agent] tick_interval, the daily schedule from [schedule] cron, metrics. Meant for systemd.',
+    )
+    .addHelpText(
+      'after',
+      '\nSignals: SIGHUP reloads the agent config and reopens the log file, SIGUSR2 reopens the log file, SIGTERM/SIGINT stop (running ' +
+        'backups go on).',
+    )
     .action(async (_opts: unknown, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
       try {
@@ -43,7 +49,10 @@ export function registerDaemonCommands(program: Command, setExit: SetExit): void
     .description(`Pause this host's agent for a while ("skip tonight's backup"): ${PAUSE_MEANING}.`)
     .requiredOption('--for <duration>', 'how long, e.g. 24h, 90m, 2d', parseForDuration)
     .option('--reason <text>', 'why; shown by status and in the log')
-    .addHelpText('after', '\nBackups already running go on. The pause ends by itself; `spiderbackup resume` ends it early. It survives daemon restarts.')
+    .addHelpText(
+      'after',
+      '\nBackups already running go on. The pause ends by itself; `spiderbackup resume` ends it early. It survives daemon restarts.',
+    )
     .action(async (opts: { for: number; reason?: string }, cmd: Command) => {
       const config = agentConfig(cmd);
       const state = writePauseOrFail(config, opts.for, opts.reason);
@@ -68,9 +77,14 @@ export function registerDaemonCommands(program: Command, setExit: SetExit): void
     });
 
   command('status')
-    .description("What the agent sees: daemon alive or not, pause, last tick, last error, next scheduled run, instances and their current tasks.")
+    .description(
+      'What the agent sees: daemon alive or not, pause, last tick, last error, next scheduled run, instances and their current tasks.',
+    )
     .addOption(new Option('--format <format>', 'output format').choices(['table', 'json']).default('table'))
-    .addHelpText('after', `\nExit code: 0 when the daemon runs, ${STATUS_NOT_RUNNING} when it does not (the last state it saw is still shown).`)
+    .addHelpText(
+      'after',
+      `\nExit code: 0 when the daemon runs, ${STATUS_NOT_RUNNING} when it does not (the last state it saw is still shown).`,
+    )
     .action(async (opts: { format: 'table' | 'json' }, cmd: Command) => {
       const config = agentConfig(cmd);
       const view = await gatherStatus(config);
@@ -80,12 +94,19 @@ export function registerDaemonCommands(program: Command, setExit: SetExit): void
 
   command('logs')
     .description('Show the agent log (the [log] file, --file, or stdin), filtered and pretty-printed.')
-    .addHelpText('after', `\nWithout -f, the rotated files logrotate left next to the file are read first, oldest first: <file>.N or <file>.N.gz, N = 1 to ${ROTATED_FILES}.`)
+    .addHelpText(
+      'after',
+      `\nWithout -f, the rotated files logrotate left next to the file are read first, oldest first: <file>.N or <file>.N.gz, N = 1 to ` +
+        `${ROTATED_FILES}.`,
+    )
     .option('-f, --follow', 'keep reading as lines are added, across log rotation', false)
     .option('--backup-id <id>', 'only lines of this backup id')
     .option('--port <port>', 'only lines of this instance port', parsePort)
     .addOption(new Option('--level <level>', 'lowest level shown').choices(Object.keys(LEVELS)))
-    .option('--file <file>', 'read this file instead of [log] file; - reads stdin (e.g. journalctl -u spiderbackup -o cat | spiderbackup logs --file -)')
+    .option(
+      '--file <file>',
+      'read this file instead of [log] file; - reads stdin (e.g. journalctl -u spiderbackup -o cat | spiderbackup logs --file -)',
+    )
     .option('-n, --lines <n>', 'only the last n matching lines of what is there already (default with -f: 10)', parseCount)
     .option('--json', 'print the matching JSON lines as they are', false)
     .action(async (opts: LogsOptions, cmd: Command) => {
@@ -174,9 +195,14 @@ async function logsCommand(opts: LogsOptions, config: () => AgentConfig): Promis
   };
   const file = opts.file ?? config().log.file;
   if (file === undefined && process.stdin.isTTY) {
-    throw new UsageError('no [log] file is configured, so the daemon logs to journald: journalctl -u spiderbackup -o cat | spiderbackup logs --file - (or journalctl -f … for -f)');
+    throw new UsageError(
+      'no [log] file is configured, so the daemon logs to journald: journalctl -u spiderbackup -o cat | spiderbackup logs --file - (or ' +
+        'journalctl -f … for -f)',
+    );
   }
-  const pretty = opts.json ? undefined : prettyFactory({ colorize: process.stdout.isTTY === true, translateTime: 'SYS:yyyy-mm-dd HH:MM:ss.l', ignore: 'hostname' });
+  const pretty = opts.json
+    ? undefined
+    : prettyFactory({ colorize: process.stdout.isTTY === true, translateTime: 'SYS:yyyy-mm-dd HH:MM:ss.l', ignore: 'hostname' });
   // `spiderbackup logs | head` closes the pipe early; that is not an error.
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code === 'EPIPE') process.exit(0);
@@ -209,7 +235,8 @@ async function logsCommand(opts: LogsOptions, config: () => AgentConfig): Promis
   // Without -f, a backup's lines are all found after a rotation: its rotated files come first.
   // With -f, what is there already is the file's own end.
   const rotated = opts.follow ? 0 : ROTATED_FILES;
-  const onSkipped = (name: string, err: unknown) => process.stderr.write(`spiderbackup: warning: ${name}: ${errorMessage(err)} (not read, or not to its end)\n`);
+  const onSkipped = (name: string, err: unknown) =>
+    process.stderr.write(`spiderbackup: warning: ${name}: ${errorMessage(err)} (not read, or not to its end)\n`);
   try {
     await readLogFile(file, onLine, { follow: opts.follow, onCaughtUp: flushBacklog, rotated, onSkipped });
   } catch (err) {

@@ -30,7 +30,10 @@ export function commandContext(opts: GlobalOptions): { config: AgentConfig; log:
 
 export const splitList = (value: string, previous: string[] = []): string[] => [
   ...previous,
-  ...value.split(',').map((s) => s.trim()).filter((s) => s !== ''),
+  ...value
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== ''),
 ];
 
 export function parseFormat(value: string): 'table' | 'json' {
@@ -39,7 +42,10 @@ export function parseFormat(value: string): 'table' | 'json' {
 }
 
 const configOption = () =>
-  new Option('-c, --config <files>', 'instance config files, comma separated (default: every dbbackup.<port>.ini in [agent] config_dir)').argParser(splitList);
+  new Option(
+    '-c, --config <files>',
+    'instance config files, comma separated (default: every dbbackup.<port>.ini in [agent] config_dir)',
+  ).argParser(splitList);
 
 function packageVersion(): string {
   const file = fileURLToPath(new URL('../../../package.json', import.meta.url));
@@ -61,12 +67,19 @@ export function buildProgram(setExit: (code: number) => void): Command {
 
   program
     .command('check')
-    .description('Per-host step: housekeeping of this host\'s tasks, then run the earliest waiting backup id, instance by instance.')
+    .description("Per-host step: housekeeping of this host's tasks, then run the earliest waiting backup id, instance by instance.")
     .option('--run', 'start the backups (without it: only list what would run, change nothing)', false)
-    .addOption(new Option('--backup-id <id>', 'run the tasks of this backup id instead of the earliest one').argParser((v: string) => validateBackupId(v)))
+    .addOption(
+      new Option('--backup-id <id>', 'run the tasks of this backup id instead of the earliest one').argParser((v: string) =>
+        validateBackupId(v),
+      ),
+    )
     .addOption(configOption())
     .addOption(new Option('--format <format>', 'output format').choices(['table', 'json']).default('table'))
-    .addHelpText('after', '\nExit code: 0 when every backup run succeeded, 1 when any failed or an instance/config could not be used, 2 on bad usage.')
+    .addHelpText(
+      'after',
+      '\nExit code: 0 when every backup run succeeded, 1 when any failed or an instance/config could not be used, 2 on bad usage.',
+    )
     .action(async (opts: { run: boolean; backupId?: string; format: 'table' | 'json' }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
       const { config, log } = commandContext(g);
@@ -94,21 +107,30 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .addOption(configOption())
     .addOption(new Option('--BackupId <id>', 'only this backup id').argParser((v: string) => validateBackupId(v, '--BackupId')))
     .addOption(new Option('--backupId <id>').hideHelp().argParser((v: string) => validateBackupId(v, '--backupId')))
-    .addOption(new Option('--BackupStatus <statuses>', 'only these statuses, comma separated; `failed` matches `failed: timeout`').argParser(splitList))
+    .addOption(
+      new Option('--BackupStatus <statuses>', 'only these statuses, comma separated; `failed` matches `failed: timeout`').argParser(
+        splitList,
+      ),
+    )
     .addOption(new Option('--backupStatus <statuses>').hideHelp().argParser(splitList))
     .addOption(new Option('--format <format>', 'output format').choices(['table', 'json']).default('table'))
-    .action(async (opts: { BackupId?: string; backupId?: string; BackupStatus?: string[]; backupStatus?: string[]; format: 'table' | 'json' }, cmd: Command) => {
-      const g = cmd.optsWithGlobals<GlobalOptions>();
-      const { config } = commandContext(g);
-      setExit(
-        await queryCommand(config, {
-          files: g.config,
-          backupId: opts.BackupId ?? opts.backupId,
-          statuses: opts.BackupStatus ?? opts.backupStatus,
-          format: opts.format,
-        }),
-      );
-    });
+    .action(
+      async (
+        opts: { BackupId?: string; backupId?: string; BackupStatus?: string[]; backupStatus?: string[]; format: 'table' | 'json' },
+        cmd: Command,
+      ) => {
+        const g = cmd.optsWithGlobals<GlobalOptions>();
+        const { config } = commandContext(g);
+        setExit(
+          await queryCommand(config, {
+            files: g.config,
+            backupId: opts.BackupId ?? opts.backupId,
+            statuses: opts.BackupStatus ?? opts.backupStatus,
+            format: opts.format,
+          }),
+        );
+      },
+    );
 
   registerDaemonCommands(program, setExit);
   return program;

@@ -6,14 +6,21 @@ import { progressLine, unsuccessful, waitForBackup } from '../core/wait.js';
 import type { Logger } from '../log.js';
 import { print, renderJson, renderTable, type Format } from './output.js';
 
-export async function scheduleCommand(config: AgentConfig, logger: Logger, opts: { files?: string[]; backupId?: string; wait: boolean }): Promise<number> {
+export async function scheduleCommand(
+  config: AgentConfig,
+  logger: Logger,
+  opts: { files?: string[]; backupId?: string; wait: boolean },
+): Promise<number> {
   const res = await runSchedule({ config, logger }, { files: opts.files, backupId: opts.backupId });
   if (res.kind === 'not-primary') {
     print(`${res.spider} is not the primary spider node (tdbctl get primary); nothing to do.`);
     return 0;
   }
   for (const t of res.createdTables) print(`created infodba_schema.global_backup on ${t}`);
-  print(`scheduled backup id ${res.backupId}: ${res.tasks} tasks (1 spider, ${res.set.masters.length} shard masters, ${res.tasks - 1 - res.set.masters.length} slaves)`);
+  print(
+    `scheduled backup id ${res.backupId}: ${res.tasks} tasks (1 spider, ${res.set.masters.length} shard masters, ` +
+      `${res.tasks - 1 - res.set.masters.length} slaves)`,
+  );
   if (!opts.wait) return 0;
   const result = await waitForBackup(
     {
@@ -33,18 +40,31 @@ export async function scheduleCommand(config: AgentConfig, logger: Logger, opts:
     print(`backup id ${res.backupId}: every task succeeded`);
     return 0;
   }
-  const why = { finished: 'finished with failures', 'too-many-failed-polls': 'gave up after too many failed polls', timeout: 'gave up after 48 h' }[result.reason];
+  const why = {
+    finished: 'finished with failures',
+    'too-many-failed-polls': 'gave up after too many failed polls',
+    timeout: 'gave up after 48 h',
+  }[result.reason];
   print(`backup id ${res.backupId}: ${why}; tasks not successful:`);
   print(
     renderTable(
       ['ServerName', 'Host', 'Port', 'ShardValue', 'BackupStatus'],
-      unsuccessful(result.last).map((v) => [v.task.serverName, v.task.host, v.task.port, v.task.shardValue, v.row?.status ?? 'unknown (not readable)']),
+      unsuccessful(result.last).map((v) => [
+        v.task.serverName,
+        v.task.host,
+        v.task.port,
+        v.task.shardValue,
+        v.row?.status ?? 'unknown (not readable)',
+      ]),
     ),
   );
   return 1;
 }
 
-export async function queryCommand(config: AgentConfig, opts: { files?: string[]; backupId?: string; statuses?: string[]; format: Format }): Promise<number> {
+export async function queryCommand(
+  config: AgentConfig,
+  opts: { files?: string[]; backupId?: string; statuses?: string[]; format: Format },
+): Promise<number> {
   const res = await queryTasks(config, opts);
   if (res.kind === 'not-primary') {
     print(`${res.spider} is not the primary spider node (tdbctl get primary); nothing to do.`);
@@ -61,7 +81,12 @@ export async function queryCommand(config: AgentConfig, opts: { files?: string[]
   }));
   if (opts.format === 'json') print(renderJson(rows));
   else {
-    print(renderTable(['BackupId', 'ServerName', 'BackupStatus', 'Host', 'Port', 'ShardValue', 'CreatedAt'], rows.map((r) => Object.values(r))));
+    print(
+      renderTable(
+        ['BackupId', 'ServerName', 'BackupStatus', 'Host', 'Port', 'ShardValue', 'CreatedAt'],
+        rows.map((r) => Object.values(r)),
+      ),
+    );
     print(`${rows.length} rows`);
   }
   for (const e of res.errors) process.stderr.write(`spiderbackup: query: ${e}\n`);

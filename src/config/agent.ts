@@ -113,7 +113,12 @@ export function loadAgentConfig(file: string | undefined, cwd = process.cwd(), o
   const sections = readIni(path);
   const unknown = unknownEntries(sections);
   if (options.strict && unknown.length > 0) throw strictError(path, unknown);
-  return agentConfigFrom(new IniReader(path, sections), path, cwd, unknown.map((u) => `${path}: ${warningOf(u)}`));
+  return agentConfigFrom(
+    new IniReader(path, sections),
+    path,
+    cwd,
+    unknown.map((u) => `${path}: ${warningOf(u)}`),
+  );
 }
 
 function agentConfigFrom(ini: IniReader, file: string | undefined, cwd: string, warnings: string[]): AgentConfig {
@@ -210,14 +215,25 @@ function unknownEntries(sections: IniSections): Unknown[] {
     }
     const known = Object.hasOwn(schema, name) ? schema[name] : undefined;
     if (known === undefined) {
-      found.push({ label: `[${name}]`, key: undefined, problem: 'unknown section', hint: didYouMean(name, Object.keys(schema), (s) => `[${s}]`) });
+      found.push({
+        label: `[${name}]`,
+        key: undefined,
+        problem: 'unknown section',
+        hint: didYouMean(name, Object.keys(schema), (s) => `[${s}]`),
+      });
       continue;
     }
     for (const [key, value] of Object.entries(body)) {
       if (Object.hasOwn(known, key)) continue;
       // `ini` nests [agent.x] under [agent].
       if (isTable(value)) found.push({ label: `[${name}.${key}]`, key: undefined, problem: 'unknown section', hint: '' });
-      else found.push({ label: `[${name}] ${key}`, key: { value }, problem: 'unknown key', hint: didYouMean(key, Object.keys(known), (k) => k) });
+      else
+        found.push({
+          label: `[${name}] ${key}`,
+          key: { value },
+          problem: 'unknown key',
+          hint: didYouMean(key, Object.keys(known), (k) => k),
+        });
     }
   }
   return found;

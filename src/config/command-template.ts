@@ -11,7 +11,10 @@ const PLACEHOLDER_RE = /\{([a-z_]+)\}/g;
  * value (a backup id, a path with spaces) can never add or split an argument.
  */
 export function parseCommandTemplate(text: string, file: string, key: string): string[] {
-  const argv = text.trim().split(/\s+/).filter((a) => a !== '');
+  const argv = text
+    .trim()
+    .split(/\s+/)
+    .filter((a) => a !== '');
   if (argv.length === 0) throw new ConfigError(file, key, text, 'must name a command');
   for (const arg of argv) {
     for (const m of arg.matchAll(PLACEHOLDER_RE)) {

@@ -20,7 +20,10 @@ export function instanceFiles(configDir: string, explicit: readonly string[] | u
   } catch (err) {
     throw new ConfigError(configDir, '[agent] config_dir', configDir, `cannot list: ${errorMessage(err)}`);
   }
-  return names.filter((n) => DROP_IN.test(n)).sort().map((n) => join(configDir, n));
+  return names
+    .filter((n) => DROP_IN.test(n))
+    .sort()
+    .map((n) => join(configDir, n));
 }
 
 export function discoverInstances(configDir: string, explicit?: readonly string[]): Discovered {

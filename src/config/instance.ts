@@ -60,12 +60,18 @@ function passwordOf(ini: IniReader, text: string): { password: string; warning: 
   const value = goIniValue(raw);
   if (value.unclosed !== undefined) {
     // No value in the message: it is the password.
-    throw new ConfigError(ini.file, undefined, undefined, `[${PASSWORD_SECTION}] ${PASSWORD_KEY}: the opening ${value.unclosed} has no closing ${value.unclosed} on the same line`);
+    throw new ConfigError(
+      ini.file,
+      undefined,
+      undefined,
+      `[${PASSWORD_SECTION}] ${PASSWORD_KEY}: the opening ${value.unclosed} has no closing ${value.unclosed} on the same line`,
+    );
   }
   const warning =
     value.cutAt === undefined
       ? undefined
-      : `${ini.file}: [${PASSWORD_SECTION}] ${PASSWORD_KEY} contains an unquoted '${value.cutAt}': everything from it on is read as a comment; write the password as \`…\` (backticks; the backup tool does not honour "…" around a ; or #)`;
+      : `${ini.file}: [${PASSWORD_SECTION}] ${PASSWORD_KEY} contains an unquoted '${value.cutAt}': everything from it on is read as a ` +
+        `comment; write the password as \`…\` (backticks; the backup tool does not honour "…" around a ; or #)`;
   return { password: value.value, warning };
 }
 

@@ -94,14 +94,21 @@ export async function runCheck(deps: CheckDeps, opts: CheckOptions): Promise<Che
   } finally {
     await Promise.all(sessions.map((s) => s.conn?.close()));
   }
-  const reports: InstanceReport[] = sessions.map(({ instance, tasks, error }) => ({ instance, tasks, ...(error === undefined ? {} : { error }) }));
+  const reports: InstanceReport[] = sessions.map(({ instance, tasks, error }) => ({
+    instance,
+    tasks,
+    ...(error === undefined ? {} : { error }),
+  }));
   for (const r of reports) {
-    if (r.error !== undefined) problem(`instance:${r.instance.file}`, { port: r.instance.port, file: r.instance.file, err: r.error }, 'instance skipped this round');
+    if (r.error !== undefined)
+      problem(`instance:${r.instance.file}`, { port: r.instance.port, file: r.instance.file, err: r.error }, 'instance skipped this round');
   }
 
   const now = Date.now();
   const backoff = deps.backoff;
-  const candidates = reports.flatMap((r) => r.tasks).filter((t) => !(backoff && isRunnable(t.status) && backoff.waiting(taskKeyString(t), now)));
+  const candidates = reports
+    .flatMap((r) => r.tasks)
+    .filter((t) => !(backoff && isRunnable(t.status) && backoff.waiting(taskKeyString(t), now)));
   const pick = pickWork(candidates, opts.backupId);
   const outcomes: Outcome[] = [];
   let hostBusy: string | undefined;
@@ -175,7 +182,7 @@ async function housekeepAll(deps: CheckDeps, sessions: Session[], problem: Probl
   const live = sessions.filter((s) => s.conn !== undefined);
   const paths = hostPaths(deps.config.agent.hostLock);
   const records = readRecords(paths.records);
-  if (records.error !== undefined) problem('records', { err: records.error }, 'cannot read the supervisors\' records');
+  if (records.error !== undefined) problem('records', { err: records.error }, "cannot read the supervisors' records");
   // A record means a supervisor is (or was) at work here: its row may have been overwritten with
   // any status, final ones included.
   const needsHost = records.records.length > 0 || live.some((s) => s.tasks.some((t) => t.status === STATUS.quit || !isFinished(t.status)));
@@ -234,7 +241,8 @@ async function purgeAll(deps: CheckDeps, instances: InstanceConfig[], problem: P
       const n = await purgeOld(conn, deps.logger.child({ port: inst.port }));
       if (n > 0) deps.onDeleted?.(n);
     } catch (err) {
-      if (!isNoSuchTable(err)) problem(`purge:${inst.file}`, { port: inst.port, err: errorMessage(err) }, 'cannot delete old rows (backups are not affected)');
+      if (!isNoSuchTable(err))
+        problem(`purge:${inst.file}`, { port: inst.port, err: errorMessage(err) }, 'cannot delete old rows (backups are not affected)');
     } finally {
       await conn?.close();
     }

@@ -32,7 +32,11 @@ export interface SlaveRead {
  * Reads the tasks of each replica on the replica itself, with at most `concurrency` connections
  * open at once, so a round over a thousand replicas is neither sequential nor a connection storm.
  */
-export async function readSlaveTasks(slaves: readonly ServerRow[], backupId: string | undefined, concurrency: number): Promise<SlaveRead[]> {
+export async function readSlaveTasks(
+  slaves: readonly ServerRow[],
+  backupId: string | undefined,
+  concurrency: number,
+): Promise<SlaveRead[]> {
   return mapLimited(slaves, concurrency, async (server): Promise<SlaveRead> => {
     try {
       const c = await connect(endpointOf(server), { connectTimeoutMs: 10_000 });

@@ -15,7 +15,11 @@ export async function deliverJournal(conn: Connection, instance: InstanceConfig,
     const applied = await sql.updateRunning(conn, e.key, e.observedPid, e.status);
     const log = logger.child({ backupId: e.key.backupId, port: e.key.port, shardValue: e.key.shardValue });
     if (applied) log.info({ status: e.status, writtenAt: e.writtenAt }, 'journaled final status delivered');
-    else log.warn({ status: e.status, writtenAt: e.writtenAt }, 'journaled status not applied: the task changed meanwhile (already delivered, quit or timeout)');
+    else
+      log.warn(
+        { status: e.status, writtenAt: e.writtenAt },
+        'journaled status not applied: the task changed meanwhile (already delivered, quit or timeout)',
+      );
     removeJournal(stateDir, e.id);
     delivered++;
   }

@@ -85,7 +85,10 @@ async function apply(deps: HousekeepingDeps, task: TaskRow, action: Action, log:
     case 'repair': {
       const ok = await sql.updateObserved(conn, task, observed, STATUS.running, action.pid);
       if (ok) {
-        log.warn({ was: task.status, wasPid: task.taskPid, taskPid: action.pid }, 'the row disagreed with this host, where the backup runs: restored to running with its real pid');
+        log.warn(
+          { was: task.status, wasPid: task.taskPid, taskPid: action.pid },
+          'the row disagreed with this host, where the backup runs: restored to running with its real pid',
+        );
         deps.onEvent?.('repaired', task);
       }
       return ok;
@@ -95,7 +98,10 @@ async function apply(deps: HousekeepingDeps, task: TaskRow, action: Action, log:
       // before the kill would look overwritten to another agent while the backup still runs.
       const res = await kill(action.target, task, deps.killGraceMs);
       const ok = await sql.updateObserved(conn, task, observed, REASON.timeout, task.taskPid);
-      log.warn({ taskPid: task.taskPid, killed: res.killed, survivors: res.survivors, runningForS: task.updatedAgeS, recorded: ok }, `backup ran over ${LIMITS.runningTimeoutS / 3600} h; killed`);
+      log.warn(
+        { taskPid: task.taskPid, killed: res.killed, survivors: res.survivors, runningForS: task.updatedAgeS, recorded: ok },
+        `backup ran over ${LIMITS.runningTimeoutS / 3600} h; killed`,
+      );
       deps.onEvent?.('killed', task);
       return ok;
     }
@@ -103,7 +109,10 @@ async function apply(deps: HousekeepingDeps, task: TaskRow, action: Action, log:
       // Nobody can learn the backup's exit code any more: never guess success.
       const res = await kill(action.target, task, deps.killGraceMs);
       const ok = await sql.updateObserved(conn, task, observed, REASON.supervisorDied, task.taskPid);
-      log.error({ killed: res.killed, survivors: res.survivors, was: task.status, recorded: ok }, 'the supervisor of this backup died while it ran; its processes were killed and the task failed');
+      log.error(
+        { killed: res.killed, survivors: res.survivors, was: task.status, recorded: ok },
+        'the supervisor of this backup died while it ran; its processes were killed and the task failed',
+      );
       deps.onEvent?.('killed', task);
       return ok;
     }
@@ -125,7 +134,10 @@ async function apply(deps: HousekeepingDeps, task: TaskRow, action: Action, log:
     case 'expire': {
       const ok = await sql.updateStatus(conn, task, task.status, STATUS.quit);
       if (ok) {
-        log.warn({ createdAgeS: task.createdAgeS, was: task.status }, `task not started within ${LIMITS.waitingExpiryS / 3600} h; set to quit`);
+        log.warn(
+          { createdAgeS: task.createdAgeS, was: task.status },
+          `task not started within ${LIMITS.waitingExpiryS / 3600} h; set to quit`,
+        );
         deps.onEvent?.('expired', task);
       }
       return ok;

@@ -2,10 +2,7 @@
 import type { TaskRow } from '../sql/tasks.js';
 import { STATUS, isRunnable } from './status.js';
 
-export type Pick =
-  | { kind: 'busy'; running: TaskRow[] }
-  | { kind: 'idle' }
-  | { kind: 'run'; backupId: string; tasks: TaskRow[] };
+export type Pick = { kind: 'busy'; running: TaskRow[] } | { kind: 'idle' } | { kind: 'run'; backupId: string; tasks: TaskRow[] };
 
 /**
  * One running backup id per machine: while any task of this host runs, nothing starts. Otherwise

@@ -47,14 +47,16 @@ export function parseTaskMarker(text: string): TaskKey | undefined {
     const v = JSON.parse(text) as unknown;
     if (!Array.isArray(v) || v.length !== 4) return undefined;
     const [backupId, host, port, shardValue] = v as unknown[];
-    if (typeof backupId !== 'string' || typeof host !== 'string' || !Number.isInteger(port) || !Number.isInteger(shardValue)) return undefined;
+    if (typeof backupId !== 'string' || typeof host !== 'string' || !Number.isInteger(port) || !Number.isInteger(shardValue))
+      return undefined;
     return { backupId, host, port: port as number, shardValue: shardValue as number };
   } catch {
     return undefined;
   }
 }
 
-export const sameTask = (a: TaskKey, b: TaskKey): boolean => a.backupId === b.backupId && a.host === b.host && a.port === b.port && a.shardValue === b.shardValue;
+export const sameTask = (a: TaskKey, b: TaskKey): boolean =>
+  a.backupId === b.backupId && a.host === b.host && a.port === b.port && a.shardValue === b.shardValue;
 export const taskKeyString = (k: TaskKey): string => `${k.backupId}\u0000${k.host}\u0000${k.port}\u0000${k.shardValue}`;
 
 /**
@@ -144,7 +146,17 @@ export function supervisorArgs(spec: SupervisorSpec): string[] {
  * with SUPERVISOR_EXIT.hostBusy and nothing starts.
  */
 export function lockedSupervisorArgv(nodePath: string, script: string, spec: SupervisorSpec): string[] {
-  return ['flock', '--nonblock', '--no-fork', '--conflict-exit-code', String(SUPERVISOR_EXIT.hostBusy), spec.hostLock, nodePath, script, ...supervisorArgs(spec)];
+  return [
+    'flock',
+    '--nonblock',
+    '--no-fork',
+    '--conflict-exit-code',
+    String(SUPERVISOR_EXIT.hostBusy),
+    spec.hostLock,
+    nodePath,
+    script,
+    ...supervisorArgs(spec),
+  ];
 }
 
 export class SupervisorUsageError extends Error {

@@ -38,6 +38,8 @@ export async function queryTasks(config: AgentConfig, opts: QueryOptions): Promi
   const wanted = opts.statuses?.map((s) => s.trim()).filter((s) => s !== '');
   const tasks = [...masterSide, ...slaveSide.flatMap((s) => s.tasks)]
     .filter((t) => !wanted || wanted.length === 0 || wanted.includes(statusClass(t.status)))
-    .sort((a, b) => a.createdAgeS - b.createdAgeS || a.backupId.localeCompare(b.backupId) || a.shardValue - b.shardValue || a.port - b.port);
+    .sort(
+      (a, b) => a.createdAgeS - b.createdAgeS || a.backupId.localeCompare(b.backupId) || a.shardValue - b.shardValue || a.port - b.port,
+    );
   return { kind: 'tasks', tasks, errors };
 }

@@ -101,7 +101,9 @@ async function compensate(spider: Connection, set: TaskSet, backupId: string, ca
   return new OperationError(
     `schedule of ${backupId} failed: ${errorMessage(cause)}. ` +
       (cancelled.length ? `Tasks already written were set to cancel (${cancelled.join(', ')}). ` : 'No task was left runnable. ') +
-      (unreachable.length ? `Could not reach ${unreachable.join(', ')}: any task of this id written there before it failed must be set to cancel by hand. ` : '') +
+      (unreachable.length
+        ? `Could not reach ${unreachable.join(', ')}: any task of this id written there before it failed must be set to cancel by hand. `
+        : '') +
       `Check with: spiderbackup query --BackupId ${backupId}`,
   );
 }

@@ -15,12 +15,14 @@ export interface SpiderTarget {
 
 export function resolveSpiderTarget(config: AgentConfig, files: readonly string[] | undefined): SpiderTarget {
   if (files && files.length > 0) {
-    if (files.length > 2) throw new UsageError(`-c: give the spider node's ini, optionally with its tdbctl's ini; got ${files.length} files`);
+    if (files.length > 2)
+      throw new UsageError(`-c: give the spider node's ini, optionally with its tdbctl's ini; got ${files.length} files`);
     const loaded = files.map((f) => loadInstanceConfig(f)).sort((a, b) => a.port - b.port);
     const [spider, ctl] = loaded as [InstanceConfig, InstanceConfig | undefined];
     if (ctl && ctl.port !== spider.port + TDBCTL_PORT_OFFSET) {
       throw new UsageError(
-        `-c: with two files the spider node is the lower port (${spider.port}) and the other must be its tdbctl at port ${spider.port + TDBCTL_PORT_OFFSET}, not ${ctl.port} (${ctl.file})`,
+        `-c: with two files the spider node is the lower port (${spider.port}) and the other must be its tdbctl at port ` +
+          `${spider.port + TDBCTL_PORT_OFFSET}, not ${ctl.port} (${ctl.file})`,
       );
     }
     return { spider, tdbctl: ctl ?? controlOf(spider) };
@@ -31,7 +33,8 @@ export function resolveSpiderTarget(config: AgentConfig, files: readonly string[
   const spiders = instances.filter((i) => isSpiderInstance(i) && !ports.has(i.port - TDBCTL_PORT_OFFSET));
   if (spiders.length !== 1) {
     throw new UsageError(
-      `cannot tell which spider node to use: ${spiders.length} spider instance configs in ${config.agent.configDir}; give one with -c dbbackup.<port>.ini`,
+      `cannot tell which spider node to use: ${spiders.length} spider instance configs in ${config.agent.configDir}; give one with -c ` +
+        `dbbackup.<port>.ini`,
     );
   }
   const spider = spiders[0] as InstanceConfig;

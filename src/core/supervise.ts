@@ -12,7 +12,19 @@ import { ownFdIsChannel, ownFdOn, scanHost } from '../process/host-scan.js';
 import { backupProcesses, killBackup, spawnArgv, waitForExit } from '../process/processes.js';
 import * as sql from '../sql/tasks.js';
 import { appendJournal, removeJournal, type JournalEntry } from './journal.js';
-import { ENV_HOST_LOCK, ENV_SUPERVISOR, ENV_TASK, hostPaths, REPORT_CLAIMED, REPORT_FD, SUPERVISOR_EXIT, supervisorLockName, taskMarker, type SupervisorSpec, type TaskRecord } from './protocol.js';
+import {
+  ENV_HOST_LOCK,
+  ENV_SUPERVISOR,
+  ENV_TASK,
+  hostPaths,
+  REPORT_CLAIMED,
+  REPORT_FD,
+  SUPERVISOR_EXIT,
+  supervisorLockName,
+  taskMarker,
+  type SupervisorSpec,
+  type TaskRecord,
+} from './protocol.js';
 import { removeRecord, writeRecord } from './records.js';
 import { exitStatus, STATUS } from './status.js';
 
@@ -176,7 +188,10 @@ async function recordFinal(spec: SupervisorSpec, instance: InstanceConfig, statu
   try {
     entry = appendJournal(spec.stateDir, { key, observedPid: process.pid, status });
   } catch (err) {
-    logger.error({ err: errorMessage(err), status }, 'cannot write the local journal; writing the database directly and retrying until it takes the status');
+    logger.error(
+      { err: errorMessage(err), status },
+      'cannot write the local journal; writing the database directly and retrying until it takes the status',
+    );
   }
   for (let attempt = 1; ; attempt++) {
     try {

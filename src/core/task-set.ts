@@ -36,14 +36,18 @@ export function buildTaskSet(servers: readonly ServerRow[], spider: { host: stri
       if (s.wrapper.toUpperCase() === 'SPIDER' && s.host === spider.host && s.port === spider.port) spiderRow = s;
     } else {
       throw new TaskSetError(
-        `mysql.servers: Server_name ${JSON.stringify(s.serverName)} with Wrapper ${JSON.stringify(s.wrapper)} is not SPT<n> (mysql), SPT_SLAVE<n> (mysql_slave), SPIDER, SPIDER_SLAVE or TDBCTL`,
+        `mysql.servers: Server_name ${JSON.stringify(s.serverName)} with Wrapper ${JSON.stringify(s.wrapper)} is not SPT<n> (mysql), ` +
+          `SPT_SLAVE<n> (mysql_slave), SPIDER, SPIDER_SLAVE or TDBCTL`,
       );
     }
   }
   if (masters.length === 0) throw new TaskSetError('mysql.servers lists no SPT<n> shard master');
   masters.sort((a, b) => a.shard - b.shard);
   masters.forEach((m, i) => {
-    if (m.shard !== i) throw new TaskSetError(`mysql.servers: shard masters must be SPT0…SPT${masters.length - 1}, found ${masters.map((x) => x.serverName).join(', ')}`);
+    if (m.shard !== i)
+      throw new TaskSetError(
+        `mysql.servers: shard masters must be SPT0…SPT${masters.length - 1}, found ${masters.map((x) => x.serverName).join(', ')}`,
+      );
   });
   for (const s of slaves) {
     if (s.shard >= masters.length) throw new TaskSetError(`mysql.servers: ${s.serverName} has no master SPT${s.shard}`);
@@ -58,10 +62,27 @@ export function buildTaskSet(servers: readonly ServerRow[], spider: { host: stri
     tasks.push(t);
   };
   // Masters before slaves, so an instance listed as both is backed up as a master.
-  add({ serverName: spiderRow?.serverName ?? 'SPIDER', wrapper: 'SPIDER', host: spider.host, port: spider.port, shardValue: 0, backupId, status: STATUS.init });
-  for (const m of masters) add({ serverName: m.serverName, wrapper: 'mysql', host: m.host, port: m.port, shardValue: m.shard, backupId, status: STATUS.init });
+  add({
+    serverName: spiderRow?.serverName ?? 'SPIDER',
+    wrapper: 'SPIDER',
+    host: spider.host,
+    port: spider.port,
+    shardValue: 0,
+    backupId,
+    status: STATUS.init,
+  });
+  for (const m of masters)
+    add({ serverName: m.serverName, wrapper: 'mysql', host: m.host, port: m.port, shardValue: m.shard, backupId, status: STATUS.init });
   for (const s of slaves.sort((a, b) => a.shard - b.shard)) {
-    add({ serverName: s.serverName, wrapper: 'mysql_slave', host: s.host, port: s.port, shardValue: s.shard, backupId, status: STATUS.replicated });
+    add({
+      serverName: s.serverName,
+      wrapper: 'mysql_slave',
+      host: s.host,
+      port: s.port,
+      shardValue: s.shard,
+      backupId,
+      status: STATUS.replicated,
+    });
   }
   return { tasks, shards: masters.length, masters, slaves };
 }

@@ -110,7 +110,13 @@ export async function pollOnce(
  * [schedule] unclaimed_after, or running while no supervisor holds the task's lock on its
  * instance in two polls in a row (the host's agent or the host itself is gone).
  */
-async function flagStalled(config: AgentConfig, target: SpiderTarget, set: TaskSet, views: TaskView[], lockless: Map<string, number>): Promise<void> {
+async function flagStalled(
+  config: AgentConfig,
+  target: SpiderTarget,
+  set: TaskSet,
+  views: TaskView[],
+  lockless: Map<string, number>,
+): Promise<void> {
   for (const v of views) {
     if (v.row && isRunnable(v.row.status) && v.row.createdAgeS * 1000 > config.schedule.unclaimedAfterMs) {
       v.problem = `not picked up for ${Math.round(v.row.createdAgeS / 60)} min: is the agent on ${keyOf(v.task)} running?`;
@@ -131,7 +137,8 @@ async function flagStalled(config: AgentConfig, target: SpiderTarget, set: TaskS
         const k = `${keyOf(row)}/${row.taskPid}`;
         if (holder !== null) lockless.delete(k);
         else lockless.set(k, (lockless.get(k) ?? 0) + 1);
-        if ((lockless.get(k) ?? 0) >= 2) v.problem = `running (pid ${row.taskPid}) but no agent holds it: is the host ${row.host} up and its agent running?`;
+        if ((lockless.get(k) ?? 0) >= 2)
+          v.problem = `running (pid ${row.taskPid}) but no agent holds it: is the host ${row.host} up and its agent running?`;
       } catch (err) {
         v.problem = `running; its instance cannot be reached to check the agent: ${errorMessage(err)}`;
       } finally {
@@ -143,7 +150,10 @@ async function flagStalled(config: AgentConfig, target: SpiderTarget, set: TaskS
 
 export function progressLine(r: Round): string {
   const c = r.counts;
-  return `${c.success}/${c.total} success, ${c.running} running, ${c.waiting} waiting, ${c.failed} failed${c.unknown ? `, ${c.unknown} not readable yet` : ''}`;
+  return (
+    `${c.success}/${c.total} success, ${c.running} running, ${c.waiting} waiting, ${c.failed} ` +
+    `failed${c.unknown ? `, ${c.unknown} not readable yet` : ''}`
+  );
 }
 
 /** The tasks that did not end `success`, for the final report. */

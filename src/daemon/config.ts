@@ -10,7 +10,8 @@ export function loadDaemonConfig(file: string | undefined, options: AgentConfigO
   const cron = config.schedule.cron;
   if (cron !== undefined) {
     const problem = cronProblem(cron);
-    if (problem !== undefined) throw new ConfigError(config.file ?? '(defaults)', '[schedule] cron', cron, `not a valid cron expression: ${problem}`);
+    if (problem !== undefined)
+      throw new ConfigError(config.file ?? '(defaults)', '[schedule] cron', cron, `not a valid cron expression: ${problem}`);
   }
   return config;
 }

@@ -19,7 +19,9 @@ export function cronProblem(expression: string): string | undefined {
     return (err as Error).message;
   }
   if (v.valid) return undefined;
-  return v.errors.map((e) => `${e.field}${e.value === undefined ? '' : ` "${e.value}"`}: ${e.message}`).join('; ') || 'invalid cron expression';
+  return (
+    v.errors.map((e) => `${e.field}${e.value === undefined ? '' : ` "${e.value}"`}: ${e.message}`).join('; ') || 'invalid cron expression'
+  );
 }
 
 export function startCron(expression: string, fire: (at: Date) => Promise<void>, logger: Logger): CronJob {
@@ -30,7 +32,8 @@ export function startCron(expression: string, fire: (at: Date) => Promise<void>,
     logger: {
       info: (m) => log.info(m),
       warn: (m) => log.warn(m),
-      error: (m, err) => log.error({ err: err?.message ?? (m instanceof Error ? m.message : undefined) }, m instanceof Error ? 'cron task failed' : m),
+      error: (m, err) =>
+        log.error({ err: err?.message ?? (m instanceof Error ? m.message : undefined) }, m instanceof Error ? 'cron task failed' : m),
       debug: (m) => log.debug(m instanceof Error ? m.message : m),
     },
   });

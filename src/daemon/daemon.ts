@@ -135,7 +135,11 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
       noteError(error);
     }
     if ((pause === undefined) !== (s.paused === undefined)) {
-      if (pause) logger().info({ until: pause.until, reason: pause.reason, by: pause.by }, 'paused: no new backup starts and no schedule fires; housekeeping, quit and journal delivery go on');
+      if (pause)
+        logger().info(
+          { until: pause.until, reason: pause.reason, by: pause.by },
+          'paused: no new backup starts and no schedule fires; housekeeping, quit and journal delivery go on',
+        );
       else logger().info('not paused any more: backups start and the schedule fires again');
     }
     s.paused = pause;
@@ -147,7 +151,20 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
     intervalMs: s.config.agent.tickIntervalMs,
     tick: async (reason) => {
       const paused = refreshPause() !== undefined;
-      const r = await runTick({ config: s.config, logger: logger(), metrics, paused, seen: s.seen, problemKeys: s.problemKeys, backoff: s.backoff, purgedAt: s.purgedAt, onSupervisorExit: () => ticker.trigger('supervisor exited') }, reason);
+      const r = await runTick(
+        {
+          config: s.config,
+          logger: logger(),
+          metrics,
+          paused,
+          seen: s.seen,
+          problemKeys: s.problemKeys,
+          backoff: s.backoff,
+          purgedAt: s.purgedAt,
+          onSupervisorExit: () => ticker.trigger('supervisor exited'),
+        },
+        reason,
+      );
       s.lastTick = r.record;
       s.seen = r.seen;
       s.problemKeys = r.problemKeys;
@@ -159,7 +176,8 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
       metrics.journalBacklog(s.journalBacklog);
       save('running');
     },
-    onLate: ({ lateByMs, durationMs, intervalMs }) => logger().warn({ durationMs, intervalMs, lateByMs }, 'tick took longer than tick_interval; the next tick was delayed'),
+    onLate: ({ lateByMs, durationMs, intervalMs }) =>
+      logger().warn({ durationMs, intervalMs, lateByMs }, 'tick took longer than tick_interval; the next tick was delayed'),
   });
 
   const fire = (at: Date): Promise<void> => {
@@ -224,7 +242,10 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
           s.http = await listenMetrics(s, metrics, s.config.metrics.listen);
         } catch (err) {
           s.http = undefined;
-          logger().error({ err: errorMessage(err), listen: s.config.metrics.listen }, 'reload: cannot listen on the previous metrics address again; metrics stay off until the next reload');
+          logger().error(
+            { err: errorMessage(err), listen: s.config.metrics.listen },
+            'reload: cannot listen on the previous metrics address again; metrics stay off until the next reload',
+          );
         }
       }
     };
@@ -244,7 +265,8 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
       }
       // Opened after the listener, so that no step after it can fail and leave its file open.
       if (plan.logFile) nextLog = createLogger({ level: plan.config.log.level, file: plan.config.log.file, fd: 1 });
-      if (rearmCron && plan.config.schedule.cron !== undefined) nextCron = startCron(plan.config.schedule.cron, fire, (nextLog ?? s.log).logger);
+      if (rearmCron && plan.config.schedule.cron !== undefined)
+        nextCron = startCron(plan.config.schedule.cron, fire, (nextLog ?? s.log).logger);
     } catch (err) {
       await undo();
       refuse(err, 'cannot apply the new configuration');
@@ -276,7 +298,14 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
     for (const k of plan.kept) logger().warn(k);
     for (const w of plan.config.warnings) logger().warn(w);
     logger().info(
-      { agentConfig: plan.config.file, instances: found.instances.map((i) => i.port), skipped: found.errors.map((e) => e.file), tickIntervalMs: plan.config.agent.tickIntervalMs, cron: plan.config.schedule.cron, metrics: s.http?.address ?? 'off' },
+      {
+        agentConfig: plan.config.file,
+        instances: found.instances.map((i) => i.port),
+        skipped: found.errors.map((e) => e.file),
+        tickIntervalMs: plan.config.agent.tickIntervalMs,
+        cron: plan.config.schedule.cron,
+        metrics: s.http?.address ?? 'off',
+      },
       'configuration reloaded (SIGHUP)',
     );
     ticker.trigger('reload');
@@ -288,7 +317,8 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
     const deadline = Date.now() + SHUTDOWN_WAIT_MS;
     const idle = await ticker.stop(SHUTDOWN_WAIT_MS);
     const fired = s.firing ? await settledWithin(s.firing, Math.max(0, deadline - Date.now())) : true;
-    if (!idle || !fired) logger().warn({ waitedMs: SHUTDOWN_WAIT_MS }, 'work still in flight; exiting without it (running backups are not affected)');
+    if (!idle || !fired)
+      logger().warn({ waitedMs: SHUTDOWN_WAIT_MS }, 'work still in flight; exiting without it (running backups are not affected)');
     await s.http?.close();
     save('stopped');
     logger().info('daemon stopped');
@@ -310,7 +340,9 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
     process.on('SIGHUP', () => {
-      reloads = reloads.then(reload).catch((err: unknown) => logger().error({ err: errorMessage(err) }, 'reload failed; the previous configuration stays in force'));
+      reloads = reloads
+        .then(reload)
+        .catch((err: unknown) => logger().error({ err: errorMessage(err) }, 'reload failed; the previous configuration stays in force'));
     });
     process.on('SIGUSR2', () => {
       try {
@@ -332,7 +364,14 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
 
     const c = s.config;
     logger().info(
-      { agentConfig: c.file, configDir: c.agent.configDir, stateDir: c.agent.stateDir, tickIntervalMs: c.agent.tickIntervalMs, cron: c.schedule.cron, metrics: s.http?.address ?? 'off' },
+      {
+        agentConfig: c.file,
+        configDir: c.agent.configDir,
+        stateDir: c.agent.stateDir,
+        tickIntervalMs: c.agent.tickIntervalMs,
+        cron: c.schedule.cron,
+        metrics: s.http?.address ?? 'off',
+      },
       'daemon started',
     );
     armCron();
@@ -383,7 +422,13 @@ function settledWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
   const timeout = new Promise<boolean>((resolve) => {
     t = setTimeout(() => resolve(false), ms);
   });
-  return Promise.race([p.then(() => true, () => true), timeout]).finally(() => clearTimeout(t));
+  return Promise.race([
+    p.then(
+      () => true,
+      () => true,
+    ),
+    timeout,
+  ]).finally(() => clearTimeout(t));
 }
 
 /** The journal's backlog for status and metrics; an unreadable journal is an error shown, not a crash. */

@@ -31,7 +31,10 @@ export async function fireSchedule(deps: FireDeps, firedAt: Date): Promise<FireR
   }
   try {
     if (!discoverInstances(config.agent.configDir).instances.some(isSpiderInstance)) {
-      log.info({ configDir: config.agent.configDir }, 'schedule time reached, but this host has no spider instance config; nothing scheduled');
+      log.info(
+        { configDir: config.agent.configDir },
+        'schedule time reached, but this host has no spider instance config; nothing scheduled',
+      );
       return { at, result: 'not-spider' };
     }
     const r = await (deps.schedule ?? runSchedule)({ config, logger: deps.logger }, {});

@@ -25,7 +25,8 @@ export class LockHeldError extends Error {
     super(
       holder === undefined
         ? `another spiderbackup daemon runs on this host (lock ${file}); only one daemon may run per host`
-        : `another spiderbackup daemon runs on this host (pid ${holder.pid}, agent config ${holder.agentConfig ?? '(defaults)'}, state_dir ${holder.stateDir ?? '?'}, since ${holder.startedAt}; lock ${file}); only one daemon may run per host`,
+        : `another spiderbackup daemon runs on this host (pid ${holder.pid}, agent config ${holder.agentConfig ?? '(defaults)'}, ` +
+            `state_dir ${holder.stateDir ?? '?'}, since ${holder.startedAt}; lock ${file}); only one daemon may run per host`,
     );
   }
 }
@@ -43,7 +44,9 @@ export const daemonLockFile = (hostLock: string): string => hostPaths(hostLock).
 export async function acquireDaemonLock(hostLock: string, holder: Omit<LockHolder, 'pid' | 'startedAt'>): Promise<DaemonLock> {
   const file = daemonLockFile(hostLock);
   mkdirSync(dirname(file), { recursive: true, mode: 0o755 });
-  const child = spawnArgv(['flock', '--nonblock', '--no-fork', '--conflict-exit-code', String(BUSY), file, 'cat'], { stdio: ['pipe', 'ignore', 'ignore'] });
+  const child = spawnArgv(['flock', '--nonblock', '--no-fork', '--conflict-exit-code', String(BUSY), file, 'cat'], {
+    stdio: ['pipe', 'ignore', 'ignore'],
+  });
   let exit: { code: number | null; error?: Error } | undefined;
   void waitForExit(child, 0).then((r) => (exit = r));
   const deadline = Date.now() + ACQUIRE_TIMEOUT_MS;
@@ -85,7 +88,13 @@ export async function daemonLockHolder(hostLock: string): Promise<{ held: boolea
 export function readLockHolder(file: string): LockHolder | undefined {
   try {
     const h = JSON.parse(readFileSync(file, 'utf8')) as Partial<LockHolder>;
-    if (typeof h.pid === 'number' && Number.isInteger(h.pid)) return { pid: h.pid, startedAt: String(h.startedAt ?? ''), ...(h.agentConfig ? { agentConfig: h.agentConfig } : {}), ...(h.stateDir ? { stateDir: h.stateDir } : {}) };
+    if (typeof h.pid === 'number' && Number.isInteger(h.pid))
+      return {
+        pid: h.pid,
+        startedAt: String(h.startedAt ?? ''),
+        ...(h.agentConfig ? { agentConfig: h.agentConfig } : {}),
+        ...(h.stateDir ? { stateDir: h.stateDir } : {}),
+      };
   } catch {
     // empty (never held) or being written
   }

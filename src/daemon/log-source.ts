@@ -85,14 +85,23 @@ export async function readLogFile(path: string, onLine: (line: string) => void, 
 
 const fileId = (s: Stats): string => `${s.dev}:${s.ino}`;
 
-async function readRotated(path: string, current: Stats, max: number, onLine: (line: string) => void, onSkipped: FollowOptions['onSkipped']): Promise<void> {
+async function readRotated(
+  path: string,
+  current: Stats,
+  max: number,
+  onLine: (line: string) => void,
+  onSkipped: FollowOptions['onSkipped'],
+): Promise<void> {
   // Opened newest first, starting from the log file itself (already open): a rotation while this
   // runs then shows a file twice, under two names, and it is read once, rather than not at all.
   const seen = new Set([fileId(current)]);
   const files: { name: string; fh: FileHandle; gz: boolean }[] = [];
   try {
     for (let n = 1; n <= max; n++) {
-      for (const [name, gz] of [[`${path}.${n}`, false], [`${path}.${n}.gz`, true]] as const) {
+      for (const [name, gz] of [
+        [`${path}.${n}`, false],
+        [`${path}.${n}.gz`, true],
+      ] as const) {
         let fh: FileHandle;
         try {
           fh = await open(name, 'r');
@@ -116,7 +125,13 @@ async function readRotated(path: string, current: Stats, max: number, onLine: (l
   }
 }
 
-async function readWhole(name: string, fh: FileHandle, gz: boolean, onLine: (line: string) => void, onSkipped: FollowOptions['onSkipped']): Promise<void> {
+async function readWhole(
+  name: string,
+  fh: FileHandle,
+  gz: boolean,
+  onLine: (line: string) => void,
+  onSkipped: FollowOptions['onSkipped'],
+): Promise<void> {
   const raw = fh.createReadStream({ autoClose: false, highWaterMark: CHUNK });
   const input: Readable = gz ? pipeline(raw, createGunzip(), () => {}) : raw;
   input.setEncoding('utf8');

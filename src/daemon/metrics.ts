@@ -32,19 +32,69 @@ export function createMetrics(): DaemonMetrics {
     buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
     registers,
   });
-  const lastOk = new Gauge({ name: 'spiderbackup_last_successful_tick_timestamp_seconds', help: 'Unix time the last successful tick ended.', registers });
-  const tasks = new Gauge({ name: 'spiderbackup_tasks', help: 'Tasks in the table per local instance and status class (failed: … counts as failed).', labelNames: ['port', 'status'], registers });
+  const lastOk = new Gauge({
+    name: 'spiderbackup_last_successful_tick_timestamp_seconds',
+    help: 'Unix time the last successful tick ended.',
+    registers,
+  });
+  const tasks = new Gauge({
+    name: 'spiderbackup_tasks',
+    help: 'Tasks in the table per local instance and status class (failed: … counts as failed).',
+    labelNames: ['port', 'status'],
+    registers,
+  });
   const backups = {
-    started: new Counter({ name: 'spiderbackup_backups_started_total', help: 'Backups handed to a supervisor by this daemon.', labelNames: ['port'], registers }),
-    succeeded: new Counter({ name: 'spiderbackup_backups_succeeded_total', help: 'Tasks seen to move from waiting/running to success.', labelNames: ['port'], registers }),
-    failed: new Counter({ name: 'spiderbackup_backups_failed_total', help: 'Tasks seen to move from waiting/running to failed (any reason).', labelNames: ['port'], registers }),
-    killed: new Counter({ name: 'spiderbackup_backups_killed_total', help: 'Backup process trees killed (quit or 48 h timeout).', labelNames: ['port'], registers }),
+    started: new Counter({
+      name: 'spiderbackup_backups_started_total',
+      help: 'Backups handed to a supervisor by this daemon.',
+      labelNames: ['port'],
+      registers,
+    }),
+    succeeded: new Counter({
+      name: 'spiderbackup_backups_succeeded_total',
+      help: 'Tasks seen to move from waiting/running to success.',
+      labelNames: ['port'],
+      registers,
+    }),
+    failed: new Counter({
+      name: 'spiderbackup_backups_failed_total',
+      help: 'Tasks seen to move from waiting/running to failed (any reason).',
+      labelNames: ['port'],
+      registers,
+    }),
+    killed: new Counter({
+      name: 'spiderbackup_backups_killed_total',
+      help: 'Backup process trees killed (quit or 48 h timeout).',
+      labelNames: ['port'],
+      registers,
+    }),
   };
-  const hk = new Counter({ name: 'spiderbackup_housekeeping_actions_total', help: 'Housekeeping changes: failed (no live process), expired (waited over 12 h), deleted (rows over 30 days), repaired (row overwritten while its backup ran here).', labelNames: ['action'], registers });
-  const sched = new Counter({ name: 'spiderbackup_scheduled_runs_total', help: 'Cron fires of the daily schedule, by outcome.', labelNames: ['result'], registers });
-  const backlog = new Gauge({ name: 'spiderbackup_journal_backlog', help: 'Final statuses waiting in the local journal for their instance.', registers });
+  const hk = new Counter({
+    name: 'spiderbackup_housekeeping_actions_total',
+    help:
+      'Housekeeping changes: failed (no live process), expired (waited over 12 h), deleted (rows over 30 days), repaired (row ' +
+      'overwritten while its backup ran here).',
+    labelNames: ['action'],
+    registers,
+  });
+  const sched = new Counter({
+    name: 'spiderbackup_scheduled_runs_total',
+    help: 'Cron fires of the daily schedule, by outcome.',
+    labelNames: ['result'],
+    registers,
+  });
+  const backlog = new Gauge({
+    name: 'spiderbackup_journal_backlog',
+    help: 'Final statuses waiting in the local journal for their instance.',
+    registers,
+  });
   const paused = new Gauge({ name: 'spiderbackup_paused', help: '1 while an operator pause is in force.', registers });
-  const instances = new Gauge({ name: 'spiderbackup_instances', help: 'Instance drop-ins by state at the last tick.', labelNames: ['state'], registers });
+  const instances = new Gauge({
+    name: 'spiderbackup_instances',
+    help: 'Instance drop-ins by state at the last tick.',
+    labelNames: ['state'],
+    registers,
+  });
 
   for (const r of ['ok', 'error']) ticks.inc({ result: r }, 0);
   for (const r of ['scheduled', 'not-primary', 'not-spider', 'paused', 'error']) sched.inc({ result: r }, 0);

@@ -33,7 +33,12 @@ export function readPause(stateDir: string): PauseState | undefined {
   if (typeof p.until !== 'string' || Number.isNaN(Date.parse(p.until))) {
     throw new PauseFileError(`${file}: has no valid "until"; remove it or run \`spiderbackup resume\``);
   }
-  return { until: p.until, reason: typeof p.reason === 'string' ? p.reason : undefined, since: String(p.since ?? ''), by: typeof p.by === 'string' ? p.by : undefined };
+  return {
+    until: p.until,
+    reason: typeof p.reason === 'string' ? p.reason : undefined,
+    since: String(p.since ?? ''),
+    by: typeof p.by === 'string' ? p.by : undefined,
+  };
 }
 
 /** The pause in force at `now`, if any. */
@@ -41,7 +46,13 @@ export function activePause(state: PauseState | undefined, now: Date): PauseStat
   return state !== undefined && Date.parse(state.until) > now.getTime() ? state : undefined;
 }
 
-export function writePause(stateDir: string, forMs: number, reason: string | undefined, by: string | undefined, now = new Date()): PauseState {
+export function writePause(
+  stateDir: string,
+  forMs: number,
+  reason: string | undefined,
+  by: string | undefined,
+  now = new Date(),
+): PauseState {
   const state: PauseState = { until: new Date(now.getTime() + forMs).toISOString(), reason, since: now.toISOString(), by };
   writeJsonAtomic(pauseFile(stateDir), state, { durable: true });
   return state;

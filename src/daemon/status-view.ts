@@ -20,12 +20,26 @@ export const PAUSE_MEANING = 'no new backup starts and no schedule fires; housek
 
 export interface StatusView {
   daemon: { running: boolean; pid: number | null; since: string | null; note: string };
-  pause: { active: boolean; until: string | null; reason: string | null; by: string | null; since: string | null; meaning: string; error?: string };
+  pause: {
+    active: boolean;
+    until: string | null;
+    reason: string | null;
+    by: string | null;
+    since: string | null;
+    meaning: string;
+    error?: string;
+  };
   snapshotAt: string | null;
   lastTick: DaemonStatus['lastTick'] | null;
   lastSuccessfulTickAt: string | null;
   lastError: DaemonStatus['lastError'] | null;
-  schedule: { cron: string | null; spiderHost: boolean; nextRun: string | null; nextRunSkipped: boolean; lastRun: DaemonStatus['schedule']['lastRun'] | null };
+  schedule: {
+    cron: string | null;
+    spiderHost: boolean;
+    nextRun: string | null;
+    nextRunSkipped: boolean;
+    lastRun: DaemonStatus['schedule']['lastRun'] | null;
+  };
   instances: InstanceStatus[];
   configErrors: DaemonStatus['configErrors'];
   journalBacklog: number | null;
@@ -43,7 +57,10 @@ export function statusView(i: StatusInputs): StatusView {
   let note: string;
   if (running) note = `running (pid ${i.daemon.pid})`;
   else if (s === undefined) note = `not running (no status in ${i.stateDir}: it has never run with this state_dir)`;
-  else note = `NOT RUNNING — what follows is what it saw at ${s.writtenAt}${s.state === 'stopped' ? ' when it was stopped' : ' (it did not stop cleanly)'}`;
+  else
+    note =
+      `NOT RUNNING — what follows is what it saw at ` +
+      `${s.writtenAt}${s.state === 'stopped' ? ' when it was stopped' : ' (it did not stop cleanly)'}`;
   const nextRun = running ? (s?.schedule.nextRun ?? null) : null;
   return {
     daemon: { running, pid: i.daemon.pid ?? s?.pid ?? null, since: s?.startedAt ?? null, note },
@@ -94,22 +111,32 @@ export function renderStatusText(v: StatusView, now: Date): string {
   line('State dir', v.stateDir);
   if (v.lastTick) {
     const t = v.lastTick;
-    line('Last tick', `${ago(t.finishedAt, now)}, took ${t.durationMs} ms, ${t.ok ? 'ok' : `FAILED: ${t.error}`}${t.started.length ? `, started ${t.started.join(', ')}` : ''}`);
+    line(
+      'Last tick',
+      `${ago(t.finishedAt, now)}, took ${t.durationMs} ms, ` +
+        `${t.ok ? 'ok' : `FAILED: ${t.error}`}${t.started.length ? `, started ${t.started.join(', ')}` : ''}`,
+    );
   } else {
     line('Last tick', 'none yet');
   }
   if (v.tickIntervalMs !== null) line('Tick every', formatDuration(v.tickIntervalMs));
   line('Last error', v.lastError ? `${v.lastError.at}: ${v.lastError.message}` : 'none');
   if (v.pause.active) {
-    line('Paused', `until ${v.pause.until}${v.pause.reason ? ` — ${v.pause.reason}` : ''}${v.pause.by ? ` (by ${v.pause.by} at ${v.pause.since})` : ''}`);
+    line(
+      'Paused',
+      `until ${v.pause.until}${v.pause.reason ? ` — ${v.pause.reason}` : ''}${v.pause.by ? ` (by ${v.pause.by} at ${v.pause.since})` : ''}`,
+    );
     line('', `(${v.pause.meaning})`);
   } else {
     line('Paused', 'no');
   }
   if (v.pause.error) line('Pause file', `DAMAGED, treated as paused: ${v.pause.error}`);
   line('Schedule', scheduleText(v));
-  if (v.schedule.lastRun) line('Last schedule', `${v.schedule.lastRun.at}: ${v.schedule.lastRun.result}${v.schedule.lastRun.backupId ? ` ${v.schedule.lastRun.backupId}` : ''}${v.schedule.lastRun.error ? ` — ${v.schedule.lastRun.error}` : ''}`);
-  if (v.journalBacklog !== null) line('Journal', v.journalBacklog === 0 ? 'empty' : `${v.journalBacklog} final status(es) waiting for their instance`);
+  const last = v.schedule.lastRun;
+  if (last)
+    line('Last schedule', `${last.at}: ${last.result}${last.backupId ? ` ${last.backupId}` : ''}${last.error ? ` — ${last.error}` : ''}`);
+  if (v.journalBacklog !== null)
+    line('Journal', v.journalBacklog === 0 ? 'empty' : `${v.journalBacklog} final status(es) waiting for their instance`);
   if (v.hostBusy !== null) line('Host busy', `nothing new starts: ${v.hostBusy}`);
   line('Metrics', v.metrics ?? 'unknown');
   for (const e of v.configErrors) out.push(`config error: ${e.message}`);
@@ -121,7 +148,9 @@ export function renderStatusText(v: StatusView, now: Date): string {
         v.instances.map((i) => [
           i.port,
           i.role,
-          i.current.length === 0 ? '-' : i.current.map((t) => `${t.backupId} ${t.status}${t.taskPid > 0 ? ` pid ${t.taskPid}` : ''}`).join('\n'),
+          i.current.length === 0
+            ? '-'
+            : i.current.map((t) => `${t.backupId} ${t.status}${t.taskPid > 0 ? ` pid ${t.taskPid}` : ''}`).join('\n'),
           i.last ? `${i.last.backupId} ${i.last.status} ${i.last.updatedAt}` : '-',
           i.error ?? '',
         ]),
@@ -138,5 +167,8 @@ function scheduleText(v: StatusView): string {
   if (s.cron === null) return 'no [schedule] cron (this host does not schedule backups)';
   if (!s.spiderHost) return `cron "${s.cron}", but no spider instance config here: nothing is scheduled from this host`;
   if (s.nextRun === null) return `cron "${s.cron}"${v.daemon.running ? '' : ' (daemon not running: nothing fires)'}`;
-  return `cron "${s.cron}", next run ${s.nextRun}${s.nextRunSkipped ? ' — SKIPPED: paused then' : ''} (fires only if this spider node is the tdbctl primary then)`;
+  return (
+    `cron "${s.cron}", next run ${s.nextRun}${s.nextRunSkipped ? ' — SKIPPED: paused then' : ''} (fires only if this spider node ` +
+    `is the tdbctl primary then)`
+  );
 }

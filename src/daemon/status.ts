@@ -118,7 +118,11 @@ export interface SnapshotInputs {
   pid: number;
   startedAt: Date;
   now: Date;
-  config: { file: string | undefined; agent: { configDir: string; stateDir: string; tickIntervalMs: number }; schedule: { cron: string | undefined } };
+  config: {
+    file: string | undefined;
+    agent: { configDir: string; stateDir: string; tickIntervalMs: number };
+    schedule: { cron: string | undefined };
+  };
   metricsAddress: string | undefined;
   lastTick: TickRecord | undefined;
   lastSuccessfulTickAt: Date | undefined;

@@ -86,7 +86,16 @@ export async function runTick(deps: TickDeps, reason: string): Promise<TickResul
   metrics.tick(durationMs / 1000, error === undefined, finishedAt);
   logger.debug({ reason, durationMs, started }, 'tick done');
   return {
-    record: { reason, startedAt: startedAt.toISOString(), finishedAt: finishedAt.toISOString(), durationMs, ok: error === undefined, error, started, paused: deps.paused },
+    record: {
+      reason,
+      startedAt: startedAt.toISOString(),
+      finishedAt: finishedAt.toISOString(),
+      durationMs,
+      ok: error === undefined,
+      error,
+      started,
+      paused: deps.paused,
+    },
     report,
     seen,
     // A tick that failed as a whole says nothing about the problems: keep the known ones.

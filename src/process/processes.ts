@@ -36,7 +36,8 @@ export function backupProcesses(scan: HostScan, target: KillTarget, key: TaskKey
   for (const pid of pids) {
     const g = scan.get(pid)?.pgid;
     const leader = g === undefined ? undefined : scan.get(g);
-    if (g !== undefined && g > 1 && g !== ownGroup && leader?.task !== undefined && (key === undefined || sameTask(leader.task, key))) groups.add(g);
+    if (g !== undefined && g > 1 && g !== ownGroup && leader?.task !== undefined && (key === undefined || sameTask(leader.task, key)))
+      groups.add(g);
   }
   for (const p of scan.processes) if (groups.has(p.pgid)) pids.add(p.pid);
   pids.delete(process.pid);
@@ -93,7 +94,10 @@ export function spawnArgv(argv: readonly string[], opts: SpawnOptions = {}): Chi
  * process's own exit decides: a grandchild that keeps the stderr pipe open (a daemonised helper)
  * delays the result by at most `drainMs`, which only lets the last output arrive.
  */
-export function waitForExit(child: ChildProcess, drainMs = 2000): Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }> {
+export function waitForExit(
+  child: ChildProcess,
+  drainMs = 2000,
+): Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }> {
   return new Promise((resolve) => {
     child.once('error', (err) => {
       // 'exit' does not follow a failed spawn

@@ -36,9 +36,7 @@ export function createSpiderTable(shards: number, withShardKeyComment: boolean):
   if (!Number.isInteger(shards) || shards < 1) throw new RangeError(`shard count must be a positive integer, got ${shards}`);
   const parts: string[] = [];
   for (let i = 0; i < shards; i++) {
-    parts.push(
-      `PARTITION pt${i} VALUES IN (${i}) COMMENT = 'database "${SCHEMA}", table "${TABLE}", server "SPT${i}"'`,
-    );
+    parts.push(`PARTITION pt${i} VALUES IN (${i}) COMMENT = 'database "${SCHEMA}", table "${TABLE}", server "SPT${i}"'`);
   }
   const comment = withShardKeyComment ? ` COMMENT='shard_key "ShardValue"'` : '';
   return `CREATE TABLE IF NOT EXISTS ${SCHEMA}.${TABLE} (${COLUMNS}

@@ -19,7 +19,14 @@ export async function listServers(q: Queryable): Promise<ServerRow[]> {
     Password: string;
     Wrapper: string;
   }[];
-  return rows.map((r) => ({ serverName: r.Server_name, host: r.Host, port: Number(r.Port), user: r.Username, password: r.Password, wrapper: r.Wrapper }));
+  return rows.map((r) => ({
+    serverName: r.Server_name,
+    host: r.Host,
+    port: Number(r.Port),
+    user: r.Username,
+    password: r.Password,
+    wrapper: r.Wrapper,
+  }));
 }
 
 export interface PrimaryRow {

@@ -99,11 +99,20 @@ export async function claimTask(q: Queryable, k: TaskKey, pid: number): Promise<
  * Any change conditional on the exact status and pid observed: repairing an overwritten row to
  * `running` with the real pid, or a final status over a row whose backup was killed here.
  */
-export async function updateObserved(q: Queryable, k: TaskKey, observed: { status: string; pid: number }, status: string, pid: number): Promise<boolean> {
-  const res = await q.query(
-    `UPDATE ${T} SET BackupStatus = ?, TaskPid = ? WHERE ${KEY} AND BackupStatus = ? AND TaskPid = ?`,
-    [fit(status), pid, ...keyParams(k), observed.status, observed.pid],
-  );
+export async function updateObserved(
+  q: Queryable,
+  k: TaskKey,
+  observed: { status: string; pid: number },
+  status: string,
+  pid: number,
+): Promise<boolean> {
+  const res = await q.query(`UPDATE ${T} SET BackupStatus = ?, TaskPid = ? WHERE ${KEY} AND BackupStatus = ? AND TaskPid = ?`, [
+    fit(status),
+    pid,
+    ...keyParams(k),
+    observed.status,
+    observed.pid,
+  ]);
   return affected(res) === 1;
 }
 
@@ -112,10 +121,12 @@ export async function updateObserved(q: Queryable, k: TaskKey, observed: { statu
  * saw. Used for the final status, for housekeeping failures and to hand a claim back.
  */
 export async function updateRunning(q: Queryable, k: TaskKey, observedPid: number, status: string, newPid = observedPid): Promise<boolean> {
-  const res = await q.query(
-    `UPDATE ${T} SET BackupStatus = ?, TaskPid = ? WHERE ${KEY} AND BackupStatus = 'running' AND TaskPid = ?`,
-    [fit(status), newPid, ...keyParams(k), observedPid],
-  );
+  const res = await q.query(`UPDATE ${T} SET BackupStatus = ?, TaskPid = ? WHERE ${KEY} AND BackupStatus = 'running' AND TaskPid = ?`, [
+    fit(status),
+    newPid,
+    ...keyParams(k),
+    observedPid,
+  ]);
   return affected(res) === 1;
 }
 
@@ -134,7 +145,10 @@ export async function updateStatus(q: Queryable, k: TaskKey, observedStatus: str
  * turned off binary logging for the session (setSqlLogBin) so each replica keeps its own history.
  */
 export async function deleteOldTasks(q: Queryable, days: number, limit: number): Promise<number> {
-  const res = await q.query(`DELETE FROM ${T} WHERE CreatedAt < NOW() - INTERVAL ? DAY AND BackupStatus <> 'running' LIMIT ?`, [days, limit]);
+  const res = await q.query(`DELETE FROM ${T} WHERE CreatedAt < NOW() - INTERVAL ? DAY AND BackupStatus <> 'running' LIMIT ?`, [
+    days,
+    limit,
+  ]);
   return affected(res);
 }
 
@@ -181,12 +195,17 @@ export async function cancelShardTasks(q: Queryable, backupId: string, shardValu
 
 /** Master-side tasks of a backup id (spider master and SPT<n>), read through the Spider table. */
 export async function listMasterSideTasks(q: Queryable, backupId: string): Promise<TaskRow[]> {
-  const rows = (await q.query(`${SELECT_TASK} WHERE BackupId = ? AND Wrapper <> 'mysql_slave' ORDER BY ShardValue, Port`, [backupId])) as RawRow[];
+  const rows = (await q.query(`${SELECT_TASK} WHERE BackupId = ? AND Wrapper <> 'mysql_slave' ORDER BY ShardValue, Port`, [
+    backupId,
+  ])) as RawRow[];
   return rows.map(toTask);
 }
 
 /** Tasks as a filter selects them; newest first. Status classes match the part before ':'. */
-export async function listTasks(q: Queryable, filter: { backupId?: string; host?: string; port?: number; excludeWrapper?: string }): Promise<TaskRow[]> {
+export async function listTasks(
+  q: Queryable,
+  filter: { backupId?: string; host?: string; port?: number; excludeWrapper?: string },
+): Promise<TaskRow[]> {
   // Fixed fragments; only the values are parameters.
   const conditions: [string, unknown][] = [
     ['BackupId = ?', filter.backupId],
@@ -197,12 +216,18 @@ export async function listTasks(q: Queryable, filter: { backupId?: string; host?
   const used = conditions.filter(([, value]) => value !== undefined);
   const where = used.map(([fragment]) => fragment);
   const params = used.map(([, value]) => value);
-  const rows = (await q.query(`${SELECT_TASK}${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY CreatedAt DESC, BackupId, ShardValue, Port`, params)) as RawRow[];
+  const rows = (await q.query(
+    `${SELECT_TASK}${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY CreatedAt DESC, BackupId, ShardValue, Port`,
+    params,
+  )) as RawRow[];
   return rows.map(toTask);
 }
 
 export async function tableExists(q: Queryable): Promise<boolean> {
-  const rows = (await q.query('SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [SCHEMA, TABLE])) as { n: number | string }[];
+  const rows = (await q.query('SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [
+    SCHEMA,
+    TABLE,
+  ])) as { n: number | string }[];
   return Number(rows[0]?.n ?? 0) > 0;
 }
 

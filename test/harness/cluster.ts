@@ -268,7 +268,13 @@ class LocalCluster implements Cluster {
     const db = 'infodba_schema';
     return [
       ...this.masters.map((m): ServerEntry => ({ name: `SPT${m.shardValue}`, wrapper: 'mysql', host: m.host, port: m.port, database: db })),
-      ...this.slaves.map((s): ServerEntry => ({ name: `SPT_SLAVE${s.shardValue}`, wrapper: 'mysql_slave', host: s.host, port: s.port, database: db })),
+      ...this.slaves.map((s): ServerEntry => ({
+        name: `SPT_SLAVE${s.shardValue}`,
+        wrapper: 'mysql_slave',
+        host: s.host,
+        port: s.port,
+        database: db,
+      })),
       { name: 'SPIDER0', wrapper: 'SPIDER', host: this.spider.host, port: this.spider.port },
     ];
   }

@@ -150,7 +150,7 @@ export class MariadbServer {
       `--bind-address=${this.spec.host ?? '127.0.0.1'}`,
       `--server-id=${serverId}`,
       '--log-bin=mysql-bin',
-      "--sql-mode=",
+      '--sql-mode=',
       ...INNODB_ARGS,
       '--performance-schema=0',
       '--skip-name-resolve',

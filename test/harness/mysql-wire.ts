@@ -451,7 +451,6 @@ function readTime(r: Reader): string {
 
 // ---------------------------------------------------------------- authentication
 
-
 function sha1(...parts: Buffer[]): Buffer {
   const h = createHash('sha1');
   for (const p of parts) h.update(p);

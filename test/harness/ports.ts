@@ -50,8 +50,7 @@ const SPIDER_SHARE = { spider: 900, of: 5900 };
 export function portPlan(value: string | undefined, offset: number): PortPlan {
   const given = value?.trim() ? value : undefined;
   const text = given ?? DEFAULT_PORT_RANGE;
-  const bad = (why: string) =>
-    new RangeError(`${PORTS_ENV}="${text}": ${why} (expected <min>-<max>, e.g. ${PORTS_ENV}=10000-16899)`);
+  const bad = (why: string) => new RangeError(`${PORTS_ENV}="${text}": ${why} (expected <min>-<max>, e.g. ${PORTS_ENV}=10000-16899)`);
   const m = /^\s*(\d{1,5})\s*-\s*(\d{1,5})\s*$/.exec(text);
   if (!m) throw bad('not a port range');
   const min = Number(m[1]);
@@ -65,9 +64,11 @@ export function portPlan(value: string | undefined, offset: number): PortPlan {
   const dataCount = data.reduce((n, r) => n + r.max - r.min + 1, 0);
   if (spiderCount < MIN_SPIDER_PORTS || dataCount < MIN_DATA_PORTS) {
     // Spider ports come first: enough of them leaves data ports to spare in a range clear of 25000-25999.
-    const least = offset + Math.max(Math.ceil((MIN_SPIDER_PORTS * SPIDER_SHARE.of) / SPIDER_SHARE.spider), MIN_SPIDER_PORTS + MIN_DATA_PORTS);
+    const least =
+      offset + Math.max(Math.ceil((MIN_SPIDER_PORTS * SPIDER_SHARE.of) / SPIDER_SHARE.spider), MIN_SPIDER_PORTS + MIN_DATA_PORTS);
     throw bad(
-      `too small: ${size} ports give ${spiderCount} spider and ${dataCount} data ports, at least ${MIN_SPIDER_PORTS} and ${MIN_DATA_PORTS} are needed. ` +
+      `too small: ${size} ports give ${spiderCount} spider and ${dataCount} data ports, at least ${MIN_SPIDER_PORTS} and ` +
+        `${MIN_DATA_PORTS} are needed. ` +
         `The top ${offset} ports are kept for the tdbctl companions (spider port + ${offset}) and no data port may be in ` +
         `${PRODUCT_SPIDER_PORTS.min}-${PRODUCT_SPIDER_PORTS.max} (spiderbackup takes those for spider nodes); ` +
         `${least} ports clear of ${PRODUCT_SPIDER_PORTS.min}-${PRODUCT_SPIDER_PORTS.max} are enough`,

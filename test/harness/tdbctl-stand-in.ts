@@ -194,12 +194,7 @@ const SERVER_VERSION = '5.7.20-tdbctl-stand-in';
 
 const GET_PRIMARY = /^\s*tdbctl\s+get\s+primary\s*;?\s*$/i;
 
-const PRIMARY_COLUMNS: ColumnDef[] = [
-  stringColumn('SERVER_NAME'),
-  stringColumn('HOST'),
-  intColumn('PORT'),
-  intColumn('IS_THIS_SERVER'),
-];
+const PRIMARY_COLUMNS: ColumnDef[] = [stringColumn('SERVER_NAME'), stringColumn('HOST'), intColumn('PORT'), intColumn('IS_THIS_SERVER')];
 
 /** In the order of PRIMARY_COLUMNS. */
 function primaryValues(p: PrimaryRow): [string, string, number, number] {
@@ -207,7 +202,12 @@ function primaryValues(p: PrimaryRow): [string, string, number, number] {
 }
 
 function stringColumn(name: string): ColumnDef {
-  return column(name, { characterSet: Charset.UTF8MB4_GENERAL_CI, columnLength: 256, columnType: Type.VAR_STRING, flags: ColumnFlag.NOT_NULL });
+  return column(name, {
+    characterSet: Charset.UTF8MB4_GENERAL_CI,
+    columnLength: 256,
+    columnType: Type.VAR_STRING,
+    flags: ColumnFlag.NOT_NULL,
+  });
 }
 
 function intColumn(name: string): ColumnDef {
@@ -416,9 +416,7 @@ class Session {
     }
     const columns = fields.map(toColumnDef);
     const rows = result as unknown[][];
-    const encode = binary
-      ? (r: unknown[]) => binaryRowPayload(columns, r)
-      : (r: unknown[]) => textRowPayload(r as (Buffer | null)[]);
+    const encode = binary ? (r: unknown[]) => binaryRowPayload(columns, r) : (r: unknown[]) => textRowPayload(r as (Buffer | null)[]);
     return [...resultSetHead(columns), ...rows.map(encode), eofPayload()];
   }
 

@@ -21,7 +21,10 @@ export class DaemonProcess {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 
   constructor(readonly ws: Workspace) {
-    this.child = spawn(process.execPath, [CLI, 'daemon', '--agent-config', ws.agentIni], { cwd: ws.dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = spawn(process.execPath, [CLI, 'daemon', '--agent-config', ws.agentIni], {
+      cwd: ws.dir,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let partial = '';
     this.child.stdout?.on('data', (d: Buffer) => {
       const parts = (partial + d.toString()).split('\n');
@@ -55,15 +58,23 @@ export class DaemonProcess {
     const seen = new Set<string>();
     const first = tickOf(this.ws, this.pid);
     if (first) seen.add(first);
-    await waitFor(`${n} ticks of daemon ${this.pid}`, () => {
-      const t = tickOf(this.ws, this.pid);
-      if (t) seen.add(t);
-      return seen.size >= n + (first ? 1 : 0);
-    }, 60_000);
+    await waitFor(
+      `${n} ticks of daemon ${this.pid}`,
+      () => {
+        const t = tickOf(this.ws, this.pid);
+        if (t) seen.add(t);
+        return seen.size >= n + (first ? 1 : 0);
+      },
+      60_000,
+    );
   }
 
   async ready(): Promise<void> {
-    await waitFor(`daemon ${this.pid} to start ticking`, () => tickOf(this.ws, this.pid) !== undefined || this.child.exitCode !== null, 60_000);
+    await waitFor(
+      `daemon ${this.pid} to start ticking`,
+      () => tickOf(this.ws, this.pid) !== undefined || this.child.exitCode !== null,
+      60_000,
+    );
     if (this.child.exitCode !== null) throw new Error(`daemon exited with ${this.child.exitCode}: ${this.stderr}`);
   }
 

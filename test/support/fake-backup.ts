@@ -22,7 +22,14 @@ export interface Behaviour {
 
 const { values } = parseArgs({
   strict: false,
-  options: { dir: { type: 'string' }, port: { type: 'string' }, 'backup-id': { type: 'string' }, 'shard-value': { type: 'string' }, config: { type: 'string' }, kind: { type: 'string' } },
+  options: {
+    dir: { type: 'string' },
+    port: { type: 'string' },
+    'backup-id': { type: 'string' },
+    'shard-value': { type: 'string' },
+    config: { type: 'string' },
+    kind: { type: 'string' },
+  },
 });
 const dir = String(values.dir);
 const port = String(values.port);
@@ -43,7 +50,9 @@ const alive = (pid: number) => {
     return false;
   }
 };
-const concurrent = readdirSync(live).map(Number).filter((pid) => pid !== process.pid && alive(pid));
+const concurrent = readdirSync(live)
+  .map(Number)
+  .filter((pid) => pid !== process.pid && alive(pid));
 writeFileSync(join(live, String(process.pid)), '');
 process.on('exit', () => rmSync(join(live, String(process.pid)), { force: true }));
 
@@ -53,17 +62,31 @@ if (b.doubleFork) {
   g.unref();
   grandchild = g.pid;
 } else if (b.lingering) {
-  const g = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)', 'lingering-helper'], { stdio: ['ignore', 'ignore', 'inherit'], detached: true });
+  const g = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)', 'lingering-helper'], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+    detached: true,
+  });
   g.unref();
   grandchild = g.pid;
 } else if (b.grandchild) {
-  const g = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)', 'grandchild-of', String(values['backup-id'])], { stdio: 'ignore' });
+  const g = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)', 'grandchild-of', String(values['backup-id'])], {
+    stdio: 'ignore',
+  });
   grandchild = g.pid;
 }
-appendFileSync(
-  join(dir, 'runs.jsonl'),
-  `${JSON.stringify({ port: Number(port), backupId: values['backup-id'], shardValue: values['shard-value'], config: values.config, kind: values.kind ?? 'remote', pid: process.pid, grandchild, concurrent, cwd: process.cwd(), argv: process.argv.slice(2) })}\n`,
-);
+const run = {
+  port: Number(port),
+  backupId: values['backup-id'],
+  shardValue: values['shard-value'],
+  config: values.config,
+  kind: values.kind ?? 'remote',
+  pid: process.pid,
+  grandchild,
+  concurrent,
+  cwd: process.cwd(),
+  argv: process.argv.slice(2),
+};
+appendFileSync(join(dir, 'runs.jsonl'), `${JSON.stringify(run)}\n`);
 if (b.stderr) process.stderr.write(b.stderr);
 
 const finish = () => process.exit(b.exitCode ?? 0);

@@ -14,7 +14,8 @@ export interface NewTask {
 }
 
 const wrapperOf = (i: Instance) => (i.role === 'spider' ? 'SPIDER' : i.role === 'slave' ? 'mysql_slave' : 'mysql');
-const serverNameOf = (i: Instance) => (i.role === 'spider' ? 'SPIDER0' : i.role === 'slave' ? `SPT_SLAVE${i.shardValue}` : `SPT${i.shardValue}`);
+const serverNameOf = (i: Instance) =>
+  i.role === 'spider' ? 'SPIDER0' : i.role === 'slave' ? `SPT_SLAVE${i.shardValue}` : `SPT${i.shardValue}`;
 const defaultStatus = (i: Instance) => (i.role === 'slave' ? 'replicated' : 'init');
 
 export async function insertTasks(cluster: Cluster, tasks: NewTask[]): Promise<void> {
@@ -22,9 +23,21 @@ export async function insertTasks(cluster: Cluster, tasks: NewTask[]): Promise<v
     const shard = t.for.role === 'spider' ? 0 : t.for.shardValue;
     await cluster.exec(
       cluster.spider,
-      `INSERT INTO infodba_schema.global_backup (ServerName, Wrapper, Host, Port, ShardValue, BackupId, BackupStatus, TaskPid, CreatedAt, UpdatedAt)
+      `INSERT INTO infodba_schema.global_backup (ServerName, Wrapper, Host, Port, ShardValue, BackupId, BackupStatus, TaskPid, ` +
+        `CreatedAt, UpdatedAt)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, NOW() - INTERVAL ? SECOND, NOW() - INTERVAL ? SECOND)`,
-      [serverNameOf(t.for), wrapperOf(t.for), t.for.host, t.for.port, shard, t.backupId, t.status ?? defaultStatus(t.for), t.taskPid ?? -1, t.createdAgoS ?? 0, t.updatedAgoS ?? t.createdAgoS ?? 0],
+      [
+        serverNameOf(t.for),
+        wrapperOf(t.for),
+        t.for.host,
+        t.for.port,
+        shard,
+        t.backupId,
+        t.status ?? defaultStatus(t.for),
+        t.taskPid ?? -1,
+        t.createdAgoS ?? 0,
+        t.updatedAgoS ?? t.createdAgoS ?? 0,
+      ],
     );
   }
   await cluster.waitReplicated();
@@ -42,7 +55,11 @@ export interface Row {
 /** The task of `inst` for a backup id, as stored on `on` (default: where it lives). */
 export async function taskOf(cluster: Cluster, inst: Instance, backupId: string, on?: Instance): Promise<Row | undefined> {
   const where = on ?? (inst.role === 'spider' ? cluster.spider : inst);
-  const rows = await cluster.query<Row>(where, 'SELECT BackupId, Host, Port, ShardValue, BackupStatus, TaskPid FROM infodba_schema.global_backup WHERE BackupId = ? AND Port = ?', [backupId, inst.port]);
+  const rows = await cluster.query<Row>(
+    where,
+    'SELECT BackupId, Host, Port, ShardValue, BackupStatus, TaskPid FROM infodba_schema.global_backup WHERE BackupId = ? AND Port = ?',
+    [backupId, inst.port],
+  );
   return rows[0];
 }
 

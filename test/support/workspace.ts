@@ -67,7 +67,12 @@ export class Workspace {
       log: { level: 'info', ...extra.log },
     };
     const text = Object.entries(sections)
-      .map(([name, kv]) => `[${name}]\n${Object.entries(kv).map(([k, v]) => `${k} = ${v}`).join('\n')}\n`)
+      .map(
+        ([name, kv]) =>
+          `[${name}]\n${Object.entries(kv)
+            .map(([k, v]) => `${k} = ${v}`)
+            .join('\n')}\n`,
+      )
       .join('\n');
     writeFileSync(this.agentIni, text);
   }
@@ -98,8 +103,14 @@ export class Workspace {
   }
 
   /** Starts the real CLI with this workspace's agent config. */
-  start(args: string[], opts: { cwd?: string } = {}): { child: ChildProcess; result: Promise<CliResult>; stdout(): string; stderr(): string } {
-    const child = spawn(process.execPath, [CLI, '--agent-config', this.agentIni, ...args], { cwd: opts.cwd ?? this.dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  start(
+    args: string[],
+    opts: { cwd?: string } = {},
+  ): { child: ChildProcess; result: Promise<CliResult>; stdout(): string; stderr(): string } {
+    const child = spawn(process.execPath, [CLI, '--agent-config', this.agentIni, ...args], {
+      cwd: opts.cwd ?? this.dir,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     this.children.add(child);
     child.once('exit', () => this.children.delete(child));
     let stdout = '';

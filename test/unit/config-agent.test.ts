@@ -28,7 +28,10 @@ test('durations: every one has a maximum a node timer can hold', () => {
       if (spec.kind !== 'duration') continue;
       durations++;
       assert.ok(spec.max <= MAX_TIMER_MS, `[${section}] ${key}`);
-      assert.ok(spec.min <= (parseDuration(spec.default) as number) && (parseDuration(spec.default) as number) <= spec.max, `[${section}] ${key} default in range`);
+      assert.ok(
+        spec.min <= (parseDuration(spec.default) as number) && (parseDuration(spec.default) as number) <= spec.max,
+        `[${section}] ${key} default in range`,
+      );
     }
   }
   assert.equal(durations, 4);
@@ -47,7 +50,11 @@ test('durations: above the maximum is a ConfigError naming file, key and value; 
     assert.equal(ok.warnings.length, 0);
     for (const over of [`${max}1s`, '30d', '99999999999999999999d']) {
       const f = agentIni(`[${section}]\n${key} = ${over}\n`);
-      assert.throws(() => loadAgentConfig(f), refused(f, new RegExp(`^\\S+: \\[${section}\\] ${key} = "${over}": must be at most ${max}$`)), `${key} = ${over}`);
+      assert.throws(
+        () => loadAgentConfig(f),
+        refused(f, new RegExp(`^\\S+: \\[${section}\\] ${key} = "${over}": must be at most ${max}$`)),
+        `${key} = ${over}`,
+      );
     }
   }
   const f = agentIni('[agent]\ntick_interval = 50ms\n');
@@ -57,7 +64,10 @@ test('durations: above the maximum is a ConfigError naming file, key and value; 
 });
 
 test('unknown sections and keys: one warning each, naming file, section and key; the rest still loads', () => {
-  const f = agentIni('stray = 1\n[agent]\ntick_intervall = 5s\ntick_interval = 2s\n[bakup]\nkill_grace = 1s\n[agent.extra]\nx = 1\n[metrics]\nlisten = off\nallow_remote = false\nconstructor = 1\n');
+  const f = agentIni(
+    'stray = 1\n[agent]\ntick_intervall = 5s\ntick_interval = 2s\n[bakup]\nkill_grace = 1s\n[agent.extra]\nx = 1\n[metrics]\nlisten = ' +
+      'off\nallow_remote = false\nconstructor = 1\n',
+  );
   const c = loadAgentConfig(f);
   assert.equal(c.agent.tickIntervalMs, 2000);
   assert.equal(c.backup.killGraceMs, 10_000, 'a key of an unknown section is not read');
@@ -75,10 +85,19 @@ test('unknown names with strict: a ConfigError naming the first and listing the 
   const f = agentIni('[agent]\ntick_intervall = 5s\n[bakup]\nx = 1\n');
   assert.throws(
     () => loadAgentConfig(f, process.cwd(), { strict: true }),
-    refused(f, /^\S+: \[agent\] tick_intervall = "5s": unknown key \(refused in strict mode\); did you mean tick_interval\?; also \[bakup\]: unknown section$/),
+    refused(
+      f,
+      new RegExp(
+        String.raw`^\S+: \[agent\] tick_intervall = "5s": unknown key \(refused in strict mode\); ` +
+          String.raw`did you mean tick_interval\?; also \[bakup\]: unknown section$`,
+      ),
+    ),
   );
   const g = agentIni('[bakup]\nx = 1\n');
-  assert.throws(() => loadAgentConfig(g, process.cwd(), { strict: true }), refused(g, /^\S+: \[bakup\]: unknown section \(refused in strict mode\); did you mean \[backup\]\?$/));
+  assert.throws(
+    () => loadAgentConfig(g, process.cwd(), { strict: true }),
+    refused(g, /^\S+: \[bakup\]: unknown section \(refused in strict mode\); did you mean \[backup\]\?$/),
+  );
   assert.equal(loadAgentConfig(agentIni('[agent]\ntick_interval = 5s\n'), process.cwd(), { strict: true }).warnings.length, 0);
 });
 
@@ -105,7 +124,8 @@ test('the example file documents every key of the schema in its section, and loa
     if (m) sections.set(m[1] as string, part);
   }
   for (const [section, keys] of Object.entries(AGENT_SCHEMA)) {
-    for (const key of Object.keys(keys)) assert.match(sections.get(section) ?? '', new RegExp(`^;?${key} =`, 'm'), `[${section}] ${key} is documented`);
+    for (const key of Object.keys(keys))
+      assert.match(sections.get(section) ?? '', new RegExp(`^;?${key} =`, 'm'), `[${section}] ${key} is documented`);
   }
   const c = loadAgentConfig(EXAMPLE, process.cwd(), { strict: true });
   assert.deepEqual(c.warnings, []);

@@ -37,7 +37,9 @@ test('go-ini values: backticks and """ are literal to the last closing quote; ot
 });
 
 test('the raw line: last one of the key in its section, comments and other sections skipped', () => {
-  const text = '\uFEFF; MysqlPasswd = commented\n[Other]\nMysqlPasswd = other\n[Public]\r\n# MysqlPasswd = no\n  MysqlPasswd = first\r\nMysqlPasswd=`a;b`  \r\n[Public2]\nMysqlPasswd = x\n';
+  const text =
+    '\uFEFF; MysqlPasswd = commented\n[Other]\nMysqlPasswd = other\n[Public]\r\n# MysqlPasswd = no\n  MysqlPasswd = ' +
+    'first\r\nMysqlPasswd=`a;b`  \r\n[Public2]\nMysqlPasswd = x\n';
   assert.equal(rawValue(text, 'Public', 'MysqlPasswd'), '`a;b`  ');
   assert.equal(rawValue(text, 'Public', 'MysqlUser'), undefined);
   assert.equal(rawValue('MysqlPasswd = top\n', 'Public', 'MysqlPasswd'), undefined);
@@ -61,7 +63,8 @@ test('drop-in: an unquoted ; or # is recorded as passwordWarning naming file and
   assert.equal(c.password, 's3cr');
   assert.equal(
     c.passwordWarning,
-    `${f}: [Public] MysqlPasswd contains an unquoted ';': everything from it on is read as a comment; write the password as \`…\` (backticks; the backup tool does not honour "…" around a ; or #)`,
+    `${f}: [Public] MysqlPasswd contains an unquoted ';': everything from it on is read as a comment; write the password as \`…\` ` +
+      `(backticks; the backup tool does not honour "…" around a ; or #)`,
   );
   assert.ok(!c.passwordWarning?.includes('s3cr'));
   const g = dropIn('MysqlPasswd = "s3cr#et"');
@@ -75,16 +78,22 @@ test('drop-in: a quote that does not close on its line is a ConfigError without 
   const f = dropIn('MysqlPasswd = `s3cret');
   assert.throws(
     () => loadInstanceConfig(f),
-    (e: unknown) => e instanceof ConfigError && e.message === `${f}: [Public] MysqlPasswd: the opening \` has no closing \` on the same line` && !e.message.includes('s3cret'),
+    (e: unknown) =>
+      e instanceof ConfigError &&
+      e.message === `${f}: [Public] MysqlPasswd: the opening \` has no closing \` on the same line` &&
+      !e.message.includes('s3cret'),
   );
   const g = join(mkdtempSync(join(tmpdir(), 'sb-pw-')), 'dbbackup.20001.ini');
   writeFileSync(g, '[Public]\nMysqlHost = h\nMysqlPort = 20001\nMysqlUser = u\n');
-  assert.throws(() => loadInstanceConfig(g), (e: unknown) => e instanceof ConfigError && /\[Public\] MysqlPasswd = \(missing\): required/.test(e.message));
+  assert.throws(
+    () => loadInstanceConfig(g),
+    (e: unknown) => e instanceof ConfigError && /\[Public\] MysqlPasswd = \(missing\): required/.test(e.message),
+  );
 });
 
 test('explainAccessDenied: appends the warning to an Access denied message only', () => {
   const denied = "10.0.0.1:20000: Access denied for user 'backup'@'10.0.0.2' (using password: YES)";
-  const warning = '/x/dbbackup.20000.ini: [Public] MysqlPasswd contains an unquoted \';\'';
+  const warning = "/x/dbbackup.20000.ini: [Public] MysqlPasswd contains an unquoted ';'";
   assert.equal(explainAccessDenied({ passwordWarning: warning }, denied), `${denied} (${warning})`);
   assert.equal(explainAccessDenied({ passwordWarning: undefined }, denied), denied);
   assert.equal(explainAccessDenied({ passwordWarning: warning }, 'connect ECONNREFUSED'), 'connect ECONNREFUSED');

@@ -19,14 +19,24 @@ test('reload plan: nothing changed, nothing to do', () => {
   const a = config('tick_interval = 5s\n[metrics]\nlisten = 127.0.0.1:9797\n');
   const plan = planReload(a, config('tick_interval = 5s\n[metrics]\nlisten = 127.0.0.1:9797\n'));
   assert.deepEqual(
-    { kept: plan.kept, tick: plan.tickInterval, cron: plan.cron, metrics: plan.metrics, sw: plan.metricsSwitch, logFile: plan.logFile, logLevel: plan.logLevel },
+    {
+      kept: plan.kept,
+      tick: plan.tickInterval,
+      cron: plan.cron,
+      metrics: plan.metrics,
+      sw: plan.metricsSwitch,
+      logFile: plan.logFile,
+      logLevel: plan.logLevel,
+    },
     { kept: [], tick: false, cron: false, metrics: false, sw: 'keep', logFile: false, logLevel: false },
   );
 });
 
 test('reload plan: host_lock and state_dir are kept until a restart, with a message each; the rest applies', () => {
   const old = config('host_lock = /run/lock/a.lock\n');
-  const next = config(`state_dir = ${d}/other\nhost_lock = /run/lock/b.lock\ntick_interval = 3s\n[log]\nlevel = debug\nfile = ${d}/agent.log\n`);
+  const next = config(
+    `state_dir = ${d}/other\nhost_lock = /run/lock/b.lock\ntick_interval = 3s\n[log]\nlevel = debug\nfile = ${d}/agent.log\n`,
+  );
   const plan = planReload(old, next);
   assert.equal(plan.config.agent.hostLock, '/run/lock/a.lock');
   assert.equal(plan.config.agent.stateDir, `${d}/state`);
@@ -40,14 +50,17 @@ test('reload plan: host_lock and state_dir are kept until a restart, with a mess
   assert.equal(next.agent.hostLock, '/run/lock/b.lock', 'the loaded config is not changed in place');
 });
 
-test('reload plan: the new config\'s warnings travel with it', () => {
+test("reload plan: the new config's warnings travel with it", () => {
   const plan = planReload(config(''), config('tick_intervall = 1s\n'));
   assert.equal(plan.config.warnings.length, 1);
   assert.match(plan.config.warnings[0] as string, /\[agent\] tick_intervall: unknown key \(ignored\)/);
 });
 
 test('reload plan: allow_remote alone does not restart the metrics listener', () => {
-  const plan = planReload(config('[metrics]\nlisten = 127.0.0.1:9797\n'), config('[metrics]\nlisten = 127.0.0.1:9797\nallow_remote = true\n'));
+  const plan = planReload(
+    config('[metrics]\nlisten = 127.0.0.1:9797\n'),
+    config('[metrics]\nlisten = 127.0.0.1:9797\nallow_remote = true\n'),
+  );
   assert.equal(plan.metrics, false);
   assert.equal(plan.config.metrics.allowRemote, true);
 });

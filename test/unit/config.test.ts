@@ -24,10 +24,25 @@ test('durations: units, combinations, bare numbers are seconds, junk refused', (
 });
 
 test('command templates are split before substitution: a value never adds or splits an argument', () => {
-  const t = parseCommandTemplate('{install_dir}/dbbackup dumpbackup --config {config} --backup-id {backup_id}', 'f.ini', '[backup] remote_command');
-  const argv = expandCommand(t, { install_dir: '/opt/x y', config: '/etc/a b.ini', backup_id: 'id; rm -rf /', shard_value: '1', port: '1', host: 'h' });
+  const t = parseCommandTemplate(
+    '{install_dir}/dbbackup dumpbackup --config {config} --backup-id {backup_id}',
+    'f.ini',
+    '[backup] remote_command',
+  );
+  const argv = expandCommand(t, {
+    install_dir: '/opt/x y',
+    config: '/etc/a b.ini',
+    backup_id: 'id; rm -rf /',
+    shard_value: '1',
+    port: '1',
+    host: 'h',
+  });
   assert.deepEqual(argv, ['/opt/x y/dbbackup', 'dumpbackup', '--config', '/etc/a b.ini', '--backup-id', 'id; rm -rf /']);
-  assert.throws(() => parseCommandTemplate('run {nope}', 'f.ini', '[backup] spider_command'), (e: unknown) => e instanceof ConfigError && /f\.ini: \[backup\] spider_command = "run \{nope\}": unknown placeholder \{nope\}/.test(e.message));
+  assert.throws(
+    () => parseCommandTemplate('run {nope}', 'f.ini', '[backup] spider_command'),
+    (e: unknown) =>
+      e instanceof ConfigError && /f\.ini: \[backup\] spider_command = "run \{nope\}": unknown placeholder \{nope\}/.test(e.message),
+  );
   assert.throws(() => parseCommandTemplate('   ', 'f.ini', 'k'), ConfigError);
 });
 
@@ -40,7 +55,10 @@ test('agent config: defaults when the default file is missing; explicit file mus
   assert.deepEqual(c.backup.remoteCommand.slice(0, 2), ['{install_dir}/dbbackup', 'dumpbackup']);
   assert.equal(c.backup.installDir, '/home/mysql/dbbackup-go');
   assert.equal(c.metrics.listen, '127.0.0.1:9797');
-  assert.throws(() => loadAgentConfig('/nonexistent/agent.ini'), (e: unknown) => e instanceof ConfigError && e.message.includes('/nonexistent/agent.ini'));
+  assert.throws(
+    () => loadAgentConfig('/nonexistent/agent.ini'),
+    (e: unknown) => e instanceof ConfigError && e.message.includes('/nonexistent/agent.ini'),
+  );
 });
 
 test('agent config: every bad value is named with file, key and value', () => {
@@ -55,7 +73,11 @@ test('agent config: every bad value is named with file, key and value', () => {
   for (const [text, re] of cases) {
     const f = join(d, 'agent.ini');
     writeFileSync(f, text);
-    assert.throws(() => loadAgentConfig(f), (e: unknown) => e instanceof ConfigError && e.message.startsWith(f) && re.test(e.message), text);
+    assert.throws(
+      () => loadAgentConfig(f),
+      (e: unknown) => e instanceof ConfigError && e.message.startsWith(f) && re.test(e.message),
+      text,
+    );
   }
   const f = join(d, 'ok.ini');
   writeFileSync(f, '[metrics]\nlisten = 0.0.0.0:9797\nallow_remote = true\n[agent]\ntick_interval = 2\nconfig_dir = conf.d\n');
@@ -67,7 +89,11 @@ test('agent config: every bad value is named with file, key and value', () => {
 test('instance config: the old format parses unchanged, foreign sections kept', () => {
   const d = dir();
   const f = join(d, 'dbbackup.20000.ini');
-  writeFileSync(f, '[Public]\nMysqlHost = 10.0.0.1\nMysqlPort = 20000\nMysqlUser = backup\nMysqlPasswd = p@ss=word;#x\nMysqlRole = master\nShardValue = 3\nBackupDir = /data/dbbak\nBackupType = logical\n\n[LogicalBackup]\nThreads = 4\n');
+  writeFileSync(
+    f,
+    '[Public]\nMysqlHost = 10.0.0.1\nMysqlPort = 20000\nMysqlUser = backup\nMysqlPasswd = p@ss=word;#x\nMysqlRole = master\nShardValue ' +
+      '= 3\nBackupDir = /data/dbbak\nBackupType = logical\n\n[LogicalBackup]\nThreads = 4\n',
+  );
   const c = loadInstanceConfig(f);
   assert.equal(c.host, '10.0.0.1');
   assert.equal(c.port, 20000);
@@ -86,7 +112,10 @@ test('discovery: a broken file is reported and skipped, the others are served', 
   writeFileSync(join(d, 'dbbackup.20002.ini'), '[Public]\nMysqlHost=h\nMysqlPort=20002\nMysqlPasswd=p\n');
   writeFileSync(join(d, 'other.ini'), 'ignored');
   const { instances, errors } = discoverInstances(d);
-  assert.deepEqual(instances.map((i) => i.port), [20000]);
+  assert.deepEqual(
+    instances.map((i) => i.port),
+    [20000],
+  );
   assert.equal(errors.length, 2);
   assert.match(errors[0]?.message ?? '', /dbbackup\.20001\.ini: \[Public\] MysqlPort = "twenty": must be an integer/);
   assert.match(errors[1]?.message ?? '', /dbbackup\.20002\.ini: \[Public\] MysqlUser = \(missing\): required/);

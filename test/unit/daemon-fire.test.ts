@@ -15,7 +15,11 @@ const logger = pino({ level: 'silent' });
 function host(ports: number[]) {
   const dir = mkdtempSync(join(tmpdir(), 'sb-fire-'));
   for (const port of ports) {
-    writeFileSync(join(dir, `dbbackup.${port}.ini`), `[Public]\nMysqlHost = 127.0.0.1\nMysqlPort = ${port}\nMysqlUser = u\nMysqlPasswd = p\nMysqlRole = ${port >= 25000 ? 'spider_master' : 'master'}\n`);
+    writeFileSync(
+      join(dir, `dbbackup.${port}.ini`),
+      `[Public]\nMysqlHost = 127.0.0.1\nMysqlPort = ${port}\nMysqlUser = u\nMysqlPasswd = p\nMysqlRole = ` +
+        `${port >= 25000 ? 'spider_master' : 'master'}\n`,
+    );
   }
   const agent = join(dir, 'spiderbackup.ini');
   writeFileSync(agent, `[agent]\nconfig_dir = ${dir}\nstate_dir = ${dir}/state\n[schedule]\ncron = 0 3 * * *\n[metrics]\nlisten = off\n`);
@@ -27,7 +31,10 @@ const never: typeof runSchedule = async () => {
 };
 
 test('paused: nothing is scheduled', async () => {
-  const r = await fireSchedule({ config: host([25000]), logger, pause: { until: '2999-01-01T00:00:00Z', reason: 'x', since: '', by: undefined }, schedule: never }, new Date());
+  const r = await fireSchedule(
+    { config: host([25000]), logger, pause: { until: '2999-01-01T00:00:00Z', reason: 'x', since: '', by: undefined }, schedule: never },
+    new Date(),
+  );
   assert.equal(r.result, 'paused');
 });
 

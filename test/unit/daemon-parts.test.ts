@@ -126,17 +126,47 @@ test('pause: written, read, expires by itself, cleared; a damaged file is an err
 });
 
 const task = (backupId: string, port: number, status: string): TaskRow => ({
-  backupId, port, status, host: 'h', shardValue: 0, serverName: 'SPT0', wrapper: 'mysql', taskPid: 1, createdAt: '', updatedAt: '', createdAgeS: 0, updatedAgeS: 0,
+  backupId,
+  port,
+  status,
+  host: 'h',
+  shardValue: 0,
+  serverName: 'SPT0',
+  wrapper: 'mysql',
+  taskPid: 1,
+  createdAt: '',
+  updatedAt: '',
+  createdAgeS: 0,
+  updatedAgeS: 0,
 });
 
 test('transitions: counted once, only for tasks seen unfinished; an unreadable instance keeps what was seen of it', () => {
-  const first = finishedSince(new Map(), [{ port: 1, tasks: [task('old', 1, 'success'), task('a', 1, 'init'), task('b', 1, 'running')], unreadable: false }, { port: 2, tasks: [task('c', 2, 'running')], unreadable: false }]);
+  const first = finishedSince(new Map(), [
+    { port: 1, tasks: [task('old', 1, 'success'), task('a', 1, 'init'), task('b', 1, 'running')], unreadable: false },
+    { port: 2, tasks: [task('c', 2, 'running')], unreadable: false },
+  ]);
   assert.deepEqual([first.succeeded.length, first.failed.length], [0, 0], 'history is not counted');
-  const second = finishedSince(first.seen, [{ port: 1, tasks: [task('old', 1, 'success'), task('a', 1, 'success'), task('b', 1, 'failed: exit code 3')], unreadable: false }, { port: 2, tasks: [], unreadable: true }]);
-  assert.deepEqual(second.succeeded.map((t) => t.backupId), ['a']);
-  assert.deepEqual(second.failed.map((t) => t.backupId), ['b']);
-  const third = finishedSince(second.seen, [{ port: 1, tasks: [task('a', 1, 'success')], unreadable: false }, { port: 2, tasks: [task('c', 2, 'success')], unreadable: false }]);
-  assert.deepEqual(third.succeeded.map((t) => t.backupId), ['c'], 'delivered after the instance came back: counted then, and a is not counted twice');
+  const second = finishedSince(first.seen, [
+    { port: 1, tasks: [task('old', 1, 'success'), task('a', 1, 'success'), task('b', 1, 'failed: exit code 3')], unreadable: false },
+    { port: 2, tasks: [], unreadable: true },
+  ]);
+  assert.deepEqual(
+    second.succeeded.map((t) => t.backupId),
+    ['a'],
+  );
+  assert.deepEqual(
+    second.failed.map((t) => t.backupId),
+    ['b'],
+  );
+  const third = finishedSince(second.seen, [
+    { port: 1, tasks: [task('a', 1, 'success')], unreadable: false },
+    { port: 2, tasks: [task('c', 2, 'success')], unreadable: false },
+  ]);
+  assert.deepEqual(
+    third.succeeded.map((t) => t.backupId),
+    ['c'],
+    'delivered after the instance came back: counted then, and a is not counted twice',
+  );
 });
 
 test('health: starting, ok, stale, failing', () => {
@@ -152,19 +182,57 @@ test('health: starting, ok, stale, failing', () => {
 
 function snapshot(over: Partial<DaemonStatus> = {}): DaemonStatus {
   return {
-    format: 1, pid: 42, startedAt: '2030-01-01T00:00:00.000Z', writtenAt: '2030-01-01T01:00:00.000Z', state: 'running', agentConfig: '/etc/a.ini',
-    configDir: '/etc/conf.d', stateDir: '/var/lib/spiderbackup', tickIntervalMs: 10_000, metricsListen: '127.0.0.1:9797',
-    lastTick: { reason: 'interval', startedAt: '2030-01-01T01:00:00.000Z', finishedAt: '2030-01-01T01:00:00.050Z', durationMs: 50, ok: true, error: undefined, started: [], paused: false },
-    lastSuccessfulTickAt: '2030-01-01T01:00:00.050Z', lastError: undefined,
+    format: 1,
+    pid: 42,
+    startedAt: '2030-01-01T00:00:00.000Z',
+    writtenAt: '2030-01-01T01:00:00.000Z',
+    state: 'running',
+    agentConfig: '/etc/a.ini',
+    configDir: '/etc/conf.d',
+    stateDir: '/var/lib/spiderbackup',
+    tickIntervalMs: 10_000,
+    metricsListen: '127.0.0.1:9797',
+    lastTick: {
+      reason: 'interval',
+      startedAt: '2030-01-01T01:00:00.000Z',
+      finishedAt: '2030-01-01T01:00:00.050Z',
+      durationMs: 50,
+      ok: true,
+      error: undefined,
+      started: [],
+      paused: false,
+    },
+    lastSuccessfulTickAt: '2030-01-01T01:00:00.050Z',
+    lastError: undefined,
     schedule: { cron: '0 3 * * *', spiderHost: true, nextRun: '2030-01-01T03:00:00.000Z', lastRun: undefined },
-    instances: [{ port: 20000, host: 'h', role: 'master', file: '/etc/conf.d/dbbackup.20000.ini', current: [{ backupId: 'B1', shardValue: 0, status: 'running', taskPid: 77, createdAt: 'c', updatedAt: 'u' }], last: undefined, error: undefined }],
-    configErrors: [], journalBacklog: 0, ...over,
+    instances: [
+      {
+        port: 20000,
+        host: 'h',
+        role: 'master',
+        file: '/etc/conf.d/dbbackup.20000.ini',
+        current: [{ backupId: 'B1', shardValue: 0, status: 'running', taskPid: 77, createdAt: 'c', updatedAt: 'u' }],
+        last: undefined,
+        error: undefined,
+      },
+    ],
+    configErrors: [],
+    journalBacklog: 0,
+    ...over,
   };
 }
 
 test('status view: running daemon, pause that covers the next scheduled run', () => {
   const now = new Date('2030-01-01T01:00:01Z');
-  const v = statusView({ now, stateDir: '/s', daemon: { pid: 42, alive: true }, snapshot: snapshot(), snapshotError: undefined, pause: { until: '2030-01-02T00:00:00.000Z', reason: 'skip tonight', since: 'x', by: 'alice' }, pauseError: undefined });
+  const v = statusView({
+    now,
+    stateDir: '/s',
+    daemon: { pid: 42, alive: true },
+    snapshot: snapshot(),
+    snapshotError: undefined,
+    pause: { until: '2030-01-02T00:00:00.000Z', reason: 'skip tonight', since: 'x', by: 'alice' },
+    pauseError: undefined,
+  });
   assert.equal(v.daemon.running, true);
   assert.equal(v.pause.active, true);
   assert.equal(v.schedule.nextRunSkipped, true);
@@ -178,12 +246,28 @@ test('status view: running daemon, pause that covers the next scheduled run', ()
 
 test('status view: a dead daemon is said to be down; an expired pause is not shown', () => {
   const now = new Date('2030-01-03T00:00:00Z');
-  const v = statusView({ now, stateDir: '/s', daemon: { pid: 42, alive: false }, snapshot: snapshot(), snapshotError: undefined, pause: { until: '2030-01-02T00:00:00.000Z', reason: 'x', since: 'x', by: undefined }, pauseError: undefined });
+  const v = statusView({
+    now,
+    stateDir: '/s',
+    daemon: { pid: 42, alive: false },
+    snapshot: snapshot(),
+    snapshotError: undefined,
+    pause: { until: '2030-01-02T00:00:00.000Z', reason: 'x', since: 'x', by: undefined },
+    pauseError: undefined,
+  });
   assert.equal(v.daemon.running, false);
   assert.match(v.daemon.note, /NOT RUNNING .* did not stop cleanly/);
   assert.equal(v.pause.active, false);
   assert.equal(v.schedule.nextRun, null, 'nothing fires while the daemon is down');
-  const never = statusView({ now, stateDir: '/s', daemon: { pid: undefined, alive: false }, snapshot: undefined, snapshotError: undefined, pause: undefined, pauseError: undefined });
+  const never = statusView({
+    now,
+    stateDir: '/s',
+    daemon: { pid: undefined, alive: false },
+    snapshot: undefined,
+    snapshotError: undefined,
+    pause: undefined,
+    pauseError: undefined,
+  });
   assert.match(renderStatusText(never, now), /not running \(no status in \/s/);
 });
 
@@ -226,7 +310,10 @@ test('config: a bad cron expression is refused at load with file, key and value'
   const d = dir();
   const f = join(d, 'a.ini');
   writeFileSync(f, `[agent]\nstate_dir = ${d}\n[schedule]\ncron = 0 99 * * *\n`);
-  assert.throws(() => loadDaemonConfig(f), (e: unknown) => e instanceof ConfigError && /\[schedule\] cron = "0 99 \* \* \*": not a valid cron expression/.test(e.message));
+  assert.throws(
+    () => loadDaemonConfig(f),
+    (e: unknown) => e instanceof ConfigError && /\[schedule\] cron = "0 99 \* \* \*": not a valid cron expression/.test(e.message),
+  );
   assert.equal(cronProblem('0 3 * * *'), undefined);
   assert.equal(cronProblem('*/5 * * * * *'), undefined);
 });
@@ -236,7 +323,10 @@ test('reload plan: state_dir is kept until a restart; other changes are noticed'
   const f = join(d, 'a.ini');
   writeFileSync(f, `[agent]\nstate_dir = ${d}/s1\ntick_interval = 10s\n[metrics]\nlisten = off\n`);
   const old = loadDaemonConfig(f);
-  writeFileSync(f, `[agent]\nstate_dir = ${d}/s2\ntick_interval = 5s\n[schedule]\ncron = 0 3 * * *\n[metrics]\nlisten = off\n[log]\nlevel = debug\n`);
+  writeFileSync(
+    f,
+    `[agent]\nstate_dir = ${d}/s2\ntick_interval = 5s\n[schedule]\ncron = 0 3 * * *\n[metrics]\nlisten = off\n[log]\nlevel = debug\n`,
+  );
   const plan = planReload(old, loadDaemonConfig(f));
   assert.equal(plan.config.agent.stateDir, `${d}/s1`);
   assert.match(plan.kept[0] as string, /state_dir stays/);

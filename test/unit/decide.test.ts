@@ -7,12 +7,34 @@ import { exitStatus, statusClass } from '../../src/core/status.js';
 import type { TaskRow } from '../../src/sql/tasks.js';
 
 const row = (over: Partial<TaskRow> = {}): TaskRow => ({
-  serverName: 'SPT0', wrapper: 'mysql', host: 'h', port: 20000, shardValue: 0, backupId: 'b1', status: 'running',
-  taskPid: 100, createdAt: '2026-01-01 00:00:00', updatedAt: '2026-01-01 00:00:00', createdAgeS: 10, updatedAgeS: 10, ...over,
+  serverName: 'SPT0',
+  wrapper: 'mysql',
+  host: 'h',
+  port: 20000,
+  shardValue: 0,
+  backupId: 'b1',
+  status: 'running',
+  taskPid: 100,
+  createdAt: '2026-01-01 00:00:00',
+  updatedAt: '2026-01-01 00:00:00',
+  createdAgeS: 10,
+  updatedAgeS: 10,
+  ...over,
 });
 const target = { supervisorPid: 100, pids: [101] };
-const running = (over: Partial<{ supervisorPid: number; restorable: boolean }> = {}): LocalState => ({ kind: 'running', supervisorPid: 100, restorable: true, target, ...over });
-const facts = (over: Partial<TaskFacts> = {}): TaskFacts => ({ local: { kind: 'none' }, pid: { kind: 'none' }, journalPending: false, ...over });
+const running = (over: Partial<{ supervisorPid: number; restorable: boolean }> = {}): LocalState => ({
+  kind: 'running',
+  supervisorPid: 100,
+  restorable: true,
+  target,
+  ...over,
+});
+const facts = (over: Partial<TaskFacts> = {}): TaskFacts => ({
+  local: { kind: 'none' },
+  pid: { kind: 'none' },
+  journalPending: false,
+  ...over,
+});
 
 test('a running row whose backup runs here: nothing to do, or its pid repaired, or killed after 48 h', () => {
   assert.deepEqual(decide(row(), facts({ local: running() })), { kind: 'none' });
@@ -27,7 +49,9 @@ test('the host wins: any other status over a row whose backup runs here is resto
   }
   // without a record saying the backup runs, its supervisor may be writing the final status
   assert.deepEqual(decide(row({ status: 'success' }), facts({ local: running({ restorable: false }) })), { kind: 'none' });
-  assert.deepEqual(decide(row({ status: 'success' }), facts({ local: { kind: 'finishing', supervisorPid: 100, target } })), { kind: 'none' });
+  assert.deepEqual(decide(row({ status: 'success' }), facts({ local: { kind: 'finishing', supervisorPid: 100, target } })), {
+    kind: 'none',
+  });
   assert.deepEqual(decide(row(), facts({ local: { kind: 'finishing', supervisorPid: 100, target } })), { kind: 'none' });
 });
 
@@ -52,7 +76,10 @@ test('a running row with nothing of it on this host', () => {
   assert.deepEqual(decide(row({ taskPid: -1, updatedAgeS: 3600 }), facts()), { kind: 'fail', status: 'failed: no pid' });
   // the old tool's backup (mysql-crond during a migration) is left to run, up to 48 h
   assert.deepEqual(decide(row(), facts({ pid: { kind: 'legacy' } })), { kind: 'none' });
-  assert.deepEqual(decide(row({ updatedAgeS: LIMITS.runningTimeoutS + 1 }), facts({ pid: { kind: 'legacy' } })), { kind: 'timeout', target: { pids: [100] } });
+  assert.deepEqual(decide(row({ updatedAgeS: LIMITS.runningTimeoutS + 1 }), facts({ pid: { kind: 'legacy' } })), {
+    kind: 'timeout',
+    target: { pids: [100] },
+  });
   // a final status waiting in the journal wins over everything
   assert.deepEqual(decide(row(), facts({ pid: { kind: 'gone' }, journalPending: true })), { kind: 'none' });
 });
@@ -62,7 +89,8 @@ test('expiry of tasks nobody started', () => {
     assert.deepEqual(decide(row({ status, createdAgeS: LIMITS.waitingExpiryS + 1 }), facts()), { kind: 'expire' });
     assert.deepEqual(decide(row({ status, createdAgeS: 60 }), facts()), { kind: 'none' });
   }
-  for (const status of ['success', 'failed: timeout', 'quit: success', 'cancel']) assert.deepEqual(decide(row({ status, createdAgeS: 1e9 }), facts({ pid: { kind: 'gone' } })), { kind: 'none' });
+  for (const status of ['success', 'failed: timeout', 'quit: success', 'cancel'])
+    assert.deepEqual(decide(row({ status, createdAgeS: 1e9 }), facts({ pid: { kind: 'gone' } })), { kind: 'none' });
 });
 
 test('pick: one running id per machine, earliest id first, instances in port order', () => {

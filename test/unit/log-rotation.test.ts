@@ -20,7 +20,13 @@ const here = dirname(fileURLToPath(import.meta.url));
 const WRITER = join(here, '../support/log-writer.js');
 const CLI = join(here, '../../src/bin/cli.js');
 const STEP_MS = 10_000;
-const TEST = { timeout: 60_000, skip: spawnSync('logrotate', ['--version'], { stdio: 'ignore' }).status === 0 ? false : 'logrotate is not installed (scripts/install.sh installs it)' };
+const TEST = {
+  timeout: 60_000,
+  skip:
+    spawnSync('logrotate', ['--version'], { stdio: 'ignore' }).status === 0
+      ? false
+      : 'logrotate is not installed (scripts/install.sh installs it)',
+};
 
 async function until(what: string, fn: () => boolean, timeoutMs = STEP_MS): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -135,7 +141,10 @@ async function backupLines(file: string, backupId: string): Promise<number[]> {
 }
 
 function cliLogs(file: string, backupId: string): number[] {
-  const r = spawnSync(process.execPath, [CLI, 'logs', '--file', file, '--backup-id', backupId, '--json'], { encoding: 'utf8', timeout: STEP_MS });
+  const r = spawnSync(process.execPath, [CLI, 'logs', '--file', file, '--backup-id', backupId, '--json'], {
+    encoding: 'utf8',
+    timeout: STEP_MS,
+  });
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stderr, '');
   return r.stdout
@@ -239,47 +248,55 @@ test('logrotate compress (no delaycompress): .1.gz is read', TEST, async () => {
   }
 });
 
-test('a writer logging every 50 ms through two rotations: no line lost, none written to an older file after a newer one', TEST, async () => {
-  const file = logFile();
-  const rotate = logrotateFor(file, ['rotate 3', 'create']);
-  const w = await Writer.start(file);
-  try {
-    w.every(50, 'B1');
-    await until('3 lines in the file', () => seqs(file).length >= 3);
-    rotate();
-    await until('3 lines in the new file', () => seqs(file).length >= 3);
-    rotate();
-    await until('3 lines in the newest file', () => seqs(file).length >= 3);
-    const last = await w.stop();
-    const [older, old, current] = [seqs(`${file}.2`), seqs(`${file}.1`), seqs(file)];
-    assert.ok(older.length > 0 && old.length > 0 && current.length > 0);
-    assert.deepEqual([...older, ...old, ...current], range(1, last), 'each file continues where the older one ends');
-    assert.deepEqual(await backupLines(file, 'B1'), range(1, last));
-    assert.deepEqual(backups(file), []);
-  } finally {
-    w.kill();
-  }
-});
+test(
+  'a writer logging every 50 ms through two rotations: no line lost, none written to an older file after a newer one',
+  TEST,
+  async () => {
+    const file = logFile();
+    const rotate = logrotateFor(file, ['rotate 3', 'create']);
+    const w = await Writer.start(file);
+    try {
+      w.every(50, 'B1');
+      await until('3 lines in the file', () => seqs(file).length >= 3);
+      rotate();
+      await until('3 lines in the new file', () => seqs(file).length >= 3);
+      rotate();
+      await until('3 lines in the newest file', () => seqs(file).length >= 3);
+      const last = await w.stop();
+      const [older, old, current] = [seqs(`${file}.2`), seqs(`${file}.1`), seqs(file)];
+      assert.ok(older.length > 0 && old.length > 0 && current.length > 0);
+      assert.deepEqual([...older, ...old, ...current], range(1, last), 'each file continues where the older one ends');
+      assert.deepEqual(await backupLines(file, 'B1'), range(1, last));
+      assert.deepEqual(backups(file), []);
+    } finally {
+      w.kill();
+    }
+  },
+);
 
-test('reopenOnSignals: SIGUSR2 moves the descriptor to the new file before any line, and does not end the process', { ...TEST, skip: TEST.skip || (existsSync('/proc/self/fd') ? false : 'no /proc') }, async () => {
-  const file = logFile();
-  const rotate = logrotateFor(file, ['rotate 3', 'create']);
-  const w = await Writer.start(file, ['--signals']);
-  const openLogs = () => openFiles(w.child.pid as number, file);
-  try {
-    await w.line('B1');
-    assert.deepEqual(openLogs(), [file]);
-    rotate();
-    await until('the rename seen through the descriptor', () => openLogs().join() === `${file}.1`);
-    w.child.kill('SIGUSR2');
-    await until('the new file open, the old one closed', () => openLogs().join() === file);
-    assert.equal(await w.line('B1'), 2);
-    assert.deepEqual([seqs(`${file}.1`), seqs(file)], [[1], [2]]);
-    assert.ok(w.alive);
-  } finally {
-    w.kill();
-  }
-});
+test(
+  'reopenOnSignals: SIGUSR2 moves the descriptor to the new file before any line, and does not end the process',
+  { ...TEST, skip: TEST.skip || (existsSync('/proc/self/fd') ? false : 'no /proc') },
+  async () => {
+    const file = logFile();
+    const rotate = logrotateFor(file, ['rotate 3', 'create']);
+    const w = await Writer.start(file, ['--signals']);
+    const openLogs = () => openFiles(w.child.pid as number, file);
+    try {
+      await w.line('B1');
+      assert.deepEqual(openLogs(), [file]);
+      rotate();
+      await until('the rename seen through the descriptor', () => openLogs().join() === `${file}.1`);
+      w.child.kill('SIGUSR2');
+      await until('the new file open, the old one closed', () => openLogs().join() === file);
+      assert.equal(await w.line('B1'), 2);
+      assert.deepEqual([seqs(`${file}.1`), seqs(file)], [[1], [2]]);
+      assert.ok(w.alive);
+    } finally {
+      w.kill();
+    }
+  },
+);
 
 test('a missing path is not recreated at once (logrotate creates it); after the grace period it is', { timeout: 60_000 }, async () => {
   const file = logFile();
@@ -298,25 +315,37 @@ test('a missing path is not recreated at once (logrotate creates it); after the 
   }
 });
 
-test('a new file that cannot be opened: a warning in the old file, lines go on there; the next new file is taken', { timeout: 60_000, skip: existsSync('/proc/self/fd') ? false : 'no /proc' }, async () => {
-  const file = logFile();
-  const w = await Writer.start(file);
-  const records = (path: string) => readFileSync(path, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { seq?: number; msg: string; level: number });
-  try {
-    await w.line('B1');
-    renameSync(file, `${file}.1`);
-    mkdirSync(file); // EISDIR when opened for writing, even as root
-    await w.line('B1');
-    await w.line('B1');
-    const old = records(`${file}.1`);
-    assert.deepEqual(old.map((r) => r.seq ?? r.msg), [1, 'cannot reopen the log file after rotation; writing on to the old one', 2, 3], 'warned once, not per line');
-    rmdirSync(file);
-    writeFileSync(file, ''); // may well get the directory's inode number
-    await new Promise((r) => setTimeout(r, REOPEN_RETRY_MS + 100));
-    await w.line('B1');
-    assert.deepEqual(seqs(file), [4]);
-    await until('only the new file open', () => openFiles(w.child.pid as number, file).join() === file);
-  } finally {
-    w.kill();
-  }
-});
+test(
+  'a new file that cannot be opened: a warning in the old file, lines go on there; the next new file is taken',
+  { timeout: 60_000, skip: existsSync('/proc/self/fd') ? false : 'no /proc' },
+  async () => {
+    const file = logFile();
+    const w = await Writer.start(file);
+    const records = (path: string) =>
+      readFileSync(path, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { seq?: number; msg: string; level: number });
+    try {
+      await w.line('B1');
+      renameSync(file, `${file}.1`);
+      mkdirSync(file); // EISDIR when opened for writing, even as root
+      await w.line('B1');
+      await w.line('B1');
+      const old = records(`${file}.1`);
+      assert.deepEqual(
+        old.map((r) => r.seq ?? r.msg),
+        [1, 'cannot reopen the log file after rotation; writing on to the old one', 2, 3],
+        'warned once, not per line',
+      );
+      rmdirSync(file);
+      writeFileSync(file, ''); // may well get the directory's inode number
+      await new Promise((r) => setTimeout(r, REOPEN_RETRY_MS + 100));
+      await w.line('B1');
+      assert.deepEqual(seqs(file), [4]);
+      await until('only the new file open', () => openFiles(w.child.pid as number, file).join() === file);
+    } finally {
+      w.kill();
+    }
+  },
+);

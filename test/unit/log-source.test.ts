@@ -26,7 +26,10 @@ test('rotated files: oldest first, .N.gz decompressed, .N preferred to .N.gz, at
   writeFileSync(`${f}.3`, 'r3\n');
   for (let n = 4; n <= ROTATED_FILES + 1; n++) writeFileSync(`${f}.${n}.gz`, gzipSync(`r${n}\n`));
   const older = Array.from({ length: ROTATED_FILES - 3 }, (_, i) => `r${ROTATED_FILES - i}`);
-  assert.deepEqual(await read(f, ROTATED_FILES), { lines: [...older, 'r3', 'r2-a', 'r2-ü', 'r1-a', 'r1-b', 'now-1', 'now-2 (no newline)'], skipped: [] });
+  assert.deepEqual(await read(f, ROTATED_FILES), {
+    lines: [...older, 'r3', 'r2-a', 'r2-ü', 'r1-a', 'r1-b', 'now-1', 'now-2 (no newline)'],
+    skipped: [],
+  });
   assert.deepEqual((await read(f, 0)).lines, ['now-1', 'now-2 (no newline)']);
   assert.deepEqual((await read(f, 1)).lines, ['r1-a', 'r1-b', 'now-1', 'now-2 (no newline)']);
 });
@@ -51,5 +54,9 @@ test('rotated files: a truncated or bad .gz is reported, its complete lines show
   assert.equal(lines[0], 'three');
   assert.equal(lines.at(-1), 'current');
   const fromGz = lines.slice(1, -1);
-  assert.deepEqual(fromGz, Array.from({ length: fromGz.length }, (_, i) => `line ${i}`), 'a prefix, in order, no cut-off line');
+  assert.deepEqual(
+    fromGz,
+    Array.from({ length: fromGz.length }, (_, i) => `line ${i}`),
+    'a prefix, in order, no cut-off line',
+  );
 });

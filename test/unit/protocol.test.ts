@@ -32,12 +32,26 @@ const spec = (backupId: string): SupervisorSpec => ({
 });
 
 test('supervisor arguments round-trip for every id schedule accepts: non-ASCII, leading dash, dots', () => {
-  for (const id of ['nightly-2026-11-25', '-starts-with-dash', '--backup-id', 'ünïcødé-備份-ﾊﾞｯｸｱｯﾌﾟ-0123456789abcdef', 'a.b_c', 'x'.repeat(40)]) {
+  for (const id of [
+    'nightly-2026-11-25',
+    '-starts-with-dash',
+    '--backup-id',
+    'ünïcødé-備份-ﾊﾞｯｸｱｯﾌﾟ-0123456789abcdef',
+    'a.b_c',
+    'x'.repeat(40),
+  ]) {
     const s = spec(id);
     assert.deepEqual(parseSupervisorArgs(supervisorArgs(s)), s, id);
     // the command line as /proc shows it: node, script, mark, …
     const argv = lockedSupervisorArgv('/usr/bin/node', '/opt/sb/supervisor.js', s);
-    assert.deepEqual(argv.slice(0, 6), ['flock', '--nonblock', '--no-fork', '--conflict-exit-code', String(SUPERVISOR_EXIT.hostBusy), s.hostLock]);
+    assert.deepEqual(argv.slice(0, 6), [
+      'flock',
+      '--nonblock',
+      '--no-fork',
+      '--conflict-exit-code',
+      String(SUPERVISOR_EXIT.hostBusy),
+      s.hostLock,
+    ]);
     assert.deepEqual(supervisedTask(argv.slice(6)), { key: s.key, hostLock: s.hostLock }, id);
     assert.deepEqual(parseTaskMarker(taskMarker(s.key)), s.key);
     assert.ok(supervisorLockName(s.key).length <= 64);
@@ -85,17 +99,35 @@ test('local view: a supervisor with a running record is restorable; a dead super
     // another simulated host's backup on the same machine is not ours
     proc(40, { supervises: { ...key, port: 30000 }, hostLock: '/tmp/other/host.lock' }),
   ]);
-  const view = buildLocalView(scan, [{ key, supervisorPid: 10, startedAt: '', phase: 'running' }, { key: { ...key, backupId: 'old' }, supervisorPid: 5, startedAt: '', phase: 'running' }], HOST);
+  const view = buildLocalView(
+    scan,
+    [
+      { key, supervisorPid: 10, startedAt: '', phase: 'running' },
+      { key: { ...key, backupId: 'old' }, supervisorPid: 5, startedAt: '', phase: 'running' },
+    ],
+    HOST,
+  );
   assert.deepEqual(view.of(key), { kind: 'running', supervisorPid: 10, restorable: true, target: { supervisorPid: 10, pids: [11] } });
   assert.deepEqual(view.of(other), { kind: 'orphaned', target: { pids: [20] } });
   assert.deepEqual(view.of({ ...key, port: 1 }), { kind: 'none' });
   assert.deepEqual(view.of({ ...key, port: 30000 }), { kind: 'none' });
-  assert.deepEqual(view.legacy.map((p) => p.pid), [NO_PID]);
-  assert.deepEqual(view.stale.map((r) => r.key.backupId), ['old']);
+  assert.deepEqual(
+    view.legacy.map((p) => p.pid),
+    [NO_PID],
+  );
+  assert.deepEqual(
+    view.stale.map((r) => r.key.backupId),
+    ['old'],
+  );
   assert.match(hostBusyReason(view) ?? '', /backup b@h:20000 runs \(supervisor pid 10\)/);
   const finishing = buildLocalView(scan, [{ key, supervisorPid: 10, startedAt: '', phase: 'finished', status: 'success' }], HOST);
   assert.equal(finishing.of(key).kind, 'finishing');
-  assert.match(hostBusyReason(buildLocalView(scanOf([proc(NO_PID, { argv: ['sh', '/home/mysql/dbbackup-go/dbbackup_main.sh', '-k', 'x'] })]), [], HOST)) ?? '', /old tool/);
+  assert.match(
+    hostBusyReason(
+      buildLocalView(scanOf([proc(NO_PID, { argv: ['sh', '/home/mysql/dbbackup-go/dbbackup_main.sh', '-k', 'x'] })]), [], HOST),
+    ) ?? '',
+    /old tool/,
+  );
   assert.equal(hostBusyReason(buildLocalView(scanOf([proc(1)]), [], HOST)), undefined);
   // the old tool installed elsewhere is another host's (a simulated one): judged by its working directory
   const elsewhere = proc(process.pid, { argv: ['./dbbackup', 'dumpbackup'] });
@@ -106,7 +138,11 @@ test('local view: a supervisor with a running record is restorable; a dead super
 test('legacy backups: the old tool by its command line, never our own marked processes', () => {
   assert.ok(isLegacyBackup(proc(1, { argv: ['./dbbackup', 'spiderbackup', 'check', '--run'] })));
   assert.ok(isLegacyBackup(proc(1, { argv: ['/home/mysql/dbbackup-go/dbbackup', 'dumpbackup'] })));
-  assert.ok(!isLegacyBackup(proc(1, { argv: ['/home/mysql/dbbackup-go/dbbackup', 'dumpbackup'], task: { backupId: 'b', host: 'h', port: 1, shardValue: 0 } })));
+  assert.ok(
+    !isLegacyBackup(
+      proc(1, { argv: ['/home/mysql/dbbackup-go/dbbackup', 'dumpbackup'], task: { backupId: 'b', host: 'h', port: 1, shardValue: 0 } }),
+    ),
+  );
   assert.ok(!isLegacyBackup(proc(1, { argv: ['./dbbackup', 'spiderbackup', 'schedule'] })));
   assert.ok(!isLegacyBackup(proc(1, { argv: ['vim', 'dbbackup.ini'] })));
 });

@@ -59,7 +59,7 @@ test('systemd unit keeps what the design depends on', () => {
   assert.equal(d.get('RuntimeDirectory'), undefined, 'systemd would remove the host lock directory on stop');
   assert.match(one('ExecStart') ?? '', /^\/usr\/bin\/spiderbackup daemon --agent-config \/etc\/spiderbackup\/spiderbackup.ini$/);
   const stopS = Number(/^(\d+)s$/.exec(one('TimeoutStopSec') ?? '')?.[1]);
-  assert.ok(stopS > 30, 'longer than the daemon\'s 30 s wait for a tick in flight');
+  assert.ok(stopS > 30, "longer than the daemon's 30 s wait for a tick in flight");
 });
 
 test('example config loads and documents every key the loader reads', () => {
@@ -68,26 +68,36 @@ test('example config loads and documents every key the loader reads', () => {
   assert.equal(c.metrics.listen, '127.0.0.1:9797');
   const text = readFileSync(EXAMPLE, 'utf8');
   const loader = readFileSync(join(root, 'src/config/agent.ts'), 'utf8');
-  const keys = new Set([...loader.matchAll(/\(\s*'(agent|backup|schedule|log|metrics)',\s*'([a-z_]+)'/g), ...loader.matchAll(/template\(\s*'([a-z_]+)'/g)].map((m) => (m.length === 3 ? m[2] : m[1]) as string));
+  const keys = new Set(
+    [...loader.matchAll(/\(\s*'(agent|backup|schedule|log|metrics)',\s*'([a-z_]+)'/g), ...loader.matchAll(/template\(\s*'([a-z_]+)'/g)].map(
+      (m) => (m.length === 3 ? m[2] : m[1]) as string,
+    ),
+  );
   assert.ok(keys.size >= 15, [...keys].join(','));
   for (const k of keys) assert.match(text, new RegExp(`^;?${k} =`, 'm'), `${k} is documented`);
 });
 
 const hasTmpfiles = spawnSync('systemd-tmpfiles', ['--version'], { stdio: 'ignore' }).status === 0;
 
-test('tmpfiles entry creates the host lock directory for the service user and never cleans it', { skip: hasTmpfiles ? false : 'systemd-tmpfiles is not installed' }, () => {
-  const conf = join(root, 'systemd/spiderbackup.tmpfiles');
-  const text = readFileSync(conf, 'utf8');
-  assert.match(text, /^d \/run\/lock\/spiderbackup 0755 mysql mysql -$/m);
-  // The real tool, into a private root (its users come from the root's /etc: the host's).
-  const dir = mkdtempSync(join(tmpdir(), 'sb-tmpfiles-'));
-  mkdirSync(join(dir, 'etc'));
-  for (const f of ['passwd', 'group']) copyFileSync(`/etc/${f}`, join(dir, 'etc', f));
-  const hasMysql = readFileSync('/etc/passwd', 'utf8').split('\n').some((l) => l.startsWith('mysql:'));
-  const r = spawnSync('systemd-tmpfiles', ['--create', `--root=${dir}`, conf], { encoding: 'utf8' });
-  if (!hasMysql) return; // the mysql user comes with mariadb-server (scripts/install.sh)
-  assert.equal(r.status, 0, r.stderr);
-  const st = statSync(join(dir, 'run/lock/spiderbackup'));
-  assert.ok(st.isDirectory());
-  assert.equal(st.mode & 0o7777, 0o755);
-});
+test(
+  'tmpfiles entry creates the host lock directory for the service user and never cleans it',
+  { skip: hasTmpfiles ? false : 'systemd-tmpfiles is not installed' },
+  () => {
+    const conf = join(root, 'systemd/spiderbackup.tmpfiles');
+    const text = readFileSync(conf, 'utf8');
+    assert.match(text, /^d \/run\/lock\/spiderbackup 0755 mysql mysql -$/m);
+    // The real tool, into a private root (its users come from the root's /etc: the host's).
+    const dir = mkdtempSync(join(tmpdir(), 'sb-tmpfiles-'));
+    mkdirSync(join(dir, 'etc'));
+    for (const f of ['passwd', 'group']) copyFileSync(`/etc/${f}`, join(dir, 'etc', f));
+    const hasMysql = readFileSync('/etc/passwd', 'utf8')
+      .split('\n')
+      .some((l) => l.startsWith('mysql:'));
+    const r = spawnSync('systemd-tmpfiles', ['--create', `--root=${dir}`, conf], { encoding: 'utf8' });
+    if (!hasMysql) return; // the mysql user comes with mariadb-server (scripts/install.sh)
+    assert.equal(r.status, 0, r.stderr);
+    const st = statSync(join(dir, 'run/lock/spiderbackup'));
+    assert.ok(st.isDirectory());
+    assert.equal(st.mode & 0o7777, 0o755);
+  },
+);

@@ -4,7 +4,14 @@ import { buildTaskSet, TaskSetError } from '../../src/core/task-set.js';
 import { validateBackupId } from '../../src/core/backup-id.js';
 import type { ServerRow } from '../../src/sql/servers.js';
 
-const srv = (serverName: string, wrapper: string, host: string, port: number): ServerRow => ({ serverName, wrapper, host, port, user: 'u', password: 'p' });
+const srv = (serverName: string, wrapper: string, host: string, port: number): ServerRow => ({
+  serverName,
+  wrapper,
+  host,
+  port,
+  user: 'u',
+  password: 'p',
+});
 const spider = { host: '10.0.0.9', port: 25000 };
 
 test('spider master, one init per SPT<n>, one replicated per SPT_SLAVE<n>; others skipped', () => {
@@ -37,18 +44,28 @@ test('spider master, one init per SPT<n>, one replicated per SPT_SLAVE<n>; other
 
 test('deduplicated by Host:Port, masters preferred', () => {
   const set = buildTaskSet([srv('SPT_SLAVE0', 'mysql_slave', 'h', 1), srv('SPT0', 'mysql', 'h', 1)], spider, 'b');
-  assert.deepEqual(set.tasks.map((t) => t.serverName), ['SPIDER', 'SPT0']);
+  assert.deepEqual(
+    set.tasks.map((t) => t.serverName),
+    ['SPIDER', 'SPT0'],
+  );
 });
 
 test('unknown Server_name / wrapper, gaps and orphans are clear errors', () => {
-  assert.throws(() => buildTaskSet([srv('SPT0', 'mysql', 'h', 1), srv('BACKUP9', 'mysql', 'h', 2)], spider, 'b'), (e: unknown) => e instanceof TaskSetError && /"BACKUP9"/.test(e.message));
+  assert.throws(
+    () => buildTaskSet([srv('SPT0', 'mysql', 'h', 1), srv('BACKUP9', 'mysql', 'h', 2)], spider, 'b'),
+    (e: unknown) => e instanceof TaskSetError && /"BACKUP9"/.test(e.message),
+  );
   assert.throws(() => buildTaskSet([srv('SPT0', 'mysql', 'h', 1), srv('SPT2', 'mysql', 'h', 2)], spider, 'b'), /SPT0…SPT1/);
-  assert.throws(() => buildTaskSet([srv('SPT0', 'mysql', 'h', 1), srv('SPT_SLAVE3', 'mysql_slave', 'h', 2)], spider, 'b'), /SPT_SLAVE3 has no master/);
+  assert.throws(
+    () => buildTaskSet([srv('SPT0', 'mysql', 'h', 1), srv('SPT_SLAVE3', 'mysql_slave', 'h', 2)], spider, 'b'),
+    /SPT_SLAVE3 has no master/,
+  );
   assert.throws(() => buildTaskSet([], spider, 'b'), /no SPT<n>/);
 });
 
 test('backup ids: at most 40 of letters, digits, - _ .', () => {
   assert.equal(validateBackupId('2026-11-25_nightly.1'), '2026-11-25_nightly.1');
   assert.equal(validateBackupId('a'.repeat(40)).length, 40);
-  for (const bad of ['', 'a'.repeat(41), "x' OR '1'='1", 'a b', 'id;rm', 'ü']) assert.throws(() => validateBackupId(bad), /must be 1-40 characters/);
+  for (const bad of ['', 'a'.repeat(41), "x' OR '1'='1", 'a b', 'id;rm', 'ü'])
+    assert.throws(() => validateBackupId(bad), /must be 1-40 characters/);
 });
