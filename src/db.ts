@@ -18,13 +18,21 @@ export interface Endpoint {
 
 export interface Connection extends Queryable {
   readonly name: string;
+  /** A query failed in a way that leaves the connection unusable (dropped, timed out): open a new one. */
+  readonly broken: boolean;
   close(): Promise<void>;
+}
+
+export interface ConnectOptions {
+  connectTimeoutMs?: number;
+  /** Every statement gives up after this long, so a hung server delays only its own instance. */
+  queryTimeoutMs?: number;
 }
 
 export const ER_NO_SUCH_TABLE = 'ER_NO_SUCH_TABLE';
 
 /** Opens one connection; failures become an InstanceError naming host:port (never the password). */
-export async function connect(ep: Endpoint, opts: { connectTimeoutMs?: number } = {}): Promise<Connection> {
+export async function connect(ep: Endpoint, opts: ConnectOptions = {}): Promise<Connection> {
   const name = `${ep.host}:${ep.port}`;
   let conn: mysql.Connection;
   try {
@@ -45,24 +53,39 @@ export async function connect(ep: Endpoint, opts: { connectTimeoutMs?: number } 
       cause: err,
     });
   }
+  let broken = false;
   // A dropped server connection emits 'error' on the connection; the next query reports it.
-  conn.on('error', () => {});
+  conn.on('error', () => {
+    broken = true;
+  });
+  const timeout = opts.queryTimeoutMs;
   return {
     name,
+    get broken() {
+      return broken;
+    },
     async query(sql: string, params?: unknown[]) {
       try {
-        const [result] = await conn.query(sql, params);
+        const [result] = await conn.query(timeout === undefined ? { sql } : { sql, timeout }, params);
         return result;
       } catch (err) {
+        // Connection-level failures (and timeouts, after which replies would be out of step).
+        if ((err as { fatal?: boolean }).fatal === true || (err as { code?: string }).code === 'PROTOCOL_SEQUENCE_TIMEOUT') broken = true;
         throw wrapError(name, err);
       }
     },
     async close() {
-      try {
-        await conn.end();
-      } catch {
+      if (broken) {
         conn.destroy();
+        return;
       }
+      // A hung server must not hang the close either.
+      const ended = conn.end().then(
+        () => true,
+        () => false,
+      );
+      const timer = new Promise<boolean>((r) => setTimeout(() => r(false), 2000).unref());
+      if (!(await Promise.race([ended, timer]))) conn.destroy();
     },
   };
 }

@@ -6,6 +6,7 @@ import type { AgentConfig } from '../config/agent.js';
 import { discoverInstances } from '../config/discover.js';
 import { isSpiderInstance, type InstanceConfig } from '../config/instance.js';
 import { connect, isNoSuchTable, type Connection } from '../db.js';
+import { KeptConnections } from '../kept-connections.js';
 import { ConfigError, errorMessage } from '../errors.js';
 import { scanHost } from '../process/host-scan.js';
 import * as sql from '../sql/tasks.js';
@@ -16,7 +17,7 @@ import { housekeep, type HousekeepingEvent } from './housekeeping.js';
 import { JournalReadError, pendingJournalKeys } from './journal.js';
 import { buildLocalView, hostBusyReason } from './local-view.js';
 import { pickWork, type Pick } from './pick.js';
-import { hostPaths, taskKeyString } from './protocol.js';
+import { hostPaths, taskKeyString, type TaskRecord } from './protocol.js';
 import { PURGE, purgeOld } from './purge.js';
 import { readRecords, removeRecord } from './records.js';
 import { startTask } from './start-task.js';
@@ -34,6 +35,8 @@ export interface CheckOptions {
   waitForBackups: boolean;
   /** false (daemon while paused): deliver and housekeep, but start no backup. Default true. */
   start?: boolean;
+  /** false (daemon): old rows are purged off the tick, see purgeAll. Default true (CLI). */
+  purge?: boolean;
 }
 
 export type CheckEvent = HousekeepingEvent | 'started';
@@ -54,13 +57,26 @@ export interface CheckDeps {
   logFd?: 1 | 2;
   /** Tasks whose supervisor could not start them wait before the next try (daemon). */
   backoff?: Backoff;
-  /** When each instance (by file) was last purged; without it every run purges (CLI). */
-  purgedAt?: Map<string, number>;
+  /** The daemon's kept connections; without them (CLI) the run opens its own and closes them. */
+  connections?: KeptConnections;
+  /**
+   * Tasks seen unfinished before (the daemon's previous tick): one that is not unfinished any more
+   * is read by its key, so what it ended as is known without reading the history every tick.
+   */
+  watch?: Iterable<TaskKey>;
+  /** Each instance's most recently finished task (by drop-in file), kept by the daemon for status. */
+  lastFinished?: Map<string, TaskRow | undefined>;
 }
+
+/** A hung server delays only its own instance. */
+export const CONNECT = { connectTimeoutMs: 10_000, queryTimeoutMs: 30_000 } as const;
 
 export interface InstanceReport {
   instance: InstanceConfig;
+  /** Unfinished tasks, and the watched ones that finished since the last look. */
   tasks: TaskRow[];
+  /** The most recently finished task, when the caller keeps track (daemon). */
+  last?: TaskRow;
   error?: string;
 }
 
@@ -88,17 +104,23 @@ export async function runCheck(deps: CheckDeps, opts: CheckOptions): Promise<Che
   const { instances, errors: configErrors } = discoverInstances(config.agent.configDir, opts.files);
   for (const e of configErrors) problem(`config:${e.file}`, { file: e.file, key: e.key }, `instance config skipped: ${e.message}`);
 
-  const sessions = await Promise.all(instances.map((inst) => openSession(deps, inst, opts.run, problem)));
+  const connections = deps.connections ?? new KeptConnections(CONNECT);
+  const paths = hostPaths(config.agent.hostLock);
+  // Before the rows: a record's task is read by its key even when its row no longer looks unfinished.
+  const records = readRecords(paths.records);
+  if (records.error !== undefined) problem('records', { err: records.error }, "cannot read the supervisors' records");
+  const watched = [...(deps.watch ?? []), ...records.records.map((r) => r.key)];
+  let sessions: Session[];
   try {
-    if (opts.run) await housekeepAll(deps, sessions, problem);
+    sessions = await Promise.all(instances.map((inst) => openSession(deps, connections, inst, watched, opts.run, problem)));
+    if (opts.run) await housekeepAll(deps, connections, sessions, records.records, watched, problem);
   } finally {
-    await Promise.all(sessions.map((s) => s.conn?.close()));
+    if (deps.connections === undefined) await connections.closeAll();
   }
-  const reports: InstanceReport[] = sessions.map(({ instance, tasks, error }) => ({
-    instance,
-    tasks,
-    ...(error === undefined ? {} : { error }),
-  }));
+  const reports: InstanceReport[] = sessions.map(({ instance, tasks, error }) => {
+    const last = deps.lastFinished?.get(instance.file);
+    return { instance, tasks, ...(last === undefined ? {} : { last }), ...(error === undefined ? {} : { error }) };
+  });
   for (const r of reports) {
     if (r.error !== undefined)
       problem(`instance:${r.instance.file}`, { port: r.instance.port, file: r.instance.file, err: r.error }, 'instance skipped this round');
@@ -136,7 +158,7 @@ export async function runCheck(deps: CheckDeps, opts: CheckOptions): Promise<Che
   } else if (pick.kind === 'busy') {
     logger.debug({ running: pick.running.map((t) => `${t.backupId}@${t.port}`) }, 'a backup of this host is running; nothing started');
   }
-  if (opts.run) await purgeAll(deps, instances, problem);
+  if (opts.run && opts.purge !== false) await purgeAll(deps, instances, problem);
   // Waited for, a backup must have ended `success`; handed off (daemon), `running` is the result.
   const fine = (o: Outcome) => o.note === 'skipped' || o.status === STATUS.success || (!opts.waitForBackups && o.status === STATUS.running);
   const ok = configErrors.length === 0 && reports.every((r) => r.error === undefined) && outcomes.every(fine);
@@ -150,11 +172,18 @@ interface Session {
   error?: string;
 }
 
-/** Connects, delivers the journal (with --run) and reads the instance's rows. */
-async function openSession(deps: CheckDeps, instance: InstanceConfig, run: boolean, problem: Problem): Promise<Session> {
+/** Gets the instance's connection, delivers the journal (with --run) and reads the instance's rows. */
+async function openSession(
+  deps: CheckDeps,
+  connections: KeptConnections,
+  instance: InstanceConfig,
+  watched: readonly TaskKey[],
+  run: boolean,
+  problem: Problem,
+): Promise<Session> {
   const session: Session = { instance, tasks: [] };
   try {
-    session.conn = await connect(instance);
+    session.conn = await connections.get(instance.file, instance);
     if (run) {
       try {
         await deliverJournal(session.conn, instance, deps.config.agent.stateDir, deps.logger.child({ port: instance.port }));
@@ -164,30 +193,56 @@ async function openSession(deps: CheckDeps, instance: InstanceConfig, run: boole
         problem('journal', { err: err.message }, 'journal not delivered');
       }
     }
-    session.tasks = await sql.listInstanceTasks(session.conn, instance.host, instance.port);
+    session.tasks = await readTasks(deps, session.conn, instance, watched);
   } catch (err) {
-    failSession(session, err);
+    failSession(connections, session, err);
   }
   return session;
 }
 
-type Problem = (key: string, fields: Record<string, unknown>, msg: string) => void;
+/**
+ * The unfinished rows (one statement when idle), then each watched task of this instance that is
+ * not among them, by its key; and, once per connection life, the last finished task for status.
+ */
+async function readTasks(deps: CheckDeps, conn: Connection, instance: InstanceConfig, watched: readonly TaskKey[]): Promise<TaskRow[]> {
+  const tasks = await sql.listUnfinishedTasks(conn, instance.host, instance.port, isSpiderInstance(instance) ? 0 : undefined);
+  const have = new Set(tasks.map(taskKeyString));
+  const mine = new Map<string, TaskKey>();
+  for (const k of watched)
+    if (k.host === instance.host && k.port === instance.port && !have.has(taskKeyString(k))) mine.set(taskKeyString(k), k);
+  for (const k of mine.values()) {
+    const row = await sql.getTask(conn, k);
+    if (row) tasks.push(row);
+  }
+  const last = deps.lastFinished;
+  if (last) {
+    if (!last.has(instance.file)) last.set(instance.file, await sql.lastFinishedTask(conn, instance.host, instance.port));
+    for (const t of tasks) if (isFinished(t.status) && t.status !== STATUS.quit) last.set(instance.file, t);
+  }
+  return tasks;
+}
+
+export type Problem = (key: string, fields: Record<string, unknown>, msg: string) => void;
 
 /**
  * Housekeeping of every instance against one look at the host, taken after all rows were read (a
  * process seen in a row was alive before the row was read) and only when something needs it: an
  * idle host reads no process table. The journal is read after the host (see housekeeping.ts).
  */
-async function housekeepAll(deps: CheckDeps, sessions: Session[], problem: Problem): Promise<void> {
+async function housekeepAll(
+  deps: CheckDeps,
+  connections: KeptConnections,
+  sessions: Session[],
+  records: readonly TaskRecord[],
+  watched: readonly TaskKey[],
+  problem: Problem,
+): Promise<void> {
   const live = sessions.filter((s) => s.conn !== undefined);
-  const paths = hostPaths(deps.config.agent.hostLock);
-  const records = readRecords(paths.records);
-  if (records.error !== undefined) problem('records', { err: records.error }, "cannot read the supervisors' records");
   // A record means a supervisor is (or was) at work here: its row may have been overwritten with
   // any status, final ones included.
-  const needsHost = records.records.length > 0 || live.some((s) => s.tasks.some((t) => t.status === STATUS.quit || !isFinished(t.status)));
+  const needsHost = records.length > 0 || live.some((s) => s.tasks.some((t) => t.status === STATUS.quit || !isFinished(t.status)));
   if (!needsHost) return;
-  const local = buildLocalView(scanHost(), records.records, hostOf(deps.config));
+  const local = buildLocalView(scanHost(), records, hostOf(deps.config));
   let pending: ReadonlySet<string>;
   try {
     pending = pendingJournalKeys(deps.config.agent.stateDir);
@@ -211,24 +266,34 @@ async function housekeepAll(deps: CheckDeps, sessions: Session[], problem: Probl
           logger: deps.logger.child({ port: s.instance.port }),
           onEvent: deps.onEvent,
         });
-        if (res.actions.some((a) => a.applied)) s.tasks = await sql.listInstanceTasks(conn, s.instance.host, s.instance.port);
+        if (res.actions.some((a) => a.applied)) s.tasks = await readTasks(deps, conn, s.instance, watched);
       } catch (err) {
-        failSession(s, err);
+        failSession(connections, s, err);
       }
     }),
   );
   // Records of backups with no process left were handled above (or need nothing): tidy them.
+  const dir = hostPaths(deps.config.agent.hostLock).records;
   for (const r of local.stale) {
     try {
-      removeRecord(paths.records, r.key);
+      removeRecord(dir, r.key);
     } catch {
       // another agent did it
     }
   }
 }
 
-/** At most every PURGE.everyMs per instance in the daemon; a failure is a problem, never fatal. */
-async function purgeAll(deps: CheckDeps, instances: InstanceConfig[], problem: Problem): Promise<void> {
+/**
+ * Deletes rows over the retention age on every master and slave: each time from the CLI, at most
+ * every PURGE.everyMs per instance from the daemon (off the tick, see tick.ts). On a connection of
+ * its own: `sql_log_bin = 0` must never cover the tick's statements. A failure is a problem logged,
+ * never fatal.
+ */
+export async function purgeAll(
+  deps: { config: AgentConfig; logger: Logger; purgedAt?: Map<string, number>; onDeleted?: (count: number) => void },
+  instances: readonly InstanceConfig[],
+  problem: Problem,
+): Promise<void> {
   const now = Date.now();
   for (const inst of instances) {
     if (isSpiderInstance(inst)) continue;
@@ -249,11 +314,11 @@ async function purgeAll(deps: CheckDeps, instances: InstanceConfig[], problem: P
   }
 }
 
-function failSession(s: Session, err: unknown): void {
+function failSession(connections: KeptConnections, s: Session, err: unknown): void {
   // A host whose table does not exist yet simply has no tasks.
   if (!isNoSuchTable(err)) s.error = errorMessage(err);
   s.tasks = [];
-  void s.conn?.close();
+  connections.failed(s.instance.file);
   s.conn = undefined;
 }
 

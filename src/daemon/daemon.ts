@@ -6,6 +6,10 @@ import { mkdirSync } from 'node:fs';
 import { parseListen, type AgentConfig } from '../config/agent.js';
 import { discoverInstances, type Discovered } from '../config/discover.js';
 import { Backoff } from '../core/backoff.js';
+import { CONNECT, purgeAll } from '../core/check.js';
+import type { InstanceConfig } from '../config/instance.js';
+import { KeptConnections } from '../kept-connections.js';
+import type { TaskRow } from '../sql/tasks.js';
 import type { CheckReport } from '../core/check.js';
 import { countJournal } from '../core/journal.js';
 import { errorMessage } from '../errors.js';
@@ -58,6 +62,12 @@ interface State {
   stopping: boolean;
   readonly backoff: Backoff;
   readonly purgedAt: Map<string, number>;
+  /** One kept connection per served instance, for the ticks. */
+  readonly connections: KeptConnections;
+  readonly lastFinished: Map<string, TaskRow | undefined>;
+  /** The purge in flight (off the tick), and the purge problems already logged. */
+  purging: Promise<void> | undefined;
+  purgeProblems: Set<string>;
 }
 
 /**
@@ -88,6 +98,10 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
       stopping: false,
       backoff: new Backoff(),
       purgedAt: new Map(),
+      connections: new KeptConnections(CONNECT),
+      lastFinished: new Map(),
+      purging: undefined,
+      purgeProblems: new Set(),
     };
     for (const w of config.warnings) s.log.logger.warn(w);
     const metrics = createMetrics();
@@ -147,6 +161,26 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
     return pause;
   };
 
+  // Old rows go at most hourly per instance, on connections of their own, never holding up a tick.
+  const purge = (instances: readonly InstanceConfig[]) => {
+    if (s.purging || s.stopping) return;
+    const seen = new Set<string>();
+    s.purging = purgeAll(
+      { config: s.config, logger: logger(), purgedAt: s.purgedAt, onDeleted: (n) => metrics.housekeeping('deleted', n) },
+      instances,
+      (key, fields, msg) => {
+        seen.add(key);
+        if (!s.purgeProblems.has(key)) logger().error(fields, `${msg} (logged once until it clears)`);
+      },
+    )
+      .catch((err: unknown) => logger().error({ err: errorMessage(err) }, 'purge failed'))
+      .finally(() => {
+        for (const k of s.purgeProblems) if (!seen.has(k)) logger().info({ problem: k }, 'problem cleared');
+        s.purgeProblems = seen;
+        s.purging = undefined;
+      });
+  };
+
   const ticker: Ticker = createTicker({
     intervalMs: s.config.agent.tickIntervalMs,
     tick: async (reason) => {
@@ -160,7 +194,9 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
           seen: s.seen,
           problemKeys: s.problemKeys,
           backoff: s.backoff,
-          purgedAt: s.purgedAt,
+          connections: s.connections,
+          lastFinished: s.lastFinished,
+          purge,
           onSupervisorExit: () => ticker.trigger('supervisor exited'),
         },
         reason,
@@ -317,6 +353,8 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
     const deadline = Date.now() + SHUTDOWN_WAIT_MS;
     const idle = await ticker.stop(SHUTDOWN_WAIT_MS);
     const fired = s.firing ? await settledWithin(s.firing, Math.max(0, deadline - Date.now())) : true;
+    if (s.purging) await settledWithin(s.purging, Math.max(0, deadline - Date.now()));
+    await s.connections.closeAll();
     if (!idle || !fired)
       logger().warn({ waitedMs: SHUTDOWN_WAIT_MS }, 'work still in flight; exiting without it (running backups are not affected)');
     await s.http?.close();

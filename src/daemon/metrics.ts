@@ -39,7 +39,7 @@ export function createMetrics(): DaemonMetrics {
   });
   const tasks = new Gauge({
     name: 'spiderbackup_tasks',
-    help: 'Tasks in the table per local instance and status class (failed: … counts as failed).',
+    help: 'Unfinished tasks (init, replicated, running, quit) per local instance and status.',
     labelNames: ['port', 'status'],
     registers,
   });

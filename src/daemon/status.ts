@@ -2,7 +2,7 @@
 // can show it — also when the daemon is down (the file then says what was true when it stopped).
 import { join } from 'node:path';
 import type { CheckReport } from '../core/check.js';
-import { isFinished } from '../core/status.js';
+import { isFinished, STATUS } from '../core/status.js';
 import { isSpiderInstance } from '../config/instance.js';
 import type { TaskRow } from '../sql/tasks.js';
 import { readJsonFile, writeJsonAtomic } from './state-file.js';
@@ -94,15 +94,15 @@ const brief = (t: TaskRow): TaskBrief => ({
 
 export function instanceStatuses(report: CheckReport): InstanceStatus[] {
   return report.instances.map((r) => {
-    const finished = r.tasks.filter((t) => isFinished(t.status));
+    const finished = r.tasks.filter((t) => isFinished(t.status) && t.status !== STATUS.quit);
     // updatedAgeS is by the instance's own clock, so it orders that instance's rows correctly.
-    const last = [...finished].sort((a, b) => a.updatedAgeS - b.updatedAgeS)[0];
+    const last = r.last ?? [...finished].sort((a, b) => a.updatedAgeS - b.updatedAgeS)[0];
     return {
       port: r.instance.port,
       host: r.instance.host,
       role: r.instance.role || (isSpiderInstance(r.instance) ? 'spider' : ''),
       file: r.instance.file,
-      current: r.tasks.filter((t) => !isFinished(t.status)).map(brief),
+      current: r.tasks.filter((t) => t.status === STATUS.quit || !isFinished(t.status)).map(brief),
       last: last ? brief(last) : undefined,
       error: r.error,
     };

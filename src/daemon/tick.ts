@@ -8,7 +8,11 @@ import { errorMessage } from '../errors.js';
 import type { Backoff } from '../core/backoff.js';
 import type { DaemonMetrics } from './metrics.js';
 import type { TickRecord } from './status.js';
-import { finishedSince, type Seen } from './transitions.js';
+import { finishedSince, seenKeys, type Seen } from './transitions.js';
+import type { InstanceConfig } from '../config/instance.js';
+import { isFinished, STATUS } from '../core/status.js';
+import type { KeptConnections } from '../kept-connections.js';
+import type { TaskRow } from '../sql/tasks.js';
 
 export interface TickDeps {
   config: AgentConfig;
@@ -22,9 +26,12 @@ export interface TickDeps {
   problemKeys: ReadonlySet<string>;
   /** A supervisor started by this tick exited: the next instance of its backup id may start. */
   onSupervisorExit: () => void;
-  /** Kept across ticks by the daemon: start back-off per task, last purge per instance. */
+  /** Kept across ticks by the daemon: start back-off per task, connections, last finished task. */
   backoff: Backoff;
-  purgedAt: Map<string, number>;
+  connections: KeptConnections;
+  lastFinished: Map<string, TaskRow | undefined>;
+  /** Starts the purge of old rows off the tick (the daemon runs at most one at a time). */
+  purge: (instances: readonly InstanceConfig[]) => void;
 }
 
 export interface TickResult {
@@ -46,7 +53,9 @@ export async function runTick(deps: TickDeps, reason: string): Promise<TickResul
     logger,
     logFd: 1,
     backoff: deps.backoff,
-    purgedAt: deps.purgedAt,
+    connections: deps.connections,
+    watch: seenKeys(deps.seen),
+    lastFinished: deps.lastFinished,
     logProblem: (key, fields, msg) => {
       problemKeys.add(key);
       if (!deps.problemKeys.has(key)) logger.error(fields, `${msg} (logged once until it clears)`);
@@ -70,8 +79,13 @@ export async function runTick(deps: TickDeps, reason: string): Promise<TickResul
   let seen = deps.seen;
   const problems: string[] = [];
   try {
-    report = await runCheck(checkDeps, { run: true, waitForBackups: false, start: !deps.paused });
+    report = await runCheck(checkDeps, { run: true, waitForBackups: false, start: !deps.paused, purge: false });
     seen = observe(report, deps.seen, metrics);
+    // Instances no longer served (drop-in removed): their connections and memory go.
+    const files = new Set(report.instances.map((r) => r.instance.file));
+    await deps.connections.retain(files);
+    for (const f of deps.lastFinished.keys()) if (!files.has(f)) deps.lastFinished.delete(f);
+    deps.purge(report.instances.map((r) => r.instance));
     for (const r of report.instances) if (r.error !== undefined) problems.push(`${r.instance.file}: ${r.error}`);
     for (const e of report.configErrors) problems.push(e.message);
   } catch (err) {
@@ -111,7 +125,9 @@ function observe(report: CheckReport, previous: Seen, metrics: DaemonMetrics): S
   );
   for (const t of finished.succeeded) metrics.backup('succeeded', t.port);
   for (const t of finished.failed) metrics.backup('failed', t.port);
-  metrics.tasks(new Map(report.instances.map((r) => [r.instance.port, r.tasks])));
+  metrics.tasks(
+    new Map(report.instances.map((r) => [r.instance.port, r.tasks.filter((t) => t.status === STATUS.quit || !isFinished(t.status))])),
+  );
   const failing = report.instances.filter((r) => r.error !== undefined).length;
   metrics.instances(report.instances.length - failing, failing, report.configErrors.length);
   return finished.seen;

@@ -2,7 +2,7 @@
 // transitions (not supervisor exits) also covers backups started before a daemon restart, results
 // delivered later from the journal, and failures set by housekeeping — each exactly once.
 import { isFinished, statusClass, STATUS } from '../core/status.js';
-import type { TaskRow } from '../sql/tasks.js';
+import type { TaskKey, TaskRow } from '../sql/tasks.js';
 
 /** Status of every unfinished task seen, by task key. */
 export type Seen = ReadonlyMap<string, string>;
@@ -20,7 +20,15 @@ export interface Finished {
   seen: Seen;
 }
 
-const keyOf = (t: TaskRow): string => `${t.backupId}\u0000${t.host}\u0000${t.port}\u0000${t.shardValue}`;
+const keyOf = (t: TaskKey): string => `${t.backupId}\u0000${t.host}\u0000${t.port}\u0000${t.shardValue}`;
+
+/** The tasks behind the keys of `seen`: the next tick reads those that left the unfinished rows. */
+export function seenKeys(seen: Seen): TaskKey[] {
+  return [...seen.keys()].map((k) => {
+    const [backupId = '', host = '', port = '0', shardValue = '0'] = k.split('\u0000');
+    return { backupId, host, port: Number(port), shardValue: Number(shardValue) };
+  });
+}
 
 export function finishedSince(previous: Seen, instances: readonly InstanceTasks[]): Finished {
   const seen = new Map<string, string>();

@@ -17,13 +17,21 @@ const COLUMNS = `
   UpdatedAt timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP,
   PRIMARY KEY (BackupId,Host,Port,ShardValue)`;
 
+/**
+ * Secondary indexes for the agent's statements (an idle tick's read, the purge). Added to tables
+ * `schedule` creates; tables the old tool created work without them (README: the ALTER TABLE).
+ */
+export const INDEXES = `,
+  KEY idx_host_port_status (Host, Port, BackupStatus),
+  KEY idx_created_at (CreatedAt)`;
+
 export function createSchema(): string {
   return `CREATE DATABASE IF NOT EXISTS ${SCHEMA}`;
 }
 
 /** The local InnoDB table of remote masters and slaves. */
 export function createLocalTable(): string {
-  return `CREATE TABLE IF NOT EXISTS ${SCHEMA}.${TABLE} (${COLUMNS}
+  return `CREATE TABLE IF NOT EXISTS ${SCHEMA}.${TABLE} (${COLUMNS}${INDEXES}
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COMMENT='shard_key "ShardValue"'`;
 }
 
@@ -39,7 +47,7 @@ export function createSpiderTable(shards: number, withShardKeyComment: boolean):
     parts.push(`PARTITION pt${i} VALUES IN (${i}) COMMENT = 'database "${SCHEMA}", table "${TABLE}", server "SPT${i}"'`);
   }
   const comment = withShardKeyComment ? ` COMMENT='shard_key "ShardValue"'` : '';
-  return `CREATE TABLE IF NOT EXISTS ${SCHEMA}.${TABLE} (${COLUMNS}
+  return `CREATE TABLE IF NOT EXISTS ${SCHEMA}.${TABLE} (${COLUMNS}${INDEXES}
 ) ENGINE=SPIDER DEFAULT CHARSET=utf8mb4${comment}
 PARTITION BY LIST (ShardValue MOD ${shards}) (
   ${parts.join(',\n  ')}

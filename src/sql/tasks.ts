@@ -72,6 +72,32 @@ const fit = (status: string): string => status.slice(0, STATUS_WIDTH);
 
 const affected = (res: unknown): number => Number((res as { affectedRows?: number }).affectedRows ?? 0);
 
+/** Statuses an agent must act on: waiting, running, or a quit request. Everything else is history. */
+const UNFINISHED = "('init', 'replicated', 'running', 'quit')";
+
+/**
+ * The instance's tasks an agent acts on, oldest first: the one statement of an idle tick. Uses
+ * idx_host_port_status where the table has it (schedule creates it; see README for old tables).
+ * A spider node's own rows have ShardValue 0 (SPEC §3), which prunes the Spider table to one shard.
+ */
+export async function listUnfinishedTasks(q: Queryable, host: string, port: number, onlyShard?: number): Promise<TaskRow[]> {
+  const shard = onlyShard === undefined ? '' : ' AND ShardValue = ?';
+  const rows = (await q.query(
+    `${SELECT_TASK} WHERE Host = ? AND Port = ? AND BackupStatus IN ${UNFINISHED}${shard} ORDER BY CreatedAt, BackupId`,
+    onlyShard === undefined ? [host, port] : [host, port, onlyShard],
+  )) as RawRow[];
+  return rows.map(toTask);
+}
+
+/** The instance's most recently finished task (for status), or undefined. */
+export async function lastFinishedTask(q: Queryable, host: string, port: number): Promise<TaskRow | undefined> {
+  const rows = (await q.query(
+    `${SELECT_TASK} WHERE Host = ? AND Port = ? AND BackupStatus NOT IN ${UNFINISHED} ORDER BY UpdatedAt DESC, BackupId LIMIT 1`,
+    [host, port],
+  )) as RawRow[];
+  return rows[0] ? toTask(rows[0]) : undefined;
+}
+
 /** All tasks of one instance (Host, Port), oldest first. */
 export async function listInstanceTasks(q: Queryable, host: string, port: number): Promise<TaskRow[]> {
   const rows = (await q.query(`${SELECT_TASK} WHERE Host = ? AND Port = ? ORDER BY CreatedAt, BackupId`, [host, port])) as RawRow[];
