@@ -67,6 +67,18 @@ describe('check without --run', () => {
     assert.ok(out.wouldRun[0]?.command.includes('dry-1'));
     assert.equal(await statusOf(cluster, p0, 'dry-1'), 'init');
     assert.equal(ws.runs().length, 0);
+    assert.equal((out.wouldRun[0] as unknown as { TaskPid: number }).TaskPid, -1, 'the JSON carries TaskPid like the table');
+  });
+
+  test('with no instance file it says that no instance was found, not that nothing waits', async () => {
+    const empty = new Workspace();
+    try {
+      const r = await empty.cli('check');
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, new RegExp(`No instance found: no dbbackup.<port>.ini in ${empty.confDir}`));
+    } finally {
+      empty.close();
+    }
   });
 });
 

@@ -50,6 +50,7 @@ function taskJson(t: {
   port: number;
   shardValue: number;
   status: string;
+  taskPid: number;
   createdAt: string;
 }) {
   return {
@@ -59,6 +60,7 @@ function taskJson(t: {
     Port: t.port,
     ShardValue: t.shardValue,
     BackupStatus: t.status,
+    TaskPid: t.taskPid,
     CreatedAt: t.createdAt,
   };
 }
@@ -77,6 +79,8 @@ function toText(config: AgentConfig, report: CheckReport, run: boolean): string 
         report.pick.running.map((t) => [t.port, t.backupId, t.status, t.taskPid]),
       ),
     );
+  } else if (report.pick.kind === 'idle' && report.instances.length === 0 && report.configErrors.length === 0) {
+    out.push(`No instance found: no dbbackup.<port>.ini in ${config.agent.configDir} (set [agent] config_dir, or give files with -c).`);
   } else if (report.pick.kind === 'idle') {
     out.push('No backup task waiting for this host.');
   } else if (!run) {
