@@ -478,6 +478,31 @@ describe('backoff', () => {
   });
 });
 
+describe('kept connections', () => {
+  test('the daemon keeps one connection per instance and opens a new one after the instance restarts', { timeout: 180_000 }, async () => {
+    const w = new Workspace({ agent: { tick_interval: '300ms' } });
+    cluster.writeInstanceIni(w.confDir, p1);
+    const daemon = w.start(['daemon']);
+    let stopped = false;
+    try {
+      await waitFor('the daemon to be up', () => existsSync(join(w.stateDir, 'status.json')));
+      await cluster.stop(p1);
+      stopped = true;
+      await waitFor('the daemon to see the instance down', () => /instance skipped this round/.test(daemon.stdout()));
+      await cluster.start(p1);
+      stopped = false;
+      await insertTasks(cluster, [{ backupId: 'reconnect-1', for: p1 }]);
+      await waitFor('the task to run after the restart', async () => (await statusOf(cluster, p1, 'reconnect-1')) === 'success', 60_000);
+      assert.match(daemon.stdout(), /problem cleared/);
+    } finally {
+      if (stopped) await cluster.start(p1);
+      daemon.child.kill('SIGTERM');
+      await daemon.result;
+      w.close();
+    }
+  });
+});
+
 describe('logs', () => {
   test('logrotate while a backup runs: its supervisor follows, and logs --backup-id finds every line', { timeout: 120_000 }, async () => {
     const w = new Workspace({ log: { file: 'agent.log' } });
