@@ -503,6 +503,51 @@ describe('kept connections', () => {
   });
 });
 
+describe('presence', () => {
+  test(
+    'every tick the agent announces itself on each instance it serves: version, host, pid, pause, running task',
+    { timeout: 120_000 },
+    async () => {
+      const w = new Workspace({ agent: { tick_interval: '300ms' } });
+      cluster.writeInstanceIni(w.confDir, p0);
+      cluster.writeInstanceIni(w.confDir, slave);
+      const daemon = w.start(['daemon']);
+      type Row = { Host: string; Port: number; AgentVersion: string; AgentPid: number; Paused: number; PauseReason: string; AgeS: number };
+      const presence = async (on: Instance) =>
+        (
+          await cluster
+            .query<Row>(
+              on,
+              'SELECT Host, Port, AgentVersion, AgentPid, Paused, PauseReason, TIMESTAMPDIFF(SECOND, LastTick, NOW()) AS AgeS ' +
+                'FROM infodba_schema.spiderbackup_presence WHERE Host = ? AND Port = ?',
+              [on.host, on.port],
+            )
+            .catch(() => [])
+        )[0];
+      try {
+        const version = (JSON.parse(readFileSync(join(process.cwd(), 'package.json'), 'utf8')) as { version: string }).version;
+        for (const inst of [p0, slave]) {
+          // An earlier test's daemon may have served this instance: wait for this one's row.
+          const row = await waitFor(`the presence of ${inst.port}`, async () => {
+            const r = await presence(inst);
+            return r?.AgentPid === daemon.child.pid ? r : undefined;
+          });
+          assert.equal(row.AgentVersion, version);
+          assert.equal(row.Paused, 0);
+          assert.ok(Number(row.AgeS) <= 2, `fresh by the database clock (${row.AgeS} s)`);
+        }
+        const paused = await w.cli('pause', '--for', '1h', '--reason', 'disk swap');
+        assert.equal(paused.code, 0, paused.stderr);
+        await waitFor('the pause to be announced', async () => (await presence(p0))?.PauseReason === 'disk swap');
+      } finally {
+        daemon.child.kill('SIGTERM');
+        await daemon.result;
+        w.close();
+      }
+    },
+  );
+});
+
 describe('logs', () => {
   test('logrotate while a backup runs: its supervisor follows, and logs --backup-id finds every line', { timeout: 120_000 }, async () => {
     const w = new Workspace({ log: { file: 'agent.log' } });

@@ -9,6 +9,8 @@ import { connect, isNoSuchTable, type Connection } from '../db.js';
 import { KeptConnections } from '../kept-connections.js';
 import { ConfigError, errorMessage } from '../errors.js';
 import { scanHost } from '../process/host-scan.js';
+import { createPresenceTable } from '../sql/ddl.js';
+import { upsertPresence, type Presence } from '../sql/presence.js';
 import * as sql from '../sql/tasks.js';
 import type { TaskKey, TaskRow } from '../sql/tasks.js';
 import { Backoff } from './backoff.js';
@@ -66,6 +68,8 @@ export interface CheckDeps {
   watch?: Iterable<TaskKey>;
   /** Each instance's most recently finished task (by drop-in file), kept by the daemon for status. */
   lastFinished?: Map<string, TaskRow | undefined>;
+  /** The daemon's presence for each instance it serves, written there after its rows are read. */
+  presence?: (instance: InstanceConfig, tasks: readonly TaskRow[]) => Presence;
 }
 
 /** A hung server delays only its own instance. */
@@ -194,10 +198,31 @@ async function openSession(
       }
     }
     session.tasks = await readTasks(deps, session.conn, instance, watched);
+    if (deps.presence) await announce(session.conn, deps.presence(instance, session.tasks), instance, problem);
   } catch (err) {
     failSession(connections, session, err);
   }
   return session;
+}
+
+/**
+ * The presence write: one statement a tick. The table is created where it is missing; a failure
+ * (a read-only replica for a user without the privilege, …) is a problem logged once, and the
+ * instance is served all the same.
+ */
+async function announce(conn: Connection, presence: Presence, instance: InstanceConfig, problem: Problem): Promise<void> {
+  try {
+    try {
+      await upsertPresence(conn, presence);
+    } catch (err) {
+      if (!isNoSuchTable(err)) throw err;
+      await conn.query(createPresenceTable());
+      await upsertPresence(conn, presence);
+    }
+  } catch (err) {
+    if (conn.broken) throw err;
+    problem(`presence:${instance.file}`, { port: instance.port, err: errorMessage(err) }, "cannot publish this agent's presence");
+  }
 }
 
 /**

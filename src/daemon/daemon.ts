@@ -184,13 +184,13 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
   const ticker: Ticker = createTicker({
     intervalMs: s.config.agent.tickIntervalMs,
     tick: async (reason) => {
-      const paused = refreshPause() !== undefined;
+      const pause = refreshPause();
       const r = await runTick(
         {
           config: s.config,
           logger: logger(),
           metrics,
-          paused,
+          pause,
           seen: s.seen,
           problemKeys: s.problemKeys,
           backoff: s.backoff,

@@ -13,13 +13,15 @@ import type { InstanceConfig } from '../config/instance.js';
 import { isFinished, STATUS } from '../core/status.js';
 import type { KeptConnections } from '../kept-connections.js';
 import type { TaskRow } from '../sql/tasks.js';
+import { hostname } from 'node:os';
+import type { Presence } from '../sql/presence.js';
+import { agentVersion } from '../version.js';
+import type { PauseState } from './pause.js';
 
 export interface TickDeps {
   config: AgentConfig;
   logger: Logger;
   metrics: DaemonMetrics;
-  /** While paused the tick delivers and housekeeps but starts nothing. */
-  paused: boolean;
   /** Unfinished tasks seen by the previous tick (to count what finished since). */
   seen: Seen;
   /** Problems already logged by earlier ticks: not logged again every tick while they last. */
@@ -32,6 +34,8 @@ export interface TickDeps {
   lastFinished: Map<string, TaskRow | undefined>;
   /** Starts the purge of old rows off the tick (the daemon runs at most one at a time). */
   purge: (instances: readonly InstanceConfig[]) => void;
+  /** This host's pause, published with the presence. */
+  pause: PauseState | undefined;
 }
 
 export interface TickResult {
@@ -56,6 +60,7 @@ export async function runTick(deps: TickDeps, reason: string): Promise<TickResul
     connections: deps.connections,
     watch: seenKeys(deps.seen),
     lastFinished: deps.lastFinished,
+    presence: (instance, tasks) => presenceOf(deps, instance, tasks),
     logProblem: (key, fields, msg) => {
       problemKeys.add(key);
       if (!deps.problemKeys.has(key)) logger.error(fields, `${msg} (logged once until it clears)`);
@@ -79,7 +84,7 @@ export async function runTick(deps: TickDeps, reason: string): Promise<TickResul
   let seen = deps.seen;
   const problems: string[] = [];
   try {
-    report = await runCheck(checkDeps, { run: true, waitForBackups: false, start: !deps.paused, purge: false });
+    report = await runCheck(checkDeps, { run: true, waitForBackups: false, start: deps.pause === undefined, purge: false });
     seen = observe(report, deps.seen, metrics);
     // Instances no longer served (drop-in removed): their connections and memory go.
     const files = new Set(report.instances.map((r) => r.instance.file));
@@ -108,7 +113,7 @@ export async function runTick(deps: TickDeps, reason: string): Promise<TickResul
       ok: error === undefined,
       error,
       started,
-      paused: deps.paused,
+      paused: deps.pause !== undefined,
     },
     report,
     seen,
@@ -131,4 +136,25 @@ function observe(report: CheckReport, previous: Seen, metrics: DaemonMetrics): S
   const failing = report.instances.filter((r) => r.error !== undefined).length;
   metrics.instances(report.instances.length - failing, failing, report.configErrors.length);
   return finished.seen;
+}
+
+/** What this agent says about itself on each instance it serves. */
+export function presenceOf(deps: Pick<TickDeps, 'config' | 'pause'>, instance: InstanceConfig, tasks: readonly TaskRow[]): Presence {
+  const running = tasks.find((t) => t.status === STATUS.running);
+  return {
+    host: instance.host,
+    port: instance.port,
+    shardValue: instance.shardValue,
+    role: instance.role,
+    agentVersion: agentVersion(),
+    agentHost: hostname(),
+    agentPid: process.pid,
+    tickIntervalMs: deps.config.agent.tickIntervalMs,
+    paused: deps.pause !== undefined,
+    pauseReason: deps.pause?.reason ?? '',
+    pauseUntil: deps.pause?.until ?? '',
+    runningBackupId: running?.backupId ?? '',
+    runningSince: running?.updatedAt ?? '',
+    runningBytes: null,
+  };
 }

@@ -53,3 +53,32 @@ PARTITION BY LIST (ShardValue MOD ${shards}) (
   ${parts.join(',\n  ')}
 )`;
 }
+
+export const PRESENCE_TABLE = 'spiderbackup_presence';
+
+/**
+ * Agent presence (SPEC §5): one row per instance an agent serves, keyed by (Host, Port), written
+ * on the instance itself every tick. A master's row replicates to its replica under another key,
+ * so replication never carries one instance's presence onto another's. Not part of the task
+ * table, whose shape older tools rely on.
+ */
+export function createPresenceTable(): string {
+  return `CREATE TABLE IF NOT EXISTS ${SCHEMA}.${PRESENCE_TABLE} (
+  Host varchar(60) NOT NULL DEFAULT '',
+  Port int NOT NULL DEFAULT 0,
+  ShardValue int NOT NULL DEFAULT 0,
+  Role varchar(20) NOT NULL DEFAULT '',
+  AgentVersion varchar(32) NOT NULL DEFAULT '',
+  AgentHost varchar(255) NOT NULL DEFAULT '',
+  AgentPid int NOT NULL DEFAULT 0,
+  TickIntervalMs int NOT NULL DEFAULT 0,
+  Paused tinyint NOT NULL DEFAULT 0,
+  PauseReason varchar(255) NOT NULL DEFAULT '',
+  PauseUntil varchar(40) NOT NULL DEFAULT '',
+  RunningBackupId varchar(40) NOT NULL DEFAULT '',
+  RunningSince varchar(40) NOT NULL DEFAULT '',
+  RunningBytes bigint NULL,
+  LastTick timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP,
+  PRIMARY KEY (Host, Port)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`;
+}

@@ -137,7 +137,8 @@ export class Workspace {
       child.stderr?.destroy();
     }
     this.children.clear();
-    rmSync(this.dir, { recursive: true, force: true });
+    // A detached supervisor may still be writing its record or journal here: retry a non-empty dir.
+    rmSync(this.dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
   }
 }
 
