@@ -54,12 +54,64 @@ test('systemd unit keeps what the design depends on', () => {
   assert.equal(one('StateDirectory'), 'spiderbackup');
   for (const p of ['/data/dbbak', '/home/mysql/dbbackup-go']) assert.match(one('ReadWritePaths') ?? '', new RegExp(`-?${p}( |$)`));
   // The host lock's directory: writable in the sandbox, made before the daemon starts, never removed.
-  assert.match(one('ReadWritePaths') ?? '', /(^| )\/run\/lock\/spiderbackup( |$)/);
+  // With "-": systemd applies ReadWritePaths to the "+" line too, and a missing path without "-"
+  // fails the start (226/NAMESPACE) before that line can create the directory.
+  assert.match(one('ReadWritePaths') ?? '', /(^| )-\/run\/lock\/spiderbackup( |$)/);
   assert.match(one('ExecStartPre') ?? '', /^\+\/usr\/bin\/install -d -o mysql -g mysql -m 0755 \/run\/lock\/spiderbackup$/);
   assert.equal(d.get('RuntimeDirectory'), undefined, 'systemd would remove the host lock directory on stop');
   assert.match(one('ExecStart') ?? '', /^\/usr\/bin\/spiderbackup daemon --agent-config \/etc\/spiderbackup\/spiderbackup.ini$/);
   const stopS = Number(/^(\d+)s$/.exec(one('TimeoutStopSec') ?? '')?.[1]);
   assert.ok(stopS > 30, "longer than the daemon's 30 s wait for a tick in flight");
+});
+
+// The sandbox's score: `systemd-analyze security` rates every hardening directive (0 = locked
+// down, 10 = none). The unit keeps what the agent and the backup tools need (network, /proc of
+// every process, Node's JIT, …; each exception is explained in the unit) and scores at most 3.0.
+const MAX_EXPOSURE = 3.0;
+
+test(
+  'systemd unit scores at most 3.0 in systemd-analyze security',
+  { skip: hasSystemdAnalyze ? false : 'systemd-analyze is not installed' },
+  (t) => {
+    // Like verify: the copy runs the built CLI, so nothing depends on /usr/bin/spiderbackup.
+    const dir = mkdtempSync(join(tmpdir(), 'sb-unit-'));
+    const copy = join(dir, 'spiderbackup.service');
+    writeFileSync(
+      copy,
+      readFileSync(UNIT, 'utf8').replace(/^ExecStart=\/usr\/bin\/spiderbackup /m, `ExecStart=${process.execPath} ${CLI} `),
+    );
+    const r = spawnSync('systemd-analyze', ['security', '--offline=yes', '--no-pager', copy], { encoding: 'utf8' });
+    const out = `${r.stdout}${r.stderr}`;
+    if (/unrecognized option|unknown option/i.test(out)) {
+      t.skip('this systemd-analyze has no --offline (systemd < 250)');
+      return;
+    }
+    assert.equal(r.status, 0, out);
+    const m = /Overall exposure level for \S+: (\d+(?:\.\d+)?)/.exec(out);
+    assert.ok(m, `no "Overall exposure level" line in:\n${out}`);
+    const exposure = Number(m[1]);
+    assert.ok(exposure <= MAX_EXPOSURE, `exposure ${exposure} > ${MAX_EXPOSURE}:\n${out}`);
+    // The agent scans /proc for every process of the host: the analyzer must see both unset.
+    assert.match(out, /✗ ProtectProc=/, out);
+    assert.match(out, /✗ ProcSubset=/, out);
+  },
+);
+
+test('systemd unit leaves the agent every process of the host and what the backup tools need', () => {
+  const d = directives(readFileSync(UNIT, 'utf8'));
+  // /proc of every process (cmdline, environ, stat of backups, supervisors, the old tool).
+  assert.equal(d.get('ProtectProc'), undefined, 'ProtectProc hides processes from the host scan');
+  assert.equal(d.get('ProcSubset'), undefined, 'ProcSubset=pid would hide /proc files the tools read');
+  // Supervisors and backups outlive the daemon in the previous start's sandbox.
+  assert.equal(d.get('PrivateUsers'), undefined, 'a user namespace per start');
+  assert.equal(d.get('RemoveIPC'), undefined, "would remove mysqld's IPC objects (same user) on stop");
+  assert.equal(d.get('MemoryDenyWriteExecute'), undefined, "Node's JIT needs writable+executable memory");
+  assert.equal(d.get('PrivateNetwork'), undefined, 'MySQL instances over TCP');
+  assert.deepEqual(d.get('CapabilityBoundingSet'), [''], 'no capabilities');
+  const families = (d.get('RestrictAddressFamilies') ?? []).join(' ').split(' ');
+  for (const f of ['AF_UNIX', 'AF_INET', 'AF_INET6', 'AF_NETLINK']) assert.ok(families.includes(f), f);
+  assert.match((d.get('SystemCallFilter') ?? []).join(' '), /(^| )@system-service( |$)/);
+  assert.deepEqual(d.get('SystemCallErrorNumber'), ['EPERM'], 'a refused call fails, it does not kill the backup');
 });
 
 test('example config loads and documents every key the loader reads', () => {
