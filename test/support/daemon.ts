@@ -20,8 +20,13 @@ export class DaemonProcess {
   stderr = '';
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 
-  constructor(readonly ws: Workspace) {
-    this.child = spawn(process.execPath, [CLI, 'daemon', '--agent-config', ws.agentIni], {
+  /** `command`: how to start it; default the built CLI on the test's own node. */
+  constructor(
+    readonly ws: Workspace,
+    command: readonly string[] = [process.execPath, CLI, 'daemon', '--agent-config', ws.agentIni],
+  ) {
+    const [file, ...args] = command as [string, ...string[]];
+    this.child = spawn(file, args, {
       cwd: ws.dir,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
