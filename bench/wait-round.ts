@@ -51,6 +51,8 @@ try {
   // Many replicas: `endpoints` TCP forwarders (with latency) in front of one real replica, each a distinct Host:Port.
   const slave = cluster.slaves[0];
   if (!slave) throw new Error('no slave');
+  // A round keeps one connection per replica until it ends: here they all land on this one.
+  await cluster.exec(slave, 'SET GLOBAL max_connections = ?', [endpoints + 100]);
   const servers: ServerRow[] = [];
   for (let i = 0; i < endpoints; i++) {
     const server = net.createServer((c) => {

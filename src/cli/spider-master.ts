@@ -1,5 +1,6 @@
 // `schedule [--wait]` and `query`: the spider-master commands.
 import type { AgentConfig } from '../config/agent.js';
+import { ClusterPool } from '../core/pool.js';
 import { queryTasks } from '../core/query.js';
 import { runSchedule } from '../core/schedule.js';
 import { progressLine, unsuccessful, waitForBackup } from '../core/wait.js';
@@ -11,7 +12,22 @@ export async function scheduleCommand(
   logger: Logger,
   opts: { files?: string[]; backupId?: string; wait: boolean },
 ): Promise<number> {
-  const res = await runSchedule({ config, logger }, { files: opts.files, backupId: opts.backupId });
+  // --wait reads through the spider session the schedule wrote through (its connections to the shards are open).
+  const pool = new ClusterPool();
+  try {
+    return await scheduleAndWait(config, logger, opts, pool);
+  } finally {
+    await pool.close();
+  }
+}
+
+async function scheduleAndWait(
+  config: AgentConfig,
+  logger: Logger,
+  opts: { files?: string[]; backupId?: string; wait: boolean },
+  pool: ClusterPool,
+): Promise<number> {
+  const res = await runSchedule({ config, logger, pool }, { files: opts.files, backupId: opts.backupId });
   if (res.kind === 'not-primary') {
     print(`${res.spider} is not the primary spider node (tdbctl get primary); nothing to do.`);
     return 0;
@@ -26,6 +42,7 @@ export async function scheduleCommand(
     {
       config,
       logger,
+      pool,
       onRound: (r) => {
         print(`[${new Date().toISOString()}] ${res.backupId}: ${progressLine(r)}`);
         for (const v of r.views) if (v.problem) print(`  ${v.task.serverName} ${v.task.host}:${v.task.port}: ${v.problem}`);

@@ -1,10 +1,12 @@
 // What the spider master sees of the cluster: primacy and mysql.servers from tdbctl, and the
 // tasks stored on the replicas, which only the replicas themselves hold.
 import pLimit from 'p-limit';
-import { connect, isNoSuchTable, withConnection, type Endpoint } from '../db.js';
-import { errorMessage } from '../errors.js';
+import { isNoSuchTable, withConnection, type Connection, type Endpoint } from '../db.js';
+import { errorMessage, InstanceError } from '../errors.js';
 import { listServers, tdbctlGetPrimary, type PrimaryRow, type ServerRow } from '../sql/servers.js';
 import * as sql from '../sql/tasks.js';
+import { ER_UNKNOWN_SYSTEM_VARIABLE, keepShardConnections, readWithoutShardTransactions } from '../sql/spider.js';
+import { withPool, type ClusterPool } from './pool.js';
 import type { TaskRow } from '../sql/tasks.js';
 
 export interface ControlView {
@@ -20,6 +22,35 @@ export async function readControl(tdbctl: Endpoint): Promise<ControlView> {
   });
 }
 
+/** The MariaDB error number of a failed statement, if it has one. */
+export function errnoOf(err: unknown): number | undefined {
+  const cause = err instanceof InstanceError ? err.cause : err;
+  const errno = (cause as { errno?: unknown } | undefined)?.errno;
+  return typeof errno === 'number' ? errno : undefined;
+}
+
+/**
+ * Session settings of every spider connection of schedule and --wait. A Spider without a setting
+ * still works, only with more round trips to the shards.
+ */
+export async function initSpiderSession(c: Connection): Promise<void> {
+  await unlessUnknown(keepShardConnections(c));
+}
+
+/** The spider session --wait reads through (it may be the one schedule wrote through). */
+export async function initSpiderReadSession(c: Connection): Promise<void> {
+  await unlessUnknown(keepShardConnections(c));
+  await unlessUnknown(readWithoutShardTransactions(c));
+}
+
+async function unlessUnknown(setting: Promise<void>): Promise<void> {
+  try {
+    await setting;
+  } catch (err) {
+    if (errnoOf(err) !== ER_UNKNOWN_SYSTEM_VARIABLE) throw err;
+  }
+}
+
 export const endpointOf = (s: ServerRow): Endpoint => ({ host: s.host, port: s.port, user: s.user, password: s.password });
 
 export interface SlaveRead {
@@ -29,22 +60,22 @@ export interface SlaveRead {
 }
 
 /**
- * Reads the tasks of each replica on the replica itself, with at most `concurrency` connections
- * open at once, so a round over a thousand replicas is neither sequential nor a connection storm.
+ * Reads the tasks of each replica on the replica itself, with at most `concurrency` reads at once,
+ * so a round over a thousand replicas is neither sequential nor a connection storm. With `pool`
+ * the connections are kept for the next round (one per replica); without, each is closed as soon
+ * as its replica is read.
  */
 export async function readSlaveTasks(
   slaves: readonly ServerRow[],
   backupId: string | undefined,
   concurrency: number,
+  pool?: ClusterPool,
 ): Promise<SlaveRead[]> {
   return mapLimited(slaves, concurrency, async (server): Promise<SlaveRead> => {
     try {
-      const c = await connect(endpointOf(server), { connectTimeoutMs: 10_000 });
-      try {
-        return { server, tasks: await sql.listTasks(c, { backupId, host: server.host, port: server.port }) };
-      } finally {
-        await c.close();
-      }
+      const read = (c: Connection) => sql.listTasks(c, { backupId, host: server.host, port: server.port });
+      const tasks = await withPool(pool, (p) => p.use(endpointOf(server), read, { retry: true }));
+      return { server, tasks };
     } catch (err) {
       if (isNoSuchTable(err)) return { server, tasks: [] };
       return { server, tasks: [], error: errorMessage(err) };

@@ -1,12 +1,16 @@
 // `schedule --wait` (SPEC §3): poll until no task of the backup id is init/running/replicated.
-// Master-side rows through the Spider table, replica rows on each replica (bounded concurrency).
+// Master-side rows through the Spider table, replica rows on each replica (bounded concurrency),
+// both at once. Connections are kept across rounds: one to the spider node (which keeps its own
+// to the shards) and one per replica, all closed when the wait ends.
 import type { Logger } from 'pino';
 import type { AgentConfig } from '../config/agent.js';
-import { connect, withConnection, type Connection } from '../db.js';
+import type { Connection, Endpoint } from '../db.js';
 import { errorMessage } from '../errors.js';
 import type { NewTaskRow, TaskRow } from '../sql/tasks.js';
 import * as sql from '../sql/tasks.js';
-import { endpointOf, readSlaveTasks } from './cluster-view.js';
+import { ER_SPIDER_REMOTE_SERVER_GONE_AWAY } from '../sql/spider.js';
+import { endpointOf, errnoOf, initSpiderReadSession, mapLimited, readSlaveTasks } from './cluster-view.js';
+import { withPool, type ClusterPool } from './pool.js';
 import type { SpiderTarget } from './spider-target.js';
 import { STATUS, isRunnable } from './status.js';
 import { supervisorLockName } from './protocol.js';
@@ -42,16 +46,22 @@ export interface WaitDeps {
   logger: Logger;
   onRound?: (round: Round) => void;
   sleep?: (ms: number) => Promise<void>;
+  /** Connections to keep across rounds (e.g. the spider session `schedule` used); else the wait's own. */
+  pool?: ClusterPool;
 }
 
 export async function waitForBackup(deps: WaitDeps, target: SpiderTarget, set: TaskSet, backupId: string): Promise<WaitResult> {
+  return withPool(deps.pool, (pool) => waitRounds(deps, target, set, backupId, pool));
+}
+
+async function waitRounds(deps: WaitDeps, target: SpiderTarget, set: TaskSet, backupId: string, pool: ClusterPool): Promise<WaitResult> {
   const { config } = deps;
   const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const started = Date.now();
   const lockless = new Map<string, number>();
   let failedPolls = 0;
   for (let n = 1; ; n++) {
-    const round = await pollOnce(config, target, set, backupId, n, lockless);
+    const round = await pollOnce(config, target, set, backupId, n, lockless, pool);
     deps.onRound?.(round);
     if (round.done) return { ok: round.counts.success === round.counts.total, reason: 'finished', last: round, rounds: n };
     if (round.errors.length > 0) {
@@ -66,6 +76,7 @@ export async function waitForBackup(deps: WaitDeps, target: SpiderTarget, set: T
 
 const keyOf = (t: { host: string; port: number }) => `${t.host}:${t.port}`;
 
+/** One round: every task's row, read where it lives. `pool` keeps the connections for the next round. */
 export async function pollOnce(
   config: AgentConfig,
   target: SpiderTarget,
@@ -73,17 +84,32 @@ export async function pollOnce(
   backupId: string,
   n: number,
   lockless: Map<string, number> = new Map(),
+  pool?: ClusterPool,
+): Promise<Round> {
+  return withPool(pool, (p) => poll(config, target, set, backupId, n, lockless, p));
+}
+
+async function poll(
+  config: AgentConfig,
+  target: SpiderTarget,
+  set: TaskSet,
+  backupId: string,
+  n: number,
+  lockless: Map<string, number>,
+  pool: ClusterPool,
 ): Promise<Round> {
   const errors: string[] = [];
   const rows = new Map<string, TaskRow>();
-  const slaveTasks = set.tasks.filter((t) => t.wrapper === 'mysql_slave');
-  const slaveServers = set.slaves.filter((s) => slaveTasks.some((t) => keyOf(t) === keyOf(s)));
+  const slaveTasks = new Set(set.tasks.filter((t) => t.wrapper === 'mysql_slave').map(keyOf));
+  const slaveServers = set.slaves.filter((s) => slaveTasks.has(keyOf(s)));
   const [masterSide, slaveSide] = await Promise.all([
-    withConnection(target.spider, (c) => sql.listMasterSideTasks(c, backupId)).catch((err: unknown) => {
-      errors.push(`spider ${keyOf(target.spider)}: ${errorMessage(err)}`);
-      return [] as TaskRow[];
-    }),
-    readSlaveTasks(slaveServers, backupId, config.schedule.waitConcurrency),
+    pool
+      .use(target.spider, (c) => readMasterSide(c, backupId), { init: initSpiderReadSession, retry: true })
+      .catch((err: unknown) => {
+        errors.push(`spider ${keyOf(target.spider)}: ${errorMessage(err)}`);
+        return [] as TaskRow[];
+      }),
+    readSlaveTasks(slaveServers, backupId, config.schedule.waitConcurrency, pool),
   ]);
   for (const r of masterSide) rows.set(keyOf(r), r);
   for (const s of slaveSide) {
@@ -91,7 +117,7 @@ export async function pollOnce(
     for (const r of s.tasks) rows.set(keyOf(r), r);
   }
   const views: TaskView[] = set.tasks.map((task) => ({ task, row: rows.get(keyOf(task)) }));
-  await flagStalled(config, target, set, views, lockless);
+  await flagStalled(config, target, set, views, lockless, pool);
 
   const counts = { total: views.length, success: 0, running: 0, waiting: 0, failed: 0, unknown: 0 };
   for (const v of views) {
@@ -106,6 +132,20 @@ export async function pollOnce(
 }
 
 /**
+ * The master side in one statement through the Spider table. The session keeps Spider's
+ * connections to the shards between rounds, so a shard restarted since the last round fails the
+ * first statement on a dead connection; Spider has dropped it by then and the second connects anew.
+ */
+async function readMasterSide(c: Connection, backupId: string): Promise<TaskRow[]> {
+  try {
+    return await sql.listMasterSideTasks(c, backupId);
+  } catch (err) {
+    if (errnoOf(err) !== ER_SPIDER_REMOTE_SERVER_GONE_AWAY) throw err;
+    return sql.listMasterSideTasks(c, backupId);
+  }
+}
+
+/**
  * Names tasks nobody is working on instead of waiting silently: waiting longer than
  * [schedule] unclaimed_after, or running while no supervisor holds the task's lock on its
  * instance in two polls in a row (the host's agent or the host itself is gone).
@@ -116,6 +156,7 @@ async function flagStalled(
   set: TaskSet,
   views: TaskView[],
   lockless: Map<string, number>,
+  pool: ClusterPool,
 ): Promise<void> {
   for (const v of views) {
     if (v.row && isRunnable(v.row.status) && v.row.createdAgeS * 1000 > config.schedule.unclaimedAfterMs) {
@@ -124,28 +165,24 @@ async function flagStalled(
   }
   // Inside the claim grace a supervisor may not hold its lock yet (a row claimed by the old tool).
   const running = views.filter((v) => v.row?.status === STATUS.running && v.row.updatedAgeS > LIMITS.claimGraceS);
-  const servers = [...set.masters, ...set.slaves];
-  await Promise.all(
-    running.map(async (v) => {
-      const row = v.row as TaskRow;
-      const ep = keyOf(row) === keyOf(target.spider) ? target.spider : servers.find((s) => keyOf(s) === keyOf(row));
-      if (!ep) return;
-      let conn: Connection | undefined;
-      try {
-        conn = await connect('serverName' in ep ? endpointOf(ep) : ep, { connectTimeoutMs: 5000 });
-        const holder = await sql.lockHolder(conn, supervisorLockName(row));
-        const k = `${keyOf(row)}/${row.taskPid}`;
-        if (holder !== null) lockless.delete(k);
-        else lockless.set(k, (lockless.get(k) ?? 0) + 1);
-        if ((lockless.get(k) ?? 0) >= 2)
-          v.problem = `running (pid ${row.taskPid}) but no agent holds it: is the host ${row.host} up and its agent running?`;
-      } catch (err) {
-        v.problem = `running; its instance cannot be reached to check the agent: ${errorMessage(err)}`;
-      } finally {
-        await conn?.close();
-      }
-    }),
-  );
+  // Masters last: an instance listed as both is reached with its master entry, as its task was made.
+  const servers = new Map([...set.slaves, ...set.masters].map((s) => [keyOf(s), s]));
+  await mapLimited(running, config.schedule.waitConcurrency, async (v) => {
+    const row = v.row as TaskRow;
+    const server = servers.get(keyOf(row));
+    const ep: Endpoint | undefined = keyOf(row) === keyOf(target.spider) ? target.spider : server && endpointOf(server);
+    if (!ep) return;
+    try {
+      const holder = await pool.use(ep, (c) => sql.lockHolder(c, supervisorLockName(row)), { retry: true });
+      const k = `${keyOf(row)}/${row.taskPid}`;
+      if (holder !== null) lockless.delete(k);
+      else lockless.set(k, (lockless.get(k) ?? 0) + 1);
+      if ((lockless.get(k) ?? 0) >= 2)
+        v.problem = `running (pid ${row.taskPid}) but no agent holds it: is the host ${row.host} up and its agent running?`;
+    } catch (err) {
+      v.problem = `running; its instance cannot be reached to check the agent: ${errorMessage(err)}`;
+    }
+  });
 }
 
 export function progressLine(r: Round): string {

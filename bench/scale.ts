@@ -1,0 +1,418 @@
+// `schedule` and one `schedule --wait` round at 16 / 128 / 1,024 shards.
+//
+// A thousand real instances do not fit on one machine, so every shard master and every replica is
+// a TCP forwarder (in a process of its own, optionally delaying every chunk) in front of one of a
+// few real instances. The Spider node routes to the forwarders: SPT<n> points at master forwarder
+// n and the Spider table is partitioned MOD <shards>. Because several partitions share one real
+// master, partition n is stored in an updatable view (`gb_p<n>`: the rows of global_backup with
+// ShardValue MOD <shards> = n) rather than in the table itself: else every partition on a real
+// master would also read the rows of the others. Replica rows arrive in global_backup on the real
+// replicas by replication, as usual.
+//
+//   npm run build && node dist/bench/scale.js [--shards 16,128,1024] [--real 4] [--latency 0] [--runs 3] [--before DIR]
+//
+// --before DIR: the dist/ directory of an older build measured the same way, e.g.
+//   git archive <commit> | tar -x -C /tmp/old && ln -s $PWD/node_modules /tmp/old/ && (cd /tmp/old && npx tsc)
+//   node dist/bench/scale.js --before /tmp/old/dist
+// --latency MS: one-way delay added to every forwarded chunk (loopback has none; 1 ms is a slow LAN).
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import os from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import mysql from 'mysql2/promise';
+import { loadAgentConfig, type AgentConfig } from '../src/config/agent.js';
+import { ClusterPool } from '../src/core/pool.js';
+import type { SpiderTarget } from '../src/core/spider-target.js';
+import type { TaskSet } from '../src/core/task-set.js';
+import { createLogger } from '../src/log.js';
+import { createSpiderTable } from '../src/sql/ddl.js';
+import type { ServerRow } from '../src/sql/servers.js';
+import { insertTaskRows, type NewTaskRow } from '../src/sql/tasks.js';
+import { ADMIN_PASSWORD, ADMIN_USER, startCluster, type Cluster, type Instance } from '../test/harness/cluster.js';
+import { Workspace } from '../test/support/workspace.js';
+import type { Reply, Request } from './forwarders.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const { values: args } = parseArgs({
+  options: {
+    shards: { type: 'string', default: '16,128,1024' },
+    real: { type: 'string', default: '4' },
+    latency: { type: 'string', default: '0' },
+    runs: { type: 'string', default: '3' },
+    before: { type: 'string' },
+  },
+});
+const scales = (args.shards ?? '').split(',').map(Number);
+const real = Number(args.real);
+const latencyMs = Number(args.latency);
+const runs = Number(args.runs);
+const maxShards = Math.max(...scales);
+const { logger } = createLogger({ level: 'warn', fd: 2 });
+
+interface Round {
+  counts: { total: number; unknown: number };
+  errors: string[];
+}
+interface Scheduled {
+  kind: string;
+  target: SpiderTarget;
+  set: TaskSet;
+}
+/** What is measured, as both the old and the new build export it (the old one ignores the pool arguments). */
+interface Impl {
+  name: string;
+  cli: string;
+  runSchedule(
+    deps: { config: AgentConfig; logger: unknown; pool?: ClusterPool },
+    opts: { files: string[]; backupId: string },
+  ): Promise<Scheduled>;
+  pollOnce(
+    config: AgentConfig,
+    target: SpiderTarget,
+    set: TaskSet,
+    id: string,
+    n: number,
+    lockless: unknown,
+    pool?: ClusterPool,
+  ): Promise<Round>;
+  readSlaveTasks(slaves: ServerRow[], id: string, concurrency: number, pool?: ClusterPool): Promise<{ error?: string }[]>;
+  masterSide(target: SpiderTarget, id: string, pool: ClusterPool): Promise<unknown[]>;
+}
+
+async function loadImpl(name: string, dist: string): Promise<Impl> {
+  const load = async <T>(p: string) => (await import(pathToFileURL(join(dist, p)).href)) as T;
+  const schedule = await load<Pick<Impl, 'runSchedule'>>('src/core/schedule.js');
+  const wait = await load<Pick<Impl, 'pollOnce'>>('src/core/wait.js');
+  type View = Pick<Impl, 'readSlaveTasks'> & { initSpiderReadSession?: (c: unknown) => Promise<void> };
+  const view = await load<View>('src/core/cluster-view.js');
+  const tasks = await load<{ listMasterSideTasks: (c: unknown, id: string) => Promise<unknown[]> }>('src/sql/tasks.js');
+  const db = await load<{ withConnection: <T>(ep: unknown, fn: (c: unknown) => Promise<T>) => Promise<T> }>('src/db.js');
+  const init = view.initSpiderReadSession;
+  return {
+    name,
+    cli: join(dist, 'src/bin/cli.js'),
+    runSchedule: schedule.runSchedule,
+    pollOnce: wait.pollOnce,
+    readSlaveTasks: view.readSlaveTasks,
+    // The old build reads the master side on a new connection every round; the new one through a kept session.
+    masterSide: (target, id, pool) =>
+      init
+        ? pool.use(target.spider, (c) => tasks.listMasterSideTasks(c, id), { init })
+        : db.withConnection(target.spider, (c) => tasks.listMasterSideTasks(c, id)),
+  };
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+async function timed<T>(fn: () => Promise<T>): Promise<[number, T]> {
+  const t = performance.now();
+  const v = await fn();
+  return [performance.now() - t, v];
+}
+
+class Forwarders {
+  private readonly child: ChildProcess;
+  constructor() {
+    this.child = fork(join(here, 'forwarders.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  }
+  private ask(req: Request): Promise<Reply> {
+    return new Promise((resolve, reject) => {
+      this.child.once('message', (r: Reply) => (r.kind === 'error' ? reject(new Error(r.message)) : resolve(r)));
+      this.child.send(req);
+    });
+  }
+  async open(targets: number[], from: number, to: number): Promise<number[]> {
+    const r = await this.ask({ kind: 'open', targets, latencyMs, from, to });
+    if (r.kind !== 'opened') throw new Error('forwarders: unexpected reply');
+    return r.ports;
+  }
+  /** Connections accepted by forwarders [from, from + n). */
+  async accepted(from: number, n: number): Promise<number> {
+    const r = await this.ask({ kind: 'stats' });
+    if (r.kind !== 'stats') throw new Error('forwarders: unexpected reply');
+    return r.accepted.slice(from, from + n).reduce((a, b) => a + b, 0);
+  }
+  close(): void {
+    this.child.kill('SIGKILL');
+  }
+}
+
+/** Root over the unix socket, one connection for a whole set-up step. */
+async function asRoot<T>(inst: Instance, fn: (c: mysql.Connection) => Promise<T>): Promise<T> {
+  const c = await mysql.createConnection({ socketPath: inst.socket, user: 'root' });
+  try {
+    return await fn(c);
+  } finally {
+    await c.end();
+  }
+}
+
+/**
+ * Points the Spider node and tdbctl's mysql.servers at the first `shards` forwarders of each kind,
+ * with an empty task table. Returns how long the first statement through the new Spider table took.
+ */
+async function configure(cluster: Cluster, shards: number, masterPorts: number[], replicaPorts: number[]): Promise<number> {
+  const server = (name: string, wrapper: string, port: number) => [
+    name,
+    '127.0.0.1',
+    'infodba_schema',
+    ADMIN_USER,
+    ADMIN_PASSWORD,
+    port,
+    wrapper,
+  ];
+  const masters = masterPorts.slice(0, shards).map((p, i) => server(`SPT${i}`, 'mysql', p));
+  const replicas = replicaPorts.slice(0, shards).map((p, i) => server(`SPT_SLAVE${i}`, 'mysql_slave', p));
+  const servers = async (c: mysql.Connection, list: unknown[][]) => {
+    await c.query("DELETE FROM mysql.servers WHERE Server_name LIKE 'SPT%'");
+    await c.query('INSERT INTO mysql.servers (Server_name, Host, Db, Username, Password, Port, Wrapper) VALUES ?', [list]);
+    await c.query('FLUSH PRIVILEGES'); // reloads the servers cache Spider reads
+  };
+  await asRoot(cluster.tdbctlNode as Instance, (c) => servers(c, [...masters, ...replicas]));
+  for (const [r, m] of cluster.masters.entries()) {
+    await asRoot(m, async (c) => {
+      await c.query('DELETE FROM infodba_schema.global_backup');
+      for (let i = r; i < shards; i += real) {
+        await c.query(
+          `CREATE OR REPLACE VIEW infodba_schema.gb_p${i} AS ` +
+            `SELECT * FROM infodba_schema.global_backup WHERE ShardValue MOD ${shards} = ${i}`,
+        );
+      }
+    });
+  }
+  await asRoot(cluster.spider, async (c) => {
+    await c.query('DROP TABLE IF EXISTS infodba_schema.global_backup');
+    await servers(c, masters);
+    await c.query(createSpiderTable(shards, false).replace(/table "global_backup", server "SPT(\d+)"/g, 'table "gb_p$1", server "SPT$1"'));
+  });
+  await cluster.waitReplicated();
+  // Spider connects to every shard the first time a table is opened (statistics), once.
+  return (
+    await timed(() =>
+      asRoot(cluster.spider, (c) =>
+        c.query('SELECT COUNT(*) FROM infodba_schema.global_backup WHERE BackupId = ? AND ShardValue = 0', ['x']),
+      ),
+    )
+  )[0];
+}
+
+function cli(impl: Impl, agentIni: string, args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [impl.cli, '--agent-config', agentIni, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${impl.name} cli exit ${code}: ${err.slice(-500)}`))));
+  });
+}
+
+interface Row {
+  shards: number;
+  build: string;
+  schedule: number;
+  scheduleCli: number;
+  /** Master connections (through the forwarders) a schedule opened, the Spider node's included. */
+  scheduleMasterConns: number;
+  firstRound: number;
+  laterRounds: number;
+  masterSide: number;
+  replicas: number;
+  replicaConns: number;
+}
+
+async function measure(
+  impl: Impl,
+  shards: number,
+  config: AgentConfig,
+  ws: Workspace,
+  spiderIni: string,
+  cluster: Cluster,
+  fw: Forwarders,
+) {
+  const sched: number[] = [];
+  const schedCli: number[] = [];
+  const conns0 = await fw.accepted(0, maxShards);
+  for (let r = 1; r <= runs; r++) {
+    const [ms, res] = await timed(() =>
+      impl.runSchedule({ config, logger }, { files: [spiderIni], backupId: `s-${shards}-${impl.name}-${r}` }),
+    );
+    if (res.kind !== 'scheduled') throw new Error(`${impl.name}: not scheduled`);
+    sched.push(ms);
+  }
+  const scheduleMasterConns = (await fw.accepted(0, maxShards)) - conns0;
+  for (let r = 1; r <= runs; r++) {
+    const id = `c-${shards}-${impl.name}-${r}`;
+    schedCli.push((await timed(() => cli(impl, ws.agentIni, ['schedule', '-c', spiderIni, '--backup-id', id])))[0]);
+  }
+
+  // As `schedule --wait` runs: the rounds share the schedule's pool (the new build reads through its spider session).
+  const id = `w-${shards}-${impl.name}`;
+  const pool = new ClusterPool();
+  try {
+    const res = await impl.runSchedule({ config, logger, pool }, { files: [spiderIni], backupId: id });
+    await cluster.waitReplicated();
+    const check = (r: Round) => {
+      if (r.errors.length) throw new Error(`${impl.name}: round errors: ${r.errors.slice(0, 3).join('; ')}`);
+      if (r.counts.unknown) throw new Error(`${impl.name}: ${r.counts.unknown} tasks not read`);
+      return r;
+    };
+    const replicaConns0 = await fw.accepted(maxShards, maxShards);
+    const round = (n: number) => timed(async () => check(await impl.pollOnce(config, res.target, res.set, id, n, new Map(), pool)));
+    const [firstRound] = await round(1);
+    const later: number[] = [];
+    for (let n = 2; n <= 4; n++) later.push((await round(n))[0]);
+    const replicaConns = (await fw.accepted(maxShards, maxShards)) - replicaConns0;
+    // Each side alone, as in a later round.
+    const masterSide: number[] = [];
+    const replicas: number[] = [];
+    for (let n = 0; n < 3; n++) {
+      masterSide.push((await timed(() => impl.masterSide(res.target, id, pool)))[0]);
+      replicas.push((await timed(() => impl.readSlaveTasks(res.set.slaves, id, config.schedule.waitConcurrency, pool)))[0]);
+    }
+    const row: Row = {
+      shards,
+      build: impl.name,
+      schedule: median(sched),
+      scheduleCli: median(schedCli),
+      scheduleMasterConns: Math.round(scheduleMasterConns / runs),
+      firstRound,
+      laterRounds: median(later),
+      masterSide: median(masterSide),
+      replicas: median(replicas),
+      replicaConns,
+    };
+    return { row, tasks: res.set.tasks };
+  } finally {
+    await pool.close();
+  }
+}
+
+/** One multi-row INSERT of a task set through Spider against the same rows in batches. */
+async function insertShapes(cluster: Cluster, tasks: NewTaskRow[]): Promise<string[]> {
+  const session = () =>
+    mysql.createConnection({ host: cluster.spider.host, port: cluster.spider.port, user: ADMIN_USER, password: ADMIN_PASSWORD });
+  const as = (id: string, rows: NewTaskRow[]) => rows.map((t) => ({ ...t, backupId: id }));
+  const blocks = (rows: NewTaskRow[], n: number) => {
+    const shards = Math.max(...rows.map((t) => t.shardValue)) + 1;
+    return [...Array(n).keys()].map((b) => rows.filter((t) => Math.floor((t.shardValue * n) / shards) === b));
+  };
+  const out: string[] = [];
+  const one = async (label: string, fn: () => Promise<unknown>) => out.push(`${label}: ${((await timed(fn))[0] / 1000).toFixed(2)} s`);
+  await one('one INSERT of every row', async () => {
+    const c = await session();
+    await insertTaskRows(c, as('i-one', tasks)).finally(() => c.end());
+  });
+  await one('4 INSERTs one after another (a quarter of the shards each)', async () => {
+    const c = await session();
+    try {
+      for (const b of blocks(tasks, 4)) await insertTaskRows(c, as('i-seq', b));
+    } finally {
+      await c.end();
+    }
+  });
+  await one('4 INSERTs at once on 4 sessions', () =>
+    Promise.all(
+      blocks(tasks, 4).map(async (b) => {
+        const c = await session();
+        await insertTaskRows(c, as('i-par', b)).finally(() => c.end());
+      }),
+    ),
+  );
+  return out;
+}
+
+async function main(): Promise<void> {
+  const impls = [await loadImpl('after', resolve(here, '..'))];
+  if (args.before) impls.unshift(await loadImpl('before', resolve(args.before)));
+  const t0 = performance.now();
+  const cluster = await startCluster({ shards: real, slaves: [...Array(real).keys()], tdbctl: true });
+  const fw = new Forwarders();
+  const ws = new Workspace();
+  try {
+    for (const i of [...cluster.masters, ...cluster.slaves]) {
+      // Each real instance stands for a quarter of the cluster: Spider and the kept replica connections add up.
+      await cluster.exec(i, 'SET GLOBAL max_connections = 5000');
+    }
+    const range = cluster.ports.data.reduce((a, b) => (b.max - b.min > a.max - a.min ? b : a));
+    const forward = (to: Instance[]) =>
+      fw.open(
+        [...Array(maxShards).keys()].map((i) => (to[i % real] as Instance).port),
+        range.min,
+        range.max,
+      );
+    const masterPorts = await forward(cluster.masters);
+    const replicaPorts = await forward(cluster.slaves);
+    const [version] = await cluster.query<{ v: string }>(cluster.spider, 'SELECT VERSION() AS v');
+    const spiderIni = cluster.writeInstanceIni(ws.confDir, cluster.spider);
+    const config = loadAgentConfig(ws.agentIni);
+    const head = [
+      `machine: ${os.cpus()[0]?.model ?? '?'}, ${os.cpus().length} cores, Node ${process.version}, MariaDB ${version?.v ?? '?'}`,
+      `endpoints: every shard master and every replica is a TCP forwarder (${latencyMs} ms one-way delay per chunk) in front of ` +
+        `one of ${real} real masters / ${real} real replicas; the spider node and the tdbctl stand-in are real`,
+      `[schedule] wait_concurrency ${config.schedule.waitConcurrency}; medians of ${runs} runs; ` +
+        `set-up ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+    ];
+    console.log(head.join('\n'));
+    const rows: Row[] = [];
+    const notes: string[] = [];
+    let lastTasks: NewTaskRow[] = [];
+    for (const shards of scales) {
+      for (const impl of impls) {
+        const open = await configure(cluster, shards, masterPorts, replicaPorts);
+        if (impl === impls[0])
+          notes.push(`${shards} shards: the first statement through a newly opened Spider table took ${(open / 1000).toFixed(2)} s`);
+        const { row, tasks } = await measure(impl, shards, config, ws, spiderIni, cluster, fw);
+        rows.push(row);
+        lastTasks = tasks;
+        process.stderr.write(`${JSON.stringify(row)}\n`);
+      }
+    }
+    notes.push(...(await insertShapes(cluster, lastTasks)).map((l) => `${maxShards} shards, ${l}`));
+
+    const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+    const table = [
+      [
+        'shards',
+        'build',
+        'schedule',
+        'schedule CLI',
+        'master conns',
+        '--wait round 1',
+        'round 2+',
+        'master side',
+        'replicas',
+        'replica conns',
+      ],
+      ...rows.map((r) => [
+        String(r.shards),
+        r.build,
+        s(r.schedule),
+        s(r.scheduleCli),
+        String(r.scheduleMasterConns),
+        s(r.firstRound),
+        s(r.laterRounds),
+        s(r.masterSide),
+        s(r.replicas),
+        String(r.replicaConns),
+      ]),
+    ];
+    const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
+    console.log();
+    for (const row of table) console.log(row.map((c, i) => c.padEnd(widths[i]!)).join('  '));
+    console.log(
+      [
+        '',
+        'schedule: in-process runSchedule; schedule CLI: the whole `spiderbackup schedule` process (Node start-up included).',
+        'master conns: connections to shard masters per schedule (through the forwarders), the Spider node’s included.',
+        '--wait rounds as `schedule --wait` runs them (sharing the schedule’s pool); round 2+ is the median of rounds 2-4.',
+        'master side / replicas: each side of a later round alone. replica conns: replica connections opened over rounds 1-4.',
+        ...notes,
+      ].join('\n'),
+    );
+  } finally {
+    fw.close();
+    ws.close();
+    await cluster.close();
+  }
+}
+
+await main();
