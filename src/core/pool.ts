@@ -25,9 +25,6 @@ export interface UseOptions {
 export class ClusterPool {
   private readonly entries = new Map<string, Entry>();
   private closed = false;
-  private opened = 0;
-
-  constructor(private readonly opts: { connectTimeoutMs?: number } = {}) {}
 
   /** Runs `fn` on the endpoint's kept connection, opening it when there is none. A broken connection is dropped. */
   use<T>(ep: Endpoint, fn: (c: Connection) => Promise<T>, opts: UseOptions = {}): Promise<T> {
@@ -47,9 +44,8 @@ export class ClusterPool {
     if (this.closed) throw new InstanceError(`${ep.host}:${ep.port}`, 'connection pool already closed');
     const kept = e.conn !== undefined;
     if (!e.conn) {
-      e.conn = await connect(ep, { connectTimeoutMs: this.opts.connectTimeoutMs ?? 10_000 });
+      e.conn = await connect(ep, { connectTimeoutMs: 10_000 });
       e.inited = new Set();
-      this.opened++;
     }
     const conn = e.conn;
     try {
@@ -65,11 +61,6 @@ export class ClusterPool {
       if (kept && mayRetry) return this.run(e, ep, fn, opts, false);
       throw err;
     }
-  }
-
-  /** Connections opened so far (a re-open after a broken one counts again), and how many are open now. */
-  stats(): { opened: number; open: number } {
-    return { opened: this.opened, open: [...this.entries.values()].filter((e) => e.conn).length };
   }
 
   /** Closes every kept connection once the uses in flight are done; later uses fail. */
