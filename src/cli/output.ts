@@ -1,9 +1,15 @@
-import Table from 'cli-table3';
+import { createRequire } from 'node:module';
+import type CliTable3 from 'cli-table3';
 
 export type Format = 'table' | 'json';
 
+// cli-table3 is loaded by the first table drawn, not by every command that might draw one.
+const require = createRequire(import.meta.url);
+let Table: typeof CliTable3 | undefined;
+
 /** A plain-bordered table (cli-table3) that stays readable when piped or pasted into a ticket. */
 export function renderTable(head: string[], rows: (string | number)[][]): string {
+  Table ??= require('cli-table3') as typeof CliTable3;
   const table = new Table({
     head,
     style: { head: [], border: [] },

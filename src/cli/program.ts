@@ -1,32 +1,12 @@
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+// The command line: every command, option and help text. Only commander and a few small modules
+// are loaded here; each command loads what it needs when it runs (`await import`), so --help,
+// --version and usage errors never load the database driver, the logger, the metrics or the tables.
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { loadAgentConfig, DEFAULT_AGENT_CONFIG, type AgentConfig } from '../config/agent.js';
-import { createLogger, type AgentLogger } from '../log.js';
-import { checkCommand } from './check.js';
-import { registerDaemonCommands } from './daemon-commands.js';
-import { queryCommand, scheduleCommand } from './spider-master.js';
+import { DEFAULT_AGENT_CONFIG } from '../config/defaults.js';
 import { validateBackupId } from '../core/backup-id.js';
-
-export interface GlobalOptions {
-  agentConfig?: string;
-  strict?: boolean;
-  config?: string[];
-}
-
-/** The agent config for a CLI command; its warnings go to stderr, one line each. */
-export function agentConfigFor(opts: GlobalOptions): AgentConfig {
-  const config = loadAgentConfig(opts.agentConfig, process.cwd(), { strict: opts.strict === true });
-  for (const w of config.warnings) process.stderr.write(`spiderbackup: warning: ${w}\n`);
-  return config;
-}
-
-/** The agent config and a logger for a CLI command (logs go to stderr; stdout is the output). */
-export function commandContext(opts: GlobalOptions): { config: AgentConfig; log: AgentLogger } {
-  const config = agentConfigFor(opts);
-  const log = createLogger({ level: config.log.level, file: config.log.file, fd: 2 });
-  return { config, log };
-}
+import { packageVersion } from '../version.js';
+import type { GlobalOptions } from './context.js';
+import { registerDaemonCommands } from './daemon-commands.js';
 
 export const splitList = (value: string, previous: string[] = []): string[] => [
   ...previous,
@@ -46,11 +26,6 @@ const configOption = () =>
     '-c, --config <files>',
     'instance config files, comma separated (default: every dbbackup.<port>.ini in [agent] config_dir)',
   ).argParser(splitList);
-
-function packageVersion(): string {
-  const file = fileURLToPath(new URL('../../../package.json', import.meta.url));
-  return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version;
-}
 
 export function buildProgram(setExit: (code: number) => void): Command {
   const program = new Command('spiderbackup')
@@ -82,7 +57,8 @@ export function buildProgram(setExit: (code: number) => void): Command {
     )
     .action(async (opts: { run: boolean; backupId?: string; format: 'table' | 'json' }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
-      const { config, log } = commandContext(g);
+      const { config, log } = await (await import('./context.js')).commandContext(g);
+      const { checkCommand } = await import('./check.js');
       setExit(await checkCommand(config, log.logger, { run: opts.run, backupId: opts.backupId, files: g.config, format: opts.format }));
       log.flush();
     });
@@ -96,7 +72,8 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .addHelpText('after', '\nOn a node that is not the tdbctl primary it prints so and exits 0. Poll interval: [schedule] wait_interval.')
     .action(async (opts: { backupId?: string; wait: boolean }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
-      const { config, log } = commandContext(g);
+      const { config, log } = await (await import('./context.js')).commandContext(g);
+      const { scheduleCommand } = await import('./spider-master.js');
       setExit(await scheduleCommand(config, log.logger, { files: g.config, backupId: opts.backupId, wait: opts.wait }));
       log.flush();
     });
@@ -120,7 +97,8 @@ export function buildProgram(setExit: (code: number) => void): Command {
         cmd: Command,
       ) => {
         const g = cmd.optsWithGlobals<GlobalOptions>();
-        const { config } = commandContext(g);
+        const config = (await import('./context.js')).agentConfigFor(g);
+        const { queryCommand } = await import('./spider-master.js');
         setExit(
           await queryCommand(config, {
             files: g.config,

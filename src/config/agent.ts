@@ -4,8 +4,9 @@ import { ConfigError } from '../errors.js';
 import { parseCommandTemplate } from './command-template.js';
 import { formatDuration, MAX_TIMER_MS, parseDuration } from './duration.js';
 import { IniReader, readIni, type IniSections } from './ini-file.js';
+import { DEFAULT_AGENT_CONFIG } from './defaults.js';
 
-export const DEFAULT_AGENT_CONFIG = '/etc/spiderbackup/spiderbackup.ini';
+export { DEFAULT_AGENT_CONFIG };
 /** Host-wide, never under state_dir: a second agent with other settings must find the same lock. */
 export const DEFAULT_HOST_LOCK = '/run/lock/spiderbackup/host.lock';
 

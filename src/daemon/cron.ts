@@ -1,8 +1,16 @@
 // The daily `schedule` trigger: a node-cron task on [schedule] cron, in the host's time zone (the
 // one operators read the expression in). Overlapping fires are dropped by node-cron (noOverlap); a
 // schedule that takes longer than the gap between fires is a misconfiguration worth a warning.
-import { createTask, validateDetailed, type ScheduledTask } from 'node-cron';
+import { createRequire } from 'node:module';
+import type * as NodeCron from 'node-cron';
+import type { ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
+
+// node-cron is loaded when an expression is first checked or armed: a daemon without
+// [schedule] cron (every host but the spider hosts) never loads it.
+const require = createRequire(import.meta.url);
+let nodeCron: typeof NodeCron | undefined;
+const cron = (): typeof NodeCron => (nodeCron ??= require('node-cron') as typeof NodeCron);
 
 export interface CronJob {
   readonly expression: string;
@@ -12,9 +20,9 @@ export interface CronJob {
 
 /** Undefined when the expression is valid, else what is wrong with it. */
 export function cronProblem(expression: string): string | undefined {
-  let v: ReturnType<typeof validateDetailed>;
+  let v: ReturnType<typeof NodeCron.validateDetailed>;
   try {
-    v = validateDetailed(expression);
+    v = cron().validateDetailed(expression);
   } catch (err) {
     return (err as Error).message;
   }
@@ -26,7 +34,7 @@ export function cronProblem(expression: string): string | undefined {
 
 export function startCron(expression: string, fire: (at: Date) => Promise<void>, logger: Logger): CronJob {
   const log = logger.child({ cron: expression });
-  const task: ScheduledTask = createTask(expression, (ctx) => fire(ctx.date), {
+  const task: ScheduledTask = cron().createTask(expression, (ctx) => fire(ctx.date), {
     name: 'spiderbackup-schedule',
     noOverlap: true,
     logger: {

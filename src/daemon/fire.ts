@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { AgentConfig } from '../config/agent.js';
 import { discoverInstances } from '../config/discover.js';
 import { isSpiderInstance } from '../config/instance.js';
-import { runSchedule } from '../core/schedule.js';
+import type { runSchedule } from '../core/schedule.js';
 import { errorMessage } from '../errors.js';
 import type { ScheduleOutcome } from './metrics.js';
 import type { PauseState } from './pause.js';
@@ -37,7 +37,9 @@ export async function fireSchedule(deps: FireDeps, firedAt: Date): Promise<FireR
       );
       return { at, result: 'not-spider' };
     }
-    const r = await (deps.schedule ?? runSchedule)({ config, logger: deps.logger }, {});
+    // Loaded at the first fire, not with the daemon: most hosts never schedule.
+    const schedule = deps.schedule ?? (await import('../core/schedule.js')).runSchedule;
+    const r = await schedule({ config, logger: deps.logger }, {});
     if (r.kind === 'not-primary') {
       log.info({ spider: r.spider }, 'schedule time reached; this spider node is not the primary, so it schedules nothing');
       return { at, result: 'not-primary' };

@@ -1,5 +1,5 @@
 // The health and metrics endpoint: GET /healthz and GET /metrics, nothing else.
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 
@@ -20,6 +20,8 @@ export interface HttpEndpoint {
 }
 
 export async function startHttp(host: string, port: number, deps: HttpDeps): Promise<HttpEndpoint> {
+  // Loaded here: with [metrics] listen = off the daemon never needs an HTTP server.
+  const { createServer } = await import('node:http');
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {

@@ -2,6 +2,12 @@
 // port (see core/check.ts and the supervisor), so filtering is a field comparison, never a regex
 // over the text (a backup id that is a prefix of another must not match it).
 
+/**
+ * How many rotated files `spiderbackup logs` reads before the log file (log-source.ts, `rotated`).
+ * Here rather than there so that the command's help names it without loading the reader.
+ */
+export const ROTATED_FILES = 5;
+
 export const LEVELS: Record<string, number> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60 };
 
 export interface LogFilter {

@@ -10,10 +10,10 @@ import { createInterface } from 'node:readline';
 import { pipeline, type Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 
+export { ROTATED_FILES } from './log-filter.js';
+
 const POLL_MS = 250;
 const CHUNK = 64 * 1024;
-/** How many rotated files `spiderbackup logs` reads before the log file (`rotated`). */
-export const ROTATED_FILES = 5;
 
 export interface FollowOptions {
   follow: boolean;

@@ -15,7 +15,7 @@ import type { KeptConnections } from '../kept-connections.js';
 import type { TaskRow } from '../sql/tasks.js';
 import { hostname } from 'node:os';
 import type { Presence } from '../sql/presence.js';
-import { agentVersion } from '../version.js';
+import { packageVersion } from '../version.js';
 import type { PauseState } from './pause.js';
 
 export interface TickDeps {
@@ -146,7 +146,7 @@ export function presenceOf(deps: Pick<TickDeps, 'config' | 'pause'>, instance: I
     port: instance.port,
     shardValue: instance.shardValue,
     role: instance.role,
-    agentVersion: agentVersion(),
+    agentVersion: packageVersion(),
     agentHost: hostname(),
     agentPid: process.pid,
     tickIntervalMs: deps.config.agent.tickIntervalMs,

@@ -5,6 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import type { TickRecord } from '../../src/daemon/status.js';
 import { CLI, waitFor, type Workspace } from './workspace.js';
 
 export interface LogLine {
@@ -74,6 +75,35 @@ export class DaemonProcess {
     );
   }
 
+  /** The last tick this daemon recorded in status.json; undefined before its first. */
+  lastTick(): TickRecord | undefined {
+    return lastTickOf(this.ws, this.pid);
+  }
+
+  /**
+   * Waits for the next `n` ticks to end and returns them, oldest first. status.json is polled
+   * every `pollMs`, so no tick is missed while the tick interval is well above it; each wait
+   * returns within `pollMs` of the tick's end, long before the next tick begins.
+   */
+  async nextTicks(n: number, opts: { pollMs?: number; timeoutMs?: number } = {}): Promise<TickRecord[]> {
+    const pollMs = opts.pollMs ?? 10;
+    const deadline = Date.now() + (opts.timeoutMs ?? 120_000);
+    const seen: TickRecord[] = [];
+    let last = this.lastTick()?.startedAt;
+    while (seen.length < n) {
+      if (this.child.exitCode !== null) throw new Error(`daemon exited with ${this.child.exitCode}: ${this.stderr}`);
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${n} ticks of daemon ${this.pid} (saw ${seen.length})`);
+      const t = this.lastTick();
+      if (t && t.startedAt !== last) {
+        seen.push(t);
+        last = t.startedAt;
+      } else {
+        await new Promise((r) => setTimeout(r, pollMs));
+      }
+    }
+    return seen;
+  }
+
   async ready(): Promise<void> {
     await waitFor(
       `daemon ${this.pid} to start ticking`,
@@ -99,9 +129,13 @@ export class DaemonProcess {
 }
 
 function tickOf(ws: Workspace, pid: number): string | undefined {
+  return lastTickOf(ws, pid)?.startedAt;
+}
+
+function lastTickOf(ws: Workspace, pid: number): TickRecord | undefined {
   try {
-    const s = JSON.parse(readFileSync(join(ws.stateDir, 'status.json'), 'utf8')) as { pid: number; lastTick?: { startedAt: string } };
-    return s.pid === pid ? s.lastTick?.startedAt : undefined;
+    const s = JSON.parse(readFileSync(join(ws.stateDir, 'status.json'), 'utf8')) as { pid: number; lastTick?: TickRecord };
+    return s.pid === pid ? s.lastTick : undefined;
   } catch {
     return undefined;
   }
