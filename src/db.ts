@@ -45,6 +45,8 @@ export async function connect(ep: Endpoint, opts: ConnectOptions = {}): Promise<
       dateStrings: true,
       supportBigNumbers: true,
       multipleStatements: false,
+      // mysql2 sizes a prepared-statement cache per connection (~512 KiB); we never prepare.
+      maxPreparedStatements: 1,
     });
   } catch (err) {
     const wrapped = wrapError(name, err);
