@@ -5,7 +5,7 @@
 import type { Instance } from '../../test/harness/cluster.js';
 import type { DaemonProcess } from '../../test/support/daemon.js';
 import { type BenchContext, withDaemon, workspaceFor } from './daemon.js';
-import { duration, median } from './proc.js';
+import { duration, median, mib, peakRssKiB } from './proc.js';
 import { progress, type Row } from './report.js';
 
 const T = 'infodba_schema.global_backup';
@@ -61,9 +61,11 @@ export async function historyRows(ctx: BenchContext): Promise<Row[]> {
         }
         base ??= Math.min(ms.plain, ms.indexed);
         rows.push({
-          what: `daemon tick, 1 instance, ${n.toLocaleString('en')} rows of history (without / with ${INDEX}; median of ${TICKS})`,
-          now: `${duration(ms.plain)} / ${duration(ms.indexed)}`,
-          target: n === 0 ? '—' : `≈ the 0-row tick (${duration(base)})`,
+          what:
+            `daemon tick, 1 instance, ${n.toLocaleString('en')} rows of history (without / with ${INDEX}; median of ${TICKS}); ` +
+            'daemon peak RSS so far',
+          now: `${duration(ms.plain)} / ${duration(ms.indexed)}; ${mib(peakRssKiB(d.pid))}`,
+          target: n === 0 ? '—' : `≈ the 0-row tick (${duration(base)}); RSS ≤ 100 MiB`,
         });
       }
     });
