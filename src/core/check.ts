@@ -141,7 +141,7 @@ export async function runCheck(deps: CheckDeps, opts: CheckOptions): Promise<Che
   if (pick.kind === 'run') {
     // A fresh look: housekeeping may just have killed what ran. The host decides whether anything
     // may start (the host lock decides last).
-    hostBusy = hostBusyReason(buildLocalView(scanHost(), readRecords(hostPaths(config.agent.hostLock).records).records, hostOf(config)));
+    hostBusy = hostBusyReason(buildLocalView(scanHost(), readRecords(paths.records).records, hostOf(config)));
   }
   if (opts.run && opts.start !== false && pick.kind === 'run') {
     if (hostBusy !== undefined) {

@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type { Connection } from '../db.js';
 import type { InstanceConfig } from '../config/instance.js';
 import { errorMessage } from '../errors.js';
-import { isRunning, readProcess } from '../process/host-scan.js';
+import { isRunning } from '../process/host-scan.js';
 import { killBackup } from '../process/processes.js';
 import * as sql from '../sql/tasks.js';
 import type { TaskKey, TaskRow } from '../sql/tasks.js';
@@ -33,10 +33,10 @@ export interface HousekeepingResult {
   actions: { task: TaskRow; action: Action; applied: boolean; error?: string }[];
 }
 
-/** What the row's TaskPid is, for a task of which nothing runs here. */
-export function pidState(task: Pick<TaskRow, 'taskPid' | 'backupId'>): PidState {
+/** What the row's TaskPid is, for a task of which nothing runs here, in the view's snapshot. */
+export function pidState(task: Pick<TaskRow, 'taskPid' | 'backupId'>, local: Pick<LocalView, 'process'>): PidState {
   if (task.taskPid <= 0) return { kind: 'none' };
-  const p = readProcess(task.taskPid);
+  const p = local.process(task.taskPid);
   if (!p) return { kind: 'gone' };
   // The old tool's backups carry the id as a word of their command line (`-k <id>`, `--backup-id <id>`).
   const names = p.argv.some((w) => w === task.backupId || w.endsWith(`=${task.backupId}`));
@@ -52,7 +52,8 @@ export async function housekeep(deps: HousekeepingDeps): Promise<HousekeepingRes
     const state = local.of(task);
     const action = decide(task, {
       local: state,
-      pid: state.kind === 'none' && (task.status === STATUS.running || task.status === STATUS.quit) ? pidState(task) : { kind: 'none' },
+      pid:
+        state.kind === 'none' && (task.status === STATUS.running || task.status === STATUS.quit) ? pidState(task, local) : { kind: 'none' },
       journalPending: pending.has(journalKey(task)),
     });
     if (action.kind === 'none') continue;

@@ -28,6 +28,8 @@ export interface LocalView {
   legacy: HostProcess[];
   /** Records whose backup has no process left: the agent may remove them once handled. */
   stale: TaskRecord[];
+  /** A process of the same snapshot (a row's TaskPid is judged against what the view saw). */
+  process(pid: number): HostProcess | undefined;
 }
 
 export interface HostIdentity {
@@ -80,6 +82,7 @@ export function buildLocalView(scan: HostScan, records: readonly TaskRecord[], h
       return program !== undefined && runsFrom(p, program, host.installDir);
     }),
     stale,
+    process: (pid) => scan.get(pid),
   };
 }
 

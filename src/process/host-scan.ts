@@ -4,7 +4,7 @@
 // environment. Linux only, like the rest of the agent.
 import { readdirSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
-import { ENV_HOST_LOCK, ENV_SUPERVISOR, ENV_TASK, parseTaskMarker, supervisedTask } from '../core/protocol.js';
+import { ENV_HOST_LOCK, ENV_TASK, parseTaskMarker, supervisedTask } from '../core/protocol.js';
 import type { TaskKey } from '../sql/tasks.js';
 
 export interface HostProcess {
@@ -53,7 +53,7 @@ export function readProcess(pid: number): HostProcess | undefined {
     return undefined;
   }
   const p: HostProcess = { pid, ppid: stat.ppid, pgid: stat.pgid, argv };
-  const env = readEnv(pid, [ENV_TASK, ENV_SUPERVISOR, ENV_HOST_LOCK]);
+  const env = readEnv(pid, [ENV_TASK, ENV_HOST_LOCK]);
   const marker = env.get(ENV_TASK);
   if (marker !== undefined) {
     const task = parseTaskMarker(marker);
@@ -134,14 +134,10 @@ export function descendantsIn(scan: HostScan, pid: number): number[] {
 }
 
 /**
- * A backup of the old tool (mysql-crond's jobs) running on this host, not started by us: while a
- * fleet moves over, both may be installed. Processes with our marker are ours.
+ * For a backup of the old tool (mysql-crond's jobs), not started by us — while a fleet moves
+ * over, both may be installed — the program word of its command line (`./dbbackup`,
+ * `/…/dbbackup_main.sh`). Processes with our marker are ours.
  */
-export function isLegacyBackup(p: HostProcess): boolean {
-  return legacyProgram(p) !== undefined;
-}
-
-/** The old tool's program word of its command line (`./dbbackup`, `/…/dbbackup_main.sh`). */
 export function legacyProgram(p: HostProcess): string | undefined {
   if (p.task !== undefined) return undefined;
   const base = (w: string) => w.split('/').pop() ?? w;

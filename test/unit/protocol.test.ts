@@ -18,7 +18,9 @@ import {
   type SupervisorSpec,
 } from '../../src/core/protocol.js';
 import type { HostProcess, HostScan } from '../../src/process/host-scan.js';
-import { isLegacyBackup } from '../../src/process/host-scan.js';
+import { legacyProgram, type HostProcess as Proc } from '../../src/process/host-scan.js';
+
+const isLegacyBackup = (p: Proc): boolean => legacyProgram(p) !== undefined;
 
 const spec = (backupId: string): SupervisorSpec => ({
   key: { backupId, host: '127.0.0.1', port: 20000, shardValue: 3 },
