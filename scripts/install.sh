@@ -4,9 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# procps: ps, used by ps-list and tree-kill. logrotate: the log rotation test runs the real one.
-# (The unit-file test uses systemd-analyze when present.)
-packages=(mariadb-server mariadb-plugin-spider procps logrotate)
+# util-linux: flock(1), which holds the host and daemon locks (and unshare/mount for the release
+# test). systemd: systemd-analyze and systemd-tmpfiles judge the unit and the tmpfiles entry.
+# logrotate: the log rotation tests run the real one. procps: ps, for operators and debugging.
+packages=(mariadb-server mariadb-plugin-spider util-linux mount systemd procps logrotate)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
