@@ -1,6 +1,12 @@
 #!/usr/bin/env node
 import { packageVersion } from '../version.js';
 
+// `spiderbackup … | head` closes the pipe early; that ends the output, it is not an error.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw err;
+});
+
 const args = process.argv.slice(2);
 if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) {
   // Asked often by fleet tooling: answered as commander would (version, exit 0), without loading it.

@@ -2,12 +2,7 @@
 // commands that log, a logger. Loaded by the commands that use it, never for --help or --version.
 import { loadAgentConfig, type AgentConfig } from '../config/agent.js';
 import type { AgentLogger } from '../log.js';
-
-export interface GlobalOptions {
-  agentConfig?: string;
-  strict?: boolean;
-  config?: string[];
-}
+import type { GlobalOptions } from './options.js';
 
 /** The agent config for a CLI command; its warnings go to stderr, one line each. */
 export function agentConfigFor(opts: GlobalOptions): AgentConfig {

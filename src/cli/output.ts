@@ -1,8 +1,6 @@
 import { createRequire } from 'node:module';
 import type CliTable3 from 'cli-table3';
 
-export type Format = 'table' | 'json';
-
 // cli-table3 is loaded by the first table drawn, not by every command that might draw one.
 const require = createRequire(import.meta.url);
 let Table: typeof CliTable3 | undefined;

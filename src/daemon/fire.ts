@@ -7,8 +7,8 @@ import { isSpiderInstance } from '../config/instance.js';
 import type { runSchedule } from '../core/schedule.js';
 import { errorMessage } from '../errors.js';
 import type { ScheduleOutcome } from './metrics.js';
-import type { PauseState } from './pause.js';
-import type { ScheduleRecord } from './status.js';
+import type { PauseState } from '../state/pause.js';
+import type { ScheduleRecord } from '../state/daemon-status.js';
 
 export interface FireDeps {
   config: AgentConfig;

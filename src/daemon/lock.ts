@@ -5,16 +5,8 @@
 // The file is never removed; it also names the holder for a daemon that is refused.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { hostPaths } from '../core/protocol.js';
+import { BUSY, daemonLockFile, readLockHolder, type LockHolder } from '../state/daemon-lock-holder.js';
 import { spawnArgv, waitForExit } from '../process/processes.js';
-
-export interface LockHolder {
-  pid: number;
-  startedAt: string;
-  /** The holder's agent config and state_dir, to name it to a daemon that is refused. */
-  agentConfig?: string;
-  stateDir?: string;
-}
 
 export class LockHeldError extends Error {
   override readonly name = 'LockHeldError';
@@ -36,10 +28,7 @@ export interface DaemonLock {
   release(): void;
 }
 
-const BUSY = 75;
 const ACQUIRE_TIMEOUT_MS = 10_000;
-
-export const daemonLockFile = (hostLock: string): string => hostPaths(hostLock).daemonLock;
 
 export async function acquireDaemonLock(hostLock: string, holder: Omit<LockHolder, 'pid' | 'startedAt'>): Promise<DaemonLock> {
   const file = daemonLockFile(hostLock);
@@ -75,30 +64,6 @@ export async function acquireDaemonLock(hostLock: string, holder: Omit<LockHolde
       child.kill('SIGTERM');
     },
   };
-}
-
-/** Whether some daemon holds the lock now, and who it says it is. */
-export async function daemonLockHolder(hostLock: string): Promise<{ held: boolean; holder: LockHolder | undefined }> {
-  const file = daemonLockFile(hostLock);
-  const child = spawnArgv(['flock', '--nonblock', '--shared', '--conflict-exit-code', String(BUSY), file, 'true'], { stdio: 'ignore' });
-  const r = await waitForExit(child, 0);
-  return { held: r.code === BUSY, holder: r.code === BUSY ? readLockHolder(file) : undefined };
-}
-
-export function readLockHolder(file: string): LockHolder | undefined {
-  try {
-    const h = JSON.parse(readFileSync(file, 'utf8')) as Partial<LockHolder>;
-    if (typeof h.pid === 'number' && Number.isInteger(h.pid))
-      return {
-        pid: h.pid,
-        startedAt: String(h.startedAt ?? ''),
-        ...(h.agentConfig ? { agentConfig: h.agentConfig } : {}),
-        ...(h.stateDir ? { stateDir: h.stateDir } : {}),
-      };
-  } catch {
-    // empty (never held) or being written
-  }
-  return undefined;
 }
 
 function comm(pid: number | undefined): string | undefined {

@@ -7,7 +7,7 @@ import { runCheck, type CheckDeps, type CheckReport } from '../core/check.js';
 import { errorMessage } from '../errors.js';
 import type { Backoff } from '../core/backoff.js';
 import type { DaemonMetrics } from './metrics.js';
-import type { TickRecord } from './status.js';
+import type { TickRecord } from '../state/daemon-status.js';
 import { finishedSince, seenKeys, type Seen } from './transitions.js';
 import type { InstanceConfig } from '../config/instance.js';
 import { isFinished, STATUS } from '../core/status.js';
@@ -16,7 +16,7 @@ import type { TaskRow } from '../sql/tasks.js';
 import { hostname } from 'node:os';
 import type { Presence } from '../sql/presence.js';
 import { packageVersion } from '../version.js';
-import type { PauseState } from './pause.js';
+import type { PauseState } from '../state/pause.js';
 
 export interface TickDeps {
   config: AgentConfig;

@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import type { TickRecord } from '../../src/daemon/status.js';
+import type { TickRecord } from '../../src/state/daemon-status.js';
 import { CLI, waitFor, type Workspace } from './workspace.js';
 
 export interface LogLine {

@@ -6,13 +6,13 @@ import { appendFileSync, mkdtempSync, renameSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTicker, nextDelay } from '../../src/daemon/ticker.js';
-import { activePause, clearPause, pauseFile, PauseFileError, readPause, writePause } from '../../src/daemon/pause.js';
+import { activePause, clearPause, pauseFile, PauseFileError, readPause, writePause } from '../../src/state/pause.js';
 import { finishedSince } from '../../src/daemon/transitions.js';
 import { healthOf } from '../../src/daemon/health.js';
-import { renderStatusText, statusView } from '../../src/daemon/status-view.js';
-import type { DaemonStatus } from '../../src/daemon/status.js';
-import { LEVELS, matches, parseLine } from '../../src/daemon/log-filter.js';
-import { readLogFile } from '../../src/daemon/log-source.js';
+import { renderStatusText, statusView } from '../../src/operator/status-view.js';
+import type { DaemonStatus } from '../../src/state/daemon-status.js';
+import { LEVELS, matches, parseLine } from '../../src/operator/log-filter.js';
+import { readLogFile } from '../../src/operator/log-source.js';
 import { loadDaemonConfig, planReload } from '../../src/daemon/config.js';
 import { cronProblem } from '../../src/daemon/cron.js';
 import { createMetrics } from '../../src/daemon/metrics.js';

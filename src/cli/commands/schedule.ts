@@ -1,18 +1,35 @@
-// `schedule [--wait]` and `query`: the spider-master commands.
-import type { AgentConfig } from '../config/agent.js';
-import { ClusterPool } from '../core/pool.js';
-import { queryTasks } from '../core/query.js';
-import { runSchedule } from '../core/schedule.js';
-import { progressLine, unsuccessful, waitForBackup } from '../core/wait.js';
-import type { Logger } from '../log.js';
-import { print, renderJson, renderTable, type Format } from './output.js';
+// `spiderbackup schedule [--wait]` (primary spider node): write a global backup's task set, and
+// with --wait follow it to its end.
+import type { Command } from 'commander';
+import type { AgentConfig } from '../../config/agent.js';
+import type { ClusterPool } from '../../core/pool.js';
+import type { Logger } from '../../log.js';
+import { print, renderTable } from '../output.js';
+import { configOption, type GlobalOptions, type Register } from '../options.js';
 
-export async function scheduleCommand(
+export const register: Register = (program, setExit) => {
+  program
+    .command('schedule')
+    .description('On the primary spider node: write the task set of a new global backup (every shard, slave and the spider master).')
+    .addOption(configOption())
+    .option('--backup-id <id>', 'use this backup id instead of a new UUID (1-40 of letters, digits, - _ .)')
+    .option('--wait', 'wait until every task has ended; exit 1 unless all succeeded', false)
+    .addHelpText('after', '\nOn a node that is not the tdbctl primary it prints so and exits 0. Poll interval: [schedule] wait_interval.')
+    .action(async (opts: { backupId?: string; wait: boolean }, cmd: Command) => {
+      const g = cmd.optsWithGlobals<GlobalOptions>();
+      const { config, log } = await (await import('../context.js')).commandContext(g);
+      setExit(await scheduleCommand(config, log.logger, { files: g.config, backupId: opts.backupId, wait: opts.wait }));
+      log.flush();
+    });
+};
+
+async function scheduleCommand(
   config: AgentConfig,
   logger: Logger,
   opts: { files?: string[]; backupId?: string; wait: boolean },
 ): Promise<number> {
   // --wait reads through the spider session the schedule wrote through (its connections to the shards are open).
+  const { ClusterPool } = await import('../../core/pool.js');
   const pool = new ClusterPool();
   try {
     return await scheduleAndWait(config, logger, opts, pool);
@@ -27,6 +44,10 @@ async function scheduleAndWait(
   opts: { files?: string[]; backupId?: string; wait: boolean },
   pool: ClusterPool,
 ): Promise<number> {
+  const [{ runSchedule }, { progressLine, unsuccessful, waitForBackup }] = await Promise.all([
+    import('../../core/schedule.js'),
+    import('../../core/wait.js'),
+  ]);
   const res = await runSchedule({ config, logger, pool }, { files: opts.files, backupId: opts.backupId });
   if (res.kind === 'not-primary') {
     print(`${res.spider} is not the primary spider node (tdbctl get primary); nothing to do.`);
@@ -76,36 +97,4 @@ async function scheduleAndWait(
     ),
   );
   return 1;
-}
-
-export async function queryCommand(
-  config: AgentConfig,
-  opts: { files?: string[]; backupId?: string; statuses?: string[]; format: Format },
-): Promise<number> {
-  const res = await queryTasks(config, opts);
-  if (res.kind === 'not-primary') {
-    print(`${res.spider} is not the primary spider node (tdbctl get primary); nothing to do.`);
-    return 0;
-  }
-  const rows = res.tasks.map((t) => ({
-    BackupId: t.backupId,
-    ServerName: t.serverName,
-    BackupStatus: t.status,
-    Host: t.host,
-    Port: t.port,
-    ShardValue: t.shardValue,
-    CreatedAt: t.createdAt,
-  }));
-  if (opts.format === 'json') print(renderJson(rows));
-  else {
-    print(
-      renderTable(
-        ['BackupId', 'ServerName', 'BackupStatus', 'Host', 'Port', 'ShardValue', 'CreatedAt'],
-        rows.map((r) => Object.values(r)),
-      ),
-    );
-    print(`${rows.length} rows`);
-  }
-  for (const e of res.errors) process.stderr.write(`spiderbackup: query: ${e}\n`);
-  return res.errors.length === 0 ? 0 : 1;
 }

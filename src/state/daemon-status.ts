@@ -5,7 +5,7 @@ import type { CheckReport } from '../core/check.js';
 import { isFinished, STATUS } from '../core/status.js';
 import { isSpiderInstance } from '../config/instance.js';
 import type { TaskRow } from '../sql/tasks.js';
-import { readJsonFile, writeJsonAtomic } from './state-file.js';
+import { readJsonFile, writeJsonAtomic } from './files.js';
 
 export interface TaskBrief {
   backupId: string;

@@ -1,35 +1,50 @@
-import type { AgentConfig } from '../config/agent.js';
-import { runCheck, type CheckReport } from '../core/check.js';
-import { backupArgv } from '../core/start-task.js';
-import type { Logger } from '../log.js';
-import { print, renderJson, renderTable, type Format } from './output.js';
+// `spiderbackup check`: the per-host step, waiting for each backup as the old tool did.
+import type { Command } from 'commander';
+import type { AgentConfig } from '../../config/agent.js';
+import type { CheckReport } from '../../core/check.js';
+import type { backupArgv } from '../../core/start-task.js';
+import { print, renderJson, renderTable } from '../output.js';
+import { backupIdOption, configOption, formatOption, type Format, type GlobalOptions, type Register } from '../options.js';
 
-export interface CheckCommandOptions {
-  run: boolean;
-  backupId?: string;
-  files?: string[];
-  format: Format;
-}
+type ArgvOf = typeof backupArgv;
 
-/** `spiderbackup check`: the per-host step, waiting for each backup as the old tool did. */
-export async function checkCommand(config: AgentConfig, logger: Logger, opts: CheckCommandOptions): Promise<number> {
-  const report = await runCheck(
-    { config, logger, logFd: 2 },
-    { run: opts.run, backupId: opts.backupId, files: opts.files, waitForBackups: true },
-  );
-  print(opts.format === 'json' ? renderJson(toJson(config, report, opts.run)) : toText(config, report, opts.run));
-  return report.ok ? 0 : 1;
-}
+export const register: Register = (program, setExit) => {
+  program
+    .command('check')
+    .description("Per-host step: housekeeping of this host's tasks, then run the earliest waiting backup id, instance by instance.")
+    .option('--run', 'start the backups (without it: only list what would run, change nothing)', false)
+    .addOption(backupIdOption('--backup-id <id>', 'run the tasks of this backup id instead of the earliest one'))
+    .addOption(configOption())
+    .addOption(formatOption())
+    .addHelpText(
+      'after',
+      '\nExit code: 0 when every backup run succeeded, 1 when any failed or an instance/config could not be used, 2 on bad usage.',
+    )
+    .action(async (opts: { run: boolean; backupId?: string; format: Format }, cmd: Command) => {
+      const g = cmd.optsWithGlobals<GlobalOptions>();
+      const { config, log } = await (await import('../context.js')).commandContext(g);
+      const [{ runCheck }, { backupArgv }] = await Promise.all([import('../../core/check.js'), import('../../core/start-task.js')]);
+      const report = await runCheck(
+        { config, logger: log.logger, logFd: 2 },
+        { run: opts.run, backupId: opts.backupId, files: g.config, waitForBackups: true },
+      );
+      print(
+        opts.format === 'json' ? renderJson(toJson(config, report, opts.run, backupArgv)) : toText(config, report, opts.run, backupArgv),
+      );
+      setExit(report.ok ? 0 : 1);
+      log.flush();
+    });
+};
 
-function planned(config: AgentConfig, report: CheckReport) {
+function planned(config: AgentConfig, report: CheckReport, argvOf: ArgvOf) {
   if (report.pick.kind !== 'run') return [];
   return report.pick.tasks.map((t) => {
     const inst = report.instances.find((r) => r.instance.port === t.port)?.instance;
-    return { ...t, argv: inst ? backupArgv(config, inst, t) : [] };
+    return { ...t, argv: inst ? argvOf(config, inst, t) : [] };
   });
 }
 
-function toJson(config: AgentConfig, report: CheckReport, run: boolean) {
+function toJson(config: AgentConfig, report: CheckReport, run: boolean, argvOf: ArgvOf) {
   return {
     errors: [
       ...report.configErrors.map((e) => ({ file: e.file, error: e.message })),
@@ -39,7 +54,7 @@ function toJson(config: AgentConfig, report: CheckReport, run: boolean) {
     ...(report.hostBusy !== undefined ? { hostBusy: report.hostBusy } : {}),
     [run ? 'ran' : 'wouldRun']: run
       ? report.outcomes.map((o) => ({ ...taskJson(o.task), result: o.status, ...(o.note ? { note: o.note } : {}) }))
-      : planned(config, report).map((t) => ({ ...taskJson(t), command: t.argv })),
+      : planned(config, report, argvOf).map((t) => ({ ...taskJson(t), command: t.argv })),
   };
 }
 
@@ -65,7 +80,7 @@ function taskJson(t: {
   };
 }
 
-function toText(config: AgentConfig, report: CheckReport, run: boolean): string {
+function toText(config: AgentConfig, report: CheckReport, run: boolean, argvOf: ArgvOf): string {
   const out: string[] = [];
   for (const e of report.configErrors) out.push(`error: ${e.message}`);
   for (const r of report.instances) if (r.error) out.push(`error: ${r.error}`);
@@ -88,7 +103,7 @@ function toText(config: AgentConfig, report: CheckReport, run: boolean): string 
     out.push(
       renderTable(
         ['Port', 'ServerName', 'BackupStatus', 'ShardValue', 'CreatedAt', 'Command'],
-        planned(config, report).map((t) => [t.port, t.serverName, t.status, t.shardValue, t.createdAt, t.argv.join(' ')]),
+        planned(config, report, argvOf).map((t) => [t.port, t.serverName, t.status, t.shardValue, t.createdAt, t.argv.join(' ')]),
       ),
     );
     if (report.hostBusy !== undefined) out.push(`Not now: ${report.hostBusy}.`);

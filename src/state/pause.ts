@@ -3,7 +3,10 @@
 // expired pause is simply ignored, so nobody has to remember to resume.
 import { join } from 'node:path';
 import { rmSync } from 'node:fs';
-import { readJsonFile, writeJsonAtomic } from './state-file.js';
+import { readJsonFile, writeJsonAtomic } from './files.js';
+
+/** What a pause does, in the words `pause`, `status` and the help use. */
+export const PAUSE_MEANING = 'no new backup starts and no schedule fires; housekeeping, quit handling and journal delivery go on';
 
 export interface PauseState {
   /** ISO time the pause ends. */

@@ -2,8 +2,8 @@
 // put together for a person (text) or a program (JSON). Pure: the command gathers the inputs.
 import { renderTable } from '../cli/output.js';
 import { formatDuration } from '../config/duration.js';
-import type { PauseState } from './pause.js';
-import type { DaemonStatus, InstanceStatus } from './status.js';
+import { PAUSE_MEANING, type PauseState } from '../state/pause.js';
+import type { DaemonStatus, InstanceStatus } from '../state/daemon-status.js';
 
 export interface StatusInputs {
   now: Date;
@@ -15,8 +15,6 @@ export interface StatusInputs {
   pause: PauseState | undefined;
   pauseError: string | undefined;
 }
-
-export const PAUSE_MEANING = 'no new backup starts and no schedule fires; housekeeping, quit handling and journal delivery go on';
 
 export interface StatusView {
   daemon: { running: boolean; pid: number | null; since: string | null; note: string };

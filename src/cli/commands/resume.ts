@@ -1,0 +1,24 @@
+// `spiderbackup resume`: end this host's pause early.
+import type { Command } from 'commander';
+import { errorMessage, OperationError } from '../../errors.js';
+import type { PauseState } from '../../state/pause.js';
+import { print } from '../output.js';
+import type { GlobalOptions, Register } from '../options.js';
+
+export const register: Register = (program, setExit) => {
+  program
+    .command('resume')
+    .description('End a pause: backups start and the schedule fires again from the next tick.')
+    .action(async (_opts: unknown, cmd: Command) => {
+      const config = (await import('../context.js')).agentConfigFor(cmd.optsWithGlobals<GlobalOptions>());
+      const { clearPause, pauseFile } = await import('../../state/pause.js');
+      let was: PauseState | undefined;
+      try {
+        was = clearPause(config.agent.stateDir);
+      } catch (err) {
+        throw new OperationError(`cannot remove ${pauseFile(config.agent.stateDir)}: ${errorMessage(err)}`);
+      }
+      print(was ? `Resumed (the pause until ${was.until} is lifted); backups start again at the next tick.` : 'Not paused; nothing to do.');
+      setExit(0);
+    });
+};

@@ -1,0 +1,57 @@
+// `spiderbackup status`: what this host's agent sees (from its state files; no database).
+import type { Command } from 'commander';
+import type { AgentConfig } from '../../config/agent.js';
+import { errorMessage } from '../../errors.js';
+import type { DaemonStatus } from '../../state/daemon-status.js';
+import type { PauseState } from '../../state/pause.js';
+import { print, renderJson } from '../output.js';
+import { formatOption, type Format, type GlobalOptions, type Register } from '../options.js';
+
+/** Exit code of `status` when the daemon is not running (as `systemctl status` does). */
+export const STATUS_NOT_RUNNING = 3;
+
+export const register: Register = (program, setExit) => {
+  program
+    .command('status')
+    .description(
+      'What the agent sees: daemon alive or not, pause, last tick, last error, next scheduled run, instances and their current tasks.',
+    )
+    .addOption(formatOption())
+    .addHelpText(
+      'after',
+      `\nExit code: 0 when the daemon runs, ${STATUS_NOT_RUNNING} when it does not (the last state it saw is still shown).`,
+    )
+    .action(async (opts: { format: Format }, cmd: Command) => {
+      const config = (await import('../context.js')).agentConfigFor(cmd.optsWithGlobals<GlobalOptions>());
+      const { renderStatusText } = await import('../../operator/status-view.js');
+      const view = await gatherStatus(config);
+      print(opts.format === 'json' ? renderJson(view) : renderStatusText(view, new Date()));
+      setExit(view.daemon.running ? 0 : STATUS_NOT_RUNNING);
+    });
+};
+
+async function gatherStatus(config: AgentConfig) {
+  const [{ daemonLockHolder }, { readStatus }, { readPause }, { statusView }] = await Promise.all([
+    import('../../state/daemon-lock-holder.js'),
+    import('../../state/daemon-status.js'),
+    import('../../state/pause.js'),
+    import('../../operator/status-view.js'),
+  ]);
+  const { stateDir } = config.agent;
+  const { held: alive, holder } = await daemonLockHolder(config.agent.hostLock);
+  let snapshot: DaemonStatus | undefined;
+  let snapshotError: string | undefined;
+  try {
+    snapshot = readStatus(stateDir);
+  } catch (err) {
+    snapshotError = `cannot read the daemon's status file: ${errorMessage(err)}`;
+  }
+  let pause: PauseState | undefined;
+  let pauseError: string | undefined;
+  try {
+    pause = readPause(stateDir);
+  } catch (err) {
+    pauseError = errorMessage(err);
+  }
+  return statusView({ now: new Date(), stateDir, daemon: { pid: holder?.pid, alive }, snapshot, snapshotError, pause, pauseError });
+}
