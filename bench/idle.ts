@@ -2,7 +2,7 @@
 // default tick (10 s), metrics on, no backup to run. Prints RSS and CPU read from /proc. The same
 // measurement as the RSS rows of `npm run bench` (bench/lib/rss.ts), with the default tick.
 //   npm run build && node dist/bench/idle.js [seconds=60] [warm-up seconds=20]
-import { startCluster } from '../test/harness/cluster.js';
+import { startCluster } from '../src/sandbox/cluster.js';
 import { daemonRss } from './lib/rss.js';
 import { mib } from './lib/proc.js';
 

@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { startCluster } from '../test/harness/cluster.js';
+import { startCluster } from '../src/sandbox/cluster.js';
 import type { BenchContext } from './lib/daemon.js';
 import { historyRows } from './lib/history.js';
 import { idleCost } from './lib/idle-cost.js';

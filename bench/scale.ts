@@ -29,7 +29,7 @@ import { createLogger } from '../src/log.js';
 import { createSpiderTable } from '../src/sql/ddl.js';
 import type { ServerRow } from '../src/sql/servers.js';
 import { insertTaskRows, type NewTaskRow } from '../src/sql/tasks.js';
-import { ADMIN_PASSWORD, ADMIN_USER, startCluster, type Cluster, type Instance } from '../test/harness/cluster.js';
+import { ADMIN_PASSWORD, ADMIN_USER, startCluster, type Cluster, type Instance } from '../src/sandbox/cluster.js';
 import { Workspace } from '../test/support/workspace.js';
 import type { Reply, Request } from './forwarders.js';
 

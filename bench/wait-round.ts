@@ -8,7 +8,7 @@ import { runSchedule } from '../src/core/schedule.js';
 import { pollOnce } from '../src/core/wait.js';
 import { createLogger } from '../src/log.js';
 import type { ServerRow } from '../src/sql/servers.js';
-import { ADMIN_PASSWORD, ADMIN_USER, startCluster } from '../test/harness/cluster.js';
+import { ADMIN_PASSWORD, ADMIN_USER, startCluster } from '../src/sandbox/cluster.js';
 import { Workspace } from '../test/support/workspace.js';
 
 const shards = Number(process.argv[2] ?? 8);

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ADMIN_PASSWORD, startCluster, type Cluster } from './harness/cluster.js';
+import { ADMIN_PASSWORD, startCluster, type Cluster } from '../src/sandbox/cluster.js';
 import { clearTasks, insertTasks, statusOf, taskOf } from './support/tasks.js';
 import { pidAlive, waitFor, Workspace } from './support/workspace.js';
 

@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import ini from 'ini';
 import mysql from 'mysql2/promise';
-import { ADMIN_PASSWORD, ADMIN_USER, HOST, startCluster, TDBCTL_PORT_OFFSET, type Cluster, type Instance } from './harness/cluster.js';
-import { portPlan, PORTS_ENV, type PortRange } from './harness/ports.js';
+import { ADMIN_PASSWORD, ADMIN_USER, HOST, startCluster, TDBCTL_PORT_OFFSET, type Cluster, type Instance } from '../src/sandbox/cluster.js';
+import { portPlan, PORTS_ENV, type PortRange } from '../src/sandbox/ports.js';
 
 const TABLE = 'infodba_schema.global_backup';
 

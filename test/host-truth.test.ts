@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startCluster, type Cluster, type Instance } from './harness/cluster.js';
+import { startCluster, type Cluster, type Instance } from '../src/sandbox/cluster.js';
 import { clearTasks, insertTasks, statusOf, taskOf } from './support/tasks.js';
 import { pidAlive, waitFor, Workspace, type Run } from './support/workspace.js';
 

@@ -3,7 +3,7 @@
 // task that nothing else talks to. Counts, not timings: the same on a fast and a slow machine.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startCluster, type Cluster, type Instance } from './harness/cluster.js';
+import { startCluster, type Cluster, type Instance } from '../src/sandbox/cluster.js';
 import { DaemonProcess } from './support/daemon.js';
 import { CounterSet, delta, perTick } from './support/status-counters.js';
 import { Workspace } from './support/workspace.js';

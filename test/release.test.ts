@@ -16,7 +16,7 @@ import { renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { delimiter, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startCluster, type Cluster, type Instance } from './harness/cluster.js';
+import { startCluster, type Cluster, type Instance } from '../src/sandbox/cluster.js';
 import { insertTasks, statusOf, taskOf } from './support/tasks.js';
 import { FAKE_BACKUP, pidAlive, waitFor, Workspace } from './support/workspace.js';
 import { DaemonProcess } from './support/daemon.js';

@@ -5,7 +5,7 @@
 // admin user (tdbctl's mysql.servers), so the two are told apart.
 import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ADMIN_USER, startCluster, type Cluster, type Instance } from './harness/cluster.js';
+import { ADMIN_USER, startCluster, type Cluster, type Instance } from '../src/sandbox/cluster.js';
 import { clearTasks } from './support/tasks.js';
 import { waitFor, Workspace } from './support/workspace.js';
 

@@ -1,7 +1,7 @@
 // schedule, schedule --wait and query on a real Spider cluster with the tdbctl stand-in.
 import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startCluster, type Cluster, type Instance } from './harness/cluster.js';
+import { startCluster, type Cluster, type Instance } from '../src/sandbox/cluster.js';
 import { clearTasks, statusOf } from './support/tasks.js';
 import { waitFor, Workspace } from './support/workspace.js';
 

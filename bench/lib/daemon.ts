@@ -1,6 +1,6 @@
 // A daemon for a bench section: its own workspace (agent config, state dir, host lock, the fake
 // backup as its backup command) serving the given instance drop-ins.
-import type { Cluster, Instance } from '../../test/harness/cluster.js';
+import type { Cluster, Instance } from '../../src/sandbox/cluster.js';
 import { DaemonProcess } from '../../test/support/daemon.js';
 import { Workspace } from '../../test/support/workspace.js';
 

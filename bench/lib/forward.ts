@@ -2,8 +2,8 @@
 // daemon can be given dozens of instance drop-ins without dozens of mariadbd. They run in the
 // bench's own process, so what they cost never shows in the daemon's CPU or memory.
 import net from 'node:net';
-import { portPlan, PORTS_ENV, pickPort } from '../../test/harness/ports.js';
-import { TDBCTL_PORT_OFFSET } from '../../test/harness/cluster.js';
+import { portPlan, PORTS_ENV, pickPort } from '../../src/sandbox/ports.js';
+import { TDBCTL_PORT_OFFSET } from '../../src/sandbox/cluster.js';
 
 export interface Forwarder {
   port: number;

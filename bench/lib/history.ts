@@ -2,7 +2,7 @@
 // (all within the 30 days the purge keeps), without and with the secondary index
 // idx_host_port_status (Host, Port, BackupStatus). The tick's duration is the daemon's own
 // (status.json), median of several ticks.
-import type { Instance } from '../../test/harness/cluster.js';
+import type { Instance } from '../../src/sandbox/cluster.js';
 import type { DaemonProcess } from '../../test/support/daemon.js';
 import { type BenchContext, withDaemon, workspaceFor } from './daemon.js';
 import { duration, median, mib, peakRssKiB } from './proc.js';

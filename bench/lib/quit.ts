@@ -1,7 +1,7 @@
 // How fast a `quit` takes effect: from the UPDATE … SET BackupStatus = 'quit' (committed) to the
 // backup's process gone. The backup is the fake one, blocked until killed; each quit comes at a
 // random moment of the tick, so the mean is the mean an operator sees.
-import type { Instance } from '../../test/harness/cluster.js';
+import type { Instance } from '../../src/sandbox/cluster.js';
 import { pidAlive, waitFor } from '../../test/support/workspace.js';
 import { type BenchContext, withDaemon, workspaceFor } from './daemon.js';
 import { duration, mean } from './proc.js';

@@ -1,7 +1,7 @@
 // The idle daemon's memory (resident set) with 8, 32 and 64 instance drop-ins. The cluster has 8
 // real instances; more drop-ins point at them through TCP forwarders (distinct ports, so each is
 // an instance of its own to the daemon; it finds no task of theirs). Metrics are on, as by default.
-import type { Instance } from '../../test/harness/cluster.js';
+import type { Instance } from '../../src/sandbox/cluster.js';
 import { freePort } from '../../test/support/daemon.js';
 import { type BenchContext, withDaemon, workspaceFor } from './daemon.js';
 import { forward, type Forwarder } from './forward.js';

@@ -3,7 +3,7 @@
 // socket on one connection kept open, so that reading costs no connection at all and the same few
 // statements every time (what one read costs is measured by calibrate() and subtracted).
 import mysql from 'mysql2/promise';
-import type { Instance } from '../harness/cluster.js';
+import type { Instance } from '../../src/sandbox/cluster.js';
 
 export interface Counters {
   questions: number;

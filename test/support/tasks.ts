@@ -1,6 +1,6 @@
 // Writing and reading task rows the way the platform does: through the Spider table of the spider
 // node, so rows land on the master of their shard and reach its replica by replication.
-import type { Cluster, Instance } from '../harness/cluster.js';
+import type { Cluster, Instance } from '../../src/sandbox/cluster.js';
 
 export interface NewTask {
   backupId: string;

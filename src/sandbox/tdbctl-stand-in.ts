@@ -139,6 +139,7 @@ interface ServerConnection {
   sequenceId: number;
   serverHandshake(args: HandshakeArgs): void;
   writePacket(packet: RawPacket): void;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- mysql2's server events carry differing arguments
   on(event: string, listener: (...args: any[]) => void): unknown;
 }
 
