@@ -5,8 +5,10 @@
 import { Command } from 'commander';
 import { DEFAULT_AGENT_CONFIG } from '../config/defaults.js';
 import { packageVersion } from '../version.js';
+import * as cancel from './commands/cancel.js';
 import * as check from './commands/check.js';
 import * as daemon from './commands/daemon.js';
+import * as list from './commands/list.js';
 import * as logs from './commands/logs.js';
 import * as pause from './commands/pause.js';
 import * as query from './commands/query.js';
@@ -16,7 +18,7 @@ import * as status from './commands/status.js';
 import { configOption, type SetExit } from './options.js';
 
 /** In the order `--help` lists them. */
-const COMMANDS = [check, schedule, query, daemon, pause, resume, status, logs];
+const COMMANDS = [check, schedule, query, list, cancel, daemon, pause, resume, status, logs];
 
 export function buildProgram(setExit: SetExit): Command {
   const program = new Command('spiderbackup')

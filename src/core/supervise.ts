@@ -5,11 +5,12 @@
 // upgraded meanwhile; a final status is never lost (journal, then database, retried until written).
 import { closeSync, existsSync, writeSync } from 'node:fs';
 import type { Logger } from 'pino';
-import { connect, type Connection } from '../db.js';
+import { connect, isNoSuchTable, type Connection } from '../db.js';
 import { loadInstanceConfig, type InstanceConfig } from '../config/instance.js';
 import { errorMessage } from '../errors.js';
 import { ownFdIsChannel, ownFdOn, scanHost } from '../process/host-scan.js';
 import { backupProcesses, killBackup, spawnArgv, waitForExit } from '../process/processes.js';
+import { isCancelled } from '../sql/cancel.js';
 import * as sql from '../sql/tasks.js';
 import { appendJournal, removeJournal, type JournalEntry } from './journal.js';
 import {
@@ -26,7 +27,7 @@ import {
   type TaskRecord,
 } from './protocol.js';
 import { removeRecord, writeRecord } from './records.js';
-import { exitStatus, STATUS } from './status.js';
+import { exitStatus, REASON, STATUS } from './status.js';
 
 const STDERR_TAIL_BYTES = 4096;
 const LOCK_HEARTBEAT_MS = 15_000;
@@ -96,6 +97,18 @@ export async function supervise({ spec, logger }: SuperviseDeps): Promise<number
   try {
     const conn = await connect(instance);
     try {
+      // A cancelled backup id is never started: checked here, right before the claim, so an idle
+      // tick pays nothing for it. `cancel` records before it changes rows, so a claim that wins
+      // after this check is still turned into a quit by it.
+      if (await cancelRecorded(conn, key.backupId)) {
+        const ended = await sql.endWaitingTask(conn, key, REASON.quitNoProcess);
+        if (ended) logger.warn({ status: REASON.quitNoProcess }, 'backup id cancelled (cancel record found); task not started');
+        report(
+          `status is ${ended ? REASON.quitNoProcess : ((await sql.getTask(conn, key))?.status ?? 'gone')} (backup id cancelled)`,
+          lockFd,
+        );
+        return SUPERVISOR_EXIT.notStarted;
+      }
       if (!(await sql.claimTask(conn, key, process.pid))) {
         const row = await sql.getTask(conn, key);
         report(`status is ${row?.status ?? 'gone'}`, lockFd);
@@ -154,6 +167,16 @@ export async function supervise({ spec, logger }: SuperviseDeps): Promise<number
   }
   if (!written) return SUPERVISOR_EXIT.journaled;
   return status === STATUS.success ? SUPERVISOR_EXIT.success : SUPERVISOR_EXIT.failed;
+}
+
+/** Whether the instance holds a cancel record of the backup id; no table yet means no cancel. */
+async function cancelRecorded(conn: Connection, backupId: string): Promise<boolean> {
+  try {
+    return await isCancelled(conn, backupId);
+  } catch (err) {
+    if (isNoSuchTable(err)) return false;
+    throw err;
+  }
 }
 
 function saveRecord(dir: string, record: TaskRecord, logger: Logger): void {

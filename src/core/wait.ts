@@ -123,7 +123,8 @@ async function poll(
   for (const v of views) {
     if (!v.row) counts.unknown++;
     else if (v.row.status === STATUS.success) counts.success++;
-    else if (v.row.status === STATUS.running) counts.running++;
+    // A quit is not over until its agent has killed the backup and written the outcome.
+    else if (v.row.status === STATUS.running || v.row.status === STATUS.quit) counts.running++;
     else if (isRunnable(v.row.status)) counts.waiting++;
     else counts.failed++;
   }

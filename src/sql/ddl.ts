@@ -82,3 +82,22 @@ export function createPresenceTable(): string {
   PRIMARY KEY (Host, Port)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`;
 }
+
+export const CANCEL_TABLE = 'spiderbackup_cancel';
+
+/**
+ * Cancel records (SPEC §5 `cancel`): one row per backup id and instance, keyed by the (Host, Port)
+ * it was written for and written on that instance itself. A master's row replicates to its
+ * replica under the master's key, so it never collides with the row `cancel` writes on the
+ * replica directly; an agent honours any row of the backup id in its local table.
+ */
+export function createCancelTable(): string {
+  return `CREATE TABLE IF NOT EXISTS ${SCHEMA}.${CANCEL_TABLE} (
+  BackupId varchar(40) NOT NULL DEFAULT '',
+  Host varchar(60) NOT NULL DEFAULT '',
+  Port int NOT NULL DEFAULT 0,
+  CancelledBy varchar(255) NOT NULL DEFAULT '',
+  CancelledAt timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP,
+  PRIMARY KEY (BackupId, Host, Port)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`;
+}

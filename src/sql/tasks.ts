@@ -167,6 +167,18 @@ export async function updateStatus(q: Queryable, k: TaskKey, observedStatus: str
 }
 
 /**
+ * A waiting task (init/replicated) straight to a final status: a cancel of a task nobody has
+ * claimed. Conditional on it still waiting, so it never overtakes a claim.
+ */
+export async function endWaitingTask(q: Queryable, k: TaskKey, status: string): Promise<boolean> {
+  const res = await q.query(`UPDATE ${T} SET BackupStatus = ? WHERE ${KEY} AND BackupStatus IN ('init', 'replicated')`, [
+    fit(status),
+    ...keyParams(k),
+  ]);
+  return affected(res) === 1;
+}
+
+/**
  * Deletes up to `limit` finished rows older than `days` by the database clock. The caller must have
  * turned off binary logging for the session (setSqlLogBin) so each replica keeps its own history.
  */

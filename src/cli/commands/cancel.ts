@@ -1,0 +1,101 @@
+// `spiderbackup cancel <backup-id> [--wait]` (primary spider node): stop every unfinished task of a
+// global backup, each on its own instance, and record the cancel.
+import type { Command } from 'commander';
+import type { AgentConfig } from '../../config/agent.js';
+import type { TaskOutcome } from '../../core/cancel.js';
+import type { Logger } from '../../log.js';
+import { print, renderTable } from '../output.js';
+import { configOption, type GlobalOptions, type Register } from '../options.js';
+
+export const register: Register = (program, setExit) => {
+  program
+    .command('cancel')
+    .description(
+      'On the primary spider node: cancel a global backup: waiting tasks never start, running ones are killed by their host’s agent.',
+    )
+    .argument('<backup-id>', 'the backup id to cancel')
+    .addOption(configOption())
+    .option('--wait', 'wait until every task of the backup id is final, then print each outcome', false)
+    .addHelpText(
+      'after',
+      '\nExit code: 0 when the cancel was recorded and applied everywhere (with --wait: when nothing of the backup runs any more);\n' +
+        '1 when an instance could not be reached (run cancel again once it is: it only does what is left).',
+    )
+    .action(async (backupId: string, opts: { wait: boolean }, cmd: Command) => {
+      const g = cmd.optsWithGlobals<GlobalOptions>();
+      const { config, log } = await (await import('../context.js')).commandContext(g);
+      setExit(await cancelCommand(config, log.logger, { files: g.config, backupId, wait: opts.wait }));
+      log.flush();
+    });
+};
+
+const ACTION: Record<TaskOutcome['action'], string> = {
+  stopped: 'not started; will never start',
+  quit: 'quit: its agent kills the backup',
+  final: 'had ended',
+  'not-reached': 'NOT REACHED',
+};
+
+async function cancelCommand(
+  config: AgentConfig,
+  logger: Logger,
+  opts: { files?: string[]; backupId: string; wait: boolean },
+): Promise<number> {
+  const [{ runCancel }, { ClusterPool }, { progressLine, waitForBackup }] = await Promise.all([
+    import('../../core/cancel.js'),
+    import('../../core/pool.js'),
+    import('../../core/wait.js'),
+  ]);
+  const pool = new ClusterPool();
+  try {
+    const res = await runCancel({ config, logger, pool }, { files: opts.files, backupId: opts.backupId });
+    if (res.kind === 'not-primary') {
+      print(`${res.spider} is not the primary spider node (tdbctl get primary); nothing to do.`);
+      return 0;
+    }
+    const table = (ts: TaskOutcome[]) =>
+      renderTable(
+        ['ServerName', 'Host', 'Port', 'ShardValue', 'BackupStatus', 'Cancel'],
+        ts.map((o) => [o.task.serverName, o.task.host, o.task.port, o.task.shardValue, o.status ?? o.error ?? '', ACTION[o.action]]),
+      );
+    if (res.kind === 'ended') {
+      print(`backup id ${res.backupId} has already ended; nothing to cancel (nothing recorded):`);
+      print(table(res.tasks));
+      return 0;
+    }
+    print(`backup id ${res.backupId} cancelled by ${res.by}:`);
+    print(table(res.tasks));
+    for (const p of res.problems) process.stderr.write(`spiderbackup: cancel: ${p}\n`);
+    if (!opts.wait) return res.problems.length === 0 ? 0 : 1;
+    const result = await waitForBackup(
+      {
+        config,
+        logger,
+        pool,
+        onRound: (r) => {
+          print(`[${new Date().toISOString()}] ${res.backupId}: ${progressLine(r)}`);
+          for (const e of r.errors) print(`  poll error: ${e}`);
+        },
+      },
+      res.target,
+      res.set,
+      res.backupId,
+    );
+    print(`backup id ${res.backupId}: ${result.last.done ? 'nothing of it runs any more' : 'gave up waiting'}; outcome per task:`);
+    print(
+      renderTable(
+        ['ServerName', 'Host', 'Port', 'ShardValue', 'BackupStatus'],
+        result.last.views.map((v) => [
+          v.task.serverName,
+          v.task.host,
+          v.task.port,
+          v.task.shardValue,
+          v.row?.status ?? 'unknown (not readable)',
+        ]),
+      ),
+    );
+    return result.last.done && res.problems.length === 0 ? 0 : 1;
+  } finally {
+    await pool.close();
+  }
+}

@@ -1,0 +1,71 @@
+// `spiderbackup list` (primary spider node): the history of global backups, one state each.
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import type { AgentConfig } from '../../config/agent.js';
+import { print, renderJson, renderTable } from '../output.js';
+import { configOption, formatOption, type Format, type GlobalOptions, type Register } from '../options.js';
+
+export const LIST_DEFAULT_LIMIT = 20;
+
+function parseLimit(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < 1 || n > 10_000) throw new InvalidArgumentError('must be a number from 1 to 10000');
+  return n;
+}
+
+export const register: Register = (program, setExit) => {
+  program
+    .command('list')
+    .description(
+      'On the primary spider node: the history of global backups, newest first, with a state each (running, complete, failed, cancelled).',
+    )
+    .addOption(configOption())
+    .addOption(formatOption())
+    .addOption(new Option('--limit <n>', 'at most this many backups').argParser(parseLimit).default(LIST_DEFAULT_LIMIT))
+    .option('--latest-complete', 'print only the id of the newest complete backup (exit 1 if there is none)', false)
+    .addHelpText(
+      'after',
+      '\nStates: running (a task is not final), complete (every task success), failed (any other end, a task expired after 12 h ' +
+        'included), cancelled (spiderbackup cancel), unknown (a replica could not be read).',
+    )
+    .action(async (opts: { format: Format; limit: number; latestComplete: boolean }, cmd: Command) => {
+      const g = cmd.optsWithGlobals<GlobalOptions>();
+      const config = (await import('../context.js')).agentConfigFor(g);
+      setExit(opts.latestComplete ? await latestCommand(config, g.config) : await listCommand(config, { files: g.config, ...opts }));
+    });
+};
+
+async function listCommand(config: AgentConfig, opts: { files?: string[]; format: Format; limit: number }): Promise<number> {
+  const [{ listBackups }, { listJson, listTableRows }] = await Promise.all([
+    import('../../core/history.js'),
+    import('../../operator/history-view.js'),
+  ]);
+  const res = await listBackups(config, { files: opts.files, limit: opts.limit });
+  if (res.kind === 'not-primary') {
+    print(`${res.spider} is not the primary spider node (tdbctl get primary); nothing to do.`);
+    return 0;
+  }
+  if (opts.format === 'json') print(renderJson(listJson(res.backups)));
+  else {
+    const { head, rows } = listTableRows(res.backups);
+    print(renderTable(head, rows));
+    print(`${rows.length} backups`);
+  }
+  for (const e of res.errors) process.stderr.write(`spiderbackup: list: ${e}\n`);
+  return res.errors.length === 0 ? 0 : 1;
+}
+
+async function latestCommand(config: AgentConfig, files: string[] | undefined): Promise<number> {
+  const { latestComplete } = await import('../../core/history.js');
+  const res = await latestComplete(config, files);
+  if (res.kind === 'not-primary') {
+    process.stderr.write(`spiderbackup: ${res.spider} is not the primary spider node (tdbctl get primary)\n`);
+    return 1;
+  }
+  for (const e of res.errors) process.stderr.write(`spiderbackup: list: ${e}\n`);
+  if (!res.backup) {
+    process.stderr.write('spiderbackup: no complete backup\n');
+    return 1;
+  }
+  print(res.backup.backupId);
+  return 0;
+}

@@ -1,0 +1,242 @@
+// `cancel` and `list` on a real cluster (two shards, a replica of shard 0, a Spider node, the tdbctl
+// stand-in, binlog_format=ROW on the masters), with real daemons per simulated host, real backups
+// (the fake one) and real kills.
+import { after, before, beforeEach, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startCluster, type Cluster, type Instance } from '../src/sandbox/cluster.js';
+import { DaemonProcess } from './support/daemon.js';
+import { clearTasks, insertTasks, statusOf, taskOf } from './support/tasks.js';
+import { pidAlive, waitFor, Workspace } from './support/workspace.js';
+
+let cluster: Cluster;
+let m0: Instance;
+let m1: Instance;
+let s0: Instance;
+/** One workspace per simulated host: the spider node's, each master's and the replica's. */
+let wsSpider: Workspace;
+let wsM0: Workspace;
+let wsM1: Workspace;
+let wsS0: Workspace;
+let spiderIni: string;
+const hostOf = new Map<Instance, Workspace>();
+
+before(async () => {
+  cluster = await startCluster({ shards: 2, slaves: [0], tdbctl: true });
+  // Row images: an UPDATE of a master-side row replicates as a whole row over the replica's own.
+  for (const m of cluster.masters) await cluster.exec(m, "SET GLOBAL binlog_format = 'ROW'");
+  [m0, m1] = cluster.masters as [Instance, Instance];
+  s0 = cluster.slaves[0] as Instance;
+  const opts = { schedule: { wait_interval: '300ms', unclaimed_after: '1h' } };
+  wsSpider = new Workspace(opts);
+  spiderIni = cluster.writeInstanceIni(wsSpider.confDir, cluster.spider);
+  for (const [inst, set] of [
+    [m0, (w: Workspace) => (wsM0 = w)],
+    [m1, (w: Workspace) => (wsM1 = w)],
+    [s0, (w: Workspace) => (wsS0 = w)],
+  ] as const) {
+    const w = new Workspace(opts);
+    cluster.writeInstanceIni(w.confDir, inst);
+    set(w);
+    hostOf.set(inst, w);
+  }
+});
+
+after(async () => {
+  await cluster?.close();
+  for (const w of [wsSpider, wsM0, wsM1, wsS0]) w?.close();
+});
+
+beforeEach(async () => {
+  for (const w of [wsSpider, wsM0, wsM1, wsS0]) w.reset();
+  cluster.tdbctl?.setPrimary(true);
+  await clearTasks(cluster);
+});
+
+const cli = (...args: string[]) => wsSpider.cli('-c', spiderIni, ...args);
+const runOf = (inst: Instance, backupId: string) =>
+  waitFor(`the backup ${backupId}@${inst.port} to start`, () =>
+    (hostOf.get(inst) as Workspace).runs().find((r) => r.port === inst.port && r.backupId === backupId),
+  );
+const runsOf = (backupId: string) => [wsM0, wsM1, wsS0, wsSpider].flatMap((w) => w.runs().filter((r) => r.backupId === backupId));
+const alive = (backupId: string) =>
+  runsOf(backupId).flatMap((r) => [r.pid, r.grandchild].filter((p): p is number => p !== undefined && pidAlive(p)));
+
+interface ListRow {
+  backupId: string;
+  state: string;
+  total: number;
+  success: number;
+  failed: number;
+  running: number;
+  cancelled: number;
+  unknown: number;
+  cancelledBy: string | null;
+  endedAt: string | null;
+}
+async function list(...args: string[]): Promise<ListRow[]> {
+  const r = await cli('list', '--format', 'json', ...args);
+  assert.equal(r.code, 0, r.stderr);
+  return JSON.parse(r.stdout) as ListRow[];
+}
+
+describe('cancel, with an agent on every host but the spider node', () => {
+  let daemons: DaemonProcess[] = [];
+  before(async () => {
+    daemons = [wsM0, wsM1, wsS0].map((w) => new DaemonProcess(w));
+    for (const d of daemons) await d.ready();
+  });
+  after(async () => {
+    for (const w of [wsM0, wsM1, wsS0]) for (const p of [m0, m1, s0]) w.release(p.port);
+    for (const d of daemons) await d.dispose();
+  });
+
+  test(
+    'a waiting task, backups running on both masters and on the replica (ROW binlog): all killed within 2 ticks, list says cancelled',
+    { timeout: 180_000 },
+    async () => {
+      for (const [w, inst] of [
+        [wsM0, m0],
+        [wsM1, m1],
+        [wsS0, s0],
+      ] as const)
+        w.behave(inst.port, { block: true, grandchild: true });
+      const sch = await cli('schedule', '--backup-id', 'cx-1');
+      assert.equal(sch.code, 0, sch.stderr);
+      for (const inst of [m0, m1, s0]) await runOf(inst, 'cx-1');
+      const replicaPid = (await taskOf(cluster, s0, 'cx-1', s0))?.TaskPid as number;
+
+      const r = await cli('cancel', 'cx-1');
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /backup id cx-1 cancelled by /);
+      // Never a master-side copy over the replica's row: on the replica it keeps its real pid.
+      const onReplica = await taskOf(cluster, s0, 'cx-1', s0);
+      assert.ok(
+        (onReplica?.BackupStatus === 'quit' && onReplica.TaskPid === replicaPid) || onReplica?.BackupStatus === 'quit: success',
+        JSON.stringify(onReplica),
+      );
+      assert.equal(await statusOf(cluster, cluster.spider, 'cx-1'), 'quit: no process', 'the waiting task never starts');
+
+      // Two whole ticks of every agent after the cancel: everything of the backup is gone.
+      await Promise.all(daemons.map((d) => d.ticks(2)));
+      assert.deepEqual(alive('cx-1'), [], 'no process of the cancelled backup lives');
+      for (const inst of [m0, m1]) assert.equal(await statusOf(cluster, inst, 'cx-1'), 'quit: success');
+      assert.equal(await statusOf(cluster, s0, 'cx-1', s0), 'quit: success');
+      await cluster.waitReplicated();
+      assert.equal(await statusOf(cluster, s0, 'cx-1', m0), 'replicated', "the master-side copy of the replica's row is untouched");
+      assert.equal(runsOf('cx-1').filter((x) => x.port === cluster.spider.port).length, 0);
+
+      const [row] = (await list()).filter((x) => x.backupId === 'cx-1');
+      assert.equal(row?.state, 'cancelled');
+      assert.deepEqual([row?.total, row?.cancelled, row?.success, row?.running], [4, 4, 0, 0]);
+      assert.match(String(row?.cancelledBy), /@/);
+
+      const again = await cli('cancel', 'cx-1', '--wait');
+      assert.equal(again.code, 0, again.stderr);
+      assert.match(again.stdout, /has already ended; nothing to cancel/);
+    },
+  );
+
+  test(
+    'a replica row that arrives by replication after the cancel is never started; cancel --wait waits for it and prints each outcome',
+    { timeout: 180_000 },
+    async () => {
+      await cluster.exec(s0, 'STOP SLAVE SQL_THREAD');
+      try {
+        for (const [w, inst] of [
+          [wsM0, m0],
+          [wsM1, m1],
+        ] as const)
+          w.behave(inst.port, { block: true });
+        const sch = await cli('schedule', '--backup-id', 'cx-2');
+        assert.equal(sch.code, 0, sch.stderr);
+        for (const inst of [m0, m1]) await runOf(inst, 'cx-2');
+        assert.equal(await taskOf(cluster, s0, 'cx-2', s0), undefined, 'the replica row has not arrived');
+
+        const waiting = wsSpider.start(['-c', spiderIni, 'cancel', 'cx-2', '--wait']);
+        await waitFor('the cancel to be applied', () => /cancelled by/.test(waiting.stdout()));
+        await cluster.exec(s0, 'START SLAVE SQL_THREAD');
+        await cluster.waitReplicated();
+        const r = await waiting.result;
+        assert.equal(r.code, 0, r.stderr + r.stdout);
+        assert.match(r.stdout, /nothing of it runs any more; outcome per task/);
+        const outcome = r.stdout.slice(r.stdout.indexOf('outcome per task'));
+        assert.match(outcome, new RegExp(`SPT_SLAVE0 .*${s0.port}.*quit: no process`));
+        assert.match(outcome, new RegExp(`SPT0 .*${m0.port}.*quit: success`));
+        assert.equal(await statusOf(cluster, s0, 'cx-2', s0), 'quit: no process');
+        assert.deepEqual(
+          wsS0.runs().filter((x) => x.backupId === 'cx-2'),
+          [],
+          'the late replica row never started a backup',
+        );
+        assert.deepEqual(alive('cx-2'), []);
+        assert.equal((await list()).find((x) => x.backupId === 'cx-2')?.state, 'cancelled');
+      } finally {
+        await cluster.exec(s0, 'START SLAVE SQL_THREAD');
+      }
+    },
+  );
+});
+
+describe('list', () => {
+  test(
+    'states complete, failed, running, cancelled, and a task expired after 12 h makes a backup failed, not cancelled',
+    { timeout: 180_000 },
+    async () => {
+      const all = [cluster.spider, m0, m1, s0];
+      const set = (backupId: string, ago: number, status: (i: Instance) => string | undefined) =>
+        all.map((i) => ({ backupId, for: i, createdAgoS: ago, ...(status(i) === undefined ? {} : { status: status(i) }) }));
+      await insertTasks(cluster, [
+        ...set('l-expired', 13 * 3600, (i) => (i === m1 ? undefined : 'success')),
+        ...set('l-complete', 500, () => 'success'),
+        ...set('l-failed', 400, (i) => (i === m0 ? 'failed: exit code 1' : 'success')),
+        ...set('l-running', 300, (i) => (i === m0 ? 'running' : 'success')),
+      ]);
+      // The agent of m1 expires its 12 h old task: quit, then quit: no process.
+      const m1Ini = cluster.writeInstanceIni(wsM1.dir, m1);
+      for (let i = 0; i < 2; i++) assert.equal((await wsM1.cli('check', '-c', m1Ini, '--run')).code, 0);
+      assert.equal(await statusOf(cluster, m1, 'l-expired'), 'quit: no process');
+      await insertTasks(
+        cluster,
+        set('l-cancelled', 200, () => undefined),
+      );
+      const c = await cli('cancel', 'l-cancelled');
+      assert.equal(c.code, 0, c.stderr);
+
+      const rows = await list();
+      assert.deepEqual(
+        rows.map((r) => [r.backupId, r.state]),
+        [
+          ['l-cancelled', 'cancelled'],
+          ['l-running', 'running'],
+          ['l-failed', 'failed'],
+          ['l-complete', 'complete'],
+          ['l-expired', 'failed'],
+        ],
+      );
+      const by = new Map(rows.map((r) => [r.backupId, r]));
+      assert.deepEqual([by.get('l-expired')?.failed, by.get('l-expired')?.cancelled, by.get('l-expired')?.cancelledBy], [1, 0, null]);
+      assert.deepEqual([by.get('l-cancelled')?.cancelled, by.get('l-cancelled')?.total], [4, 4]);
+      assert.deepEqual([by.get('l-running')?.running, by.get('l-running')?.endedAt], [1, null]);
+      assert.deepEqual([by.get('l-complete')?.success, by.get('l-complete')?.total], [4, 4]);
+
+      assert.deepEqual(
+        (await list('--limit', '2')).map((r) => r.backupId),
+        ['l-cancelled', 'l-running'],
+      );
+      const table = await cli('list');
+      assert.equal(table.code, 0, table.stderr);
+      assert.match(table.stdout, /BackupId .*State .*Created .*Ended .*Duration .*Tasks .*Success .*Failed .*Running .*Cancelled/);
+      assert.match(table.stdout, /5 backups/);
+
+      const latest = await cli('list', '--latest-complete');
+      assert.deepEqual([latest.code, latest.stdout], [0, 'l-complete\n']);
+    },
+  );
+
+  test('--latest-complete exits 1 when no backup is complete', { timeout: 60_000 }, async () => {
+    await insertTasks(cluster, [{ backupId: 'l-only-failed', for: m0, status: 'failed: exit code 2' }]);
+    const r = await cli('list', '--latest-complete');
+    assert.deepEqual([r.code, r.stdout], [1, '']);
+    assert.match(r.stderr, /no complete backup/);
+  });
+});
