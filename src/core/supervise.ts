@@ -7,7 +7,7 @@ import { closeSync, existsSync, writeSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { connect, isNoSuchTable, type Connection } from '../db.js';
 import { loadInstanceConfig, type InstanceConfig } from '../config/instance.js';
-import { errorMessage } from '../errors.js';
+import { errorMessage, InstanceError } from '../errors.js';
 import { ownFdIsChannel, ownFdOn, scanHost } from '../process/host-scan.js';
 import { backupProcesses, killBackup, spawnArgv, waitForExit } from '../process/processes.js';
 import { isCancelled } from '../sql/cancel.js';
@@ -100,7 +100,7 @@ export async function supervise({ spec, logger }: SuperviseDeps): Promise<number
       // A cancelled backup id is never started: checked here, right before the claim, so an idle
       // tick pays nothing for it. `cancel` records before it changes rows, so a claim that wins
       // after this check is still turned into a quit by it.
-      if (await cancelRecorded(conn, key.backupId)) {
+      if (await cancelRecorded(conn, key.backupId, logger)) {
         const ended = await sql.endWaitingTask(conn, key, REASON.quitNoProcess);
         if (ended) logger.warn({ status: REASON.quitNoProcess }, 'backup id cancelled (cancel record found); task not started');
         report(
@@ -169,12 +169,19 @@ export async function supervise({ spec, logger }: SuperviseDeps): Promise<number
   return status === STATUS.success ? SUPERVISOR_EXIT.success : SUPERVISOR_EXIT.failed;
 }
 
-/** Whether the instance holds a cancel record of the backup id; no table yet means no cancel. */
-async function cancelRecorded(conn: Connection, backupId: string): Promise<boolean> {
+/**
+ * Whether the instance holds a cancel record of the backup id; no table yet means no cancel. A
+ * user without SELECT on the table still gets its backups (README: Privileges), with a warning.
+ */
+async function cancelRecorded(conn: Connection, backupId: string, logger: Logger): Promise<boolean> {
   try {
     return await isCancelled(conn, backupId);
   } catch (err) {
     if (isNoSuchTable(err)) return false;
+    if (err instanceof InstanceError && err.code === 'ER_TABLEACCESS_DENIED_ERROR') {
+      logger.warn({ err: errorMessage(err) }, 'cannot read the cancel records (privilege missing); a cancel of this backup id is not seen');
+      return false;
+    }
     throw err;
   }
 }

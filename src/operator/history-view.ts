@@ -43,7 +43,13 @@ export function listJson(backups: readonly BackupSummary[]): Record<string, stri
 
 /** Table cells: empty for what does not apply, durations human-readable. */
 export function listTableRows(backups: readonly BackupSummary[]): { head: string[]; rows: (string | number)[][] } {
-  const cols = LIST_COLUMNS.filter((c) => c.field !== 'cancelledAt' || backups.some((b) => b.cancel));
+  // Columns that are empty for every backup shown are left out of the table (never out of JSON).
+  const optional: Record<string, (b: BackupSummary) => boolean> = {
+    unknown: (b) => b.tasks.unknown > 0,
+    cancelledBy: (b) => b.cancel !== undefined,
+    cancelledAt: (b) => b.cancel !== undefined,
+  };
+  const cols = LIST_COLUMNS.filter((c) => optional[c.field] === undefined || backups.some((b) => optional[c.field]?.(b)));
   return {
     head: cols.map((c) => c.header),
     rows: backups.map((b) =>
