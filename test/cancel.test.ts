@@ -4,6 +4,7 @@
 import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startCluster, type Cluster, type Instance } from '../src/sandbox/cluster.js';
+import { createCancelTable } from '../src/sql/ddl.js';
 import { DaemonProcess } from './support/daemon.js';
 import { clearTasks, insertTasks, statusOf, taskOf } from './support/tasks.js';
 import { pidAlive, waitFor, Workspace } from './support/workspace.js';
@@ -177,6 +178,52 @@ describe('cancel, with an agent on every host but the spider node', () => {
   );
 });
 
+describe('cancel with a replica down, with an agent on every host but the spider node', () => {
+  let daemons: DaemonProcess[] = [];
+  before(async () => {
+    daemons = [wsM0, wsM1, wsS0].map((w) => new DaemonProcess(w));
+    for (const d of daemons) await d.ready();
+  });
+  after(async () => {
+    for (const w of [wsM0, wsM1, wsS0]) for (const p of [m0, m1, s0]) w.release(p.port);
+    for (const d of daemons) await d.dispose();
+  });
+
+  test(
+    'the replica is named and the exit code is 1; once it is back, cancel again finishes the job and nothing of the backup runs',
+    { timeout: 180_000 },
+    async () => {
+      for (const [w, inst] of [
+        [wsM0, m0],
+        [wsM1, m1],
+      ] as const)
+        w.behave(inst.port, { block: true });
+      wsS0.behave(s0.port, { block: true });
+      await cluster.stop(s0);
+      try {
+        const sch = await cli('schedule', '--backup-id', 'cx-3');
+        assert.equal(sch.code, 0, sch.stderr);
+        for (const inst of [m0, m1]) await runOf(inst, 'cx-3');
+        const r = await cli('cancel', 'cx-3');
+        assert.equal(r.code, 1, r.stdout);
+        assert.match(r.stderr, new RegExp(`SPT_SLAVE0 127\\.0\\.0\\.1:${s0.port}: .*run cancel again once it is reachable`));
+        assert.match(r.stdout, /NOT REACHED/);
+        for (const inst of [m0, m1])
+          await waitFor(`${inst.name} quit`, async () => (await statusOf(cluster, inst, 'cx-3')) === 'quit: success');
+      } finally {
+        await cluster.start(s0);
+      }
+      await cluster.waitReplicated();
+      const again = await cli('cancel', 'cx-3', '--wait');
+      assert.equal(again.code, 0, again.stderr + again.stdout);
+      assert.match(again.stdout, /nothing of it runs any more/);
+      assert.match(String(await statusOf(cluster, s0, 'cx-3', s0)), /^quit: (no process|success)$/);
+      assert.deepEqual(alive('cx-3'), []);
+      assert.equal((await list()).find((x) => x.backupId === 'cx-3')?.state, 'cancelled');
+    },
+  );
+});
+
 describe('list', () => {
   test(
     'states complete, failed, running, cancelled, and a task expired after 12 h makes a backup failed, not cancelled',
@@ -232,6 +279,17 @@ describe('list', () => {
       assert.deepEqual([latest.code, latest.stdout], [0, 'l-complete\n']);
     },
   );
+
+  test('a user without SELECT on the cancel records still gets its backup, with a warning', { timeout: 60_000 }, async () => {
+    await cluster.exec(m1, createCancelTable());
+    await cluster.exec(m1, "CREATE USER IF NOT EXISTS 'sbnocancel'@'%' IDENTIFIED BY 'nocancel-pw'");
+    await cluster.exec(m1, "GRANT SELECT, UPDATE ON infodba_schema.global_backup TO 'sbnocancel'@'%'");
+    const ini = cluster.writeInstanceIni(wsM1.dir, m1, { MysqlUser: 'sbnocancel', MysqlPasswd: 'nocancel-pw' });
+    await insertTasks(cluster, [{ backupId: 'nocancel-1', for: m1 }]);
+    const r = await wsM1.cli('check', '--run', '-c', ini);
+    assert.equal(await statusOf(cluster, m1, 'nocancel-1'), 'success', r.stderr);
+    assert.match(r.stderr, /cannot read the cancel records \(privilege missing\)/);
+  });
 
   test('--latest-complete exits 1 when no backup is complete', { timeout: 60_000 }, async () => {
     await insertTasks(cluster, [{ backupId: 'l-only-failed', for: m0, status: 'failed: exit code 2' }]);

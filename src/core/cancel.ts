@@ -136,10 +136,17 @@ async function cancel(
     if (m && keyOf(m) !== keyOf(target.spider)) recordTargets.set(keyOf(m), m);
   }
   for (const r of replicaSide) if (r.server) recordTargets.set(keyOf(r.server), r.server);
-  await mapLimited([...recordTargets.values()], config.schedule.waitConcurrency, async (s) => {
+  // The other spider nodes too, so `list` after a failover still tells a cancel; they run no task
+  // of the id, so one that is down is only logged.
+  const otherSpiders = servers.filter((s) => s.wrapper.toUpperCase() === 'SPIDER' && keyOf(s) !== keyOf(target.spider));
+  await mapLimited([...recordTargets.values(), ...otherSpiders], config.schedule.waitConcurrency, async (s) => {
     try {
       await pool.use(endpointOf(s), (c) => recordOn(c, backupId, s.host, s.port, by));
     } catch (err) {
+      if (otherSpiders.includes(s)) {
+        logger.warn({ server: s.serverName, instance: keyOf(s), err: errorMessage(err) }, 'cancel not recorded on another spider node');
+        return;
+      }
       problems.push(
         `${s.serverName} ${keyOf(s)}: cancel not recorded (${errorMessage(err)}); a row of ${backupId} reaching it later could start: ` +
           `run cancel again once it is reachable`,

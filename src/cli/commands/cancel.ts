@@ -3,6 +3,7 @@
 import type { Command } from 'commander';
 import type { AgentConfig } from '../../config/agent.js';
 import type { TaskOutcome } from '../../core/cancel.js';
+import type { Round } from '../../core/wait.js';
 import type { Logger } from '../../log.js';
 import { print, renderTable } from '../output.js';
 import { configOption, type GlobalOptions, type Register } from '../options.js';
@@ -41,7 +42,7 @@ async function cancelCommand(
   logger: Logger,
   opts: { files?: string[]; backupId: string; wait: boolean },
 ): Promise<number> {
-  const [{ runCancel }, { ClusterPool }, { progressLine, waitForBackup }] = await Promise.all([
+  const [{ runCancel }, { ClusterPool }, { waitForBackup }] = await Promise.all([
     import('../../core/cancel.js'),
     import('../../core/pool.js'),
     import('../../core/wait.js'),
@@ -73,7 +74,7 @@ async function cancelCommand(
         logger,
         pool,
         onRound: (r) => {
-          print(`[${new Date().toISOString()}] ${res.backupId}: ${progressLine(r)}`);
+          print(`[${new Date().toISOString()}] ${res.backupId}: ${cancelProgress(r)}`);
           for (const e of r.errors) print(`  poll error: ${e}`);
         },
       },
@@ -98,4 +99,17 @@ async function cancelCommand(
   } finally {
     await pool.close();
   }
+}
+
+/** "3/4 final (quit: success 2, quit: no process 1), 1 still stopping": a cancel's tasks end quit…, not failed. */
+function cancelProgress(r: Round): string {
+  const final = new Map<string, number>();
+  let open = 0;
+  for (const v of r.views) {
+    const s = v.row?.status;
+    if (s === undefined || ['init', 'replicated', 'running', 'quit'].includes(s)) open++;
+    else final.set(s, (final.get(s) ?? 0) + 1);
+  }
+  const parts = [...final].map(([s, n]) => `${s} ${n}`).join(', ');
+  return `${r.views.length - open}/${r.views.length} final${parts ? ` (${parts})` : ''}, ${open} still stopping`;
 }
