@@ -291,6 +291,30 @@ describe('list', () => {
     assert.match(r.stderr, /cannot read the cancel records \(privilege missing\)/);
   });
 
+  test('cancel records older than 30 days are purged on each instance, not through replication', { timeout: 60_000 }, async () => {
+    await cluster.exec(m0, createCancelTable());
+    await cluster.waitReplicated();
+    await cluster.exec(
+      m0,
+      'INSERT INTO infodba_schema.spiderbackup_cancel (BackupId, Host, Port, CancelledBy, CancelledAt) VALUES ' +
+        "('old-cancel', ?, ?, 'op@h', NOW() - INTERVAL 31 DAY), ('new-cancel', ?, ?, 'op@h', NOW() - INTERVAL 29 DAY)",
+      [m0.host, m0.port, m0.host, m0.port],
+    );
+    await cluster.waitReplicated();
+    const r = await wsM0.cli('check', '--run', '-c', cluster.writeInstanceIni(wsM0.dir, m0));
+    assert.equal(r.code, 0, r.stderr);
+    const ids = async (i: Instance) =>
+      (
+        await cluster.query<{ BackupId: string }>(
+          i,
+          "SELECT BackupId FROM infodba_schema.spiderbackup_cancel WHERE BackupId IN ('old-cancel', 'new-cancel') ORDER BY BackupId",
+        )
+      ).map((x) => x.BackupId);
+    assert.deepEqual(await ids(m0), ['new-cancel']);
+    await cluster.waitReplicated();
+    assert.deepEqual(await ids(s0), ['new-cancel', 'old-cancel'], 'the delete was not binlogged: the replica purges its own');
+  });
+
   test('--latest-complete exits 1 when no backup is complete', { timeout: 60_000 }, async () => {
     await insertTasks(cluster, [{ backupId: 'l-only-failed', for: m0, status: 'failed: exit code 2' }]);
     const r = await cli('list', '--latest-complete');

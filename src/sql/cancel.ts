@@ -36,3 +36,12 @@ export async function readCancels(q: Queryable, backupIds: readonly string[]): P
   for (const r of rows) if (!found.has(r.BackupId)) found.set(r.BackupId, { backupId: r.BackupId, by: r.CancelledBy, at: r.CancelledAt });
   return found;
 }
+
+/**
+ * Deletes up to `limit` cancel records older than `days` by the database clock. As for the tasks,
+ * the caller turns off binary logging for the session first (each instance purges its own table).
+ */
+export async function deleteOldCancels(q: Queryable, days: number, limit: number): Promise<number> {
+  const res = await q.query(`DELETE FROM ${C} WHERE CancelledAt < NOW() - INTERVAL ? DAY LIMIT ?`, [days, limit]);
+  return Number((res as { affectedRows?: number }).affectedRows ?? 0);
+}
