@@ -98,6 +98,15 @@ export async function lastFinishedTask(q: Queryable, host: string, port: number)
   return rows[0] ? toTask(rows[0]) : undefined;
 }
 
+/** The instance's most recent successful task (for the last-success metric), or undefined. */
+export async function lastSuccessfulTask(q: Queryable, host: string, port: number): Promise<TaskRow | undefined> {
+  const rows = (await q.query(
+    `${SELECT_TASK} WHERE Host = ? AND Port = ? AND BackupStatus = 'success' ORDER BY UpdatedAt DESC, BackupId LIMIT 1`,
+    [host, port],
+  )) as RawRow[];
+  return rows[0] ? toTask(rows[0]) : undefined;
+}
+
 /** All tasks of one instance (Host, Port), oldest first. */
 export async function listInstanceTasks(q: Queryable, host: string, port: number): Promise<TaskRow[]> {
   const rows = (await q.query(`${SELECT_TASK} WHERE Host = ? AND Port = ? ORDER BY CreatedAt, BackupId`, [host, port])) as RawRow[];
