@@ -23,7 +23,7 @@ import { pickWork, type Pick } from './pick.js';
 import { missingPrivilege } from './privileges.js';
 import { hostPaths, taskKeyString, type TaskRecord } from './protocol.js';
 import { PURGE, purgeOld } from './purge.js';
-import { readRecords, removeRecord } from './records.js';
+import { readRecords, removeRecordIfUnchanged } from './records.js';
 import { startTask } from './start-task.js';
 import { isFinished, isRunnable, STATUS } from './status.js';
 
@@ -333,7 +333,7 @@ async function housekeepAll(
   const dir = hostPaths(deps.config.agent.hostLock).records;
   for (const r of local.stale) {
     try {
-      removeRecord(dir, r.key);
+      removeRecordIfUnchanged(dir, r);
     } catch {
       // another agent did it
     }

@@ -32,8 +32,9 @@ export function missingPrivilege(err: unknown, feature: Feature): string | undef
   switch (e.code) {
     case 'ER_TABLEACCESS_DENIED_ERROR':
     case 'ER_COLUMNACCESS_DENIED_ERROR': {
-      // "INSERT command denied to user 'u'@'h' for table `db`.`t`" (MariaDB) / "… for table 't'" (MySQL)
-      const m = /^(\w[\w ]*?) command denied to user .* for table (\S+)/.exec(e.message);
+      // "INSERT, UPDATE command denied to user 'u'@'h' for table `db`.`t`" (MariaDB: the statement's
+      // privileges, one or more of them missing) / "… for table 't'" (MySQL)
+      const m = /^([A-Z][A-Z_ ,]*?) command denied to user .* for table (\S+)/.exec(e.message);
       if (!m) break;
       return `missing privilege ${m[1]} on ${(m[2] as string).replace(/[`']/g, '')} (${why})`;
     }

@@ -26,7 +26,7 @@ import {
   type TaskRecord,
 } from './protocol.js';
 import { backupDirOf, bytesWrittenSince, PROGRESS_EVERY_MS } from './progress.js';
-import { removeRecord, writeRecord } from './records.js';
+import { writeRecord } from './records.js';
 import { exitStatus, STATUS } from './status.js';
 
 const STDERR_TAIL_BYTES = 4096;
@@ -165,11 +165,8 @@ export async function supervise({ spec, logger }: SuperviseDeps): Promise<number
   else logger.error({ ...fields, ...(exit.error ? { err: exit.error.message } : {}) }, 'backup failed');
 
   const written = await recordFinal(spec, instance, status, logger);
-  try {
-    removeRecord(paths.records, key);
-  } catch {
-    // a stale record is cleaned up by the agent
-  }
+  // The finished record stays: the agent reads the backup's duration and bytes from it, then
+  // removes it (see check.ts housekeepAll).
   if (!written) return SUPERVISOR_EXIT.journaled;
   return status === STATUS.success ? SUPERVISOR_EXIT.success : SUPERVISOR_EXIT.failed;
 }

@@ -51,11 +51,11 @@ test('a refused statement names the missing privilege and the feature that needs
     missingPrivilege(
       err(
         'ER_TABLEACCESS_DENIED_ERROR',
-        "INSERT command denied to user 'sb'@'localhost' for table `infodba_schema`.`spiderbackup_presence`",
+        "INSERT, UPDATE command denied to user 'sb'@'localhost' for table `infodba_schema`.`spiderbackup_presence`",
       ),
       'presence',
     ),
-    "missing privilege INSERT on infodba_schema.spiderbackup_presence (needed for the agent's presence (infodba_schema.spiderbackup_presence))",
+    "missing privilege INSERT, UPDATE on infodba_schema.spiderbackup_presence (needed for the agent's presence (infodba_schema.spiderbackup_presence))",
   );
   assert.match(
     missingPrivilege(
