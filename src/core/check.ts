@@ -273,7 +273,11 @@ async function readTasks(deps: CheckDeps, conn: Connection, instance: InstanceCo
   }
   const success = deps.lastSuccess;
   if (success) {
-    if (!success.has(instance.file)) success.set(instance.file, await sql.lastSuccessfulTask(conn, instance.host, instance.port));
+    if (!success.has(instance.file))
+      success.set(
+        instance.file,
+        await sql.lastSuccessfulTask(conn, instance.host, instance.port, isSpiderInstance(instance) ? 0 : undefined),
+      );
     for (const t of tasks) if (t.status === STATUS.success) success.set(instance.file, t);
   }
   return tasks;

@@ -2,6 +2,7 @@
 // since the backup started. The backup tools decide their own file names, so the only measure
 // common to all of them is what changed in the directory. The walk is bounded, because BackupDir
 // also holds older backups (often thousands of files) and runs every few seconds.
+import type { Dirent } from 'node:fs';
 import { lstat, readdir } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import type { InstanceConfig } from '../config/instance.js';
@@ -29,10 +30,12 @@ export function backupDirOf(instance: Pick<InstanceConfig, 'sections'>): string 
 }
 
 /**
- * Sum of the sizes of regular files under `dir` modified at or after `sinceMs` (whole seconds:
- * some file systems keep coarse times). Symbolic links are not followed; unreadable parts are
- * skipped. A file written before the start and appended to since counts whole: tools write new
- * files, so that is rare.
+ * Sum of the sizes of regular files under `dir` created (and so modified) at or after `sinceMs`
+ * (whole seconds: some file systems keep coarse times). Creating a file changes its directory's
+ * mtime, so the files of a directory untouched since the start are not even looked at (older
+ * backups cost one readdir per directory), and the most recently changed subdirectories are
+ * walked first, so the running backup's files are counted before a bound is reached. Symbolic
+ * links are not followed; unreadable parts are skipped.
  */
 export async function bytesWrittenSince(
   dir: string,
@@ -43,34 +46,47 @@ export async function bytesWrittenSince(
   let bytes = 0;
   let entries = 0;
   let truncated = false;
-  const walk = async (path: string, depth: number): Promise<void> => {
-    let names: string[];
+  const walk = async (path: string, mtimeMs: number, depth: number): Promise<void> => {
+    let list: Dirent[];
     try {
-      names = await readdir(path);
+      list = await readdir(path, { withFileTypes: true });
     } catch {
       return;
     }
-    for (const name of names) {
+    const subdirs: { path: string; mtimeMs: number }[] = [];
+    for (const entry of list) {
       if (++entries > limits.maxEntries) {
         truncated = true;
-        return;
+        break;
       }
-      const child = join(path, name);
+      const child = join(path, entry.name);
       try {
-        const st = await lstat(child);
-        if (st.isDirectory()) {
-          if (depth < limits.maxDepth) await walk(child, depth + 1);
-          else truncated = true;
-        } else if (st.isFile() && st.mtimeMs >= since) {
-          bytes += st.size;
+        if (entry.isDirectory()) subdirs.push({ path: child, mtimeMs: (await lstat(child)).mtimeMs });
+        else if (mtimeMs >= since && entry.isFile()) {
+          const st = await lstat(child);
+          if (st.mtimeMs >= since) bytes += st.size;
         }
       } catch {
         // removed while we looked (temporary files): not part of the result
       }
-      if (truncated && entries > limits.maxEntries) return;
+    }
+    subdirs.sort((a, b) => b.mtimeMs - a.mtimeMs);
+    for (const d of subdirs) {
+      if (entries > limits.maxEntries) return;
+      if (depth >= limits.maxDepth) {
+        truncated = true;
+        return;
+      }
+      await walk(d.path, d.mtimeMs, depth + 1);
     }
   };
-  await walk(dir, 1);
+  let top: number;
+  try {
+    top = (await lstat(dir)).mtimeMs;
+  } catch {
+    return { bytes: 0, truncated: false };
+  }
+  await walk(dir, top, 1);
   return { bytes, truncated };
 }
 
