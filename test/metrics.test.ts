@@ -192,3 +192,24 @@ test('a user without a privilege is told which one: status names INSERT on the p
     await cluster.exec(m0, `DROP USER IF EXISTS '${user}'@'%'`);
   }
 });
+
+test('an instance whose user may not read the task table is reported with the privilege it lacks', async () => {
+  const user = 'sb_noselect';
+  const password = 'Ns-1-pw';
+  await cluster.exec(m0, `CREATE USER IF NOT EXISTS '${user}'@'%' IDENTIFIED BY '${password}'`);
+  const ws = new Workspace();
+  cluster.writeInstanceIni(ws.confDir, m0, { MysqlUser: user, MysqlPasswd: password });
+  try {
+    const r = await ws.cli('check', '--format', 'json');
+    assert.equal(r.code, 1, r.stderr);
+    const out = JSON.parse(r.stdout) as { errors: { port?: number; error: string }[] };
+    assert.equal(out.errors.length, 1);
+    assert.match(
+      out.errors[0]?.error as string,
+      new RegExp(`^${m0.host}:${m0.port}: missing privilege SELECT on infodba_schema\\.global_backup \\(needed for reading, claiming`),
+    );
+  } finally {
+    ws.close();
+    await cluster.exec(m0, `DROP USER IF EXISTS '${user}'@'%'`);
+  }
+});

@@ -381,7 +381,10 @@ export async function purgeAll(
 
 function failSession(connections: KeptConnections, s: Session, err: unknown): void {
   // A host whose table does not exist yet simply has no tasks.
-  if (!isNoSuchTable(err)) s.error = errorMessage(err);
+  if (!isNoSuchTable(err)) {
+    const missing = missingPrivilege(err, 'tasks');
+    s.error = missing === undefined ? errorMessage(err) : `${s.instance.host}:${s.instance.port}: ${missing}`;
+  }
   s.tasks = [];
   connections.failed(s.instance.file);
   s.conn = undefined;
