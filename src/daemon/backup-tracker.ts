@@ -59,12 +59,14 @@ export function prune(t: BackupTracker, keep: ReadonlySet<string>, files: Readon
 }
 
 /**
- * Unix seconds the instance's last success ended. The row's age is by the database clock and
+ * Unix seconds the instance's last success ended: null when it never had one, undefined when its
+ * table has not been read yet. The row's age is by the database clock and
  * fresh only in the tick that read it, so the time is fixed then and kept.
  */
-export function lastSuccessAt(t: BackupTracker, file: string, nowMs: number): number | undefined {
+export function lastSuccessAt(t: BackupTracker, file: string, nowMs: number): number | null | undefined {
+  if (!t.lastSuccess.has(file)) return undefined;
   const row = t.lastSuccess.get(file);
-  if (!row) return undefined;
+  if (!row) return null;
   const known = t.successAt.get(file);
   if (known?.backupId === row.backupId) return known.at;
   const at = Math.round(nowMs / 1000 - row.updatedAgeS);

@@ -20,8 +20,12 @@ export interface InstanceGauges {
   running: boolean;
   /** Bytes the running backup has written so far, as its supervisor last measured (undefined: not known). */
   runningBytes: number | undefined;
-  /** Unix seconds the last successful backup ended (database clock), undefined when it never had one. */
-  lastSuccessAt: number | undefined;
+  /**
+   * Unix seconds the last successful backup ended (database clock); null when it never had one,
+   * undefined when its table could not be read yet (no sample: an instance down since the daemon
+   * started is not "never backed up").
+   */
+  lastSuccessAt: number | null | undefined;
 }
 
 export type BackupEvent = 'started' | 'succeeded' | 'failed' | 'killed';
@@ -200,7 +204,7 @@ export function createMetrics(): DaemonMetrics {
       runningBytes.reset();
       for (const i of list) {
         const labels = { port: String(i.port), role: i.role };
-        lastSuccess.set(labels, i.lastSuccessAt ?? 0);
+        if (i.lastSuccessAt !== undefined) lastSuccess.set(labels, i.lastSuccessAt ?? 0);
         running.set(labels, i.running ? 1 : 0);
         if (i.running && i.runningBytes !== undefined) runningBytes.set(labels, i.runningBytes);
       }

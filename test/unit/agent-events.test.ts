@@ -70,11 +70,14 @@ test('instance gauges: last success, running and bytes, replaced every tick', as
   const metrics = createMetrics();
   metrics.instanceGauges([
     { port: 20000, role: 'master', running: true, runningBytes: 100, lastSuccessAt: 1_700_000_000 },
-    { port: 20001, role: 'slave', running: false, runningBytes: undefined, lastSuccessAt: undefined },
+    { port: 20001, role: 'slave', running: false, runningBytes: undefined, lastSuccessAt: null },
+    { port: 20002, role: 'slave', running: false, runningBytes: undefined, lastSuccessAt: undefined },
   ]);
   let e = parseExposition(await metrics.registry.metrics());
   assert.equal(valueOf(e, 'spiderbackup_last_success_timestamp_seconds', { port: '20000', role: 'master' }), 1_700_000_000);
   assert.equal(valueOf(e, 'spiderbackup_last_success_timestamp_seconds', { port: '20001', role: 'slave' }), 0);
+  // Not read yet (instance down since the start): no sample rather than a false "never".
+  assert.ok(!e.samples.some((s) => s.name === 'spiderbackup_last_success_timestamp_seconds' && s.labels.port === '20002'));
   assert.equal(valueOf(e, 'spiderbackup_backup_running', { port: '20000' }), 1);
   assert.equal(valueOf(e, 'spiderbackup_backup_running_bytes', { port: '20000' }), 100);
   metrics.instanceGauges([{ port: 20001, role: 'slave', running: false, runningBytes: undefined, lastSuccessAt: 5 }]);
@@ -117,6 +120,9 @@ test('the tracker: duration and bytes from the supervisor record, the start even
   prune(t, new Set(), new Set());
   assert.deepEqual(measured(t, k, 99_000), { durationS: undefined, bytes: undefined });
 
+  assert.equal(lastSuccessAt(t, 'f.ini', 1_000_000), undefined);
+  t.lastSuccess.set('f.ini', undefined);
+  assert.equal(lastSuccessAt(t, 'f.ini', 1_000_000), null);
   t.lastSuccess.set('f.ini', task(20000, { status: 'success', updatedAgeS: 60 }));
   assert.equal(lastSuccessAt(t, 'f.ini', 1_000_000), 940);
   // The row read once keeps its old age: the time does not drift with later ticks.

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { backupDirOf, bytesWrittenSince, formatBytes } from '../../src/core/progress.js';
 import { missingPrivilege } from '../../src/core/privileges.js';
 import { InstanceError } from '../../src/errors.js';
+import { progressText } from '../../src/operator/status-view.js';
 
 test('only files written since the start count; older backups, links and directories do not', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'sb-progress-'));
@@ -76,4 +77,24 @@ test('a refused statement names the missing privilege and the feature that needs
   );
   assert.equal(missingPrivilege(err('ER_NO_SUCH_TABLE', "Table 'x.y' doesn't exist"), 'presence'), undefined);
   assert.equal(missingPrivilege(new Error('plain'), 'presence'), undefined);
+});
+
+test('host status shows the running backup with its bytes and average rate', () => {
+  const inst = {
+    port: 20000,
+    host: '127.0.0.1',
+    role: 'master',
+    file: '/etc/x.ini',
+    current: [],
+    last: undefined,
+    error: undefined,
+    progress: { backupId: 'b1', startedAt: '2026-11-25T03:00:00.000Z', bytes: 600 * 1024 * 1024, bytesAt: '2026-11-25T03:00:10.000Z' },
+  };
+  assert.equal(progressText(inst, 'b1', 'running'), ', 600 MiB written, 60 MiB/s');
+  assert.equal(progressText(inst, 'b2', 'running'), '');
+  assert.equal(progressText(inst, 'b1', 'quit'), '');
+  assert.equal(
+    progressText({ ...inst, progress: { ...inst.progress, bytes: null, bytesAt: null } }, 'b1', 'running'),
+    ', no bytes measured yet',
+  );
 });
