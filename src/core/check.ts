@@ -15,13 +15,15 @@ import * as sql from '../sql/tasks.js';
 import type { TaskKey, TaskRow } from '../sql/tasks.js';
 import { Backoff } from './backoff.js';
 import { deliverJournal } from './deliver.js';
-import { housekeep, type HousekeepingEvent } from './housekeeping.js';
+import { createAgentEvents, logEveryProblem, type AgentEvents } from './events.js';
+import { housekeep } from './housekeeping.js';
 import { JournalReadError, pendingJournalKeys } from './journal.js';
 import { buildLocalView, hostBusyReason } from './local-view.js';
 import { pickWork, type Pick } from './pick.js';
+import { missingPrivilege } from './privileges.js';
 import { hostPaths, taskKeyString, type TaskRecord } from './protocol.js';
 import { PURGE, purgeOld } from './purge.js';
-import { readRecords, removeRecord } from './records.js';
+import { readRecords, removeRecordIfUnchanged } from './records.js';
 import { startTask } from './start-task.js';
 import { isFinished, isRunnable, STATUS } from './status.js';
 
@@ -41,20 +43,14 @@ export interface CheckOptions {
   purge?: boolean;
 }
 
-export type CheckEvent = HousekeepingEvent | 'started';
-
 export interface CheckDeps {
   config: AgentConfig;
   logger: Logger;
-  onEvent?: (event: CheckEvent, task: TaskKey) => void;
-  onDeleted?: (count: number) => void;
-  /** Called when a backup is handed to a supervisor (the daemon watches its exit). */
-  onStarted?: (task: TaskRow, pid: number, done: Promise<number | null>) => void;
   /**
-   * Reports a problem that may repeat every tick (a broken drop-in, an instance down); the
-   * daemon logs each only when it appears. Default: log it every time.
+   * Where started, killed, expired … and problems (which may repeat every tick: a broken drop-in,
+   * an instance down) are told. The daemon passes its own; default: one that logs every problem.
    */
-  logProblem?: (key: string, fields: Record<string, unknown>, msg: string) => void;
+  events?: AgentEvents;
   /** The fd the agent logs to (CLI: 2, daemon: 1); supervisors log there too. */
   logFd?: 1 | 2;
   /** Tasks whose supervisor could not start them wait before the next try (daemon). */
@@ -68,8 +64,10 @@ export interface CheckDeps {
   watch?: Iterable<TaskKey>;
   /** Each instance's most recently finished task (by drop-in file), kept by the daemon for status. */
   lastFinished?: Map<string, TaskRow | undefined>;
+  /** Each instance's most recent successful task (by drop-in file), kept by the daemon for metrics. */
+  lastSuccess?: Map<string, TaskRow | undefined>;
   /** The daemon's presence for each instance it serves, written there after its rows are read. */
-  presence?: (instance: InstanceConfig, tasks: readonly TaskRow[]) => Presence;
+  presence?: (instance: InstanceConfig, tasks: readonly TaskRow[], records: readonly TaskRecord[]) => Presence;
 }
 
 /** A hung server delays only its own instance. */
@@ -82,6 +80,8 @@ export interface InstanceReport {
   /** The most recently finished task, when the caller keeps track (daemon). */
   last?: TaskRow;
   error?: string;
+  /** Problems that did not stop the instance from being served (the presence could not be written …). */
+  warnings?: string[];
 }
 
 export interface Outcome {
@@ -99,12 +99,15 @@ export interface CheckReport {
   outcomes: Outcome[];
   /** Why nothing was started although tasks wait: a backup (ours or the old tool's) runs here. */
   hostBusy?: string;
+  /** The supervisors' records as read at the start of the run (progress of running backups). */
+  records: TaskRecord[];
   ok: boolean;
 }
 
 export async function runCheck(deps: CheckDeps, opts: CheckOptions): Promise<CheckReport> {
   const { config, logger } = deps;
-  const problem = deps.logProblem ?? ((_key, fields, msg) => logger.error(fields, msg));
+  const events = deps.events ?? logEveryProblem(createAgentEvents(), logger);
+  const problem: Problem = (key, fields, msg) => events.emit('problem', { key, fields, msg });
   const { instances, errors: configErrors } = discoverInstances(config.agent.configDir, opts.files);
   for (const e of configErrors) problem(`config:${e.file}`, { file: e.file, key: e.key }, `instance config skipped: ${e.message}`);
 
@@ -116,14 +119,22 @@ export async function runCheck(deps: CheckDeps, opts: CheckOptions): Promise<Che
   const watched = [...(deps.watch ?? []), ...records.records.map((r) => r.key)];
   let sessions: Session[];
   try {
-    sessions = await Promise.all(instances.map((inst) => openSession(deps, connections, inst, watched, opts.run, problem)));
-    if (opts.run) await housekeepAll(deps, connections, sessions, records.records, watched, problem);
+    sessions = await Promise.all(
+      instances.map((inst) => openSession(deps, connections, inst, watched, records.records, opts.run, problem)),
+    );
+    if (opts.run) await housekeepAll({ ...deps, events }, connections, sessions, records.records, watched, problem);
   } finally {
     if (deps.connections === undefined) await connections.closeAll();
   }
-  const reports: InstanceReport[] = sessions.map(({ instance, tasks, error }) => {
+  const reports: InstanceReport[] = sessions.map(({ instance, tasks, error, warnings }) => {
     const last = deps.lastFinished?.get(instance.file);
-    return { instance, tasks, ...(last === undefined ? {} : { last }), ...(error === undefined ? {} : { error }) };
+    return {
+      instance,
+      tasks,
+      ...(last === undefined ? {} : { last }),
+      ...(error === undefined ? {} : { error }),
+      ...(warnings.length === 0 ? {} : { warnings }),
+    };
   });
   for (const r of reports) {
     if (r.error !== undefined)
@@ -149,7 +160,7 @@ export async function runCheck(deps: CheckDeps, opts: CheckOptions): Promise<Che
     } else {
       for (const task of pick.tasks) {
         const instance = instances.find((i) => i.port === task.port) as InstanceConfig;
-        const outcome = await runOne(deps, instance, task, opts.waitForBackups);
+        const outcome = await runOne({ ...deps, events }, instance, task, opts.waitForBackups);
         if (outcome.note === 'busy') {
           hostBusy = 'another runner started a backup on this host meanwhile (host lock held)';
           logger.info({ backupId: task.backupId, port: task.port }, `not started: ${hostBusy}`);
@@ -162,11 +173,19 @@ export async function runCheck(deps: CheckDeps, opts: CheckOptions): Promise<Che
   } else if (pick.kind === 'busy') {
     logger.debug({ running: pick.running.map((t) => `${t.backupId}@${t.port}`) }, 'a backup of this host is running; nothing started');
   }
-  if (opts.run && opts.purge !== false) await purgeAll(deps, instances, problem);
+  if (opts.run && opts.purge !== false) await purgeAll({ ...deps, events }, instances, problem);
   // Waited for, a backup must have ended `success`; handed off (daemon), `running` is the result.
   const fine = (o: Outcome) => o.note === 'skipped' || o.status === STATUS.success || (!opts.waitForBackups && o.status === STATUS.running);
   const ok = configErrors.length === 0 && reports.every((r) => r.error === undefined) && outcomes.every(fine);
-  return { configErrors, instances: reports, pick, outcomes, ...(hostBusy !== undefined ? { hostBusy } : {}), ok };
+  return {
+    configErrors,
+    instances: reports,
+    pick,
+    outcomes,
+    ...(hostBusy !== undefined ? { hostBusy } : {}),
+    records: records.records,
+    ok,
+  };
 }
 
 interface Session {
@@ -174,6 +193,7 @@ interface Session {
   conn?: Connection;
   tasks: TaskRow[];
   error?: string;
+  warnings: string[];
 }
 
 /** Gets the instance's connection, delivers the journal (with --run) and reads the instance's rows. */
@@ -182,10 +202,11 @@ async function openSession(
   connections: KeptConnections,
   instance: InstanceConfig,
   watched: readonly TaskKey[],
+  records: readonly TaskRecord[],
   run: boolean,
   problem: Problem,
 ): Promise<Session> {
-  const session: Session = { instance, tasks: [] };
+  const session: Session = { instance, tasks: [], warnings: [] };
   try {
     session.conn = await connections.get(instance.file, instance);
     if (run) {
@@ -198,7 +219,10 @@ async function openSession(
       }
     }
     session.tasks = await readTasks(deps, session.conn, instance, watched);
-    if (deps.presence) await announce(session.conn, deps.presence(instance, session.tasks), instance, problem);
+    if (deps.presence) {
+      const warning = await announce(session.conn, deps.presence(instance, session.tasks, records), instance, problem);
+      if (warning !== undefined) session.warnings.push(warning);
+    }
   } catch (err) {
     failSession(connections, session, err);
   }
@@ -210,7 +234,7 @@ async function openSession(
  * (a read-only replica for a user without the privilege, …) is a problem logged once, and the
  * instance is served all the same.
  */
-async function announce(conn: Connection, presence: Presence, instance: InstanceConfig, problem: Problem): Promise<void> {
+async function announce(conn: Connection, presence: Presence, instance: InstanceConfig, problem: Problem): Promise<string | undefined> {
   try {
     try {
       await upsertPresence(conn, presence);
@@ -221,8 +245,11 @@ async function announce(conn: Connection, presence: Presence, instance: Instance
     }
   } catch (err) {
     if (conn.broken) throw err;
-    problem(`presence:${instance.file}`, { port: instance.port, err: errorMessage(err) }, "cannot publish this agent's presence");
+    const why = missingPrivilege(err, 'presence') ?? errorMessage(err);
+    problem(`presence:${instance.file}`, { port: instance.port, err: why }, "cannot publish this agent's presence");
+    return `cannot publish this agent's presence: ${why}`;
   }
+  return undefined;
 }
 
 /**
@@ -243,6 +270,15 @@ async function readTasks(deps: CheckDeps, conn: Connection, instance: InstanceCo
   if (last) {
     if (!last.has(instance.file)) last.set(instance.file, await sql.lastFinishedTask(conn, instance.host, instance.port));
     for (const t of tasks) if (isFinished(t.status) && t.status !== STATUS.quit) last.set(instance.file, t);
+  }
+  const success = deps.lastSuccess;
+  if (success) {
+    if (!success.has(instance.file))
+      success.set(
+        instance.file,
+        await sql.lastSuccessfulTask(conn, instance.host, instance.port, isSpiderInstance(instance) ? 0 : undefined),
+      );
+    for (const t of tasks) if (t.status === STATUS.success) success.set(instance.file, t);
   }
   return tasks;
 }
@@ -289,7 +325,7 @@ async function housekeepAll(
           pending,
           killGraceMs: deps.config.backup.killGraceMs,
           logger: deps.logger.child({ port: s.instance.port }),
-          onEvent: deps.onEvent,
+          events: deps.events,
         });
         if (res.actions.some((a) => a.applied)) s.tasks = await readTasks(deps, conn, s.instance, watched);
       } catch (err) {
@@ -301,7 +337,7 @@ async function housekeepAll(
   const dir = hostPaths(deps.config.agent.hostLock).records;
   for (const r of local.stale) {
     try {
-      removeRecord(dir, r.key);
+      removeRecordIfUnchanged(dir, r);
     } catch {
       // another agent did it
     }
@@ -315,7 +351,7 @@ async function housekeepAll(
  * never fatal.
  */
 export async function purgeAll(
-  deps: { config: AgentConfig; logger: Logger; purgedAt?: Map<string, number>; onDeleted?: (count: number) => void },
+  deps: { config: AgentConfig; logger: Logger; purgedAt?: Map<string, number>; events?: AgentEvents },
   instances: readonly InstanceConfig[],
   problem: Problem,
 ): Promise<void> {
@@ -329,10 +365,14 @@ export async function purgeAll(
     try {
       conn = await connect(inst);
       const n = await purgeOld(conn, deps.logger.child({ port: inst.port }));
-      if (n > 0) deps.onDeleted?.(n);
+      if (n > 0) deps.events?.emit('deleted', { port: inst.port, count: n });
     } catch (err) {
       if (!isNoSuchTable(err))
-        problem(`purge:${inst.file}`, { port: inst.port, err: errorMessage(err) }, 'cannot delete old rows (backups are not affected)');
+        problem(
+          `purge:${inst.file}`,
+          { port: inst.port, err: missingPrivilege(err, 'purge') ?? errorMessage(err) },
+          'cannot delete old rows (backups are not affected)',
+        );
     } finally {
       await conn?.close();
     }
@@ -341,7 +381,10 @@ export async function purgeAll(
 
 function failSession(connections: KeptConnections, s: Session, err: unknown): void {
   // A host whose table does not exist yet simply has no tasks.
-  if (!isNoSuchTable(err)) s.error = errorMessage(err);
+  if (!isNoSuchTable(err)) {
+    const missing = missingPrivilege(err, 'tasks');
+    s.error = missing === undefined ? errorMessage(err) : `${s.instance.host}:${s.instance.port}: ${missing}`;
+  }
   s.tasks = [];
   connections.failed(s.instance.file);
   s.conn = undefined;
@@ -363,8 +406,7 @@ async function runOne(deps: CheckDeps, instance: InstanceConfig, task: TaskRow, 
       return { task, status: task.status, note: started.retry ? started.reason : 'skipped' };
     }
     if (deps.backoff?.clear(key)) logger.info('started after backing off');
-    deps.onEvent?.('started', task);
-    deps.onStarted?.(task, started.pid, started.done);
+    deps.events?.emit('started', { task, pid: started.pid, done: started.done });
     if (!wait) return { task, pid: started.pid, status: STATUS.running };
     await started.done;
     return { task, pid: started.pid, status: await finalStatus(instance, task) };

@@ -10,11 +10,10 @@ import { killBackup } from '../process/processes.js';
 import * as sql from '../sql/tasks.js';
 import type { TaskKey, TaskRow } from '../sql/tasks.js';
 import { decide, LIMITS, type Action, type PidState } from './decide.js';
+import type { AgentEvents } from './events.js';
 import { journalKey } from './journal.js';
 import type { KillTarget, LocalView } from './local-view.js';
 import { REASON, STATUS } from './status.js';
-
-export type HousekeepingEvent = 'killed' | 'failed' | 'expired' | 'repaired';
 
 export interface HousekeepingDeps {
   conn: Connection;
@@ -26,7 +25,7 @@ export interface HousekeepingDeps {
   pending: ReadonlySet<string>;
   killGraceMs: number;
   logger: Logger;
-  onEvent?: (event: HousekeepingEvent, task: TaskKey) => void;
+  events?: AgentEvents;
 }
 
 export interface HousekeepingResult {
@@ -79,7 +78,7 @@ async function apply(deps: HousekeepingDeps, task: TaskRow, action: Action, log:
       const ok = await sql.updateRunning(conn, task, task.taskPid, action.status);
       if (ok) {
         log.warn({ taskPid: task.taskPid, status: action.status }, 'running task has no live process on this host; marked failed');
-        deps.onEvent?.('failed', task);
+        deps.events?.emit('failed', { task, status: action.status });
       }
       return ok;
     }
@@ -90,7 +89,7 @@ async function apply(deps: HousekeepingDeps, task: TaskRow, action: Action, log:
           { was: task.status, wasPid: task.taskPid, taskPid: action.pid },
           'the row disagreed with this host, where the backup runs: restored to running with its real pid',
         );
-        deps.onEvent?.('repaired', task);
+        deps.events?.emit('repaired', { task });
       }
       return ok;
     }
@@ -103,7 +102,7 @@ async function apply(deps: HousekeepingDeps, task: TaskRow, action: Action, log:
         { taskPid: task.taskPid, killed: res.killed, survivors: res.survivors, runningForS: task.updatedAgeS, recorded: ok },
         `backup ran over ${LIMITS.runningTimeoutS / 3600} h; killed`,
       );
-      deps.onEvent?.('killed', task);
+      deps.events?.emit('killed', { task, reason: 'timeout' });
       return ok;
     }
     case 'kill-orphan': {
@@ -114,7 +113,7 @@ async function apply(deps: HousekeepingDeps, task: TaskRow, action: Action, log:
         { killed: res.killed, survivors: res.survivors, was: task.status, recorded: ok },
         'the supervisor of this backup died while it ran; its processes were killed and the task failed',
       );
-      deps.onEvent?.('killed', task);
+      deps.events?.emit('killed', { task, reason: 'orphaned' });
       return ok;
     }
     case 'kill-quit': {
@@ -124,7 +123,7 @@ async function apply(deps: HousekeepingDeps, task: TaskRow, action: Action, log:
       const fields = { taskPid: task.taskPid, killed: res.killed, escalated: res.escalated, survivors: res.survivors, status: outcome };
       if (res.survivors.length === 0) log.warn(fields, 'quit requested; every process of the backup was killed');
       else log.error(fields, 'quit requested; some processes of the backup survived');
-      deps.onEvent?.('killed', task);
+      deps.events?.emit('killed', { task, reason: 'quit' });
       return ok;
     }
     case 'quit-no-process': {
@@ -139,7 +138,7 @@ async function apply(deps: HousekeepingDeps, task: TaskRow, action: Action, log:
           { createdAgeS: task.createdAgeS, was: task.status },
           `task not started within ${LIMITS.waitingExpiryS / 3600} h; set to quit`,
         );
-        deps.onEvent?.('expired', task);
+        deps.events?.emit('expired', { task });
       }
       return ok;
     }

@@ -101,6 +101,11 @@ export interface TaskRecord {
   phase: 'running' | 'finished';
   backupPid?: number;
   status?: string;
+  /** When the backup's main process exited (phase finished). */
+  finishedAt?: string;
+  /** Bytes written into the instance's BackupDir since the start, and when they were measured. */
+  bytes?: number;
+  bytesAt?: string;
 }
 
 // ---- the supervisor's command line ----------------------------------------------------------------

@@ -19,6 +19,22 @@ export function removeRecord(dir: string, key: TaskKey): void {
   rmSync(recordFile(dir, key), { force: true });
 }
 
+/**
+ * Removes the record only if it still says what `seen` says: a supervisor that finished after the
+ * agent read its `running` record has rewritten it as `finished` (with its bytes), and that one
+ * must be read before it goes.
+ */
+export function removeRecordIfUnchanged(dir: string, seen: TaskRecord): void {
+  const file = recordFile(dir, seen.key);
+  let now: string;
+  try {
+    now = readFileSync(file, 'utf8');
+  } catch {
+    return;
+  }
+  if (now === JSON.stringify(seen)) rmSync(file, { force: true });
+}
+
 export interface RecordsRead {
   records: TaskRecord[];
   /** A directory that exists but cannot be read: the agent says so instead of guessing. */

@@ -26,7 +26,8 @@ import {
   type SupervisorSpec,
   type TaskRecord,
 } from './protocol.js';
-import { removeRecord, writeRecord } from './records.js';
+import { backupDirOf, bytesWrittenSince, PROGRESS_EVERY_MS } from './progress.js';
+import { writeRecord } from './records.js';
 import { exitStatus, REASON, STATUS } from './status.js';
 
 const STDERR_TAIL_BYTES = 4096;
@@ -143,28 +144,42 @@ export async function supervise({ spec, logger }: SuperviseDeps): Promise<number
     tail = Buffer.concat([tail, chunk]);
     if (tail.length > STDERR_TAIL_BYTES) tail = tail.subarray(tail.length - STDERR_TAIL_BYTES);
   });
+  let current: TaskRecord = record;
   if (child.pid !== undefined) {
     logger.info({ backupPid: child.pid, argv: spec.argv, cwd }, 'backup started');
-    saveRecord(paths.records, { ...record, backupPid: child.pid }, logger);
+    current = { ...record, backupPid: child.pid };
+    saveRecord(paths.records, current, logger);
   }
+  const progress = measureProgress(backupDirOf(instance), startedAt, (bytes) => {
+    if (current.phase !== 'running') return;
+    current = { ...current, bytes, bytesAt: new Date().toISOString() };
+    saveRecord(paths.records, current, logger);
+  });
   const exit = await waitForExit(child);
   const status = exitStatus(exit.code, exit.signal, exit.error && (exit.error as NodeJS.ErrnoException).code);
-  saveRecord(paths.records, { ...record, ...(child.pid !== undefined ? { backupPid: child.pid } : {}), phase: 'finished', status }, logger);
+  const finishedAt = new Date().toISOString();
+  const bytes = await progress.stop();
+  current = { ...current, phase: 'finished', status, finishedAt, ...(bytes !== undefined ? { bytes, bytesAt: finishedAt } : {}) };
+  saveRecord(paths.records, current, logger);
   await liveness.release();
   await killLeftovers(spec, logger);
 
   const stderrTail = tail.toString('utf8').trim();
   const durationS = Math.round((Date.now() - startedAt.getTime()) / 1000);
-  const fields = { exitCode: exit.code, signal: exit.signal, status, durationS, ...(stderrTail ? { stderrTail } : {}) };
+  const fields = {
+    exitCode: exit.code,
+    signal: exit.signal,
+    status,
+    durationS,
+    ...(bytes !== undefined ? { bytes } : {}),
+    ...(stderrTail ? { stderrTail } : {}),
+  };
   if (status === STATUS.success) logger.info(fields, 'backup finished');
   else logger.error({ ...fields, ...(exit.error ? { err: exit.error.message } : {}) }, 'backup failed');
 
   const written = await recordFinal(spec, instance, status, logger);
-  try {
-    removeRecord(paths.records, key);
-  } catch {
-    // a stale record is cleaned up by the agent
-  }
+  // The finished record stays: the agent reads the backup's duration and bytes from it, then
+  // removes it (see check.ts housekeepAll).
   if (!written) return SUPERVISOR_EXIT.journaled;
   return status === STATUS.success ? SUPERVISOR_EXIT.success : SUPERVISOR_EXIT.failed;
 }
@@ -184,6 +199,38 @@ async function cancelRecorded(conn: Connection, backupId: string, logger: Logger
     }
     throw err;
   }
+}
+
+/**
+ * Measures what the backup has written into BackupDir every few seconds (one walk at a time) and
+ * hands it to `publish`; `stop` measures a last time and returns it. Without a BackupDir, nothing.
+ */
+function measureProgress(
+  dir: string | undefined,
+  startedAt: Date,
+  publish: (bytes: number) => void,
+): { stop(): Promise<number | undefined> } {
+  if (dir === undefined) return { stop: () => Promise.resolve(undefined) };
+  let walking: Promise<number> | undefined;
+  const measure = (): Promise<number> => {
+    walking ??= bytesWrittenSince(dir, startedAt.getTime())
+      .then((m) => m.bytes)
+      .finally(() => {
+        walking = undefined;
+      });
+    return walking;
+  };
+  const timer = setInterval(() => {
+    // A measurement that fails is simply not published: progress never stops a backup.
+    if (walking === undefined) void measure().then(publish, () => {});
+  }, PROGRESS_EVERY_MS);
+  return {
+    async stop() {
+      clearInterval(timer);
+      await walking?.catch(() => {});
+      return measure().catch(() => undefined);
+    },
+  };
 }
 
 function saveRecord(dir: string, record: TaskRecord, logger: Logger): void {

@@ -20,7 +20,9 @@ import { fireSchedule } from './fire.js';
 import { healthOf } from './health.js';
 import { startHttp, type HttpEndpoint } from './http.js';
 import { acquireDaemonLock, type DaemonLock } from './lock.js';
-import { createMetrics, type DaemonMetrics } from './metrics.js';
+import { attachMetrics, createMetrics, type DaemonMetrics } from './metrics.js';
+import { createAgentEvents, type AgentEvents } from '../core/events.js';
+import { createTracker, type BackupTracker } from './backup-tracker.js';
 import { pauseInForce, type PauseState } from '../state/pause.js';
 import { buildStatus, writeStatus, type DaemonStatus, type ScheduleRecord, type TickRecord } from '../state/daemon-status.js';
 import { runTick } from './tick.js';
@@ -68,6 +70,9 @@ interface State {
   /** The purge in flight (off the tick), and the purge problems already logged. */
   purging: Promise<void> | undefined;
   purgeProblems: Set<string>;
+  /** What happened, for the metrics (subscribed for the daemon's life) and the tick's logging. */
+  readonly events: AgentEvents;
+  readonly tracker: BackupTracker;
 }
 
 /**
@@ -102,9 +107,12 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
       lastFinished: new Map(),
       purging: undefined,
       purgeProblems: new Set(),
+      events: createAgentEvents(),
+      tracker: createTracker(),
     };
     for (const w of config.warnings) s.log.logger.warn(w);
     const metrics = createMetrics();
+    attachMetrics(s.events, metrics);
     await startMetricsEndpoint(s, metrics, true);
     return await serve(opts, s, metrics, lock);
   } finally {
@@ -165,14 +173,12 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
   const purge = (instances: readonly InstanceConfig[]) => {
     if (s.purging || s.stopping) return;
     const seen = new Set<string>();
-    s.purging = purgeAll(
-      { config: s.config, logger: logger(), purgedAt: s.purgedAt, onDeleted: (n) => metrics.housekeeping('deleted', n) },
-      instances,
-      (key, fields, msg) => {
-        seen.add(key);
-        if (!s.purgeProblems.has(key)) logger().error(fields, `${msg} (logged once until it clears)`);
-      },
-    )
+    s.purging = purgeAll({ config: s.config, logger: logger(), purgedAt: s.purgedAt, events: s.events }, instances, (key, fields, msg) => {
+      seen.add(key);
+      if (s.purgeProblems.has(key)) return;
+      logger().error(fields, `${msg} (logged once until it clears)`);
+      noteError(`port ${String(fields.port)}: ${msg}: ${String(fields.err)}`);
+    })
       .catch((err: unknown) => logger().error({ err: errorMessage(err) }, 'purge failed'))
       .finally(() => {
         for (const k of s.purgeProblems) if (!seen.has(k)) logger().info({ problem: k }, 'problem cleared');
@@ -190,6 +196,8 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
           config: s.config,
           logger: logger(),
           metrics,
+          events: s.events,
+          tracker: s.tracker,
           pause,
           seen: s.seen,
           problemKeys: s.problemKeys,

@@ -1,8 +1,32 @@
 // Prometheus metrics of one daemon, in its own Registry (no process-global default registry, so
-// two daemons in one test process, or a reload, never collide).
+// two daemons in one test process, or a reload, never collide). The backup counters and the
+// last-backup gauges follow the agent's events (attachMetrics); the rest is set by the tick.
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { AgentEvents } from '../core/events.js';
 import { statusClass } from '../core/status.js';
 import type { TaskRow } from '../sql/tasks.js';
+
+/**
+ * prom-client's defaults that break Prometheus' naming rules (`promtool check metrics`: a gauge
+ * must not end in `_total`). Their per-type twins (`nodejs_active_handles{type}` …) stay: their
+ * sum is the same number.
+ */
+export const DROPPED_DEFAULT_METRICS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
+
+/** What one instance looks like at the end of a tick. */
+export interface InstanceGauges {
+  port: number;
+  role: string;
+  running: boolean;
+  /** Bytes the running backup has written so far, as its supervisor last measured (undefined: not known). */
+  runningBytes: number | undefined;
+  /**
+   * Unix seconds the last successful backup ended (database clock); null when it never had one,
+   * undefined when its table could not be read yet (no sample: an instance down since the daemon
+   * started is not "never backed up").
+   */
+  lastSuccessAt: number | null | undefined;
+}
 
 export type BackupEvent = 'started' | 'succeeded' | 'failed' | 'killed';
 export type ScheduleOutcome = 'scheduled' | 'not-primary' | 'not-spider' | 'paused' | 'error';
@@ -18,12 +42,18 @@ export interface DaemonMetrics {
   journalBacklog(n: number): void;
   paused(on: boolean): void;
   instances(ok: number, failing: number, configErrors: number): void;
+  /** Replaces the per-instance gauges (running, bytes, last success) with what the last tick saw. */
+  instanceGauges(instances: readonly InstanceGauges[]): void;
+  /** Duration and bytes of the instance's last finished backup, when known. */
+  lastBackup(port: number, role: string, durationS: number | undefined, bytes: number | undefined): void;
+  tickInterval(seconds: number): void;
 }
 
 export function createMetrics(): DaemonMetrics {
   const registry = new Registry();
   // Event-loop lag sampled once a second, not every 10 ms: an idle agent should stay asleep.
   collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 1000 });
+  for (const name of DROPPED_DEFAULT_METRICS) registry.removeSingleMetric(name);
   const registers = [registry];
   const ticks = new Counter({ name: 'spiderbackup_ticks_total', help: 'Check ticks run, by result.', labelNames: ['result'], registers });
   const tickDuration = new Histogram({
@@ -96,6 +126,39 @@ export function createMetrics(): DaemonMetrics {
     registers,
   });
 
+  const instanceLabels = ['port', 'role'];
+  const lastSuccess = new Gauge({
+    name: 'spiderbackup_last_success_timestamp_seconds',
+    help: 'Unix time the last successful backup of the instance ended (its row, by the database clock); 0 when it never had one.',
+    labelNames: instanceLabels,
+    registers,
+  });
+  const running = new Gauge({
+    name: 'spiderbackup_backup_running',
+    help: '1 while a backup of the instance runs.',
+    labelNames: instanceLabels,
+    registers,
+  });
+  const runningBytes = new Gauge({
+    name: 'spiderbackup_backup_running_bytes',
+    help: "Bytes the running backup has written into the instance's BackupDir so far (measured every few seconds).",
+    labelNames: instanceLabels,
+    registers,
+  });
+  const lastDuration = new Gauge({
+    name: 'spiderbackup_last_backup_duration_seconds',
+    help: 'How long the last backup of the instance that this daemon saw finish ran (success or not).',
+    labelNames: instanceLabels,
+    registers,
+  });
+  const lastBytes = new Gauge({
+    name: 'spiderbackup_last_backup_bytes',
+    help: 'Bytes the last backup of the instance that this daemon saw finish wrote into its BackupDir (success or not).',
+    labelNames: instanceLabels,
+    registers,
+  });
+  const interval = new Gauge({ name: 'spiderbackup_tick_interval_seconds', help: 'The configured tick interval.', registers });
+
   for (const r of ['ok', 'error']) ticks.inc({ result: r }, 0);
   for (const r of ['scheduled', 'not-primary', 'not-spider', 'paused', 'error']) sched.inc({ result: r }, 0);
   for (const a of ['failed', 'expired', 'deleted']) hk.inc({ action: a }, 0);
@@ -135,5 +198,40 @@ export function createMetrics(): DaemonMetrics {
       instances.set({ state: 'error' }, failing);
       instances.set({ state: 'config_error' }, configErrors);
     },
+    instanceGauges(list) {
+      lastSuccess.reset();
+      running.reset();
+      runningBytes.reset();
+      for (const i of list) {
+        const labels = { port: String(i.port), role: i.role };
+        if (i.lastSuccessAt !== undefined) lastSuccess.set(labels, i.lastSuccessAt ?? 0);
+        running.set(labels, i.running ? 1 : 0);
+        if (i.running && i.runningBytes !== undefined) runningBytes.set(labels, i.runningBytes);
+      }
+    },
+    lastBackup(port, role, durationS, bytes) {
+      const labels = { port: String(port), role };
+      if (durationS === undefined) lastDuration.remove(labels);
+      else lastDuration.set(labels, durationS);
+      if (bytes === undefined) lastBytes.remove(labels);
+      else lastBytes.set(labels, bytes);
+    },
+    tickInterval(seconds) {
+      interval.set(seconds);
+    },
   };
+}
+
+/** The metrics' subscription to the agent's events: counters and last-backup gauges follow them. */
+export function attachMetrics(events: AgentEvents, metrics: DaemonMetrics): void {
+  events.on('started', ({ task }) => metrics.backup('started', task.port));
+  events.on('killed', ({ task }) => metrics.backup('killed', task.port));
+  events.on('failed', () => metrics.housekeeping('failed'));
+  events.on('expired', () => metrics.housekeeping('expired'));
+  events.on('repaired', () => metrics.housekeeping('repaired'));
+  events.on('deleted', ({ count }) => metrics.housekeeping('deleted', count));
+  events.on('finished', (e) => {
+    metrics.backup(e.outcome === 'success' ? 'succeeded' : 'failed', e.task.port);
+    metrics.lastBackup(e.task.port, e.role, e.durationS, e.bytes);
+  });
 }

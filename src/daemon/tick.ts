@@ -6,11 +6,15 @@ import type { AgentConfig } from '../config/agent.js';
 import { runCheck, type CheckDeps, type CheckReport } from '../core/check.js';
 import { errorMessage } from '../errors.js';
 import type { Backoff } from '../core/backoff.js';
-import type { DaemonMetrics } from './metrics.js';
+import type { DaemonMetrics, InstanceGauges } from './metrics.js';
+import type { AgentEventMap, AgentEvents } from '../core/events.js';
+import { lastSuccessAt, measured, noteRecords, noteStarted, prune, runningBytes, type BackupTracker } from './backup-tracker.js';
+import { taskKeyString, type TaskRecord } from '../core/protocol.js';
 import type { TickRecord } from '../state/daemon-status.js';
 import { finishedSince, seenKeys, type Seen } from './transitions.js';
 import type { InstanceConfig } from '../config/instance.js';
 import { isFinished, STATUS } from '../core/status.js';
+import { isSpiderInstance } from '../config/instance.js';
 import type { KeptConnections } from '../kept-connections.js';
 import type { TaskRow } from '../sql/tasks.js';
 import { hostname } from 'node:os';
@@ -22,6 +26,10 @@ export interface TickDeps {
   config: AgentConfig;
   logger: Logger;
   metrics: DaemonMetrics;
+  /** The daemon's emitter: the tick emits `finished` and listens to `started` and `problem` while it runs. */
+  events: AgentEvents;
+  /** Start times, bytes and last successes, kept across ticks by the daemon. */
+  tracker: BackupTracker;
   /** Unfinished tasks seen by the previous tick (to count what finished since). */
   seen: Seen;
   /** Problems already logged by earlier ticks: not logged again every tick while they last. */
@@ -56,46 +64,50 @@ export async function runTick(deps: TickDeps, reason: string): Promise<TickResul
     config: deps.config,
     logger,
     logFd: 1,
+    events: deps.events,
     backoff: deps.backoff,
     connections: deps.connections,
     watch: seenKeys(deps.seen),
     lastFinished: deps.lastFinished,
-    presence: (instance, tasks) => presenceOf(deps, instance, tasks),
-    logProblem: (key, fields, msg) => {
-      problemKeys.add(key);
-      if (!deps.problemKeys.has(key)) logger.error(fields, `${msg} (logged once until it clears)`);
-    },
-    onEvent: (event, task) => {
-      if (event === 'started') metrics.backup('started', task.port);
-      else if (event === 'killed') metrics.backup('killed', task.port);
-      else metrics.housekeeping(event);
-    },
-    onDeleted: (count) => metrics.housekeeping('deleted', count),
-    onStarted: (task, pid, done) => {
-      started.push(`${task.backupId}@${task.port}`);
-      void done.then((code) => {
-        logger.debug({ backupId: task.backupId, port: task.port, supervisorPid: pid, exitCode: code }, 'supervisor exited');
-        deps.onSupervisorExit();
-      });
-    },
+    lastSuccess: deps.tracker.lastSuccess,
+    presence: (instance, tasks, records) => presenceOf(deps, instance, tasks, records),
   };
+  // Problems are logged once until they clear; each tick collects the ones it met.
+  const onProblem = ({ key, fields, msg }: AgentEventMap['problem'][0]) => {
+    problemKeys.add(key);
+    if (!deps.problemKeys.has(key)) logger.error(fields, `${msg} (logged once until it clears)`);
+  };
+  const onStarted = ({ task, pid, done }: AgentEventMap['started'][0]) => {
+    started.push(`${task.backupId}@${task.port}`);
+    noteStarted(deps.tracker, task, Date.now());
+    void done.then((code) => {
+      logger.debug({ backupId: task.backupId, port: task.port, supervisorPid: pid, exitCode: code }, 'supervisor exited');
+      deps.onSupervisorExit();
+    });
+  };
+  deps.events.on('problem', onProblem);
+  deps.events.on('started', onStarted);
   let report: CheckReport | undefined;
   let error: string | undefined;
   let seen = deps.seen;
   const problems: string[] = [];
   try {
     report = await runCheck(checkDeps, { run: true, waitForBackups: false, start: deps.pause === undefined, purge: false });
-    seen = observe(report, deps.seen, metrics);
+    seen = observe(report, deps, metrics);
     // Instances no longer served (drop-in removed): their connections and memory go.
     const files = new Set(report.instances.map((r) => r.instance.file));
     await deps.connections.retain(files);
     for (const f of deps.lastFinished.keys()) if (!files.has(f)) deps.lastFinished.delete(f);
+    prune(deps.tracker, new Set([...seen.keys(), ...report.records.map((r) => taskKeyString(r.key))]), files);
     deps.purge(report.instances.map((r) => r.instance));
     for (const r of report.instances) if (r.error !== undefined) problems.push(`${r.instance.file}: ${r.error}`);
     for (const e of report.configErrors) problems.push(e.message);
   } catch (err) {
     error = errorMessage(err);
     logger.error({ err: error }, 'tick failed');
+  } finally {
+    deps.events.off('problem', onProblem);
+    deps.events.off('started', onStarted);
   }
   if (report) {
     for (const key of deps.problemKeys) if (!problemKeys.has(key)) logger.info({ problem: key }, 'problem cleared');
@@ -103,6 +115,7 @@ export async function runTick(deps: TickDeps, reason: string): Promise<TickResul
   const finishedAt = new Date();
   const durationMs = finishedAt.getTime() - startedAt.getTime();
   metrics.tick(durationMs / 1000, error === undefined, finishedAt);
+  metrics.tickInterval(deps.config.agent.tickIntervalMs / 1000);
   logger.debug({ reason, durationMs, started }, 'tick done');
   return {
     record: {
@@ -123,13 +136,35 @@ export async function runTick(deps: TickDeps, reason: string): Promise<TickResul
   };
 }
 
-function observe(report: CheckReport, previous: Seen, metrics: DaemonMetrics): Seen {
+function observe(report: CheckReport, deps: Pick<TickDeps, 'seen' | 'events' | 'tracker'>, metrics: DaemonMetrics): Seen {
+  const { tracker } = deps;
+  const now = Date.now();
+  noteRecords(tracker, report.records);
   const finished = finishedSince(
-    previous,
+    deps.seen,
     report.instances.map((r) => ({ port: r.instance.port, tasks: r.tasks, unreadable: r.error !== undefined })),
   );
-  for (const t of finished.succeeded) metrics.backup('succeeded', t.port);
-  for (const t of finished.failed) metrics.backup('failed', t.port);
+  const roles = new Map(report.instances.map((r) => [r.instance.port, roleOf(r.instance)]));
+  for (const [outcome, tasks] of [
+    ['success', finished.succeeded],
+    ['failed', finished.failed],
+  ] as const) {
+    for (const task of tasks)
+      deps.events.emit('finished', { task, outcome, role: roles.get(task.port) ?? 'unknown', ...measured(tracker, task, now) });
+  }
+  // An unreachable instance keeps its series (no running backup seen): an alert on it must not resolve.
+  metrics.instanceGauges(
+    report.instances.map((r): InstanceGauges => {
+      const run = r.tasks.find((t) => t.status === STATUS.running);
+      return {
+        port: r.instance.port,
+        role: roleOf(r.instance),
+        running: run !== undefined,
+        runningBytes: run ? runningBytes(report.records, run) : undefined,
+        lastSuccessAt: lastSuccessAt(tracker, r.instance.file, now),
+      };
+    }),
+  );
   metrics.tasks(
     new Map(report.instances.map((r) => [r.instance.port, r.tasks.filter((t) => t.status === STATUS.quit || !isFinished(t.status))])),
   );
@@ -138,8 +173,18 @@ function observe(report: CheckReport, previous: Seen, metrics: DaemonMetrics): S
   return finished.seen;
 }
 
+/** The instance's role as a metric label: its MysqlRole, `spider` for a spider port without one. */
+export function roleOf(instance: InstanceConfig): string {
+  return instance.role || (isSpiderInstance(instance) ? 'spider' : 'unknown');
+}
+
 /** What this agent says about itself on each instance it serves. */
-export function presenceOf(deps: Pick<TickDeps, 'config' | 'pause'>, instance: InstanceConfig, tasks: readonly TaskRow[]): Presence {
+export function presenceOf(
+  deps: Pick<TickDeps, 'config' | 'pause'>,
+  instance: InstanceConfig,
+  tasks: readonly TaskRow[],
+  records: readonly TaskRecord[] = [],
+): Presence {
   const running = tasks.find((t) => t.status === STATUS.running);
   return {
     host: instance.host,
@@ -155,6 +200,6 @@ export function presenceOf(deps: Pick<TickDeps, 'config' | 'pause'>, instance: I
     pauseUntil: deps.pause?.until ?? '',
     runningBackupId: running?.backupId ?? '',
     runningSince: running?.updatedAt ?? '',
-    runningBytes: null,
+    runningBytes: running ? (runningBytes(records, running) ?? null) : null,
   };
 }

@@ -4,6 +4,7 @@ import { renderTable } from '../cli/output.js';
 import { formatDuration } from '../config/duration.js';
 import { PAUSE_MEANING, type PauseState } from '../state/pause.js';
 import type { DaemonStatus, InstanceStatus } from '../state/daemon-status.js';
+import { formatBytes } from '../core/progress.js';
 
 export interface StatusInputs {
   now: Date;
@@ -148,9 +149,11 @@ export function renderStatusText(v: StatusView, now: Date): string {
           i.role,
           i.current.length === 0
             ? '-'
-            : i.current.map((t) => `${t.backupId} ${t.status}${t.taskPid > 0 ? ` pid ${t.taskPid}` : ''}`).join('\n'),
+            : i.current
+                .map((t) => `${t.backupId} ${t.status}${t.taskPid > 0 ? ` pid ${t.taskPid}` : ''}${progressText(i, t.backupId, t.status)}`)
+                .join('\n'),
           i.last ? `${i.last.backupId} ${i.last.status} ${i.last.updatedAt}` : '-',
-          i.error ?? '',
+          [i.error, ...(i.warnings ?? [])].filter((x) => x !== undefined).join('\n'),
         ]),
       ),
     );
@@ -158,6 +161,15 @@ export function renderStatusText(v: StatusView, now: Date): string {
     out.push('', 'No instance configs found.');
   }
   return out.join('\n');
+}
+
+/** ", 1.2 GiB written, 35 MiB/s" for the running backup (average since it started). */
+export function progressText(i: InstanceStatus, backupId: string, status: string): string {
+  const p = i.progress;
+  if (status !== 'running' || p === undefined || p.backupId !== backupId) return '';
+  if (p.bytes === null || p.bytesAt === null) return ', no bytes measured yet';
+  const s = (Date.parse(p.bytesAt) - Date.parse(p.startedAt)) / 1000;
+  return `, ${formatBytes(p.bytes)} written${s > 0 ? `, ${formatBytes(Math.round(p.bytes / s))}/s` : ''}`;
 }
 
 function scheduleText(v: StatusView): string {

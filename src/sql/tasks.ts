@@ -98,6 +98,19 @@ export async function lastFinishedTask(q: Queryable, host: string, port: number)
   return rows[0] ? toTask(rows[0]) : undefined;
 }
 
+/**
+ * The instance's most recent successful task (for the last-success metric), or undefined. A
+ * spider node's own rows have ShardValue 0: one shard of the Spider table instead of all.
+ */
+export async function lastSuccessfulTask(q: Queryable, host: string, port: number, onlyShard?: number): Promise<TaskRow | undefined> {
+  const shard = onlyShard === undefined ? '' : ' AND ShardValue = ?';
+  const rows = (await q.query(
+    `${SELECT_TASK} WHERE Host = ? AND Port = ? AND BackupStatus = 'success'${shard} ORDER BY UpdatedAt DESC, BackupId LIMIT 1`,
+    onlyShard === undefined ? [host, port] : [host, port, onlyShard],
+  )) as RawRow[];
+  return rows[0] ? toTask(rows[0]) : undefined;
+}
+
 /** All tasks of one instance (Host, Port), oldest first. */
 export async function listInstanceTasks(q: Queryable, host: string, port: number): Promise<TaskRow[]> {
   const rows = (await q.query(`${SELECT_TASK} WHERE Host = ? AND Port = ? ORDER BY CreatedAt, BackupId`, [host, port])) as RawRow[];

@@ -5,6 +5,7 @@ import type { CheckReport } from '../core/check.js';
 import { isFinished, STATUS } from '../core/status.js';
 import { isSpiderInstance } from '../config/instance.js';
 import type { TaskRow } from '../sql/tasks.js';
+import { taskKeyString } from '../core/protocol.js';
 import { readJsonFile, writeJsonAtomic } from './files.js';
 
 export interface TaskBrief {
@@ -26,6 +27,10 @@ export interface InstanceStatus {
   /** The most recently finished task. */
   last: TaskBrief | undefined;
   error: string | undefined;
+  /** Problems that did not stop the instance from being served (a missing privilege for the presence …). */
+  warnings?: string[];
+  /** The running backup's progress, from its supervisor's record (bytes measured every few seconds). */
+  progress?: { backupId: string; startedAt: string; bytes: number | null; bytesAt: string | null };
 }
 
 export interface TickRecord {
@@ -97,6 +102,8 @@ export function instanceStatuses(report: CheckReport): InstanceStatus[] {
     const finished = r.tasks.filter((t) => isFinished(t.status) && t.status !== STATUS.quit);
     // updatedAgeS is by the instance's own clock, so it orders that instance's rows correctly.
     const last = r.last ?? [...finished].sort((a, b) => a.updatedAgeS - b.updatedAgeS)[0];
+    const running = r.tasks.find((t) => t.status === STATUS.running);
+    const record = running && report.records.find((x) => x.phase === 'running' && taskKeyString(x.key) === taskKeyString(running));
     return {
       port: r.instance.port,
       host: r.instance.host,
@@ -105,6 +112,17 @@ export function instanceStatuses(report: CheckReport): InstanceStatus[] {
       current: r.tasks.filter((t) => t.status === STATUS.quit || !isFinished(t.status)).map(brief),
       last: last ? brief(last) : undefined,
       error: r.error,
+      ...(r.warnings ? { warnings: r.warnings } : {}),
+      ...(record
+        ? {
+            progress: {
+              backupId: record.key.backupId,
+              startedAt: record.startedAt,
+              bytes: record.bytes ?? null,
+              bytesAt: record.bytesAt ?? null,
+            },
+          }
+        : {}),
     };
   });
 }

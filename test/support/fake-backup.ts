@@ -18,6 +18,11 @@ export interface Behaviour {
   lingering?: boolean;
   /** Start a helper in its own session (setsid, out of the tree and the group) that lives until killed. */
   doubleFork?: boolean;
+  /**
+   * Write a file of `bytes` bytes into <BackupDir of --config>/<backup id>/ every `everyMs` (at once
+   * first) while it runs, as a real backup fills its BackupDir; with `block`, until released.
+   */
+  write?: { bytes: number; everyMs: number };
 }
 
 const { values } = parseArgs({
@@ -89,7 +94,23 @@ const run = {
 appendFileSync(join(dir, 'runs.jsonl'), `${JSON.stringify(run)}\n`);
 if (b.stderr) process.stderr.write(b.stderr);
 
-const finish = () => process.exit(b.exitCode ?? 0);
+let writer: NodeJS.Timeout | undefined;
+if (b.write) {
+  const { bytes, everyMs } = b.write;
+  const ini = readFileSync(String(values.config), 'utf8');
+  const backupDir = /^\s*BackupDir\s*=\s*(.+?)\s*$/m.exec(ini)?.[1] as string;
+  const out = join(backupDir, String(values['backup-id']));
+  mkdirSync(out, { recursive: true });
+  let n = 0;
+  const step = () => writeFileSync(join(out, `part-${n++}`), Buffer.alloc(bytes, 7));
+  step();
+  writer = setInterval(step, everyMs);
+}
+
+const finish = () => {
+  if (writer) clearInterval(writer);
+  process.exit(b.exitCode ?? 0);
+};
 if (b.block) {
   const timer = setInterval(() => {
     if (existsSync(join(dir, `release.${port}`))) {

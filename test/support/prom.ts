@@ -77,3 +77,20 @@ export function valueOf(e: Exposition, name: string, match: Record<string, strin
     .filter((s) => s.name === name && Object.entries(match).every(([k, v]) => s.labels[k] === v))
     .reduce((a, s) => a + s.value, 0);
 }
+
+/**
+ * Prometheus' own linter on an exposition (`promtool check metrics` reads it on stdin): exit code
+ * 0 and no output when every metric follows its naming and format rules.
+ */
+export async function promtool(args: string[], stdin?: string): Promise<{ code: number | null; output: string }> {
+  const { spawn } = await import('node:child_process');
+  return new Promise((resolve, reject) => {
+    const child = spawn('promtool', args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    child.once('error', (err) => reject(new Error(`cannot run promtool (Debian package prometheus): ${err.message}`)));
+    child.once('close', (code) => resolve({ code, output }));
+    child.stdin.end(stdin ?? '');
+  });
+}
