@@ -48,6 +48,10 @@ export function buildLocalView(scan: HostScan, records: readonly TaskRecord[], h
     if (p.hostLock !== undefined && p.hostLock !== host.hostLock) continue;
     if (p.supervises) {
       const k = taskKeyString(p.supervises);
+      // Between fork and exec, the backup's process still shows its supervisor's command line: the
+      // supervisor is the one whose parent is not itself a supervisor of the same task.
+      const parent = scan.get(p.ppid);
+      if (parent?.supervises !== undefined && taskKeyString(parent.supervises) === k) continue;
       keys.set(k, p.supervises);
       supervisors.set(k, p.pid);
     } else if (p.task) {

@@ -137,6 +137,15 @@ test('local view: a supervisor with a running record is restorable; a dead super
   assert.equal(buildLocalView(scanOf([elsewhere]), [], { ...HOST, installDir: process.cwd() }).legacy.length, 1);
 });
 
+test("local view: a backup forked but not yet exec'd (it still shows its supervisor's command line) is not taken for the supervisor", () => {
+  const key = { backupId: 'b', host: 'h', port: 20000, shardValue: 0 };
+  const lock = HOST.hostLock;
+  // The child has the higher pid: a view that kept the last claimant would repair TaskPid to it.
+  const scan = scanOf([proc(10, { supervises: key, hostLock: lock }), proc(12, { ppid: 10, supervises: key, hostLock: lock })]);
+  const view = buildLocalView(scan, [{ key, supervisorPid: 10, startedAt: '', phase: 'running' }], HOST);
+  assert.deepEqual(view.of(key), { kind: 'running', supervisorPid: 10, restorable: true, target: { supervisorPid: 10, pids: [] } });
+});
+
 test('legacy backups: the old tool by its command line, never our own marked processes', () => {
   assert.ok(isLegacyBackup(proc(1, { argv: ['./dbbackup', 'spiderbackup', 'check', '--run'] })));
   assert.ok(isLegacyBackup(proc(1, { argv: ['/home/mysql/dbbackup-go/dbbackup', 'dumpbackup'] })));
