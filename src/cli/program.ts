@@ -11,12 +11,13 @@ import * as logs from './commands/logs.js';
 import * as pause from './commands/pause.js';
 import * as query from './commands/query.js';
 import * as resume from './commands/resume.js';
+import * as sandbox from './commands/sandbox.js';
 import * as schedule from './commands/schedule.js';
 import * as status from './commands/status.js';
 import { configOption, type SetExit } from './options.js';
 
 /** In the order `--help` lists them. */
-const COMMANDS = [check, schedule, query, daemon, pause, resume, status, logs];
+const COMMANDS = [check, schedule, query, daemon, pause, resume, status, logs, sandbox];
 
 export function buildProgram(setExit: SetExit): Command {
   const program = new Command('spiderbackup')
