@@ -29,8 +29,14 @@ export function buildProgram(setExit: SetExit): Command {
     // Before any command is added: subcommands inherit it, so usage errors exit 2 everywhere.
     .exitOverride()
     .configureHelp({ showGlobalOptions: true })
-    .showHelpAfterError()
-    .configureOutput({ outputError: (str, write) => write(str) });
+    .configureOutput({ outputError: (str, write) => write(`spiderbackup: ${str}`) });
   for (const c of COMMANDS) c.register(program, setExit);
+  hintHelpAfterError(program, 'spiderbackup');
   return program;
+}
+
+/** A usage error is its one line plus where the help is, not the whole help. */
+function hintHelpAfterError(cmd: Command, path: string): void {
+  cmd.showHelpAfterError(`(see ${path} --help)`);
+  for (const sub of cmd.commands) hintHelpAfterError(sub, `${path} ${sub.name()}`);
 }
