@@ -23,7 +23,8 @@ export function renderTable(head: string[], rows: (string | number)[][], opts: {
     chars: plain ? PLAIN_CHARS : { mid: '', 'left-mid': '', 'mid-mid': '', 'right-mid': '' },
   });
   for (const r of rows) table.push(r.map((c) => String(c)));
-  return table.toString();
+  const text = table.toString();
+  return plain ? text.replace(/ +$/gm, '') : text;
 }
 
 const PLAIN_CHARS = {

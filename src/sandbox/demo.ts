@@ -2,7 +2,7 @@
 // task table while it runs and at the end, the backup files, and down (unless --keep). Every
 // spiderbackup step is the real CLI run as a child process, as an operator would type it.
 import { spawn } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -76,6 +76,8 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   say(`3/${STEPS} The task table at the end: spiderbackup query --BackupId ${backupId}`);
   show((await runCli(sb('query', '--BackupId', backupId), opts.signal)).output.trimEnd());
 
+  if (wait.code !== 0) show(failures(state));
+
   say(`4/${STEPS} The backup files (mariadb-dump, gzipped; one per instance)`);
   show(backupFiles(join(opts.dir, 'backups')));
 
@@ -115,6 +117,27 @@ function topology(s: SandboxState): string {
     return `${`${i.host}:${i.port}`.padEnd(17)} ${what}${daemon ? `; agent pid ${daemon.daemonPid}` : ''}`;
   });
   return rows.join('\n');
+}
+
+/** What the supervisors logged about failed backups (their stderr's last lines), per host. */
+function failures(s: SandboxState): string {
+  const lines: string[] = [];
+  for (const h of s.hosts) {
+    let text = '';
+    try {
+      text = readFileSync(h.log, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const l of text.split('\n')) {
+      if (!l.includes('"backup failed"')) continue;
+      const r = JSON.parse(l) as { port?: number; status?: string; stderrTail?: string };
+      lines.push(`${h.address}:${r.port ?? '?'} ${r.status ?? 'failed'}: ${(r.stderrTail ?? '').trim().split('\n').join(' | ')}`);
+    }
+  }
+  return lines.length > 0
+    ? `why (from the agents' logs):\n${lines.join('\n')}`
+    : `see the agents' logs: ${s.hosts.map((h) => h.log).join(' ')}`;
 }
 
 function backupFiles(root: string): string {
