@@ -2,8 +2,8 @@
 // real agent daemon per simulated host, mariadb-dump backups. Then a Ctrl-C (SIGINT) in the middle
 // of it. Either way nothing the sandbox started may be left running and its dir must be gone.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -74,7 +74,7 @@ describe('sandbox run (the demo)', { timeout: 280_000 }, () => {
     }
   });
 
-  it('stops everything it started on Ctrl-C (SIGINT) in the middle of the backup', async () => {
+  it('stops everything it started on Ctrl-C (SIGINT) in the middle of the demo, once the backup is scheduled', async () => {
     const parent = mkdtempSync(join(tmpdir(), 'sb-sandbox-'));
     const dir = join(parent, 'demo');
     // A slow tick keeps the backup in flight when the signal comes.
@@ -89,6 +89,51 @@ describe('sandbox run (the demo)', { timeout: 280_000 }, () => {
     } finally {
       demo.child.kill('SIGKILL');
       rmSync(parent, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('sandbox up --keep and down', { timeout: 280_000 }, () => {
+  it('run --keep leaves it running; down stops exactly it and removes the dir; a used dir is refused', async () => {
+    const parent = mkdtempSync(join(tmpdir(), 'sb-sandbox-'));
+    const dir = join(parent, 'kept');
+    const demo = startDemo(dir, ['--keep']);
+    try {
+      assert.equal(await demo.exited, 0, demo.output());
+      assert.match(demo.output(), /Stop it: spiderbackup sandbox down --dir /);
+      const state = JSON.parse(readFileSync(join(dir, 'sandbox.json'), 'utf8')) as SandboxState;
+      for (const pid of recordedPids(state)) assert.equal(pidAlive(pid), true, `pid ${pid} runs after run --keep`);
+      // The agents still serve: the spider host's agent reports its instance.
+      const status = spawnSync(process.execPath, [CLI, '--agent-config', state.spiderAgentConfig, 'status'], { encoding: 'utf8' });
+      assert.equal(status.status, 0, status.stderr + status.stdout);
+
+      const again = spawnSync(process.execPath, [CLI, 'sandbox', 'up', '--dir', dir], { encoding: 'utf8' });
+      assert.equal(again.status, 1);
+      assert.match(again.stderr, /a sandbox already runs in .*sandbox down --dir/);
+
+      const down = spawnSync(process.execPath, [CLI, 'sandbox', 'down', '--dir', dir], { encoding: 'utf8', timeout: 120_000 });
+      assert.equal(down.status, 0, down.stderr);
+      assertAllGone(dir, demo);
+    } finally {
+      demo.child.kill('SIGKILL');
+      spawnSync(process.execPath, [CLI, 'sandbox', 'down', '--dir', dir], { timeout: 120_000 });
+      rmSync(parent, { recursive: true, force: true });
+    }
+  });
+
+  it('down leaves a dir that is not a sandbox alone; up refuses a non-empty dir', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sb-not-sandbox-'));
+    try {
+      writeFileSync(join(dir, 'precious'), 'x');
+      const down = spawnSync(process.execPath, [CLI, 'sandbox', 'down', '--dir', dir], { encoding: 'utf8' });
+      assert.equal(down.status, 1);
+      assert.match(down.stderr, /holds no sandbox\.json: not a sandbox dir, left as it is/);
+      const up = spawnSync(process.execPath, [CLI, 'sandbox', 'up', '--dir', dir], { encoding: 'utf8' });
+      assert.equal(up.status, 1);
+      assert.match(up.stderr, /exists and is not empty; choose another --dir/);
+      assert.equal(readFileSync(join(dir, 'precious'), 'utf8'), 'x');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -47,6 +47,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   opts.out(`Sandbox dir: ${opts.dir}${opts.keep ? ' (kept running: --keep)' : ' (removed at the end)'}`);
   opts.out('');
   say(`1/${STEPS} Starting the sandbox`);
+  show('each role on its own loopback address, i.e. its own "host", with its own agent daemon');
   const state = await sandboxUp({
     dir: opts.dir,
     ...(opts.ports !== undefined ? { ports: opts.ports } : {}),
@@ -59,6 +60,10 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   const backupId = `demo-${new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15)}`;
   const sb = (...args: string[]) => ['--agent-config', state.spiderAgentConfig, ...args];
   say(`2/${STEPS} Scheduling a global backup on the spider node and following it: schedule --wait --backup-id ${backupId}`);
+  show(
+    "schedule writes one task per instance through the spider node; each host's agent claims its own task on its next tick\n" +
+      'and runs the backup under a supervisor; --wait follows the tasks until every one has ended.',
+  );
   let shown: Promise<void> | undefined;
   const wait = await runCli(sb('schedule', '--wait', '--backup-id', backupId), opts.signal, (line) => {
     show(line);
