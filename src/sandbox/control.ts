@@ -81,7 +81,7 @@ export async function sandboxUp(opts: UpOptions): Promise<SandboxState> {
 function refuseOccupied(paths: SandboxPaths): void {
   if (!existsSync(paths.base)) return;
   const state = readState(paths);
-  if (state && isAlive(state.keeperPid)) {
+  if (state && runsFrom(state.keeperPid, paths.base)) {
     throw new OperationError(
       `a sandbox already runs in ${paths.base} (keeper pid ${state.keeperPid}); stop it with: spiderbackup sandbox down --dir ${paths.base}`,
     );
