@@ -70,8 +70,9 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     const running = /(\d+) running/.exec(line);
     if (!shown && running && Number(running[1]) > 0) {
       shown = (async () => {
+        const asked = at(); // shown with the output, which comes later
         const s = await runCli(sb(...STATUS_WHILE_RUNNING), opts.signal);
-        say(`    while it runs: spiderbackup ${STATUS_WHILE_RUNNING.join(' ')}`);
+        opts.out(`${asked}     while it runs: spiderbackup ${STATUS_WHILE_RUNNING.join(' ')}`);
         show(s.output.trimEnd());
       })();
     }
@@ -84,6 +85,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   if (wait.code !== 0) show(failures(state));
 
   say(`4/${STEPS} The backup files (mariadb-dump, gzipped; one per instance)`);
+  show("(the spider node's holds its schema and servers: mariadb-dump reads no rows through Spider tables; the rows are the shards')");
   show(backupFiles(join(opts.dir, 'backups')));
 
   if (VERIFY) {
