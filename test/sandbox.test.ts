@@ -121,7 +121,7 @@ describe('sandbox up --keep and down', { timeout: 280_000 }, () => {
     }
   });
 
-  it('down leaves a dir that is not a sandbox alone; up refuses a non-empty dir', () => {
+  it('down leaves a dir that is not a sandbox alone; up refuses a non-empty dir and a bad --ports', () => {
     const dir = mkdtempSync(join(tmpdir(), 'sb-not-sandbox-'));
     try {
       writeFileSync(join(dir, 'precious'), 'x');
@@ -132,6 +132,10 @@ describe('sandbox up --keep and down', { timeout: 280_000 }, () => {
       assert.equal(up.status, 1);
       assert.match(up.stderr, /exists and is not empty; choose another --dir/);
       assert.equal(readFileSync(join(dir, 'precious'), 'utf8'), 'x');
+      const ports = spawnSync(process.execPath, [CLI, 'sandbox', 'up', '--dir', join(dir, 'new'), '--ports', '5-3'], { encoding: 'utf8' });
+      assert.equal(ports.status, 2);
+      assert.match(ports.stderr, /^spiderbackup: --ports "5-3": ports must be within 1024-65535/);
+      assert.equal(existsSync(join(dir, 'new')), false);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

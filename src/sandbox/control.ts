@@ -6,10 +6,11 @@ import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, 
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as delay } from 'node:timers/promises';
-import { OperationError } from '../errors.js';
+import { OperationError, UsageError } from '../errors.js';
 import { isAlive } from '../process/processes.js';
 import { recordedPids, readState, sandboxPaths, writeState, type SandboxPaths, type SandboxState } from './layout.js';
-import { PORTS_ENV } from './ports.js';
+import { TDBCTL_PORT_OFFSET } from './cluster.js';
+import { portPlan, PORTS_ENV } from './ports.js';
 import { killLeftovers, runsFrom } from './sweep.js';
 
 const KEEPER = fileURLToPath(new URL('./keeper.js', import.meta.url));
@@ -29,6 +30,7 @@ export interface UpOptions {
 
 /** Starts a sandbox in `dir` and resolves with its state once every agent ticks. */
 export async function sandboxUp(opts: UpOptions): Promise<SandboxState> {
+  if (opts.ports !== undefined) checkPorts(opts.ports);
   const paths = sandboxPaths(opts.dir);
   refuseOccupied(paths);
   mkdirSync(paths.base, { recursive: true });
@@ -75,6 +77,16 @@ export async function sandboxUp(opts: UpOptions): Promise<SandboxState> {
   const state = readState(paths);
   if (!state?.ready) throw new OperationError(`${paths.state}: the keeper reported ready but the state file does not say so`);
   return state;
+}
+
+/** A bad --ports is a usage error naming the flag, before anything starts. */
+function checkPorts(ports: string): void {
+  try {
+    portPlan(ports, TDBCTL_PORT_OFFSET);
+  } catch (err) {
+    if (!(err instanceof RangeError)) throw err;
+    throw new UsageError(`--ports ${JSON.stringify(ports)}: ${err.message.replace(/^\S+: /, '')}`);
+  }
 }
 
 /** A dir in use or left over from a crash is never reused: `down` first. */
