@@ -1,7 +1,8 @@
 // `spiderbackup sandbox up | run | down`: a throw-away TenDB-like cluster on loopback from the
 // installed MariaDB packages, with one agent daemon per simulated host (src/sandbox/).
 import { resolve } from 'node:path';
-import { Option, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import { parseDuration } from '../../config/duration.js';
 import type { Register } from '../options.js';
 
 interface SandboxOptions {
@@ -28,7 +29,7 @@ export const register: Register = (program, setExit) => {
     c
       .addOption(new Option('--dir <dir>', 'base directory of the sandbox (everything it starts lives there)').default(defaultDir()))
       .addOption(new Option('--ports <min-max>', 'port range for its servers (default: $SPIDERBACKUP_TEST_PORTS or 20000-26899)'))
-      .addOption(new Option('--tick <duration>', "the agents' tick and the --wait interval").default('500ms'));
+      .addOption(new Option('--tick <duration>', "the agents' tick and the --wait interval").default('500ms').argParser(parseTick));
 
   common(sandbox.command('up').description('Start a sandbox and leave it running (stop it with `sandbox down`).')).action(
     async (opts: SandboxOptions) => {
@@ -94,6 +95,14 @@ export const register: Register = (program, setExit) => {
     setExit(0);
   });
 };
+
+/** As [agent] tick_interval takes it (100ms to 24h), checked here so that no daemon starts with a bad one. */
+function parseTick(value: string): string {
+  const ms = parseDuration(value);
+  if (ms === undefined || ms < 100 || ms > 24 * 3_600_000)
+    throw new InvalidArgumentError('must be a duration from 100ms to 24h, e.g. 500ms or 2s');
+  return value;
+}
 
 function portsOf(opts: SandboxOptions): { ports?: string } {
   opts.dir = resolve(opts.dir); // every path the sandbox records and matches processes by is absolute
