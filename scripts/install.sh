@@ -8,7 +8,14 @@ cd "$(dirname "$0")/.."
 # test). systemd: systemd-analyze and systemd-tmpfiles judge the unit and the tmpfiles entry.
 # logrotate: the log rotation tests run the real one. procps: ps, for operators and debugging.
 # prometheus: promtool, which judges /metrics and the example alert rules in the tests.
-packages=(mariadb-server mariadb-plugin-spider util-linux mount systemd procps logrotate prometheus)
+# mariadb-client: mariadb-dump, the sandbox's backups (`npm run demo`). bsdutils: script(1), a
+# real terminal for the CLI tests.
+packages=(
+  mariadb-server mariadb-plugin-spider
+  util-linux mount systemd procps logrotate
+  prometheus
+  mariadb-client bsdutils
+)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

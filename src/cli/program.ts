@@ -13,12 +13,13 @@ import * as logs from './commands/logs.js';
 import * as pause from './commands/pause.js';
 import * as query from './commands/query.js';
 import * as resume from './commands/resume.js';
+import * as sandbox from './commands/sandbox.js';
 import * as schedule from './commands/schedule.js';
 import * as status from './commands/status.js';
 import { configOption, type SetExit } from './options.js';
 
 /** In the order `--help` lists them. */
-const COMMANDS = [check, schedule, query, list, cancel, daemon, pause, resume, status, logs];
+const COMMANDS = [check, schedule, query, list, cancel, daemon, pause, resume, status, logs, sandbox];
 
 export function buildProgram(setExit: SetExit): Command {
   const program = new Command('spiderbackup')
@@ -30,8 +31,14 @@ export function buildProgram(setExit: SetExit): Command {
     // Before any command is added: subcommands inherit it, so usage errors exit 2 everywhere.
     .exitOverride()
     .configureHelp({ showGlobalOptions: true })
-    .showHelpAfterError()
-    .configureOutput({ outputError: (str, write) => write(str) });
+    .configureOutput({ outputError: (str, write) => write(`spiderbackup: ${str}`) });
   for (const c of COMMANDS) c.register(program, setExit);
+  hintHelpAfterError(program, 'spiderbackup');
   return program;
+}
+
+/** A usage error is its one line plus where the help is, not the whole help. */
+function hintHelpAfterError(cmd: Command, path: string): void {
+  cmd.showHelpAfterError(`(see ${path} --help)`);
+  for (const sub of cmd.commands) hintHelpAfterError(sub, `${path} ${sub.name()}`);
 }

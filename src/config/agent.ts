@@ -21,6 +21,8 @@ export interface AgentConfig {
     waitConcurrency: number;
     maxFailedPolls: number;
     unclaimedAfterMs: number;
+    /** `[schedule] tdbctl`: the control node's address; unset: the spider node's host at its port + 1000. */
+    tdbctl: { host: string; port: number } | undefined;
   };
   log: { level: string; file: string | undefined };
   metrics: { listen: string | 'off'; allowRemote: boolean };
@@ -80,6 +82,7 @@ export const AGENT_SCHEMA = {
     wait_concurrency: { kind: 'int', default: 16, min: 1, max: 1024 },
     max_failed_polls: { kind: 'int', default: 120, min: 1 },
     unclaimed_after: { kind: 'duration', default: '30m', min: 1, max: 48 * HOUR },
+    tdbctl: { kind: 'optional' },
   },
   log: {
     level: { kind: 'choice', default: 'info', choices: LOG_LEVELS },
@@ -150,6 +153,7 @@ function agentConfigFrom(ini: IniReader, file: string | undefined, cwd: string, 
       waitConcurrency: v('schedule', 'wait_concurrency'),
       maxFailedPolls: v('schedule', 'max_failed_polls'),
       unclaimedAfterMs: v('schedule', 'unclaimed_after'),
+      tdbctl: tdbctlAddress(ini, v('schedule', 'tdbctl')),
     },
     log: { level: v('log', 'level'), file: v('log', 'file') },
     metrics: { listen, allowRemote },
@@ -287,6 +291,16 @@ function checkListen(ini: IniReader, listen: string, allowRemote: boolean): void
   if (!loopback && !allowRemote) {
     throw ini.invalid('metrics', 'listen', listen, 'is not a loopback address; set [metrics] allow_remote = true to expose it');
   }
+}
+
+/** `host:port` of the tdbctl node ([schedule] tdbctl); a bad value names file, key and value. */
+function tdbctlAddress(ini: IniReader, text: string | undefined): { host: string; port: number } | undefined {
+  if (text === undefined || text.trim() === '') return undefined;
+  const m = /^\s*\[?([^\s\]]+?)\]?:(\d{1,5})\s*$/.exec(text);
+  const port = Number(m?.[2]);
+  if (!m || port < 1 || port > 65535)
+    throw ini.invalid('schedule', 'tdbctl', text, 'must be host:port of the tdbctl node, e.g. 10.0.0.5:26000');
+  return { host: m[1] as string, port };
 }
 
 export function parseListen(listen: string): { host: string; port: number } {

@@ -1,7 +1,7 @@
 // What the spider master sees of the cluster: primacy and mysql.servers from tdbctl, and the
 // tasks stored on the replicas, which only the replicas themselves hold.
 import pLimit from 'p-limit';
-import { isNoSuchTable, withConnection, type Connection, type Endpoint } from '../db.js';
+import { connect, isNoSuchTable, type Connection, type Endpoint } from '../db.js';
 import { errorMessage, InstanceError } from '../errors.js';
 import { listServers, tdbctlGetPrimary, type PrimaryRow, type ServerRow } from '../sql/servers.js';
 import * as sql from '../sql/tasks.js';
@@ -14,12 +14,27 @@ export interface ControlView {
   servers: ServerRow[];
 }
 
-/** Asks tdbctl whether this spider node is primary and, if so, for mysql.servers. */
-export async function readControl(tdbctl: Endpoint): Promise<ControlView> {
-  return withConnection(tdbctl, async (c) => {
+/**
+ * Asks tdbctl whether this spider node is primary and, if so, for mysql.servers. `from` says where
+ * its address came from: a tdbctl that cannot be reached is named as such, not as some instance.
+ */
+export async function readControl(tdbctl: Endpoint, from?: string): Promise<ControlView> {
+  let c: Connection;
+  try {
+    c = await connect(tdbctl);
+  } catch (err) {
+    const name = `${tdbctl.host}:${tdbctl.port}`;
+    const why = errorMessage(err).replace(`${name}: `, '');
+    throw new InstanceError(name, `the tdbctl node cannot be reached${from ? ` (${from})` : ''}: ${why}`, (err as InstanceError).code, {
+      cause: err,
+    });
+  }
+  try {
     const primary = (await tdbctlGetPrimary(c)).find((r) => r.isThisServer);
     return { primary, servers: primary ? await listServers(c) : [] };
-  });
+  } finally {
+    await c.close();
+  }
 }
 
 /** The MariaDB error number of a failed statement, if it has one. */

@@ -23,7 +23,7 @@ export type QueryResult = { kind: 'not-primary'; spider: string } | { kind: 'tas
 export async function queryTasks(config: AgentConfig, opts: QueryOptions): Promise<QueryResult> {
   const backupId = opts.backupId === undefined ? undefined : validateBackupId(opts.backupId, '--BackupId');
   const target = resolveSpiderTarget(config, opts.files);
-  const control = await readControl(target.tdbctl);
+  const control = await readControl(target.tdbctl, target.tdbctlFrom);
   if (!control.primary) return { kind: 'not-primary', spider: instanceName(target.spider) };
   const errors: string[] = [];
   const slaves = control.servers.filter((s) => s.wrapper.toLowerCase() === 'mysql_slave');

@@ -54,7 +54,7 @@ export async function runSchedule(deps: ScheduleDeps, opts: ScheduleOptions): Pr
   const target = resolveSpiderTarget(config, opts.files);
   const spiderName = instanceName(target.spider);
   const logger = deps.logger.child({ backupId, port: target.spider.port });
-  const control = await readControl(target.tdbctl);
+  const control = await readControl(target.tdbctl, target.tdbctlFrom);
   if (!control.primary) {
     logger.info({ spider: spiderName }, 'this spider node is not the tdbctl primary; nothing scheduled');
     return { kind: 'not-primary', spider: spiderName };

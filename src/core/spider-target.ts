@@ -9,8 +9,10 @@ export const TDBCTL_PORT_OFFSET = 1000;
 
 export interface SpiderTarget {
   spider: InstanceConfig;
-  /** The control node beside it: spider port + 1000, same credentials unless its own ini is given. */
+  /** The control node beside it: [schedule] tdbctl, else spider port + 1000; same credentials unless its own ini is given. */
   tdbctl: Endpoint;
+  /** Where the tdbctl address came from, for error messages. */
+  tdbctlFrom: string;
 }
 
 export function resolveSpiderTarget(config: AgentConfig, files: readonly string[] | undefined): SpiderTarget {
@@ -25,7 +27,7 @@ export function resolveSpiderTarget(config: AgentConfig, files: readonly string[
           `${spider.port + TDBCTL_PORT_OFFSET}, not ${ctl.port} (${ctl.file})`,
       );
     }
-    return { spider, tdbctl: ctl ?? controlOf(spider) };
+    return ctl ? { spider, tdbctl: ctl, tdbctlFrom: ctl.file } : { spider, ...controlOf(config, spider) };
   }
   const { instances } = discoverInstances(config.agent.configDir);
   const ports = new Set(instances.map((i) => i.port));
@@ -38,10 +40,16 @@ export function resolveSpiderTarget(config: AgentConfig, files: readonly string[
     );
   }
   const spider = spiders[0] as InstanceConfig;
-  const ctl = instances.find((i) => i.port === spider.port + TDBCTL_PORT_OFFSET);
-  return { spider, tdbctl: ctl ?? controlOf(spider) };
+  const ctl = config.schedule.tdbctl ? undefined : instances.find((i) => i.port === spider.port + TDBCTL_PORT_OFFSET);
+  return ctl ? { spider, tdbctl: ctl, tdbctlFrom: ctl.file } : { spider, ...controlOf(config, spider) };
 }
 
-function controlOf(spider: InstanceConfig): Endpoint {
-  return { host: spider.host, port: spider.port + TDBCTL_PORT_OFFSET, user: spider.user, password: spider.password };
+function controlOf(config: AgentConfig, spider: InstanceConfig): { tdbctl: Endpoint; tdbctlFrom: string } {
+  const credentials = { user: spider.user, password: spider.password };
+  const given = config.schedule.tdbctl;
+  if (given) return { tdbctl: { ...given, ...credentials }, tdbctlFrom: `[schedule] tdbctl in ${config.file ?? 'the agent config'}` };
+  return {
+    tdbctl: { host: spider.host, port: spider.port + TDBCTL_PORT_OFFSET, ...credentials },
+    tdbctlFrom: `spider port ${spider.port} + ${TDBCTL_PORT_OFFSET}; set [schedule] tdbctl = host:port if it is elsewhere`,
+  };
 }

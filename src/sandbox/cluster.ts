@@ -8,7 +8,7 @@
 // ports.ts); every instance is on 127.0.0.1 unless options.hosts says otherwise.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { cp, mkdtemp, rm } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { isIPv4 } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -71,6 +71,8 @@ export interface ClusterOptions {
   createTables?: boolean;
   /** Addresses of the instances; default 'single' (127.0.0.1 for all). See HostPlan. */
   hosts?: HostPlan;
+  /** Directory to hold everything (created; must not exist or be empty); default a new temp dir. */
+  dir?: string;
 }
 
 export interface Cluster {
@@ -97,6 +99,8 @@ export interface Cluster {
   exec(inst: Instance, sql: string, params?: unknown[]): Promise<{ affectedRows: number }>;
   /** Waits until every replica has executed all its master has written so far. */
   waitReplicated(timeoutMs?: number): Promise<void>;
+  /** The pid of the mariadbd of `inst` (for tdbctl: its backing database) while it runs. */
+  pidOf(inst: Instance): number | undefined;
   /** Clean shutdown of one instance (for tdbctl: the stand-in and its backing database). */
   stop(inst: Instance): Promise<void>;
   /** Starts a stopped instance again on the same datadir and port; replicas resume replication. */
@@ -116,7 +120,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
   const ports = portPlan(process.env[PORTS_ENV], TDBCTL_PORT_OFFSET);
   const hostOf = hostChooser(opts.hosts ?? 'single');
 
-  const cluster = new LocalCluster(await mkdtemp(join(tmpdir(), 'sbit-')), ports, hostOf);
+  const cluster = new LocalCluster(await clusterDir(opts.dir), ports, hostOf);
   try {
     await cluster.boot({ shards, slaves, tdbctl: opts.tdbctl ?? false, createTables: opts.createTables ?? true });
     return cluster;
@@ -124,6 +128,15 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     await cluster.close();
     throw err;
   }
+}
+
+async function clusterDir(dir: string | undefined): Promise<string> {
+  if (dir === undefined) return mkdtemp(join(tmpdir(), 'sbit-'));
+  const path = resolve(dir);
+  await mkdir(path, { recursive: true });
+  // close() deletes the whole dir: never adopt one holding something else.
+  if ((await readdir(path)).length > 0) throw new Error(`cluster dir ${path} is not empty`);
+  return path;
 }
 
 function hostChooser(plan: HostPlan): HostOf {
@@ -402,6 +415,10 @@ class LocalCluster implements Cluster {
         `(at ${status.Relay_Master_Log_File}:${status.Exec_Master_Log_Pos}, IO ${status.Slave_IO_Running} ${status.Last_IO_Error}, ` +
         `SQL ${status.Slave_SQL_Running} ${status.Last_SQL_Error})`,
     );
+  }
+
+  pidOf(inst: Instance): number | undefined {
+    return this.serverOf(inst).pid;
   }
 
   async stop(inst: Instance): Promise<void> {

@@ -85,6 +85,11 @@ export class MariadbServer {
     this.port = spec.port;
   }
 
+  /** The mariadbd process id while it runs. */
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
   get running(): boolean {
     return this.child !== undefined;
   }

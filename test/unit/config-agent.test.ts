@@ -131,3 +131,17 @@ test('the example file documents every key of the schema in its section, and loa
   assert.deepEqual(c.warnings, []);
   assert.equal(c.agent.hostLock, '/run/lock/spiderbackup/host.lock');
 });
+
+test('[schedule] tdbctl: host:port, unset by default; anything else a ConfigError naming file, key and value', () => {
+  assert.equal(loadAgentConfig(agentIni('[schedule]\n')).schedule.tdbctl, undefined);
+  assert.deepEqual(loadAgentConfig(agentIni('[schedule]\ntdbctl = 10.0.0.5:26000\n')).schedule.tdbctl, { host: '10.0.0.5', port: 26000 });
+  assert.deepEqual(loadAgentConfig(agentIni('[schedule]\ntdbctl = tdbctl-1.example:26001\n')).schedule.tdbctl, {
+    host: 'tdbctl-1.example',
+    port: 26001,
+  });
+  assert.deepEqual(loadAgentConfig(agentIni('[schedule]\ntdbctl = [::1]:26000\n')).schedule.tdbctl, { host: '::1', port: 26000 });
+  for (const bad of ['10.0.0.5', '10.0.0.5:0', '10.0.0.5:70000', 'a b:26000', ':26000']) {
+    const f = agentIni(`[schedule]\ntdbctl = ${bad}\n`);
+    assert.throws(() => loadAgentConfig(f), refused(f, /tdbctl = ".*": must be host:port of the tdbctl node/), bad);
+  }
+});

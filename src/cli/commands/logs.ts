@@ -7,7 +7,7 @@ import { parseCount, parsePort, type GlobalOptions, type Register } from '../opt
 export const register: Register = (program, setExit) => {
   program
     .command('logs')
-    .description('Show the agent log (the [log] file, --file, or stdin), filtered and pretty-printed.')
+    .description('Show the agent log (the [log] file, --file FILE, or stdin with --file -), filtered and pretty-printed.')
     .addHelpText(
       'after',
       `\nWithout -f, the rotated files logrotate left next to the file are read first, oldest first: <file>.N or <file>.N.gz, N = 1 to ` +
@@ -51,16 +51,18 @@ async function logsCommand(opts: LogsOptions, g: GlobalOptions): Promise<void> {
     import('../../operator/log-source.js'),
   ]);
   const file = opts.file ?? (await import('../context.js')).agentConfigFor(g).log.file;
-  if (file === undefined && process.stdin.isTTY) {
+  // Standard input only when asked for (--file -): a command that quietly waits on a pipe or a
+  // terminal nobody writes to looks hung.
+  if (file === undefined) {
     throw new UsageError(
       'no [log] file is configured, so the daemon logs to journald: journalctl -u spiderbackup -o cat | spiderbackup logs --file - (or ' +
-        'journalctl -f … for -f)',
+        'journalctl -f … for -f); or give the log file with --file FILE',
     );
   }
   const pretty = opts.json
     ? undefined
     : (await import('pino-pretty')).prettyFactory({
-        colorize: process.stdout.isTTY === true,
+        colorize: (await import('../output.js')).useColor(process.stdout),
         translateTime: 'SYS:yyyy-mm-dd HH:MM:ss.l',
         ignore: 'hostname',
       });
@@ -84,7 +86,7 @@ async function logsCommand(opts: LogsOptions, g: GlobalOptions): Promise<void> {
     backlog = undefined;
     for (const l of lines) show(l);
   };
-  if (file === undefined || file === '-') {
+  if (file === '-') {
     await readLogStream(process.stdin, onLine);
     flushBacklog();
     return;

@@ -1,0 +1,35 @@
+// The agent config of one simulated host of the sandbox: short tick and wait intervals so the demo
+// runs in seconds, its own state dir and host lock (the daemon lock is per host lock), a log file.
+import { fileURLToPath } from 'node:url';
+import type { HostPaths } from './layout.js';
+
+const DUMP_RUNNER = fileURLToPath(new URL('./dump-runner.js', import.meta.url));
+
+/**
+ * The demo's backup runner: the [backup] keys of every host, the one place that chooses it.
+ * Today a `command` runner: our dump-runner.js running mariadb-dump with an argument vector and a
+ * private defaults file.
+ * SWITCH ON (once `[backup] runner` exists): `{ runner: 'mariadb-dump' }` (or 'mariadb-backup').
+ */
+export function demoBackupSection(): Record<string, string> {
+  const run = `${process.execPath} ${DUMP_RUNNER} --config {config} --backup-id {backup_id}`;
+  return { remote_command: run, spider_command: run, kill_grace: '2s' };
+}
+
+export function demoAgentConfig(h: HostPaths, tick: string): string {
+  const sections: Record<string, Record<string, string>> = {
+    agent: { config_dir: h.confDir, state_dir: h.stateDir, host_lock: h.hostLock, tick_interval: tick },
+    backup: { install_dir: h.dir, ...demoBackupSection() },
+    schedule: { wait_interval: tick },
+    log: { file: h.log },
+    metrics: { listen: 'off' },
+  };
+  return Object.entries(sections)
+    .map(
+      ([name, kv]) =>
+        `[${name}]\n${Object.entries(kv)
+          .map(([k, v]) => `${k} = ${v}\n`)
+          .join('')}`,
+    )
+    .join('\n');
+}
