@@ -1,6 +1,6 @@
 // A test's private working area: agent config, instance drop-ins, state dir, the fake backup's
 // run records, and helpers to run the real CLI as a child process.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -137,7 +137,9 @@ export class Workspace {
       child.stderr?.destroy();
     }
     this.children.clear();
-    // A detached supervisor may still be writing its record or journal here: retry a non-empty dir.
+    // A detached supervisor may still be writing its status, record or journal here: it holds the
+    // host lock until it exits, so wait for the lock (bounded), then retry a non-empty dir anyway.
+    if (existsSync(this.hostLock)) spawnSync('flock', ['--wait', '30', this.hostLock, 'true'], { stdio: 'ignore' });
     rmSync(this.dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
   }
 }
