@@ -7,7 +7,9 @@ cd "$(dirname "$0")/.."
 # util-linux: flock(1), which holds the host and daemon locks (and unshare/mount for the release
 # test). systemd: systemd-analyze and systemd-tmpfiles judge the unit and the tmpfiles entry.
 # logrotate: the log rotation tests run the real one. procps: ps, for operators and debugging.
-packages=(mariadb-server mariadb-plugin-spider util-linux mount systemd procps logrotate)
+# mariadb-backup (with mbstream), mariadb-client (mariadb-dump, mariadb) and zstd: the built-in
+# backup runners and `verify --restore-test` (README "Backup runners").
+packages=(mariadb-server mariadb-plugin-spider util-linux mount systemd procps logrotate mariadb-backup mariadb-client zstd)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

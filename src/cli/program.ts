@@ -13,10 +13,11 @@ import * as query from './commands/query.js';
 import * as resume from './commands/resume.js';
 import * as schedule from './commands/schedule.js';
 import * as status from './commands/status.js';
+import * as verify from './commands/verify.js';
 import { configOption, type SetExit } from './options.js';
 
 /** In the order `--help` lists them. */
-const COMMANDS = [check, schedule, query, daemon, pause, resume, status, logs];
+const COMMANDS = [check, schedule, query, verify, daemon, pause, resume, status, logs];
 
 export function buildProgram(setExit: SetExit): Command {
   const program = new Command('spiderbackup')
