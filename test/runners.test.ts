@@ -126,8 +126,9 @@ function toolPids(name: string, id: string): number[] {
   for (const e of readdirSync('/proc')) {
     if (!/^\d+$/.test(e)) continue;
     try {
-      const argv0 = readFileSync(`/proc/${e}/cmdline`, 'utf8').split('\0')[0] ?? '';
-      if (!argv0.endsWith(name)) continue;
+      const argv = readFileSync(`/proc/${e}/cmdline`, 'utf8').split('\0');
+      // The tool itself, not its `--version` probe.
+      if (!(argv[0] ?? '').endsWith(name) || !argv.some((a) => a.startsWith('--defaults-file='))) continue;
       if (readFileSync(`/proc/${e}/environ`, 'utf8').includes(id)) found.push(Number(e));
     } catch {
       // gone meanwhile
@@ -151,64 +152,71 @@ function cmdlinesHolding(secret: string): string[] {
   return hits;
 }
 
-describe('a backup blocked midway (mariadb-dump)', () => {
-  let locker: mysql.Connection;
-  before(async () => {
-    ws.writeAgentConfig({ backup: { runner: 'mariadb-dump' } });
-    // FLUSH TABLES WITH READ LOCK (--master-data) waits for this write lock: the dump stays midway.
-    locker = await mysql.createConnection({ socketPath: m0.socket, user: 'root' });
-    await locker.query('LOCK TABLES shop.orders WRITE');
-  });
-  after(async () => {
-    await locker?.query('UNLOCK TABLES').catch(() => undefined);
-    await locker?.end().catch(() => undefined);
-  });
-
-  async function startBlocked(id: string) {
-    await insertTasks(cluster, [{ backupId: id, for: m0 }]);
-    const run = ws.start(['check', '--run', '-c', inis.get(m0) as string]);
-    const [pid] = await waitFor(`mariadb-dump of ${id}`, () => {
-      const p = toolPids('mariadb-dump', id);
-      return p.length > 0 && existsSync(`${dirOf(id, m0)}.partial`) ? p : undefined;
+for (const tool of ['mariadb-dump', 'mariadb-backup'] as const) {
+  describe(`a backup blocked midway (${tool})`, () => {
+    let locker: mysql.Connection;
+    before(async () => {
+      ws.writeAgentConfig({ backup: { runner: tool } });
+      // mariadb-dump's FLUSH TABLES WITH READ LOCK (--master-data) and mariadb-backup's BACKUP STAGE
+      // wait for these write locks: the backup stays midway.
+      locker = await mysql.createConnection({ socketPath: m0.socket, user: 'root' });
+      await locker.query('LOCK TABLES shop.orders WRITE, shop.customers WRITE');
     });
-    return { run, pid: pid as number };
-  }
+    after(async () => {
+      await locker?.query('UNLOCK TABLES').catch(() => undefined);
+      await locker?.end().catch(() => undefined);
+    });
 
-  test('no password on any command line; killed midway it leaves no directory, the task failed', { timeout: 120_000 }, async () => {
-    const id = 'rt-fail';
-    const { run, pid } = await startBlocked(id);
-    assert.deepEqual(cmdlinesHolding(ADMIN_PASSWORD), [], 'the password is on a command line');
-    // The credentials file the tool reads: owner-only, in an owner-only directory.
-    const defaults = (
-      readFileSync(`/proc/${pid}/cmdline`, 'utf8')
-        .split('\0')
-        .find((a) => a.startsWith('--defaults-file=')) ?? ''
-    ).slice(16);
-    assert.equal(statSync(defaults).mode & 0o777, 0o600);
-    assert.equal(statSync(join(defaults, '..')).mode & 0o777, 0o700);
-    assert.ok(!existsSync(dirOf(id, m0)), 'no final directory while it runs');
-    process.kill(pid, 'SIGKILL');
-    const r = await run.result;
-    assert.equal(r.code, 1, r.stdout);
-    assert.match((await statusOf(cluster, m0, id)) ?? '', /^failed/);
-    assert.ok(!existsSync(dirOf(id, m0)) && !existsSync(`${dirOf(id, m0)}.partial`), 'nothing left behind');
-    assert.ok(!existsSync(defaults), 'the credentials file is removed');
-    const v = await ws.cli('verify', id);
-    assert.equal(v.code, 1);
-    assert.match(v.stdout, /task status is "failed.*no manifest published/);
-  });
+    async function startBlocked(id: string) {
+      await insertTasks(cluster, [{ backupId: id, for: m0 }]);
+      const run = ws.start(['check', '--run', '-c', inis.get(m0) as string]);
+      const [pid] = await waitFor(`${tool} of ${id}`, async () => {
+        const p = toolPids(tool, id);
+        if (p.length > 0 && existsSync(`${dirOf(id, m0)}.partial`)) return p;
+        // Not blocked after all: say why rather than time out.
+        if (run.child.exitCode !== null)
+          assert.fail(`check --run ended: ${run.stdout()}\n${run.stderr()}\n${await statusOf(cluster, m0, id)}`);
+        return undefined;
+      });
+      return { run, pid: pid as number };
+    }
 
-  test('a quit kills the backup group: no directory left, quit: success', { timeout: 120_000 }, async () => {
-    const id = 'rt-quit';
-    const { run, pid } = await startBlocked(id);
-    await cluster.exec(m0, "UPDATE infodba_schema.global_backup SET BackupStatus = 'quit' WHERE BackupId = ?", [id]);
-    const q = await ws.cli('check', '--run', '-c', inis.get(m0) as string);
-    assert.equal(q.code, 0, q.stderr);
-    await run.result;
-    await waitFor('the dump to be gone', () => toolPids('mariadb-dump', id).length === 0 || undefined);
-    assert.ok(!existsSync(`/proc/${pid}`) || readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z'), 'the dump was killed');
-    assert.equal(await statusOf(cluster, m0, id), 'quit: success');
-    await waitFor('the partial directory to be removed', () => !existsSync(`${dirOf(id, m0)}.partial`) || undefined);
-    assert.ok(!existsSync(dirOf(id, m0)), 'no final directory');
+    test('no password on any command line; killed midway it leaves no directory, the task failed', { timeout: 120_000 }, async () => {
+      const id = `rt-fail-${tool}`;
+      const { run, pid } = await startBlocked(id);
+      assert.deepEqual(cmdlinesHolding(ADMIN_PASSWORD), [], 'the password is on a command line');
+      // The credentials file the tool reads: owner-only, in an owner-only directory.
+      const defaults = (
+        readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+          .split('\0')
+          .find((a) => a.startsWith('--defaults-file=')) ?? ''
+      ).slice(16);
+      assert.equal(statSync(defaults).mode & 0o777, 0o600);
+      assert.equal(statSync(join(defaults, '..')).mode & 0o777, 0o700);
+      assert.ok(!existsSync(dirOf(id, m0)), 'no final directory while it runs');
+      process.kill(pid, 'SIGKILL');
+      const r = await run.result;
+      assert.equal(r.code, 1, r.stdout);
+      assert.match((await statusOf(cluster, m0, id)) ?? '', /^failed/);
+      assert.ok(!existsSync(dirOf(id, m0)) && !existsSync(`${dirOf(id, m0)}.partial`), 'nothing left behind');
+      assert.ok(!existsSync(defaults), 'the credentials file is removed');
+      const v = await ws.cli('verify', id);
+      assert.equal(v.code, 1);
+      assert.match(v.stdout, /task status is "failed.*no manifest published/);
+    });
+
+    test('a quit kills the backup group: no directory left, quit: success', { timeout: 120_000 }, async () => {
+      const id = `rt-quit-${tool}`;
+      const { run, pid } = await startBlocked(id);
+      await cluster.exec(m0, "UPDATE infodba_schema.global_backup SET BackupStatus = 'quit' WHERE BackupId = ?", [id]);
+      const q = await ws.cli('check', '--run', '-c', inis.get(m0) as string);
+      assert.equal(q.code, 0, q.stderr);
+      await run.result;
+      await waitFor('the dump to be gone', () => toolPids(tool, id).length === 0 || undefined);
+      assert.ok(!existsSync(`/proc/${pid}`) || readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z'), 'the dump was killed');
+      assert.equal(await statusOf(cluster, m0, id), 'quit: success');
+      await waitFor('the partial directory to be removed', () => !existsSync(`${dirOf(id, m0)}.partial`) || undefined);
+      assert.ok(!existsSync(dirOf(id, m0)), 'no final directory');
+    });
   });
-});
+}

@@ -20,6 +20,7 @@ import { COMPRESS_ARGV, COMPRESSOR, DATA_FILE, positionFromBackupLog, positionFr
 
 const LOG_TAIL_BYTES = 64 * 1024;
 const DUMP_HEAD_BYTES = 64 * 1024;
+const ABORT_GRACE_MS = 300;
 
 export class RunnerError extends Error {
   override readonly name = 'RunnerError';
@@ -215,9 +216,14 @@ async function runPipeline(tool: RunnerSpec['tool'], argv: string[], outFile: st
   } finally {
     closeSync(out);
   }
+  // The agent's kill grace may be short (kill_grace): what does not end at once is killed, so
+  // that the partial output is removed before the agent's own SIGKILL could reach this process.
   const onAbort = () => {
     toolChild.kill('SIGTERM');
     zstd.kill('SIGTERM');
+    setTimeout(() => {
+      for (const c of [toolChild, zstd]) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    }, ABORT_GRACE_MS).unref();
   };
   signal.addEventListener('abort', onAbort, { once: true });
   let log = '';
