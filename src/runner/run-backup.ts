@@ -82,7 +82,7 @@ export async function runBackup(spec: RunnerSpec, io: RunnerIo): Promise<number>
       datadir: info.datadir,
       role: spec.role,
       logBin: info.logBin,
-      replica: info.replica,
+      replica: info.replica ?? spec.role === 'slave',
     });
     const dataFile = DATA_FILE[spec.tool];
     io.say(`${spec.tool} started for ${spec.key.host}:${spec.key.port} into ${paths.partial}`);

@@ -7,8 +7,8 @@ export interface SourceInfo {
   datadir: string;
   version: string;
   logBin: boolean;
-  /** SHOW SLAVE STATUS returned a row. */
-  replica: boolean;
+  /** SHOW SLAVE STATUS returned a row; undefined when the user may not ask. */
+  replica: boolean | undefined;
 }
 
 export async function sourceInfo(c: Queryable): Promise<SourceInfo> {
@@ -18,8 +18,16 @@ export async function sourceInfo(c: Queryable): Promise<SourceInfo> {
     logBin: number | string;
   }[];
   const r = rows[0] as { datadir: string; version: string; logBin: number | string };
-  const slave = (await c.query('SHOW SLAVE STATUS')) as unknown[];
-  return { datadir: r.datadir, version: r.version, logBin: Number(r.logBin) === 1, replica: slave.length > 0 };
+  return { datadir: r.datadir, version: r.version, logBin: Number(r.logBin) === 1, replica: await isReplica(c) };
+}
+
+/** SHOW SLAVE STATUS needs SLAVE MONITOR: without it, undefined (the caller goes by the task's role). */
+async function isReplica(c: Queryable): Promise<boolean | undefined> {
+  try {
+    return ((await c.query('SHOW SLAVE STATUS')) as unknown[]).length > 0;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Schemas that are the server's own, or spiderbackup's bookkeeping (changed by the backup itself). */
