@@ -6,6 +6,7 @@
 // complete.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
@@ -86,6 +87,14 @@ for (const tool of ['mariadb-dump', 'mariadb-backup'] as const) {
           readdirSync(join(backupDir, id)).filter((f) => f.endsWith('.partial')),
           [],
         );
+      }
+      if (tool === 'mariadb-dump') {
+        // The spider node's dump holds its Spider tables' definitions, not the shards' rows.
+        const dump = spawnSync('zstd', ['-q', '-d', '-c', join(dirOf(id, cluster.spider), 'dump.sql.zst')], { maxBuffer: 1 << 28 });
+        assert.match(dump.stdout.toString(), /CREATE TABLE `global_backup`[^;]*ENGINE=SPIDER/);
+        assert.doesNotMatch(dump.stdout.toString(), /INSERT INTO `global_backup`/);
+        const shard = spawnSync('zstd', ['-q', '-d', '-c', join(dirOf(id, m0), 'dump.sql.zst')], { maxBuffer: 1 << 28 });
+        assert.match(shard.stdout.toString(), /INSERT INTO `global_backup`/);
       }
       const v = await ws.cli('verify', id);
       assert.equal(v.code, 0, `${v.stdout}\n${v.stderr}`);
@@ -171,6 +180,23 @@ for (const tool of ['mariadb-dump', 'mariadb-backup'] as const) {
       await locker?.end().catch(() => undefined);
     });
 
+    /** What a timed-out wait saw: the server's sessions, the backup's processes, the logs. */
+    async function explain(id: string): Promise<string> {
+      const sessions = await cluster.query(m0, 'SELECT ID, USER, COMMAND, TIME, STATE, INFO FROM information_schema.PROCESSLIST');
+      const procs = readdirSync('/proc')
+        .filter((e) => /^\d+$/.test(e))
+        .flatMap((e) => {
+          try {
+            if (!readFileSync(`/proc/${e}/environ`, 'utf8').includes(id)) return [];
+            return [`${readFileSync(`/proc/${e}/stat`, 'utf8').split(' ').slice(0, 3).join(' ')}`];
+          } catch {
+            return [];
+          }
+        });
+      const log = existsSync(join(ws.dir, 'agent.log')) ? readFileSync(join(ws.dir, 'agent.log'), 'utf8').slice(-3000) : '';
+      return JSON.stringify({ sessions, procs, status: await statusOf(cluster, m0, id), log });
+    }
+
     async function startBlocked(id: string) {
       await insertTasks(cluster, [{ backupId: id, for: m0 }]);
       const run = ws.start(['check', '--run', '-c', inis.get(m0) as string]);
@@ -215,11 +241,18 @@ for (const tool of ['mariadb-dump', 'mariadb-backup'] as const) {
       await cluster.exec(m0, "UPDATE infodba_schema.global_backup SET BackupStatus = 'quit' WHERE BackupId = ?", [id]);
       const q = await ws.cli('check', '--run', '-c', inis.get(m0) as string);
       assert.equal(q.code, 0, q.stderr);
-      await run.result;
-      await waitFor('the dump to be gone', () => toolPids(tool, id).length === 0 || undefined);
+      const first = await run.result;
+      writeFileSync(join(ws.dir, 'agent.log'), `${first.stderr}\n---\n${q.stderr}`);
+      await waitFor('the dump to be gone', () => toolPids(tool, id).length === 0 || undefined).catch(async (err: Error) => {
+        throw new Error(`${err.message}: ${await explain(id)}`);
+      });
       assert.ok(!existsSync(`/proc/${pid}`) || readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z'), 'the dump was killed');
       assert.equal(await statusOf(cluster, m0, id), 'quit: success');
-      await waitFor('the partial directory to be removed', () => !existsSync(`${dirOf(id, m0)}.partial`) || undefined);
+      await waitFor('the partial directory to be removed', () => !existsSync(`${dirOf(id, m0)}.partial`) || undefined).catch(
+        async (err: Error) => {
+          throw new Error(`${err.message}: ${await explain(id)}`);
+        },
+      );
       assert.ok(!existsSync(dirOf(id, m0)), 'no final directory');
     });
   });

@@ -5,7 +5,16 @@ import { parseRunnerArgs, RunnerUsageError } from '../runner/args.js';
 import { runBackup } from '../runner/run-backup.js';
 import { errorMessage } from '../errors.js';
 
-const say = (line: string) => process.stderr.write(`spiderbackup runner: ${line}\n`);
+// stderr goes to the supervisor, which a quit kills along with us: a write after it is gone fails
+// with EPIPE, which must not end this process before it has removed its partial output.
+process.stderr.on('error', () => {});
+const say = (line: string) => {
+  try {
+    process.stderr.write(`spiderbackup runner: ${line}\n`);
+  } catch {
+    // the supervisor is gone; the outcome is in the directory and the row
+  }
+};
 
 let spec;
 try {

@@ -12,7 +12,7 @@ import { IniReader } from '../config/ini-file.js';
 import { connect } from '../db.js';
 import { ConfigError, errorMessage } from '../errors.js';
 import { publishVerdict } from '../sql/manifests.js';
-import { sourceInfo } from '../sql/source-info.js';
+import { sourceInfo, spiderTables } from '../sql/source-info.js';
 import type { RunnerSpec } from './args.js';
 import { writeDefaultsFile, type DefaultsFile } from './defaults-file.js';
 import { checkBackupDir, describeFile, fsyncDir, MANIFEST_FILE, writeManifest, type Manifest } from './manifest.js';
@@ -61,7 +61,11 @@ export async function runBackup(spec: RunnerSpec, io: RunnerIo): Promise<number>
   const instance = loadInstanceConfig(spec.instanceFile);
   const paths = backupPaths(backupDirOf(instance), spec.key);
   const startedAt = new Date();
-  const info = await withConn(instance, sourceInfo);
+  const { info, spider } = await withConn(instance, async (c) => ({
+    info: await sourceInfo(c),
+    // Read through a Spider table, a dump would copy every shard's data into the spider node's backup.
+    spider: spec.tool === 'mariadb-dump' ? await spiderTables(c) : [],
+  }));
 
   if (existsSync(join(paths.final, MANIFEST_FILE)))
     throw new RunnerError(`${paths.final} already holds a complete backup; not overwritten`);
@@ -83,6 +87,7 @@ export async function runBackup(spec: RunnerSpec, io: RunnerIo): Promise<number>
       role: spec.role,
       logBin: info.logBin,
       replica: info.replica ?? spec.role === 'slave',
+      spiderTables: spider,
     });
     const dataFile = DATA_FILE[spec.tool];
     io.say(`${spec.tool} started for ${spec.key.host}:${spec.key.port} into ${paths.partial}`);

@@ -21,6 +21,8 @@ export interface ToolContext {
   role: RunnerRole;
   logBin: boolean;
   replica: boolean;
+  /** `schema.table` of the instance's Spider tables (mariadb-dump: definitions only). */
+  spiderTables: string[];
 }
 
 /** `--defaults-file` first: only our file is read, never /etc/mysql's client settings. */
@@ -51,6 +53,7 @@ export function toolArgv(tool: RunnerTool, ctx: ToolContext): string[] {
     '--events',
     '--triggers',
     '--hex-blob',
+    ...ctx.spiderTables.map((t) => `--ignore-table-data=${t}`),
   ];
 }
 

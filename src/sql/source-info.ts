@@ -30,6 +30,17 @@ async function isReplica(c: Queryable): Promise<boolean | undefined> {
   }
 }
 
+/**
+ * `schema.table` of every Spider table: their data lives on the shards, which have their own
+ * backups, so a dump of a spider node takes only their definitions.
+ */
+export async function spiderTables(c: Queryable): Promise<string[]> {
+  const rows = (await c.query(
+    `SELECT TABLE_SCHEMA AS s, TABLE_NAME AS t FROM information_schema.TABLES WHERE ENGINE = 'SPIDER' ORDER BY TABLE_SCHEMA, TABLE_NAME`,
+  )) as { s: string; t: string }[];
+  return rows.map((r) => `${r.s}.${r.t}`);
+}
+
 /** Schemas that are the server's own, or spiderbackup's bookkeeping (changed by the backup itself). */
 export const NOT_COMPARED = ['mysql', 'information_schema', 'performance_schema', 'sys', 'infodba_schema'];
 

@@ -54,11 +54,20 @@ test('[backup] runner picks our runner as the backup command, with no credential
 });
 
 test('tool argument vectors: defaults file first; position options by binlog and role', () => {
-  const ctx = { defaultsFile: '/t/c.cnf', scratch: '/t', datadir: '/data/', role: 'master' as const, logBin: true, replica: false };
+  const ctx = {
+    defaultsFile: '/t/c.cnf',
+    scratch: '/t',
+    datadir: '/data/',
+    role: 'master' as const,
+    logBin: true,
+    replica: false,
+    spiderTables: [],
+  };
   const dump = toolArgv('mariadb-dump', ctx);
   assert.equal(dump[1], '--defaults-file=/t/c.cnf');
   assert.ok(dump.includes('--master-data=2') && dump.includes('--single-transaction') && dump.includes('--gtid'));
   assert.ok(toolArgv('mariadb-dump', { ...ctx, logBin: false, replica: true }).includes('--dump-slave=2'));
+  assert.ok(toolArgv('mariadb-dump', { ...ctx, spiderTables: ['db.t'] }).includes('--ignore-table-data=db.t'));
   const backup = toolArgv('mariadb-backup', { ...ctx, replica: true });
   assert.equal(backup[1], '--defaults-file=/t/c.cnf');
   assert.ok(backup.includes('--stream=xbstream') && backup.includes('--datadir=/data/') && backup.includes('--slave-info'));
