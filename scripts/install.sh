@@ -8,13 +8,14 @@ cd "$(dirname "$0")/.."
 # test). systemd: systemd-analyze and systemd-tmpfiles judge the unit and the tmpfiles entry.
 # logrotate: the log rotation tests run the real one. procps: ps, for operators and debugging.
 # prometheus: promtool, which judges /metrics and the example alert rules in the tests.
-# mariadb-client: mariadb-dump, the sandbox's backups (`npm run demo`). bsdutils: script(1), a
-# real terminal for the CLI tests.
+# mariadb-client: mariadb-dump and mariadb (the sandbox's and the runners' backups, restores).
+# mariadb-backup (with mbstream) and zstd: the built-in backup runners and `verify --restore-test`
+# (README "Backup runners"). bsdutils: script(1), a real terminal for the CLI tests.
 packages=(
   mariadb-server mariadb-plugin-spider
   util-linux mount systemd procps logrotate
   prometheus
-  mariadb-client bsdutils
+  mariadb-client mariadb-backup zstd bsdutils
 )
 missing=()
 for p in "${packages[@]}"; do

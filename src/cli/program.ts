@@ -16,10 +16,11 @@ import * as resume from './commands/resume.js';
 import * as sandbox from './commands/sandbox.js';
 import * as schedule from './commands/schedule.js';
 import * as status from './commands/status.js';
+import * as verify from './commands/verify.js';
 import { configOption, type SetExit } from './options.js';
 
 /** In the order `--help` lists them. */
-const COMMANDS = [check, schedule, query, list, cancel, daemon, pause, resume, status, logs, sandbox];
+const COMMANDS = [check, schedule, query, list, cancel, verify, daemon, pause, resume, status, logs, sandbox];
 
 export function buildProgram(setExit: SetExit): Command {
   const program = new Command('spiderbackup')

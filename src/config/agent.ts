@@ -14,7 +14,7 @@ export interface AgentConfig {
   /** The file these settings came from; undefined when defaults are used. */
   file: string | undefined;
   agent: { configDir: string; stateDir: string; tickIntervalMs: number; hostLock: string };
-  backup: { installDir: string; remoteCommand: string[]; spiderCommand: string[]; killGraceMs: number };
+  backup: { installDir: string; remoteCommand: string[]; spiderCommand: string[]; killGraceMs: number; runner: BackupRunner };
   schedule: {
     cron: string | undefined;
     waitIntervalMs: number;
@@ -37,6 +37,10 @@ export interface AgentConfigOptions {
   /** Unknown sections and keys are a ConfigError instead of warnings (`--strict`). */
   strict?: boolean;
 }
+
+/** `command`: the templates below; the others: the built-in runner (src/runner/) runs that tool. */
+export const BACKUP_RUNNERS = ['command', 'mariadb-backup', 'mariadb-dump'] as const;
+export type BackupRunner = (typeof BACKUP_RUNNERS)[number];
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
 
@@ -75,6 +79,7 @@ export const AGENT_SCHEMA = {
     },
     spider_command: { kind: 'command', default: '{install_dir}/dbbackup_main.sh -k {backup_id}' },
     kill_grace: { kind: 'duration', default: '10s', min: 0, max: HOUR },
+    runner: { kind: 'choice', default: 'command', choices: BACKUP_RUNNERS },
   },
   schedule: {
     cron: { kind: 'optional' },
@@ -146,6 +151,7 @@ function agentConfigFrom(ini: IniReader, file: string | undefined, cwd: string, 
       remoteCommand: v('backup', 'remote_command'),
       spiderCommand: v('backup', 'spider_command'),
       killGraceMs: v('backup', 'kill_grace'),
+      runner: v('backup', 'runner') as BackupRunner,
     },
     schedule: {
       cron: v('schedule', 'cron'),

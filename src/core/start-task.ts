@@ -8,14 +8,23 @@ import type { AgentConfig } from '../config/agent.js';
 import { expandCommand } from '../config/command-template.js';
 import { isSpiderInstance, type InstanceConfig } from '../config/instance.js';
 import { spawnArgv, waitForExit } from '../process/processes.js';
+import { roleOfWrapper, runnerArgs } from '../runner/args.js';
 import type { TaskKey, TaskRow } from '../sql/tasks.js';
 import { lockedSupervisorArgv, REPORT_CLAIMED, SUPERVISOR_EXIT, type SupervisorSpec } from './protocol.js';
 
 const SUPERVISOR_SCRIPT = fileURLToPath(new URL('../bin/supervisor.js', import.meta.url));
 
+const RUNNER_SCRIPT = fileURLToPath(new URL('../bin/runner.js', import.meta.url));
+
 /** The backup command of one task, from the agent's templates (never through a shell). */
 export function backupArgv(config: AgentConfig, instance: InstanceConfig, task: TaskKey & { wrapper?: string }): string[] {
   const spider = isSpiderInstance(instance) || task.wrapper === 'SPIDER';
+  if (config.backup.runner !== 'command') {
+    // A built-in runner: our own entry point, which runs the real tool; no credential in this argv.
+    const key = { backupId: task.backupId, host: task.host, port: task.port, shardValue: task.shardValue };
+    const role = roleOfWrapper(task.wrapper, spider);
+    return [process.execPath, RUNNER_SCRIPT, ...runnerArgs({ tool: config.backup.runner, key, role, instanceFile: instance.file })];
+  }
   return expandCommand(spider ? config.backup.spiderCommand : config.backup.remoteCommand, {
     config: instance.file,
     backup_id: task.backupId,

@@ -64,6 +64,8 @@ export interface ServerSpec {
   host?: string;
   port: number;
   serverId: number;
+  /** Appended to mariadbd's arguments (a restore test's throw-away instance: --skip-networking …). */
+  extraArgs?: string[];
 }
 
 export class MariadbServer {
@@ -161,6 +163,7 @@ export class MariadbServer {
       '--skip-name-resolve',
       `--pid-file=${join(dir, 'mariadbd.pid')}`,
       `--log-error=${this.errorLog}`,
+      ...(this.spec.extraArgs ?? []),
     ];
   }
 

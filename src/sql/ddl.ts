@@ -101,3 +101,30 @@ export function createCancelTable(): string {
   PRIMARY KEY (BackupId, Host, Port)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`;
 }
+
+export const MANIFEST_TABLE = 'spiderbackup_manifest';
+
+/**
+ * A built-in runner's verdict on its own output (README "Verifying a backup"): one row per backup
+ * id and instance, keyed by the (Host, Port) it was written for and written on that instance
+ * itself, so a master's row reaching its replica by replication never collides with the
+ * replica's own. `verify` on the spider node reads them.
+ */
+export function createManifestTable(): string {
+  return `CREATE TABLE IF NOT EXISTS ${SCHEMA}.${MANIFEST_TABLE} (
+  BackupId varchar(40) NOT NULL DEFAULT '',
+  Host varchar(60) NOT NULL DEFAULT '',
+  Port int NOT NULL DEFAULT 0,
+  ShardValue int NOT NULL DEFAULT 0,
+  Role varchar(20) NOT NULL DEFAULT '',
+  Tool varchar(32) NOT NULL DEFAULT '',
+  Dir varchar(1024) NOT NULL DEFAULT '',
+  Bytes bigint NOT NULL DEFAULT 0,
+  ManifestSha256 char(64) NOT NULL DEFAULT '',
+  Verdict varchar(10) NOT NULL DEFAULT '',
+  VerdictDetail varchar(1024) NOT NULL DEFAULT '',
+  Manifest mediumtext NOT NULL,
+  CheckedAt timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP,
+  PRIMARY KEY (BackupId, Host, Port)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`;
+}

@@ -1,0 +1,129 @@
+// The manifest of one instance's backup (README "Backup runners"): written last and atomically
+// into its directory. A directory without one is incomplete by definition. Checking a directory
+// against its manifest is what the agent does right after the backup and what `verify` repeats.
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync, fsyncSync, closeSync, openSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Position } from './tools.js';
+
+export const MANIFEST_FILE = 'manifest.json';
+export const MANIFEST_FORMAT = 1;
+
+export interface ManifestFile {
+  name: string;
+  bytes: number;
+  sha256: string;
+}
+
+export interface Manifest {
+  format: typeof MANIFEST_FORMAT;
+  backupId: string;
+  /** The spider node's address as the instance ini names it ([Public] ClusterAddress …); '' when unknown. */
+  cluster: string;
+  host: string;
+  port: number;
+  role: string;
+  shardValue: number;
+  tool: { name: string; version: string };
+  compression: string;
+  serverVersion: string;
+  startedAt: string;
+  endedAt: string;
+  bytes: number;
+  files: ManifestFile[];
+  position: Position;
+}
+
+export async function sha256File(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+export async function describeFile(dir: string, name: string): Promise<ManifestFile> {
+  const path = join(dir, name);
+  return { name, bytes: statSync(path).size, sha256: await sha256File(path) };
+}
+
+export const sha256Text = (text: string): string => createHash('sha256').update(text).digest('hex');
+
+export function manifestText(m: Manifest): string {
+  return `${JSON.stringify(m, null, 2)}\n`;
+}
+
+/** Temporary file, fsync, rename: the manifest is either absent or whole. Returns its text. */
+export function writeManifest(dir: string, m: Manifest): string {
+  const text = manifestText(m);
+  const tmp = join(dir, `.${MANIFEST_FILE}.tmp`);
+  const fd = openSync(tmp, 'w', 0o640);
+  try {
+    writeSync(fd, text);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, join(dir, MANIFEST_FILE));
+  fsyncDir(dir);
+  return text;
+}
+
+export function fsyncDir(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export interface DirCheck {
+  ok: boolean;
+  /** One line per problem, naming the file. */
+  problems: string[];
+  /** sha256 of manifest.json as found; undefined when it is missing. */
+  manifestSha256: string | undefined;
+  manifest: Manifest | undefined;
+}
+
+/**
+ * Checks a backup directory against its own manifest (and, when given, against the manifest digest
+ * published at backup time): every listed file present with its size and sha256.
+ */
+export async function checkBackupDir(dir: string, expectedManifestSha256?: string): Promise<DirCheck> {
+  const path = join(dir, MANIFEST_FILE);
+  if (!existsSync(dir)) return { ok: false, problems: [`${dir}: directory missing`], manifestSha256: undefined, manifest: undefined };
+  if (!existsSync(path))
+    return { ok: false, problems: [`${path}: manifest missing (incomplete backup)`], manifestSha256: undefined, manifest: undefined };
+  const text = readFileSync(path, 'utf8');
+  const digest = sha256Text(text);
+  const problems: string[] = [];
+  if (expectedManifestSha256 !== undefined && expectedManifestSha256 !== digest)
+    problems.push(`${path}: sha256 ${digest.slice(0, 12)}… differs from the published ${expectedManifestSha256.slice(0, 12)}…`);
+  let manifest: Manifest;
+  try {
+    manifest = JSON.parse(text) as Manifest;
+    if (!Array.isArray(manifest.files)) throw new Error('no files list');
+  } catch (err) {
+    return {
+      ok: false,
+      problems: [...problems, `${path}: not a manifest (${(err as Error).message})`],
+      manifestSha256: digest,
+      manifest: undefined,
+    };
+  }
+  for (const f of manifest.files) {
+    const p = join(dir, f.name);
+    if (!existsSync(p)) {
+      problems.push(`${p}: missing`);
+      continue;
+    }
+    const size = statSync(p).size;
+    if (size !== f.bytes) {
+      problems.push(`${p}: ${size} bytes, manifest says ${f.bytes}`);
+      continue;
+    }
+    const sum = await sha256File(p);
+    if (sum !== f.sha256) problems.push(`${p}: sha256 mismatch (${sum.slice(0, 12)}…, manifest says ${f.sha256.slice(0, 12)}…)`);
+  }
+  return { ok: problems.length === 0, problems, manifestSha256: digest, manifest };
+}

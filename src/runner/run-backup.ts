@@ -1,0 +1,261 @@
+// One instance's backup by a built-in runner: the real tool, through the compressor, into
+// <BackupDir>/<backup_id>/<host>_<port>.partial/; then the manifest, written last and atomically;
+// then the rename to <host>_<port>/. A failed or cancelled backup's partial directory is removed.
+// Right after, the agent checks its own output and publishes the verdict on the instance.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, renameSync, rmSync } from 'node:fs';
+import { isAbsolute, join } from 'node:path';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { loadInstanceConfig, type InstanceConfig } from '../config/instance.js';
+import { IniReader } from '../config/ini-file.js';
+import { connect } from '../db.js';
+import { ConfigError, errorMessage } from '../errors.js';
+import { publishVerdict } from '../sql/manifests.js';
+import { sourceInfo, spiderTables } from '../sql/source-info.js';
+import type { RunnerSpec } from './args.js';
+import { writeDefaultsFile, type DefaultsFile } from './defaults-file.js';
+import { checkBackupDir, describeFile, fsyncDir, MANIFEST_FILE, writeManifest, type Manifest } from './manifest.js';
+import { COMPRESS_ARGV, COMPRESSOR, DATA_FILE, positionFromBackupLog, positionFromDumpHead, toolArgv, type Position } from './tools.js';
+
+const LOG_TAIL_BYTES = 64 * 1024;
+const DUMP_HEAD_BYTES = 64 * 1024;
+const ABORT_GRACE_MS = 300;
+
+export class RunnerError extends Error {
+  override readonly name = 'RunnerError';
+}
+
+/** Where an instance's backups go: [Public] BackupDir of its ini, which must be absolute. */
+export function backupDirOf(instance: InstanceConfig): string {
+  const dir = new IniReader(instance.file, instance.sections).string('Public', 'BackupDir');
+  if (!isAbsolute(dir)) throw new ConfigError(instance.file, '[Public] BackupDir', dir, 'must be an absolute path');
+  return dir;
+}
+
+export interface BackupPaths {
+  /** <BackupDir>/<backup_id> */
+  base: string;
+  /** <base>/<host>_<port>: complete only with its manifest. */
+  final: string;
+  /** <final>.partial: where the backup is written; never complete. */
+  partial: string;
+}
+
+export function backupPaths(backupDir: string, key: { backupId: string; host: string; port: number }): BackupPaths {
+  // validateBackupId allows dots: '.' and '..' would leave the backup directory.
+  if (/^\.+$/.test(key.backupId)) throw new RunnerError(`backup id ${JSON.stringify(key.backupId)} cannot name a directory`);
+  const base = join(backupDir, key.backupId);
+  const final = join(base, `${key.host}_${key.port}`);
+  return { base, final, partial: `${final}.partial` };
+}
+
+export interface RunnerIo {
+  /** One line for the supervisor's log (stderr). */
+  say(line: string): void;
+  /** Set by the signal handler: stop now, remove the partial output. */
+  signal: AbortSignal;
+}
+
+export async function runBackup(spec: RunnerSpec, io: RunnerIo): Promise<number> {
+  const instance = loadInstanceConfig(spec.instanceFile);
+  const paths = backupPaths(backupDirOf(instance), spec.key);
+  const startedAt = new Date();
+  const { info, spider } = await withConn(instance, async (c) => ({
+    info: await sourceInfo(c),
+    // Read through a Spider table, a dump would copy every shard's data into the spider node's backup.
+    spider: spec.tool === 'mariadb-dump' ? await spiderTables(c) : [],
+  }));
+
+  if (existsSync(join(paths.final, MANIFEST_FILE)))
+    throw new RunnerError(`${paths.final} already holds a complete backup; not overwritten`);
+  // Left by a crash: incomplete by definition, and in the way.
+  rmSync(paths.final, { recursive: true, force: true });
+  rmSync(paths.partial, { recursive: true, force: true });
+  mkdirSync(paths.partial, { recursive: true, mode: 0o750 });
+
+  const groups = spec.tool === 'mariadb-backup' ? ['client', 'mariadb-backup'] : ['client'];
+  let defaults: DefaultsFile | undefined;
+  let complete = false;
+  try {
+    defaults = writeDefaultsFile(instance, groups);
+    const version = await toolVersion(spec.tool);
+    const argv = toolArgv(spec.tool, {
+      defaultsFile: defaults.path,
+      scratch: defaults.dir,
+      datadir: info.datadir,
+      role: spec.role,
+      logBin: info.logBin,
+      replica: info.replica ?? spec.role === 'slave',
+      spiderTables: spider,
+    });
+    const dataFile = DATA_FILE[spec.tool];
+    io.say(`${spec.tool} started for ${spec.key.host}:${spec.key.port} into ${paths.partial}`);
+    const position = await runPipeline(spec.tool, argv, join(paths.partial, dataFile), io.signal);
+
+    const file = await describeFile(paths.partial, dataFile);
+    const manifest: Manifest = {
+      format: 1,
+      backupId: spec.key.backupId,
+      cluster: clusterOf(instance),
+      host: spec.key.host,
+      port: spec.key.port,
+      role: spec.role,
+      shardValue: spec.key.shardValue,
+      tool: { name: spec.tool, version },
+      compression: COMPRESSOR,
+      serverVersion: info.version,
+      startedAt: startedAt.toISOString(),
+      endedAt: new Date().toISOString(),
+      bytes: file.bytes,
+      files: [file],
+      position,
+    };
+    if (io.signal.aborted) throw new RunnerError('cancelled');
+    writeManifest(paths.partial, manifest);
+    renameSync(paths.partial, paths.final);
+    fsyncDir(paths.base);
+    complete = true;
+  } finally {
+    defaults?.remove();
+    if (!complete) rmSync(paths.partial, { recursive: true, force: true });
+  }
+
+  // The agent's own check, right after the backup, where the files are.
+  const check = await checkBackupDir(paths.final);
+  const verdict = check.ok ? 'ok' : 'bad';
+  const detail = check.problems.join('; ');
+  try {
+    await withConn(instance, (c) =>
+      publishVerdict(c, {
+        backupId: spec.key.backupId,
+        host: spec.key.host,
+        port: spec.key.port,
+        shardValue: spec.key.shardValue,
+        role: spec.role,
+        tool: spec.tool,
+        dir: paths.final,
+        bytes: check.manifest?.bytes ?? 0,
+        manifestSha256: check.manifestSha256 ?? '',
+        verdict,
+        verdictDetail: detail,
+        manifest: check.manifest ? JSON.stringify(check.manifest) : '',
+      }),
+    );
+  } catch (err) {
+    // The backup is complete; `verify` reports the missing verdict.
+    io.say(`cannot publish the verdict (${verdict}): ${errorMessage(err)}`);
+  }
+  if (!check.ok) {
+    io.say(`backup written but its check failed: ${detail}`);
+    return 1;
+  }
+  io.say(`backup complete in ${paths.final} (${check.manifest?.bytes ?? 0} bytes, manifest sha256 ${check.manifestSha256})`);
+  return 0;
+}
+
+async function withConn<T>(instance: InstanceConfig, fn: (c: import('../db.js').Connection) => Promise<T>): Promise<T> {
+  const c = await connect(instance, { connectTimeoutMs: 10_000 });
+  try {
+    return await fn(c);
+  } finally {
+    await c.close();
+  }
+}
+
+function clusterOf(instance: InstanceConfig): string {
+  const ini = new IniReader(instance.file, instance.sections);
+  for (const key of ['ClusterAddress', 'ClusterId', 'ClusterName']) {
+    const v = ini.raw('Public', key);
+    if (typeof v === 'string' && v.trim() !== '') return v.trim();
+  }
+  return '';
+}
+
+async function toolVersion(tool: string): Promise<string> {
+  const { code, out } = await capture([tool, '--version']);
+  if (code !== 0) throw new RunnerError(`${tool} --version exited with ${code}: is ${tool} installed (scripts/install.sh)?`);
+  return out.trim().split('\n')[0] ?? '';
+}
+
+function capture(argv: string[]): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(argv[0] as string, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    child.once('error', (err) => resolve({ code: null, out: err.message }));
+    child.once('close', (code) => resolve({ code, out }));
+  });
+}
+
+interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  error?: Error;
+}
+
+function exitOf(child: ChildProcess): Promise<Exit> {
+  return new Promise((resolve) => {
+    child.once('error', (error) => {
+      if (child.pid === undefined) resolve({ code: null, signal: null, error });
+    });
+    child.once('close', (code, signal) => resolve({ code, signal }));
+  });
+}
+
+const describeExit = (name: string, e: Exit): string =>
+  e.error ? `${name} could not start: ${e.error.message}` : e.signal ? `${name} killed by ${e.signal}` : `${name} exited with ${e.code}`;
+
+/**
+ * tool | compressor > file, with argument vectors and no shell. Both are our children, so the
+ * supervisor's group kill reaches them; on `signal` they get SIGTERM here too.
+ */
+async function runPipeline(tool: RunnerSpec['tool'], argv: string[], outFile: string, signal: AbortSignal): Promise<Position> {
+  const out = openSync(outFile, 'wx', 0o640);
+  let toolChild: ChildProcess;
+  let zstd: ChildProcess;
+  try {
+    toolChild = spawn(argv[0] as string, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+    zstd = spawn(COMPRESS_ARGV[0] as string, COMPRESS_ARGV.slice(1), { stdio: ['pipe', out, 'pipe'] });
+  } finally {
+    closeSync(out);
+  }
+  // The agent's kill grace may be short (kill_grace): what does not end at once is killed, so
+  // that the partial output is removed before the agent's own SIGKILL could reach this process.
+  const onAbort = () => {
+    toolChild.kill('SIGTERM');
+    zstd.kill('SIGTERM');
+    setTimeout(() => {
+      for (const c of [toolChild, zstd]) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    }, ABORT_GRACE_MS).unref();
+  };
+  signal.addEventListener('abort', onAbort, { once: true });
+  let log = '';
+  toolChild.stderr?.on('data', (d: Buffer) => {
+    log += d.toString();
+    if (log.length > LOG_TAIL_BYTES) log = log.slice(log.length - LOG_TAIL_BYTES);
+  });
+  let zstdLog = '';
+  zstd.stderr?.on('data', (d: Buffer) => (zstdLog = (zstdLog + d.toString()).slice(-4096)));
+  let head = '';
+  const scan = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      if (head.length < DUMP_HEAD_BYTES) head += chunk.toString('latin1', 0, Math.min(chunk.length, DUMP_HEAD_BYTES - head.length));
+      done(null, chunk);
+    },
+  });
+  const piped = pipeline(toolChild.stdout!, scan, zstd.stdin!).catch((err: unknown) => err as Error);
+  const [te, ze, pipeErr] = await Promise.all([exitOf(toolChild), exitOf(zstd), piped]);
+  signal.removeEventListener('abort', onAbort);
+  if (signal.aborted) throw new RunnerError('cancelled');
+  if (te.code !== 0) throw new RunnerError(`${describeExit(tool, te)}: ${lastLines(log)}`);
+  if (ze.code !== 0) throw new RunnerError(`${describeExit(COMPRESSOR, ze)}: ${lastLines(zstdLog)}`);
+  if (pipeErr) throw new RunnerError(`${tool} | ${COMPRESSOR}: ${pipeErr.message}`);
+  return tool === 'mariadb-backup' ? positionFromBackupLog(log) : positionFromDumpHead(head);
+}
+
+/** The tool's last words, never its whole log (the supervisor keeps a short tail). */
+function lastLines(text: string): string {
+  return text.trim().split('\n').slice(-3).join(' | ').slice(-1000);
+}
