@@ -66,7 +66,9 @@ describe('sandbox run (the demo)', { timeout: 280_000 }, () => {
       assert.equal(rows.length, 5 + 1, final); // the heading names the id too
       assert.equal(rows.filter((l) => /\bsuccess\b/.test(l)).length, 5, final);
       const files = out.slice(out.indexOf('4/6'), out.indexOf('5/6'));
-      assert.match(files, /5 files under/, files);
+      assert.match(files, /10 files under/, files); // a dump and its manifest per instance
+      const verified = out.slice(out.indexOf('5/6'), out.indexOf('6/6'));
+      assert.match(verified, /all 5 instances verified/, verified);
       assertAllGone(dir, demo);
     } finally {
       demo.child.kill('SIGKILL');

@@ -1,19 +1,13 @@
 // The agent config of one simulated host of the sandbox: short tick and wait intervals so the demo
 // runs in seconds, its own state dir and host lock (the daemon lock is per host lock), a log file.
-import { fileURLToPath } from 'node:url';
 import type { HostPaths } from './layout.js';
 
-const DUMP_RUNNER = fileURLToPath(new URL('./dump-runner.js', import.meta.url));
-
 /**
- * The demo's backup runner: the [backup] keys of every host, the one place that chooses it.
- * Today a `command` runner: our dump-runner.js running mariadb-dump with an argument vector and a
- * private defaults file.
- * SWITCH ON (once `[backup] runner` exists): `{ runner: 'mariadb-dump' }` (or 'mariadb-backup').
+ * The demo's backup runner: the [backup] keys of every host, the one place that chooses it. The
+ * built-in mariadb-dump runner: quick on a small sandbox, and its files are what `verify` checks.
  */
 export function demoBackupSection(): Record<string, string> {
-  const run = `${process.execPath} ${DUMP_RUNNER} --config {config} --backup-id {backup_id}`;
-  return { remote_command: run, spider_command: run, kill_grace: '2s' };
+  return { runner: 'mariadb-dump', kill_grace: '2s' };
 }
 
 export function demoAgentConfig(h: HostPaths, tick: string): string {

@@ -18,11 +18,8 @@ const CLI = fileURLToPath(new URL('../bin/cli.js', import.meta.url));
  */
 const STATUS_WHILE_RUNNING: readonly string[] = ['query'];
 
-/**
- * How the demo judges the backup files; undefined: not shown.
- * SWITCH ON (once `spiderbackup verify` exists): (id) => ['verify', id].
- */
-const VERIFY: ((backupId: string) => string[]) | undefined = undefined;
+/** How the demo judges the backup files. */
+const VERIFY = (backupId: string): string[] => ['verify', backupId];
 
 export interface DemoOptions {
   dir: string;
@@ -84,16 +81,13 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
 
   if (wait.code !== 0) show(failures(state));
 
-  say(`4/${STEPS} The backup files (mariadb-dump, gzipped; one per instance)`);
+  say(`4/${STEPS} The backup files (mariadb-dump through zstd, one directory per instance, its manifest written last)`);
   show("(the spider node's holds its schema and servers: mariadb-dump reads no rows through Spider tables; the rows are the shards')");
   show(backupFiles(join(opts.dir, 'backups')));
 
-  if (VERIFY) {
-    say(`5/${STEPS} Checking the backup: spiderbackup ${VERIFY(backupId).join(' ')}`);
-    show((await runCli(sb(...VERIFY(backupId)), opts.signal)).output.trimEnd());
-  } else {
-    say(`5/${STEPS} (verify: not part of this build yet)`);
-  }
+  say(`5/${STEPS} Checking the backup: spiderbackup ${VERIFY(backupId).join(' ')}`);
+  const verified = await runCli(sb(...VERIFY(backupId)), opts.signal);
+  show(verified.output.trimEnd());
 
   if (opts.keep) {
     say(`6/${STEPS} Leaving the sandbox running (--keep)`);
@@ -102,11 +96,14 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     say(`6/${STEPS} Stopping everything the demo started`);
     await sandboxDown(opts.dir);
   }
-  const ok = wait.code === 0;
+  const ok = wait.code === 0 && verified.code === 0;
+  const verdict = ok
+    ? 'every task ended success and verify passed'
+    : wait.code !== 0
+      ? `schedule --wait exited ${wait.code}`
+      : `verify exited ${verified.code}`;
   opts.out('');
-  opts.out(
-    `${ok ? 'Done' : 'FAILED'} in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${ok ? 'every task ended success' : `schedule --wait exited ${wait.code}`}.`,
-  );
+  opts.out(`${ok ? 'Done' : 'FAILED'} in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${verdict}.`);
   return ok ? 0 : 1;
 }
 
