@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import mysql from 'mysql2/promise';
 import { startCluster, type Cluster, type Instance } from '../src/sandbox/cluster.js';
 import { BankChecker, bankTotal, setupBank, startTransfers, unblockedPositions, type Transfers } from '../src/sandbox/transfer-workload.js';
+import { DaemonProcess } from './support/daemon.js';
 import { waitFor, Workspace } from './support/workspace.js';
 
 const POINTS = 12;
@@ -201,5 +202,55 @@ describe('restore-point', { timeout: 600_000 }, () => {
       await holder.query('BACKUP STAGE END').catch(() => {});
       await holder.end();
     }
+  });
+});
+
+describe('every complete global backup gets a restore point', { timeout: 600_000 }, () => {
+  let daemon: DaemonProcess | undefined;
+  before(async () => {
+    // One simulated host serving every instance: the agent of the spider master runs its spider task.
+    for (const inst of [...cluster.masters, ...cluster.slaves]) cluster.writeInstanceIni(ws.confDir, inst);
+    daemon = new DaemonProcess(ws);
+    await daemon.ready();
+  });
+  after(async () => {
+    await daemon?.dispose();
+  });
+
+  async function listed(name: string): Promise<(PointJson & { status: string }) | undefined> {
+    const r = await ws.cli('restore-point', '--list', '-c', spiderIni, '--format', 'json');
+    assert.equal(r.code, 0, r.stderr);
+    return (JSON.parse(r.stdout) as (PointJson & { status: string })[]).find((p) => p.name === name);
+  }
+
+  test("the spider master's agent takes it once every task succeeded, after the last one", async () => {
+    const r = await ws.cli('schedule', '--backup-id', 'gb1', '-c', spiderIni);
+    assert.equal(r.code, 0, r.stderr);
+    const point = await waitFor('restore point gb1', () => listed('gb1'), 120_000);
+    assert.equal(point.status, 'taken');
+    assert.equal(point.spiderNodes, 2);
+    const rows = await cluster.query<{ BackupStatus: string; UpdatedAt: string }>(
+      cluster.spider,
+      "SELECT BackupStatus, DATE_FORMAT(UpdatedAt, '%Y-%m-%d %H:%i:%s') AS UpdatedAt FROM infodba_schema.global_backup WHERE BackupId = ? AND Wrapper != 'mysql_slave'",
+      ['gb1'],
+    );
+    assert.ok(rows.length >= 3);
+    for (const t of rows) {
+      assert.equal(t.BackupStatus, 'success');
+      assert.ok(t.UpdatedAt <= point.takenAt.slice(0, 19), `task updated ${t.UpdatedAt} is not after the point ${point.takenAt}`);
+    }
+    await daemon!.waitLog(/^backup id gb1: restore point gb1 at /);
+  });
+
+  test('schedule --wait reports it; --no-restore-point opts out', async () => {
+    const r = await ws.cli('schedule', '--backup-id', 'gb2', '--wait', '-c', spiderIni);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /backup id gb2: restore point gb2 at \S+ \S+ \(SPT0 \d+-\d+-\d+, SPT1 \d+-\d+-\d+; commits paused \d+ ms\)/);
+
+    const no = await ws.cli('schedule', '--backup-id', 'gb3', '--no-restore-point', '--wait', '-c', spiderIni);
+    assert.equal(no.code, 0, no.stderr);
+    assert.match(no.stdout, /backup id gb3: no restore point \(scheduled with --no-restore-point\)/);
+    assert.equal((await listed('gb3'))?.status, 'opted-out');
+    await daemon!.waitLog(/^backup id gb3: no restore point/);
   });
 });

@@ -1,7 +1,7 @@
 // Restore points as data: which nodes a point blocks and reads (from tdbctl's mysql.servers), the
 // point a set of rows describes, and the retry delays. Pure: unit-tested without a cluster.
 import type { ServerRow } from '../sql/servers.js';
-import type { RestorePointRow } from '../sql/restore-point.js';
+import type { PointStatus, RestorePointRow } from '../sql/restore-point.js';
 import { buildTaskSet } from './task-set.js';
 
 export interface PointShard {
@@ -28,6 +28,8 @@ export interface RestorePoint {
   shards: PointShard[];
   /** Rows found for every shard the point was taken over (false: a shard master lost its row). */
   complete: boolean;
+  /** 'opted-out': no point by choice (schedule --no-restore-point); shards carry no position. */
+  status: PointStatus;
 }
 
 export interface PointTargets {
@@ -75,6 +77,7 @@ function pointOf(rows: RestorePointRow[]): RestorePoint {
     internalXa: sorted.every((r) => r.internalXa),
     shards: sorted.map((r) => ({ serverName: r.serverName, shardValue: r.shardValue, host: r.host, port: r.port, gtid: r.gtid })),
     complete: sorted.length === first.shards,
+    status: first.status,
   };
 }
 
@@ -94,6 +97,7 @@ export function rowsOf(p: RestorePoint): RestorePointRow[] {
     holdMs: p.holdMs,
     spiderNodes: p.spiderNodes,
     internalXa: p.internalXa,
+    status: p.status,
   }));
 }
 
@@ -114,6 +118,7 @@ export function pointJson(p: RestorePoint): object {
     spiderNodes: p.spiderNodes,
     internalXa: p.internalXa,
     complete: p.complete,
+    status: p.status,
     shards: p.shards.map((s) => ({ serverName: s.serverName, shardValue: s.shardValue, host: s.host, port: s.port, gtid: s.gtid })),
   };
 }

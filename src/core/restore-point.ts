@@ -28,7 +28,11 @@ export class RestorePointError extends OperationError {
 /** A point of that name is already recorded (callers that want "at most once" treat it as done). */
 export class RestorePointExistsError extends RestorePointError {
   constructor(readonly point: RestorePoint) {
-    super(`restore point ${JSON.stringify(point.name)} already exists (taken ${point.takenAt})`);
+    super(
+      point.status === 'opted-out'
+        ? `restore point ${JSON.stringify(point.name)}: its backup was scheduled with --no-restore-point (${point.takenAt})`
+        : `restore point ${JSON.stringify(point.name)} already exists (taken ${point.takenAt})`,
+    );
   }
 }
 
@@ -123,6 +127,7 @@ async function takeOnTargets(deps: TakeDeps, target: SpiderTarget, targets: Poin
           spiderNodes: targets.spiders.length,
           internalXa: internalXa.every((x) => x),
           complete: true,
+          status: 'taken',
           shards: targets.shards.map((s, i) => ({
             serverName: s.serverName,
             shardValue: s.shardValue,
@@ -131,11 +136,14 @@ async function takeOnTargets(deps: TakeDeps, target: SpiderTarget, targets: Poin
             gtid: res.gtids[i] as string,
           })),
         };
-        await withConnection(spiderEp, (c) => sql.insertRestorePoint(c, rowsOf(point))).catch((err: unknown) => {
-          if (errnoOf(err) === sql.ER_DUP_ENTRY)
-            throw new RestorePointError(`restore point ${JSON.stringify(opts.name)} was recorded meanwhile`);
+        try {
+          await withConnection(spiderEp, (c) => sql.insertRestorePoint(c, rowsOf(point)));
+        } catch (err) {
+          // Another taker (the agent, `schedule --wait`) recorded the name meanwhile: theirs stands.
+          const theirs = errnoOf(err) === sql.ER_DUP_ENTRY ? await readPoint(spiderEp, opts.name) : undefined;
+          if (theirs) throw new RestorePointExistsError(theirs);
           throw err;
-        });
+        }
         logger.info({ pauseMs: point.pauseMs, acquireMs: point.acquireMs, holdMs: point.holdMs, attempt }, 'restore point taken');
         return { kind: 'taken' as const, point, attempts: attempt, failures, warnings };
       }
@@ -274,9 +282,45 @@ async function ensureTable(spider: Endpoint, targets: PointTargets): Promise<voi
   });
 }
 
+/**
+ * A point's rows are written in one Spider transaction, but its commit reaches the shards one
+ * after another: a read in between sees some shards' rows only. Such a read is taken again.
+ */
 async function readPoint(spider: Endpoint, name: string): Promise<RestorePoint | undefined> {
-  const rows = await withConnection(spider, (c) => sql.restorePointRows(c, name));
-  return groupPoints(rows)[0];
+  return withConnection(spider, (c) => readWholePoint(c, name));
+}
+
+async function readWholePoint(c: Connection, name: string): Promise<RestorePoint | undefined> {
+  for (let i = 0; ; i++) {
+    const point = groupPoints(await sql.restorePointRows(c, name))[0];
+    if (!point || point.complete || i >= 10) return point;
+    await delay(100);
+  }
+}
+
+/**
+ * Records that backup `name` gets no restore point (schedule --no-restore-point): rows without a
+ * position, so the agent that sees the backup complete finds the name taken and does nothing.
+ */
+export async function recordOptOut(spider: Endpoint, shards: readonly ServerRow[], name: string): Promise<void> {
+  const targets: PointTargets = { spiders: [], shards: shards.map((s, i) => ({ ...s, shardValue: i })) };
+  await ensureTable(spider, targets);
+  await withConnection(spider, async (c) => {
+    const takenAt = await sql.databaseNow(c);
+    const point: RestorePoint = {
+      name,
+      takenAt,
+      pauseMs: 0,
+      acquireMs: 0,
+      holdMs: 0,
+      spiderNodes: 0,
+      internalXa: true,
+      complete: true,
+      status: 'opted-out',
+      shards: targets.shards.map((s) => ({ serverName: s.serverName, shardValue: s.shardValue, host: s.host, port: s.port, gtid: '' })),
+    };
+    await sql.insertRestorePoint(c, rowsOf(point));
+  });
 }
 
 export type ListResult = { kind: 'not-primary'; spider: string } | { kind: 'points'; points: RestorePoint[] };
@@ -296,5 +340,5 @@ export async function listRestorePoints(config: AgentConfig, files: string[] | u
  */
 export async function restorePointOf(spider: Connection, backupId: string): Promise<RestorePoint | undefined> {
   if (!(await sql.restorePointTableExists(spider))) return undefined;
-  return groupPoints(await sql.restorePointRows(spider, backupId))[0];
+  return readWholePoint(spider, backupId);
 }

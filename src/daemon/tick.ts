@@ -8,7 +8,7 @@ import { errorMessage } from '../errors.js';
 import type { Backoff } from '../core/backoff.js';
 import type { DaemonMetrics } from './metrics.js';
 import type { TickRecord } from '../state/daemon-status.js';
-import { finishedSince, seenKeys, type Seen } from './transitions.js';
+import { finishedSince, seenKeys, type Finished, type Seen } from './transitions.js';
 import type { InstanceConfig } from '../config/instance.js';
 import { isFinished, STATUS } from '../core/status.js';
 import type { KeptConnections } from '../kept-connections.js';
@@ -45,6 +45,8 @@ export interface TickResult {
   problemKeys: ReadonlySet<string>;
   /** Problems worth showing as "last error" even though the tick itself succeeded. */
   problems: string[];
+  /** Tasks of this host that succeeded since the previous tick (with the instance config they belong to). */
+  succeeded: { task: TaskRow; file: string }[];
 }
 
 export async function runTick(deps: TickDeps, reason: string): Promise<TickResult> {
@@ -83,9 +85,15 @@ export async function runTick(deps: TickDeps, reason: string): Promise<TickResul
   let error: string | undefined;
   let seen = deps.seen;
   const problems: string[] = [];
+  const succeeded: { task: TaskRow; file: string }[] = [];
   try {
     report = await runCheck(checkDeps, { run: true, waitForBackups: false, start: deps.pause === undefined, purge: false });
-    seen = observe(report, deps.seen, metrics);
+    const finished = observe(report, deps.seen, metrics);
+    seen = finished.seen;
+    for (const task of finished.succeeded) {
+      const inst = report.instances.find((r) => r.instance.host === task.host && r.instance.port === task.port);
+      if (inst) succeeded.push({ task, file: inst.instance.file });
+    }
     // Instances no longer served (drop-in removed): their connections and memory go.
     const files = new Set(report.instances.map((r) => r.instance.file));
     await deps.connections.retain(files);
@@ -120,10 +128,11 @@ export async function runTick(deps: TickDeps, reason: string): Promise<TickResul
     // A tick that failed as a whole says nothing about the problems: keep the known ones.
     problemKeys: report ? problemKeys : deps.problemKeys,
     problems,
+    succeeded,
   };
 }
 
-function observe(report: CheckReport, previous: Seen, metrics: DaemonMetrics): Seen {
+function observe(report: CheckReport, previous: Seen, metrics: DaemonMetrics): Finished {
   const finished = finishedSince(
     previous,
     report.instances.map((r) => ({ port: r.instance.port, tasks: r.tasks, unreadable: r.error !== undefined })),
@@ -135,7 +144,7 @@ function observe(report: CheckReport, previous: Seen, metrics: DaemonMetrics): S
   );
   const failing = report.instances.filter((r) => r.error !== undefined).length;
   metrics.instances(report.instances.length - failing, failing, report.configErrors.length);
-  return finished.seen;
+  return finished;
 }
 
 /** What this agent says about itself on each instance it serves. */

@@ -99,10 +99,12 @@ const RESTORE_POINT_COLUMNS = `
   HoldMs int NOT NULL DEFAULT 0,
   SpiderNodes int NOT NULL DEFAULT 0,
   InternalXa tinyint NOT NULL DEFAULT 1,
+  Status varchar(20) NOT NULL DEFAULT 'taken',
   PRIMARY KEY (Name, ShardValue)`;
 
 /**
- * Restore points (one row per point and shard), stored on the shard master whose position the row
+ * Restore points (one row per point and shard; Status 'taken', or 'opted-out' for a backup
+ * scheduled with --no-restore-point), stored on the shard master whose position the row
  * holds; replicas receive it by replication. A master's rows arrive on its replica unchanged: the
  * replica never writes this table itself.
  */

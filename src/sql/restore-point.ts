@@ -101,9 +101,14 @@ export interface RestorePointRow {
   holdMs: number;
   spiderNodes: number;
   internalXa: boolean;
+  status: PointStatus;
 }
 
-const COLUMNS = 'Name, ShardValue, ServerName, Host, Port, Gtid, Shards, TakenAt, PauseMs, AcquireMs, HoldMs, SpiderNodes, InternalXa';
+/** 'opted-out': a backup scheduled with --no-restore-point; its rows hold no position. */
+export type PointStatus = 'taken' | 'opted-out';
+
+const COLUMNS =
+  'Name, ShardValue, ServerName, Host, Port, Gtid, Shards, TakenAt, PauseMs, AcquireMs, HoldMs, SpiderNodes, InternalXa, Status';
 
 /** All shards' rows of one point in one statement: through Spider it is one transaction over the shards. */
 export async function insertRestorePoint(q: Queryable, rows: readonly RestorePointRow[]): Promise<void> {
@@ -125,6 +130,7 @@ export async function insertRestorePoint(q: Queryable, rows: readonly RestorePoi
     r.holdMs,
     r.spiderNodes,
     r.internalXa ? 1 : 0,
+    r.status,
   ]);
   await q.query(`INSERT INTO ${T} (${COLUMNS}) VALUES ${rows.map(() => one).join(', ')}`, params);
 }
@@ -143,6 +149,7 @@ interface RawRow {
   HoldMs: number | string;
   SpiderNodes: number | string;
   InternalXa: number | string;
+  Status: string;
 }
 
 function fromRaw(r: RawRow): RestorePointRow {
@@ -160,6 +167,7 @@ function fromRaw(r: RawRow): RestorePointRow {
     holdMs: Number(r.HoldMs),
     spiderNodes: Number(r.SpiderNodes),
     internalXa: Number(r.InternalXa) === 1,
+    status: r.Status === 'opted-out' ? 'opted-out' : 'taken',
   };
 }
 

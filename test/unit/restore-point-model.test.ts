@@ -55,6 +55,7 @@ test('groupPoints: rows become points, newest first; a missing shard row makes a
     spiderNodes: 2,
     internalXa: true,
     complete: true,
+    status: 'taken' as const,
     shards: [
       { serverName: 'SPT0', shardValue: 0, host: 'h0', port: 1, gtid: '0-1-5' },
       { serverName: 'SPT1', shardValue: 1, host: 'h1', port: 2, gtid: '0-2-7' },

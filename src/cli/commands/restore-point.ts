@@ -74,7 +74,10 @@ async function restorePointCommand(config: AgentConfig, logger: Logger, name: st
         renderTable(
           ['Name', 'TakenAt', 'PauseMs', 'SpiderNodes', 'Positions'],
           res.points.map((p) => [
-            p.name + (p.complete ? '' : ' (incomplete)') + (p.internalXa ? '' : ' (no internal XA)'),
+            p.name +
+              (p.status === 'opted-out' ? ' (opted out: no point)' : '') +
+              (p.complete ? '' : ' (incomplete)') +
+              (p.internalXa ? '' : ' (no internal XA)'),
             p.takenAt,
             p.pauseMs,
             p.spiderNodes,
