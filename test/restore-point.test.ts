@@ -10,7 +10,7 @@ import { BankChecker, bankTotal, setupBank, startTransfers, unblockedPositions, 
 import { DaemonProcess } from './support/daemon.js';
 import { waitFor, Workspace } from './support/workspace.js';
 
-const POINTS = 12;
+const POINTS = 20;
 const CONTROLS = 4;
 
 let cluster: Cluster;
@@ -201,6 +201,28 @@ describe('restore-point', { timeout: 600_000 }, () => {
       run.child.kill('SIGKILL');
       await holder.query('BACKUP STAGE END').catch(() => {});
       await holder.end();
+    }
+  });
+});
+
+describe('restore-point with a Spider node down', { timeout: 300_000 }, () => {
+  test('is refused, never taken partially', async () => {
+    const down = cluster.spiders[1]!;
+    await cluster.stop(down);
+    try {
+      const r = await ws.cli('restore-point', 'partial', '-c', spiderIni, '--attempts', '2', '--acquire-timeout', '500ms');
+      assert.equal(r.code, 1, r.stdout);
+      assert.match(r.stderr, /restore point "partial" refused: Spider node unreachable: [\d.]+:\d+: connect ECONNREFUSED/);
+      assert.ok(await commitGoesThrough(cluster.spiders[0]!, 5), 'spider0 takes commits');
+      const rows = await cluster.query(
+        cluster.spider,
+        'SELECT COUNT(*) AS n FROM infodba_schema.spiderbackup_restore_point WHERE Name = ?',
+        ['partial'],
+      );
+      assert.equal(Number(rows[0].n), 0);
+    } finally {
+      await cluster.start(down);
+      await cluster.exec(down, 'SET GLOBAL spider_internal_xa = ON');
     }
   });
 });

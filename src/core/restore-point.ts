@@ -98,7 +98,13 @@ async function takeOnTargets(deps: TakeDeps, target: SpiderTarget, targets: Poin
     method: opts.method ?? 'backup-stage',
   };
   const spiderEps = targets.spiders.map((s) => (s.host === spiderEp.host && s.port === spiderEp.port ? spiderEp : endpointOf(s)));
-  const internalXa = await Promise.all(spiderEps.map((ep) => withConnection(ep, (c) => sql.spiderInternalXa(c))));
+  const internalXa = await Promise.all(
+    spiderEps.map((ep) =>
+      withConnection(ep, (c) => sql.spiderInternalXa(c)).catch((err: unknown) => {
+        throw new RestorePointError(`restore point ${JSON.stringify(opts.name)} refused: Spider node unreachable: ${errorMessage(err)}`);
+      }),
+    ),
+  );
   const warnings: string[] = [];
   if (internalXa.some((x) => !x)) {
     const off = targets.spiders.filter((_, i) => !internalXa[i]).map((s) => `${s.serverName} ${s.host}:${s.port}`);
@@ -110,6 +116,7 @@ async function takeOnTargets(deps: TakeDeps, target: SpiderTarget, targets: Poin
 
   // The shard connections are open before any block, so the block lasts only as long as the reads.
   const shardConns = await openAll(
+    opts.name,
     targets.shards.map((s) => endpointOf(s)),
     settings.holdTimeoutMs,
   );
@@ -253,13 +260,13 @@ function nameOf(ep: Endpoint | undefined): string {
   return ep ? `${ep.host}:${ep.port}` : '?';
 }
 
-async function openAll(eps: Endpoint[], queryTimeoutMs: number): Promise<Connection[]> {
+async function openAll(name: string, eps: Endpoint[], queryTimeoutMs: number): Promise<Connection[]> {
   const opened = await Promise.allSettled(eps.map((ep) => connect(ep, { queryTimeoutMs })));
   const conns = opened.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
   const failed = opened.flatMap((r) => (r.status === 'rejected' ? [errorMessage(r.reason)] : []));
   if (failed.length > 0) {
     await Promise.all(conns.map((c) => c.close()));
-    throw new RestorePointError(`restore point refused: shard master unreachable: ${failed.join('; ')}`);
+    throw new RestorePointError(`restore point ${JSON.stringify(name)} refused: shard master unreachable: ${failed.join('; ')}`);
   }
   return conns;
 }
