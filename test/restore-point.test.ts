@@ -6,6 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import mysql from 'mysql2/promise';
 import { startCluster, type Cluster, type Instance } from '../src/sandbox/cluster.js';
+import { binlogRangeOn, describeRange } from '../src/core/binlog-inventory.js';
 import { BankChecker, bankTotal, setupBank, startTransfers, unblockedPositions, type Transfers } from '../src/sandbox/transfer-workload.js';
 import { DaemonProcess } from './support/daemon.js';
 import { waitFor, Workspace } from './support/workspace.js';
@@ -201,6 +202,29 @@ describe('restore-point', { timeout: 600_000 }, () => {
       run.child.kill('SIGKILL');
       await holder.query('BACKUP STAGE END').catch(() => {});
       await holder.end();
+    }
+  });
+});
+
+describe('the binlogs a roll-forward to a point needs', { timeout: 300_000 }, () => {
+  test('are listed per shard; purged ones are named', async () => {
+    const r = await ws.cli('restore-point', '--list', '-c', spiderIni, '--format', 'json');
+    const p0 = (JSON.parse(r.stdout) as PointJson[]).find((p) => p.name === 'p0')!;
+    const m0 = cluster.masters[0]!;
+    const conn = await rootOn(m0);
+    const q = { query: async (sql: string, params?: unknown[]) => (await conn.query(sql, params))[0] };
+    try {
+      const before = await binlogRangeOn(q, checker.base[0]!, p0.shards[0]!.gtid);
+      assert.ok(before.files.length > 0 && !before.gone && !before.notReached, describeRange('SPT0', before));
+      await cluster.waitReplicated();
+      await conn.query('FLUSH BINARY LOGS');
+      const [[last]] = (await conn.query('SHOW MASTER STATUS')) as unknown as [{ File: string }[]];
+      await conn.query('PURGE BINARY LOGS TO ?', [last!.File]);
+      const after = await binlogRangeOn(q, checker.base[0]!, p0.shards[0]!.gtid);
+      assert.deepEqual(after.gone, { oldestKept: last!.File, domains: [0] });
+      assert.match(describeRange('SPT0', after), /GONE: binlogs before mysql-bin\.\d+ were purged/);
+    } finally {
+      await conn.end();
     }
   });
 });

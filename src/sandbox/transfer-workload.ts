@@ -136,6 +136,8 @@ export class BankChecker {
   private readonly scratch: MariadbServer[] = [];
   private readonly at: string[] = [];
   private readonly total: number;
+  /** Each shard's GTID position when the base copy was taken (where a replay starts). */
+  readonly base: string[] = [];
 
   private constructor(
     private readonly cluster: Cluster,
@@ -170,6 +172,7 @@ export class BankChecker {
       await server.start();
       const [pos] = await this.cluster.query<{ g: string }>(m, 'SELECT @@GLOBAL.gtid_binlog_pos AS g');
       this.at.push(pos?.g ?? '');
+      this.base.push(pos?.g ?? '');
       const dump = await run('mariadb-dump', [
         '--no-defaults',
         `--socket=${m.socket}`,
