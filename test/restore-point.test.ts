@@ -299,4 +299,21 @@ describe('every complete global backup gets a restore point', { timeout: 600_000
     assert.equal((await listed('gb3'))?.status, 'opted-out');
     await daemon!.waitLog(/^backup id gb3: no restore point/);
   });
+
+  test('restore-plan: per shard the backup to restore and the binlogs to replay; a point older than the backup is refused', async () => {
+    const plan = await ws.cli('restore-plan', 'gb1', '--to-point', 'gb2', '-c', spiderIni);
+    assert.equal(plan.code, 0, plan.stdout + plan.stderr);
+    assert.match(plan.stdout, /SPT0 [\d.]+:\d+:\n {2}restore the master's backup, taken /);
+    assert.match(plan.stdout, /SPT1 [\d.]+:\d+:\n {2}restore the master's backup/);
+    assert.match(plan.stdout, /--stop-position=0-1-\d+ \(inclusive\) from the master's binlogs:\n {4}mysql-bin\.\d+/);
+    assert.match(plan.stdout, /after the replay: XA: /);
+    assert.match(plan.stdout, /mysql\.spider_xa_member/);
+
+    const old = await ws.cli('restore-plan', 'gb2', '--to-point', 'gb1', '-c', spiderIni);
+    assert.equal(old.code, 1);
+    assert.match(old.stdout, /PROBLEM: restore point "gb1" .* is older than the end of .*binlogs cannot roll a restored shard back/);
+    const none = await ws.cli('restore-plan', 'gb1', '--to-point', 'nope', '-c', spiderIni, '--format', 'json');
+    assert.equal(none.code, 1);
+    assert.deepEqual((JSON.parse(none.stdout) as { problems: string[] }).problems, ['no restore point named "nope"']);
+  });
 });

@@ -10,6 +10,7 @@ import * as daemon from './commands/daemon.js';
 import * as logs from './commands/logs.js';
 import * as pause from './commands/pause.js';
 import * as query from './commands/query.js';
+import * as restorePlan from './commands/restore-plan.js';
 import * as restorePoint from './commands/restore-point.js';
 import * as resume from './commands/resume.js';
 import * as schedule from './commands/schedule.js';
@@ -17,7 +18,7 @@ import * as status from './commands/status.js';
 import { configOption, type SetExit } from './options.js';
 
 /** In the order `--help` lists them. */
-const COMMANDS = [check, schedule, query, daemon, pause, resume, status, logs, restorePoint];
+const COMMANDS = [check, schedule, query, daemon, pause, resume, status, logs, restorePoint, restorePlan];
 
 export function buildProgram(setExit: SetExit): Command {
   const program = new Command('spiderbackup')
