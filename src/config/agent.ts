@@ -21,6 +21,8 @@ export interface AgentConfig {
     waitConcurrency: number;
     maxFailedPolls: number;
     unclaimedAfterMs: number;
+    /** Every complete global backup gets a restore point (README: restore-point). */
+    restorePoints: boolean;
   };
   log: { level: string; file: string | undefined };
   metrics: { listen: string | 'off'; allowRemote: boolean };
@@ -80,6 +82,7 @@ export const AGENT_SCHEMA = {
     wait_concurrency: { kind: 'int', default: 16, min: 1, max: 1024 },
     max_failed_polls: { kind: 'int', default: 120, min: 1 },
     unclaimed_after: { kind: 'duration', default: '30m', min: 1, max: 48 * HOUR },
+    restore_points: { kind: 'bool', default: true },
   },
   log: {
     level: { kind: 'choice', default: 'info', choices: LOG_LEVELS },
@@ -150,6 +153,7 @@ function agentConfigFrom(ini: IniReader, file: string | undefined, cwd: string, 
       waitConcurrency: v('schedule', 'wait_concurrency'),
       maxFailedPolls: v('schedule', 'max_failed_polls'),
       unclaimedAfterMs: v('schedule', 'unclaimed_after'),
+      restorePoints: v('schedule', 'restore_points'),
     },
     log: { level: v('log', 'level'), file: v('log', 'file') },
     metrics: { listen, allowRemote },

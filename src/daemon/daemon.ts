@@ -211,7 +211,8 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
       if (r.record.ok) s.lastSuccessfulTickAt = new Date(r.record.finishedAt);
       else noteError(r.record.error as string);
       for (const p of r.problems) noteError(p);
-      for (const { task, file } of r.succeeded) if (task.wrapper.toUpperCase() === 'SPIDER') restorePoints.watch(task.backupId, file);
+      for (const { task, file } of r.succeeded)
+        if (s.config.schedule.restorePoints && task.wrapper.toUpperCase() === 'SPIDER') restorePoints.watch(task.backupId, file);
       s.journalBacklog = journalBacklog(s.config.agent.stateDir, noteError);
       metrics.journalBacklog(s.journalBacklog);
       save('running');

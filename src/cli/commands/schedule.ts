@@ -89,6 +89,7 @@ async function scheduleAndWait(
   );
   if (result.ok) {
     print(`backup id ${res.backupId}: every task succeeded`);
+    if (!config.schedule.restorePoints) return 0;
     const { describeBackupPoint, ensureBackupRestorePoint } = await import('../../core/backup-restore-point.js');
     // The spider master's agent takes it too when it sees the backup complete; the second finds it taken.
     const point = await ensureBackupRestorePoint({ config, logger }, opts.files, res.backupId);
