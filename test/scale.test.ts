@@ -137,6 +137,8 @@ describe('schedule: what it costs the instances', () => {
 describe('schedule --wait: what it costs the instances', () => {
   test('several rounds: one connection per replica, none to the masters, one spider session and one statement per round', async () => {
     const id = 'cost-wait';
+    // The restore point taken after a complete backup has costs of its own (test/restore-point.test.ts).
+    ws.writeAgentConfig({ schedule: { wait_interval: '200ms', unclaimed_after: '1h', restore_points: 'off' } });
     const replicas = cluster.slaves;
     const before = await Promise.all([
       usage(replicas, ADMIN_USER),

@@ -12,6 +12,8 @@ import * as list from './commands/list.js';
 import * as logs from './commands/logs.js';
 import * as pause from './commands/pause.js';
 import * as query from './commands/query.js';
+import * as restorePlan from './commands/restore-plan.js';
+import * as restorePoint from './commands/restore-point.js';
 import * as resume from './commands/resume.js';
 import * as sandbox from './commands/sandbox.js';
 import * as schedule from './commands/schedule.js';
@@ -20,7 +22,7 @@ import * as verify from './commands/verify.js';
 import { configOption, type SetExit } from './options.js';
 
 /** In the order `--help` lists them. */
-const COMMANDS = [check, schedule, query, list, cancel, verify, daemon, pause, resume, status, logs, sandbox];
+const COMMANDS = [check, schedule, query, list, cancel, verify, restorePoint, restorePlan, daemon, pause, resume, status, logs, sandbox];
 
 export function buildProgram(setExit: SetExit): Command {
   const program = new Command('spiderbackup')

@@ -23,6 +23,8 @@ export interface AgentConfig {
     unclaimedAfterMs: number;
     /** `[schedule] tdbctl`: the control node's address; unset: the spider node's host at its port + 1000. */
     tdbctl: { host: string; port: number } | undefined;
+    /** Every complete global backup gets a restore point (README: restore-point). */
+    restorePoints: boolean;
   };
   log: { level: string; file: string | undefined };
   metrics: { listen: string | 'off'; allowRemote: boolean };
@@ -88,6 +90,7 @@ export const AGENT_SCHEMA = {
     max_failed_polls: { kind: 'int', default: 120, min: 1 },
     unclaimed_after: { kind: 'duration', default: '30m', min: 1, max: 48 * HOUR },
     tdbctl: { kind: 'optional' },
+    restore_points: { kind: 'bool', default: true },
   },
   log: {
     level: { kind: 'choice', default: 'info', choices: LOG_LEVELS },
@@ -160,6 +163,7 @@ function agentConfigFrom(ini: IniReader, file: string | undefined, cwd: string, 
       maxFailedPolls: v('schedule', 'max_failed_polls'),
       unclaimedAfterMs: v('schedule', 'unclaimed_after'),
       tdbctl: tdbctlAddress(ini, v('schedule', 'tdbctl')),
+      restorePoints: v('schedule', 'restore_points'),
     },
     log: { level: v('log', 'level'), file: v('log', 'file') },
     metrics: { listen, allowRemote },

@@ -25,6 +25,7 @@ import { createAgentEvents, type AgentEvents } from '../core/events.js';
 import { createTracker, type BackupTracker } from './backup-tracker.js';
 import { pauseInForce, type PauseState } from '../state/pause.js';
 import { buildStatus, writeStatus, type DaemonStatus, type ScheduleRecord, type TickRecord } from '../state/daemon-status.js';
+import { RestorePointWatcher } from './restore-points.js';
 import { runTick } from './tick.js';
 import { createTicker, type Ticker } from './ticker.js';
 import type { Seen } from './transitions.js';
@@ -187,6 +188,8 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
       });
   };
 
+  // The spider master's agent follows each backup whose spider task it ran, to take its restore point.
+  const restorePoints = new RestorePointWatcher({ config: () => s.config, logger });
   const ticker: Ticker = createTicker({
     intervalMs: s.config.agent.tickIntervalMs,
     tick: async (reason) => {
@@ -216,6 +219,8 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
       if (r.record.ok) s.lastSuccessfulTickAt = new Date(r.record.finishedAt);
       else noteError(r.record.error as string);
       for (const p of r.problems) noteError(p);
+      for (const { task, file } of r.succeeded)
+        if (s.config.schedule.restorePoints && task.wrapper.toUpperCase() === 'SPIDER') restorePoints.watch(task.backupId, file);
       s.journalBacklog = journalBacklog(s.config.agent.stateDir, noteError);
       metrics.journalBacklog(s.journalBacklog);
       save('running');
@@ -362,6 +367,7 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
     const idle = await ticker.stop(SHUTDOWN_WAIT_MS);
     const fired = s.firing ? await settledWithin(s.firing, Math.max(0, deadline - Date.now())) : true;
     if (s.purging) await settledWithin(s.purging, Math.max(0, deadline - Date.now()));
+    await restorePoints.stop(Math.max(0, deadline - Date.now()));
     await s.connections.closeAll();
     if (!idle || !fired)
       logger().warn({ waitedMs: SHUTDOWN_WAIT_MS }, 'work still in flight; exiting without it (running backups are not affected)');

@@ -11,7 +11,7 @@ import type { AgentEventMap, AgentEvents } from '../core/events.js';
 import { lastSuccessAt, measured, noteRecords, noteStarted, prune, runningBytes, type BackupTracker } from './backup-tracker.js';
 import { taskKeyString, type TaskRecord } from '../core/protocol.js';
 import type { TickRecord } from '../state/daemon-status.js';
-import { finishedSince, seenKeys, type Seen } from './transitions.js';
+import { finishedSince, seenKeys, type Finished, type Seen } from './transitions.js';
 import type { InstanceConfig } from '../config/instance.js';
 import { isFinished, STATUS } from '../core/status.js';
 import { isSpiderInstance } from '../config/instance.js';
@@ -53,6 +53,8 @@ export interface TickResult {
   problemKeys: ReadonlySet<string>;
   /** Problems worth showing as "last error" even though the tick itself succeeded. */
   problems: string[];
+  /** Tasks of this host that succeeded since the previous tick (with the instance config they belong to). */
+  succeeded: { task: TaskRow; file: string }[];
 }
 
 export async function runTick(deps: TickDeps, reason: string): Promise<TickResult> {
@@ -91,9 +93,15 @@ export async function runTick(deps: TickDeps, reason: string): Promise<TickResul
   let error: string | undefined;
   let seen = deps.seen;
   const problems: string[] = [];
+  const succeeded: { task: TaskRow; file: string }[] = [];
   try {
     report = await runCheck(checkDeps, { run: true, waitForBackups: false, start: deps.pause === undefined, purge: false });
-    seen = observe(report, deps, metrics);
+    const finished = observe(report, deps, metrics);
+    seen = finished.seen;
+    for (const task of finished.succeeded) {
+      const inst = report.instances.find((r) => r.instance.host === task.host && r.instance.port === task.port);
+      if (inst) succeeded.push({ task, file: inst.instance.file });
+    }
     // Instances no longer served (drop-in removed): their connections and memory go.
     const files = new Set(report.instances.map((r) => r.instance.file));
     await deps.connections.retain(files);
@@ -133,10 +141,11 @@ export async function runTick(deps: TickDeps, reason: string): Promise<TickResul
     // A tick that failed as a whole says nothing about the problems: keep the known ones.
     problemKeys: report ? problemKeys : deps.problemKeys,
     problems,
+    succeeded,
   };
 }
 
-function observe(report: CheckReport, deps: Pick<TickDeps, 'seen' | 'events' | 'tracker'>, metrics: DaemonMetrics): Seen {
+function observe(report: CheckReport, deps: Pick<TickDeps, 'seen' | 'events' | 'tracker'>, metrics: DaemonMetrics): Finished {
   const { tracker } = deps;
   const now = Date.now();
   noteRecords(tracker, report.records);
@@ -170,7 +179,7 @@ function observe(report: CheckReport, deps: Pick<TickDeps, 'seen' | 'events' | '
   );
   const failing = report.instances.filter((r) => r.error !== undefined).length;
   metrics.instances(report.instances.length - failing, failing, report.configErrors.length);
-  return finished.seen;
+  return finished;
 }
 
 /** The instance's role as a metric label: its MysqlRole, `spider` for a spider port without one. */

@@ -1,7 +1,7 @@
 // A real, throw-away TenDB-like topology on MariaDB 10.11 for integration tests:
 //   masters[i]  - shard i (server SPT<i>), InnoDB task table
 //   slaves      - replicas of chosen masters (server SPT_SLAVE<k>), fed by binlog replication
-//   spider      - Spider node routing the task table to the masters (server SPIDER0)
+//   spiders     - Spider nodes routing the task table to the masters (servers SPIDER0, SPIDER1, …)
 //   tdbctl      - optional control node: a backing mariadbd plus the TdbctlStandIn in front of it
 // Everything lives in one private temp dir; a detached watchdog kills the servers and removes the
 // dir should this process die without close(). Ports come from SPIDERBACKUP_TEST_PORTS (see
@@ -73,6 +73,14 @@ export interface ClusterOptions {
   hosts?: HostPlan;
   /** Directory to hold everything (created; must not exist or be empty); default a new temp dir. */
   dir?: string;
+  /** Number of Spider nodes (servers SPIDER0, SPIDER1, …, each routing to every shard); default 1. */
+  spiders?: number;
+  /**
+   * SET GLOBAL spider_internal_xa on every Spider node: cross-shard commits become XA PREPARE /
+   * XA COMMIT on the shards. Needs every shard on its own address (mysql.spider_xa_member's key
+   * has no port: two shards on one address fail with 12606), so use with hosts 'distinct'.
+   */
+  spiderInternalXa?: boolean;
 }
 
 export interface Cluster {
@@ -85,6 +93,8 @@ export interface Cluster {
   /** Replicas; the replica of masters[k] has shardValue k and is server SPT_SLAVE<k>. */
   slaves: Instance[];
   spider: Instance;
+  /** Every Spider node; spiders[0] is `spider` (server SPIDER<k> is spiders[k]). */
+  spiders: Instance[];
   /** The tdbctl stand-in, when options.tdbctl. */
   tdbctl?: TdbctlStandIn;
   /** The tdbctl node as an instance (role 'tdbctl', port of the stand-in), when options.tdbctl. */
@@ -122,7 +132,16 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
 
   const cluster = new LocalCluster(await clusterDir(opts.dir), ports, hostOf);
   try {
-    await cluster.boot({ shards, slaves, tdbctl: opts.tdbctl ?? false, createTables: opts.createTables ?? true });
+    const spiders = opts.spiders ?? 1;
+    if (!Number.isInteger(spiders) || spiders < 1) throw new RangeError(`spiders must be a positive integer, got ${spiders}`);
+    await cluster.boot({
+      shards,
+      slaves,
+      tdbctl: opts.tdbctl ?? false,
+      createTables: opts.createTables ?? true,
+      spiders,
+      spiderInternalXa: opts.spiderInternalXa ?? false,
+    });
     return cluster;
   } catch (err) {
     await cluster.close();
@@ -157,6 +176,8 @@ interface Topology {
   slaves: number[];
   tdbctl: boolean;
   createTables: boolean;
+  spiders: number;
+  spiderInternalXa: boolean;
 }
 
 /** A mysql.servers row as a TenDB node lists it. */
@@ -179,6 +200,7 @@ class LocalCluster implements Cluster {
   masters: Instance[] = [];
   slaves: Instance[] = [];
   spider!: Instance;
+  spiders: Instance[] = [];
   tdbctl?: TdbctlStandIn;
   tdbctlNode?: Instance;
   private readonly servers = new Map<Instance, MariadbServer>();
@@ -209,7 +231,7 @@ class LocalCluster implements Cluster {
     const entries = this.serverEntries();
     await Promise.all([
       ...this.masters.map((m) => this.setupMaster(m, t.createTables)),
-      this.setupSpider(entries, t),
+      ...this.spiders.map((s) => this.setupSpider(s, entries, t)),
       this.tdbctlNode ? this.setupTdbctlDatabase(this.tdbctlNode, entries) : undefined,
     ]);
     // Replicas only after their masters have the admin user they connect as.
@@ -227,7 +249,8 @@ class LocalCluster implements Cluster {
       this.slaves.push(slave);
       this.replicaSource.set(slave, this.masters[k]!);
     }
-    this.spider = await this.addInstance('spider0', 'spider', 0, 201);
+    for (let k = 0; k < t.spiders; k++) this.spiders.push(await this.addInstance(`spider${k}`, 'spider', 0, 201 + k));
+    this.spider = this.spiders[0]!;
     if (t.tdbctl) this.tdbctlNode = await this.addInstance('tdbctl0', 'tdbctl', 0, 301);
   }
 
@@ -289,7 +312,7 @@ class LocalCluster implements Cluster {
         port: s.port,
         database: db,
       })),
-      { name: 'SPIDER0', wrapper: 'SPIDER', host: this.spider.host, port: this.spider.port },
+      ...this.spiders.map((s, k): ServerEntry => ({ name: `SPIDER${k}`, wrapper: 'SPIDER', host: s.host, port: s.port })),
     ];
   }
 
@@ -301,10 +324,10 @@ class LocalCluster implements Cluster {
     }
   }
 
-  private async setupSpider(entries: ServerEntry[], t: Topology): Promise<void> {
-    const s = this.spider;
+  private async setupSpider(s: Instance, entries: ServerEntry[], t: Topology): Promise<void> {
     await this.createAdmin(s);
     await this.exec(s, "INSTALL SONAME 'ha_spider'"); // a second install is a silent no-op on 10.11
+    if (t.spiderInternalXa) await this.exec(s, 'SET GLOBAL spider_internal_xa = ON');
     for (const e of entries) await this.createServer(s, e);
     if (t.createTables) {
       await this.exec(s, createSchema());
@@ -353,7 +376,7 @@ class LocalCluster implements Cluster {
   // ------------------------------------------------------------ Cluster API
 
   all(): Instance[] {
-    return [...this.masters, ...this.slaves, this.spider, ...(this.tdbctlNode ? [this.tdbctlNode] : [])];
+    return [...this.masters, ...this.slaves, ...this.spiders, ...(this.tdbctlNode ? [this.tdbctlNode] : [])];
   }
 
   masterOf(slave: Instance): Instance {

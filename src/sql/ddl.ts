@@ -128,3 +128,47 @@ export function createManifestTable(): string {
   PRIMARY KEY (BackupId, Host, Port)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`;
 }
+
+export const RESTORE_POINT_TABLE = 'spiderbackup_restore_point';
+
+const RESTORE_POINT_COLUMNS = `
+  Name varchar(40) NOT NULL,
+  ShardValue int NOT NULL,
+  ServerName varchar(20) NOT NULL DEFAULT '',
+  Host varchar(60) NOT NULL DEFAULT '',
+  Port int NOT NULL DEFAULT 0,
+  Gtid varchar(4096) NOT NULL DEFAULT '',
+  Shards int NOT NULL DEFAULT 0,
+  TakenAt datetime(3) NOT NULL,
+  PauseMs int NOT NULL DEFAULT 0,
+  AcquireMs int NOT NULL DEFAULT 0,
+  HoldMs int NOT NULL DEFAULT 0,
+  SpiderNodes int NOT NULL DEFAULT 0,
+  InternalXa tinyint NOT NULL DEFAULT 1,
+  Status varchar(20) NOT NULL DEFAULT 'taken',
+  PRIMARY KEY (Name, ShardValue)`;
+
+/**
+ * Restore points (one row per point and shard; Status 'taken', or 'opted-out' for a backup
+ * scheduled with --no-restore-point), stored on the shard master whose position the row
+ * holds; replicas receive it by replication. A master's rows arrive on its replica unchanged: the
+ * replica never writes this table itself.
+ */
+export function createLocalRestorePointTable(): string {
+  return `CREATE TABLE IF NOT EXISTS ${SCHEMA}.${RESTORE_POINT_TABLE} (${RESTORE_POINT_COLUMNS}
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`;
+}
+
+/** The spider node's view of the restore points: the row of shard s lives on shard s's master. */
+export function createSpiderRestorePointTable(shards: number): string {
+  if (!Number.isInteger(shards) || shards < 1) throw new RangeError(`shard count must be a positive integer, got ${shards}`);
+  const parts: string[] = [];
+  for (let i = 0; i < shards; i++) {
+    parts.push(`PARTITION pt${i} VALUES IN (${i}) COMMENT = 'database "${SCHEMA}", table "${RESTORE_POINT_TABLE}", server "SPT${i}"'`);
+  }
+  return `CREATE TABLE IF NOT EXISTS ${SCHEMA}.${RESTORE_POINT_TABLE} (${RESTORE_POINT_COLUMNS}
+) ENGINE=SPIDER DEFAULT CHARSET=utf8mb4
+PARTITION BY LIST (ShardValue MOD ${shards}) (
+  ${parts.join(',\n  ')}
+)`;
+}

@@ -14,11 +14,19 @@ export const register: Register = (program, setExit) => {
     .addOption(configOption())
     .option('--backup-id <id>', 'use this backup id instead of a new UUID (1-40 of letters, digits, - _ .)')
     .option('--wait', 'wait until every task has ended; exit 1 unless all succeeded', false)
+    .option('--no-restore-point', 'no restore point for this backup (by default one is taken once every task succeeded)')
     .addHelpText('after', '\nOn a node that is not the tdbctl primary it prints so and exits 0. Poll interval: [schedule] wait_interval.')
-    .action(async (opts: { backupId?: string; wait: boolean }, cmd: Command) => {
+    .action(async (opts: { backupId?: string; wait: boolean; restorePoint: boolean }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
       const { config, log } = await (await import('../context.js')).commandContext(g);
-      setExit(await scheduleCommand(config, log.logger, { files: g.config, backupId: opts.backupId, wait: opts.wait }));
+      setExit(
+        await scheduleCommand(config, log.logger, {
+          files: g.config,
+          backupId: opts.backupId,
+          wait: opts.wait,
+          restorePoint: opts.restorePoint,
+        }),
+      );
       log.flush();
     });
 };
@@ -26,7 +34,7 @@ export const register: Register = (program, setExit) => {
 async function scheduleCommand(
   config: AgentConfig,
   logger: Logger,
-  opts: { files?: string[]; backupId?: string; wait: boolean },
+  opts: { files?: string[]; backupId?: string; wait: boolean; restorePoint: boolean },
 ): Promise<number> {
   // --wait reads through the spider session the schedule wrote through (its connections to the shards are open).
   const { ClusterPool } = await import('../../core/pool.js');
@@ -41,7 +49,7 @@ async function scheduleCommand(
 async function scheduleAndWait(
   config: AgentConfig,
   logger: Logger,
-  opts: { files?: string[]; backupId?: string; wait: boolean },
+  opts: { files?: string[]; backupId?: string; wait: boolean; restorePoint: boolean },
   pool: ClusterPool,
 ): Promise<number> {
   const [{ runSchedule }, { progressLine, unsuccessful, waitForBackup }] = await Promise.all([
@@ -58,6 +66,11 @@ async function scheduleAndWait(
     `scheduled backup id ${res.backupId}: ${res.tasks} tasks (1 spider, ${res.set.masters.length} shard masters, ` +
       `${res.tasks - 1 - res.set.masters.length} slaves)`,
   );
+  if (!opts.restorePoint) {
+    const { recordOptOut } = await import('../../core/restore-point.js');
+    await recordOptOut(res.target.spider, res.set.masters, res.backupId);
+    print(`backup id ${res.backupId}: no restore point will be taken (--no-restore-point)`);
+  }
   if (!opts.wait) return 0;
   const result = await waitForBackup(
     {
@@ -76,6 +89,11 @@ async function scheduleAndWait(
   );
   if (result.ok) {
     print(`backup id ${res.backupId}: every task succeeded`);
+    if (!config.schedule.restorePoints) return 0;
+    const { describeBackupPoint, ensureBackupRestorePoint } = await import('../../core/backup-restore-point.js');
+    // The spider master's agent takes it too when it sees the backup complete; the second finds it taken.
+    const point = await ensureBackupRestorePoint({ config, logger }, opts.files, res.backupId);
+    print(describeBackupPoint(res.backupId, point));
     return 0;
   }
   const why = {

@@ -1,0 +1,73 @@
+// `spiderbackup restore-plan <backup-id> --to-point <name>` (spider master): per shard, the backup
+// to restore and the binlogs to replay up to the point.
+import { Option, type Command } from 'commander';
+import type { AgentConfig } from '../../config/agent.js';
+import { print, renderJson } from '../output.js';
+import { configOption, formatOption, type Format, type GlobalOptions, type Register } from '../options.js';
+
+export const register: Register = (program, setExit) => {
+  program
+    .command('restore-plan')
+    .argument('<backup-id>', 'the global backup to restore')
+    .description(
+      'On the primary spider node: per shard, which backup to restore and which binlogs to replay to reach a restore point; ' +
+        'checks that those binlogs are still on the shard masters.',
+    )
+    .addOption(new Option('--to-point <name>', 'the restore point to reach').makeOptionMandatory())
+    .addOption(configOption())
+    .addOption(formatOption())
+    .addHelpText('after', '\nExit code: 0 when the plan can be carried out, 1 when something it needs is missing (named in the output).')
+    .action(async (backupId: string, opts: { toPoint: string; format: Format }, cmd: Command) => {
+      const g = cmd.optsWithGlobals<GlobalOptions>();
+      const config = (await import('../context.js')).agentConfigFor(g);
+      setExit(await planCommand(config, { files: g.config, backupId, pointName: opts.toPoint, format: opts.format }));
+    });
+};
+
+async function planCommand(
+  config: AgentConfig,
+  opts: { files?: string[] | undefined; backupId: string; pointName: string; format: Format },
+): Promise<number> {
+  const { restorePlan } = await import('../../core/restore-plan.js');
+  const res = await restorePlan(config, {
+    ...(opts.files ? { files: opts.files } : {}),
+    backupId: opts.backupId,
+    pointName: opts.pointName,
+  });
+  if (res.kind === 'not-primary') {
+    print(`${res.spider} is not the primary spider node (tdbctl get primary); nothing to do.`);
+    return 0;
+  }
+  const blocked =
+    res.problems.length > 0 ||
+    res.shards.some((s) => s.problem !== undefined || s.binlogError !== undefined || s.binlogs?.gone || s.binlogs?.notReached);
+  if (opts.format === 'json') {
+    print(renderJson({ ...res, ok: !blocked }));
+    return blocked ? 1 : 0;
+  }
+  print(
+    `restore plan: backup ${res.backupId} rolled forward to restore point ${opts.pointName}${res.point ? ` (${res.point.takenAt})` : ''}`,
+  );
+  for (const p of res.problems) print(`PROBLEM: ${p}`);
+  for (const s of res.shards) {
+    print(`${s.shard.serverName} ${s.shard.host}:${s.shard.port}:`);
+    if (s.problem) print(`  PROBLEM: ${s.problem}`);
+    if (s.backup) {
+      const who =
+        s.from === 'replica'
+          ? `its replica's backup (${s.backup.serverName} ${s.backup.host}:${s.backup.port}; use the master position it recorded, --slave-info)`
+          : "the master's backup";
+      print(`  restore ${who}, taken ${s.backup.updatedAt}`);
+      print(`  start position: ${s.backupGtid ?? "the GTID in the backup's manifest (xtrabackup_binlog_info / the dump's header)"}`);
+    }
+    print(`  replay with mariadb-binlog --stop-position=${s.shard.gtid} (inclusive) from the master's binlogs:`);
+    if (s.binlogError) print(`  PROBLEM: binlogs not readable: ${s.binlogError}`);
+    if (s.binlogs) {
+      print(`    ${s.binlogs.files.length > 0 ? s.binlogs.files.join(' ') : '(none needed)'}`);
+      if (s.binlogs.gone) print(`  PROBLEM: binlogs before ${s.binlogs.gone.oldestKept} were purged: fetch them from the binlog archive`);
+      if (s.binlogs.notReached) print(`  PROBLEM: this shard's binlog has not reached ${s.shard.gtid} (reset or replaced master?)`);
+    }
+  }
+  for (const a of res.afterReplay) print(`after the replay: ${a}`);
+  return blocked ? 1 : 0;
+}
