@@ -298,6 +298,16 @@ describe('every complete global backup gets a restore point', { timeout: 600_000
     assert.match(no.stdout, /backup id gb3: no restore point \(scheduled with --no-restore-point\)/);
     assert.equal((await listed('gb3'))?.status, 'opted-out');
     await daemon!.waitLog(/^backup id gb3: no restore point/);
+
+    // `list` and `verify` show each backup's point: when it was taken, or that there is none by choice.
+    const history = await ws.cli('list', '-c', spiderIni, '--format', 'json');
+    assert.equal(history.code, 0, history.stderr);
+    const byId = new Map((JSON.parse(history.stdout) as { backupId: string; restorePoint: string | null }[]).map((b) => [b.backupId, b]));
+    assert.equal(byId.get('gb2')?.restorePoint, (await listed('gb2'))?.takenAt);
+    assert.equal(byId.get('gb3')?.restorePoint, 'opted-out');
+    const verified = await ws.cli('verify', 'gb2', '-c', spiderIni);
+    assert.match(verified.stdout, /restore point gb2: taken at \S+ \S+, 2 shards, commits paused \d+ ms on 2 Spider node\(s\)/);
+    assert.match((await ws.cli('verify', 'gb3', '-c', spiderIni)).stdout, /restore point gb3: none, by choice/);
   });
 
   test('restore-plan: per shard the backup to restore and the binlogs to replay; a point older than the backup is refused', async () => {

@@ -10,6 +10,8 @@ import { readCancels, type CancelRecord } from '../sql/cancel.js';
 import { masterSideSummaries, replicaSummaries, type MasterSideSummary, type StatusCounts } from '../sql/history.js';
 import { endpointOf, initSpiderReadSession, mapLimited, readControl } from './cluster-view.js';
 import { withPool, type ClusterPool } from './pool.js';
+import { restorePointsOf } from './restore-point.js';
+import type { RestorePoint } from './restore-point-model.js';
 import { resolveSpiderTarget } from './spider-target.js';
 
 export type BackupState = 'running' | 'complete' | 'failed' | 'cancelled' | 'unknown';
@@ -35,6 +37,8 @@ export interface BackupSummary {
   durationS?: number;
   tasks: TaskCounts;
   cancel?: CancelRecord;
+  /** The backup's restore point (named after its id), when one was recorded or opted out of. */
+  restorePoint?: RestorePoint;
 }
 
 /** One backup's state from its master-side counts, its replicas' own counts and its cancel record. Pure. */
@@ -127,10 +131,14 @@ async function withCluster<R>(
         throw err;
       }
       const ids = masters.map((m) => m.backupId);
-      const [cancels, perReplica] = await Promise.all([
+      const [cancels, points, perReplica] = await Promise.all([
         spider((c) => readCancels(c, ids)).catch((err: unknown) => {
           if (!isNoSuchTable(err)) errors.push(`spider ${instanceName(target.spider)}: cancel records: ${errorMessage(err)}`);
           return new Map<string, CancelRecord>();
+        }),
+        spider((c) => restorePointsOf(c, ids)).catch((err: unknown) => {
+          errors.push(`spider ${instanceName(target.spider)}: restore points: ${errorMessage(err)}`);
+          return new Map<string, RestorePoint>();
         }),
         mapLimited(replicas, config.schedule.waitConcurrency, async (r) => {
           if (ids.length === 0) return new Map<string, StatusCounts>();
@@ -142,13 +150,15 @@ async function withCluster<R>(
           }
         }),
       ]);
-      const summaries = masters.map((m) =>
-        summarize(
+      const summaries = masters.map((m) => {
+        const summary = summarize(
           m,
           perReplica.flatMap((byId) => byId.get(m.backupId) ?? []),
           cancels.get(m.backupId),
-        ),
-      );
+        );
+        const point = points.get(m.backupId);
+        return point ? { ...summary, restorePoint: point } : summary;
+      });
       return { summaries, errors, candidates: masters.length };
     }),
   );

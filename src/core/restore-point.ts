@@ -349,3 +349,9 @@ export async function restorePointOf(spider: Connection, backupId: string): Prom
   if (!(await sql.restorePointTableExists(spider))) return undefined;
   return readWholePoint(spider, backupId);
 }
+
+/** The restore points of these backup ids, by name, in one statement (`list`). */
+export async function restorePointsOf(spider: Connection, backupIds: readonly string[]): Promise<Map<string, RestorePoint>> {
+  if (backupIds.length === 0 || !(await sql.restorePointTableExists(spider))) return new Map();
+  return new Map(groupPoints(await sql.restorePointRowsOf(spider, backupIds)).map((p) => [p.name, p]));
+}

@@ -13,6 +13,8 @@ import type { TaskRow } from '../sql/tasks.js';
 import { validateBackupId } from './backup-id.js';
 import { endpointOf, mapLimited, readControl } from './cluster-view.js';
 import { queryTasks } from './query.js';
+import { restorePointOf } from './restore-point.js';
+import type { RestorePoint } from './restore-point-model.js';
 import { resolveSpiderTarget } from './spider-target.js';
 import { STATUS } from './status.js';
 
@@ -31,7 +33,15 @@ export interface InstanceVerdict {
 export type VerifyResult =
   | { kind: 'not-primary'; spider: string }
   | { kind: 'none'; backupId: string }
-  | { kind: 'verified'; backupId: string; instances: InstanceVerdict[]; errors: string[]; endpoints: Map<string, Endpoint> };
+  | {
+      kind: 'verified';
+      backupId: string;
+      instances: InstanceVerdict[];
+      errors: string[];
+      endpoints: Map<string, Endpoint>;
+      /** The backup's restore point (named after its id); undefined when none was recorded. */
+      restorePoint: RestorePoint | undefined;
+    };
 
 export async function verifyBackup(config: AgentConfig, opts: { files?: string[]; backupId: string }): Promise<VerifyResult> {
   const backupId = validateBackupId(opts.backupId, 'backup id');
@@ -43,10 +53,14 @@ export async function verifyBackup(config: AgentConfig, opts: { files?: string[]
   for (const s of control.servers) endpoints.set(`${s.host}:${s.port}`, endpointOf(s));
   endpoints.set(`${target.spider.host}:${target.spider.port}`, target.spider);
   const tasks = [...res.tasks].sort((a, b) => order(a) - order(b) || a.shardValue - b.shardValue || a.port - b.port);
-  const instances = await mapLimited(tasks, config.schedule.waitConcurrency, (t) =>
-    verifyInstance(t, endpoints.get(`${t.host}:${t.port}`)),
-  );
-  return { kind: 'verified', backupId, instances, errors: res.errors, endpoints };
+  const [instances, restorePoint] = await Promise.all([
+    mapLimited(tasks, config.schedule.waitConcurrency, (t) => verifyInstance(t, endpoints.get(`${t.host}:${t.port}`))),
+    withConnection(target.spider, (c) => restorePointOf(c, backupId)).catch((err: unknown) => {
+      res.errors.push(`restore point: ${errorMessage(err)}`);
+      return undefined;
+    }),
+  ]);
+  return { kind: 'verified', backupId, instances, errors: res.errors, endpoints, restorePoint };
 }
 
 const order = (t: TaskRow) => (t.wrapper.toUpperCase() === 'SPIDER' ? 0 : t.wrapper.toLowerCase() === 'mysql' ? 1 : 2);

@@ -24,7 +24,20 @@ export const LIST_COLUMNS: ListColumn[] = [
   { header: 'Unknown', field: 'unknown', value: (b) => b.tasks.unknown },
   { header: 'CancelledBy', field: 'cancelledBy', value: (b) => b.cancel?.by ?? null },
   { header: 'CancelledAt', field: 'cancelledAt', value: (b) => b.cancel?.at ?? null },
+  { header: 'RestorePoint', field: 'restorePoint', value: restorePointCell },
 ];
+
+/**
+ * When the backup's restore point was taken; `opted-out` (--no-restore-point); `none` for a
+ * complete backup without one (it cannot be restored to one consistent instant: say so), and
+ * `incomplete` when a shard master lost its row of the point.
+ */
+function restorePointCell(b: BackupSummary): string | null {
+  const p = b.restorePoint;
+  if (p === undefined) return b.state === 'complete' ? 'none' : null;
+  if (p.status === 'opted-out') return 'opted-out';
+  return p.complete ? p.takenAt : 'incomplete';
+}
 
 /** 3725 → "1h02m05s"; seconds only under a minute. */
 export function formatDuration(s: number): string {
@@ -48,6 +61,7 @@ export function listTableRows(backups: readonly BackupSummary[]): { head: string
     unknown: (b) => b.tasks.unknown > 0,
     cancelledBy: (b) => b.cancel !== undefined,
     cancelledAt: (b) => b.cancel !== undefined,
+    restorePoint: (b) => restorePointCell(b) !== null,
   };
   const cols = LIST_COLUMNS.filter((c) => optional[c.field] === undefined || backups.some((b) => optional[c.field]?.(b)));
   return {

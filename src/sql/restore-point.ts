@@ -177,6 +177,15 @@ export async function listRestorePointRows(q: Queryable): Promise<RestorePointRo
   return rows.map(fromRaw);
 }
 
+/** The rows of the points of these names (one statement; none for no name). */
+export async function restorePointRowsOf(q: Queryable, names: readonly string[]): Promise<RestorePointRow[]> {
+  if (names.length === 0) return [];
+  const rows = (await q.query(`SELECT ${COLUMNS} FROM ${T} WHERE Name IN (${names.map(() => '?').join(', ')}) ORDER BY Name, ShardValue`, [
+    ...names,
+  ])) as RawRow[];
+  return rows.map(fromRaw);
+}
+
 /** The rows of one point. */
 export async function restorePointRows(q: Queryable, name: string): Promise<RestorePointRow[]> {
   const rows = (await q.query(`SELECT ${COLUMNS} FROM ${T} WHERE Name = ? ORDER BY ShardValue`, [name])) as RawRow[];

@@ -2,6 +2,7 @@
 // naming what is wrong. `--restore-test` also restores one shard here and compares checksums.
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { AgentConfig } from '../../config/agent.js';
+import type { RestorePoint } from '../../core/restore-point-model.js';
 import { print } from '../output.js';
 import { configOption, type GlobalOptions, type Register } from '../options.js';
 
@@ -62,6 +63,7 @@ async function verifyCommand(
   } else {
     print(`backup ${backupId}: all ${res.instances.length} instances verified`);
   }
+  print(restorePointLine(backupId, res.restorePoint, bad.length === 0 && res.instances.every((i) => i.task.status === 'success')));
   let failed = bad.length > 0 || res.errors.length > 0;
   if (opts.restoreTest) {
     const r = await restoreTest(res, opts.shard);
@@ -73,4 +75,21 @@ async function verifyCommand(
     }
   }
   return failed ? 1 : 0;
+}
+
+/** Whether the backup can be rolled forward to one consistent instant (README: restore-point). */
+function restorePointLine(backupId: string, p: RestorePoint | undefined, complete: boolean): string {
+  if (p === undefined) {
+    return complete
+      ? `restore point ${backupId}: none: this complete backup has no restore point, so its shards cannot be rolled forward to one ` +
+          `consistent instant (see the spider master agent's log for why it was not taken)`
+      : `restore point ${backupId}: none (taken only once every task has succeeded)`;
+  }
+  if (p.status === 'opted-out') return `restore point ${backupId}: none, by choice (scheduled with --no-restore-point)`;
+  if (!p.complete)
+    return `restore point ${backupId}: INCOMPLETE, a shard master lost its row of the point (${p.shards.length} shards found)`;
+  return (
+    `restore point ${backupId}: taken at ${p.takenAt}, ${p.shards.length} shards, commits paused ${p.pauseMs} ms on ` +
+    `${p.spiderNodes} Spider node(s)${p.internalXa ? '' : ' (spider_internal_xa OFF: weaker)'}`
+  );
 }
