@@ -9,7 +9,8 @@ import { connect, isNoSuchTable, type Connection } from '../db.js';
 import { KeptConnections } from '../kept-connections.js';
 import { ConfigError, errorMessage } from '../errors.js';
 import { scanHost } from '../process/host-scan.js';
-import { createPresenceTable } from '../sql/ddl.js';
+import { createClusterPauseTable, createPresenceTable } from '../sql/ddl.js';
+import { isMissingClusterPauseTable, listUnfinishedTasksAndPause, type ClusterPause } from '../sql/cluster-pause.js';
 import { upsertPresence, type Presence } from '../sql/presence.js';
 import * as sql from '../sql/tasks.js';
 import type { TaskKey, TaskRow } from '../sql/tasks.js';
@@ -69,7 +70,7 @@ export interface CheckDeps {
   /** Each instance's most recently finished task (by drop-in file), kept by the daemon for status. */
   lastFinished?: Map<string, TaskRow | undefined>;
   /** The daemon's presence for each instance it serves, written there after its rows are read. */
-  presence?: (instance: InstanceConfig, tasks: readonly TaskRow[]) => Presence;
+  presence?: (instance: InstanceConfig, tasks: readonly TaskRow[], clusterPause: ClusterPause | undefined) => Presence;
 }
 
 /** A hung server delays only its own instance. */
@@ -99,6 +100,8 @@ export interface CheckReport {
   outcomes: Outcome[];
   /** Why nothing was started although tasks wait: a backup (ours or the old tool's) runs here. */
   hostBusy?: string;
+  /** A cluster-wide pause (`pause --cluster`) read on one of the instances: nothing starts. */
+  clusterPause?: ClusterPause;
   ok: boolean;
 }
 
@@ -143,7 +146,9 @@ export async function runCheck(deps: CheckDeps, opts: CheckOptions): Promise<Che
     // may start (the host lock decides last).
     hostBusy = hostBusyReason(buildLocalView(scanHost(), readRecords(paths.records).records, hostOf(config)));
   }
-  if (opts.run && opts.start !== false && pick.kind === 'run') {
+  // Any instance's copy of the cluster pause holds the whole host: it is one cluster-wide decision.
+  const clusterPause = sessions.find((s) => s.clusterPause !== undefined)?.clusterPause;
+  if (opts.run && opts.start !== false && clusterPause === undefined && pick.kind === 'run') {
     if (hostBusy !== undefined) {
       problem('host-busy', { reason: hostBusy }, `nothing started: ${hostBusy}`);
     } else {
@@ -166,13 +171,22 @@ export async function runCheck(deps: CheckDeps, opts: CheckOptions): Promise<Che
   // Waited for, a backup must have ended `success`; handed off (daemon), `running` is the result.
   const fine = (o: Outcome) => o.note === 'skipped' || o.status === STATUS.success || (!opts.waitForBackups && o.status === STATUS.running);
   const ok = configErrors.length === 0 && reports.every((r) => r.error === undefined) && outcomes.every(fine);
-  return { configErrors, instances: reports, pick, outcomes, ...(hostBusy !== undefined ? { hostBusy } : {}), ok };
+  return {
+    configErrors,
+    instances: reports,
+    pick,
+    outcomes,
+    ...(hostBusy !== undefined ? { hostBusy } : {}),
+    ...(clusterPause !== undefined ? { clusterPause } : {}),
+    ok,
+  };
 }
 
 interface Session {
   instance: InstanceConfig;
   conn?: Connection;
   tasks: TaskRow[];
+  clusterPause?: ClusterPause;
   error?: string;
 }
 
@@ -197,8 +211,10 @@ async function openSession(
         problem('journal', { err: err.message }, 'journal not delivered');
       }
     }
-    session.tasks = await readTasks(deps, session.conn, instance, watched);
-    if (deps.presence) await announce(session.conn, deps.presence(instance, session.tasks), instance, problem);
+    const read = await readTasks(deps, session.conn, instance, watched, problem);
+    session.tasks = read.tasks;
+    session.clusterPause = read.clusterPause;
+    if (deps.presence) await announce(session.conn, deps.presence(instance, session.tasks, read.clusterPause), instance, problem);
   } catch (err) {
     failSession(connections, session, err);
   }
@@ -229,8 +245,14 @@ async function announce(conn: Connection, presence: Presence, instance: Instance
  * The unfinished rows (one statement when idle), then each watched task of this instance that is
  * not among them, by its key; and, once per connection life, the last finished task for status.
  */
-async function readTasks(deps: CheckDeps, conn: Connection, instance: InstanceConfig, watched: readonly TaskKey[]): Promise<TaskRow[]> {
-  const tasks = await sql.listUnfinishedTasks(conn, instance.host, instance.port, isSpiderInstance(instance) ? 0 : undefined);
+async function readTasks(
+  deps: CheckDeps,
+  conn: Connection,
+  instance: InstanceConfig,
+  watched: readonly TaskKey[],
+  problem: Problem,
+): Promise<{ tasks: TaskRow[]; clusterPause: ClusterPause | undefined }> {
+  const { tasks, clusterPause } = await readUnfinished(conn, instance, problem);
   const have = new Set(tasks.map(taskKeyString));
   const mine = new Map<string, TaskKey>();
   for (const k of watched)
@@ -244,7 +266,38 @@ async function readTasks(deps: CheckDeps, conn: Connection, instance: InstanceCo
     if (!last.has(instance.file)) last.set(instance.file, await sql.lastFinishedTask(conn, instance.host, instance.port));
     for (const t of tasks) if (isFinished(t.status) && t.status !== STATUS.quit) last.set(instance.file, t);
   }
-  return tasks;
+  return { tasks, clusterPause };
+}
+
+/**
+ * The unfinished tasks and the cluster pause in one statement. The pause table is created where it
+ * is missing (it then replicates from masters); where it cannot be (a read-only replica whose
+ * master has none yet, a user without CREATE), the tasks are read alone and backups go on.
+ */
+async function readUnfinished(
+  conn: Connection,
+  instance: InstanceConfig,
+  problem: Problem,
+): Promise<{ tasks: TaskRow[]; clusterPause: ClusterPause | undefined }> {
+  const shard = isSpiderInstance(instance) ? 0 : undefined;
+  try {
+    return await listUnfinishedTasksAndPause(conn, instance.host, instance.port, shard);
+  } catch (err) {
+    if (!isMissingClusterPauseTable(err)) throw err;
+  }
+  try {
+    await conn.query(createClusterPauseTable());
+    return await listUnfinishedTasksAndPause(conn, instance.host, instance.port, shard);
+  } catch (err) {
+    // The task table's own absence (no tasks here yet) is the caller's to handle.
+    if (conn.broken || (isNoSuchTable(err) && !isMissingClusterPauseTable(err))) throw err;
+    problem(
+      `cluster-pause:${instance.file}`,
+      { port: instance.port, err: errorMessage(err) },
+      'cannot create the cluster-pause table; a cluster-wide pause is not seen on this instance',
+    );
+  }
+  return { tasks: await sql.listUnfinishedTasks(conn, instance.host, instance.port, shard), clusterPause: undefined };
 }
 
 export type Problem = (key: string, fields: Record<string, unknown>, msg: string) => void;
@@ -291,7 +344,7 @@ async function housekeepAll(
           logger: deps.logger.child({ port: s.instance.port }),
           onEvent: deps.onEvent,
         });
-        if (res.actions.some((a) => a.applied)) s.tasks = await readTasks(deps, conn, s.instance, watched);
+        if (res.actions.some((a) => a.applied)) s.tasks = (await readTasks(deps, conn, s.instance, watched, problem)).tasks;
       } catch (err) {
         failSession(connections, s, err);
       }

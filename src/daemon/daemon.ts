@@ -218,7 +218,10 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
 
   const fire = (at: Date): Promise<void> => {
     const run = (async () => {
-      const r = await fireSchedule({ config: s.config, logger: logger(), pause: refreshPause() }, at);
+      // A cluster-wide pause seen by the last tick holds the schedule as well as this host's own.
+      const cp = s.report?.clusterPause;
+      const pause = refreshPause() ?? (cp && { until: cp.until, reason: `cluster: ${cp.reason}`, since: '', by: cp.by });
+      const r = await fireSchedule({ config: s.config, logger: logger(), pause }, at);
       s.lastSchedule = r;
       metrics.scheduled(r.result);
       if (r.result === 'error') noteError(`schedule: ${r.error}`);

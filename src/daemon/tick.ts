@@ -17,6 +17,7 @@ import { hostname } from 'node:os';
 import type { Presence } from '../sql/presence.js';
 import { packageVersion } from '../version.js';
 import type { PauseState } from '../state/pause.js';
+import type { ClusterPause } from '../sql/cluster-pause.js';
 
 export interface TickDeps {
   config: AgentConfig;
@@ -60,7 +61,7 @@ export async function runTick(deps: TickDeps, reason: string): Promise<TickResul
     connections: deps.connections,
     watch: seenKeys(deps.seen),
     lastFinished: deps.lastFinished,
-    presence: (instance, tasks) => presenceOf(deps, instance, tasks),
+    presence: (instance, tasks, clusterPause) => presenceOf(deps, instance, tasks, clusterPause),
     logProblem: (key, fields, msg) => {
       problemKeys.add(key);
       if (!deps.problemKeys.has(key)) logger.error(fields, `${msg} (logged once until it clears)`);
@@ -113,7 +114,7 @@ export async function runTick(deps: TickDeps, reason: string): Promise<TickResul
       ok: error === undefined,
       error,
       started,
-      paused: deps.pause !== undefined,
+      paused: deps.pause !== undefined || report?.clusterPause !== undefined,
     },
     report,
     seen,
@@ -139,8 +140,15 @@ function observe(report: CheckReport, previous: Seen, metrics: DaemonMetrics): S
 }
 
 /** What this agent says about itself on each instance it serves. */
-export function presenceOf(deps: Pick<TickDeps, 'config' | 'pause'>, instance: InstanceConfig, tasks: readonly TaskRow[]): Presence {
+export function presenceOf(
+  deps: Pick<TickDeps, 'config' | 'pause'>,
+  instance: InstanceConfig,
+  tasks: readonly TaskRow[],
+  clusterPause?: ClusterPause,
+): Presence {
   const running = tasks.find((t) => t.status === STATUS.running);
+  // This host's own pause first (its reason is the more specific); else the cluster's.
+  const pause = deps.pause ?? (clusterPause && { reason: `cluster: ${clusterPause.reason}`, until: clusterPause.until });
   return {
     host: instance.host,
     port: instance.port,
@@ -150,9 +158,9 @@ export function presenceOf(deps: Pick<TickDeps, 'config' | 'pause'>, instance: I
     agentHost: hostname(),
     agentPid: process.pid,
     tickIntervalMs: deps.config.agent.tickIntervalMs,
-    paused: deps.pause !== undefined,
-    pauseReason: deps.pause?.reason ?? '',
-    pauseUntil: deps.pause?.until ?? '',
+    paused: pause !== undefined,
+    pauseReason: pause?.reason ?? '',
+    pauseUntil: pause?.until ?? '',
     runningBackupId: running?.backupId ?? '',
     runningSince: running?.updatedAt ?? '',
     runningBytes: null,
