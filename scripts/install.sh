@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 # util-linux: flock(1), which holds the host and daemon locks (and unshare/mount for the release
 # test). systemd: systemd-analyze and systemd-tmpfiles judge the unit and the tmpfiles entry.
 # logrotate: the log rotation tests run the real one. procps: ps, for operators and debugging.
-packages=(mariadb-server mariadb-plugin-spider util-linux mount systemd procps logrotate)
+# faketime: libfaketime moves a test daemon's clock (presence ages must follow the database clock).
+packages=(mariadb-server mariadb-plugin-spider util-linux mount systemd procps logrotate faketime)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

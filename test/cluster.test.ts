@@ -200,6 +200,10 @@ describe('pause --cluster', () => {
     // SPT_SLAVE1's SQL thread is stopped: only SPT_SLAVE0 gets its row.
     await waitFor('the row of SPT_SLAVE0 to arrive', () => statusOf(cluster, s0, 'cp-1'));
     await Promise.all(daemons.filter(running).map((d) => d.nextTicks(3)));
+    // A hand-run check obeys it too, and says so.
+    const hand = await wsB.cli('check', '--run');
+    assert.equal(hand.code, 0, hand.stdout + hand.stderr);
+    assert.match(hand.stdout, /The cluster is paused until .* \(storage maintenance\): nothing new starts\.\nNothing started/);
     const runs = [wsA, wsB, wsC, wsD].flatMap((ws) => ws.runs()).filter((r) => r.backupId === 'cp-1');
     assert.deepEqual(runs, [], 'no backup starts while the cluster is paused');
 
