@@ -85,38 +85,42 @@ after(async () => {
 });
 
 describe('status --cluster', () => {
-  test('alive (clock moved), lost, paused, none, unreachable and a running backup; ages by the database clock', async (t) => {
-    assert.equal((await wsC.cli('pause', '--for', '1h', '--reason', 'disk swap')).code, 0);
-    const a = startDaemon(wsA, '+2h');
-    const b = startDaemon(wsB);
-    const c = startDaemon(wsC);
-    await Promise.all([a.ready(), b.ready(), c.ready()]);
-    // A task of SPT0 alone, written on its master: host A runs it and holds it running.
-    wsA.behave(m0.port, { block: true });
-    await cluster.exec(
-      m0,
-      `INSERT INTO infodba_schema.global_backup (ServerName, Wrapper, Host, Port, ShardValue, BackupId, BackupStatus, TaskPid, CreatedAt)
+  test(
+    'alive (clock moved), lost, paused, none, unreachable and a running backup; ages by the database clock',
+    { timeout: 120_000 },
+    async (t) => {
+      assert.equal((await wsC.cli('pause', '--for', '1h', '--reason', 'disk swap')).code, 0);
+      const a = startDaemon(wsA, '+2h');
+      const b = startDaemon(wsB);
+      const c = startDaemon(wsC);
+      await Promise.all([a.ready(), b.ready(), c.ready()]);
+      // A task of SPT0 alone, written on its master: host A runs it and holds it running.
+      wsA.behave(m0.port, { block: true });
+      await cluster.exec(
+        m0,
+        `INSERT INTO infodba_schema.global_backup (ServerName, Wrapper, Host, Port, ShardValue, BackupId, BackupStatus, TaskPid, CreatedAt)
        VALUES ('SPT0', 'mysql', ?, ?, 0, 'run-1', 'init', -1, NOW())`,
-      [m0.host, m0.port],
-    );
-    await waitFor('the backup of SPT0 to run', () => wsA.runs().some((r) => r.port === m0.port));
-    await waitFor('its presence to show it', async () => {
-      const [p] = await cluster.query(m0, 'SELECT RunningBackupId FROM infodba_schema.spiderbackup_presence WHERE Port = ?', [m0.port]);
-      return (p as { RunningBackupId?: string } | undefined)?.RunningBackupId === 'run-1';
-    });
-    await b.dispose(); // SPT1's agent dies
-    await cluster.stop(m2); // SPT2 unreachable; SPT_SLAVE1 never had an agent
-    try {
-      await statusWhileSPT2IsDown(t, a);
-    } finally {
-      wsA.release(m0.port);
-      await cluster.start(m2);
-    }
-    await waitFor('run-1 to succeed', async () => {
-      const [r] = await cluster.query(m0, "SELECT BackupStatus FROM infodba_schema.global_backup WHERE BackupId = 'run-1'");
-      return (r as { BackupStatus: string }).BackupStatus === 'success';
-    });
-  });
+        [m0.host, m0.port],
+      );
+      await waitFor('the backup of SPT0 to run', () => wsA.runs().some((r) => r.port === m0.port));
+      await waitFor('its presence to show it', async () => {
+        const [p] = await cluster.query(m0, 'SELECT RunningBackupId FROM infodba_schema.spiderbackup_presence WHERE Port = ?', [m0.port]);
+        return (p as { RunningBackupId?: string } | undefined)?.RunningBackupId === 'run-1';
+      });
+      await b.dispose(); // SPT1's agent dies
+      await cluster.stop(m2); // SPT2 unreachable; SPT_SLAVE1 never had an agent
+      try {
+        await statusWhileSPT2IsDown(t, a);
+      } finally {
+        wsA.release(m0.port);
+        await cluster.start(m2);
+      }
+      await waitFor('run-1 to succeed', async () => {
+        const [r] = await cluster.query(m0, "SELECT BackupStatus FROM infodba_schema.global_backup WHERE BackupId = 'run-1'");
+        return (r as { BackupStatus: string }).BackupStatus === 'success';
+      });
+    },
+  );
 });
 
 async function statusWhileSPT2IsDown(t: TestContext, a: DaemonProcess): Promise<void> {
@@ -168,95 +172,106 @@ async function statusWhileSPT2IsDown(t: TestContext, a: DaemonProcess): Promise<
 }
 
 describe('pause --cluster', () => {
-  test('every agent honours it within a tick, a replica with a stopped SQL thread included; resume --cluster lifts it', async (t) => {
-    await clearTasks(cluster);
-    assert.equal((await wsC.cli('resume')).code, 0);
-    startDaemon(wsB);
-    startDaemon(wsD);
-    await cluster.exec(s1, 'STOP SLAVE SQL_THREAD'); // a pause must still reach it
-    const p = await op.cli('pause', '--cluster', '--for', '2h', '--reason', 'storage maintenance', '-c', spiderIni);
-    t.diagnostic(`\n${p.stdout}`);
-    assert.equal(p.code, 0, p.stdout + p.stderr);
-    assert.match(p.stdout, /Cluster paused for 2h on 6 of 6 instances/);
-    const [own] = await cluster.query(s1, 'SELECT Reason FROM infodba_schema.spiderbackup_cluster_pause WHERE Port = ?', [s1.port]);
-    assert.equal((own as { Reason: string }).Reason, 'storage maintenance', 'written on the replica itself');
+  test(
+    'every agent honours it within a tick, a replica with a stopped SQL thread included; resume --cluster lifts it',
+    { timeout: 120_000 },
+    async (t) => {
+      await clearTasks(cluster);
+      assert.equal((await wsC.cli('resume')).code, 0);
+      startDaemon(wsB);
+      startDaemon(wsD);
+      await cluster.exec(s1, 'STOP SLAVE SQL_THREAD'); // a pause must still reach it
+      const p = await op.cli('pause', '--cluster', '--for', '2h', '--reason', 'storage maintenance', '-c', spiderIni);
+      t.diagnostic(`\n${p.stdout}`);
+      assert.equal(p.code, 0, p.stdout + p.stderr);
+      assert.match(p.stdout, /Cluster paused for 2h on 6 of 6 instances/);
+      const [own] = await cluster.query(s1, 'SELECT Reason FROM infodba_schema.spiderbackup_cluster_pause WHERE Port = ?', [s1.port]);
+      assert.equal((own as { Reason: string }).Reason, 'storage maintenance', 'written on the replica itself');
 
-    const s = await waitFor(
-      'every agent paused',
-      async () => {
-        const st = await clusterStatus();
-        return st.instances.every((i) => i.agent.state === 'paused') ? st : undefined;
-      },
-      30_000,
-    );
-    assert.equal(s.code, 0, 'paused agents are fine');
-    for (const i of s.instances) assert.equal(i.agent.pauseReason, 'cluster: storage maintenance', i.serverName);
-    const shown = await op.cli('status', '--cluster', '-c', spiderIni);
-    assert.match(shown.stdout, /Cluster paused until .*storage maintenance/);
-    t.diagnostic(`\n${shown.stdout}`);
+      const s = await waitFor(
+        'every agent paused',
+        async () => {
+          const st = await clusterStatus();
+          return st.instances.every((i) => i.agent.state === 'paused') ? st : undefined;
+        },
+        30_000,
+      );
+      assert.equal(s.code, 0, 'paused agents are fine');
+      for (const i of s.instances) assert.equal(i.agent.pauseReason, 'cluster: storage maintenance', i.serverName);
+      const shown = await op.cli('status', '--cluster', '-c', spiderIni);
+      assert.match(shown.stdout, /Cluster paused until .*storage maintenance/);
+      t.diagnostic(`\n${shown.stdout}`);
 
-    const sched = await op.cli('schedule', '-c', spiderIni, '--backup-id', 'cp-1');
-    assert.equal(sched.code, 0, sched.stderr);
-    // SPT_SLAVE1's SQL thread is stopped: only SPT_SLAVE0 gets its row.
-    await waitFor('the row of SPT_SLAVE0 to arrive', () => statusOf(cluster, s0, 'cp-1'));
-    await Promise.all(daemons.filter(running).map((d) => d.nextTicks(3)));
-    // A hand-run check obeys it too, and says so.
-    const hand = await wsB.cli('check', '--run');
-    assert.equal(hand.code, 0, hand.stdout + hand.stderr);
-    assert.match(hand.stdout, /The cluster is paused until .* \(storage maintenance\): nothing new starts\.\nNothing started/);
-    const runs = [wsA, wsB, wsC, wsD].flatMap((ws) => ws.runs()).filter((r) => r.backupId === 'cp-1');
-    assert.deepEqual(runs, [], 'no backup starts while the cluster is paused');
+      const sched = await op.cli('schedule', '-c', spiderIni, '--backup-id', 'cp-1');
+      assert.equal(sched.code, 0, sched.stderr);
+      // SPT_SLAVE1's SQL thread is stopped: only SPT_SLAVE0 gets its row.
+      await waitFor('the row of SPT_SLAVE0 to arrive', () => statusOf(cluster, s0, 'cp-1'));
+      await Promise.all(daemons.filter(running).map((d) => d.nextTicks(3)));
+      // The host's own status says so, and a hand-run check obeys it too.
+      const hostStatus = await wsB.cli('status');
+      assert.match(hostStatus.stdout, /Cluster: +paused until .* — storage maintenance/);
+      const hand = await wsB.cli('check', '--run');
+      assert.equal(hand.code, 0, hand.stdout + hand.stderr);
+      assert.match(hand.stdout, /The cluster is paused until .* \(storage maintenance\): nothing new starts\.\nNothing started/);
+      const runs = [wsA, wsB, wsC, wsD].flatMap((ws) => ws.runs()).filter((r) => r.backupId === 'cp-1');
+      assert.deepEqual(runs, [], 'no backup starts while the cluster is paused');
 
-    const r = await op.cli('resume', '--cluster', '-c', spiderIni);
-    assert.equal(r.code, 0, r.stdout + r.stderr);
-    assert.match(r.stdout, /Cluster pause lifted on 6 of 6 instances/);
-    // Every task whose row is there runs: SPT_SLAVE1's never arrived.
-    await waitFor(
-      'the backups of cp-1',
-      () => [wsA, wsB, wsC, wsD].flatMap((ws) => ws.runs()).filter((x) => x.backupId === 'cp-1').length === 5,
-      60_000,
-    );
-  });
+      const r = await op.cli('resume', '--cluster', '-c', spiderIni);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      assert.match(r.stdout, /Cluster pause lifted on 6 of 6 instances/);
+      // Every task whose row is there runs: SPT_SLAVE1's never arrived.
+      await waitFor(
+        'the backups of cp-1',
+        () => [wsA, wsB, wsC, wsD].flatMap((ws) => ws.runs()).filter((x) => x.backupId === 'cp-1').length === 5,
+        60_000,
+      );
+    },
+  );
 });
 
 describe('schedule --wait', () => {
-  test('names a lost agent, a paused host and a replica whose SQL thread is stopped; gives up with exit 1 naming them', async (t) => {
-    // Not clearTasks: it waits for every replica, and SPT_SLAVE1 applies nothing.
-    for (const m of cluster.masters) await cluster.exec(m, 'DELETE FROM infodba_schema.global_backup');
-    const b = daemons.find((d) => d.ws === wsB && running(d));
-    await b?.dispose(); // SPT1's agent is lost again
-    assert.equal((await wsC.cli('pause', '--for', '1h', '--reason', 'disk swap')).code, 0);
-    const started = Date.now();
-    const waiter = op.start(['schedule', '-c', spiderIni, '--wait', '--backup-id', 'w-1']);
-    try {
-      await waitFor(
-        'SPT1, SPT_SLAVE0 and SPT_SLAVE1 named',
-        () => {
-          const out = waiter.stdout();
-          return (
-            out.includes(`SPT1 ${m1.host}:${m1.port}: agent lost`) &&
-            new RegExp(`SPT_SLAVE0 ${s0.host}:${s0.port}: host paused until .*: disk swap`).test(out) &&
-            new RegExp(`SPT_SLAVE1 ${s1.host}:${s1.port}: its row has not arrived by replication .*SQL thread is not running`).test(out)
-          );
-        },
-        60_000,
-      );
-      t.diagnostic(`named within ${((Date.now() - started) / 1000).toFixed(1)} s`);
-      assert.equal((await wsC.cli('resume')).code, 0);
-      const r = await waiter.result;
-      t.diagnostic(`\n${r.stdout.split('\n').slice(-40).join('\n')}`);
-      assert.equal(r.code, 1, r.stdout + r.stderr);
-      assert.match(r.stdout, /gave up: the tasks left can no longer finish/);
-      assert.match(r.stdout, new RegExp(`SPT1 .*${m1.port}.*agent lost for`));
-      assert.match(r.stdout, new RegExp(`SPT_SLAVE1 .*${s1.port}.*never arrived`));
-      assert.doesNotMatch(r.stdout.split('gave up')[1] ?? '', /SPT_SLAVE0/, 'the resumed host finished');
-      t.diagnostic(`exit 1 after ${((Date.now() - started) / 1000).toFixed(1)} s (unclaimed_after 12 s)`);
-    } catch (err) {
-      t.diagnostic(waiter.stdout());
-      throw err;
-    } finally {
-      waiter.child.kill('SIGKILL');
-      await cluster.exec(s1, 'START SLAVE SQL_THREAD').catch(() => {});
-    }
-  });
+  test(
+    'names a lost agent, a paused host and a replica whose SQL thread is stopped; gives up with exit 1 naming them',
+    { timeout: 120_000 },
+    async (t) => {
+      await op.cli('resume', '--cluster', '-c', spiderIni); // whatever the test before left
+      // Not clearTasks: it waits for every replica, and SPT_SLAVE1 applies nothing.
+      for (const m of cluster.masters) await cluster.exec(m, 'DELETE FROM infodba_schema.global_backup');
+      const b = daemons.find((d) => d.ws === wsB && running(d));
+      await b?.dispose(); // SPT1's agent is lost again
+      assert.equal((await wsC.cli('pause', '--for', '1h', '--reason', 'disk swap')).code, 0);
+      const started = Date.now();
+      const waiter = op.start(['schedule', '-c', spiderIni, '--wait', '--backup-id', 'w-1']);
+      try {
+        await waitFor(
+          'SPT1, SPT_SLAVE0 and SPT_SLAVE1 named',
+          () => {
+            const out = waiter.stdout();
+            return (
+              out.includes(`SPT1 ${m1.host}:${m1.port}: agent lost`) &&
+              new RegExp(`SPT_SLAVE0 ${s0.host}:${s0.port}: host paused until .*: disk swap`).test(out) &&
+              new RegExp(`SPT_SLAVE1 ${s1.host}:${s1.port}: its row has not arrived by replication .*SQL thread is not running`).test(out)
+            );
+          },
+          60_000,
+        );
+        t.diagnostic(`named within ${((Date.now() - started) / 1000).toFixed(1)} s`);
+        assert.equal((await wsC.cli('resume')).code, 0);
+        const r = await waiter.result;
+        t.diagnostic(`\n${r.stdout.split('\n').slice(-40).join('\n')}`);
+        assert.equal(r.code, 1, r.stdout + r.stderr);
+        assert.match(r.stdout, /gave up: the tasks left can no longer finish/);
+        assert.match(r.stdout, new RegExp(`SPT1 .*${m1.port}.*agent lost for`));
+        assert.match(r.stdout, new RegExp(`SPT_SLAVE1 .*${s1.port}.*never arrived`));
+        assert.doesNotMatch(r.stdout.split('gave up')[1] ?? '', /SPT_SLAVE0/, 'the resumed host finished');
+        t.diagnostic(`exit 1 after ${((Date.now() - started) / 1000).toFixed(1)} s (unclaimed_after 12 s)`);
+      } catch (err) {
+        t.diagnostic(waiter.stdout());
+        throw err;
+      } finally {
+        waiter.child.kill('SIGKILL');
+        await cluster.exec(s1, 'START SLAVE SQL_THREAD').catch(() => {});
+      }
+    },
+  );
 });

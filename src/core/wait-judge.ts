@@ -75,7 +75,7 @@ function judgeAgent(e: Evidence, row: TaskRow, limits: JudgeLimits): Judgement {
   if (state === 'lost' && p) {
     const problem =
       `agent lost: its last tick on ${row.host}:${row.port} was ${min(p.ageS)} ago (v${p.agentVersion} on ${p.agentHost}, ` +
-      `pid ${p.agentPid})${waiting ? '' : '; the backup’s supervisor may still record its end'}`;
+      `pid ${p.agentPid})${waiting ? '' : "; the backup's supervisor may still record its end"}`;
     // A running backup's supervisor outlives its agent and records the end itself: only a waiting task is lost with it.
     return waiting && p.ageS * 1000 > limits.unclaimedAfterMs
       ? { problem, hopeless: `agent lost for ${min(p.ageS)} (over [schedule] unclaimed_after)` }

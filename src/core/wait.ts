@@ -241,9 +241,7 @@ async function diagnose(
     const s = servers.get(keyOf(t));
     return s && endpointOf(s);
   };
-  // A running task has its supervisor, which records the end even without its agent (and
-  // flagStalled names one without): only waiting tasks and missing rows are looked into.
-  const pending = views.filter((v) => !v.row || isRunnable(v.row.status));
+  const pending = views.filter(unended);
   const missing = pending.filter((v) => !v.row && v.task.wrapper === 'mysql_slave' && !unreadable.has(keyOf(v.task)));
   let copies = new Map<string, TaskRow>();
   if (missing.length > 0) {
