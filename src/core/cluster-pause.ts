@@ -7,6 +7,7 @@ import { withConnection, type Connection } from '../db.js';
 import { createClusterPauseTable } from '../sql/ddl.js';
 import { isMissingClusterPauseTable, writeClusterPause } from '../sql/cluster-pause.js';
 import { listServers } from '../sql/servers.js';
+import { setSqlLogBin } from '../sql/tasks.js';
 import { mapLimited } from './cluster-view.js';
 import { clusterMembers, type Member } from './cluster-members.js';
 import type { SpiderTarget } from './spider-target.js';
@@ -51,6 +52,10 @@ export async function writeClusterPauseEverywhere(
 }
 
 async function writeOn(c: Connection, m: Member, forS: number, reason: string, by: string): Promise<void> {
+  // A replica's own row stays out of its binary log where the user may say so: a local write in
+  // the binlog of a replica is an errant transaction to GTID-strict replication after a switch-over.
+  // Without BINLOG ADMIN (or SUPER) it is written all the same: its key is the replica's own.
+  if (m.role === 'slave') await setSqlLogBin(c, false).catch(() => undefined);
   try {
     await writeClusterPause(c, m.host, m.port, forS, reason, by);
   } catch (err) {
