@@ -10,12 +10,13 @@ cd "$(dirname "$0")/.."
 # prometheus: promtool, which judges /metrics and the example alert rules in the tests.
 # mariadb-client: mariadb-dump and mariadb (the sandbox's and the runners' backups, restores).
 # mariadb-backup (with mbstream) and zstd: the built-in backup runners and `verify --restore-test`
-# (README "Backup runners"). bsdutils: script(1), a real terminal for the CLI tests.
+# (README "Backup runners"). bsdutils: script(1), a real terminal for the CLI tests. faketime:
+# libfaketime moves a test daemon's clock (presence ages must follow the database clock).
 packages=(
   mariadb-server mariadb-plugin-spider
   util-linux mount systemd procps logrotate
   prometheus
-  mariadb-client mariadb-backup zstd bsdutils
+  mariadb-client mariadb-backup zstd bsdutils faketime
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -85,10 +85,10 @@ export const AGENT_SCHEMA = {
   },
   schedule: {
     cron: { kind: 'optional' },
-    wait_interval: { kind: 'duration', default: '60s', min: 10, max: HOUR },
+    wait_interval: { kind: 'duration', default: '20s', min: 10, max: HOUR },
     wait_concurrency: { kind: 'int', default: 16, min: 1, max: 1024 },
     max_failed_polls: { kind: 'int', default: 120, min: 1 },
-    unclaimed_after: { kind: 'duration', default: '30m', min: 1, max: 48 * HOUR },
+    unclaimed_after: { kind: 'duration', default: '10m', min: 1, max: 48 * HOUR },
     tdbctl: { kind: 'optional' },
     restore_points: { kind: 'bool', default: true },
   },

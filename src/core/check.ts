@@ -9,7 +9,8 @@ import { connect, isNoSuchTable, type Connection } from '../db.js';
 import { KeptConnections } from '../kept-connections.js';
 import { ConfigError, errorMessage } from '../errors.js';
 import { scanHost } from '../process/host-scan.js';
-import { createPresenceTable } from '../sql/ddl.js';
+import { createClusterPauseTable, createPresenceTable } from '../sql/ddl.js';
+import { isMissingClusterPauseTable, listUnfinishedTasksAndPause, type ClusterPause } from '../sql/cluster-pause.js';
 import { upsertPresence, type Presence } from '../sql/presence.js';
 import * as sql from '../sql/tasks.js';
 import type { TaskKey, TaskRow } from '../sql/tasks.js';
@@ -67,7 +68,12 @@ export interface CheckDeps {
   /** Each instance's most recent successful task (by drop-in file), kept by the daemon for metrics. */
   lastSuccess?: Map<string, TaskRow | undefined>;
   /** The daemon's presence for each instance it serves, written there after its rows are read. */
-  presence?: (instance: InstanceConfig, tasks: readonly TaskRow[], records: readonly TaskRecord[]) => Presence;
+  presence?: (
+    instance: InstanceConfig,
+    tasks: readonly TaskRow[],
+    records: readonly TaskRecord[],
+    clusterPause: ClusterPause | undefined,
+  ) => Presence;
 }
 
 /** A hung server delays only its own instance. */
@@ -101,6 +107,8 @@ export interface CheckReport {
   hostBusy?: string;
   /** The supervisors' records as read at the start of the run (progress of running backups). */
   records: TaskRecord[];
+  /** A cluster-wide pause (`pause --cluster`) read on one of the instances: nothing starts. */
+  clusterPause?: ClusterPause;
   ok: boolean;
 }
 
@@ -154,7 +162,9 @@ export async function runCheck(deps: CheckDeps, opts: CheckOptions): Promise<Che
     // may start (the host lock decides last).
     hostBusy = hostBusyReason(buildLocalView(scanHost(), readRecords(paths.records).records, hostOf(config)));
   }
-  if (opts.run && opts.start !== false && pick.kind === 'run') {
+  // Any instance's copy of the cluster pause holds the whole host: it is one cluster-wide decision.
+  const clusterPause = sessions.find((s) => s.clusterPause !== undefined)?.clusterPause;
+  if (opts.run && opts.start !== false && clusterPause === undefined && pick.kind === 'run') {
     if (hostBusy !== undefined) {
       problem('host-busy', { reason: hostBusy }, `nothing started: ${hostBusy}`);
     } else {
@@ -184,6 +194,7 @@ export async function runCheck(deps: CheckDeps, opts: CheckOptions): Promise<Che
     outcomes,
     ...(hostBusy !== undefined ? { hostBusy } : {}),
     records: records.records,
+    ...(clusterPause !== undefined ? { clusterPause } : {}),
     ok,
   };
 }
@@ -192,6 +203,7 @@ interface Session {
   instance: InstanceConfig;
   conn?: Connection;
   tasks: TaskRow[];
+  clusterPause?: ClusterPause;
   error?: string;
   warnings: string[];
 }
@@ -218,9 +230,12 @@ async function openSession(
         problem('journal', { err: err.message }, 'journal not delivered');
       }
     }
-    session.tasks = await readTasks(deps, session.conn, instance, watched);
+    const read = await readTasks(deps, session.conn, instance, watched, problem);
+    session.tasks = read.tasks;
+    session.clusterPause = read.clusterPause;
     if (deps.presence) {
-      const warning = await announce(session.conn, deps.presence(instance, session.tasks, records), instance, problem);
+      const presence = deps.presence(instance, session.tasks, records, read.clusterPause);
+      const warning = await announce(session.conn, presence, instance, problem);
       if (warning !== undefined) session.warnings.push(warning);
     }
   } catch (err) {
@@ -256,8 +271,14 @@ async function announce(conn: Connection, presence: Presence, instance: Instance
  * The unfinished rows (one statement when idle), then each watched task of this instance that is
  * not among them, by its key; and, once per connection life, the last finished task for status.
  */
-async function readTasks(deps: CheckDeps, conn: Connection, instance: InstanceConfig, watched: readonly TaskKey[]): Promise<TaskRow[]> {
-  const tasks = await sql.listUnfinishedTasks(conn, instance.host, instance.port, isSpiderInstance(instance) ? 0 : undefined);
+async function readTasks(
+  deps: CheckDeps,
+  conn: Connection,
+  instance: InstanceConfig,
+  watched: readonly TaskKey[],
+  problem: Problem,
+): Promise<{ tasks: TaskRow[]; clusterPause: ClusterPause | undefined }> {
+  const { tasks, clusterPause } = await readUnfinished(conn, instance, problem);
   const have = new Set(tasks.map(taskKeyString));
   const mine = new Map<string, TaskKey>();
   for (const k of watched)
@@ -280,7 +301,38 @@ async function readTasks(deps: CheckDeps, conn: Connection, instance: InstanceCo
       );
     for (const t of tasks) if (t.status === STATUS.success) success.set(instance.file, t);
   }
-  return tasks;
+  return { tasks, clusterPause };
+}
+
+/**
+ * The unfinished tasks and the cluster pause in one statement. The pause table is created where it
+ * is missing (it then replicates from masters); where it cannot be (a read-only replica whose
+ * master has none yet, a user without CREATE), the tasks are read alone and backups go on.
+ */
+async function readUnfinished(
+  conn: Connection,
+  instance: InstanceConfig,
+  problem: Problem,
+): Promise<{ tasks: TaskRow[]; clusterPause: ClusterPause | undefined }> {
+  const shard = isSpiderInstance(instance) ? 0 : undefined;
+  try {
+    return await listUnfinishedTasksAndPause(conn, instance.host, instance.port, shard);
+  } catch (err) {
+    if (!isMissingClusterPauseTable(err)) throw err;
+  }
+  try {
+    await conn.query(createClusterPauseTable());
+    return await listUnfinishedTasksAndPause(conn, instance.host, instance.port, shard);
+  } catch (err) {
+    // The task table's own absence (no tasks here yet) is the caller's to handle.
+    if (conn.broken || (isNoSuchTable(err) && !isMissingClusterPauseTable(err))) throw err;
+    problem(
+      `cluster-pause:${instance.file}`,
+      { port: instance.port, err: errorMessage(err) },
+      'cannot create the cluster-pause table; a cluster-wide pause is not seen on this instance',
+    );
+  }
+  return { tasks: await sql.listUnfinishedTasks(conn, instance.host, instance.port, shard), clusterPause: undefined };
 }
 
 export type Problem = (key: string, fields: Record<string, unknown>, msg: string) => void;
@@ -327,7 +379,7 @@ async function housekeepAll(
           logger: deps.logger.child({ port: s.instance.port }),
           events: deps.events,
         });
-        if (res.actions.some((a) => a.applied)) s.tasks = await readTasks(deps, conn, s.instance, watched);
+        if (res.actions.some((a) => a.applied)) s.tasks = (await readTasks(deps, conn, s.instance, watched, problem)).tasks;
       } catch (err) {
         failSession(connections, s, err);
       }

@@ -16,6 +16,13 @@ import { STATUS, isRunnable } from './status.js';
 import { supervisorLockName } from './protocol.js';
 import { LIMITS } from './decide.js';
 import type { TaskSet } from './task-set.js';
+import { isNoSuchTable } from '../db.js';
+import { getPresence, type PresenceRow } from '../sql/presence.js';
+import { replicationStatus } from '../sql/replication.js';
+import { listReplicaCopies } from '../sql/spider.js';
+import { replicationProblem } from './replication-health.js';
+import { judge, type Evidence } from './wait-judge.js';
+import { LOST_AFTER_TICKS } from './agent-state.js';
 
 export const WAIT_LIMIT_MS = 48 * 3600 * 1000;
 
@@ -24,6 +31,8 @@ export interface TaskView {
   /** Undefined while the row has not been read (replica unreachable, not replicated yet). */
   row?: TaskRow;
   problem?: string;
+  /** Why the task can no longer finish (its agent lost, its row never replicated …). */
+  hopeless?: string;
 }
 
 export interface Round {
@@ -36,7 +45,7 @@ export interface Round {
 
 export interface WaitResult {
   ok: boolean;
-  reason: 'finished' | 'too-many-failed-polls' | 'timeout';
+  reason: 'finished' | 'too-many-failed-polls' | 'timeout' | 'hopeless';
   last: Round;
   rounds: number;
 }
@@ -61,9 +70,13 @@ async function waitRounds(deps: WaitDeps, target: SpiderTarget, set: TaskSet, ba
   const lockless = new Map<string, number>();
   let failedPolls = 0;
   for (let n = 1; ; n++) {
-    const round = await pollOnce(config, target, set, backupId, n, lockless, pool);
+    const investigate = Date.now() - started >= diagnosisGraceMs(config);
+    const round = await pollOnce(config, target, set, backupId, n, lockless, pool, investigate);
     deps.onRound?.(round);
     if (round.done) return { ok: round.counts.success === round.counts.total, reason: 'finished', last: round, rounds: n };
+    // Every task left can no longer finish: waiting on would only hide it.
+    const left = round.views.filter(unended);
+    if (left.length > 0 && left.every((v) => v.hopeless !== undefined)) return { ok: false, reason: 'hopeless', last: round, rounds: n };
     if (round.errors.length > 0) {
       failedPolls++;
       deps.logger.warn({ backupId, errors: round.errors, failedPolls }, 'wait: poll had errors; retrying');
@@ -85,8 +98,20 @@ export async function pollOnce(
   n: number,
   lockless: Map<string, number> = new Map(),
   pool?: ClusterPool,
+  investigate = false,
 ): Promise<Round> {
-  return withPool(pool, (p) => poll(config, target, set, backupId, n, lockless, p));
+  return withPool(pool, (p) => poll(config, target, set, backupId, n, lockless, p, investigate));
+}
+
+/**
+ * Agents get this long to pick their tasks up before the wait looks into why they have not: three
+ * of this host's ticks (an agent is lost after three of its own), at least 10 s. Until then a round
+ * costs what it always did (the master side through Spider, one read per replica); after it,
+ * each waiting task's instance is also asked for its agent's presence, and a replica whose row is
+ * missing for its replication status.
+ */
+export function diagnosisGraceMs(config: AgentConfig): number {
+  return Math.max(LOST_AFTER_TICKS * config.agent.tickIntervalMs, 10_000);
 }
 
 async function poll(
@@ -97,6 +122,7 @@ async function poll(
   n: number,
   lockless: Map<string, number>,
   pool: ClusterPool,
+  investigate: boolean,
 ): Promise<Round> {
   const errors: string[] = [];
   const rows = new Map<string, TaskRow>();
@@ -118,6 +144,9 @@ async function poll(
   }
   const views: TaskView[] = set.tasks.map((task) => ({ task, row: rows.get(keyOf(task)) }));
   await flagStalled(config, target, set, views, lockless, pool);
+  const unreadable = new Set(slaveSide.filter((s) => s.error !== undefined).map((s) => keyOf(s.server)));
+  if (masterSideFailed(errors, target)) for (const t of set.tasks) if (t.wrapper !== 'mysql_slave') unreadable.add(keyOf(t));
+  if (investigate) await diagnose(config, target, set, backupId, views, unreadable, pool);
 
   const counts = { total: views.length, success: 0, running: 0, waiting: 0, failed: 0, unknown: 0 };
   for (const v of views) {
@@ -184,6 +213,73 @@ async function flagStalled(
       v.problem = `running; its instance cannot be reached to check the agent: ${errorMessage(err)}`;
     }
   });
+}
+
+const masterSideFailed = (errors: readonly string[], target: SpiderTarget): boolean =>
+  errors.some((e) => e.startsWith(`spider ${keyOf(target.spider)}:`));
+
+/** Not ended, as far as this round knows: no row yet, waiting or running. */
+export const unended = (v: TaskView): boolean => !v.row || v.row.status === STATUS.running || isRunnable(v.row.status);
+
+/**
+ * Says what holds each unended task up (wait-judge.ts): the presence of its instance's agent, read
+ * on the instance; for a replica whose row is missing, the master's copy (one statement through
+ * the Spider table) and the replica's replication threads. At most wait_concurrency at once, on
+ * the round's kept connections.
+ */
+async function diagnose(
+  config: AgentConfig,
+  target: SpiderTarget,
+  set: TaskSet,
+  backupId: string,
+  views: TaskView[],
+  unreadable: ReadonlySet<string>,
+  pool: ClusterPool,
+): Promise<void> {
+  const servers = new Map([...set.slaves, ...set.masters].map((s) => [keyOf(s), s]));
+  const endpoint = (t: { host: string; port: number }): Endpoint | undefined => {
+    if (keyOf(t) === keyOf(target.spider)) return target.spider;
+    const s = servers.get(keyOf(t));
+    return s && endpointOf(s);
+  };
+  const pending = views.filter(unended);
+  const missing = pending.filter((v) => !v.row && v.task.wrapper === 'mysql_slave' && !unreadable.has(keyOf(v.task)));
+  let copies = new Map<string, TaskRow>();
+  if (missing.length > 0) {
+    try {
+      const rows = await pool.use(target.spider, (c) => listReplicaCopies(c, backupId), { init: initSpiderReadSession, retry: true });
+      copies = new Map(rows.map((r) => [keyOf(r), r]));
+    } catch {
+      // the master side is unreadable this round: nothing is concluded about missing rows
+    }
+  }
+  await mapLimited(pending, config.schedule.waitConcurrency, async (v) => {
+    const ep = endpoint(v.task);
+    if (!ep) return;
+    const copy = copies.get(keyOf(v.task));
+    const evidence: Evidence = { row: v.row, unreadable: unreadable.has(keyOf(v.task)), presence: 'unreadable', masterCopy: copy };
+    try {
+      evidence.presence = await pool.use(ep, (c) => presenceOrNone(c, v.task), { retry: true });
+      if (!v.row && copy) {
+        const r = await pool.use(ep, replicationStatus, { retry: true });
+        evidence.replication = { problem: replicationProblem(r), lagS: r?.lagS ?? null };
+      }
+    } catch {
+      if (!v.row && copy) evidence.replication = 'unreadable';
+    }
+    const j = judge(evidence, { unclaimedAfterMs: config.schedule.unclaimedAfterMs, tickIntervalMs: config.agent.tickIntervalMs });
+    if (j.problem !== undefined) v.problem = v.problem === undefined ? j.problem : `${j.problem}; ${v.problem}`;
+    if (j.hopeless !== undefined) v.hopeless = j.hopeless;
+  });
+}
+
+async function presenceOrNone(c: Connection, t: { host: string; port: number }): Promise<PresenceRow | undefined> {
+  try {
+    return await getPresence(c, t.host, t.port);
+  } catch (err) {
+    if (isNoSuchTable(err)) return undefined;
+    throw err;
+  }
 }
 
 export function progressLine(r: Round): string {

@@ -13,7 +13,8 @@ import type { TaskRow } from '../sql/tasks.js';
 import type { CheckReport } from '../core/check.js';
 import { countJournal } from '../core/journal.js';
 import { errorMessage } from '../errors.js';
-import { createLogger, type AgentLogger } from '../log.js';
+import { createLogger, type AgentLogger, type Logger } from '../log.js';
+import type { ClusterPause } from '../sql/cluster-pause.js';
 import { loadDaemonConfig, planReload, type ReloadPlan } from './config.js';
 import { startCron, type CronJob } from './cron.js';
 import { fireSchedule } from './fire.js';
@@ -215,7 +216,10 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
       s.lastTick = r.record;
       s.seen = r.seen;
       s.problemKeys = r.problemKeys;
-      if (r.report) s.report = r.report;
+      if (r.report) {
+        logClusterPauseChange(logger(), s.report?.clusterPause, r.report.clusterPause);
+        s.report = r.report;
+      }
       if (r.record.ok) s.lastSuccessfulTickAt = new Date(r.record.finishedAt);
       else noteError(r.record.error as string);
       for (const p of r.problems) noteError(p);
@@ -231,7 +235,10 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
 
   const fire = (at: Date): Promise<void> => {
     const run = (async () => {
-      const r = await fireSchedule({ config: s.config, logger: logger(), pause: refreshPause() }, at);
+      // A cluster-wide pause seen by the last tick holds the schedule as well as this host's own.
+      const cp = s.report?.clusterPause;
+      const pause = refreshPause() ?? (cp && { until: cp.until, reason: `cluster: ${cp.reason}`, since: '', by: cp.by });
+      const r = await fireSchedule({ config: s.config, logger: logger(), pause }, at);
       s.lastSchedule = r;
       metrics.scheduled(r.result);
       if (r.result === 'error') noteError(`schedule: ${r.error}`);
@@ -491,4 +498,11 @@ function journalBacklog(stateDir: string, onError: (message: string) => void): n
     onError(errorMessage(err));
     return 0;
   }
+}
+
+/** The cluster-wide pause comes from the instances' tables (pause --cluster): said once when it starts and ends. */
+function logClusterPauseChange(logger: Logger, was: ClusterPause | undefined, now: ClusterPause | undefined): void {
+  if ((was === undefined) === (now === undefined)) return;
+  if (now) logger.info({ until: now.until, reason: now.reason, by: now.by }, 'cluster paused (pause --cluster): no new backup starts');
+  else logger.info('cluster pause over: backups start again');
 }

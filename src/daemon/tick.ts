@@ -21,6 +21,7 @@ import { hostname } from 'node:os';
 import type { Presence } from '../sql/presence.js';
 import { packageVersion } from '../version.js';
 import type { PauseState } from '../state/pause.js';
+import type { ClusterPause } from '../sql/cluster-pause.js';
 
 export interface TickDeps {
   config: AgentConfig;
@@ -72,7 +73,7 @@ export async function runTick(deps: TickDeps, reason: string): Promise<TickResul
     watch: seenKeys(deps.seen),
     lastFinished: deps.lastFinished,
     lastSuccess: deps.tracker.lastSuccess,
-    presence: (instance, tasks, records) => presenceOf(deps, instance, tasks, records),
+    presence: (instance, tasks, records, clusterPause) => presenceOf(deps, instance, tasks, records, clusterPause),
   };
   // Problems are logged once until they clear; each tick collects the ones it met.
   const onProblem = ({ key, fields, msg }: AgentEventMap['problem'][0]) => {
@@ -134,7 +135,7 @@ export async function runTick(deps: TickDeps, reason: string): Promise<TickResul
       ok: error === undefined,
       error,
       started,
-      paused: deps.pause !== undefined,
+      paused: deps.pause !== undefined || report?.clusterPause !== undefined,
     },
     report,
     seen,
@@ -193,8 +194,11 @@ export function presenceOf(
   instance: InstanceConfig,
   tasks: readonly TaskRow[],
   records: readonly TaskRecord[] = [],
+  clusterPause?: ClusterPause,
 ): Presence {
   const running = tasks.find((t) => t.status === STATUS.running);
+  // This host's own pause first (its reason is the more specific); else the cluster's.
+  const pause = deps.pause ?? (clusterPause && { reason: `cluster: ${clusterPause.reason}`, until: clusterPause.until });
   return {
     host: instance.host,
     port: instance.port,
@@ -204,9 +208,9 @@ export function presenceOf(
     agentHost: hostname(),
     agentPid: process.pid,
     tickIntervalMs: deps.config.agent.tickIntervalMs,
-    paused: deps.pause !== undefined,
-    pauseReason: deps.pause?.reason ?? '',
-    pauseUntil: deps.pause?.until ?? '',
+    paused: pause !== undefined,
+    pauseReason: pause?.reason ?? '',
+    pauseUntil: pause?.until ?? '',
     runningBackupId: running?.backupId ?? '',
     runningSince: running?.updatedAt ?? '',
     runningBytes: running ? (runningBytes(records, running) ?? null) : null,

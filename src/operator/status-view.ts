@@ -43,6 +43,7 @@ export interface StatusView {
   configErrors: DaemonStatus['configErrors'];
   journalBacklog: number | null;
   hostBusy: string | null;
+  clusterPause: DaemonStatus['clusterPause'] | null;
   tickIntervalMs: number | null;
   configDir: string | null;
   stateDir: string;
@@ -87,6 +88,7 @@ export function statusView(i: StatusInputs): StatusView {
     configErrors: s?.configErrors ?? [],
     journalBacklog: s?.journalBacklog ?? null,
     hostBusy: s?.hostBusy ?? null,
+    clusterPause: s?.clusterPause ?? null,
     tickIntervalMs: s?.tickIntervalMs ?? null,
     configDir: s?.configDir ?? null,
     stateDir: i.stateDir,
@@ -129,6 +131,8 @@ export function renderStatusText(v: StatusView, now: Date): string {
   } else {
     line('Paused', 'no');
   }
+  if (v.clusterPause)
+    line('Cluster', `paused until ${v.clusterPause.until} — ${v.clusterPause.reason} (by ${v.clusterPause.by}; resume --cluster ends it)`);
   if (v.pause.error) line('Pause file', `DAMAGED, treated as paused: ${v.pause.error}`);
   line('Schedule', scheduleText(v));
   const last = v.schedule.lastRun;

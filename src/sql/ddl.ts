@@ -172,3 +172,24 @@ PARTITION BY LIST (ShardValue MOD ${shards}) (
   ${parts.join(',\n  ')}
 )`;
 }
+
+export const CLUSTER_PAUSE_TABLE = 'spiderbackup_cluster_pause';
+
+/**
+ * The cluster-wide pause (`pause --cluster`), on every instance, keyed by the (Host, Port) it was
+ * written for: a master's row reaches its replica by replication under the master's key, and a
+ * row written on the replica itself (so a broken channel cannot hide a pause) has the replica's
+ * key, so the two never collide. The agent obeys the most recently set row of its local table
+ * (a `resume --cluster` is a row that ended at once), times by the database clock.
+ */
+export function createClusterPauseTable(): string {
+  return `CREATE TABLE IF NOT EXISTS ${SCHEMA}.${CLUSTER_PAUSE_TABLE} (
+  Host varchar(60) NOT NULL DEFAULT '',
+  Port int NOT NULL DEFAULT 0,
+  PauseUntil timestamp NOT NULL DEFAULT '0000-00-00 00:00:00',
+  Reason varchar(255) NOT NULL DEFAULT '',
+  SetBy varchar(64) NOT NULL DEFAULT '',
+  SetAt timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP,
+  PRIMARY KEY (Host, Port)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`;
+}

@@ -2,6 +2,7 @@
 // parameterised. The instance-side statements on the task table are in tasks.ts.
 import type { Queryable } from '../db.js';
 import { SCHEMA, TABLE } from './ddl.js';
+import { SELECT_TASK, toTask, type RawRow, type TaskRow } from './tasks.js';
 
 const T = `${SCHEMA}.${TABLE}`;
 
@@ -42,4 +43,13 @@ export async function countShardZeroTasks(q: Queryable, backupId: string): Promi
  */
 export async function readWithoutShardTransactions(q: Queryable): Promise<void> {
   await q.query('SET SESSION spider_semi_trx = 0');
+}
+
+/**
+ * The master-side copies of a backup id's replica tasks (`replicated` rows written through the
+ * Spider table, stored on each shard's master): what a replica's own row is compared with.
+ */
+export async function listReplicaCopies(q: Queryable, backupId: string): Promise<TaskRow[]> {
+  const rows = (await q.query(`${SELECT_TASK} WHERE BackupId = ? AND Wrapper = 'mysql_slave'`, [backupId])) as RawRow[];
+  return rows.map(toTask);
 }

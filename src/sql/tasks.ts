@@ -25,7 +25,7 @@ export interface TaskRow extends TaskKey {
   updatedAgeS: number;
 }
 
-const SELECT_TASK = `SELECT ServerName, Wrapper, Host, Port, ShardValue, BackupId, BackupStatus, TaskPid,
+export const SELECT_TASK = `SELECT ServerName, Wrapper, Host, Port, ShardValue, BackupId, BackupStatus, TaskPid,
   CreatedAt, UpdatedAt,
   TIMESTAMPDIFF(SECOND, CreatedAt, NOW()) AS CreatedAgeS,
   TIMESTAMPDIFF(SECOND, UpdatedAt, NOW()) AS UpdatedAgeS
@@ -34,7 +34,7 @@ const SELECT_TASK = `SELECT ServerName, Wrapper, Host, Port, ShardValue, BackupI
 const KEY = 'BackupId = ? AND Host = ? AND Port = ? AND ShardValue = ?';
 const keyParams = (k: TaskKey): unknown[] => [k.backupId, k.host, k.port, k.shardValue];
 
-interface RawRow {
+export interface RawRow {
   ServerName: string;
   Wrapper: string;
   Host: string;
@@ -49,7 +49,7 @@ interface RawRow {
   UpdatedAgeS: number | string | null;
 }
 
-function toTask(r: RawRow): TaskRow {
+export function toTask(r: RawRow): TaskRow {
   return {
     serverName: r.ServerName,
     wrapper: r.Wrapper,
@@ -73,7 +73,7 @@ const fit = (status: string): string => status.slice(0, STATUS_WIDTH);
 const affected = (res: unknown): number => Number((res as { affectedRows?: number }).affectedRows ?? 0);
 
 /** Statuses an agent must act on: waiting, running, or a quit request. Everything else is history. */
-const UNFINISHED = "('init', 'replicated', 'running', 'quit')";
+export const UNFINISHED = "('init', 'replicated', 'running', 'quit')";
 
 /**
  * The instance's tasks an agent acts on, oldest first: the one statement of an idle tick. Uses

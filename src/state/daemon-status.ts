@@ -73,6 +73,8 @@ export interface DaemonStatus {
   journalBacklog: number;
   /** Why the last tick started nothing although tasks waited (a backup of ours or the old tool's runs). */
   hostBusy?: string;
+  /** A cluster-wide pause (`pause --cluster`) the last tick read on this host's instances. */
+  clusterPause?: { until: string; reason: string; by: string };
 }
 
 export const statusFile = (stateDir: string): string => join(stateDir, 'status.json');
@@ -176,5 +178,8 @@ export function buildStatus(i: SnapshotInputs): DaemonStatus {
     configErrors: i.report ? i.report.configErrors.map((e) => ({ file: e.file, message: e.message })) : [],
     journalBacklog: i.journalBacklog,
     ...(i.report?.hostBusy !== undefined ? { hostBusy: i.report.hostBusy } : {}),
+    ...(i.report?.clusterPause !== undefined
+      ? { clusterPause: { until: i.report.clusterPause.until, reason: i.report.clusterPause.reason, by: i.report.clusterPause.by } }
+      : {}),
   };
 }

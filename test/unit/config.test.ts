@@ -50,7 +50,8 @@ test('agent config: defaults when the default file is missing; explicit file mus
   const c = loadAgentConfig(undefined, '/some/cwd');
   assert.equal(c.agent.configDir, '/some/cwd');
   assert.equal(c.agent.tickIntervalMs, 10_000);
-  assert.equal(c.schedule.waitIntervalMs, 60_000);
+  assert.equal(c.schedule.waitIntervalMs, 20_000);
+  assert.equal(c.schedule.unclaimedAfterMs, 600_000);
   assert.equal(c.schedule.waitConcurrency, 16);
   assert.deepEqual(c.backup.remoteCommand.slice(0, 2), ['{install_dir}/dbbackup', 'dumpbackup']);
   assert.equal(c.backup.installDir, '/home/mysql/dbbackup-go');

@@ -52,6 +52,7 @@ function toJson(config: AgentConfig, report: CheckReport, run: boolean, argvOf: 
     ],
     running: report.pick.kind === 'busy' ? report.pick.running.map(taskJson) : [],
     ...(report.hostBusy !== undefined ? { hostBusy: report.hostBusy } : {}),
+    ...(report.clusterPause !== undefined ? { clusterPause: report.clusterPause } : {}),
     [run ? 'ran' : 'wouldRun']: run
       ? report.outcomes.map((o) => ({ ...taskJson(o.task), result: o.status, ...(o.note ? { note: o.note } : {}) }))
       : planned(config, report, argvOf).map((t) => ({ ...taskJson(t), command: t.argv })),
@@ -84,7 +85,11 @@ function toText(config: AgentConfig, report: CheckReport, run: boolean, argvOf: 
   const out: string[] = [];
   for (const e of report.configErrors) out.push(`error: ${e.message}`);
   for (const r of report.instances) if (r.error) out.push(`error: ${r.error}`);
-  if (run && report.hostBusy !== undefined && report.pick.kind === 'run') {
+  const cp = report.clusterPause;
+  if (cp) out.push(`The cluster is paused until ${cp.until} (${cp.reason || 'no reason given'}): nothing new starts.`);
+  if (run && cp && report.pick.kind === 'run') {
+    out.push('Nothing started: see `spiderbackup resume --cluster` on a spider node.');
+  } else if (run && report.hostBusy !== undefined && report.pick.kind === 'run') {
     out.push(`Nothing started: ${report.hostBusy}.`);
   } else if (report.pick.kind === 'busy') {
     out.push('A backup of this host is running; nothing new starts until it ends:');

@@ -9,7 +9,13 @@ export const register: Register = (program, setExit) => {
   program
     .command('resume')
     .description('End a pause: backups start and the schedule fires again from the next tick.')
-    .action(async (_opts: unknown, cmd: Command) => {
+    .option('--cluster', "end a cluster-wide pause on every instance (run on a spider node; -c: the spider node's ini)")
+    .action(async (opts: { cluster?: boolean }, cmd: Command) => {
+      if (opts.cluster) {
+        const { clusterPauseCommand } = await import('./pause.js');
+        setExit(await clusterPauseCommand(cmd.optsWithGlobals<GlobalOptions>(), 0, ''));
+        return;
+      }
       const config = (await import('../context.js')).agentConfigFor(cmd.optsWithGlobals<GlobalOptions>());
       const { clearPause, pauseFile } = await import('../../state/pause.js');
       let was: PauseState | undefined;

@@ -100,17 +100,19 @@ async function scheduleAndWait(
     finished: 'finished with failures',
     'too-many-failed-polls': 'gave up after too many failed polls',
     timeout: 'gave up after 48 h',
+    hopeless: 'gave up: the tasks left can no longer finish',
   }[result.reason];
   print(`backup id ${res.backupId}: ${why}; tasks not successful:`);
   print(
     renderTable(
-      ['ServerName', 'Host', 'Port', 'ShardValue', 'BackupStatus'],
+      ['ServerName', 'Host', 'Port', 'ShardValue', 'BackupStatus', 'Why'],
       unsuccessful(result.last).map((v) => [
         v.task.serverName,
         v.task.host,
         v.task.port,
         v.task.shardValue,
         v.row?.status ?? 'unknown (not readable)',
+        v.hopeless ?? v.problem ?? '',
       ]),
     ),
   );

@@ -17,18 +17,37 @@ export const register: Register = (program, setExit) => {
       'What the agent sees: daemon alive or not, pause, last tick, last error, next scheduled run, instances and their current tasks.',
     )
     .addOption(formatOption())
+    .option('--cluster', "on a spider node: every instance of the cluster, its agent, running and last backup (-c: the spider node's ini)")
     .addHelpText(
       'after',
-      `\nExit code: 0 when the daemon runs, ${STATUS_NOT_RUNNING} when it does not (the last state it saw is still shown).`,
+      `\nExit code: 0 when the daemon runs, ${STATUS_NOT_RUNNING} when it does not (the last state it saw is still shown).\n` +
+        'With --cluster: 0 when every agent of the cluster is alive or paused, 1 otherwise.',
     )
-    .action(async (opts: { format: Format }, cmd: Command) => {
-      const config = (await import('../context.js')).agentConfigFor(cmd.optsWithGlobals<GlobalOptions>());
+    .action(async (opts: { format: Format; cluster?: boolean }, cmd: Command) => {
+      const g = cmd.optsWithGlobals<GlobalOptions>();
+      if (opts.cluster) {
+        setExit(await clusterStatusCommand(g, opts.format));
+        return;
+      }
+      const config = (await import('../context.js')).agentConfigFor(g);
       const { renderStatusText } = await import('../../operator/status-view.js');
       const view = await gatherStatus(config);
       print(opts.format === 'json' ? renderJson(view) : renderStatusText(view, new Date()));
       setExit(view.daemon.running ? 0 : STATUS_NOT_RUNNING);
     });
 };
+
+async function clusterStatusCommand(g: GlobalOptions, format: Format): Promise<number> {
+  const config = (await import('../context.js')).agentConfigFor(g);
+  const [{ resolveSpiderTarget }, { readClusterStatus }, { renderClusterStatus }] = await Promise.all([
+    import('../../core/spider-target.js'),
+    import('../../core/cluster-status.js'),
+    import('../../operator/cluster-status-view.js'),
+  ]);
+  const status = await readClusterStatus(resolveSpiderTarget(config, g.config), config.schedule.waitConcurrency);
+  print(format === 'json' ? renderJson(status) : renderClusterStatus(status));
+  return status.ok ? 0 : 1;
+}
 
 async function gatherStatus(config: AgentConfig) {
   const [{ daemonLockHolder }, { readStatus }, { readPause }, { statusView }] = await Promise.all([

@@ -1,0 +1,28 @@
+// Whether an instance's agent is alive, from its presence (SPEC §5). Pure.
+
+export type AgentState = 'alive' | 'lost' | 'paused' | 'none';
+
+/** An agent is lost once its presence is this many of its own ticks old. */
+export const LOST_AFTER_TICKS = 3;
+/** LastTick and NOW() have one-second resolution: an age can read up to 1 s more than it is. */
+const RESOLUTION_MS = 1000;
+
+export interface PresenceAge {
+  /** Seconds since its last tick, by the database clock. */
+  ageS: number;
+  /** The tick interval the agent announced. */
+  tickIntervalMs: number;
+  paused: boolean;
+}
+
+/** How old a presence may be before its agent counts as lost. */
+export function lostAfterMs(tickIntervalMs: number): number {
+  return LOST_AFTER_TICKS * tickIntervalMs + RESOLUTION_MS;
+}
+
+/** `none` when no agent ever announced itself; `lost` wins over `paused` (a dead agent's last word). */
+export function agentState(p: PresenceAge | undefined): AgentState {
+  if (p === undefined) return 'none';
+  if (p.ageS * 1000 > lostAfterMs(p.tickIntervalMs)) return 'lost';
+  return p.paused ? 'paused' : 'alive';
+}

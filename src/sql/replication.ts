@@ -1,0 +1,29 @@
+// A replica's own view of its replication: the threads and the lag (SHOW SLAVE STATUS). Needs
+// REPLICATION CLIENT (SLAVE MONITOR on MariaDB >= 10.5); callers report a refusal as a problem.
+import type { Queryable } from '../db.js';
+
+export interface ReplicationStatus {
+  ioRunning: string;
+  sqlRunning: string;
+  /** null when the server does not know (a thread stopped). */
+  lagS: number | null;
+  ioError: string;
+  sqlError: string;
+  sqlErrno: number;
+}
+
+/** undefined: the instance replicates from nobody. */
+export async function replicationStatus(q: Queryable): Promise<ReplicationStatus | undefined> {
+  const rows = (await q.query('SHOW SLAVE STATUS')) as Record<string, unknown>[];
+  const r = rows[0];
+  if (!r) return undefined;
+  const lag = r.Seconds_Behind_Master;
+  return {
+    ioRunning: String(r.Slave_IO_Running ?? ''),
+    sqlRunning: String(r.Slave_SQL_Running ?? ''),
+    lagS: lag === null || lag === undefined ? null : Number(lag),
+    ioError: String(r.Last_IO_Error ?? ''),
+    sqlError: String(r.Last_SQL_Error ?? ''),
+    sqlErrno: Number(r.Last_SQL_Errno ?? 0),
+  };
+}
