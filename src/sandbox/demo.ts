@@ -12,11 +12,8 @@ import type { SandboxState } from './layout.js';
 
 const CLI = fileURLToPath(new URL('../bin/cli.js', import.meta.url));
 
-/**
- * What the demo shows while the backup runs.
- * SWITCH ON (once `status --cluster` exists): ['status', '--cluster'].
- */
-const STATUS_WHILE_RUNNING: readonly string[] = ['query'];
+/** What the demo shows while the backup runs: every agent and what it runs. */
+const STATUS_WHILE_RUNNING: readonly string[] = ['status', '--cluster'];
 
 /** How the demo judges the backup files. */
 const VERIFY = (backupId: string): string[] => ['verify', backupId];
