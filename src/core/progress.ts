@@ -89,15 +89,3 @@ export async function bytesWrittenSince(
   await walk(dir, top, 1);
   return { bytes, truncated };
 }
-
-/** "1.5 GiB", "820 KiB": for people. */
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return u === 0 ? `${v} B` : `${v.toFixed(v < 10 ? 1 : 0)} ${units[u]}`;
-}

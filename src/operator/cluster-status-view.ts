@@ -1,4 +1,5 @@
 // How `status --cluster` shows the cluster: one table row per instance, the cluster pause above.
+import { formatBytes } from './format.js';
 import type { ClusterStatus, InstanceStatus } from '../core/cluster-status.js';
 import { renderTable } from '../cli/output.js';
 
@@ -55,15 +56,4 @@ export function formatSeconds(s: number): string {
   if (s < 60) return `${s} s`;
   if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
   return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
-}
-
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return `${u === 0 ? v : v.toFixed(1)} ${units[u]}`;
 }

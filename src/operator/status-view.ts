@@ -4,7 +4,7 @@ import { renderTable } from '../cli/output.js';
 import { formatDuration } from '../config/duration.js';
 import { PAUSE_MEANING, type PauseState } from '../state/pause.js';
 import type { DaemonStatus, InstanceStatus } from '../state/daemon-status.js';
-import { formatBytes } from '../core/progress.js';
+import { formatBytes } from './format.js';
 
 export interface StatusInputs {
   now: Date;

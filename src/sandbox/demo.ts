@@ -6,6 +6,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { formatBytes } from '../operator/format.js';
 import { sandboxDown, sandboxUp } from './control.js';
 import { ADMIN_PASSWORD, ADMIN_USER } from './cluster.js';
 import type { SandboxState } from './layout.js';
@@ -151,17 +152,13 @@ function backupFiles(root: string): string {
       else {
         const size = statSync(p).size;
         total += size;
-        lines.push(`${humanSize(size).padStart(9)}  ${relative(root, p)}`);
+        lines.push(`${formatBytes(size).padStart(9)}  ${relative(root, p)}`);
       }
     }
   };
   walk(root);
-  lines.push(`${humanSize(total).padStart(9)}  total, ${lines.length} files under ${root}`);
+  lines.push(`${formatBytes(total).padStart(9)}  total, ${lines.length} files under ${root}`);
   return lines.join('\n');
-}
-
-function humanSize(n: number): string {
-  return n < 1024 ? `${n} B` : n < 1024 * 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / 1024 / 1024).toFixed(1)} MiB`;
 }
 
 function pokeHints(s: SandboxState): string {

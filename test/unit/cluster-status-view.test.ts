@@ -2,7 +2,8 @@
 // the cluster pause and the summary line.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatBytes, formatSeconds, renderClusterStatus } from '../../src/operator/cluster-status-view.js';
+import { formatSeconds, renderClusterStatus } from '../../src/operator/cluster-status-view.js';
+import { formatBytes } from '../../src/operator/format.js';
 import type { ClusterStatus } from '../../src/core/cluster-status.js';
 
 test('bytes and durations read as people write them', () => {
