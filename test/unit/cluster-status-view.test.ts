@@ -47,7 +47,7 @@ test('a running backup with bytes and rate, a last success, the cluster pause an
   const text = renderClusterStatus(status);
   assert.match(text, /^Cluster paused until 2026-11-26T03:00:00.000Z \(storage maintenance, by dba\): no new backup starts\./);
   assert.match(text, /nightly/);
-  assert.match(text, /for 1 min 40 s, 100\.0 MiB \(1\.0 MiB\/s\)/);
+  assert.match(text, /for 1 min 40 s, 100 MiB \(1\.0 MiB\/s\)/);
   assert.match(text, /ended 2026-11-25 03:41:12 \(41 min 12 s after scheduled\)/);
   assert.match(text, /agent lost: its last tick was 95 s ago; replication lags 400 s/);
   assert.match(text, /2 instances: 1 without a live agent \(SPT_SLAVE0 lost\)\./);
