@@ -3,7 +3,7 @@
 // server error. The privileges per feature are listed in README "Privileges".
 import { InstanceError } from '../errors.js';
 
-export type Feature = 'presence' | 'tasks' | 'purge' | 'lag' | 'schedule';
+export type Feature = 'presence' | 'tasks' | 'purge' | 'lag' | 'schedule' | 'cluster-pause';
 
 const NEEDED_FOR: Record<Feature, string> = {
   presence: "the agent's presence (infodba_schema.spiderbackup_presence)",
@@ -11,6 +11,7 @@ const NEEDED_FOR: Record<Feature, string> = {
   purge: 'purging rows over 30 days without binlogging them',
   lag: 'reading replication lag',
   schedule: 'scheduling a backup',
+  'cluster-pause': 'seeing a cluster-wide pause (infodba_schema.spiderbackup_cluster_pause)',
 };
 
 /** The server's error code and message, from our InstanceError or a driver error. */

@@ -88,6 +88,12 @@ export async function listUnfinishedTasksAndPause(
 const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
 /** Whether `err` says the cluster-pause table is missing (the task table's absence means something else). */
+/** The user may not read the cluster-pause table (a grant on global_backup alone). */
+export function isClusterPauseDenied(err: unknown): boolean {
+  const e = err as { code?: string; message?: string };
+  return e.code === 'ER_TABLEACCESS_DENIED_ERROR' && (e.message ?? '').includes(CLUSTER_PAUSE_TABLE);
+}
+
 export function isMissingClusterPauseTable(err: unknown): boolean {
   const e = err as { code?: string; message?: string };
   return e.code === 'ER_NO_SUCH_TABLE' && (e.message ?? '').includes(CLUSTER_PAUSE_TABLE);
