@@ -12,7 +12,7 @@ export const register: Register = (program, setExit) => {
   program
     .command('cancel')
     .description(
-      'On the primary spider node: cancel a global backup: waiting tasks never start, running ones are killed by their host’s agent.',
+      "On the primary spider node: cancel a global backup: waiting tasks never start, running ones are killed by their host's agent.",
     )
     .argument('<backup-id>', 'the backup id to cancel')
     .addOption(configOption())
