@@ -1,8 +1,8 @@
 // Rolls a restored shard forward: `mariadb-binlog` decodes the shard's binlog files between two
 // GTID positions and the `mariadb` client applies them to the restored server. Both run from
 // argument vectors (no shell); the client's password, if any, goes in a private option file, never
-// on a command line. Used by the restore-point consistency test, and meant for
-// `verify --restore-test --to-point`.
+// on a command line. Used by the restore-point consistency test and `verify --restore-test
+// --to-point`, which first copies the files from the shard master (fetchBinlogs).
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -47,6 +47,10 @@ export async function replayBinlog(opts: ReplayOptions): Promise<void> {
     decoder.stdout.pipe(client.stdin);
     // The client exiting early (an error) closes its stdin: the decoder then gets EPIPE; report the client's error.
     client.stdin.on('error', () => {});
+    // A client that stops early leaves the decoder blocked on a full pipe: it goes too.
+    client.once('close', () => {
+      if (decoder.exitCode === null && decoder.signalCode === null) decoder.kill('SIGTERM');
+    });
     const [d, c] = await Promise.all([exited(decoder, 'mariadb-binlog'), exited(client, 'mariadb')]);
     if (c.code !== 0) throw new ReplayError(`replay: mariadb exited ${c.code}: ${c.stderr.trim().slice(-2000)}`);
     if (d.code !== 0) throw new ReplayError(`replay: mariadb-binlog exited ${d.code}: ${d.stderr.trim().slice(-2000)}`);
@@ -72,4 +76,49 @@ function exited(child: ReturnType<typeof spawn>, what: string): Promise<{ code: 
     child.once('error', (err) => reject(new ReplayError(`replay: cannot run ${what}: ${err.message}`)));
     child.once('close', (code) => resolve({ code, stderr }));
   });
+}
+
+/** A server to copy binlog files from, as a replica would (needs REPLICATION SLAVE). */
+export interface BinlogSource {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+}
+
+/**
+ * Copies `files` of `source` unchanged into `dir` (mariadb-binlog --read-from-remote-server --raw)
+ * and returns their local paths, oldest first. The password goes in a private option file.
+ */
+export async function fetchBinlogs(
+  source: BinlogSource,
+  files: readonly string[],
+  dir: string,
+  binlogTool = 'mariadb-binlog',
+): Promise<string[]> {
+  if (files.length === 0) return [];
+  const scratch = mkdtempSync(join(tmpdir(), 'sb-fetch-'));
+  try {
+    const cnf = join(scratch, 'client.cnf');
+    writeFileSync(cnf, `[client]\npassword=${JSON.stringify(source.password)}\n`, { mode: 0o600 });
+    const args = [
+      `--defaults-file=${cnf}`,
+      '--read-from-remote-server',
+      '--raw',
+      `--result-file=${dir.endsWith('/') ? dir : `${dir}/`}`,
+      `--host=${source.host}`,
+      `--port=${source.port}`,
+      `--user=${source.user}`,
+      ...files,
+    ];
+    const child = spawn(binlogTool, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const r = await exited(child, binlogTool);
+    if (r.code !== 0)
+      throw new ReplayError(
+        `fetching binlogs from ${source.host}:${source.port}: mariadb-binlog exited ${r.code}: ${r.stderr.trim().slice(-2000)}`,
+      );
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+  return files.map((f) => join(dir, f));
 }
