@@ -121,11 +121,15 @@ async function readStart(plan: ShardPlan, backup: TaskRow, from: 'master' | 'rep
     return;
   }
   plan.start = startPositionOf(manifest, from);
-  if (plan.start.gtid) plan.backupGtid = plan.start.gtid;
-  else if (plan.start.binlogFile && plan.start.binlogPos !== undefined) {
-    // A file/offset only (file-based replication): the master knows the GTID position there while it keeps the file.
-    const gtid = await binlogGtidPosAt(master, plan.start.binlogFile, plan.start.binlogPos);
+  const { binlogFile, binlogPos } = plan.start;
+  // A dump's file/offset is its snapshot's (binlog_snapshot_file/pos); the GTID mariadb-dump prints
+  // was read a moment later, with commits in between: the master maps the file/offset instead. So
+  // does a file/offset alone (a replica under file-based replication), while the master keeps the file.
+  const viaFile = binlogFile !== undefined && binlogPos !== undefined && (manifest.tool.name === 'mariadb-dump' || !plan.start.gtid);
+  if (viaFile) {
+    const gtid = await binlogGtidPosAt(master, binlogFile, binlogPos);
     if (gtid !== '') plan.backupGtid = gtid;
-    else plan.start.problem = `the master no longer has ${plan.start.binlogFile}: its GTID position cannot be told (purged)`;
-  }
+    else
+      plan.start.problem = `the master no longer has ${binlogFile}: the GTID position of ${binlogFile}:${binlogPos} cannot be told (purged)`;
+  } else if (plan.start.gtid) plan.backupGtid = plan.start.gtid;
 }

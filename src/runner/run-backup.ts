@@ -11,6 +11,7 @@ import { loadInstanceConfig, type InstanceConfig } from '../config/instance.js';
 import { IniReader } from '../config/ini-file.js';
 import { connect } from '../db.js';
 import { ConfigError, errorMessage } from '../errors.js';
+import { binlogGtidPosAt } from '../sql/binlogs.js';
 import { publishVerdict } from '../sql/manifests.js';
 import { sourceInfo, spiderTables } from '../sql/source-info.js';
 import type { RunnerSpec } from './args.js';
@@ -103,6 +104,13 @@ export async function runBackup(spec: RunnerSpec, io: RunnerIo): Promise<number>
     const dataFile = DATA_FILE[spec.tool];
     io.say(`${spec.tool} started for ${spec.key.host}:${spec.key.port} into ${paths.partial}`);
     const { position, masterPosition } = await runPipeline(spec.tool, argv, join(paths.partial, dataFile), io.signal, replica);
+    // mariadb-dump reads @@gtid_binlog_pos a moment after its snapshot, commits in between; its
+    // file/offset is the snapshot's (binlog_snapshot_file/pos): the server maps that to the GTID.
+    if (spec.tool === 'mariadb-dump' && position.binlogFile && position.binlogPos !== undefined) {
+      const { binlogFile, binlogPos } = position;
+      const exact = await withConn(instance, (c) => binlogGtidPosAt(c, binlogFile, binlogPos)).catch(() => '');
+      if (exact !== '') position.gtid = exact;
+    }
 
     const file = await describeFile(paths.partial, dataFile);
     const manifest: Manifest = {
