@@ -3,9 +3,9 @@
 // then `verify --restore-test --to-point`: every shard restored into a throw-away instance, rolled
 // forward with its master's binlogs (fetched with mariadb-binlog) from the position the manifest
 // recorded to the point's GTID; the balances summed over the restored shards must be the seeded
-// total. A replica's backup restores from its master position; a purged binlog refuses the test
-// with the file named. (mariadb-backup, not mariadb-dump: a dump cannot hold an XA transaction that
-// Spider had prepared but not committed at the dump's position; mariadb-backup keeps it prepared.)
+// total. The same with mariadb-dump, whose copy lacks the XA transactions Spider had prepared at its
+// position (the replay prepares them again). A replica's backup restores from its master position;
+// a purged binlog refuses the test with the file named.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -109,6 +109,33 @@ describe('verify --restore-test --to-point', { timeout: 600_000 }, () => {
       );
     assert.match(v.stdout, new RegExp(`check: SPT0 \\d+, SPT1 \\d+; sum ${bankTotal()}, as expected`));
     assert.match(v.stdout, /restore test to point tp1: 2 shard\(s\) in [\d.]+ s$/m);
+  });
+
+  test('a mariadb-dump backup under the same workload: XA transactions prepared at its position are prepared again; the total holds', async () => {
+    ws.writeAgentConfig({ backup: { runner: 'mariadb-dump' } });
+    const id = 'gb-dump';
+    transfers = await startTransfers(cluster, 4);
+    try {
+      const s = await ws.cli('schedule', '-c', spiderIni, `--backup-id=${id}`, '--no-restore-point');
+      assert.equal(s.code, 0, s.stderr);
+      await cluster.waitReplicated();
+      const run = await ws.cli('check', '--run');
+      assert.equal(run.code, 0, `${run.stdout}\n${run.stderr}`);
+      const after = transfers.committed();
+      await waitFor('transfers after the backup', () => transfers!.committed() > after + 100);
+      const p = await ws.cli('restore-point', 'tp-dump', '-c', spiderIni);
+      assert.equal(p.code, 0, p.stderr);
+    } finally {
+      await transfers.stop();
+      transfers = undefined;
+      ws.writeAgentConfig({ backup: { runner: 'mariadb-backup' } });
+    }
+    const t0 = Date.now();
+    const v = await ws.cli('verify', id, '-c', spiderIni, '--restore-test', '--to-point', 'tp-dump', ...CHECK);
+    process.stdout.write(`# verify --restore-test --to-point (2 shards, mariadb-dump): ${Date.now() - t0} ms\n${v.stdout}`);
+    assert.equal(v.code, 0, `${v.stdout}\n${v.stderr}`);
+    assert.equal(v.stdout.match(/master's mariadb-dump backup \(\S+ \S+\) restored \+ replayed to \d+-\d+-\d+/g)?.length, 2, v.stdout);
+    assert.match(v.stdout, new RegExp(`sum ${bankTotal()}, as expected`));
   });
 
   test("a shard whose master's backup failed is restored from its replica's, at the master position it recorded", async () => {

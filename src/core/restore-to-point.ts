@@ -29,6 +29,8 @@ export interface ShardRestore {
   files: string[];
   /** XA transactions left prepared on the restored shard (none at a point taken through Spider). */
   preparedXa: number;
+  /** A dump's: XA transactions prepared at its position, prepared again before the replay. */
+  carriedXa: number;
   /** First column of the first row of the check query, when one was given. */
   check?: string | null;
 }
@@ -105,18 +107,35 @@ export async function restoreToPoint(config: AgentConfig, opts: PointRestoreOpti
       restored.push(instance);
       const from = p.backupGtid as string;
       const files = p.binlogs?.files ?? [];
+      let carriedXa = 0;
       if (files.length > 0) {
         const master = masters.get(`${p.shard.host}:${p.shard.port}`) as Endpoint;
         const local = await fetchBinlogs(master, files, mkdtempSync(join(root, 'binlogs-')));
         try {
-          await replayBinlog({ files: local, startGtid: from, stopGtid: p.shard.gtid, target: { socket: instance.socket } });
+          const r = await replayBinlog({
+            files: local,
+            startGtid: from,
+            stopGtid: p.shard.gtid,
+            target: { socket: instance.socket },
+            carryPreparedXa: manifest.tool.name === 'mariadb-dump',
+          });
+          carriedXa = r.carriedXa;
         } catch (err) {
-          throw new ReplayError(`${label(p)}: ${errorMessage(err)}${xaHint(manifest, err)}`);
+          throw new ReplayError(`${label(p)}: ${errorMessage(err)}`);
         }
       }
       const xa = (await instance.db.query('XA RECOVER')) as unknown[];
       const backup = `${p.from === 'replica' ? "replica's" : "master's"} ${published.tool} backup (${p.backup?.serverName} ${published.host}:${published.port})`;
-      const out: ShardRestore = { label: label(p), backup, tool: manifest.tool.name, from, to: p.shard.gtid, files, preparedXa: xa.length };
+      const out: ShardRestore = {
+        label: label(p),
+        backup,
+        tool: manifest.tool.name,
+        from,
+        to: p.shard.gtid,
+        files,
+        preparedXa: xa.length,
+        carriedXa,
+      };
       if (opts.checkSql !== undefined) out.check = await firstValue(instance, opts.checkSql, label(p));
       return out;
     };
@@ -155,17 +174,4 @@ async function firstValue(instance: RestoredInstance, sql: string, who: string):
   if (!first) return null;
   const v = Object.values(first)[0];
   return v === null || v === undefined ? null : String(v);
-}
-
-/**
- * A dump is a snapshot of committed rows: an XA transaction prepared (not committed) at the dump's
- * position is not in it, so its XA COMMIT in the replay finds no XID. mariadb-backup keeps such a
- * transaction prepared in the restored copy.
- */
-function xaHint(manifest: Manifest, err: unknown): string {
-  if (manifest.tool.name !== 'mariadb-dump' || !/XAER_NOTA|Unknown XID/.test(errorMessage(err))) return '';
-  return (
-    " (an XA transaction was prepared but not committed at the dump's position, so it is not in the dump: " +
-    "a roll-forward through Spider's XA commits needs [backup] runner = mariadb-backup, which keeps it prepared)"
-  );
 }

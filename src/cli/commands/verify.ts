@@ -146,7 +146,8 @@ async function pointTest(
   }
   let ok = true;
   for (const s of r.shards) {
-    const replay = s.files.length > 0 ? `${s.files.length} binlog file(s) from ${s.from}` : `nothing to replay after ${s.from}`;
+    const carried = s.carriedXa > 0 ? `; ${s.carriedXa} XA transaction(s) prepared at the dump's position prepared again first` : '';
+    const replay = s.files.length > 0 ? `${s.files.length} binlog file(s) from ${s.from}${carried}` : `nothing to replay after ${s.from}`;
     print(`restore test ${s.label}: ${s.backup} restored + replayed to ${s.to} (${replay})`);
     if (s.preparedXa > 0) {
       ok = false;
