@@ -83,6 +83,10 @@ for (const tool of ['mariadb-dump', 'mariadb-backup'] as const) {
         assert.match(manifest.files[0].sha256, /^[0-9a-f]{64}$/);
         assert.equal(manifest.files[0].bytes, statSync(join(dir, manifest.files[0].name)).size);
         if (inst.role === 'master') assert.match(manifest.position.binlogFile ?? '', /mysql-bin\.\d+/, `${inst.name}: binlog position`);
+        if (inst.role === 'master') assert.match(manifest.position.gtid ?? '', /^\d+-\d+-\d+/, `${inst.name}: GTID position`);
+        // A replica's backup carries its master's position: where a restore from it rolls forward.
+        if (inst.role === 'slave')
+          assert.match(manifest.masterPosition?.binlogFile ?? '', /mysql-bin\.\d+/, `${inst.name}: master position`);
         assert.deepEqual(
           readdirSync(join(backupDir, id)).filter((f) => f.endsWith('.partial')),
           [],

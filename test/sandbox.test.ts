@@ -69,6 +69,9 @@ describe('sandbox run (the demo)', { timeout: 280_000 }, () => {
       assert.match(files, /10 files under/, files); // a dump and its manifest per instance
       const verified = out.slice(out.indexOf('5/6'), out.indexOf('6/6'));
       assert.match(verified, /all 5 instances verified/, verified);
+      // Every shard restored from its dump and rolled forward with its master's binlogs to the backup's restore point.
+      assert.equal(verified.match(/restored \+ replayed to \d+-\d+-\d+/g)?.length, 2, verified);
+      assert.match(verified, /check: SPT0 \d+, SPT1 \d+; sum \d+/, verified);
       assertAllGone(dir, demo);
     } finally {
       demo.child.kill('SIGKILL');

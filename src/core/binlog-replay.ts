@@ -1,12 +1,14 @@
 // Rolls a restored shard forward: `mariadb-binlog` decodes the shard's binlog files between two
 // GTID positions and the `mariadb` client applies them to the restored server. Both run from
 // argument vectors (no shell); the client's password, if any, goes in a private option file, never
-// on a command line. Used by the restore-point consistency test, and meant for
-// `verify --restore-test --to-point`.
+// on a command line. Used by the restore-point consistency test and `verify --restore-test
+// --to-point`, which first copies the files from the shard master (fetchBinlogs).
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parseGtidPos } from './gtid.js';
+import { xaCarryStream } from './xa-carry.js';
 
 /** Where the replayed statements go: a unix socket as root, or host/port/user/password. */
 export type ReplayTarget = { socket: string; user?: string } | { host: string; port: number; user: string; password: string };
@@ -18,6 +20,11 @@ export interface ReplayOptions {
   startGtid?: string | undefined;
   /** Replay up to and including this GTID position (the restore point's). */
   stopGtid: string;
+  /**
+   * The base copy is a dump (committed rows only): XA transactions still prepared at startGtid are
+   * prepared again from their XA PREPARE groups before the rest is replayed (xa-carry.ts).
+   */
+  carryPreparedXa?: boolean;
   target: ReplayTarget;
   /** mariadb-binlog and mariadb executables (default: found in PATH). */
   binlogTool?: string;
@@ -33,10 +40,12 @@ export class ReplayError extends Error {
  * stderr when either exits non-zero. XA transactions prepared inside the range and committed after
  * it stay prepared on the target, as they were on the shard at the point.
  */
-export async function replayBinlog(opts: ReplayOptions): Promise<void> {
+export async function replayBinlog(opts: ReplayOptions): Promise<{ carriedXa: number }> {
   if (opts.files.length === 0) throw new ReplayError('replay: no binlog files given');
   const decodeArgs = ['--no-defaults', `--stop-position=${opts.stopGtid}`];
-  if (opts.startGtid) decodeArgs.push(`--start-position=${opts.startGtid}`);
+  const carry = opts.carryPreparedXa && opts.startGtid ? xaCarryStream(parseGtidPos(opts.startGtid)) : undefined;
+  // With the carry, the decode starts at the files' beginning and the filter drops what the copy holds.
+  if (opts.startGtid && !carry) decodeArgs.push(`--start-position=${opts.startGtid}`);
   decodeArgs.push(...opts.files);
 
   const dir = mkdtempSync(join(tmpdir(), 'sb-replay-'));
@@ -44,12 +53,18 @@ export async function replayBinlog(opts: ReplayOptions): Promise<void> {
     const clientArgs = clientArguments(opts.target, dir);
     const decoder = spawn(opts.binlogTool ?? 'mariadb-binlog', decodeArgs, { stdio: ['ignore', 'pipe', 'pipe'] });
     const client = spawn(opts.client ?? 'mariadb', clientArgs, { stdio: ['pipe', 'ignore', 'pipe'] });
-    decoder.stdout.pipe(client.stdin);
+    if (carry) decoder.stdout.pipe(carry.stream).pipe(client.stdin);
+    else decoder.stdout.pipe(client.stdin);
     // The client exiting early (an error) closes its stdin: the decoder then gets EPIPE; report the client's error.
     client.stdin.on('error', () => {});
+    // A client that stops early leaves the decoder blocked on a full pipe: it goes too.
+    client.once('close', () => {
+      if (decoder.exitCode === null && decoder.signalCode === null) decoder.kill('SIGTERM');
+    });
     const [d, c] = await Promise.all([exited(decoder, 'mariadb-binlog'), exited(client, 'mariadb')]);
     if (c.code !== 0) throw new ReplayError(`replay: mariadb exited ${c.code}: ${c.stderr.trim().slice(-2000)}`);
     if (d.code !== 0) throw new ReplayError(`replay: mariadb-binlog exited ${d.code}: ${d.stderr.trim().slice(-2000)}`);
+    return { carriedXa: carry?.carry.carried ?? 0 };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -72,4 +87,49 @@ function exited(child: ReturnType<typeof spawn>, what: string): Promise<{ code: 
     child.once('error', (err) => reject(new ReplayError(`replay: cannot run ${what}: ${err.message}`)));
     child.once('close', (code) => resolve({ code, stderr }));
   });
+}
+
+/** A server to copy binlog files from, as a replica would (needs REPLICATION SLAVE). */
+export interface BinlogSource {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+}
+
+/**
+ * Copies `files` of `source` unchanged into `dir` (mariadb-binlog --read-from-remote-server --raw)
+ * and returns their local paths, oldest first. The password goes in a private option file.
+ */
+export async function fetchBinlogs(
+  source: BinlogSource,
+  files: readonly string[],
+  dir: string,
+  binlogTool = 'mariadb-binlog',
+): Promise<string[]> {
+  if (files.length === 0) return [];
+  const scratch = mkdtempSync(join(tmpdir(), 'sb-fetch-'));
+  try {
+    const cnf = join(scratch, 'client.cnf');
+    writeFileSync(cnf, `[client]\npassword=${JSON.stringify(source.password)}\n`, { mode: 0o600 });
+    const args = [
+      `--defaults-file=${cnf}`,
+      '--read-from-remote-server',
+      '--raw',
+      `--result-file=${dir.endsWith('/') ? dir : `${dir}/`}`,
+      `--host=${source.host}`,
+      `--port=${source.port}`,
+      `--user=${source.user}`,
+      ...files,
+    ];
+    const child = spawn(binlogTool, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const r = await exited(child, binlogTool);
+    if (r.code !== 0)
+      throw new ReplayError(
+        `fetching binlogs from ${source.host}:${source.port}: mariadb-binlog exited ${r.code}: ${r.stderr.trim().slice(-2000)}`,
+      );
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+  return files.map((f) => join(dir, f));
 }

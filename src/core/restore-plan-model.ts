@@ -2,6 +2,7 @@
 // to reach a restore point. Pure: unit-tested without a cluster.
 import type { TaskRow } from '../sql/tasks.js';
 import { STATUS, statusClass } from './status.js';
+import type { Manifest } from '../runner/manifest.js';
 import type { PointShard, RestorePoint } from './restore-point-model.js';
 
 export interface ShardChoice {
@@ -48,3 +49,51 @@ export const AFTER_REPLAY = [
   'Spider: on every Spider node of the restored cluster empty mysql.spider_xa, mysql.spider_xa_member and mysql.spider_xa_failed_log: ' +
     'their entries belong to transactions after the point.',
 ];
+
+/** Where the replay of a shard starts: the position its chosen backup was taken at. */
+export interface StartPosition {
+  /** GTID position of the backup (for a replica's backup: its master's). */
+  gtid?: string;
+  /** The master's binlog file and offset of the same position, when recorded. */
+  binlogFile?: string;
+  binlogPos?: number;
+  /** Why there is no usable position. */
+  problem?: string;
+}
+
+/**
+ * The start of a shard's replay from its backup's manifest: a master's own position; a replica's
+ * master position (its own binlog numbers its own events, not the master's).
+ */
+export function startPositionOf(manifest: Manifest, from: 'master' | 'replica'): StartPosition {
+  const p = from === 'replica' ? manifest.masterPosition : manifest.position;
+  if (!p) return { problem: "its replica's manifest records no master position (written before it was recorded): take another backup" };
+  const out: StartPosition = {};
+  if (p.gtid) out.gtid = p.gtid;
+  if (p.binlogFile) out.binlogFile = p.binlogFile;
+  if (p.binlogPos !== undefined) out.binlogPos = p.binlogPos;
+  if (!p.gtid && !p.binlogFile)
+    out.problem = `its manifest (${manifest.tool.name}) records no ${from === 'replica' ? 'master ' : ''}binlog position`;
+  return out;
+}
+
+/**
+ * The binlog files between the one holding the backup's position and the oldest the master still
+ * keeps: those a replay needs and a purge removed. Names like mysql-bin.000012 count up; others
+ * cannot be told apart, and only the range is named.
+ */
+export function purgedFiles(startFile: string, oldestKept: string): string[] {
+  const a = /^(.*\.)(\d+)$/.exec(startFile);
+  const b = /^(.*\.)(\d+)$/.exec(oldestKept);
+  if (!a || !b || a[1] !== b[1]) return [startFile];
+  const width = (a[2] as string).length;
+  const out: string[] = [];
+  for (let n = Number(a[2]); n < Number(b[2]) && out.length < 10_000; n++) out.push(`${a[1]}${String(n).padStart(width, '0')}`);
+  return out;
+}
+
+/** "mysql-bin.000003 … mysql-bin.000007 (5 files)" or the list itself when short. */
+export function describeFiles(files: readonly string[]): string {
+  if (files.length <= 4) return files.join(' ');
+  return `${files[0]} … ${files.at(-1)} (${files.length} files)`;
+}

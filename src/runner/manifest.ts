@@ -31,7 +31,14 @@ export interface Manifest {
   endedAt: string;
   bytes: number;
   files: ManifestFile[];
+  /** This instance's own binlog position (empty for a replica's dump: see masterPosition). */
   position: Position;
+  /**
+   * A replica's backup: its master's position (mariadb-backup --slave-info, mariadb-dump
+   * --dump-slave), where a restore rolls forward from with the master's binlogs. Absent in
+   * manifests written before it was recorded.
+   */
+  masterPosition?: Position;
 }
 
 export async function sha256File(path: string): Promise<string> {

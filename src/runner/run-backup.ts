@@ -11,15 +11,26 @@ import { loadInstanceConfig, type InstanceConfig } from '../config/instance.js';
 import { IniReader } from '../config/ini-file.js';
 import { connect } from '../db.js';
 import { ConfigError, errorMessage } from '../errors.js';
+import { binlogGtidPosAt } from '../sql/binlogs.js';
 import { publishVerdict } from '../sql/manifests.js';
 import { sourceInfo, spiderTables } from '../sql/source-info.js';
 import type { RunnerSpec } from './args.js';
 import { writeDefaultsFile, type DefaultsFile } from './defaults-file.js';
 import { checkBackupDir, describeFile, fsyncDir, MANIFEST_FILE, writeManifest, type Manifest } from './manifest.js';
-import { COMPRESS_ARGV, COMPRESSOR, DATA_FILE, positionFromBackupLog, positionFromDumpHead, toolArgv, type Position } from './tools.js';
+import {
+  COMPRESS_ARGV,
+  COMPRESSOR,
+  DATA_FILE,
+  masterPositionFromBackupLog,
+  positionFromBackupLog,
+  positionFromDumpHead,
+  toolArgv,
+  type Position,
+} from './tools.js';
 
 const LOG_TAIL_BYTES = 64 * 1024;
 const DUMP_HEAD_BYTES = 64 * 1024;
+const DUMP_TAIL_CHUNKS = 4;
 const ABORT_GRACE_MS = 300;
 
 export class RunnerError extends Error {
@@ -80,18 +91,26 @@ export async function runBackup(spec: RunnerSpec, io: RunnerIo): Promise<number>
   try {
     defaults = writeDefaultsFile(instance, groups);
     const version = await toolVersion(spec.tool);
+    const replica = info.replica ?? spec.role === 'slave';
     const argv = toolArgv(spec.tool, {
       defaultsFile: defaults.path,
       scratch: defaults.dir,
       datadir: info.datadir,
       role: spec.role,
       logBin: info.logBin,
-      replica: info.replica ?? spec.role === 'slave',
+      replica,
       spiderTables: spider,
     });
     const dataFile = DATA_FILE[spec.tool];
     io.say(`${spec.tool} started for ${spec.key.host}:${spec.key.port} into ${paths.partial}`);
-    const position = await runPipeline(spec.tool, argv, join(paths.partial, dataFile), io.signal);
+    const { position, masterPosition } = await runPipeline(spec.tool, argv, join(paths.partial, dataFile), io.signal, replica);
+    // mariadb-dump reads @@gtid_binlog_pos a moment after its snapshot, commits in between; its
+    // file/offset is the snapshot's (binlog_snapshot_file/pos): the server maps that to the GTID.
+    if (spec.tool === 'mariadb-dump' && position.binlogFile && position.binlogPos !== undefined) {
+      const { binlogFile, binlogPos } = position;
+      const exact = await withConn(instance, (c) => binlogGtidPosAt(c, binlogFile, binlogPos)).catch(() => '');
+      if (exact !== '') position.gtid = exact;
+    }
 
     const file = await describeFile(paths.partial, dataFile);
     const manifest: Manifest = {
@@ -110,6 +129,7 @@ export async function runBackup(spec: RunnerSpec, io: RunnerIo): Promise<number>
       bytes: file.bytes,
       files: [file],
       position,
+      ...(masterPosition ? { masterPosition } : {}),
     };
     if (io.signal.aborted) throw new RunnerError('cancelled');
     writeManifest(paths.partial, manifest);
@@ -211,7 +231,13 @@ const describeExit = (name: string, e: Exit): string =>
  * tool | compressor > file, with argument vectors and no shell. Both are our children, so the
  * supervisor's group kill reaches them; on `signal` they get SIGTERM here too.
  */
-async function runPipeline(tool: RunnerSpec['tool'], argv: string[], outFile: string, signal: AbortSignal): Promise<Position> {
+async function runPipeline(
+  tool: RunnerSpec['tool'],
+  argv: string[],
+  outFile: string,
+  signal: AbortSignal,
+  replica: boolean,
+): Promise<{ position: Position; masterPosition?: Position }> {
   const out = openSync(outFile, 'wx', 0o640);
   let toolChild: ChildProcess;
   let zstd: ChildProcess;
@@ -239,9 +265,14 @@ async function runPipeline(tool: RunnerSpec['tool'], argv: string[], outFile: st
   let zstdLog = '';
   zstd.stderr?.on('data', (d: Buffer) => (zstdLog = (zstdLog + d.toString()).slice(-4096)));
   let head = '';
+  // mariadb-dump --gtid writes the GTID position at the end ("deferred gtid setting"): the last
+  // chunks are kept, by reference, without copying the stream.
+  const tail: Buffer[] = [];
   const scan = new Transform({
     transform(chunk: Buffer, _enc, done) {
       if (head.length < DUMP_HEAD_BYTES) head += chunk.toString('latin1', 0, Math.min(chunk.length, DUMP_HEAD_BYTES - head.length));
+      tail.push(chunk);
+      if (tail.length > DUMP_TAIL_CHUNKS) tail.shift();
       done(null, chunk);
     },
   });
@@ -252,7 +283,11 @@ async function runPipeline(tool: RunnerSpec['tool'], argv: string[], outFile: st
   if (te.code !== 0) throw new RunnerError(`${describeExit(tool, te)}: ${lastLines(log)}`);
   if (ze.code !== 0) throw new RunnerError(`${describeExit(COMPRESSOR, ze)}: ${lastLines(zstdLog)}`);
   if (pipeErr) throw new RunnerError(`${tool} | ${COMPRESSOR}: ${pipeErr.message}`);
-  return tool === 'mariadb-backup' ? positionFromBackupLog(log) : positionFromDumpHead(head);
+  if (tool === 'mariadb-backup')
+    return { position: positionFromBackupLog(log), ...(replica ? { masterPosition: masterPositionFromBackupLog(log) } : {}) };
+  const ends = `${head}\n${Buffer.concat(tail).toString('latin1').slice(-DUMP_HEAD_BYTES)}`;
+  // A replica's dump (--dump-slave) records only its master's position.
+  return replica ? { position: {}, masterPosition: positionFromDumpHead(ends) } : { position: positionFromDumpHead(ends) };
 }
 
 /** The tool's last words, never its whole log (the supervisor keeps a short tail). */

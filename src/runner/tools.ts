@@ -39,9 +39,10 @@ export function toolArgv(tool: RunnerTool, ctx: ToolContext): string[] {
       ...(ctx.replica ? ['--slave-info'] : []),
     ];
   }
-  // The position: the instance's own binlog when it writes one; else, on a replica, its master's
-  // (--dump-slave stops the SQL thread for the dump's start).
-  const position = ctx.logBin ? ['--master-data=2'] : ctx.replica ? ['--dump-slave=2'] : [];
+  // The position: on a replica its master's, the one a restore rolls forward from with the
+  // master's binlogs (--dump-slave stops the SQL thread for the dump's start; it disables
+  // --master-data); else the instance's own binlog when it writes one.
+  const position = ctx.replica ? ['--dump-slave=2'] : ctx.logBin ? ['--master-data=2'] : [];
   return [
     'mariadb-dump',
     `--defaults-file=${ctx.defaultsFile}`,
@@ -70,7 +71,25 @@ export function positionFromBackupLog(text: string): Position {
   return { binlogFile: m[1] as string, binlogPos: Number(m[2]), ...(m[3] !== undefined ? { gtid: m[3] } : {}) };
 }
 
-/** From the head of a dump written with --master-data=2 (or --dump-slave=2) --gtid. */
+/**
+ * From mariadb-backup's stderr with --slave-info: "MySQL slave binlog position: master '' filename
+ * 'f' position 'p'" (file-based replication; 10.11) or a gtid_slave_pos (GTID replication).
+ */
+export function masterPositionFromBackupLog(text: string): Position {
+  const line = /MySQL slave binlog position: (.*)/.exec(text)?.[1];
+  if (line === undefined) return {};
+  const gtid = /gtid_slave_pos '?([\d,\s-]*\d)'?/.exec(line);
+  const file = /filename '([^']*)',? position '?(\d+)'?/.exec(line);
+  return {
+    ...(file ? { binlogFile: file[1] as string, binlogPos: Number(file[2]) } : {}),
+    ...(gtid ? { gtid: (gtid[1] as string).replace(/\s/g, '') } : {}),
+  };
+}
+
+/**
+ * From the head and the tail of a dump written with --master-data=2 (or --dump-slave=2) --gtid: the
+ * file/offset is at the head, the GTID position ("deferred gtid setting") at the end.
+ */
 export function positionFromDumpHead(text: string): Position {
   const file = /MASTER_LOG_FILE='([^']*)', MASTER_LOG_POS=(\d+)/.exec(text);
   const gtid = /gtid_slave_pos='([^']*)'/.exec(text);

@@ -86,6 +86,15 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   say(`5/${STEPS} Checking the backup: spiderbackup ${VERIFY(backupId).join(' ')}`);
   const verified = await runCli(sb(...VERIFY(backupId)), opts.signal);
   show(verified.output.trimEnd());
+  const toPoint = ['verify', backupId, '--restore-test', '--to-point', backupId, '--check-sql', 'SELECT COUNT(*) FROM demo.orders'];
+  say(`    Restoring every shard here, rolled forward to the backup's restore point: spiderbackup ${toPoint.join(' ')}`);
+  const restored = await runCli(sb(...toPoint), opts.signal);
+  show(
+    restored.output
+      .split('\n')
+      .filter((l) => /^(restore test|check:| {2})/.test(l))
+      .join('\n'),
+  );
 
   if (opts.keep) {
     say(`6/${STEPS} Leaving the sandbox running (--keep)`);
@@ -94,12 +103,14 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     say(`6/${STEPS} Stopping everything the demo started`);
     await sandboxDown(opts.dir);
   }
-  const ok = wait.code === 0 && verified.code === 0;
+  const ok = wait.code === 0 && verified.code === 0 && restored.code === 0;
   const verdict = ok
-    ? 'every task ended success and verify passed'
+    ? 'every task ended success, verify passed, and the shards restored here reached the restore point'
     : wait.code !== 0
       ? `schedule --wait exited ${wait.code}`
-      : `verify exited ${verified.code}`;
+      : verified.code !== 0
+        ? `verify exited ${verified.code}`
+        : `verify --restore-test --to-point exited ${restored.code}`;
   opts.out('');
   opts.out(`${ok ? 'Done' : 'FAILED'} in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${verdict}.`);
   return ok ? 0 : 1;

@@ -11,3 +11,9 @@ export async function binlogStartGtid(q: Queryable, file: string): Promise<strin
   const rows = (await q.query('SHOW BINLOG EVENTS IN ? LIMIT 4', [file])) as { Event_type: string; Info: string }[];
   return rows.find((r) => r.Event_type === 'Gtid_list')?.Info ?? '';
 }
+
+/** The GTID position at a binlog file/offset of this server; '' when the file is gone (NULL). */
+export async function binlogGtidPosAt(q: Queryable, file: string, pos: number): Promise<string> {
+  const rows = (await q.query('SELECT BINLOG_GTID_POS(?, ?) AS g', [file, pos])) as { g: string | null }[];
+  return rows[0]?.g ?? '';
+}

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chooseBackups, pointProblems } from '../../src/core/restore-plan-model.js';
+import { chooseBackups, describeFiles, pointProblems, purgedFiles, startPositionOf } from '../../src/core/restore-plan-model.js';
+import type { Manifest } from '../../src/runner/manifest.js';
 import type { RestorePoint } from '../../src/core/restore-point-model.js';
 import type { TaskRow } from '../../src/sql/tasks.js';
 
@@ -65,4 +66,28 @@ test('pointProblems: missing, opted out, incomplete, or older than a backup', ()
     pointProblems(point, 'pt', [task('SPT0', 'mysql', 0, 'success', '2026-11-25 04:00:01')])[0]!,
     /is older than the end of SPT0/,
   );
+});
+
+const manifest = (m: Partial<Manifest>): Manifest =>
+  ({ tool: { name: 'mariadb-backup', version: '' }, position: {}, ...m }) as unknown as Manifest;
+
+test("startPositionOf: a master's own position; a replica's master position; none is a problem", () => {
+  assert.deepEqual(startPositionOf(manifest({ position: { binlogFile: 'mysql-bin.000003', binlogPos: 77, gtid: '0-1-9' } }), 'master'), {
+    gtid: '0-1-9',
+    binlogFile: 'mysql-bin.000003',
+    binlogPos: 77,
+  });
+  // The replica's own binlog position is not the master's: only masterPosition counts.
+  const replica = manifest({ position: { gtid: '0-1-9,1-5-3' }, masterPosition: { binlogFile: 'mysql-bin.000007', binlogPos: 385 } });
+  assert.deepEqual(startPositionOf(replica, 'replica'), { binlogFile: 'mysql-bin.000007', binlogPos: 385 });
+  assert.match(startPositionOf(manifest({ position: { gtid: '0-1-9' } }), 'replica').problem ?? '', /records no master position/);
+  assert.match(startPositionOf(manifest({}), 'master').problem ?? '', /records no binlog position/);
+});
+
+test('purgedFiles names every file from the backup position to the oldest kept', () => {
+  assert.deepEqual(purgedFiles('mysql-bin.000008', 'mysql-bin.000011'), ['mysql-bin.000008', 'mysql-bin.000009', 'mysql-bin.000010']);
+  assert.deepEqual(purgedFiles('mysql-bin.000011', 'mysql-bin.000011'), []);
+  assert.deepEqual(purgedFiles('a.000001', 'b.000003'), ['a.000001']);
+  assert.equal(describeFiles(purgedFiles('mysql-bin.000001', 'mysql-bin.000100')), 'mysql-bin.000001 … mysql-bin.000099 (99 files)');
+  assert.equal(describeFiles(['x.1', 'x.2']), 'x.1 x.2');
 });

@@ -9,7 +9,7 @@ import { parseRunnerArgs, roleOfWrapper, runnerArgs, RunnerUsageError, type Runn
 import { optionValue, writeDefaultsFile } from '../../src/runner/defaults-file.js';
 import { checkBackupDir, describeFile, writeManifest, type Manifest } from '../../src/runner/manifest.js';
 import { backupPaths, RunnerError } from '../../src/runner/run-backup.js';
-import { positionFromBackupLog, positionFromDumpHead, toolArgv } from '../../src/runner/tools.js';
+import { masterPositionFromBackupLog, positionFromBackupLog, positionFromDumpHead, toolArgv } from '../../src/runner/tools.js';
 import { loadAgentConfig } from '../../src/config/agent.js';
 import { backupArgv } from '../../src/core/start-task.js';
 
@@ -67,6 +67,9 @@ test('tool argument vectors: defaults file first; position options by binlog and
   assert.equal(dump[1], '--defaults-file=/t/c.cnf');
   assert.ok(dump.includes('--master-data=2') && dump.includes('--single-transaction') && dump.includes('--gtid'));
   assert.ok(toolArgv('mariadb-dump', { ...ctx, logBin: false, replica: true }).includes('--dump-slave=2'));
+  // A replica's dump records its master's position even when the replica writes a binlog.
+  const replicaDump = toolArgv('mariadb-dump', { ...ctx, role: 'slave', replica: true });
+  assert.ok(replicaDump.includes('--dump-slave=2') && !replicaDump.includes('--master-data=2'));
   assert.ok(toolArgv('mariadb-dump', { ...ctx, spiderTables: ['db.t'] }).includes('--ignore-table-data=db.t'));
   const backup = toolArgv('mariadb-backup', { ...ctx, replica: true });
   assert.equal(backup[1], '--defaults-file=/t/c.cnf');
@@ -81,6 +84,17 @@ test('positions from mariadb-backup stderr and from a dump head', () => {
     { binlogFile: 'mysql-bin.000002', binlogPos: 1234, gtid: '0-1-7' },
   );
   assert.deepEqual(positionFromBackupLog('nothing'), {});
+  assert.deepEqual(
+    masterPositionFromBackupLog("[00] 2026-11-25 23:50:01 MySQL slave binlog position: master host '10.0.0.11', gtid_slave_pos 0-1-42\n"),
+    { gtid: '0-1-42' },
+  );
+  assert.deepEqual(
+    masterPositionFromBackupLog(
+      "[00] 2026-11-26 00:12:54 MySQL slave binlog position: master '' filename 'mysql-bin.000007' position '385'\n",
+    ),
+    { binlogFile: 'mysql-bin.000007', binlogPos: 385 },
+  );
+  assert.deepEqual(masterPositionFromBackupLog('nothing'), {});
   const head =
     "-- CHANGE MASTER TO MASTER_USE_GTID=slave_pos;\n-- SET GLOBAL gtid_slave_pos='0-1-16';\n" +
     "-- CHANGE MASTER TO MASTER_LOG_FILE='mysql-bin.000001', MASTER_LOG_POS=4444;\n";

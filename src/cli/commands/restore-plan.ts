@@ -2,6 +2,8 @@
 // to restore and the binlogs to replay up to the point.
 import { Option, type Command } from 'commander';
 import type { AgentConfig } from '../../config/agent.js';
+import type { ShardPlan } from '../../core/restore-plan.js';
+import { describeFiles } from '../../core/restore-plan-model.js';
 import { print, renderJson } from '../output.js';
 import { configOption, formatOption, type Format, type GlobalOptions, type Register } from '../options.js';
 
@@ -38,9 +40,7 @@ async function planCommand(
     print(`${res.spider} is not the primary spider node (tdbctl get primary); nothing to do.`);
     return 0;
   }
-  const blocked =
-    res.problems.length > 0 ||
-    res.shards.some((s) => s.problem !== undefined || s.binlogError !== undefined || s.binlogs?.gone || s.binlogs?.notReached);
+  const blocked = res.problems.length > 0 || res.shards.some((s) => shardBlocked(s));
   if (opts.format === 'json') {
     print(renderJson({ ...res, ok: !blocked }));
     return blocked ? 1 : 0;
@@ -57,17 +57,44 @@ async function planCommand(
         s.from === 'replica'
           ? `its replica's backup (${s.backup.serverName} ${s.backup.host}:${s.backup.port}; use the master position it recorded, --slave-info)`
           : "the master's backup";
-      print(`  restore ${who}, taken ${s.backup.updatedAt}`);
-      print(`  start position: ${s.backupGtid ?? "the GTID in the backup's manifest (xtrabackup_binlog_info / the dump's header)"}`);
+      print(`  restore ${who}, taken ${s.backup.updatedAt}${s.published ? `, from ${s.published.dir} (${s.published.tool})` : ''}`);
+      print(`  start position: ${startLine(s)}`);
     }
-    print(`  replay with mariadb-binlog --stop-position=${s.shard.gtid} (inclusive) from the master's binlogs:`);
+    if (s.start?.problem) print(`  PROBLEM: ${s.start.problem}`);
+    print(
+      `  replay with mariadb-binlog${s.backupGtid ? ` --start-position=${s.backupGtid}` : ''} --stop-position=${s.shard.gtid} (inclusive) from the master's binlogs:`,
+    );
     if (s.binlogError) print(`  PROBLEM: binlogs not readable: ${s.binlogError}`);
     if (s.binlogs) {
       print(`    ${s.binlogs.files.length > 0 ? s.binlogs.files.join(' ') : '(none needed)'}`);
-      if (s.binlogs.gone) print(`  PROBLEM: binlogs before ${s.binlogs.gone.oldestKept} were purged: fetch them from the binlog archive`);
+      if (s.binlogs.gone) {
+        const what = s.purged
+          ? `${describeFiles(s.purged)} ${s.purged.length === 1 ? 'was' : 'were'}`
+          : `binlogs before ${s.binlogs.gone.oldestKept} were`;
+        print(`  PROBLEM: ${what} purged from the master (oldest kept: ${s.binlogs.gone.oldestKept}): fetch them from the binlog archive`);
+      }
       if (s.binlogs.notReached) print(`  PROBLEM: this shard's binlog has not reached ${s.shard.gtid} (reset or replaced master?)`);
     }
   }
   for (const a of res.afterReplay) print(`after the replay: ${a}`);
   return blocked ? 1 : 0;
+}
+
+/** Whether a shard's part of the plan cannot be carried out as printed. */
+export function shardBlocked(s: ShardPlan): boolean {
+  return (
+    s.problem !== undefined ||
+    s.start?.problem !== undefined ||
+    s.binlogError !== undefined ||
+    s.binlogs?.gone !== undefined ||
+    s.binlogs?.notReached !== undefined
+  );
+}
+
+function startLine(s: ShardPlan): string {
+  if (s.noManifest)
+    return "unknown: no manifest published (not a built-in runner's backup); read it from the backup (xtrabackup_binlog_info / the dump's header)";
+  if (!s.start || s.start.problem) return 'unknown';
+  const file = s.start.binlogFile ? ` (${s.from === 'replica' ? "master's " : ''}${s.start.binlogFile}:${s.start.binlogPos ?? '?'})` : '';
+  return `after GTID ${s.backupGtid ?? '?'}${file}`;
 }

@@ -16,19 +16,45 @@ export const register: Register = (program, setExit) => {
     .addOption(configOption())
     .option(
       '--restore-test',
-      'also restore one shard master (its files must be on this host) into a throw-away instance and compare CHECKSUM TABLE',
+      'also restore one shard master (its files must be on this host) into a throw-away instance and compare CHECKSUM TABLE ' +
+        '(with --to-point: every shard, rolled forward to the point)',
     )
     .addOption(
       new Option('--shard <n>', 'with --restore-test: the shard to restore (default: the first whose files are here)').argParser(
         parseShard,
       ),
     )
-    .action(async (backupId: string, opts: { restoreTest?: boolean; shard?: number }, cmd: Command) => {
+    .option(
+      '--to-point <name>',
+      "with --restore-test: restore every shard here and roll each forward with its master's binlogs to the restore point (see restore-plan)",
+    )
+    .option('--check-sql <query>', 'with --to-point: run on every restored shard; the first value of each is printed and summed')
+    .addOption(new Option('--expect <n>', 'with --check-sql: exit 1 unless the sum equals n').argParser(parseNumber))
+    .action(async (backupId: string, opts: VerifyOpts, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
+      const { UsageError } = await import('../../errors.js');
+      if (opts.toPoint !== undefined && opts.restoreTest !== true) throw new UsageError('verify: --to-point needs --restore-test');
+      if (opts.toPoint !== undefined && opts.shard !== undefined)
+        throw new UsageError('verify: --to-point restores every shard: no --shard');
+      if (opts.checkSql !== undefined && opts.toPoint === undefined) throw new UsageError('verify: --check-sql needs --to-point');
+      if (opts.expect !== undefined && opts.checkSql === undefined) throw new UsageError('verify: --expect needs --check-sql');
       const config = (await import('../context.js')).agentConfigFor(g);
-      setExit(await verifyCommand(config, backupId, { files: g.config, restoreTest: opts.restoreTest === true, shard: opts.shard }));
+      setExit(await verifyCommand(config, backupId, { files: g.config, restoreTest: opts.restoreTest === true, ...opts }));
     });
 };
+
+interface VerifyOpts {
+  restoreTest?: boolean;
+  shard?: number;
+  toPoint?: string;
+  checkSql?: string;
+  expect?: number;
+}
+
+function parseNumber(value: string): number {
+  if (!/^-?\d+(\.\d+)?$/.test(value)) throw new InvalidArgumentError('must be a number');
+  return Number(value);
+}
 
 function parseShard(value: string): number {
   if (!/^\d+$/.test(value)) throw new InvalidArgumentError('must be a shard number');
@@ -38,7 +64,7 @@ function parseShard(value: string): number {
 async function verifyCommand(
   config: AgentConfig,
   backupId: string,
-  opts: { files?: string[]; restoreTest: boolean; shard?: number },
+  opts: { files?: string[] | undefined; restoreTest: boolean } & VerifyOpts,
 ): Promise<number> {
   const { verifyBackup, restoreTest, labelOf } = await import('../../core/verify.js');
   const res = await verifyBackup(config, { files: opts.files, backupId });
@@ -65,7 +91,9 @@ async function verifyCommand(
   }
   print(restorePointLine(backupId, res.restorePoint, bad.length === 0 && res.instances.every((i) => i.task.status === 'success')));
   let failed = bad.length > 0 || res.errors.length > 0;
-  if (opts.restoreTest) {
+  if (opts.restoreTest && opts.toPoint !== undefined) {
+    if (!(await pointTest(config, backupId, opts.toPoint, opts))) failed = true;
+  } else if (opts.restoreTest) {
     const r = await restoreTest(res, opts.shard);
     if (r.differences.length === 0)
       print(`restore test ${labelOf(r.task)} (${r.tool}): ${r.tables} tables, CHECKSUM TABLE equal to the source`);
@@ -92,4 +120,51 @@ function restorePointLine(backupId: string, p: RestorePoint | undefined, complet
     `restore point ${backupId}: taken at ${p.takenAt}, ${p.shards.length} shards, commits paused ${p.pauseMs} ms on ` +
     `${p.spiderNodes} Spider node(s)${p.internalXa ? '' : ' (spider_internal_xa OFF: weaker)'}`
   );
+}
+
+/** `--restore-test --to-point`: every shard restored and rolled forward here; false when it failed. */
+async function pointTest(
+  config: AgentConfig,
+  backupId: string,
+  pointName: string,
+  opts: { files?: string[] | undefined; checkSql?: string | undefined; expect?: number | undefined },
+): Promise<boolean> {
+  const { restoreToPoint } = await import('../../core/restore-to-point.js');
+  const { errorMessage } = await import('../../errors.js');
+  let r: Awaited<ReturnType<typeof restoreToPoint>>;
+  try {
+    r = await restoreToPoint(config, { files: opts.files, backupId, pointName, checkSql: opts.checkSql });
+  } catch (err) {
+    print(`restore test to point ${pointName} FAILED: ${errorMessage(err)}`);
+    return false;
+  }
+  if (r.kind === 'not-primary') return false; // said above by verify itself
+  if (r.kind === 'refused') {
+    print(`restore test to point ${pointName} REFUSED, nothing restored:`);
+    for (const p of r.problems) print(`  ${p}`);
+    return false;
+  }
+  let ok = true;
+  for (const s of r.shards) {
+    const carried = s.carriedXa > 0 ? `; ${s.carriedXa} XA transaction(s) prepared at the dump's position prepared again first` : '';
+    const replay = s.files.length > 0 ? `${s.files.length} binlog file(s) from ${s.from}${carried}` : `nothing to replay after ${s.from}`;
+    print(`restore test ${s.label}: ${s.backup} restored + replayed to ${s.to} (${replay})`);
+    if (s.preparedXa > 0) {
+      ok = false;
+      print(`  FAIL: ${s.preparedXa} XA transaction(s) left prepared at the point (XA RECOVER)`);
+    }
+  }
+  if (opts.checkSql !== undefined) {
+    const each = r.shards.map((s) => `${s.label.split(' ')[0]} ${s.check ?? 'NULL'}`).join(', ');
+    if (r.checkSum === undefined) {
+      print(`check: ${each}; not all numbers, no sum`);
+      if (opts.expect !== undefined) ok = false;
+    } else {
+      const verdict = opts.expect === undefined ? '' : r.checkSum === opts.expect ? `, as expected` : `, EXPECTED ${opts.expect}`;
+      print(`check: ${each}; sum ${r.checkSum}${verdict}`);
+      if (opts.expect !== undefined && r.checkSum !== opts.expect) ok = false;
+    }
+  }
+  print(`restore test to point ${r.point}: ${r.shards.length} shard(s) in ${(r.ms / 1000).toFixed(1)} s${ok ? '' : ' FAILED'}`);
+  return ok;
 }
