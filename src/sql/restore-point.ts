@@ -3,6 +3,7 @@
 // parameterised; identifiers are constants.
 import type { Queryable } from '../db.js';
 import { RESTORE_POINT_TABLE, SCHEMA } from './ddl.js';
+import { tableExists } from './tasks.js';
 
 const T = `${SCHEMA}.${RESTORE_POINT_TABLE}`;
 
@@ -79,13 +80,7 @@ export async function databaseNow(q: Queryable): Promise<string> {
   return String(rows[0]?.t ?? '');
 }
 
-export async function restorePointTableExists(q: Queryable): Promise<boolean> {
-  const rows = (await q.query('SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [
-    SCHEMA,
-    RESTORE_POINT_TABLE,
-  ])) as { n: number | string }[];
-  return Number(rows[0]?.n ?? 0) > 0;
-}
+export const restorePointTableExists = (q: Queryable): Promise<boolean> => tableExists(q, RESTORE_POINT_TABLE);
 
 export interface RestorePointRow {
   name: string;

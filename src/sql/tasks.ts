@@ -274,10 +274,11 @@ export async function listTasks(
   return rows.map(toTask);
 }
 
-export async function tableExists(q: Queryable): Promise<boolean> {
+/** Whether infodba_schema holds the table (the task table unless another of ours is named). */
+export async function tableExists(q: Queryable, table: string = TABLE): Promise<boolean> {
   const rows = (await q.query('SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [
     SCHEMA,
-    TABLE,
+    table,
   ])) as { n: number | string }[];
   return Number(rows[0]?.n ?? 0) > 0;
 }
