@@ -5,7 +5,6 @@ import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync
 import { join } from 'node:path';
 import { errorMessage } from '../errors.js';
 import { recordFile, type TaskRecord } from './protocol.js';
-import type { TaskKey } from '../sql/tasks.js';
 
 export function writeRecord(dir: string, record: TaskRecord): void {
   mkdirSync(dir, { recursive: true, mode: 0o755 });
@@ -13,10 +12,6 @@ export function writeRecord(dir: string, record: TaskRecord): void {
   const tmp = `${file}.${process.pid}.tmp`;
   writeFileSync(tmp, JSON.stringify(record), { mode: 0o644 });
   renameSync(tmp, file);
-}
-
-export function removeRecord(dir: string, key: TaskKey): void {
-  rmSync(recordFile(dir, key), { force: true });
 }
 
 /**
