@@ -393,7 +393,7 @@ describe('the release tarball on a host without Node.js', { skip }, () => {
         const argv = readFileSync(`/proc/${supervisor}/cmdline`, 'utf8').split('\0');
         assert.equal(argv[0], bundledNode);
         assert.equal(argv[1], join(root, 'dist/src/bin/supervisor.js'));
-        assert.ok(d.log('task claimed; backup handed to its supervisor'), 'the daemon logged the claim');
+        await d.waitLog('task claimed; backup handed to its supervisor'); // the daemon logged the claim (through a pipe)
 
         // The README's upgrade, while the backup runs: the next version beside this one (the same
         // files, hard-linked), `current` switched by a rename, the daemon restarted.
