@@ -10,10 +10,10 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { loadAgentConfig } from '../src/config/agent.js';
-import { takeRestorePoint } from '../src/core/restore-point.js';
-import type { RestorePoint } from '../src/core/restore-point-model.js';
+import { takeRestorePoint } from '../src/cluster/restore-point.js';
+import type { RestorePoint } from '../src/cluster/restore-point-model.js';
 import { startCluster, type Cluster } from '../src/sandbox/cluster.js';
-import { BankChecker, setupBank, startTransfers } from '../src/sandbox/transfer-workload.js';
+import { BankChecker, setupBank, startTransfers } from '../test/support/transfer-workload.js';
 import type { BlockMethod } from '../src/sql/restore-point.js';
 import { machine, markdownTable, progress, type Row } from './lib/report.js';
 

@@ -16,15 +16,16 @@
 //   node dist/bench/scale.js --before /tmp/old/dist
 // --latency MS: one-way delay added to every forwarded chunk (loopback has none; 1 ms is a slow LAN).
 import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import mysql from 'mysql2/promise';
 import { loadAgentConfig, type AgentConfig } from '../src/config/agent.js';
-import { ClusterPool } from '../src/core/pool.js';
-import type { SpiderTarget } from '../src/core/spider-target.js';
-import type { TaskSet } from '../src/core/task-set.js';
+import { ClusterPool } from '../src/db/pool.js';
+import type { SpiderTarget } from '../src/cluster/spider-target.js';
+import type { TaskSet } from '../src/cluster/task-set.js';
 import { createLogger } from '../src/log.js';
 import { createSpiderTable } from '../src/sql/ddl.js';
 import type { ServerRow } from '../src/sql/servers.js';
@@ -81,13 +82,20 @@ interface Impl {
 }
 
 async function loadImpl(name: string, dist: string): Promise<Impl> {
-  const load = async <T>(p: string) => (await import(pathToFileURL(join(dist, p)).href)) as T;
-  const schedule = await load<Pick<Impl, 'runSchedule'>>('src/core/schedule.js');
-  const wait = await load<Pick<Impl, 'pollOnce'>>('src/core/wait.js');
+  // An older build may predate the layout by capability (src/core/, src/db.js): the first path it has.
+  const load = async <T>(...paths: string[]) => {
+    const p = paths.find((x) => existsSync(join(dist, x))) ?? (paths[0] as string);
+    return (await import(pathToFileURL(join(dist, p)).href)) as T;
+  };
+  const schedule = await load<Pick<Impl, 'runSchedule'>>('src/cluster/schedule.js', 'src/core/schedule.js');
+  const wait = await load<Pick<Impl, 'pollOnce'>>('src/cluster/wait.js', 'src/core/wait.js');
   type View = Pick<Impl, 'readSlaveTasks'> & { initSpiderReadSession?: (c: unknown) => Promise<void> };
-  const view = await load<View>('src/core/cluster-view.js');
+  const view = await load<View>('src/cluster/view.js', 'src/core/cluster-view.js');
   const tasks = await load<{ listMasterSideTasks: (c: unknown, id: string) => Promise<unknown[]> }>('src/sql/tasks.js');
-  const db = await load<{ withConnection: <T>(ep: unknown, fn: (c: unknown) => Promise<T>) => Promise<T> }>('src/db.js');
+  const db = await load<{ withConnection: <T>(ep: unknown, fn: (c: unknown) => Promise<T>) => Promise<T> }>(
+    'src/db/connect.js',
+    'src/db.js',
+  );
   const init = view.initSpiderReadSession;
   return {
     name,

@@ -2,10 +2,10 @@
 // over many replica endpoints. Run by hand:  node dist/bench/wait-round.js [shards] [endpoints]
 import net from 'node:net';
 import { loadAgentConfig } from '../src/config/agent.js';
-import { readSlaveTasks } from '../src/core/cluster-view.js';
-import { queryTasks } from '../src/core/query.js';
-import { runSchedule } from '../src/core/schedule.js';
-import { pollOnce } from '../src/core/wait.js';
+import { readSlaveTasks } from '../src/cluster/view.js';
+import { queryTasks } from '../src/cluster/query.js';
+import { runSchedule } from '../src/cluster/schedule.js';
+import { pollOnce } from '../src/cluster/wait.js';
 import { createLogger } from '../src/log.js';
 import type { ServerRow } from '../src/sql/servers.js';
 import { ADMIN_PASSWORD, ADMIN_USER, startCluster } from '../src/sandbox/cluster.js';

@@ -6,8 +6,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import mysql from 'mysql2/promise';
 import { startCluster, type Cluster, type Instance } from '../src/sandbox/cluster.js';
-import { binlogRangeOn, describeRange } from '../src/core/binlog-inventory.js';
-import { BankChecker, bankTotal, setupBank, startTransfers, unblockedPositions, type Transfers } from '../src/sandbox/transfer-workload.js';
+import { binlogRangeOn, describeRange } from '../src/restore/binlog-inventory.js';
+import { BankChecker, bankTotal, setupBank, startTransfers, unblockedPositions, type Transfers } from './support/transfer-workload.js';
 import { DaemonProcess } from './support/daemon.js';
 import { waitFor, Workspace } from './support/workspace.js';
 

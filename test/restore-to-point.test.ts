@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startCluster, type Cluster, type Instance } from '../src/sandbox/cluster.js';
-import { bankTotal, setupBank, startTransfers, type Transfers } from '../src/sandbox/transfer-workload.js';
+import { bankTotal, setupBank, startTransfers, type Transfers } from './support/transfer-workload.js';
 import { waitFor, Workspace } from './support/workspace.js';
 
 const ID = 'gb-tp';

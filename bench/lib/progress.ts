@@ -1,11 +1,11 @@
-// The supervisor's progress measurement (core/progress.ts) at its bound: a BackupDir holding
+// The supervisor's progress measurement (host/progress.ts) at its bound: a BackupDir holding
 // 20,000 files of older backups (20 directories of 1,000) beside the running backup's 1,000 new
 // files. It runs every PROGRESS_EVERY_MS while a backup runs, so its CPU is what a backup costs
 // the host on top of itself. Median of 7.
 import { mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { bytesWrittenSince, PROGRESS_EVERY_MS, WALK_LIMITS } from '../../src/core/progress.js';
+import { bytesWrittenSince, PROGRESS_EVERY_MS, WALK_LIMITS } from '../../src/host/progress.js';
 import { median } from './proc.js';
 import { progress, type Row } from './report.js';
 

@@ -1,10 +1,10 @@
 #!/usr/bin/env node
-// Entry point of the detached per-backup supervisor (see core/supervise.ts and core/protocol.ts).
+// Entry point of the detached per-backup supervisor (see host/supervise.ts and host/protocol.ts).
 // Started by the agent through flock(1) with an argument vector; its command line carries the
 // task, never a password.
 import { createLogger, reopenOnSignals } from '../log.js';
-import { supervise } from '../core/supervise.js';
-import { parseSupervisorArgs, SUPERVISOR_EXIT, SupervisorUsageError, type SupervisorSpec } from '../core/protocol.js';
+import { supervise } from '../host/supervise.js';
+import { parseSupervisorArgs, SUPERVISOR_EXIT, SupervisorUsageError, type SupervisorSpec } from '../host/protocol.js';
 import { errorMessage } from '../errors.js';
 
 let spec: SupervisorSpec;

@@ -2,7 +2,7 @@
 // (-c, --format), and the parsers that turn bad values into usage errors (exit 2) naming the flag.
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { parseDuration } from '../config/duration.js';
-import { validateBackupId } from '../core/backup-id.js';
+import { validateBackupId } from '../task/backup-id.js';
 
 /** Options given before or after any command (program-level). */
 export interface GlobalOptions {

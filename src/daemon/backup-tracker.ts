@@ -2,8 +2,8 @@
 // each running backup started and how many bytes it has written (from its supervisor's record),
 // and when each instance's last successful backup ended. Plain maps and functions; the daemon
 // owns one tracker for its life.
-import { taskKeyString, type TaskRecord } from '../core/protocol.js';
-import type { TaskKey, TaskRow } from '../sql/tasks.js';
+import { type TaskRecord } from '../host/protocol.js';
+import { taskKeyString, type TaskKey, type TaskRow } from '../task/task.js';
 
 export interface Progress {
   /** This host's clock, ms. */

@@ -5,13 +5,12 @@
 import { mkdirSync } from 'node:fs';
 import { parseListen, type AgentConfig } from '../config/agent.js';
 import { discoverInstances, type Discovered } from '../config/discover.js';
-import { Backoff } from '../core/backoff.js';
-import { CONNECT, purgeAll } from '../core/check.js';
+import { Backoff } from '../check/backoff.js';
+import { CONNECT, purgeAll } from '../check/check.js';
 import type { InstanceConfig } from '../config/instance.js';
-import { KeptConnections } from '../kept-connections.js';
-import type { TaskRow } from '../sql/tasks.js';
-import type { CheckReport } from '../core/check.js';
-import { countJournal } from '../core/journal.js';
+import { KeptConnections } from '../db/kept-connections.js';
+import type { CheckReport } from '../check/check.js';
+import { countJournal } from '../host/journal.js';
 import { errorMessage } from '../errors.js';
 import { createLogger, type AgentLogger, type Logger } from '../log.js';
 import type { ClusterPause } from '../sql/cluster-pause.js';
@@ -22,7 +21,7 @@ import { healthOf } from './health.js';
 import { startHttp, type HttpEndpoint } from './http.js';
 import { acquireDaemonLock, type DaemonLock } from './lock.js';
 import { attachMetrics, createMetrics, type DaemonMetrics } from './metrics.js';
-import { createAgentEvents, type AgentEvents } from '../core/events.js';
+import { createAgentEvents, type AgentEvents } from '../check/events.js';
 import { createTracker, type BackupTracker } from './backup-tracker.js';
 import { pauseInForce, type PauseState } from '../state/pause.js';
 import { buildStatus, writeStatus, type DaemonStatus, type ScheduleRecord, type TickRecord } from '../state/daemon-status.js';
@@ -30,6 +29,7 @@ import { RestorePointWatcher } from './restore-points.js';
 import { runTick } from './tick.js';
 import { createTicker, type Ticker } from './ticker.js';
 import type { Seen } from './transitions.js';
+import type { TaskRow } from '../task/task.js';
 
 /** How long SIGTERM waits for a tick (or a schedule) in flight; the unit's TimeoutStopSec is longer. */
 export const SHUTDOWN_WAIT_MS = 30_000;

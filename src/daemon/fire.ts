@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { AgentConfig } from '../config/agent.js';
 import { discoverInstances } from '../config/discover.js';
 import { isSpiderInstance } from '../config/instance.js';
-import type { runSchedule } from '../core/schedule.js';
+import type { runSchedule } from '../cluster/schedule.js';
 import { errorMessage } from '../errors.js';
 import type { ScheduleOutcome } from './metrics.js';
 import type { PauseState } from '../state/pause.js';
@@ -38,7 +38,7 @@ export async function fireSchedule(deps: FireDeps, firedAt: Date): Promise<FireR
       return { at, result: 'not-spider' };
     }
     // Loaded at the first fire, not with the daemon: most hosts never schedule.
-    const schedule = deps.schedule ?? (await import('../core/schedule.js')).runSchedule;
+    const schedule = deps.schedule ?? (await import('../cluster/schedule.js')).runSchedule;
     const r = await schedule({ config, logger: deps.logger }, {});
     if (r.kind === 'not-primary') {
       log.info({ spider: r.spider }, 'schedule time reached; this spider node is not the primary, so it schedules nothing');

@@ -6,7 +6,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { BUSY, daemonLockFile, readLockHolder, type LockHolder } from '../state/daemon-lock-holder.js';
-import { spawnArgv, waitForExit } from '../process/processes.js';
+import { spawnArgv, waitForExit } from '../host/processes.js';
 
 export class LockHeldError extends Error {
   override readonly name = 'LockHeldError';

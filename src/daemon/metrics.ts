@@ -2,9 +2,9 @@
 // two daemons in one test process, or a reload, never collide). The backup counters and the
 // last-backup gauges follow the agent's events (attachMetrics); the rest is set by the tick.
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { AgentEvents } from '../core/events.js';
-import { statusClass } from '../core/status.js';
-import type { TaskRow } from '../sql/tasks.js';
+import type { AgentEvents } from '../check/events.js';
+import { statusClass } from '../task/status.js';
+import type { TaskRow } from '../task/task.js';
 
 /**
  * prom-client's defaults that break Prometheus' naming rules (`promtool check metrics`: a gauge

@@ -28,7 +28,7 @@ export class RestorePointWatcher {
     if (this.inFlight.has(backupId) || this.abort.signal.aborted) return;
     const log = this.deps.logger().child({ backupId });
     const run = (async () => {
-      const { describeBackupPoint, watchBackupForRestorePoint } = await import('../core/backup-restore-point.js');
+      const { describeBackupPoint, watchBackupForRestorePoint } = await import('../cluster/backup-restore-point.js');
       const sleep = (ms: number) => delay(ms, undefined, { signal: this.abort.signal });
       log.info('following the global backup to take its restore point once every task succeeded');
       const r = await watchBackupForRestorePoint({ config: this.deps.config(), logger: log, sleep }, spiderIni, backupId);

@@ -3,25 +3,25 @@
 // of its result, and the loop goes on.
 import type { Logger } from 'pino';
 import type { AgentConfig } from '../config/agent.js';
-import { runCheck, type CheckDeps, type CheckReport } from '../core/check.js';
+import { runCheck, type CheckDeps, type CheckReport } from '../check/check.js';
 import { errorMessage } from '../errors.js';
-import type { Backoff } from '../core/backoff.js';
+import type { Backoff } from '../check/backoff.js';
 import type { DaemonMetrics, InstanceGauges } from './metrics.js';
-import type { AgentEventMap, AgentEvents } from '../core/events.js';
+import type { AgentEventMap, AgentEvents } from '../check/events.js';
 import { lastSuccessAt, measured, noteRecords, noteStarted, prune, runningBytes, type BackupTracker } from './backup-tracker.js';
-import { taskKeyString, type TaskRecord } from '../core/protocol.js';
+import { type TaskRecord } from '../host/protocol.js';
 import type { TickRecord } from '../state/daemon-status.js';
 import { finishedSince, seenKeys, type Finished, type Seen } from './transitions.js';
 import type { InstanceConfig } from '../config/instance.js';
-import { isFinished, STATUS } from '../core/status.js';
+import { isFinished, STATUS } from '../task/status.js';
 import { isSpiderInstance } from '../config/instance.js';
-import type { KeptConnections } from '../kept-connections.js';
-import type { TaskRow } from '../sql/tasks.js';
+import type { KeptConnections } from '../db/kept-connections.js';
 import { hostname } from 'node:os';
 import type { Presence } from '../sql/presence.js';
 import { packageVersion } from '../version.js';
 import type { PauseState } from '../state/pause.js';
 import type { ClusterPause } from '../sql/cluster-pause.js';
+import { taskKeyString, type TaskRow } from '../task/task.js';
 
 export interface TickDeps {
   config: AgentConfig;

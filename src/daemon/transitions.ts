@@ -1,8 +1,8 @@
 // Which tasks finished since the previous tick, from two successive reads of the table. Counting
 // transitions (not supervisor exits) also covers backups started before a daemon restart, results
 // delivered later from the journal, and failures set by housekeeping — each exactly once.
-import { isFinished, statusClass, STATUS } from '../core/status.js';
-import type { TaskKey, TaskRow } from '../sql/tasks.js';
+import { isFinished, statusClass, STATUS } from '../task/status.js';
+import type { TaskKey, TaskRow } from '../task/task.js';
 
 /** Status of every unfinished task seen, by task key. */
 export type Seen = ReadonlyMap<string, string>;

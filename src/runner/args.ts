@@ -2,7 +2,7 @@
 // of a template command. It names the task and the instance's ini file, never a credential: the
 // runner reads the password from the ini itself and hands it to the tool in an owner-only file.
 import { parseArgs } from 'node:util';
-import type { TaskKey } from '../sql/tasks.js';
+import type { TaskKey } from '../task/task.js';
 
 export const RUNNER_MARK = 'spiderbackup-runner';
 export const RUNNER_TOOLS = ['mariadb-backup', 'mariadb-dump'] as const;

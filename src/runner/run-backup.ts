@@ -9,7 +9,7 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { loadInstanceConfig, type InstanceConfig } from '../config/instance.js';
 import { IniReader } from '../config/ini-file.js';
-import { connect } from '../db.js';
+import { connect } from '../db/connect.js';
 import { ConfigError, errorMessage } from '../errors.js';
 import { binlogGtidPosAt } from '../sql/binlogs.js';
 import { publishVerdict } from '../sql/manifests.js';
@@ -174,7 +174,7 @@ export async function runBackup(spec: RunnerSpec, io: RunnerIo): Promise<number>
   return 0;
 }
 
-async function withConn<T>(instance: InstanceConfig, fn: (c: import('../db.js').Connection) => Promise<T>): Promise<T> {
+async function withConn<T>(instance: InstanceConfig, fn: (c: import('../db/connect.js').Connection) => Promise<T>): Promise<T> {
   const c = await connect(instance, { connectTimeoutMs: 10_000 });
   try {
     return await fn(c);

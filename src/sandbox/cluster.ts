@@ -17,7 +17,7 @@ import ini from 'ini';
 import mysql from 'mysql2/promise';
 import type { ResultSetHeader } from 'mysql2';
 import { createLocalTable, createSchema, createSpiderTable } from '../sql/ddl.js';
-import { installDatadir, MariadbServer, PortInUseError } from './mariadb.js';
+import { installDatadir, MariadbServer, PortInUseError } from '../restore/mariadbd.js';
 import { pickPort, portPlan, PORTS_ENV, type PortPlan } from './ports.js';
 import { TdbctlStandIn } from './tdbctl-stand-in.js';
 

@@ -7,7 +7,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as delay } from 'node:timers/promises';
 import { OperationError, UsageError } from '../errors.js';
-import { isAlive } from '../process/processes.js';
+import { isAlive } from '../host/processes.js';
 import { recordedPids, readState, sandboxPaths, writeState, type SandboxPaths, type SandboxState } from './layout.js';
 import { TDBCTL_PORT_OFFSET } from './cluster.js';
 import { portPlan, PORTS_ENV } from './ports.js';

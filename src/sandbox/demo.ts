@@ -6,7 +6,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { formatBytes } from '../operator/format.js';
+import { formatBytes } from '../format.js';
 import { sandboxDown, sandboxUp } from './control.js';
 import { ADMIN_PASSWORD, ADMIN_USER } from './cluster.js';
 import type { SandboxState } from './layout.js';

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { setTimeout as delay } from 'node:timers/promises';
 import { errorMessage } from '../errors.js';
-import { isAlive } from '../process/processes.js';
+import { isAlive } from '../host/processes.js';
 import { startCluster, type Cluster, type Instance } from './cluster.js';
 import { demoAgentConfig } from './demo-config.js';
 import { hostPaths, sandboxPaths, writeState, type SandboxHost, type SandboxPaths, type SandboxState } from './layout.js';

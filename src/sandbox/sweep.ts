@@ -3,8 +3,8 @@
 // marker or command line names the lock), and pids it recorded that still run from it.
 import { resolve, sep } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { isAlive } from '../process/processes.js';
-import { readProcess, scanHost, type HostProcess } from '../process/host-scan.js';
+import { isAlive } from '../host/processes.js';
+import { readProcess, scanHost, type HostProcess } from '../host/host-scan.js';
 
 const GONE_TIMEOUT_MS = 10_000;
 

@@ -1,5 +1,5 @@
 // A server's binary log inventory: the files it still has and the GTID state each starts at.
-import type { Queryable } from '../db.js';
+import type { Queryable } from '../db/connect.js';
 
 export async function listBinaryLogs(q: Queryable): Promise<string[]> {
   const rows = (await q.query('SHOW BINARY LOGS')) as { Log_name: string }[];

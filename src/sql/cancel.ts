@@ -1,6 +1,6 @@
 // Statements on the cancel records (ddl.ts createCancelTable), one function each, parameterised.
 // CancelledAt is the database clock's.
-import type { Queryable } from '../db.js';
+import type { Queryable } from '../db/connect.js';
 import { CANCEL_TABLE, SCHEMA } from './ddl.js';
 
 const C = `${SCHEMA}.${CANCEL_TABLE}`;

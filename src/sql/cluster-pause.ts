@@ -2,9 +2,10 @@
 // `pause --cluster` / `resume --cluster`, and the agent's read, folded into its tick's one read of
 // its unfinished tasks so an idle tick stays at two statements (that read and the presence write).
 // Every time is the database's: PauseUntil and SetAt by NOW(), "in force" decided by the server.
-import type { Queryable } from '../db.js';
+import type { Queryable } from '../db/connect.js';
 import { CLUSTER_PAUSE_TABLE, SCHEMA, TABLE } from './ddl.js';
-import { toTask, UNFINISHED, type RawRow, type TaskRow } from './tasks.js';
+import { toTask, UNFINISHED, type RawRow } from './tasks.js';
+import type { TaskRow } from '../task/task.js';
 
 const CP = `${SCHEMA}.${CLUSTER_PAUSE_TABLE}`;
 const T = `${SCHEMA}.${TABLE}`;

@@ -1,7 +1,7 @@
 // The history of global backups for `list`, aggregated by the servers (GROUP BY BackupId), so a
 // long history costs one statement through the Spider node and one per replica, never a row per
 // task on the wire. Fully parameterised; ages by each server's own clock.
-import type { Queryable } from '../db.js';
+import type { Queryable } from '../db/connect.js';
 import { SCHEMA, TABLE } from './ddl.js';
 
 const T = `${SCHEMA}.${TABLE}`;

@@ -1,7 +1,8 @@
 // What `status --cluster` reads of one instance's tasks: its running task and its last success,
 // in one statement, ages by the database clock.
-import type { Queryable } from '../db.js';
-import { SELECT_TASK, toTask, type RawRow, type TaskRow } from './tasks.js';
+import type { Queryable } from '../db/connect.js';
+import { SELECT_TASK, toTask, type RawRow } from './tasks.js';
+import type { TaskRow } from '../task/task.js';
 
 /** A spider node's own rows have ShardValue 0 (SPEC §3): `onlyShard` prunes its Spider table to one shard. */
 export async function runningAndLastSuccess(

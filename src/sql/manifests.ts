@@ -1,6 +1,6 @@
 // Statements on the manifest-verdict table (ddl.ts createManifestTable): the runner's one write
 // after a backup, and verify's read. The row is written on the instance it is for.
-import { isNoSuchTable, type Queryable } from '../db.js';
+import { isNoSuchTable, type Queryable } from '../db/connect.js';
 import { createManifestTable, MANIFEST_TABLE, SCHEMA } from './ddl.js';
 
 const T = `${SCHEMA}.${MANIFEST_TABLE}`;

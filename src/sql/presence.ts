@@ -1,6 +1,6 @@
 // Statements on the presence table (see ddl.ts createPresenceTable): the agent's one write per
 // tick, and the reads of whoever shows the cluster. Ages by the database clock.
-import type { Queryable } from '../db.js';
+import type { Queryable } from '../db/connect.js';
 import { PRESENCE_TABLE, SCHEMA } from './ddl.js';
 
 const T = `${SCHEMA}.${PRESENCE_TABLE}`;

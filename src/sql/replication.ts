@@ -1,6 +1,6 @@
 // A replica's own view of its replication: the threads and the lag (SHOW SLAVE STATUS). Needs
 // REPLICATION CLIENT (SLAVE MONITOR on MariaDB >= 10.5); callers report a refusal as a problem.
-import type { Queryable } from '../db.js';
+import type { Queryable } from '../db/connect.js';
 
 export interface ReplicationStatus {
   ioRunning: string;

@@ -1,7 +1,7 @@
 // Statements of `restore-point`: the commit block on the Spider nodes, the positions read on the
 // shard masters while it is held, and the restore point table. One statement per function, fully
 // parameterised; identifiers are constants.
-import type { Queryable } from '../db.js';
+import type { Queryable } from '../db/connect.js';
 import { RESTORE_POINT_TABLE, SCHEMA } from './ddl.js';
 import { tableExists } from './tasks.js';
 

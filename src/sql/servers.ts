@@ -1,5 +1,5 @@
 // Statements for the tdbctl control node: who is primary, and the cluster's mysql.servers.
-import type { Queryable } from '../db.js';
+import type { Queryable } from '../db/connect.js';
 
 export interface ServerRow {
   serverName: string;

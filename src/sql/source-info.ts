@@ -1,7 +1,7 @@
 // What a built-in runner asks the instance before a backup, and the table checksums the restore
 // test compares. Identifiers in CHECKSUM TABLE cannot be parameters: they come from
 // information_schema and are quoted by quoteIdentifier, never pasted as they are.
-import type { Queryable } from '../db.js';
+import type { Queryable } from '../db/connect.js';
 
 export interface SourceInfo {
   datadir: string;

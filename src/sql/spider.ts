@@ -1,8 +1,9 @@
 // Statements only the spider node runs (schedule, --wait, query), one function each, fully
 // parameterised. The instance-side statements on the task table are in tasks.ts.
-import type { Queryable } from '../db.js';
+import type { Queryable } from '../db/connect.js';
 import { SCHEMA, TABLE } from './ddl.js';
-import { SELECT_TASK, toTask, type RawRow, type TaskRow } from './tasks.js';
+import { SELECT_TASK, toTask, type RawRow } from './tasks.js';
+import type { TaskRow } from '../task/task.js';
 
 const T = `${SCHEMA}.${TABLE}`;
 

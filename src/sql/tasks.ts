@@ -1,29 +1,11 @@
 // Every statement on the task table, one function each, fully parameterised. Ages come from the
 // database clock (TIMESTAMPDIFF against NOW()), never from this host's clock. Every state change
 // is conditional on the state the caller observed, so concurrent agents cannot undo each other.
-import type { Queryable } from '../db.js';
+import type { Queryable } from '../db/connect.js';
 import { SCHEMA, TABLE } from './ddl.js';
+import { STATUS_WIDTH, type TaskKey, type TaskRow } from '../task/task.js';
 
 const T = `${SCHEMA}.${TABLE}`;
-
-export interface TaskKey {
-  backupId: string;
-  host: string;
-  port: number;
-  shardValue: number;
-}
-
-export interface TaskRow extends TaskKey {
-  serverName: string;
-  wrapper: string;
-  status: string;
-  taskPid: number;
-  createdAt: string;
-  updatedAt: string;
-  /** Seconds since CreatedAt / UpdatedAt by the database clock. */
-  createdAgeS: number;
-  updatedAgeS: number;
-}
 
 export const SELECT_TASK = `SELECT ServerName, Wrapper, Host, Port, ShardValue, BackupId, BackupStatus, TaskPid,
   CreatedAt, UpdatedAt,
@@ -66,8 +48,6 @@ export function toTask(r: RawRow): TaskRow {
   };
 }
 
-/** BackupStatus is varchar(30): cut longer reasons ourselves so strict sql_mode does not refuse them. */
-export const STATUS_WIDTH = 30;
 const fit = (status: string): string => status.slice(0, STATUS_WIDTH);
 
 const affected = (res: unknown): number => Number((res as { affectedRows?: number }).affectedRows ?? 0);

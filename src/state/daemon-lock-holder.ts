@@ -1,8 +1,8 @@
 // Who holds the daemon lock (see ../daemon/lock.ts, which takes it): asked by `status` and
 // `pause` as well as by a daemon that is refused. The lock file names its holder.
 import { readFileSync } from 'node:fs';
-import { hostPaths } from '../core/protocol.js';
-import { spawnArgv, waitForExit } from '../process/processes.js';
+import { hostPaths } from '../host/protocol.js';
+import { spawnArgv, waitForExit } from '../host/processes.js';
 
 /** flock's exit code when the lock is taken (--conflict-exit-code). */
 export const BUSY = 75;

@@ -1,12 +1,11 @@
 // What the daemon sees, written to state_dir/status.json after every tick so `spiderbackup status`
 // can show it — also when the daemon is down (the file then says what was true when it stopped).
 import { join } from 'node:path';
-import type { CheckReport } from '../core/check.js';
-import { isFinished, STATUS } from '../core/status.js';
+import type { CheckReport } from '../check/check.js';
+import { isFinished, STATUS } from '../task/status.js';
 import { isSpiderInstance } from '../config/instance.js';
-import type { TaskRow } from '../sql/tasks.js';
-import { taskKeyString } from '../core/protocol.js';
 import { readJsonFile, writeJsonAtomic } from './files.js';
+import { type TaskRow, taskKeyString } from '../task/task.js';
 
 export interface TaskBrief {
   backupId: string;

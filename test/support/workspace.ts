@@ -156,4 +156,4 @@ export async function waitFor<T>(what: string, fn: () => T | Promise<T>, timeout
 }
 
 /** Zombie-aware, as the product's own check: an orphan nobody reaped has still ended. */
-export { isAlive as pidAlive } from '../../src/process/processes.js';
+export { isAlive as pidAlive } from '../../src/host/processes.js';

@@ -4,12 +4,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { createAgentEvents, logEveryProblem } from '../../src/core/events.js';
+import { createAgentEvents, logEveryProblem } from '../../src/check/events.js';
 import { attachMetrics, createMetrics, DROPPED_DEFAULT_METRICS } from '../../src/daemon/metrics.js';
 import { createTracker, lastSuccessAt, measured, noteRecords, noteStarted, prune } from '../../src/daemon/backup-tracker.js';
-import { taskKeyString } from '../../src/core/protocol.js';
-import type { TaskRow } from '../../src/sql/tasks.js';
 import { parseExposition, valueOf } from '../support/prom.js';
+import { taskKeyString, type TaskRow } from '../../src/task/task.js';
 
 const task = (port: number, over: Partial<TaskRow> = {}): TaskRow => ({
   backupId: 'b1',

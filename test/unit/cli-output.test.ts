@@ -1,7 +1,7 @@
 // Tables (box-drawn on a terminal, plain columns otherwise) and when to colour (NO_COLOR).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { renderTable, useColor } from '../../src/cli/output.js';
+import { renderTable, useColor } from '../../src/cli/render/table.js';
 
 const BOX = /[┌┐└┘│─┬┴┼├┤]/;
 

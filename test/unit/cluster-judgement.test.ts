@@ -2,14 +2,14 @@
 // mysql.servers, replication problems, and what `schedule --wait` says about a task.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { agentState, lostAfterMs } from '../../src/core/agent-state.js';
-import { clusterMembers } from '../../src/core/cluster-members.js';
-import { replicationProblem } from '../../src/core/replication-health.js';
-import { judge, type Evidence } from '../../src/core/wait-judge.js';
+import { agentState, lostAfterMs } from '../../src/cluster/agent-state.js';
+import { clusterMembers } from '../../src/cluster/members.js';
+import { replicationProblem } from '../../src/cluster/replication-health.js';
+import { judge, type Evidence } from '../../src/cluster/wait-judge.js';
 import type { InstanceConfig } from '../../src/config/instance.js';
 import type { PresenceRow } from '../../src/sql/presence.js';
 import type { ServerRow } from '../../src/sql/servers.js';
-import type { TaskRow } from '../../src/sql/tasks.js';
+import type { TaskRow } from '../../src/task/task.js';
 
 test('agent state: none without presence, lost after 3 of its own ticks (+1 s of timestamp resolution), lost wins over paused', () => {
   assert.equal(agentState(undefined), 'none');

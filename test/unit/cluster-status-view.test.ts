@@ -2,9 +2,9 @@
 // the cluster pause and the summary line.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatSeconds, renderClusterStatus } from '../../src/operator/cluster-status-view.js';
-import { formatBytes } from '../../src/operator/format.js';
-import type { ClusterStatus } from '../../src/core/cluster-status.js';
+import { formatSeconds, renderClusterStatus } from '../../src/cli/render/cluster-status-view.js';
+import { formatBytes } from '../../src/format.js';
+import type { ClusterStatus } from '../../src/cluster/status.js';
 
 test('bytes and durations read as people write them', () => {
   assert.equal(formatBytes(512), '512 B');

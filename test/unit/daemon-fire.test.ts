@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { loadAgentConfig } from '../../src/config/agent.js';
 import { fireSchedule } from '../../src/daemon/fire.js';
-import type { runSchedule } from '../../src/core/schedule.js';
+import type { runSchedule } from '../../src/cluster/schedule.js';
 
 const logger = pino({ level: 'silent' });
 

@@ -9,16 +9,16 @@ import { createTicker, nextDelay } from '../../src/daemon/ticker.js';
 import { activePause, clearPause, pauseFile, PauseFileError, readPause, writePause } from '../../src/state/pause.js';
 import { finishedSince } from '../../src/daemon/transitions.js';
 import { healthOf } from '../../src/daemon/health.js';
-import { renderStatusText, statusView } from '../../src/operator/status-view.js';
+import { renderStatusText, statusView } from '../../src/cli/render/status-view.js';
 import type { DaemonStatus } from '../../src/state/daemon-status.js';
-import { LEVELS, matches, parseLine } from '../../src/operator/log-filter.js';
-import { readLogFile } from '../../src/operator/log-source.js';
+import { LEVELS, matches, parseLine } from '../../src/cli/log-filter.js';
+import { readLogFile } from '../../src/cli/log-source.js';
 import { loadDaemonConfig, planReload } from '../../src/daemon/config.js';
 import { cronProblem } from '../../src/daemon/cron.js';
 import { createMetrics } from '../../src/daemon/metrics.js';
 import { ConfigError } from '../../src/errors.js';
-import type { TaskRow } from '../../src/sql/tasks.js';
 import { parseExposition, valueOf } from '../support/prom.js';
+import type { TaskRow } from '../../src/task/task.js';
 
 const dir = () => mkdtempSync(join(tmpdir(), 'sb-daemon-unit-'));
 

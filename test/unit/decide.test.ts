@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { decide, LIMITS, type TaskFacts } from '../../src/core/decide.js';
-import type { LocalState } from '../../src/core/local-view.js';
-import { pickWork } from '../../src/core/pick.js';
-import { exitStatus, statusClass } from '../../src/core/status.js';
-import type { TaskRow } from '../../src/sql/tasks.js';
+import { decide, type TaskFacts } from '../../src/check/decide.js';
+import type { LocalState } from '../../src/host/local-view.js';
+import { pickWork } from '../../src/check/pick.js';
+import { exitStatus, statusClass } from '../../src/task/status.js';
+import { LIMITS, type TaskRow } from '../../src/task/task.js';
 
 const row = (over: Partial<TaskRow> = {}): TaskRow => ({
   serverName: 'SPT0',

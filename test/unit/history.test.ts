@@ -1,9 +1,9 @@
 // The state of a backup in `list`, from server-side counts (pure: no cluster).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { summarize } from '../../src/core/history.js';
+import { summarize } from '../../src/cluster/history.js';
 import type { MasterSideSummary, StatusCounts } from '../../src/sql/history.js';
-import { formatDuration, listJson } from '../../src/operator/history-view.js';
+import { formatDuration, listJson } from '../../src/cli/render/history-view.js';
 
 const none = { tasks: 0, success: 0, failed: 0, unfinished: 0, stopped: 0, updatedAgeS: 0, updatedAt: '' };
 const master = (c: Partial<MasterSideSummary>): MasterSideSummary => ({

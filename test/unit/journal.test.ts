@@ -11,7 +11,7 @@ import {
   JournalReadError,
   readJournal,
   removeJournal,
-} from '../../src/core/journal.js';
+} from '../../src/host/journal.js';
 
 const key = (backupId: string) => ({ backupId, host: '10.0.0.1', port: 20000, shardValue: 0 });
 

@@ -11,8 +11,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
-import { matches, parseLine } from '../../src/operator/log-filter.js';
-import { readLogFile, ROTATED_FILES } from '../../src/operator/log-source.js';
+import { matches, parseLine } from '../../src/cli/log-filter.js';
+import { readLogFile, ROTATED_FILES } from '../../src/cli/log-source.js';
 import { MISSING_GRACE_MS, REOPEN_RETRY_MS } from '../../src/log.js';
 import type { WriterReply, WriterRequest } from '../support/log-writer.js';
 

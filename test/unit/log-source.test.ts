@@ -6,7 +6,7 @@ import { linkSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { readLogFile, ROTATED_FILES } from '../../src/operator/log-source.js';
+import { readLogFile, ROTATED_FILES } from '../../src/cli/log-source.js';
 
 const logFile = () => join(mkdtempSync(join(tmpdir(), 'sb-logsrc-')), 'agent.log');
 

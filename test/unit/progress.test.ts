@@ -4,11 +4,11 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { backupDirOf, bytesWrittenSince } from '../../src/core/progress.js';
-import { formatBytes } from '../../src/operator/format.js';
-import { missingPrivilege } from '../../src/core/privileges.js';
+import { backupDirOf, bytesWrittenSince } from '../../src/host/progress.js';
+import { formatBytes } from '../../src/format.js';
+import { missingPrivilege } from '../../src/db/privileges.js';
 import { InstanceError } from '../../src/errors.js';
-import { progressText } from '../../src/operator/status-view.js';
+import { progressText } from '../../src/cli/render/status-view.js';
 
 test('only files written since the start count; older backups, links and directories do not', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'sb-progress-'));

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Backoff, backoffDelayMs, BACKOFF } from '../../src/core/backoff.js';
-import { buildLocalView, hostBusyReason } from '../../src/core/local-view.js';
+import { Backoff, backoffDelayMs, BACKOFF } from '../../src/check/backoff.js';
+import { buildLocalView, hostBusyReason } from '../../src/host/local-view.js';
 import {
   hostPaths,
   lockedSupervisorArgv,
@@ -16,9 +16,9 @@ import {
   supervisorLockName,
   taskMarker,
   type SupervisorSpec,
-} from '../../src/core/protocol.js';
-import type { HostProcess, HostScan } from '../../src/process/host-scan.js';
-import { legacyProgram, type HostProcess as Proc } from '../../src/process/host-scan.js';
+} from '../../src/host/protocol.js';
+import type { HostProcess, HostScan } from '../../src/host/host-scan.js';
+import { legacyProgram, type HostProcess as Proc } from '../../src/host/host-scan.js';
 
 const isLegacyBackup = (p: Proc): boolean => legacyProgram(p) !== undefined;
 

@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chooseBackups, describeFiles, pointProblems, purgedFiles, startPositionOf } from '../../src/core/restore-plan-model.js';
+import { chooseBackups, describeFiles, pointProblems, purgedFiles, startPositionOf } from '../../src/restore/plan-model.js';
 import type { Manifest } from '../../src/runner/manifest.js';
-import type { RestorePoint } from '../../src/core/restore-point-model.js';
-import type { TaskRow } from '../../src/sql/tasks.js';
+import type { RestorePoint } from '../../src/cluster/restore-point-model.js';
+import type { TaskRow } from '../../src/task/task.js';
 
 const point: RestorePoint = {
   name: 'pt',

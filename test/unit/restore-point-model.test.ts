@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { groupPoints, pointTargets, retryDelayMs, rowsOf } from '../../src/core/restore-point-model.js';
+import { groupPoints, pointTargets, retryDelayMs, rowsOf } from '../../src/cluster/restore-point-model.js';
 import type { ServerRow } from '../../src/sql/servers.js';
 
 const srv = (serverName: string, wrapper: string, host: string, port: number): ServerRow => ({

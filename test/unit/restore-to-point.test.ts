@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { restoreProblems } from '../../src/core/restore-to-point.js';
-import type { ShardPlan } from '../../src/core/restore-plan.js';
+import { restoreProblems } from '../../src/restore/to-point.js';
+import type { ShardPlan } from '../../src/restore/plan.js';
 import type { ManifestVerdict } from '../../src/sql/manifests.js';
 
 const shard = { serverName: 'SPT0', shardValue: 0, host: 'h0', port: 20000, gtid: '0-1-50' };

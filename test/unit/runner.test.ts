@@ -11,7 +11,7 @@ import { checkBackupDir, describeFile, writeManifest, type Manifest } from '../.
 import { backupPaths, RunnerError } from '../../src/runner/run-backup.js';
 import { masterPositionFromBackupLog, positionFromBackupLog, positionFromDumpHead, toolArgv } from '../../src/runner/tools.js';
 import { loadAgentConfig } from '../../src/config/agent.js';
-import { backupArgv } from '../../src/core/start-task.js';
+import { backupArgv } from '../../src/host/start-task.js';
 
 const spec: RunnerSpec = {
   tool: 'mariadb-dump',

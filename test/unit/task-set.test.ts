@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildTaskSet, TaskSetError } from '../../src/core/task-set.js';
-import { validateBackupId } from '../../src/core/backup-id.js';
+import { buildTaskSet, TaskSetError } from '../../src/cluster/task-set.js';
+import { validateBackupId } from '../../src/task/backup-id.js';
 import type { ServerRow } from '../../src/sql/servers.js';
 
 const srv = (serverName: string, wrapper: string, host: string, port: number): ServerRow => ({

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseGtidPos } from '../../src/core/gtid.js';
-import { XaCarry } from '../../src/core/xa-carry.js';
+import { parseGtidPos } from '../../src/restore/gtid.js';
+import { XaCarry } from '../../src/restore/xa-carry.js';
 
 // The shape of `mariadb-binlog` output (10.11): one "# at N" + header line per event.
 const group = (seq: number, at: number, body: string[]) => [

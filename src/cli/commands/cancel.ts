@@ -2,10 +2,10 @@
 // global backup, each on its own instance, and record the cancel.
 import type { Command } from 'commander';
 import type { AgentConfig } from '../../config/agent.js';
-import type { TaskOutcome } from '../../core/cancel.js';
-import type { Round } from '../../core/wait.js';
+import type { TaskOutcome } from '../../cluster/cancel.js';
+import type { Round } from '../../cluster/wait.js';
 import type { Logger } from '../../log.js';
-import { print, renderTable } from '../output.js';
+import { print, renderTable } from '../render/table.js';
 import { configOption, type GlobalOptions, type Register } from '../options.js';
 
 export const register: Register = (program, setExit) => {
@@ -43,9 +43,9 @@ async function cancelCommand(
   opts: { files?: string[]; backupId: string; wait: boolean },
 ): Promise<number> {
   const [{ runCancel }, { ClusterPool }, { waitForBackup }] = await Promise.all([
-    import('../../core/cancel.js'),
-    import('../../core/pool.js'),
-    import('../../core/wait.js'),
+    import('../../cluster/cancel.js'),
+    import('../../db/pool.js'),
+    import('../../cluster/wait.js'),
   ]);
   const pool = new ClusterPool();
   try {

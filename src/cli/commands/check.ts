@@ -1,9 +1,9 @@
 // `spiderbackup check`: the per-host step, waiting for each backup as the old tool did.
 import type { Command } from 'commander';
 import type { AgentConfig } from '../../config/agent.js';
-import type { CheckReport } from '../../core/check.js';
-import type { backupArgv } from '../../core/start-task.js';
-import { print, renderJson, renderTable } from '../output.js';
+import type { CheckReport } from '../../check/check.js';
+import type { backupArgv } from '../../host/start-task.js';
+import { print, renderJson, renderTable } from '../render/table.js';
 import { backupIdOption, configOption, formatOption, type Format, type GlobalOptions, type Register } from '../options.js';
 
 type ArgvOf = typeof backupArgv;
@@ -23,7 +23,7 @@ export const register: Register = (program, setExit) => {
     .action(async (opts: { run: boolean; backupId?: string; format: Format }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
       const { config, log } = await (await import('../context.js')).commandContext(g);
-      const [{ runCheck }, { backupArgv }] = await Promise.all([import('../../core/check.js'), import('../../core/start-task.js')]);
+      const [{ runCheck }, { backupArgv }] = await Promise.all([import('../../check/check.js'), import('../../host/start-task.js')]);
       const report = await runCheck(
         { config, logger: log.logger, logFd: 2 },
         { run: opts.run, backupId: opts.backupId, files: g.config, waitForBackups: true },

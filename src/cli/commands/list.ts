@@ -1,7 +1,7 @@
 // `spiderbackup list` (primary spider node): the history of global backups, one state each.
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { AgentConfig } from '../../config/agent.js';
-import { print, renderJson, renderTable } from '../output.js';
+import { print, renderJson, renderTable } from '../render/table.js';
 import { configOption, formatOption, type Format, type GlobalOptions, type Register } from '../options.js';
 
 export const LIST_DEFAULT_LIMIT = 20;
@@ -36,8 +36,8 @@ export const register: Register = (program, setExit) => {
 
 async function listCommand(config: AgentConfig, opts: { files?: string[]; format: Format; limit: number }): Promise<number> {
   const [{ listBackups }, { listJson, listTableRows }] = await Promise.all([
-    import('../../core/history.js'),
-    import('../../operator/history-view.js'),
+    import('../../cluster/history.js'),
+    import('../render/history-view.js'),
   ]);
   const res = await listBackups(config, { files: opts.files, limit: opts.limit });
   if (res.kind === 'not-primary') {
@@ -55,7 +55,7 @@ async function listCommand(config: AgentConfig, opts: { files?: string[]; format
 }
 
 async function latestCommand(config: AgentConfig, files: string[] | undefined): Promise<number> {
-  const { latestComplete } = await import('../../core/history.js');
+  const { latestComplete } = await import('../../cluster/history.js');
   const res = await latestComplete(config, files);
   if (res.kind === 'not-primary') {
     process.stderr.write(`spiderbackup: ${res.spider} is not the primary spider node (tdbctl get primary)\n`);

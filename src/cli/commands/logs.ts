@@ -1,7 +1,7 @@
 // `spiderbackup logs`: the agent log, filtered and pretty-printed (rotated files included).
 import { Option, type Command } from 'commander';
 import { errorMessage, OperationError, UsageError } from '../../errors.js';
-import { LEVELS, ROTATED_FILES, type LogFilter } from '../../operator/log-filter.js';
+import { LEVELS, ROTATED_FILES, type LogFilter } from '../log-filter.js';
 import { parseCount, parsePort, type GlobalOptions, type Register } from '../options.js';
 
 export const register: Register = (program, setExit) => {
@@ -47,8 +47,8 @@ async function logsCommand(opts: LogsOptions, g: GlobalOptions): Promise<void> {
     ...(opts.level !== undefined ? { minLevel: LEVELS[opts.level] as number } : {}),
   };
   const [{ matches, parseLine }, { readLogFile, readLogStream }] = await Promise.all([
-    import('../../operator/log-filter.js'),
-    import('../../operator/log-source.js'),
+    import('../log-filter.js'),
+    import('../log-source.js'),
   ]);
   const file = opts.file ?? (await import('../context.js')).agentConfigFor(g).log.file;
   // Standard input only when asked for (--file -): a command that quietly waits on a pipe or a
@@ -62,7 +62,7 @@ async function logsCommand(opts: LogsOptions, g: GlobalOptions): Promise<void> {
   const pretty = opts.json
     ? undefined
     : (await import('pino-pretty')).prettyFactory({
-        colorize: (await import('../output.js')).useColor(process.stdout),
+        colorize: (await import('../render/table.js')).useColor(process.stdout),
         translateTime: 'SYS:yyyy-mm-dd HH:MM:ss.l',
         ignore: 'hostname',
       });

@@ -5,7 +5,7 @@ import type { AgentConfig } from '../../config/agent.js';
 import { formatDuration } from '../../config/duration.js';
 import { errorMessage, OperationError } from '../../errors.js';
 import { PAUSE_MEANING, type PauseState } from '../../state/pause.js';
-import { print } from '../output.js';
+import { print } from '../render/table.js';
 import { parseForDuration, type GlobalOptions, type Register } from '../options.js';
 
 export const register: Register = (program, setExit) => {
@@ -39,8 +39,8 @@ async function pauseCommand(g: GlobalOptions, forMs: number, reason: string | un
 export async function clusterPauseCommand(g: GlobalOptions, forMs: number, reason: string): Promise<number> {
   const config = (await import('../context.js')).agentConfigFor(g);
   const [{ resolveSpiderTarget }, { writeClusterPauseEverywhere }] = await Promise.all([
-    import('../../core/spider-target.js'),
-    import('../../core/cluster-pause.js'),
+    import('../../cluster/spider-target.js'),
+    import('../../cluster/pause.js'),
   ]);
   const results = await writeClusterPauseEverywhere(
     resolveSpiderTarget(config, g.config),

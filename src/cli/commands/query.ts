@@ -1,7 +1,7 @@
 // `spiderbackup query` (primary spider node): every task of the cluster, newest first.
 import { Option, type Command } from 'commander';
 import type { AgentConfig } from '../../config/agent.js';
-import { print, renderJson, renderTable } from '../output.js';
+import { print, renderJson, renderTable } from '../render/table.js';
 import { backupIdOption, configOption, formatOption, splitList, type Format, type GlobalOptions, type Register } from '../options.js';
 
 export const register: Register = (program, setExit) => {
@@ -41,7 +41,7 @@ async function queryCommand(
   config: AgentConfig,
   opts: { files?: string[]; backupId?: string; statuses?: string[]; format: Format },
 ): Promise<number> {
-  const { queryTasks } = await import('../../core/query.js');
+  const { queryTasks } = await import('../../cluster/query.js');
   const res = await queryTasks(config, opts);
   if (res.kind === 'not-primary') {
     print(`${res.spider} is not the primary spider node (tdbctl get primary); nothing to do.`);

@@ -2,9 +2,9 @@
 // to restore and the binlogs to replay up to the point.
 import { Option, type Command } from 'commander';
 import type { AgentConfig } from '../../config/agent.js';
-import type { ShardPlan } from '../../core/restore-plan.js';
-import { describeFiles } from '../../core/restore-plan-model.js';
-import { print, renderJson } from '../output.js';
+import type { ShardPlan } from '../../restore/plan.js';
+import { describeFiles } from '../../restore/plan-model.js';
+import { print, renderJson } from '../render/table.js';
 import { configOption, formatOption, type Format, type GlobalOptions, type Register } from '../options.js';
 
 export const register: Register = (program, setExit) => {
@@ -30,7 +30,7 @@ async function planCommand(
   config: AgentConfig,
   opts: { files?: string[] | undefined; backupId: string; pointName: string; format: Format },
 ): Promise<number> {
-  const { restorePlan } = await import('../../core/restore-plan.js');
+  const { restorePlan } = await import('../../restore/plan.js');
   const res = await restorePlan(config, {
     ...(opts.files ? { files: opts.files } : {}),
     backupId: opts.backupId,

@@ -3,7 +3,7 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { AgentConfig } from '../../config/agent.js';
 import type { Logger } from '../../log.js';
-import { print, renderJson, renderTable } from '../output.js';
+import { print, renderJson, renderTable } from '../render/table.js';
 import { configOption, formatOption, parseForDuration, type Format, type GlobalOptions, type Register } from '../options.js';
 
 interface Opts {
@@ -60,8 +60,8 @@ function parseAttempts(value: string): number {
 
 async function restorePointCommand(config: AgentConfig, logger: Logger, name: string | undefined, files: string[] | undefined, opts: Opts) {
   const [{ listRestorePoints, takeRestorePoint }, { pointJson }, { UsageError }] = await Promise.all([
-    import('../../core/restore-point.js'),
-    import('../../core/restore-point-model.js'),
+    import('../../cluster/restore-point.js'),
+    import('../../cluster/restore-point-model.js'),
     import('../../errors.js'),
   ]);
   if (opts.list) {

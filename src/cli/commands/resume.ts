@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { errorMessage, OperationError } from '../../errors.js';
 import type { PauseState } from '../../state/pause.js';
-import { print } from '../output.js';
+import { print } from '../render/table.js';
 import type { GlobalOptions, Register } from '../options.js';
 
 export const register: Register = (program, setExit) => {

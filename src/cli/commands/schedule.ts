@@ -2,9 +2,9 @@
 // with --wait follow it to its end.
 import type { Command } from 'commander';
 import type { AgentConfig } from '../../config/agent.js';
-import type { ClusterPool } from '../../core/pool.js';
+import type { ClusterPool } from '../../db/pool.js';
 import type { Logger } from '../../log.js';
-import { print, renderTable } from '../output.js';
+import { print, renderTable } from '../render/table.js';
 import { configOption, type GlobalOptions, type Register } from '../options.js';
 
 export const register: Register = (program, setExit) => {
@@ -37,7 +37,7 @@ async function scheduleCommand(
   opts: { files?: string[]; backupId?: string; wait: boolean; restorePoint: boolean },
 ): Promise<number> {
   // --wait reads through the spider session the schedule wrote through (its connections to the shards are open).
-  const { ClusterPool } = await import('../../core/pool.js');
+  const { ClusterPool } = await import('../../db/pool.js');
   const pool = new ClusterPool();
   try {
     return await scheduleAndWait(config, logger, opts, pool);
@@ -53,8 +53,8 @@ async function scheduleAndWait(
   pool: ClusterPool,
 ): Promise<number> {
   const [{ runSchedule }, { progressLine, unsuccessful, waitForBackup }] = await Promise.all([
-    import('../../core/schedule.js'),
-    import('../../core/wait.js'),
+    import('../../cluster/schedule.js'),
+    import('../../cluster/wait.js'),
   ]);
   const res = await runSchedule({ config, logger, pool }, { files: opts.files, backupId: opts.backupId });
   if (res.kind === 'not-primary') {
@@ -67,7 +67,7 @@ async function scheduleAndWait(
       `${res.tasks - 1 - res.set.masters.length} slaves)`,
   );
   if (!opts.restorePoint) {
-    const { recordOptOut } = await import('../../core/restore-point.js');
+    const { recordOptOut } = await import('../../cluster/restore-point.js');
     await recordOptOut(res.target.spider, res.set.masters, res.backupId);
     print(`backup id ${res.backupId}: no restore point will be taken (--no-restore-point)`);
   }
@@ -90,7 +90,7 @@ async function scheduleAndWait(
   if (result.ok) {
     print(`backup id ${res.backupId}: every task succeeded`);
     if (!config.schedule.restorePoints) return 0;
-    const { describeBackupPoint, ensureBackupRestorePoint } = await import('../../core/backup-restore-point.js');
+    const { describeBackupPoint, ensureBackupRestorePoint } = await import('../../cluster/backup-restore-point.js');
     // The spider master's agent takes it too when it sees the backup complete; the second finds it taken.
     const point = await ensureBackupRestorePoint({ config, logger }, opts.files, res.backupId);
     print(describeBackupPoint(res.backupId, point));

@@ -4,7 +4,7 @@ import type { AgentConfig } from '../../config/agent.js';
 import { errorMessage } from '../../errors.js';
 import type { DaemonStatus } from '../../state/daemon-status.js';
 import type { PauseState } from '../../state/pause.js';
-import { print, renderJson } from '../output.js';
+import { print, renderJson } from '../render/table.js';
 import { formatOption, type Format, type GlobalOptions, type Register } from '../options.js';
 
 /** Exit code of `status` when the daemon is not running (as `systemctl status` does). */
@@ -30,7 +30,7 @@ export const register: Register = (program, setExit) => {
         return;
       }
       const config = (await import('../context.js')).agentConfigFor(g);
-      const { renderStatusText } = await import('../../operator/status-view.js');
+      const { renderStatusText } = await import('../render/status-view.js');
       const view = await gatherStatus(config);
       print(opts.format === 'json' ? renderJson(view) : renderStatusText(view, new Date()));
       setExit(view.daemon.running ? 0 : STATUS_NOT_RUNNING);
@@ -40,9 +40,9 @@ export const register: Register = (program, setExit) => {
 async function clusterStatusCommand(g: GlobalOptions, format: Format): Promise<number> {
   const config = (await import('../context.js')).agentConfigFor(g);
   const [{ resolveSpiderTarget }, { readClusterStatus }, { renderClusterStatus }] = await Promise.all([
-    import('../../core/spider-target.js'),
-    import('../../core/cluster-status.js'),
-    import('../../operator/cluster-status-view.js'),
+    import('../../cluster/spider-target.js'),
+    import('../../cluster/status.js'),
+    import('../render/cluster-status-view.js'),
   ]);
   const status = await readClusterStatus(resolveSpiderTarget(config, g.config), config.schedule.waitConcurrency);
   print(format === 'json' ? renderJson(status) : renderClusterStatus(status));
@@ -54,7 +54,7 @@ async function gatherStatus(config: AgentConfig) {
     import('../../state/daemon-lock-holder.js'),
     import('../../state/daemon-status.js'),
     import('../../state/pause.js'),
-    import('../../operator/status-view.js'),
+    import('../render/status-view.js'),
   ]);
   const { stateDir } = config.agent;
   const { held: alive, holder } = await daemonLockHolder(config.agent.hostLock);

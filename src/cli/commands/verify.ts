@@ -2,8 +2,8 @@
 // naming what is wrong. `--restore-test` also restores one shard here and compares checksums.
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { AgentConfig } from '../../config/agent.js';
-import type { RestorePoint } from '../../core/restore-point-model.js';
-import { print } from '../output.js';
+import type { RestorePoint } from '../../cluster/restore-point-model.js';
+import { print } from '../render/table.js';
 import { configOption, type GlobalOptions, type Register } from '../options.js';
 
 export const register: Register = (program, setExit) => {
@@ -66,7 +66,7 @@ async function verifyCommand(
   backupId: string,
   opts: { files?: string[] | undefined; restoreTest: boolean } & VerifyOpts,
 ): Promise<number> {
-  const { verifyBackup, restoreTest, labelOf } = await import('../../core/verify.js');
+  const { verifyBackup, restoreTest, labelOf } = await import('../../restore/verify.js');
   const res = await verifyBackup(config, { files: opts.files, backupId });
   if (res.kind === 'not-primary') {
     process.stderr.write(`spiderbackup: verify: ${res.spider} is not the primary spider node (tdbctl get primary); run it there\n`);
@@ -129,7 +129,7 @@ async function pointTest(
   pointName: string,
   opts: { files?: string[] | undefined; checkSql?: string | undefined; expect?: number | undefined },
 ): Promise<boolean> {
-  const { restoreToPoint } = await import('../../core/restore-to-point.js');
+  const { restoreToPoint } = await import('../../restore/to-point.js');
   const { errorMessage } = await import('../../errors.js');
   let r: Awaited<ReturnType<typeof restoreToPoint>>;
   try {

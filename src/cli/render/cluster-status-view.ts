@@ -1,0 +1,59 @@
+// How `status --cluster` shows the cluster: one table row per instance, the cluster pause above.
+import { formatBytes } from '../../format.js';
+import type { ClusterStatus, InstanceStatus } from '../../cluster/status.js';
+import { renderTable } from './table.js';
+
+export function renderClusterStatus(s: ClusterStatus): string {
+  const lines: string[] = [];
+  if (s.clusterPause) {
+    const p = s.clusterPause;
+    lines.push(`Cluster paused until ${p.until} (${p.reason || 'no reason given'}${p.by ? `, by ${p.by}` : ''}): no new backup starts.`);
+  }
+  lines.push(
+    renderTable(
+      ['Server', 'Role', 'Shard', 'Host:Port', 'Agent', 'Running', 'Last success', 'Problem'],
+      s.instances.map((i) => [
+        i.serverName,
+        i.role,
+        i.shard ?? '-',
+        `${i.host}:${i.port}`,
+        agentCell(i),
+        runningCell(i),
+        successCell(i),
+        i.problems.join('; ') || '-',
+      ]),
+    ),
+  );
+  const bad = s.instances.filter((i) => i.agent.state !== 'alive' && i.agent.state !== 'paused');
+  lines.push(
+    bad.length === 0
+      ? `${s.instances.length} instances: every agent alive or paused.`
+      : `${s.instances.length} instances: ${bad.length} without a live agent (${bad.map((i) => `${i.serverName} ${i.agent.state}`).join(', ')}).`,
+  );
+  return lines.join('\n');
+}
+
+function agentCell(i: InstanceStatus): string {
+  const a = i.agent;
+  if (a.state === 'none' || a.state === 'unknown') return a.state;
+  const head = `${a.state} v${a.version ?? '?'}, ${a.ageS ?? '?'} s ago`;
+  return a.state === 'paused' ? `${head}\nuntil ${a.pauseUntil}: ${a.pauseReason || 'no reason given'}` : head;
+}
+
+function runningCell(i: InstanceStatus): string {
+  const r = i.running;
+  if (!r) return '-';
+  const bytes = r.bytes === null ? '' : `, ${formatBytes(r.bytes)}${r.bytesPerS === null ? '' : ` (${formatBytes(r.bytesPerS)}/s)`}`;
+  return `${r.backupId}\nfor ${formatSeconds(r.elapsedS)}${bytes}`;
+}
+
+function successCell(i: InstanceStatus): string {
+  const s = i.lastSuccess;
+  return s ? `${s.backupId}\nended ${s.endedAt} (${formatSeconds(s.durationS)} after scheduled)` : '-';
+}
+
+export function formatSeconds(s: number): string {
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
+  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+}

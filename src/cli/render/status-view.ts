@@ -1,0 +1,188 @@
+// `spiderbackup status`: the daemon's last snapshot, the pause file and whether the daemon lives,
+// put together for a person (text) or a program (JSON). Pure: the command gathers the inputs.
+import { renderTable } from './table.js';
+import { formatDuration } from '../../config/duration.js';
+import { PAUSE_MEANING, type PauseState } from '../../state/pause.js';
+import type { DaemonStatus, InstanceStatus } from '../../state/daemon-status.js';
+import { formatBytes } from '../../format.js';
+
+export interface StatusInputs {
+  now: Date;
+  stateDir: string;
+  /** The pid in the lock file and whether it is a live daemon. */
+  daemon: { pid: number | undefined; alive: boolean };
+  snapshot: DaemonStatus | undefined;
+  snapshotError: string | undefined;
+  pause: PauseState | undefined;
+  pauseError: string | undefined;
+}
+
+export interface StatusView {
+  daemon: { running: boolean; pid: number | null; since: string | null; note: string };
+  pause: {
+    active: boolean;
+    until: string | null;
+    reason: string | null;
+    by: string | null;
+    since: string | null;
+    meaning: string;
+    error?: string;
+  };
+  snapshotAt: string | null;
+  lastTick: DaemonStatus['lastTick'] | null;
+  lastSuccessfulTickAt: string | null;
+  lastError: DaemonStatus['lastError'] | null;
+  schedule: {
+    cron: string | null;
+    spiderHost: boolean;
+    nextRun: string | null;
+    nextRunSkipped: boolean;
+    lastRun: DaemonStatus['schedule']['lastRun'] | null;
+  };
+  instances: InstanceStatus[];
+  configErrors: DaemonStatus['configErrors'];
+  journalBacklog: number | null;
+  hostBusy: string | null;
+  clusterPause: DaemonStatus['clusterPause'] | null;
+  tickIntervalMs: number | null;
+  configDir: string | null;
+  stateDir: string;
+  metrics: string | null;
+}
+
+export function statusView(i: StatusInputs): StatusView {
+  const s = i.snapshot;
+  const activePause = i.pause !== undefined && Date.parse(i.pause.until) > i.now.getTime() ? i.pause : undefined;
+  const running = i.daemon.alive;
+  let note: string;
+  if (running) note = `running (pid ${i.daemon.pid})`;
+  else if (s === undefined) note = `not running (no status in ${i.stateDir}: it has never run with this state_dir)`;
+  else
+    note =
+      `NOT RUNNING — what follows is what it saw at ` +
+      `${s.writtenAt}${s.state === 'stopped' ? ' when it was stopped' : ' (it did not stop cleanly)'}`;
+  const nextRun = running ? (s?.schedule.nextRun ?? null) : null;
+  return {
+    daemon: { running, pid: i.daemon.pid ?? s?.pid ?? null, since: s?.startedAt ?? null, note },
+    pause: {
+      active: activePause !== undefined,
+      until: activePause?.until ?? null,
+      reason: activePause?.reason ?? null,
+      by: activePause?.by ?? null,
+      since: activePause?.since ?? null,
+      meaning: PAUSE_MEANING,
+      ...(i.pauseError ? { error: i.pauseError } : {}),
+    },
+    snapshotAt: s?.writtenAt ?? null,
+    lastTick: s?.lastTick ?? null,
+    lastSuccessfulTickAt: s?.lastSuccessfulTickAt ?? null,
+    lastError: s?.lastError ?? (i.snapshotError ? { at: i.now.toISOString(), message: i.snapshotError } : null),
+    schedule: {
+      cron: s?.schedule.cron ?? null,
+      spiderHost: s?.schedule.spiderHost ?? false,
+      nextRun,
+      nextRunSkipped: nextRun !== null && activePause !== undefined && Date.parse(nextRun) < Date.parse(activePause.until),
+      lastRun: s?.schedule.lastRun ?? null,
+    },
+    instances: s?.instances ?? [],
+    configErrors: s?.configErrors ?? [],
+    journalBacklog: s?.journalBacklog ?? null,
+    hostBusy: s?.hostBusy ?? null,
+    clusterPause: s?.clusterPause ?? null,
+    tickIntervalMs: s?.tickIntervalMs ?? null,
+    configDir: s?.configDir ?? null,
+    stateDir: i.stateDir,
+    metrics: s?.metricsListen ?? null,
+  };
+}
+
+const ago = (iso: string, now: Date): string => {
+  const ms = now.getTime() - Date.parse(iso);
+  if (!Number.isFinite(ms)) return iso;
+  if (ms < 1000) return `${iso} (just now)`;
+  const s = Math.round(ms / 1000);
+  return `${iso} (${s < 120 ? `${s}s` : s < 7200 ? `${Math.round(s / 60)}m` : `${Math.round(s / 3600)}h`} ago)`;
+};
+
+export function renderStatusText(v: StatusView, now: Date): string {
+  const out: string[] = [];
+  const line = (k: string, val: string) => out.push(`${(k === '' ? '' : `${k}:`).padEnd(14)}${val}`);
+  line('Daemon', v.daemon.note + (v.daemon.running && v.daemon.since ? `, since ${v.daemon.since}` : ''));
+  if (v.configDir) line('Instances in', v.configDir);
+  line('State dir', v.stateDir);
+  if (v.lastTick) {
+    const t = v.lastTick;
+    line(
+      'Last tick',
+      `${ago(t.finishedAt, now)}, took ${t.durationMs} ms, ` +
+        `${t.ok ? 'ok' : `FAILED: ${t.error}`}${t.started.length ? `, started ${t.started.join(', ')}` : ''}`,
+    );
+  } else {
+    line('Last tick', 'none yet');
+  }
+  if (v.tickIntervalMs !== null) line('Tick every', formatDuration(v.tickIntervalMs));
+  line('Last error', v.lastError ? `${v.lastError.at}: ${v.lastError.message}` : 'none');
+  if (v.pause.active) {
+    line(
+      'Paused',
+      `until ${v.pause.until}${v.pause.reason ? ` — ${v.pause.reason}` : ''}${v.pause.by ? ` (by ${v.pause.by} at ${v.pause.since})` : ''}`,
+    );
+    line('', `(${v.pause.meaning})`);
+  } else {
+    line('Paused', 'no');
+  }
+  if (v.clusterPause)
+    line('Cluster', `paused until ${v.clusterPause.until} — ${v.clusterPause.reason} (by ${v.clusterPause.by}; resume --cluster ends it)`);
+  if (v.pause.error) line('Pause file', `DAMAGED, treated as paused: ${v.pause.error}`);
+  line('Schedule', scheduleText(v));
+  const last = v.schedule.lastRun;
+  if (last)
+    line('Last schedule', `${last.at}: ${last.result}${last.backupId ? ` ${last.backupId}` : ''}${last.error ? ` — ${last.error}` : ''}`);
+  if (v.journalBacklog !== null)
+    line('Journal', v.journalBacklog === 0 ? 'empty' : `${v.journalBacklog} final status(es) waiting for their instance`);
+  if (v.hostBusy !== null) line('Host busy', `nothing new starts: ${v.hostBusy}`);
+  line('Metrics', v.metrics ?? 'unknown');
+  for (const e of v.configErrors) out.push(`config error: ${e.message}`);
+  if (v.instances.length > 0) {
+    out.push('');
+    out.push(
+      renderTable(
+        ['Port', 'Role', 'Current tasks', 'Last finished', 'Error'],
+        v.instances.map((i) => [
+          i.port,
+          i.role,
+          i.current.length === 0
+            ? '-'
+            : i.current
+                .map((t) => `${t.backupId} ${t.status}${t.taskPid > 0 ? ` pid ${t.taskPid}` : ''}${progressText(i, t.backupId, t.status)}`)
+                .join('\n'),
+          i.last ? `${i.last.backupId} ${i.last.status} ${i.last.updatedAt}` : '-',
+          [i.error, ...(i.warnings ?? [])].filter((x) => x !== undefined).join('\n'),
+        ]),
+      ),
+    );
+  } else if (v.snapshotAt !== null) {
+    out.push('', 'No instance configs found.');
+  }
+  return out.join('\n');
+}
+
+/** ", 1.2 GiB written, 35 MiB/s" for the running backup (average since it started). */
+export function progressText(i: InstanceStatus, backupId: string, status: string): string {
+  const p = i.progress;
+  if (status !== 'running' || p === undefined || p.backupId !== backupId) return '';
+  if (p.bytes === null || p.bytesAt === null) return ', no bytes measured yet';
+  const s = (Date.parse(p.bytesAt) - Date.parse(p.startedAt)) / 1000;
+  return `, ${formatBytes(p.bytes)} written${s > 0 ? `, ${formatBytes(Math.round(p.bytes / s))}/s` : ''}`;
+}
+
+function scheduleText(v: StatusView): string {
+  const s = v.schedule;
+  if (s.cron === null) return 'no [schedule] cron (this host does not schedule backups)';
+  if (!s.spiderHost) return `cron "${s.cron}", but no spider instance config here: nothing is scheduled from this host`;
+  if (s.nextRun === null) return `cron "${s.cron}"${v.daemon.running ? '' : ' (daemon not running: nothing fires)'}`;
+  return (
+    `cron "${s.cron}", next run ${s.nextRun}${s.nextRunSkipped ? ' — SKIPPED: paused then' : ''} (fires only if this spider node ` +
+    `is the tdbctl primary then)`
+  );
+}

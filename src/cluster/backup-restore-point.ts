@@ -1,0 +1,86 @@
+// Every complete global backup gets a restore point named after its backup id (issue 12 item 2),
+// taken after its last task succeeded: binlogs only roll a restored shard forward, so the point
+// must come after every shard's backup. Taken by the spider master's agent when it sees the
+// backup complete, and by `schedule --wait`; whoever comes second finds the name taken.
+import type { Logger } from 'pino';
+import type { AgentConfig } from '../config/agent.js';
+import { instanceName } from '../config/instance.js';
+import { errorMessage } from '../errors.js';
+import { readControl } from './view.js';
+import type { RestorePoint } from './restore-point-model.js';
+import { RestorePointExistsError, takeRestorePoint } from './restore-point.js';
+import { resolveSpiderTarget } from './spider-target.js';
+import { buildTaskSet } from './task-set.js';
+import { waitForBackup } from './wait.js';
+
+export type BackupPoint =
+  | { kind: 'not-primary'; spider: string }
+  | { kind: 'taken'; point: RestorePoint; attempts: number }
+  /** Taken before (by the agent or --wait), or opted out at schedule time (point.status). */
+  | { kind: 'exists'; point: RestorePoint }
+  | { kind: 'failed'; error: string };
+
+export interface BackupPointDeps {
+  config: AgentConfig;
+  logger: Logger;
+}
+
+/** The backup's restore point: takes it unless a point (or an opt-out) of that name exists. Never throws. */
+export async function ensureBackupRestorePoint(deps: BackupPointDeps, files: string[] | undefined, backupId: string): Promise<BackupPoint> {
+  try {
+    const res = await takeRestorePoint(deps, { files, name: backupId });
+    if (res.kind === 'not-primary') return res;
+    for (const w of res.warnings) deps.logger.warn({ backupId }, w);
+    return { kind: 'taken', point: res.point, attempts: res.attempts };
+  } catch (err) {
+    if (err instanceof RestorePointExistsError) return { kind: 'exists', point: err.point };
+    deps.logger.error({ backupId, err: errorMessage(err) }, 'the restore point of a complete backup could not be taken');
+    return { kind: 'failed', error: errorMessage(err) };
+  }
+}
+
+export type WatchResult = BackupPoint | { kind: 'backup-not-complete'; reason: string };
+
+/**
+ * For the spider master's agent once its own task of `backupId` succeeded: follows the backup
+ * (the rounds of `schedule --wait`, at [schedule] wait_interval) and, once every task succeeded,
+ * takes its restore point. A backup that ends with failures gets none.
+ */
+export async function watchBackupForRestorePoint(
+  deps: BackupPointDeps & { sleep?: (ms: number) => Promise<void> },
+  spiderIni: string,
+  backupId: string,
+): Promise<WatchResult> {
+  const files = [spiderIni];
+  try {
+    const target = resolveSpiderTarget(deps.config, files);
+    const control = await readControl(target.tdbctl);
+    if (!control.primary) return { kind: 'not-primary', spider: instanceName(target.spider) };
+    const set = buildTaskSet(control.servers, target.spider, backupId);
+    const waited = await waitForBackup({ config: deps.config, logger: deps.logger, sleep: deps.sleep }, target, set, backupId);
+    if (!waited.ok) return { kind: 'backup-not-complete', reason: waited.reason };
+  } catch (err) {
+    return { kind: 'failed', error: errorMessage(err) };
+  }
+  return ensureBackupRestorePoint(deps, files, backupId);
+}
+
+/** One line for logs and `schedule --wait`. */
+export function describeBackupPoint(backupId: string, r: WatchResult): string {
+  switch (r.kind) {
+    case 'taken':
+    case 'exists':
+      if (r.point.status === 'opted-out') return `backup id ${backupId}: no restore point (scheduled with --no-restore-point)`;
+      return (
+        `backup id ${backupId}: restore point ${r.point.name} at ${r.point.takenAt} (` +
+        r.point.shards.map((s) => `${s.serverName} ${s.gtid}`).join(', ') +
+        `; commits paused ${r.point.pauseMs} ms)`
+      );
+    case 'not-primary':
+      return `backup id ${backupId}: no restore point: ${r.spider} is not the primary spider node`;
+    case 'backup-not-complete':
+      return `backup id ${backupId}: no restore point: the backup did not complete (${r.reason})`;
+    case 'failed':
+      return `backup id ${backupId}: complete, but its restore point could not be taken: ${r.error}`;
+  }
+}

@@ -1,0 +1,242 @@
+// `cancel <backup-id>` (SPEC §5): stops every unfinished task of a backup id, each on its own
+// instance. Master-side rows (spider master, shard masters) are changed through the Spider table by
+// their own keys; replica rows on the replica itself, never through a master-side copy that
+// replication would carry over the replica's row (ROW binlog). First a cancel record is written on
+// every instance (ddl.ts createCancelTable), so a task claimed from now on — a replica row that
+// arrives by replication later included — is never started (its supervisor checks the record just
+// before its claim); then waiting tasks end `quit: no process` at once and running ones are set to
+// `quit`, which their host's agent carries out on its next tick (kill, then `quit: success`/`fail`).
+// Every change is conditional on the row as it was read.
+import { hostname, userInfo } from 'node:os';
+import type { Logger } from 'pino';
+import type { AgentConfig } from '../config/agent.js';
+import { instanceName } from '../config/instance.js';
+import { isNoSuchTable, type Connection } from '../db/connect.js';
+import { errorMessage, OperationError } from '../errors.js';
+import { insertCancel } from '../sql/cancel.js';
+import { createCancelTable, createSchema } from '../sql/ddl.js';
+import type { ServerRow } from '../sql/servers.js';
+import * as sql from '../sql/tasks.js';
+import { validateBackupId } from '../task/backup-id.js';
+import { endpointOf, initSpiderSession, mapLimited, readControl } from './view.js';
+import { withPool, type ClusterPool } from '../db/pool.js';
+import { resolveSpiderTarget, type SpiderTarget } from './spider-target.js';
+import { isRunnable, REASON, STATUS } from '../task/status.js';
+import type { TaskSet } from './task-set.js';
+import type { TaskRow } from '../task/task.js';
+
+export interface CancelOptions {
+  files?: string[];
+  backupId: string;
+}
+
+/** What cancel did to one task. */
+export interface TaskOutcome {
+  /** The task as listed on the master side (a replica's by its master-side copy). */
+  task: TaskRow;
+  /** `stopped`: was waiting, now `quit: no process`; `quit`: its agent kills it; `final`: had ended. */
+  action: 'stopped' | 'quit' | 'final' | 'not-reached';
+  status?: string;
+  error?: string;
+}
+
+export type CancelResult =
+  | { kind: 'not-primary'; spider: string }
+  /** Every task had already ended: nothing recorded, nothing changed. */
+  | { kind: 'ended'; backupId: string; tasks: TaskOutcome[] }
+  | {
+      kind: 'cancelled';
+      backupId: string;
+      by: string;
+      tasks: TaskOutcome[];
+      /** Instances the cancel record could not be written on (their late rows are not protected). */
+      problems: string[];
+      /** For `--wait`: the task set as the rows have it, with the servers to read. */
+      target: SpiderTarget;
+      set: TaskSet;
+    };
+
+export interface CancelDeps {
+  config: AgentConfig;
+  logger: Logger;
+  pool?: ClusterPool;
+}
+
+/** Not final: waiting, running, or a quit its agent has not carried out yet. */
+export const isUnfinished = (status: string): boolean => isRunnable(status) || status === STATUS.running || status === STATUS.quit;
+
+const keyOf = (t: { host: string; port: number }) => `${t.host}:${t.port}`;
+
+export async function runCancel(deps: CancelDeps, opts: CancelOptions): Promise<CancelResult> {
+  const backupId = validateBackupId(opts.backupId, 'backup id');
+  const target = resolveSpiderTarget(deps.config, opts.files);
+  const control = await readControl(target.tdbctl);
+  if (!control.primary) return { kind: 'not-primary', spider: instanceName(target.spider) };
+  return withPool(deps.pool, (pool) => cancel(deps, pool, target, control.servers, backupId));
+}
+
+async function cancel(
+  deps: CancelDeps,
+  pool: ClusterPool,
+  target: SpiderTarget,
+  servers: ServerRow[],
+  backupId: string,
+): Promise<CancelResult> {
+  const { config } = deps;
+  const logger = deps.logger.child({ backupId });
+  const spider = <T>(fn: (c: Connection) => Promise<T>) => pool.use(target.spider, fn, { init: initSpiderSession });
+  const all = await spider((c) => sql.listTasks(c, { backupId })).catch((err: unknown) => {
+    if (isNoSuchTable(err)) return [];
+    throw err;
+  });
+  if (all.length === 0) throw new OperationError(`backup id ${backupId}: no such backup (no task of it in infodba_schema.global_backup)`);
+  const masters = servers.filter((s) => s.wrapper.toLowerCase() === 'mysql');
+  const slaves = servers.filter((s) => s.wrapper.toLowerCase() === 'mysql_slave');
+  const slaveByKey = new Map(slaves.map((s) => [keyOf(s), s]));
+  const masterByKey = new Map(masters.map((s) => [keyOf(s), s]));
+  const masterSide = all.filter((t) => t.wrapper !== 'mysql_slave');
+  // A replica's row is read on the replica: its master-side copy stays `replicated` for ever.
+  const replicaSide = await mapLimited(
+    all.filter((t) => t.wrapper === 'mysql_slave'),
+    config.schedule.waitConcurrency,
+    async (copy) => {
+      const server = slaveByKey.get(keyOf(copy));
+      if (!server) return { copy, error: `${keyOf(copy)} is not in tdbctl's mysql.servers as a mysql_slave` };
+      try {
+        return { copy, server, row: await pool.use(endpointOf(server), (c) => sql.getTask(c, copy), { retry: true }) };
+      } catch (err) {
+        return { copy, server, error: errorMessage(err) };
+      }
+    },
+  );
+
+  const ended =
+    masterSide.every((t) => !isUnfinished(t.status)) && replicaSide.every((r) => r.row !== undefined && !isUnfinished(r.row.status));
+  if (ended) {
+    const tasks: TaskOutcome[] = [
+      ...masterSide.map((t) => ({ task: t, action: 'final' as const, status: t.status })),
+      ...replicaSide.map((r) => ({ task: r.copy, action: 'final' as const, status: r.row?.status })),
+    ];
+    return { kind: 'ended', backupId, tasks };
+  }
+
+  // The records first: a claim after this sees one, on whichever instance it happens.
+  const by = whoAmI();
+  const problems: string[] = [];
+  try {
+    await spider((c) => recordOn(c, backupId, target.spider.host, target.spider.port, by));
+  } catch (err) {
+    throw new OperationError(
+      `cannot record the cancel of ${backupId} on the spider node ${instanceName(target.spider)}: ${errorMessage(err)}; nothing changed`,
+    );
+  }
+  const recordTargets = new Map<string, ServerRow>();
+  for (const t of masterSide) {
+    const m = masterByKey.get(keyOf(t));
+    if (m && keyOf(m) !== keyOf(target.spider)) recordTargets.set(keyOf(m), m);
+  }
+  for (const r of replicaSide) if (r.server) recordTargets.set(keyOf(r.server), r.server);
+  // The other spider nodes too, so `list` after a failover still tells a cancel; they run no task
+  // of the id, so one that is down is only logged.
+  const otherSpiders = servers.filter((s) => s.wrapper.toUpperCase() === 'SPIDER' && keyOf(s) !== keyOf(target.spider));
+  await mapLimited([...recordTargets.values(), ...otherSpiders], config.schedule.waitConcurrency, async (s) => {
+    try {
+      await pool.use(endpointOf(s), (c) => recordOn(c, backupId, s.host, s.port, by));
+    } catch (err) {
+      if (otherSpiders.includes(s)) {
+        logger.warn({ server: s.serverName, instance: keyOf(s), err: errorMessage(err) }, 'cancel not recorded on another spider node');
+        return;
+      }
+      problems.push(
+        `${s.serverName} ${keyOf(s)}: cancel not recorded (${errorMessage(err)}); a row of ${backupId} reaching it later could start: ` +
+          `run cancel again once it is reachable`,
+      );
+    }
+  });
+
+  const tasks: TaskOutcome[] = [];
+  for (const t of masterSide) tasks.push(await stop(spider, t, t));
+  await mapLimited(replicaSide, config.schedule.waitConcurrency, async (r) => {
+    if (r.error !== undefined || !r.server) {
+      tasks.push({ task: r.copy, action: 'not-reached', error: r.error ?? 'no server' });
+      return;
+    }
+    if (!r.row) {
+      // Not replicated yet: the record written there keeps it from starting when it arrives.
+      tasks.push({ task: r.copy, action: 'stopped', status: 'not arrived yet (will not start)' });
+      return;
+    }
+    const server = r.server;
+    tasks.push(await stop((fn) => pool.use(endpointOf(server), fn), r.copy, r.row));
+  });
+  for (const o of tasks)
+    if (o.error !== undefined)
+      problems.push(`${o.task.serverName} ${keyOf(o.task)}: not stopped (${o.error}); run cancel again once it is reachable`);
+  logger.warn(
+    { by, stopped: tasks.filter((o) => o.action === 'stopped').length, quit: tasks.filter((o) => o.action === 'quit').length, problems },
+    'backup id cancelled',
+  );
+  const set: TaskSet = {
+    tasks: all,
+    shards: masters.length,
+    masters,
+    slaves,
+  };
+  return { kind: 'cancelled', backupId, by, tasks: sortOutcomes(tasks), problems, target, set };
+}
+
+async function recordOn(c: Connection, backupId: string, host: string, port: number, by: string): Promise<void> {
+  try {
+    await insertCancel(c, backupId, host, port, by);
+  } catch (err) {
+    if (!isNoSuchTable(err)) throw err;
+    await c.query(createSchema());
+    await c.query(createCancelTable());
+    await insertCancel(c, backupId, host, port, by);
+  }
+}
+
+type On = <T>(fn: (c: Connection) => Promise<T>) => Promise<T>;
+
+/**
+ * One task, conditional on its row as read: waiting → `quit: no process` (never started), running
+ * → `quit` with its pid kept (its agent kills it). A row that changed meanwhile (claimed, ended) is
+ * read again and judged anew.
+ */
+async function stop(on: On, task: TaskRow, observed: TaskRow): Promise<TaskOutcome> {
+  let row: TaskRow | undefined = observed;
+  try {
+    for (let attempt = 0; attempt < 5 && row; attempt++) {
+      const r: TaskRow = row;
+      if (isRunnable(r.status)) {
+        if (await on((c) => sql.endWaitingTask(c, r, REASON.quitNoProcess)))
+          return { task, action: 'stopped', status: REASON.quitNoProcess };
+      } else if (r.status === STATUS.running) {
+        if (await on((c) => sql.updateObserved(c, r, { status: r.status, pid: r.taskPid }, STATUS.quit, r.taskPid)))
+          return { task, action: 'quit', status: STATUS.quit };
+      } else if (r.status === STATUS.quit) {
+        return { task, action: 'quit', status: r.status };
+      } else {
+        return { task, action: 'final', status: r.status };
+      }
+      row = await on((c) => sql.getTask(c, r));
+    }
+    return { task, action: 'not-reached', error: row ? `its row kept changing (now ${row.status})` : 'its row is gone' };
+  } catch (err) {
+    return { task, action: 'not-reached', error: errorMessage(err) };
+  }
+}
+
+const sortOutcomes = (ts: TaskOutcome[]) =>
+  ts.sort((a, b) => a.task.shardValue - b.task.shardValue || a.task.wrapper.localeCompare(b.task.wrapper) || a.task.port - b.task.port);
+
+/** Who cancelled: the operator's login and this host, as the record's CancelledBy. */
+function whoAmI(): string {
+  let user = process.env.SUDO_USER ?? '';
+  try {
+    user ||= userInfo().username;
+  } catch {
+    user ||= `uid ${process.getuid?.() ?? '?'}`;
+  }
+  return `${user}@${hostname()}`;
+}

@@ -1,0 +1,66 @@
+// `pause --cluster` / `resume --cluster`: the pause row written on every instance of the cluster,
+// each under its own (Host, Port). Masters' rows reach their replicas by replication; replicas
+// are also written directly, so a broken channel cannot hide a pause (or a resume) from them. A
+// failure on one instance is reported and does not stop the others.
+import { errorMessage } from '../errors.js';
+import { withConnection, type Connection } from '../db/connect.js';
+import { createClusterPauseTable } from '../sql/ddl.js';
+import { isMissingClusterPauseTable, writeClusterPause } from '../sql/cluster-pause.js';
+import { listServers } from '../sql/servers.js';
+import { setSqlLogBin } from '../sql/tasks.js';
+import { mapLimited } from './view.js';
+import { clusterMembers, type Member } from './members.js';
+import type { SpiderTarget } from './spider-target.js';
+
+export interface PauseWrite {
+  member: Member;
+  error?: string;
+}
+
+/** forMs 0: resume (the row ends now, and being the newest, lifts any older pause row). */
+export async function writeClusterPauseEverywhere(
+  target: SpiderTarget,
+  forMs: number,
+  reason: string,
+  by: string,
+  concurrency: number,
+): Promise<PauseWrite[]> {
+  const servers = await withConnection(target.tdbctl, listServers);
+  const members = clusterMembers(servers, target);
+  const forS = Math.ceil(forMs / 1000);
+  const write = async (member: Member): Promise<PauseWrite> => {
+    try {
+      await withConnection(member.endpoint, (c) => writeOn(c, member, forS, reason, by));
+      return { member };
+    } catch (err) {
+      return { member, error: errorMessage(err) };
+    }
+  };
+  // Masters (and spider nodes) first: the table they create replicates, so a replica gets it
+  // without needing CREATE itself.
+  const first = await mapLimited(
+    members.filter((m) => m.role !== 'slave'),
+    concurrency,
+    write,
+  );
+  const replicas = await mapLimited(
+    members.filter((m) => m.role === 'slave'),
+    concurrency,
+    write,
+  );
+  return [...first, ...replicas];
+}
+
+async function writeOn(c: Connection, m: Member, forS: number, reason: string, by: string): Promise<void> {
+  // A replica's own row stays out of its binary log where the user may say so: a local write in
+  // the binlog of a replica is an errant transaction to GTID-strict replication after a switch-over.
+  // Without BINLOG ADMIN (or SUPER) it is written all the same: its key is the replica's own.
+  if (m.role === 'slave') await setSqlLogBin(c, false).catch(() => undefined);
+  try {
+    await writeClusterPause(c, m.host, m.port, forS, reason, by);
+  } catch (err) {
+    if (!isMissingClusterPauseTable(err)) throw err;
+    await c.query(createClusterPauseTable());
+    await writeClusterPause(c, m.host, m.port, forS, reason, by);
+  }
+}

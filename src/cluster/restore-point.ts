@@ -1,0 +1,357 @@
+// `restore-point` (issue 12): a cluster-wide point every shard can be rolled forward to.
+//
+// Commits are blocked on every Spider node that takes writes, each shard master's binlog position
+// (and its prepared XA) is read while the block is held, the block is released, and the point is
+// recorded through the spider master (each shard's row on that shard's master). Nothing may freeze
+// writes for long: the block is acquired under a short timeout on all nodes at once, and if any
+// node cannot get it in time every node is released and the attempt retried after a backoff.
+// Each node's block lives in one connection of its own, closed on any error; the server drops it
+// by itself (wait_timeout) should this process vanish without closing the socket.
+import { setTimeout as delay } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import type { AgentConfig } from '../config/agent.js';
+import { instanceName } from '../config/instance.js';
+import { connect, withConnection, type Connection, type Endpoint } from '../db/connect.js';
+import { errorMessage, OperationError } from '../errors.js';
+import { createLocalRestorePointTable, createSchema, createSpiderRestorePointTable } from '../sql/ddl.js';
+import * as sql from '../sql/restore-point.js';
+import type { ServerRow } from '../sql/servers.js';
+import { validateBackupId } from '../task/backup-id.js';
+import { endpointOf, errnoOf, readControl } from './view.js';
+import { groupPoints, pointTargets, retryDelayMs, rowsOf, type PointTargets, type RestorePoint } from './restore-point-model.js';
+import { resolveSpiderTarget, type SpiderTarget } from './spider-target.js';
+
+export class RestorePointError extends OperationError {
+  override readonly name = 'RestorePointError';
+}
+
+/** A point of that name is already recorded (callers that want "at most once" treat it as done). */
+export class RestorePointExistsError extends RestorePointError {
+  constructor(readonly point: RestorePoint) {
+    super(
+      point.status === 'opted-out'
+        ? `restore point ${JSON.stringify(point.name)}: its backup was scheduled with --no-restore-point (${point.takenAt})`
+        : `restore point ${JSON.stringify(point.name)} already exists (taken ${point.takenAt})`,
+    );
+  }
+}
+
+export interface TakeOptions {
+  files?: string[] | undefined;
+  name: string;
+  /** Longest wait for the block on any node before every node is released (default 2 s). */
+  acquireTimeoutMs?: number;
+  /** Longest wait for the shard masters' positions while the block is held (default 5 s). */
+  holdTimeoutMs?: number;
+  /** Attempts before giving up (default 5). */
+  attempts?: number;
+  /** How commits are blocked (default BACKUP STAGE BLOCK_COMMIT; the bench also measures FTWRL). */
+  method?: sql.BlockMethod;
+}
+
+export interface TakeDeps {
+  config: AgentConfig;
+  logger: Logger;
+}
+
+export type TakeResult =
+  | { kind: 'not-primary'; spider: string }
+  | { kind: 'taken'; point: RestorePoint; attempts: number; failures: string[]; warnings: string[] };
+
+export const DEFAULTS = { acquireTimeoutMs: 2000, holdTimeoutMs: 5000, attempts: 5 } as const;
+
+export async function takeRestorePoint(deps: TakeDeps, opts: TakeOptions): Promise<TakeResult> {
+  const name = validateBackupId(opts.name, 'restore point name');
+  const target = resolveSpiderTarget(deps.config, opts.files);
+  const control = await readControl(target.tdbctl);
+  if (!control.primary) return { kind: 'not-primary', spider: instanceName(target.spider) };
+  const targets = pointTargets(control.servers, spiderRow(target, control.servers));
+  return takeOnTargets(deps, target, targets, { ...opts, name });
+}
+
+/** The spider master as a mysql.servers row, with the credentials of its own ini. */
+function spiderRow(target: SpiderTarget, servers: readonly ServerRow[]): ServerRow {
+  const listed = servers.find(
+    (s) => s.wrapper.toUpperCase() === 'SPIDER' && s.host === target.spider.host && s.port === target.spider.port,
+  );
+  return {
+    serverName: listed?.serverName ?? 'SPIDER',
+    wrapper: 'SPIDER',
+    host: target.spider.host,
+    port: target.spider.port,
+    user: target.spider.user,
+    password: target.spider.password,
+  };
+}
+
+async function takeOnTargets(deps: TakeDeps, target: SpiderTarget, targets: PointTargets, opts: TakeOptions & { name: string }) {
+  const logger = deps.logger.child({ restorePoint: opts.name });
+  const spiderEp: Endpoint = target.spider;
+  await ensureTable(spiderEp, targets);
+  const existing = await readPoint(spiderEp, opts.name);
+  if (existing) throw new RestorePointExistsError(existing);
+
+  const settings = {
+    acquireTimeoutMs: opts.acquireTimeoutMs ?? DEFAULTS.acquireTimeoutMs,
+    holdTimeoutMs: opts.holdTimeoutMs ?? DEFAULTS.holdTimeoutMs,
+    attempts: opts.attempts ?? DEFAULTS.attempts,
+    method: opts.method ?? 'backup-stage',
+  };
+  const spiderEps = targets.spiders.map((s) => (s.host === spiderEp.host && s.port === spiderEp.port ? spiderEp : endpointOf(s)));
+  const internalXa = await Promise.all(
+    spiderEps.map((ep) =>
+      withConnection(ep, (c) => sql.spiderInternalXa(c)).catch((err: unknown) => {
+        throw new RestorePointError(`restore point ${JSON.stringify(opts.name)} refused: Spider node unreachable: ${errorMessage(err)}`);
+      }),
+    ),
+  );
+  const warnings: string[] = [];
+  if (internalXa.some((x) => !x)) {
+    const off = targets.spiders.filter((_, i) => !internalXa[i]).map((s) => `${s.serverName} ${s.host}:${s.port}`);
+    warnings.push(
+      `spider_internal_xa is OFF on ${off.join(', ')}: a cross-shard commit is then not atomic over the shards, so this point is ` +
+        'weaker (README: Restore points)',
+    );
+  }
+
+  // The shard connections are open before any block, so the block lasts only as long as the reads.
+  const shardConns = await openAll(
+    opts.name,
+    targets.shards.map((s) => endpointOf(s)),
+    settings.holdTimeoutMs,
+  );
+  const failures: string[] = [];
+  try {
+    for (let attempt = 1; attempt <= settings.attempts; attempt++) {
+      const res = await attemptPoint(spiderEps, spiderEps.indexOf(spiderEp), shardConns, settings);
+      if (res.ok) {
+        const point: RestorePoint = {
+          name: opts.name,
+          takenAt: res.takenAt,
+          pauseMs: res.pauseMs,
+          acquireMs: res.acquireMs,
+          holdMs: res.holdMs,
+          spiderNodes: targets.spiders.length,
+          internalXa: internalXa.every((x) => x),
+          complete: true,
+          status: 'taken',
+          shards: targets.shards.map((s, i) => ({
+            serverName: s.serverName,
+            shardValue: s.shardValue,
+            host: s.host,
+            port: s.port,
+            gtid: res.gtids[i] as string,
+          })),
+        };
+        try {
+          await withConnection(spiderEp, (c) => sql.insertRestorePoint(c, rowsOf(point)));
+        } catch (err) {
+          // Another taker (the agent, `schedule --wait`) recorded the name meanwhile: theirs stands.
+          const theirs = errnoOf(err) === sql.ER_DUP_ENTRY ? await readPoint(spiderEp, opts.name) : undefined;
+          if (theirs) throw new RestorePointExistsError(theirs);
+          throw err;
+        }
+        logger.info({ pauseMs: point.pauseMs, acquireMs: point.acquireMs, holdMs: point.holdMs, attempt }, 'restore point taken');
+        return { kind: 'taken' as const, point, attempts: attempt, failures, warnings };
+      }
+      failures.push(`attempt ${attempt}: ${res.why}`);
+      logger.warn({ attempt, why: res.why }, 'restore point attempt failed; every node released');
+      if (attempt < settings.attempts) await delay(retryDelayMs(attempt));
+    }
+  } finally {
+    await Promise.all(shardConns.map((c) => c.close()));
+  }
+  throw new RestorePointError(
+    `restore point ${JSON.stringify(opts.name)} not taken after ${settings.attempts} attempts (every node released each time): ` +
+      failures.join('; '),
+  );
+}
+
+type Attempt =
+  { ok: true; takenAt: string; gtids: string[]; pauseMs: number; acquireMs: number; holdMs: number } | { ok: false; why: string };
+
+/**
+ * One try: block every Spider node at once, read the shards, release. Whatever happens, every
+ * blocking connection is closed before this returns.
+ */
+async function attemptPoint(
+  spiders: Endpoint[],
+  /** Which of `spiders` is the spider master, whose clock dates the point. */
+  clock: number,
+  shards: Connection[],
+  s: { acquireTimeoutMs: number; holdTimeoutMs: number; method: sql.BlockMethod },
+): Promise<Attempt> {
+  const waitTimeoutS = Math.ceil((s.acquireTimeoutMs + s.holdTimeoutMs) / 1000) + 1;
+  const opened = await Promise.allSettled(
+    spiders.map(async (ep) => {
+      // The client gives up a little after the server would have: a hung node cannot hang us either.
+      const c = await connect(ep, { connectTimeoutMs: s.acquireTimeoutMs + 1000, queryTimeoutMs: s.acquireTimeoutMs + s.holdTimeoutMs });
+      try {
+        await sql.limitBlockingSession(c, s.acquireTimeoutMs / 1000, waitTimeoutS);
+      } catch (err) {
+        await c.close();
+        throw err;
+      }
+      return c;
+    }),
+  );
+  const blockers = opened.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  try {
+    const notOpened = opened.flatMap((r, i) => (r.status === 'rejected' ? [`${nameOf(spiders[i])}: ${errorMessage(r.reason)}`] : []));
+    if (notOpened.length > 0) return { ok: false, why: `cannot reach Spider node ${notOpened.join(', ')}` };
+
+    const t0 = performance.now();
+    const blocked = await Promise.allSettled(blockers.map((c) => block(c, s.method)));
+    const tAcquired = performance.now();
+    const notBlocked = blocked.flatMap((r, i) => (r.status === 'rejected' ? [`${blockers[i]?.name}: ${blockFailure(r.reason)}`] : []));
+    if (notBlocked.length > 0) return { ok: false, why: `commit block not acquired on ${notBlocked.join(', ')}` };
+
+    const [now, reads] = await Promise.all([
+      sql.databaseNow(blockers[clock] as Connection).then(
+        (t) => ({ ok: true as const, t }),
+        (err: unknown) => ({ ok: false as const, err }),
+      ),
+      Promise.allSettled(shards.map(async (c) => ({ gtid: await sql.binlogGtidPos(c), xa: await sql.xaRecover(c) }))),
+    ]);
+    const released = await Promise.allSettled(blockers.map((c) => release(c, s.method)));
+    const tReleased = performance.now();
+    // A release that failed is a closed connection below: the server ends the block with the session.
+    void released;
+
+    const unread = reads.flatMap((r, i) => (r.status === 'rejected' ? [`${shards[i]?.name}: ${errorMessage(r.reason)}`] : []));
+    if (unread.length > 0) return { ok: false, why: `shard position not read: ${unread.join(', ')}` };
+    if (!now.ok) return { ok: false, why: `database clock not read: ${errorMessage(now.err)}` };
+    const values = reads.map((r) => (r as PromiseFulfilledResult<{ gtid: string; xa: sql.PreparedXa[] }>).value);
+    const prepared = values.flatMap((v, i) => (v.xa.length > 0 ? [`${shards[i]?.name} (${v.xa.length})`] : []));
+    // A commit blocked on every Spider node cannot be half way; a prepared XA here came some other way
+    // (a direct XA on the shard, a Spider node not in mysql.servers): such a point would lie.
+    if (prepared.length > 0) return { ok: false, why: `XA transactions prepared on ${prepared.join(', ')} while commits were blocked` };
+    return {
+      ok: true,
+      takenAt: now.t,
+      gtids: values.map((v) => v.gtid),
+      pauseMs: Math.round(tReleased - t0),
+      acquireMs: Math.round(tAcquired - t0),
+      holdMs: Math.round(tReleased - tAcquired),
+    };
+  } finally {
+    await Promise.all(blockers.map((c) => c.close()));
+  }
+}
+
+async function block(c: Connection, method: sql.BlockMethod): Promise<void> {
+  if (method === 'ftwrl') return sql.flushTablesWithReadLock(c);
+  await sql.startBackupStage(c);
+  await sql.blockCommitStage(c);
+}
+
+async function release(c: Connection, method: sql.BlockMethod): Promise<void> {
+  if (method === 'ftwrl') return sql.unlockTables(c);
+  await sql.endBackupStage(c);
+}
+
+function blockFailure(err: unknown): string {
+  const errno = errnoOf(err);
+  if (errno === sql.ER_STATEMENT_TIMEOUT || errno === sql.ER_LOCK_WAIT_TIMEOUT) return 'acquire timeout';
+  return errorMessage(err);
+}
+
+function nameOf(ep: Endpoint | undefined): string {
+  return ep ? `${ep.host}:${ep.port}` : '?';
+}
+
+async function openAll(name: string, eps: Endpoint[], queryTimeoutMs: number): Promise<Connection[]> {
+  const opened = await Promise.allSettled(eps.map((ep) => connect(ep, { queryTimeoutMs })));
+  const conns = opened.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  const failed = opened.flatMap((r) => (r.status === 'rejected' ? [errorMessage(r.reason)] : []));
+  if (failed.length > 0) {
+    await Promise.all(conns.map((c) => c.close()));
+    throw new RestorePointError(`restore point ${JSON.stringify(name)} refused: shard master unreachable: ${failed.join('; ')}`);
+  }
+  return conns;
+}
+
+/** Creates the point table where it is missing: on each shard master, then the Spider table. */
+async function ensureTable(spider: Endpoint, targets: PointTargets): Promise<void> {
+  const exists = await withConnection(spider, (c) => sql.restorePointTableExists(c));
+  if (exists) return;
+  await Promise.all(
+    targets.shards.map((s) =>
+      withConnection(endpointOf(s), async (c) => {
+        await c.query(createSchema());
+        await c.query(createLocalRestorePointTable());
+      }),
+    ),
+  );
+  await withConnection(spider, async (c) => {
+    await c.query(createSchema());
+    await c.query(createSpiderRestorePointTable(targets.shards.length));
+  });
+}
+
+/**
+ * A point's rows are written in one Spider transaction, but its commit reaches the shards one
+ * after another: a read in between sees some shards' rows only. Such a read is taken again.
+ */
+async function readPoint(spider: Endpoint, name: string): Promise<RestorePoint | undefined> {
+  return withConnection(spider, (c) => readWholePoint(c, name));
+}
+
+async function readWholePoint(c: Connection, name: string): Promise<RestorePoint | undefined> {
+  for (let i = 0; ; i++) {
+    const point = groupPoints(await sql.restorePointRows(c, name))[0];
+    if (!point || point.complete || i >= 10) return point;
+    await delay(100);
+  }
+}
+
+/**
+ * Records that backup `name` gets no restore point (schedule --no-restore-point): rows without a
+ * position, so the agent that sees the backup complete finds the name taken and does nothing.
+ */
+export async function recordOptOut(spider: Endpoint, shards: readonly ServerRow[], name: string): Promise<void> {
+  const targets: PointTargets = { spiders: [], shards: shards.map((s, i) => ({ ...s, shardValue: i })) };
+  await ensureTable(spider, targets);
+  await withConnection(spider, async (c) => {
+    const takenAt = await sql.databaseNow(c);
+    const point: RestorePoint = {
+      name,
+      takenAt,
+      pauseMs: 0,
+      acquireMs: 0,
+      holdMs: 0,
+      spiderNodes: 0,
+      internalXa: true,
+      complete: true,
+      status: 'opted-out',
+      shards: targets.shards.map((s) => ({ serverName: s.serverName, shardValue: s.shardValue, host: s.host, port: s.port, gtid: '' })),
+    };
+    await sql.insertRestorePoint(c, rowsOf(point));
+  });
+}
+
+export type ListResult = { kind: 'not-primary'; spider: string } | { kind: 'points'; points: RestorePoint[] };
+
+/** Every recorded point, newest first (read through the spider master). */
+export async function listRestorePoints(config: AgentConfig, files: string[] | undefined): Promise<ListResult> {
+  const target = resolveSpiderTarget(config, files);
+  return withConnection(target.spider, async (c) => {
+    if (!(await sql.restorePointTableExists(c))) return { kind: 'points', points: [] };
+    return { kind: 'points', points: groupPoints(await sql.listRestorePointRows(c)) };
+  });
+}
+
+/**
+ * The restore point of a backup id (item 2 names it after the backup), or undefined when none was
+ * recorded; for `list` and `verify`. `spider` is a connection to the spider master.
+ */
+export async function restorePointOf(spider: Connection, backupId: string): Promise<RestorePoint | undefined> {
+  if (!(await sql.restorePointTableExists(spider))) return undefined;
+  return readWholePoint(spider, backupId);
+}
+
+/** The restore points of these backup ids, by name, in one statement (`list`). */
+export async function restorePointsOf(spider: Connection, backupIds: readonly string[]): Promise<Map<string, RestorePoint>> {
+  if (backupIds.length === 0 || !(await sql.restorePointTableExists(spider))) return new Map();
+  return new Map(groupPoints(await sql.restorePointRowsOf(spider, backupIds)).map((p) => [p.name, p]));
+}

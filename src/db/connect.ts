@@ -1,0 +1,113 @@
+import mysql from 'mysql2/promise';
+import { explainAccessDenied } from '../config/instance.js';
+import { InstanceError, errorMessage } from '../errors.js';
+
+/** What the SQL functions need: something that runs one parameterised statement. */
+export interface Queryable {
+  query(sql: string, params?: unknown[]): Promise<unknown>;
+}
+
+export interface Endpoint {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  /** From an instance drop-in: why its password may be cut short (named on "Access denied"). */
+  passwordWarning?: string | undefined;
+}
+
+export interface Connection extends Queryable {
+  readonly name: string;
+  /** A query failed in a way that leaves the connection unusable (dropped, timed out): open a new one. */
+  readonly broken: boolean;
+  close(): Promise<void>;
+}
+
+export interface ConnectOptions {
+  connectTimeoutMs?: number;
+  /** Every statement gives up after this long, so a hung server delays only its own instance. */
+  queryTimeoutMs?: number;
+}
+
+export const ER_NO_SUCH_TABLE = 'ER_NO_SUCH_TABLE';
+
+/** Opens one connection; failures become an InstanceError naming host:port (never the password). */
+export async function connect(ep: Endpoint, opts: ConnectOptions = {}): Promise<Connection> {
+  const name = `${ep.host}:${ep.port}`;
+  let conn: mysql.Connection;
+  try {
+    conn = await mysql.createConnection({
+      host: ep.host,
+      port: ep.port,
+      user: ep.user,
+      password: ep.password,
+      connectTimeout: opts.connectTimeoutMs ?? 10_000,
+      dateStrings: true,
+      supportBigNumbers: true,
+      multipleStatements: false,
+      // mysql2 sizes a prepared-statement cache per connection (~512 KiB); we never prepare.
+      maxPreparedStatements: 1,
+    });
+  } catch (err) {
+    const wrapped = wrapError(name, err);
+    if (ep.passwordWarning === undefined) throw wrapped;
+    throw new InstanceError(name, explainAccessDenied({ passwordWarning: ep.passwordWarning }, errorMessage(err)), wrapped.code, {
+      cause: err,
+    });
+  }
+  let broken = false;
+  // A dropped server connection emits 'error' on the connection; the next query reports it.
+  conn.on('error', () => {
+    broken = true;
+  });
+  const timeout = opts.queryTimeoutMs;
+  return {
+    name,
+    get broken() {
+      return broken;
+    },
+    async query(sql: string, params?: unknown[]) {
+      try {
+        const [result] = await conn.query(timeout === undefined ? { sql } : { sql, timeout }, params);
+        return result;
+      } catch (err) {
+        // Connection-level failures (and timeouts, after which replies would be out of step).
+        if ((err as { fatal?: boolean }).fatal === true || (err as { code?: string }).code === 'PROTOCOL_SEQUENCE_TIMEOUT') broken = true;
+        throw wrapError(name, err);
+      }
+    },
+    async close() {
+      if (broken) {
+        conn.destroy();
+        return;
+      }
+      // A hung server must not hang the close either.
+      const ended = conn.end().then(
+        () => true,
+        () => false,
+      );
+      const timer = new Promise<boolean>((r) => setTimeout(() => r(false), 2000).unref());
+      if (!(await Promise.race([ended, timer]))) conn.destroy();
+    },
+  };
+}
+
+export function wrapError(name: string, err: unknown): InstanceError {
+  if (err instanceof InstanceError) return err;
+  const code = (err as { code?: string }).code;
+  return new InstanceError(name, errorMessage(err), code, { cause: err });
+}
+
+export function isNoSuchTable(err: unknown): boolean {
+  return err instanceof InstanceError && err.code === ER_NO_SUCH_TABLE;
+}
+
+/** Runs fn with a fresh connection that is always closed. */
+export async function withConnection<T>(ep: Endpoint, fn: (c: Connection) => Promise<T>): Promise<T> {
+  const c = await connect(ep);
+  try {
+    return await fn(c);
+  } finally {
+    await c.close();
+  }
+}

@@ -1,0 +1,135 @@
+// `restore-plan <backup-id> --to-point <name>` (issue 12 item 3): per shard, the backup to restore,
+// the position it was taken at (from the manifest its agent published), and the binlog range to
+// replay from there up to the point's GTID, checked against the binlogs each shard master still has.
+import type { AgentConfig } from '../config/agent.js';
+import { instanceName } from '../config/instance.js';
+import { withConnection, type Queryable } from '../db/connect.js';
+import { errorMessage } from '../errors.js';
+import type { Manifest } from '../runner/manifest.js';
+import { binlogGtidPosAt } from '../sql/binlogs.js';
+import { readVerdict, type ManifestVerdict } from '../sql/manifests.js';
+import type { ServerRow } from '../sql/servers.js';
+import { validateBackupId } from '../task/backup-id.js';
+import { binlogRangeOn } from './binlog-inventory.js';
+import { endpointOf, readControl } from '../cluster/view.js';
+import type { BinlogRange } from './gtid.js';
+import { queryTasks } from '../cluster/query.js';
+import { restorePointOf } from '../cluster/restore-point.js';
+import type { RestorePoint } from '../cluster/restore-point-model.js';
+import {
+  AFTER_REPLAY,
+  chooseBackups,
+  pointProblems,
+  purgedFiles,
+  startPositionOf,
+  type ShardChoice,
+  type StartPosition,
+} from './plan-model.js';
+import { resolveSpiderTarget } from '../cluster/spider-target.js';
+import type { TaskRow } from '../task/task.js';
+
+export interface ShardPlan extends ShardChoice {
+  /** The chosen backup's manifest row, as its agent published it on the instance. */
+  published?: ManifestVerdict;
+  /** Where the replay starts: the backup's position (for a replica's backup: its master's). */
+  start?: StartPosition;
+  /** The backup's own GTID position, when its manifest gives one (or the master maps its file/offset to one). */
+  backupGtid?: string;
+  /** No manifest published: not a built-in runner's backup; the position must be read from the backup itself. */
+  noManifest?: boolean;
+  binlogs?: BinlogRange;
+  /** The binlog files the replay needs that the master no longer has, by name. */
+  purged?: string[];
+  binlogError?: string;
+}
+
+export type PlanResult =
+  | { kind: 'not-primary'; spider: string }
+  | { kind: 'plan'; backupId: string; point?: RestorePoint; problems: string[]; shards: ShardPlan[]; afterReplay: string[] };
+
+export async function restorePlan(
+  config: AgentConfig,
+  opts: { files?: string[]; backupId: string; pointName: string },
+): Promise<PlanResult> {
+  const backupId = validateBackupId(opts.backupId, 'backup id');
+  const pointName = validateBackupId(opts.pointName, '--to-point');
+  const target = resolveSpiderTarget(config, opts.files);
+  const control = await readControl(target.tdbctl);
+  if (!control.primary) return { kind: 'not-primary', spider: instanceName(target.spider) };
+  const [point, tasks] = await Promise.all([
+    withConnection(target.spider, (c) => restorePointOf(c, pointName)),
+    queryTasks(config, { files: opts.files, backupId }),
+  ]);
+  const rows = tasks.kind === 'tasks' ? tasks.tasks : [];
+  const problems = [...pointProblems(point, pointName, rows), ...(tasks.kind === 'tasks' ? tasks.errors : [])];
+  if (rows.length === 0) problems.push(`no task of backup id ${backupId} found`);
+  if (!point || point.status !== 'taken') return { kind: 'plan', backupId, problems, shards: [], afterReplay: AFTER_REPLAY };
+  const servers = new Map(control.servers.map((s) => [`${s.host}:${s.port}`, s]));
+  const shards = await Promise.all(chooseBackups(point, rows).map((choice) => planShard(choice, servers)));
+  return { kind: 'plan', backupId, point, problems, shards, afterReplay: AFTER_REPLAY };
+}
+
+async function planShard(choice: ShardChoice, servers: Map<string, ServerRow>): Promise<ShardPlan> {
+  const plan: ShardPlan = { ...choice };
+  const master = servers.get(`${choice.shard.host}:${choice.shard.port}`);
+  if (!master || master.wrapper.toLowerCase() !== 'mysql') {
+    plan.binlogError = `${choice.shard.serverName} ${choice.shard.host}:${choice.shard.port} is no longer a shard master in mysql.servers`;
+    return plan;
+  }
+  try {
+    await withConnection(endpointOf(master), async (c) => {
+      if (choice.backup && choice.from) await readStart(plan, choice.backup, choice.from, servers, c);
+      // Without the backup's position, list from the oldest kept file: which are gone cannot be told.
+      plan.binlogs = await binlogRangeOn(c, plan.backupGtid ?? '', choice.shard.gtid);
+      if (plan.backupGtid === undefined) delete plan.binlogs.gone;
+      if (plan.binlogs.gone) {
+        const startFile = plan.start?.binlogFile;
+        const named = startFile ? purgedFiles(startFile, plan.binlogs.gone.oldestKept) : [];
+        if (named.length > 0) plan.purged = named;
+      }
+    });
+  } catch (err) {
+    plan.binlogError = errorMessage(err);
+  }
+  return plan;
+}
+
+/** The backup's position from the manifest its agent published on the instance that was backed up. */
+async function readStart(plan: ShardPlan, backup: TaskRow, from: 'master' | 'replica', servers: Map<string, ServerRow>, master: Queryable) {
+  const server = servers.get(`${backup.host}:${backup.port}`);
+  if (!server) {
+    plan.start = { problem: `${backup.serverName} ${backup.host}:${backup.port} is not in mysql.servers: its manifest cannot be read` };
+    return;
+  }
+  let published: ManifestVerdict | undefined;
+  try {
+    published = await withConnection(endpointOf(server), (c) => readVerdict(c, backup.backupId, backup.host, backup.port));
+  } catch (err) {
+    plan.start = { problem: `cannot read the manifest row of ${backup.serverName} ${backup.host}:${backup.port}: ${errorMessage(err)}` };
+    return;
+  }
+  if (!published || published.manifest === '') {
+    plan.noManifest = true;
+    return;
+  }
+  plan.published = published;
+  let manifest: Manifest;
+  try {
+    manifest = JSON.parse(published.manifest) as Manifest;
+  } catch (err) {
+    plan.start = { problem: `the manifest row of ${backup.serverName} is not JSON: ${errorMessage(err)}` };
+    return;
+  }
+  plan.start = startPositionOf(manifest, from);
+  const { binlogFile, binlogPos } = plan.start;
+  // A dump's file/offset is its snapshot's (binlog_snapshot_file/pos); the GTID mariadb-dump prints
+  // was read a moment later, with commits in between: the master maps the file/offset instead. So
+  // does a file/offset alone (a replica under file-based replication), while the master keeps the file.
+  const viaFile = binlogFile !== undefined && binlogPos !== undefined && (manifest.tool.name === 'mariadb-dump' || !plan.start.gtid);
+  if (viaFile) {
+    const gtid = await binlogGtidPosAt(master, binlogFile, binlogPos);
+    if (gtid !== '') plan.backupGtid = gtid;
+    else
+      plan.start.problem = `the master no longer has ${binlogFile}: the GTID position of ${binlogFile}:${binlogPos} cannot be told (purged)`;
+  } else if (plan.start.gtid) plan.backupGtid = plan.start.gtid;
+}

@@ -1,0 +1,177 @@
+// `verify <backup-id> --restore-test --to-point <name>` (issue 12 item 4): every shard of the plan
+// restored into a throw-away local instance from its backup, rolled forward with its master's
+// binlogs from the backup's position to the point's GTID, then an optional check query on each.
+// Nothing is restored when any shard's part of the plan cannot be carried out.
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { AgentConfig } from '../config/agent.js';
+import type { Endpoint } from '../db/connect.js';
+import { errorMessage } from '../errors.js';
+import { checkBackupDir, type Manifest } from '../runner/manifest.js';
+import type { RestoredInstance } from './restore-files.js';
+import { fetchBinlogs, replayBinlog, ReplayError } from './binlog-replay.js';
+import { endpointOf, mapLimited, readControl } from '../cluster/view.js';
+import { describeFiles } from './plan-model.js';
+import { restorePlan, type ShardPlan } from './plan.js';
+import { resolveSpiderTarget } from '../cluster/spider-target.js';
+
+export interface ShardRestore {
+  label: string;
+  /** Whose backup was restored: the shard master's or its replica's (then from its master position). */
+  backup: string;
+  tool: string;
+  /** The backup's GTID position the replay started after. */
+  from: string;
+  /** The point's GTID position the replay stopped at (inclusive). */
+  to: string;
+  /** Binlog files replayed. */
+  files: string[];
+  /** XA transactions left prepared on the restored shard (none at a point taken through Spider). */
+  preparedXa: number;
+  /** A dump's: XA transactions prepared at its position, prepared again before the replay. */
+  carriedXa: number;
+  /** First column of the first row of the check query, when one was given. */
+  check?: string | null;
+}
+
+export type PointRestoreResult =
+  | { kind: 'not-primary'; spider: string }
+  | { kind: 'refused'; problems: string[] }
+  | { kind: 'restored'; point: string; shards: ShardRestore[]; checkSum?: number; ms: number };
+
+export interface PointRestoreOptions {
+  files?: string[] | undefined;
+  backupId: string;
+  pointName: string;
+  /** Run on every restored shard after the replay (e.g. SELECT SUM(balance) FROM bank.acct). */
+  checkSql?: string | undefined;
+  /** Where the throw-away instances and fetched binlogs go (default: the system's tmpdir). */
+  workRoot?: string | undefined;
+}
+
+const label = (p: ShardPlan) => `${p.shard.serverName} ${p.shard.host}:${p.shard.port} shard ${p.shard.shardValue}`;
+
+/** What stops a shard from being restored to the point here, one line each; empty when it can be. */
+export function restoreProblems(p: ShardPlan): string[] {
+  const out: string[] = [];
+  const who = label(p);
+  if (p.problem) return [`${who}: ${p.problem}`];
+  if (p.noManifest) out.push(`${who}: its backup has no published manifest (a built-in runner's backup is needed to restore it here)`);
+  if (p.start?.problem) out.push(`${who}: ${p.start.problem}`);
+  if (p.published && p.published.verdict !== 'ok')
+    out.push(`${who}: the agent's own check of its backup said ${p.published.verdict}: ${p.published.verdictDetail}`);
+  if (p.published && !existsSync(p.published.dir)) out.push(`${who}: its backup files ${p.published.dir} are not on this host`);
+  if (p.binlogError) out.push(`${who}: binlogs not readable: ${p.binlogError}`);
+  if (p.binlogs?.gone) {
+    const files = p.purged ? describeFiles(p.purged) : `the binlogs before ${p.binlogs.gone.oldestKept}`;
+    out.push(
+      `${who}: the replay needs ${files}, purged from the master (oldest kept: ${p.binlogs.gone.oldestKept}); fetch them from the binlog archive`,
+    );
+  }
+  if (p.binlogs?.notReached) out.push(`${who}: the master's binlog has not reached the point's ${p.shard.gtid}`);
+  if (out.length === 0 && (!p.published || p.backupGtid === undefined || !p.binlogs)) out.push(`${who}: the backup's position is unknown`);
+  return out;
+}
+
+export async function restoreToPoint(config: AgentConfig, opts: PointRestoreOptions): Promise<PointRestoreResult> {
+  const t0 = Date.now();
+  const plan = await restorePlan(config, {
+    ...(opts.files ? { files: opts.files } : {}),
+    backupId: opts.backupId,
+    pointName: opts.pointName,
+  });
+  if (plan.kind === 'not-primary') return plan;
+  const problems = [...plan.problems, ...plan.shards.flatMap(restoreProblems)];
+  if (problems.length > 0 || !plan.point) return { kind: 'refused', problems };
+  // The binlogs are copied as a replica would, with mysql.servers' user (not part of the printed plan).
+  const control = await readControl(resolveSpiderTarget(config, opts.files).tdbctl);
+  const masters = new Map(control.servers.map((s) => [`${s.host}:${s.port}`, endpointOf(s)]));
+
+  // Every shard is checked first: one whose files changed since the backup is not restored.
+  for (const p of plan.shards) {
+    const check = await checkBackupDir(p.published!.dir, p.published!.manifestSha256);
+    problems.push(...check.problems.map((x) => `${label(p)}: ${x}`));
+  }
+  if (problems.length > 0) return { kind: 'refused', problems };
+
+  const { restoreIntoThrowaway } = await import('./restore-files.js');
+  const root = mkdtempSync(join(opts.workRoot ?? tmpdir(), 'sb-to-point-'));
+  const restored: RestoredInstance[] = [];
+  try {
+    // Two at a time: each is a mariadbd and a load or a prepare.
+    const restoreShard = async (p: ShardPlan): Promise<ShardRestore> => {
+      const published = p.published!;
+      const manifest = JSON.parse(published.manifest) as Manifest;
+      const instance = await restoreIntoThrowaway(published.dir, manifest, root);
+      restored.push(instance);
+      const from = p.backupGtid as string;
+      const files = p.binlogs?.files ?? [];
+      let carriedXa = 0;
+      if (files.length > 0) {
+        const master = masters.get(`${p.shard.host}:${p.shard.port}`) as Endpoint;
+        const local = await fetchBinlogs(master, files, mkdtempSync(join(root, 'binlogs-')));
+        try {
+          const r = await replayBinlog({
+            files: local,
+            startGtid: from,
+            stopGtid: p.shard.gtid,
+            target: { socket: instance.socket },
+            carryPreparedXa: manifest.tool.name === 'mariadb-dump',
+          });
+          carriedXa = r.carriedXa;
+        } catch (err) {
+          throw new ReplayError(`${label(p)}: ${errorMessage(err)}`);
+        }
+      }
+      const xa = (await instance.db.query('XA RECOVER')) as unknown[];
+      const backup = `${p.from === 'replica' ? "replica's" : "master's"} ${published.tool} backup (${p.backup?.serverName} ${published.host}:${published.port})`;
+      const out: ShardRestore = {
+        label: label(p),
+        backup,
+        tool: manifest.tool.name,
+        from,
+        to: p.shard.gtid,
+        files,
+        preparedXa: xa.length,
+        carriedXa,
+      };
+      if (opts.checkSql !== undefined) out.check = await firstValue(instance, opts.checkSql, label(p));
+      return out;
+    };
+    // Each shard runs to its end even when another fails, so every instance started is closed below.
+    const outcomes = await mapLimited(plan.shards, 2, async (p): Promise<ShardRestore | { error: unknown }> => {
+      try {
+        return await restoreShard(p);
+      } catch (error) {
+        return { error };
+      }
+    });
+    const failed = outcomes.find((o): o is { error: unknown } => 'error' in o);
+    if (failed) throw failed.error;
+    const shards = outcomes as ShardRestore[];
+    const res: PointRestoreResult = { kind: 'restored', point: plan.point.name, shards, ms: 0 };
+    const values = shards.map((s) => s.check);
+    if (opts.checkSql !== undefined && values.every((v) => v !== null && v !== undefined && Number.isFinite(Number(v))))
+      res.checkSum = values.reduce((n, v) => n + Number(v), 0);
+    res.ms = Date.now() - t0;
+    return res;
+  } finally {
+    await Promise.all(restored.map((r) => r.close().catch(() => undefined)));
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+async function firstValue(instance: RestoredInstance, sql: string, who: string): Promise<string | null> {
+  const { OperationError } = await import('../errors.js');
+  let rows: unknown;
+  try {
+    rows = await instance.db.query(sql);
+  } catch (err) {
+    throw new OperationError(`--check-sql on the restored ${who}: ${errorMessage(err)}`);
+  }
+  const first = Array.isArray(rows) ? (rows[0] as Record<string, unknown> | undefined) : undefined;
+  if (!first) return null;
+  const v = Object.values(first)[0];
+  return v === null || v === undefined ? null : String(v);
+}

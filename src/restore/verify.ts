@@ -1,0 +1,143 @@
+// `verify <backup-id>` (README "Verifying a backup"): every task of the backup id `success`, every
+// instance's manifest published with the agent's verdict `ok`, and, where the files are reachable
+// from here, the files re-checked against the published manifest digest. Optionally a restore test
+// of one shard into a throw-away local instance, compared by CHECKSUM TABLE with its source.
+import { existsSync } from 'node:fs';
+import type { AgentConfig } from '../config/agent.js';
+import { instanceName } from '../config/instance.js';
+import { withConnection, type Endpoint } from '../db/connect.js';
+import { errorMessage } from '../errors.js';
+import { checkBackupDir, type Manifest } from '../runner/manifest.js';
+import { readVerdict, type ManifestVerdict } from '../sql/manifests.js';
+import { validateBackupId } from '../task/backup-id.js';
+import { endpointOf, mapLimited, readControl } from '../cluster/view.js';
+import { queryTasks } from '../cluster/query.js';
+import { restorePointOf } from '../cluster/restore-point.js';
+import type { RestorePoint } from '../cluster/restore-point-model.js';
+import { resolveSpiderTarget } from '../cluster/spider-target.js';
+import { STATUS } from '../task/status.js';
+import type { TaskRow } from '../task/task.js';
+
+export interface InstanceVerdict {
+  task: TaskRow;
+  ok: boolean;
+  /** What is wrong, one item each; empty when ok. */
+  problems: string[];
+  /** What was checked, for the ok line. */
+  notes: string[];
+  published: ManifestVerdict | undefined;
+  /** The files were found on this host and re-checked. */
+  rechecked: boolean;
+}
+
+export type VerifyResult =
+  | { kind: 'not-primary'; spider: string }
+  | { kind: 'none'; backupId: string }
+  | {
+      kind: 'verified';
+      backupId: string;
+      instances: InstanceVerdict[];
+      errors: string[];
+      endpoints: Map<string, Endpoint>;
+      /** The backup's restore point (named after its id); undefined when none was recorded. */
+      restorePoint: RestorePoint | undefined;
+    };
+
+export async function verifyBackup(config: AgentConfig, opts: { files?: string[]; backupId: string }): Promise<VerifyResult> {
+  const backupId = validateBackupId(opts.backupId, 'backup id');
+  const target = resolveSpiderTarget(config, opts.files);
+  const [control, res] = await Promise.all([readControl(target.tdbctl), queryTasks(config, { files: opts.files, backupId })]);
+  if (res.kind === 'not-primary' || !control.primary) return { kind: 'not-primary', spider: instanceName(target.spider) };
+  if (res.tasks.length === 0) return { kind: 'none', backupId };
+  const endpoints = new Map<string, Endpoint>();
+  for (const s of control.servers) endpoints.set(`${s.host}:${s.port}`, endpointOf(s));
+  endpoints.set(`${target.spider.host}:${target.spider.port}`, target.spider);
+  const tasks = [...res.tasks].sort((a, b) => order(a) - order(b) || a.shardValue - b.shardValue || a.port - b.port);
+  const [instances, restorePoint] = await Promise.all([
+    mapLimited(tasks, config.schedule.waitConcurrency, (t) => verifyInstance(t, endpoints.get(`${t.host}:${t.port}`))),
+    withConnection(target.spider, (c) => restorePointOf(c, backupId)).catch((err: unknown) => {
+      res.errors.push(`restore point: ${errorMessage(err)}`);
+      return undefined;
+    }),
+  ]);
+  return { kind: 'verified', backupId, instances, errors: res.errors, endpoints, restorePoint };
+}
+
+const order = (t: TaskRow) => (t.wrapper.toUpperCase() === 'SPIDER' ? 0 : t.wrapper.toLowerCase() === 'mysql' ? 1 : 2);
+
+async function verifyInstance(task: TaskRow, ep: Endpoint | undefined): Promise<InstanceVerdict> {
+  const v: InstanceVerdict = { task, ok: false, problems: [], notes: [], published: undefined, rechecked: false };
+  if (task.status !== STATUS.success) v.problems.push(`task status is ${JSON.stringify(task.status)}, not success`);
+  if (!ep) {
+    v.problems.push('not in tdbctl mysql.servers: cannot read its manifest');
+    return v;
+  }
+  try {
+    v.published = await withConnection(ep, (c) => readVerdict(c, task.backupId, task.host, task.port));
+  } catch (err) {
+    v.problems.push(`cannot read its manifest row: ${errorMessage(err)}`);
+    return v;
+  }
+  const p = v.published;
+  if (!p) {
+    v.problems.push('no manifest published (not a built-in runner, or the backup did not complete)');
+    return v;
+  }
+  if (p.verdict !== 'ok') v.problems.push(`the agent's own check said ${p.verdict}: ${p.verdictDetail}`);
+  else v.notes.push(`agent's check ok`);
+  if (existsSync(p.dir)) {
+    const check = await checkBackupDir(p.dir, p.manifestSha256);
+    v.rechecked = true;
+    if (check.ok) v.notes.push(`${check.manifest?.files.length ?? 0} file(s) re-checked here`);
+    v.problems.push(...check.problems);
+  } else {
+    v.notes.push('files not on this host');
+  }
+  v.ok = v.problems.length === 0;
+  return v;
+}
+
+export const labelOf = (t: TaskRow): string => `${t.serverName} ${t.host}:${t.port} shard ${t.shardValue}`;
+
+export interface RestoreTestResult {
+  task: TaskRow;
+  tool: string;
+  tables: number;
+  differences: string[];
+}
+
+/**
+ * Restores the backup of one shard master whose files are on this host (`shard`, or the first such
+ * one) and compares CHECKSUM TABLE of every user table with its source. The source must be quiet
+ * for the comparison to mean anything (README "Verifying a backup").
+ */
+export async function restoreTest(
+  verified: Extract<VerifyResult, { kind: 'verified' }>,
+  shard: number | undefined,
+): Promise<RestoreTestResult> {
+  const { OperationError } = await import('../errors.js');
+  const candidates = verified.instances.filter(
+    (i) =>
+      i.task.wrapper.toLowerCase() === 'mysql' &&
+      i.published &&
+      existsSync(i.published.dir) &&
+      (shard === undefined || i.task.shardValue === shard),
+  );
+  const chosen = candidates[0];
+  if (!chosen?.published) {
+    throw new OperationError(
+      `--restore-test: no shard master${shard === undefined ? '' : ` of shard ${shard}`} of ${verified.backupId} has its backup files on this host`,
+    );
+  }
+  if (!chosen.ok) throw new OperationError(`--restore-test: ${labelOf(chosen.task)} did not verify; not restored`);
+  const manifest = JSON.parse(chosen.published.manifest) as Manifest;
+  const source = verified.endpoints.get(`${chosen.task.host}:${chosen.task.port}`) as Endpoint;
+  const { restoreIntoThrowaway, compareChecksums } = await import('./restore-files.js');
+  const restored = await restoreIntoThrowaway(chosen.published.dir, manifest);
+  try {
+    const cmp = await withConnection(source, (c) => compareChecksums(c, restored.db));
+    return { task: chosen.task, tool: manifest.tool.name, tables: cmp.tables.length, differences: cmp.differences };
+  } finally {
+    await restored.close();
+  }
+}
