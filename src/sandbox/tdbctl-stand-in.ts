@@ -8,9 +8,9 @@
  * {@link TdbctlStandIn.setPrimary}). Every other text query goes to a backing MariaDB that holds
  * the mysql.servers entries a tdbctl node would list; its rows, OK packets and errors are relayed.
  *
- * Limits, fine for tests: text queries only (prepared statements, COM_INIT_DB and other commands
- * get an error), one result set per query, values relayed as UTF-8 text (binary values that are
- * not UTF-8 are not byte-exact), no SQLSTATE (mysql2 writes a placeholder), no TLS/compression.
+ * Limits, fine for tests: text queries (and COM_INIT_DB) only, prepared statements and other
+ * commands get an error; one result set per query; values relayed as UTF-8 text (binary values
+ * that are not UTF-8 are not byte-exact); no SQLSTATE (mysql2 writes a placeholder); no TLS.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type net from 'node:net';
@@ -31,12 +31,7 @@ export interface TdbctlStandInOptions {
   serverName?: string;
 }
 
-export interface PrimaryRow {
-  SERVER_NAME: string;
-  HOST: string;
-  PORT: number;
-  IS_THIS_SERVER: number;
-}
+export type PrimaryRow = { SERVER_NAME: string; HOST: string; PORT: number; IS_THIS_SERVER: number };
 
 export class TdbctlStandIn {
   readonly host: string;
@@ -130,6 +125,7 @@ type SessionHost = Pick<TdbctlStandInOptions, 'user' | 'password' | 'backend'> &
 // COMPRESS, SESSION_TRACK, QUERY_ATTRIBUTES, MULTI_STATEMENTS.
 const CAPABILITIES = 0x1 | 0x2 | 0x4 | 0x8 | 0x200 | 0x2000 | 0x8000 | 0x80000 | 0x200000;
 
+const COM_INIT_DB = 0x02;
 const COM_QUERY = 0x03;
 /** Commands mysql2 answers itself (PING, FIELD_LIST) or that take no reply (QUIT, STMT_CLOSE). */
 const NOT_OURS = new Set([0x01, 0x04, 0x0e, 0x19]);
@@ -171,15 +167,15 @@ class Session {
     // mysql2 raises a text query as 'query', or as 'stmt_prepare' / 'stmt_execute' when its first
     // word is SET, PREPARE or EXECUTE - the events of a binary COM_STMT_PREPARE / _EXECUTE too. The
     // 'packet' event after every command names the command, so each is answered from there.
-    let text: string | undefined;
-    client.on('query', (sql: string) => (text = sql));
-    client.on('stmt_prepare', (sql: string) => (text = sql));
-    client.on('stmt_execute', (...args: unknown[]) => (text = typeof args[4] === 'string' ? args[4] : undefined));
-    client.on('init_db', () => {}); // else mysql2 answers OK without switching the schema
+    let next: [sql: string, values?: string[]] | undefined;
+    client.on('query', (sql: string) => (next = [sql]));
+    client.on('stmt_prepare', (sql: string) => (next = [sql]));
+    client.on('stmt_execute', (...args: unknown[]) => (next = typeof args[4] === 'string' ? [args[4]] : undefined));
+    client.on('init_db', (schema: string) => (next = ['USE ??', [schema]])); // the mariadb client's `use`
     client.on('packet', (_packet: unknown, _known: boolean, command: number) => {
-      const sql = text;
-      text = undefined;
-      if (command === COM_QUERY && sql !== undefined) this.enqueue(() => this.query(sql));
+      const stashed = next;
+      next = undefined;
+      if (stashed && (command === COM_QUERY || command === COM_INIT_DB)) this.enqueue(() => this.query(...stashed));
       else if (!NOT_OURS.has(command)) this.enqueue(() => this.refuse(command));
     });
     client.serverHandshake({
@@ -252,14 +248,14 @@ class Session {
     this.reply((c) => c.writeError({ code: 1047, message })); // ER_UNKNOWN_COM_ERROR
   }
 
-  private async query(sql: string): Promise<void> {
+  private async query(sql: string, values?: string[]): Promise<void> {
     if (this.closed || !this.backend) return;
     if (GET_PRIMARY.test(sql)) return this.reply((c) => c.writeTextResult([this.host.primary()], PRIMARY_COLUMNS));
     let result: unknown;
     let fields: FieldPacket[] | undefined;
     try {
       // Every value as its text, so it goes back out as the text the backend sent.
-      [result, fields] = await this.backend.query({ sql, rowsAsArray: true, typeCast: (field) => field.string('utf8') });
+      [result, fields] = await this.backend.query({ sql, values, rowsAsArray: true, typeCast: (field) => field.string('utf8') });
     } catch (err) {
       return this.reply((c) => c.writeError({ code: errnoOf(err), message: messageOf(err) }));
     }
