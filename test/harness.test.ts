@@ -111,19 +111,19 @@ describe('integration harness', { timeout: 300_000 }, () => {
         cluster.tdbctl!.setPrimary(false);
         const [again] = await conn.query('TDBCTL GET PRIMARY ;  ');
         assert.equal((again as Array<{ IS_THIS_SERVER: number }>)[0]?.IS_THIS_SERVER, 0);
-        const [prepared] = await conn.execute('tdbctl get primary');
-        assert.deepEqual(prepared, [{ SERVER_NAME: 'TDBCTL0', HOST, PORT: cluster.tdbctl!.port, IS_THIS_SERVER: 0 }]);
+        const [notPrimary] = await conn.query('tdbctl get primary');
+        assert.deepEqual(notPrimary, [{ SERVER_NAME: 'TDBCTL0', HOST, PORT: cluster.tdbctl!.port, IS_THIS_SERVER: 0 }]);
       } finally {
         cluster.tdbctl!.setPrimary(true);
         await conn.end();
       }
     });
 
-    it('proxies mysql.servers through query and execute', async () => {
+    it('proxies mysql.servers through text queries', async () => {
       const conn = await connect();
       try {
         const sql = 'SELECT Server_name, Host, Port, Username, Password, Wrapper FROM mysql.servers WHERE Wrapper = ? ORDER BY Server_name';
-        const [executed] = await conn.execute(sql, ['mysql']);
+        const [literal] = await conn.query(sql.replace('?', "'mysql'"));
         const expected = cluster.masters.map((m) => ({
           Server_name: `SPT${m.shardValue}`,
           Host: HOST,
@@ -132,7 +132,7 @@ describe('integration harness', { timeout: 300_000 }, () => {
           Password: ADMIN_PASSWORD,
           Wrapper: 'mysql',
         }));
-        assert.deepEqual(executed, expected);
+        assert.deepEqual(literal, expected);
         const [queried] = await conn.query(sql, ['mysql']);
         assert.deepEqual(queried, expected);
         const [all] = await conn.query('SELECT Server_name, Wrapper, Port FROM mysql.servers ORDER BY Server_name');
@@ -150,7 +150,7 @@ describe('integration harness', { timeout: 300_000 }, () => {
     it('relays typed values, OK packets and errors', async () => {
       const conn = await connect();
       try {
-        const [typed] = await conn.execute(
+        const [typed] = await conn.query(
           "SELECT ? AS n, ? AS s, ? AS z, CAST(-5 AS SIGNED) AS i, 2.5e0 AS d, 12.34 AS dec1, TIMESTAMP'2024-02-03 04:05:06' AS ts, " +
             "DATE'2024-02-03' AS dt, TIME'-01:02:03' AS tm",
           [42, 'x', null],
@@ -168,13 +168,13 @@ describe('integration harness', { timeout: 300_000 }, () => {
 
         await conn.query('CREATE DATABASE IF NOT EXISTS scratch');
         await conn.query('CREATE TEMPORARY TABLE scratch.t (a int)');
-        const [inserted] = await conn.execute(`INSERT INTO scratch.t VALUES (?), (?), (?)`, [1, 2, 3]);
+        const [inserted] = await conn.query(`INSERT INTO scratch.t VALUES (?), (?), (?)`, [1, 2, 3]);
         assert.equal((inserted as mysql.ResultSetHeader).affectedRows, 3);
         const [updated] = await conn.query(`UPDATE scratch.t SET a = a + 10 WHERE a > 1`);
         assert.equal((updated as mysql.ResultSetHeader).affectedRows, 2);
 
         await assert.rejects(conn.query('SELECT * FROM no_such_db.t'), { errno: 1146 });
-        await assert.rejects(conn.execute('SELEKT ?', [1]), { errno: 1064 });
+        await assert.rejects(conn.query('SELEKT ?', [1]), { errno: 1064 });
         assert.deepEqual((await conn.query('SELECT 2 AS two'))[0], [{ two: 2 }], 'connection usable after errors');
       } finally {
         await conn.end();
@@ -192,7 +192,7 @@ describe('integration harness', { timeout: 300_000 }, () => {
       try {
         const results = await Promise.all(
           Array.from({ length: 12 }, (_, i) =>
-            i % 2 ? pool.execute('SELECT Server_name FROM mysql.servers WHERE Wrapper = ?', ['TDBCTL']) : pool.query('tdbctl get primary'),
+            i % 2 ? pool.query('SELECT Server_name FROM mysql.servers WHERE Wrapper = ?', ['TDBCTL']) : pool.query('tdbctl get primary'),
           ),
         );
         for (const [i, [rows]] of results.entries()) {
@@ -202,6 +202,17 @@ describe('integration harness', { timeout: 300_000 }, () => {
         }
       } finally {
         await pool.end();
+      }
+    });
+
+    it('refuses prepared statements (tdbctl is sent text queries only) and stays usable', async () => {
+      const conn = await connect();
+      try {
+        await assert.rejects(conn.execute('tdbctl get primary'), { errno: 1047, message: /only text queries/ });
+        await assert.rejects(conn.execute('SELECT ? AS one', [1]), { errno: 1047 });
+        assert.deepEqual((await conn.query('SELECT 1 AS one'))[0], [{ one: 1 }]);
+      } finally {
+        await conn.end();
       }
     });
 

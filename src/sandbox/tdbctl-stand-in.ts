@@ -1,42 +1,22 @@
 /**
  * TEST STAND-IN for TenDB Cluster's tdbctl control node. NOT a real tdbctl.
  *
- * The integration tests run on MariaDB, which has no tdbctl and in particular no
- * `tdbctl get primary` statement. This stand-in is a real MySQL-protocol server (mysql2's server
- * API) that answers `tdbctl get primary` itself, from settings the test controls (see
- * {@link TdbctlStandIn.setPrimary}), and forwards every other statement - text queries, `SET`,
- * prepared statements with parameters - to a backing MariaDB that holds the same mysql.servers
- * entries a tdbctl node would list. Results, OK packets and errors are relayed to the client.
+ * The integration tests and the sandbox run on MariaDB, which has no tdbctl and in particular no
+ * `tdbctl get primary` statement. This stand-in is a MySQL-protocol server on mysql2's own server
+ * API that takes what spiderbackup sends a tdbctl node - text queries - and answers
+ * `tdbctl get primary` itself, from settings the test controls (see
+ * {@link TdbctlStandIn.setPrimary}). Every other text query goes to a backing MariaDB that holds
+ * the mysql.servers entries a tdbctl node would list; its rows, OK packets and errors are relayed.
  *
- * Limits, fine for tests: one result set per statement (no CALL with several), no cursors, no
- * COM_STMT_SEND_LONG_DATA, no TLS/compression, and the client's character set is not forwarded
- * (the backend session is utf8mb4).
+ * Limits, fine for tests: text queries (and COM_INIT_DB) only, prepared statements and other
+ * commands get an error; one result set per query; values relayed as UTF-8 text (binary values
+ * that are not UTF-8 are not byte-exact); no SQLSTATE (mysql2 writes a placeholder); no TLS.
  */
-import net from 'node:net';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type net from 'node:net';
 import mysql from 'mysql2';
-import type { FieldPacket, QueryOptions, ResultSetHeader } from 'mysql2';
-import {
-  Charset,
-  type ColumnDef,
-  ColumnFlag,
-  Command,
-  type ExecuteRequest,
-  RawPacket,
-  Reader,
-  ServerStatus,
-  Type,
-  UnknownStatementError,
-  binaryRowPayload,
-  columnDefPayload,
-  eofPayload,
-  errorPayload,
-  nativePasswordMatches,
-  okPayload,
-  parseExecute,
-  prepareOkPayload,
-  resultSetHead,
-  textRowPayload,
-} from './mysql-wire.js';
+import type { FieldPacket, ResultSetHeader } from 'mysql2';
+import mysqlPromise from 'mysql2/promise';
 
 export interface TdbctlStandInOptions {
   /** Listen address; default 127.0.0.1. */
@@ -45,24 +25,19 @@ export interface TdbctlStandInOptions {
   /** The only user accepted; its password is checked (mysql_native_password). */
   user: string;
   password: string;
-  /** The backing MariaDB every statement but `tdbctl get primary` goes to. */
+  /** The backing MariaDB every query but `tdbctl get primary` goes to. */
   backend: { host: string; port: number; user: string; password: string };
   /** SERVER_NAME reported by `tdbctl get primary`; default TDBCTL0. */
   serverName?: string;
 }
 
-export interface PrimaryRow {
-  SERVER_NAME: string;
-  HOST: string;
-  PORT: number;
-  IS_THIS_SERVER: number;
-}
+export type PrimaryRow = { SERVER_NAME: string; HOST: string; PORT: number; IS_THIS_SERVER: number };
 
 export class TdbctlStandIn {
   readonly host: string;
   readonly port: number;
   private isThisPrimary = true;
-  private server: Mysql2Server | undefined;
+  private listener: net.Server | undefined;
   private readonly sessions = new Set<Session>();
   private nextConnectionId = 1;
 
@@ -85,15 +60,12 @@ export class TdbctlStandIn {
     };
   }
 
-  get listening(): boolean {
-    return this.server !== undefined;
-  }
-
   /** Listens on host:port. Rejects (e.g. EADDRINUSE) instead of crashing the process. */
   async start(): Promise<void> {
-    if (this.server) return;
-    const server = mysql.createServer((conn) => this.accept(conn as unknown as ServerConnection)) as unknown as Mysql2Server;
-    const listener = server._server;
+    if (this.listener) return;
+    const server = mysql.createServer((conn) => this.accept(conn as ServerConnection));
+    // mysql2's Server neither forwards its net.Server's listen errors nor takes a listen callback.
+    const listener = (server as unknown as { _server: net.Server })._server;
     await new Promise<void>((resolve, reject) => {
       listener.once('error', reject);
       listener.listen(this.port, this.host, () => {
@@ -101,15 +73,15 @@ export class TdbctlStandIn {
         resolve();
       });
     });
-    this.server = server;
+    this.listener = listener;
   }
 
   /** Simulates an outage: stops listening and drops every client connection. */
   async stop(): Promise<void> {
-    const server = this.server;
-    if (!server) return;
-    this.server = undefined;
-    const closed = new Promise<void>((resolve) => server._server.close(() => resolve()));
+    const listener = this.listener;
+    if (!listener) return;
+    this.listener = undefined;
+    const closed = new Promise<void>((resolve) => listener.close(() => resolve()));
     for (const s of [...this.sessions]) s.close();
     await closed;
   }
@@ -120,9 +92,7 @@ export class TdbctlStandIn {
 
   private accept(conn: ServerConnection): void {
     const session = new Session(conn, this.nextConnectionId++, {
-      user: this.opts.user,
-      password: this.opts.password,
-      backend: this.opts.backend,
+      ...this.opts,
       primary: () => this.primary(),
       closed: (s) => this.sessions.delete(s),
     });
@@ -132,109 +102,55 @@ export class TdbctlStandIn {
 
 // ---------------------------------------------------------------- one client connection
 
-/** The parts of mysql2's server-side connection object the stand-in uses (untyped upstream). */
-interface ServerConnection {
+/** mysql2's server-side connection; its typings omit these members of the runtime object. */
+type ServerConnection = mysql.Connection & {
   stream: net.Socket;
-  /** mysql2 frames packets with this; a reply to a command starts at 1. */
-  sequenceId: number;
-  serverHandshake(args: HandshakeArgs): void;
-  writePacket(packet: RawPacket): void;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- mysql2's server events carry differing arguments
-  on(event: string, listener: (...args: any[]) => void): unknown;
-}
+  writeColumns(columns: readonly object[]): void;
+  writeTextRow(values: readonly unknown[]): void;
+};
 
-interface Mysql2Server {
-  /** mysql2's Server wraps a net.Server but exposes neither its listen errors nor a listen callback. */
-  _server: net.Server;
-}
+/** What mysql2 hands the authCallback: the client's login and the scramble it answered. */
+type AuthParams = { user: string; address: string; database?: string; authPluginData1: Buffer; authPluginData2: Buffer; authToken: Buffer };
+/** An error for the client instead of the OK; mysql2 then closes the connection. */
+type Refusal = { code: number; message: string };
 
-interface AuthParams {
-  user: string;
-  database: string;
-  address: string;
-  authPluginData1: Buffer;
-  authPluginData2: Buffer;
-  authToken: Buffer;
-}
-
-type AuthDone = (err: null, failure?: { message: string; code: number }) => void;
-
-interface HandshakeArgs {
-  protocolVersion: number;
-  serverVersion: string;
-  connectionId: number;
-  statusFlags: number;
-  characterSet: number;
-  capabilityFlags: number;
-  authCallback: (params: AuthParams, done: AuthDone) => void;
-}
-
-interface SessionHost {
-  user: string;
-  password: string;
-  backend: TdbctlStandInOptions['backend'];
+type SessionHost = Pick<TdbctlStandInOptions, 'user' | 'password' | 'backend'> & {
   primary(): PrimaryRow;
   closed(session: Session): void;
-}
+};
 
-// CLIENT_* capabilities offered. Deliberately not: CLIENT_DEPRECATE_EOF (mysql2 writes EOF
-// packets), SSL, COMPRESS, SESSION_TRACK, QUERY_ATTRIBUTES, MULTI_STATEMENTS.
-const CAPABILITIES =
-  0x00000001 | // LONG_PASSWORD
-  0x00000002 | // FOUND_ROWS: mysql2 clients ask for it and so does the backend connection
-  0x00000004 | // LONG_FLAG
-  0x00000008 | // CONNECT_WITH_DB
-  0x00000200 | // PROTOCOL_41
-  0x00002000 | // TRANSACTIONS
-  0x00008000 | // SECURE_CONNECTION
-  0x00080000 | // PLUGIN_AUTH
-  0x00200000; // PLUGIN_AUTH_LENENC_CLIENT_DATA
+// CLIENT_* capabilities offered: LONG_PASSWORD, FOUND_ROWS (mysql2 clients ask for it), LONG_FLAG,
+// CONNECT_WITH_DB, PROTOCOL_41, TRANSACTIONS, SECURE_CONNECTION, PLUGIN_AUTH and
+// PLUGIN_AUTH_LENENC_CLIENT_DATA. Deliberately not: DEPRECATE_EOF (mysql2 writes EOF packets), SSL,
+// COMPRESS, SESSION_TRACK, QUERY_ATTRIBUTES, MULTI_STATEMENTS.
+const CAPABILITIES = 0x1 | 0x2 | 0x4 | 0x8 | 0x200 | 0x2000 | 0x8000 | 0x80000 | 0x200000;
+
+const COM_INIT_DB = 0x02;
+const COM_QUERY = 0x03;
+/** Commands mysql2 answers itself (PING, FIELD_LIST) or that take no reply (QUIT, STMT_CLOSE). */
+const NOT_OURS = new Set([0x01, 0x04, 0x0e, 0x19]);
 
 /** What real tdbctl (MySQL 5.7 based) reports; not "MariaDB", so clients use MySQL behaviour. */
 const SERVER_VERSION = '5.7.20-tdbctl-stand-in';
 
 const GET_PRIMARY = /^\s*tdbctl\s+get\s+primary\s*;?\s*$/i;
 
-const PRIMARY_COLUMNS: ColumnDef[] = [stringColumn('SERVER_NAME'), stringColumn('HOST'), intColumn('PORT'), intColumn('IS_THIS_SERVER')];
+const PRIMARY_COLUMNS = [
+  column('SERVER_NAME', mysql.Types.VAR_STRING, mysql.Charsets.UTF8MB4_GENERAL_CI, 256),
+  column('HOST', mysql.Types.VAR_STRING, mysql.Charsets.UTF8MB4_GENERAL_CI, 256),
+  column('PORT', mysql.Types.LONG, mysql.Charsets.BINARY, 11),
+  column('IS_THIS_SERVER', mysql.Types.LONG, mysql.Charsets.BINARY, 11),
+];
 
-/** In the order of PRIMARY_COLUMNS. */
-function primaryValues(p: PrimaryRow): [string, string, number, number] {
-  return [p.SERVER_NAME, p.HOST, p.PORT, p.IS_THIS_SERVER];
+/** A column definition in the shape mysql2's `writeColumns` encodes. */
+function column(name: string, columnType: number, characterSet: number, columnLength: number) {
+  const flags = characterSet === mysql.Charsets.BINARY ? 0x0081 : 0x0001; // NOT_NULL, and BINARY for numbers
+  const unnamed = { catalog: 'def', schema: '', table: '', orgTable: '', decimals: 0 };
+  return { ...unnamed, name, orgName: name, characterSet, columnLength, columnType, flags };
 }
-
-function stringColumn(name: string): ColumnDef {
-  return column(name, {
-    characterSet: Charset.UTF8MB4_GENERAL_CI,
-    columnLength: 256,
-    columnType: Type.VAR_STRING,
-    flags: ColumnFlag.NOT_NULL,
-  });
-}
-
-function intColumn(name: string): ColumnDef {
-  const flags = ColumnFlag.NOT_NULL | ColumnFlag.BINARY;
-  return column(name, { characterSet: Charset.BINARY, columnLength: 11, columnType: Type.LONG, flags });
-}
-
-function column(name: string, t: Pick<ColumnDef, 'characterSet' | 'columnLength' | 'columnType' | 'flags'>): ColumnDef {
-  return { schema: '', table: '', orgTable: '', name, orgName: name, decimals: 0, ...t };
-}
-
-/** A prepared statement of this session: forwarded to the backend, or answered locally. */
-interface Statement {
-  sql: string;
-  local: boolean;
-  paramCount: number;
-  types?: number[];
-}
-
-/** mysql2 hands the dispatch events to listeners; the stand-in answers from 'packet' instead. */
-const DISPATCH_EVENTS = ['query', 'stmt_prepare', 'stmt_execute', 'init_db', 'ping', 'field_list'];
 
 class Session {
-  private backend: mysql.Connection | undefined;
-  private readonly statements = new Map<number, Statement>();
-  private nextStmtId = 1;
+  private backend: mysqlPromise.Connection | undefined;
   /** Commands are answered strictly in order, one at a time, like a real server thread. */
   private queue: Promise<void> = Promise.resolve();
   private closed = false;
@@ -248,22 +164,32 @@ class Session {
     client.stream.on('close', () => this.close());
     // A reply is several small packets: without this, Nagle + delayed ACK add ~40 ms stalls.
     client.stream.setNoDelay(true);
-    // mysql2 answers "No query handler" or hands SET statements to 'stmt_prepare' unless a listener
-    // exists; all commands are taken from the raw 'packet' event, which follows every dispatch.
-    for (const ev of DISPATCH_EVENTS) client.on(ev, () => {});
-    client.on('packet', (packet: { buffer: Buffer; start: number; end: number }) => {
-      const payload = Buffer.from(packet.buffer.subarray(packet.start + 4, packet.end));
-      this.queue = this.queue.then(() => this.dispatch(payload)).catch((err: unknown) => this.fail(err));
+    // mysql2 raises a text query as 'query', or as 'stmt_prepare' / 'stmt_execute' when its first
+    // word is SET, PREPARE or EXECUTE - the events of a binary COM_STMT_PREPARE / _EXECUTE too. The
+    // 'packet' event after every command names the command, so each is answered from there.
+    let next: [sql: string, values?: string[]] | undefined;
+    client.on('query', (sql: string) => (next = [sql]));
+    client.on('stmt_prepare', (sql: string) => (next = [sql]));
+    client.on('stmt_execute', (...args: unknown[]) => (next = typeof args[4] === 'string' ? [args[4]] : undefined));
+    client.on('init_db', (schema: string) => (next = ['USE ??', [schema]])); // the mariadb client's `use`
+    client.on('packet', (_packet: unknown, _known: boolean, command: number) => {
+      const stashed = next;
+      next = undefined;
+      if (stashed && (command === COM_QUERY || command === COM_INIT_DB)) this.enqueue(() => this.query(...stashed));
+      else if (!NOT_OURS.has(command)) this.enqueue(() => this.refuse(command));
     });
     client.serverHandshake({
       protocolVersion: 10,
       serverVersion: SERVER_VERSION,
       connectionId,
-      statusFlags: ServerStatus.AUTOCOMMIT,
-      characterSet: Charset.UTF8MB4_GENERAL_CI,
+      statusFlags: 0x0002, // SERVER_STATUS_AUTOCOMMIT
+      characterSet: mysql.Charsets.UTF8MB4_GENERAL_CI,
       capabilityFlags: CAPABILITIES,
-      authCallback: (params, done) =>
-        void this.authenticate(params, done).catch((err: unknown) => done(null, { code: 1045, message: messageOf(err) })),
+      authCallback: (p: AuthParams, done: (err: null, refusal?: Refusal) => void) =>
+        void this.authenticate(p).then(
+          (refusal) => this.authenticated(done, refusal),
+          (err: unknown) => this.authenticated(done, { code: 1045, message: messageOf(err) }),
+        ),
     });
   }
 
@@ -275,233 +201,88 @@ class Session {
     this.host.closed(this);
   }
 
-  private async authenticate(p: AuthParams, done: AuthDone): Promise<void> {
+  /** Checks the login and opens this session's backend connection; a refusal says why not. */
+  private async authenticate(p: AuthParams): Promise<Refusal | undefined> {
     const scramble = Buffer.concat([p.authPluginData1, p.authPluginData2]);
     if (p.user !== this.host.user || !nativePasswordMatches(this.host.password, scramble, p.authToken)) {
       const usingPassword = p.authToken.length > 0 ? 'YES' : 'NO';
-      done(null, { code: 1045, message: `Access denied for user '${p.user}'@'${p.address}' (using password: ${usingPassword})` });
-      return;
+      return { code: 1045, message: `Access denied for user '${p.user}'@'${p.address}' (using password: ${usingPassword})` };
     }
     try {
-      this.backend = await connectBackend(this.host.backend, p.database || undefined);
+      const database = p.database || undefined;
+      this.backend = await mysqlPromise.createConnection({ ...this.host.backend, database, charset: 'UTF8MB4_GENERAL_CI' });
     } catch (err) {
-      done(null, { code: errnoOf(err), message: `tdbctl stand-in: backend unavailable: ${messageOf(err)}` });
-      return;
+      return { code: errnoOf(err), message: `tdbctl stand-in: backend unavailable: ${messageOf(err)}` };
     }
-    if (this.closed) return this.backend.destroy();
+    if (this.closed) this.backend.destroy(); // the client left while the backend was connecting
     // A backend connection that dies takes the client connection with it, so pools reconnect.
     this.backend.on('error', () => this.close());
-    done(null);
-    this.client.sequenceId = 0; // mysql2 left it after the auth OK; the next command starts at 0
+    return undefined;
   }
 
-  private async dispatch(payload: Buffer): Promise<void> {
+  private authenticated(done: (err: null, refusal?: Refusal) => void, refusal: Refusal | undefined): void {
+    if (this.closed) return;
+    done(null, refusal); // mysql2 writes the OK or the error (and then closes)
+    this.client.sequenceId = 0; // mysql2 leaves it after the auth reply; the next command starts at 0
+  }
+
+  private enqueue(step: () => Promise<void> | void): void {
+    this.queue = this.queue
+      .then(step)
+      .catch((err: unknown) => this.reply((c) => c.writeError({ code: 1105, message: `tdbctl stand-in: ${messageOf(err)}` })));
+  }
+
+  /** Writes one complete reply: its packets are numbered from 1, the client's next command from 0. */
+  private reply(write: (c: ServerConnection) => void): void {
+    if (this.closed) return;
+    const c = this.client;
+    c.sequenceId = 1;
+    c.stream.cork(); // one TCP segment per reply where possible
+    write(c);
+    c.stream.uncork();
+    c.sequenceId = 0;
+  }
+
+  private refuse(command: number): void {
+    const message = `tdbctl stand-in: only text queries (COM_QUERY) are supported, not command 0x${command.toString(16)}`;
+    this.reply((c) => c.writeError({ code: 1047, message })); // ER_UNKNOWN_COM_ERROR
+  }
+
+  private async query(sql: string, values?: string[]): Promise<void> {
     if (this.closed || !this.backend) return;
-    const command = payload[0];
-    const text = () => payload.subarray(1).toString('utf8');
-    switch (command) {
-      case Command.QUERY:
-        return this.reply(await this.query(text()));
-      case Command.STMT_PREPARE:
-        return this.reply(await this.prepare(text()));
-      case Command.STMT_EXECUTE:
-        return this.reply(await this.execute(payload));
-      case Command.STMT_CLOSE:
-        this.statements.delete(new Reader(payload, 1).uint(4));
-        return this.noReply();
-      case Command.STMT_SEND_LONG_DATA:
-        return this.noReply(); // unsupported; the following execute fails on the backend
-      case Command.STMT_RESET:
-        return this.reply([okPayload()]);
-      case Command.PING:
-        return this.reply(await this.simple((b, cb) => b.ping(cb)));
-      case Command.INIT_DB:
-        return this.reply(await this.simple((b, cb) => b.query(`USE ${mysql.escapeId(text())}`, cb)));
-      case Command.RESET_CONNECTION:
-        this.statements.clear();
-        return this.reply(await this.simple((b, cb) => b.reset(cb)));
-      case Command.SET_OPTION:
-        return this.reply([eofPayload()]);
-      case Command.QUIT:
-        return; // mysql2 ends the stream itself
-      default:
-        return this.reply([errorPayload(1047, '08S01', 'Unknown command')]);
-    }
-  }
-
-  /** Writes one complete reply; sequence ids restart at 1 for each reply and 0 for the next command. */
-  private reply(payloads: Buffer[]): void {
-    if (this.closed) return;
-    this.client.sequenceId = 1;
-    this.client.stream.cork(); // one TCP segment per reply where possible
-    for (const p of payloads) this.client.writePacket(new RawPacket(p));
-    this.client.stream.uncork();
-    this.client.sequenceId = 0;
-  }
-
-  private noReply(): void {
-    this.client.sequenceId = 0;
-  }
-
-  private fail(err: unknown): void {
-    if (this.closed) return;
-    this.reply([errorPayload(1105, 'HY000', `tdbctl stand-in: ${messageOf(err)}`)]);
-  }
-
-  private async query(sql: string): Promise<Buffer[]> {
-    if (GET_PRIMARY.test(sql)) {
-      const row = primaryValues(this.host.primary()).map(String);
-      return [...resultSetHead(PRIMARY_COLUMNS), textRowPayload(row), eofPayload()];
-    }
-    // Raw bytes per value, so text results are relayed byte for byte.
-    const options: QueryOptions = { sql, rowsAsArray: true, typeCast: (field) => field.buffer() };
-    return this.relay((b, cb) => b.query(options, cb), false);
-  }
-
-  private async prepare(sql: string): Promise<Buffer[]> {
-    const id = this.nextStmtId++;
-    if (GET_PRIMARY.test(sql)) {
-      this.statements.set(id, { sql, local: true, paramCount: 0 });
-      return [prepareOkPayload(id, PRIMARY_COLUMNS.length, 0), ...definitions(PRIMARY_COLUMNS)];
-    }
-    const backend = this.backend!;
+    if (GET_PRIMARY.test(sql)) return this.reply((c) => c.writeTextResult([this.host.primary()], PRIMARY_COLUMNS));
+    let result: unknown;
+    let fields: FieldPacket[] | undefined;
     try {
-      // mysql2 caches the backend statement per SQL text; it is closed with the backend connection.
-      const stmt = await new Promise<BackendStatement>((resolve, reject) =>
-        backend.prepare(sql, (err, s) => (err ? reject(err) : resolve(s as unknown as BackendStatement))),
-      );
-      const params = stmt.parameters.map(toColumnDef);
-      const columns = stmt.columns.map(toColumnDef);
-      this.statements.set(id, { sql, local: false, paramCount: params.length });
-      return [prepareOkPayload(id, columns.length, params.length), ...definitions(params), ...definitions(columns)];
+      // Every value as its text, so it goes back out as the text the backend sent.
+      [result, fields] = await this.backend.query({ sql, values, rowsAsArray: true, typeCast: (field) => field.string('utf8') });
     } catch (err) {
-      return [errorReply(err)];
+      return this.reply((c) => c.writeError({ code: errnoOf(err), message: messageOf(err) }));
     }
-  }
-
-  private async execute(payload: Buffer): Promise<Buffer[]> {
-    let req: ExecuteRequest;
-    try {
-      req = parseExecute(
-        payload,
-        (id) => this.statements.get(id)?.paramCount,
-        (id) => this.statements.get(id)?.types,
-      );
-    } catch (err) {
-      if (err instanceof UnknownStatementError) return [errorPayload(1243, 'HY000', err.message)];
-      throw err;
+    if (!fields) {
+      const { affectedRows, insertId, serverStatus, warningStatus: warningCount } = result as ResultSetHeader;
+      return this.reply((c) => c.writeOk({ affectedRows, insertId, serverStatus, warningCount }));
     }
-    const stmt = this.statements.get(req.stmtId)!;
-    stmt.types = req.types;
-    if (stmt.local) {
-      const row = primaryValues(this.host.primary());
-      return [...resultSetHead(PRIMARY_COLUMNS), binaryRowPayload(PRIMARY_COLUMNS, row), eofPayload()];
-    }
-    return this.relay((b, cb) => b.execute({ sql: stmt.sql, values: req.values }, cb), true);
-  }
-
-  /** Runs one backend call and turns its outcome into the reply packets for the client. */
-  private async relay(call: (b: mysql.Connection, cb: BackendCallback) => void, binary: boolean): Promise<Buffer[]> {
-    let outcome: [unknown, FieldPacket[] | undefined];
-    try {
-      outcome = await new Promise((resolve, reject) =>
-        call(this.backend!, (err, result, fields) => (err ? reject(err) : resolve([result, fields]))),
-      );
-    } catch (err) {
-      return [errorReply(err)];
-    }
-    const [result, fields] = outcome;
-    if (!fields) return [okReply(result as ResultSetHeader)];
+    // Several results (a CALL) come as arrays of arrays; a lone OK cannot announce more results.
     if (fields.some((f) => Array.isArray(f))) {
-      return [errorPayload(1235, '42000', 'tdbctl stand-in relays only one result set per statement')];
+      return this.reply((c) => c.writeError({ code: 1235, message: 'tdbctl stand-in relays only one result set per query' }));
     }
-    const columns = fields.map(toColumnDef);
-    const rows = result as unknown[][];
-    const encode = binary ? (r: unknown[]) => binaryRowPayload(columns, r) : (r: unknown[]) => textRowPayload(r as (Buffer | null)[]);
-    return [...resultSetHead(columns), ...rows.map(encode), eofPayload()];
-  }
-
-  private async simple(call: (b: mysql.Connection, cb: (err: unknown) => void) => void): Promise<Buffer[]> {
-    try {
-      await new Promise<void>((resolve, reject) => call(this.backend!, (err) => (err ? reject(err) : resolve())));
-      return [okPayload()];
-    } catch (err) {
-      return [errorReply(err)];
-    }
+    this.reply((c) => {
+      c.writeColumns(fields);
+      for (const row of result as unknown[][]) c.writeTextRow(row);
+      c.writeEof();
+    });
   }
 }
 
-type BackendCallback = (err: unknown, result?: unknown, fields?: FieldPacket[]) => void;
-
-/** The runtime shape of mysql2's prepared statement (its typings omit the metadata). */
-interface BackendStatement {
-  columns: FieldPacket[];
-  parameters: FieldPacket[];
-}
-
-function connectBackend(b: TdbctlStandInOptions['backend'], database: string | undefined): Promise<mysql.Connection> {
-  const conn = mysql.createConnection({
-    host: b.host,
-    port: b.port,
-    user: b.user,
-    password: b.password,
-    database,
-    charset: 'UTF8MB4_GENERAL_CI',
-    // Values come back in a form that re-encodes losslessly into binary-protocol rows.
-    rowsAsArray: true,
-    dateStrings: true,
-    supportBigNumbers: true,
-    bigNumberStrings: true,
-    jsonStrings: true,
-    decimalNumbers: false,
-    typeCast: (field, next) => (field.type === 'GEOMETRY' ? field.buffer() : next()),
-  });
-  return new Promise((resolve, reject) =>
-    conn.connect((err) => {
-      if (!err) return resolve(conn);
-      conn.destroy();
-      reject(err);
-    }),
-  );
-}
-
-/** Parameter or column definitions followed by their EOF; nothing when there are none. */
-function definitions(cols: readonly ColumnDef[]): Buffer[] {
-  return cols.length === 0 ? [] : [...cols.map(columnDefPayload), eofPayload()];
-}
-
-function toColumnDef(f: FieldPacket): ColumnDef {
-  const m = f as unknown as ColumnDef & { db?: string; extendedFormat?: string };
-  return {
-    schema: m.schema ?? m.db ?? '',
-    table: m.table ?? '',
-    orgTable: m.orgTable ?? '',
-    name: m.name,
-    orgName: m.orgName ?? '',
-    characterSet: m.characterSet,
-    columnLength: m.columnLength,
-    // MariaDB marks JSON only in extended metadata, which the stand-in does not offer; tdbctl
-    // (MySQL 5.7) sends the JSON type, so clients parse such values the same way.
-    columnType: m.extendedFormat === 'json' ? Type.JSON : m.columnType,
-    flags: m.flags,
-    decimals: m.decimals,
-  };
-}
-
-function okReply(h: ResultSetHeader): Buffer {
-  return okPayload({
-    affectedRows: h.affectedRows,
-    insertId: h.insertId,
-    // only one result is relayed, so "more results" must not leak through
-    serverStatus: (h.serverStatus ?? ServerStatus.AUTOCOMMIT) & ~ServerStatus.MORE_RESULTS_EXISTS,
-    warningCount: h.warningStatus,
-    info: h.info,
-  });
-}
-
-function errorReply(err: unknown): Buffer {
-  const e = err as { sqlState?: string; sqlMessage?: string };
-  return errorPayload(errnoOf(err), e.sqlState ?? 'HY000', e.sqlMessage ?? messageOf(err));
+/** Checks a mysql_native_password token: SHA1(pw) XOR SHA1(scramble + SHA1(SHA1(pw))). */
+function nativePasswordMatches(password: string, scramble: Buffer, token: Buffer): boolean {
+  if (password === '') return token.length === 0;
+  const sha1 = (...parts: Buffer[]) => parts.reduce((h, p) => h.update(p), createHash('sha1')).digest();
+  const stage1 = sha1(Buffer.from(password, 'utf8'));
+  const mask = sha1(scramble, sha1(stage1));
+  const expected = Buffer.from(stage1.map((b, i) => b ^ mask[i]!));
+  return token.length === expected.length && timingSafeEqual(token, expected);
 }
 
 /** The server's error number, or CR_SERVER_LOST for client-side failures such as a dead backend. */
