@@ -119,6 +119,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     for (const w of config.warnings) s.log.logger.warn(w);
     const metrics = createMetrics();
     attachMetrics(s.events, metrics);
+    metrics.served(servedPorts(config.agent.configDir));
     await startMetricsEndpoint(s, metrics, true);
     return await serve(opts, s, metrics, lock);
   } finally {
@@ -360,6 +361,7 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
     if (plan.metrics && !oldHttpClosed) await oldHttp?.close();
     for (const k of plan.kept) logger().warn(k);
     for (const w of plan.config.warnings) logger().warn(w);
+    metrics.served(found.instances.map((i) => i.port));
     logger().info(
       {
         agentConfig: plan.config.file,
@@ -496,6 +498,15 @@ function settledWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
     ),
     timeout,
   ]).finally(() => clearTimeout(t));
+}
+
+/** The ports of the drop-ins found at start (the first tick finds them again, and any added later). */
+function servedPorts(configDir: string): number[] {
+  try {
+    return discoverInstances(configDir).instances.map((i) => i.port);
+  } catch {
+    return []; // the first tick reports what is wrong with config_dir
+  }
 }
 
 /** The journal's backlog for status and metrics; an unreadable journal is an error shown, not a crash. */
