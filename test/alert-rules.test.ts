@@ -2,7 +2,8 @@
 // Prometheus' own checker accepts, and the README names each of them.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promtool } from './support/prom.js';
@@ -13,7 +14,7 @@ const rules = join(root, 'config/prometheus-alerts.yml');
 test('promtool check rules accepts config/prometheus-alerts.yml', async () => {
   const r = await promtool(['check', 'rules', rules]);
   assert.equal(r.code, 0, r.output);
-  assert.match(r.output, /SUCCESS: 5 rules found/);
+  assert.match(r.output, /SUCCESS: 6 rules found/);
 });
 
 test('the README shows the rules of the file', () => {
@@ -23,4 +24,50 @@ test('the README shows the rules of the file', () => {
   assert.ok(names.includes('SpiderbackupNoSuccessfulBackup') && names.includes('SpiderbackupAgentDown'));
   for (const n of names) assert.ok(readme.includes(n), `README does not mention ${n}`);
   for (const expr of [...text.matchAll(/expr: (.+)/g)].map((m) => m[1] as string)) assert.ok(readme.includes(expr), `README lacks ${expr}`);
+});
+
+test('promtool test rules: SpiderbackupInstanceDown fires after 5 min of instance_up 0, not while the host is paused', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sb-rules-'));
+  try {
+    const tests = join(dir, 'instance-down.test.yml');
+    const lbl = (metric: string, extra = '') => `${metric}{job="spiderbackup",instance="h1:9797"${extra}}`;
+    writeFileSync(
+      tests,
+      [
+        `rule_files: [${JSON.stringify(rules)}]`,
+        'evaluation_interval: 1m',
+        'tests:',
+        '  - interval: 1m',
+        '    input_series:',
+        // Port 20000 is down from minute 2 on; port 20001 stays up. h2 is paused with its instance down.
+        `      - series: '${lbl('spiderbackup_instance_up', ',port="20000",role="master"')}'`,
+        "        values: '1 1 0x20'",
+        `      - series: '${lbl('spiderbackup_instance_up', ',port="20001",role="slave"')}'`,
+        "        values: '1x22'",
+        `      - series: '${lbl('spiderbackup_paused')}'`,
+        "        values: '0x22'",
+        `      - series: 'spiderbackup_instance_up{job="spiderbackup",instance="h2:9797",port="20002",role="master"}'`,
+        "        values: '0x22'",
+        `      - series: 'spiderbackup_paused{job="spiderbackup",instance="h2:9797"}'`,
+        "        values: '1x22'",
+        '    alert_rule_test:',
+        '      - eval_time: 5m',
+        '        alertname: SpiderbackupInstanceDown',
+        '        exp_alerts: []',
+        '      - eval_time: 8m',
+        '        alertname: SpiderbackupInstanceDown',
+        '        exp_alerts:',
+        '          - exp_labels: { severity: critical, job: spiderbackup, instance: "h1:9797", port: "20000", role: master }',
+        '            exp_annotations:',
+        '              summary: "spiderbackup on h1:9797 cannot work with port 20000 (master)"',
+        '              description: "It cannot be reached or refuses the agent\'s login. `spiderbackup status` on the host names the error; /healthz answers 503."',
+        '',
+      ].join('\n'),
+    );
+    const r = await promtool(['test', 'rules', tests]);
+    assert.equal(r.code, 0, r.output);
+    assert.match(r.output, /SUCCESS/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

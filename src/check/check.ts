@@ -21,6 +21,7 @@ import { JournalReadError, pendingJournalKeys } from '../host/journal.js';
 import { buildLocalView, hostBusyReason } from '../host/local-view.js';
 import { pickWork, type Pick } from './pick.js';
 import { missingPrivilege } from '../db/privileges.js';
+import { unreachableOf, type Unreachable } from '../db/reachability.js';
 import { hostPaths, type TaskRecord } from '../host/protocol.js';
 import { PURGE, purgeOld } from './purge.js';
 import { readRecords, removeRecordIfUnchanged } from '../host/records.js';
@@ -86,6 +87,8 @@ export interface InstanceReport {
   /** The most recently finished task, when the caller keeps track (daemon). */
   last?: TaskRow;
   error?: string;
+  /** Set with `error` when the instance cannot be reached or refuses the login (not for a refused statement). */
+  unreachable?: Unreachable;
   /** Problems that did not stop the instance from being served (the presence could not be written …). */
   warnings?: string[];
 }
@@ -134,13 +137,14 @@ export async function runCheck(deps: CheckDeps, opts: CheckOptions): Promise<Che
   } finally {
     if (deps.connections === undefined) await connections.closeAll();
   }
-  const reports: InstanceReport[] = sessions.map(({ instance, tasks, error, warnings }) => {
+  const reports: InstanceReport[] = sessions.map(({ instance, tasks, error, unreachable, warnings }) => {
     const last = deps.lastFinished?.get(instance.file);
     return {
       instance,
       tasks,
       ...(last === undefined ? {} : { last }),
       ...(error === undefined ? {} : { error }),
+      ...(unreachable === undefined ? {} : { unreachable }),
       ...(warnings.length === 0 ? {} : { warnings }),
     };
   });
@@ -205,6 +209,7 @@ interface Session {
   tasks: TaskRow[];
   clusterPause?: ClusterPause;
   error?: string;
+  unreachable?: Unreachable;
   warnings: string[];
 }
 
@@ -446,6 +451,8 @@ function failSession(connections: KeptConnections, s: Session, err: unknown): vo
   if (!isNoSuchTable(err)) {
     const missing = missingPrivilege(err, 'tasks');
     s.error = missing === undefined ? errorMessage(err) : `${s.instance.host}:${s.instance.port}: ${missing}`;
+    const unreachable = unreachableOf(err);
+    if (unreachable !== undefined) s.unreachable = unreachable;
   }
   s.tasks = [];
   connections.failed(s.instance.file);

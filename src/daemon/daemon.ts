@@ -30,6 +30,7 @@ import { runTick } from './tick.js';
 import { createTicker, type Ticker } from './ticker.js';
 import type { Seen } from './transitions.js';
 import type { TaskRow } from '../task/task.js';
+import { clusterPauseKnown, instancesDown, type InstanceDown } from '../state/instances-down.js';
 
 /** How long SIGTERM waits for a tick (or a schedule) in flight; the unit's TimeoutStopSec is longer. */
 export const SHUTDOWN_WAIT_MS = 30_000;
@@ -57,6 +58,8 @@ interface State {
   /** Problems logged by earlier ticks, so each is logged when it appears and when it clears. */
   problemKeys: ReadonlySet<string>;
   paused: PauseState | undefined;
+  /** Served, unpaused instances the last tick could not reach or log in to: /healthz and status say so. */
+  down: InstanceDown[];
   journalBacklog: number;
   lastSchedule: ScheduleRecord | undefined;
   cron: CronJob | undefined;
@@ -97,6 +100,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
       seen: new Map(),
       problemKeys: new Set(),
       paused: undefined,
+      down: [],
       journalBacklog: journalBacklog(config.agent.stateDir, () => {}),
       lastSchedule: undefined,
       cron: undefined,
@@ -115,6 +119,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     for (const w of config.warnings) s.log.logger.warn(w);
     const metrics = createMetrics();
     attachMetrics(s.events, metrics);
+    metrics.served(servedPorts(config.agent.configDir));
     await startMetricsEndpoint(s, metrics, true);
     return await serve(opts, s, metrics, lock);
   } finally {
@@ -144,6 +149,7 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
           nextRun: s.cron?.nextRun(),
           lastSchedule: s.lastSchedule,
           report: s.report,
+          down: s.down,
           journalBacklog: s.journalBacklog,
         }),
       );
@@ -217,8 +223,10 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
       s.seen = r.seen;
       s.problemKeys = r.problemKeys;
       if (r.report) {
-        logClusterPauseChange(logger(), s.report?.clusterPause, r.report.clusterPause);
-        s.report = r.report;
+        const clusterPause = clusterPauseKnown(s.report?.clusterPause, r.report, new Date());
+        logClusterPauseChange(logger(), s.report?.clusterPause, clusterPause);
+        s.report = clusterPause === r.report.clusterPause ? r.report : { ...r.report, clusterPause };
+        s.down = instancesDown(s.report, pause !== undefined || clusterPause !== undefined);
       }
       if (r.record.ok) s.lastSuccessfulTickAt = new Date(r.record.finishedAt);
       else noteError(r.record.error as string);
@@ -353,6 +361,7 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
     if (plan.metrics && !oldHttpClosed) await oldHttp?.close();
     for (const k of plan.kept) logger().warn(k);
     for (const w of plan.config.warnings) logger().warn(w);
+    metrics.served(found.instances.map((i) => i.port));
     logger().info(
       {
         agentConfig: plan.config.file,
@@ -469,6 +478,7 @@ function listenMetrics(s: State, metrics: DaemonMetrics, listen: string): Promis
           paused: s.paused !== undefined,
           journalBacklog: s.journalBacklog,
           instanceErrors: s.report?.instances.filter((r) => r.error !== undefined).length ?? 0,
+          instancesDown: s.down,
         },
         new Date(),
       ),
@@ -488,6 +498,15 @@ function settledWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
     ),
     timeout,
   ]).finally(() => clearTimeout(t));
+}
+
+/** The ports of the drop-ins found at start (the first tick finds them again, and any added later). */
+function servedPorts(configDir: string): number[] {
+  try {
+    return discoverInstances(configDir).instances.map((i) => i.port);
+  } catch {
+    return []; // the first tick reports what is wrong with config_dir
+  }
 }
 
 /** The journal's backlog for status and metrics; an unreadable journal is an error shown, not a crash. */

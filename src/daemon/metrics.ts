@@ -26,6 +26,8 @@ export interface InstanceGauges {
    * started is not "never backed up").
    */
   lastSuccessAt: number | null | undefined;
+  /** false while the instance cannot be reached or refuses the agent's login (src/db/reachability.ts). */
+  up: boolean;
 }
 
 export type BackupEvent = 'started' | 'succeeded' | 'failed' | 'killed';
@@ -42,7 +44,12 @@ export interface DaemonMetrics {
   journalBacklog(n: number): void;
   paused(on: boolean): void;
   instances(ok: number, failing: number, configErrors: number): void;
-  /** Replaces the per-instance gauges (running, bytes, last success) with what the last tick saw. */
+  /**
+   * Every per-port counter gets its sample (0) for each served port, so that `increase()` sees the
+   * first event after a start or a reload; idempotent, called every tick.
+   */
+  served(ports: readonly number[]): void;
+  /** Replaces the per-instance gauges (up, running, bytes, last success) with what the last tick saw. */
   instanceGauges(instances: readonly InstanceGauges[]): void;
   /** Duration and bytes of the instance's last finished backup, when known. */
   lastBackup(port: number, role: string, durationS: number | undefined, bytes: number | undefined): void;
@@ -133,6 +140,12 @@ export function createMetrics(): DaemonMetrics {
     labelNames: instanceLabels,
     registers,
   });
+  const up = new Gauge({
+    name: 'spiderbackup_instance_up',
+    help: "1 while the agent can reach the instance and log in; 0 while it cannot be reached or refuses the agent's login.",
+    labelNames: instanceLabels,
+    registers,
+  });
   const running = new Gauge({
     name: 'spiderbackup_backup_running',
     help: '1 while a backup of the instance runs.',
@@ -198,12 +211,17 @@ export function createMetrics(): DaemonMetrics {
       instances.set({ state: 'error' }, failing);
       instances.set({ state: 'config_error' }, configErrors);
     },
+    served(ports) {
+      for (const port of ports) for (const c of Object.values(backups)) c.inc({ port: String(port) }, 0);
+    },
     instanceGauges(list) {
       lastSuccess.reset();
+      up.reset();
       running.reset();
       runningBytes.reset();
       for (const i of list) {
         const labels = { port: String(i.port), role: i.role };
+        up.set(labels, i.up ? 1 : 0);
         if (i.lastSuccessAt !== undefined) lastSuccess.set(labels, i.lastSuccessAt ?? 0);
         running.set(labels, i.running ? 1 : 0);
         if (i.running && i.runningBytes !== undefined) runningBytes.set(labels, i.runningBytes);

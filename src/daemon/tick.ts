@@ -155,6 +155,8 @@ function observe(report: CheckReport, deps: Pick<TickDeps, 'seen' | 'events' | '
     report.instances.map((r) => ({ port: r.instance.port, tasks: r.tasks, unreadable: r.error !== undefined })),
   );
   const roles = new Map(report.instances.map((r) => [r.instance.port, roleOf(r.instance)]));
+  // Before any event is counted: the first failure after a start or reload is then an increase.
+  metrics.served([...roles.keys()]);
   for (const [outcome, tasks] of [
     ['success', finished.succeeded],
     ['failed', finished.failed],
@@ -172,6 +174,7 @@ function observe(report: CheckReport, deps: Pick<TickDeps, 'seen' | 'events' | '
         running: run !== undefined,
         runningBytes: run ? runningBytes(report.records, run) : undefined,
         lastSuccessAt: lastSuccessAt(tracker, r.instance.file, now),
+        up: r.unreachable === undefined,
       };
     }),
   );

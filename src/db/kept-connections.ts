@@ -13,6 +13,8 @@ interface Entry {
   failures: number;
   notBefore: number;
   lastError?: string;
+  /** The failure itself: the error thrown while backing off wraps it, so its code (refused, login denied …) is kept. */
+  lastFailure?: unknown;
 }
 
 /** Everything that makes a connection: a change in any of these needs a new one. */
@@ -51,7 +53,13 @@ export class KeptConnections {
     if (e.opening) return e.opening;
     if (this.now() < e.notBefore) {
       const inS = Math.ceil((e.notBefore - this.now()) / 1000);
-      throw new InstanceError(`${ep.host}:${ep.port}`, `${e.lastError ?? 'not reachable'} (next connection attempt in ${inS} s)`);
+      const code = (e.lastFailure as { code?: unknown } | undefined)?.code;
+      throw new InstanceError(
+        `${ep.host}:${ep.port}`,
+        `${e.lastError ?? 'not reachable'} (next connection attempt in ${inS} s)`,
+        typeof code === 'string' ? code : undefined,
+        { cause: e.lastFailure },
+      );
     }
     const entry = e;
     entry.opening = connect(ep, this.options).then(
@@ -67,6 +75,7 @@ export class KeptConnections {
         entry.failures++;
         entry.notBefore = this.now() + Math.min(RECONNECT.firstMs * 2 ** (entry.failures - 1), RECONNECT.capMs);
         entry.lastError = errorMessage(err);
+        entry.lastFailure = err;
         entry.opening = undefined;
         throw err;
       },

@@ -5,6 +5,7 @@ import type { CheckReport } from '../check/check.js';
 import { isFinished, STATUS } from '../task/status.js';
 import { isSpiderInstance } from '../config/instance.js';
 import { readJsonFile, writeJsonAtomic } from './files.js';
+import type { InstanceDown } from './instances-down.js';
 import { type TaskRow, taskKeyString } from '../task/task.js';
 
 export interface TaskBrief {
@@ -74,6 +75,8 @@ export interface DaemonStatus {
   hostBusy?: string;
   /** A cluster-wide pause (`pause --cluster`) the last tick read on this host's instances. */
   clusterPause?: { until: string; reason: string; by: string };
+  /** Served, unpaused instances the last tick could not reach or log in to (`status` exits 1). */
+  instancesDown?: InstanceDown[];
 }
 
 export const statusFile = (stateDir: string): string => join(stateDir, 'status.json');
@@ -149,6 +152,7 @@ export interface SnapshotInputs {
   nextRun: Date | undefined;
   lastSchedule: ScheduleRecord | undefined;
   report: CheckReport | undefined;
+  down?: readonly InstanceDown[];
   journalBacklog: number;
 }
 
@@ -177,6 +181,7 @@ export function buildStatus(i: SnapshotInputs): DaemonStatus {
     configErrors: i.report ? i.report.configErrors.map((e) => ({ file: e.file, message: e.message })) : [],
     journalBacklog: i.journalBacklog,
     ...(i.report?.hostBusy !== undefined ? { hostBusy: i.report.hostBusy } : {}),
+    ...(i.down !== undefined && i.down.length > 0 ? { instancesDown: [...i.down] } : {}),
     ...(i.report?.clusterPause !== undefined
       ? { clusterPause: { until: i.report.clusterPause.until, reason: i.report.clusterPause.reason, by: i.report.clusterPause.by } }
       : {}),

@@ -68,9 +68,9 @@ test("the default metrics that break Prometheus' naming rules are not exposed", 
 test('instance gauges: last success, running and bytes, replaced every tick', async () => {
   const metrics = createMetrics();
   metrics.instanceGauges([
-    { port: 20000, role: 'master', running: true, runningBytes: 100, lastSuccessAt: 1_700_000_000 },
-    { port: 20001, role: 'slave', running: false, runningBytes: undefined, lastSuccessAt: null },
-    { port: 20002, role: 'slave', running: false, runningBytes: undefined, lastSuccessAt: undefined },
+    { port: 20000, role: 'master', running: true, runningBytes: 100, lastSuccessAt: 1_700_000_000, up: true },
+    { port: 20001, role: 'slave', running: false, runningBytes: undefined, lastSuccessAt: null, up: true },
+    { port: 20002, role: 'slave', running: false, runningBytes: undefined, lastSuccessAt: undefined, up: false },
   ]);
   let e = parseExposition(await metrics.registry.metrics());
   assert.equal(valueOf(e, 'spiderbackup_last_success_timestamp_seconds', { port: '20000', role: 'master' }), 1_700_000_000);
@@ -79,9 +79,38 @@ test('instance gauges: last success, running and bytes, replaced every tick', as
   assert.ok(!e.samples.some((s) => s.name === 'spiderbackup_last_success_timestamp_seconds' && s.labels.port === '20002'));
   assert.equal(valueOf(e, 'spiderbackup_backup_running', { port: '20000' }), 1);
   assert.equal(valueOf(e, 'spiderbackup_backup_running_bytes', { port: '20000' }), 100);
-  metrics.instanceGauges([{ port: 20001, role: 'slave', running: false, runningBytes: undefined, lastSuccessAt: 5 }]);
+  assert.equal(valueOf(e, 'spiderbackup_instance_up', { port: '20000', role: 'master' }), 1);
+  assert.equal(valueOf(e, 'spiderbackup_instance_up', { port: '20002', role: 'slave' }), 0);
+  assert.ok(
+    e.samples.some((s) => s.name === 'spiderbackup_instance_up' && s.labels.port === '20002'),
+    'down is a 0 sample, not none',
+  );
+  metrics.instanceGauges([{ port: 20001, role: 'slave', running: false, runningBytes: undefined, lastSuccessAt: 5, up: true }]);
   e = parseExposition(await metrics.registry.metrics());
   assert.ok(!e.samples.some((s) => s.labels.port === '20000' && s.name.startsWith('spiderbackup_backup_running')));
+  assert.ok(!e.samples.some((s) => s.labels.port === '20002' && s.name === 'spiderbackup_instance_up'), 'no longer served: gone');
+});
+
+test('every per-port backup counter has a 0 sample for each served port before any event', async () => {
+  const metrics = createMetrics();
+  let e = parseExposition(await metrics.registry.metrics());
+  assert.ok(!e.samples.some((s) => s.name === 'spiderbackup_backups_failed_total'));
+  metrics.served([20000, 20001]);
+  metrics.served([20000, 20001]);
+  e = parseExposition(await metrics.registry.metrics());
+  for (const event of ['started', 'succeeded', 'failed', 'killed'])
+    for (const port of ['20000', '20001']) {
+      const s = e.samples.filter((x) => x.name === `spiderbackup_backups_${event}_total` && x.labels.port === port);
+      assert.deepEqual(
+        s.map((x) => x.value),
+        [0],
+        `${event} ${port}`,
+      );
+    }
+  metrics.backup('failed', 20000);
+  metrics.served([20000, 20001]);
+  e = parseExposition(await metrics.registry.metrics());
+  assert.equal(valueOf(e, 'spiderbackup_backups_failed_total', { port: '20000' }), 1, 'served() never resets a count');
 });
 
 test('without a subscriber of its own, a CLI run logs every problem, each time', () => {

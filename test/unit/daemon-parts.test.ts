@@ -170,7 +170,15 @@ test('transitions: counted once, only for tasks seen unfinished; an unreadable i
 });
 
 test('health: starting, ok, stale, failing', () => {
-  const base = { startedAt: new Date(0), lastError: undefined, intervalMs: 10_000, paused: false, journalBacklog: 0, instanceErrors: 0 };
+  const base = {
+    startedAt: new Date(0),
+    lastError: undefined,
+    intervalMs: 10_000,
+    paused: false,
+    journalBacklog: 0,
+    instanceErrors: 0,
+    instancesDown: [],
+  };
   const now = new Date(1_000_000);
   assert.equal(healthOf({ ...base, lastTickOk: undefined, lastSuccessfulTickAt: undefined }, now).body.status, 'starting');
   const ok = healthOf({ ...base, lastTickOk: true, lastSuccessfulTickAt: new Date(now.getTime() - 5000) }, now);

@@ -20,7 +20,9 @@ export const register: Register = (program, setExit) => {
     .option('--cluster', "on a spider node: every instance of the cluster, its agent, running and last backup (-c: the spider node's ini)")
     .addHelpText(
       'after',
-      `\nExit code: 0 when the daemon runs, ${STATUS_NOT_RUNNING} when it does not (the last state it saw is still shown).\n` +
+      `\nExit code: 0 when the daemon runs and reaches every instance it serves; ${STATUS_NOT_RUNNING} when it does not run (the\n` +
+        'last state it saw is still shown); 1 when it runs but an instance cannot be reached or refuses its login (not\n' +
+        'counted while this host or the cluster is paused).\n' +
         'With --cluster: 0 when every agent of the cluster is alive or paused, 1 otherwise.',
     )
     .action(async (opts: { format: Format; cluster?: boolean }, cmd: Command) => {
@@ -33,9 +35,15 @@ export const register: Register = (program, setExit) => {
       const { renderStatusText } = await import('../render/status-view.js');
       const view = await gatherStatus(config);
       print(opts.format === 'json' ? renderJson(view) : renderStatusText(view, new Date()));
-      setExit(view.daemon.running ? 0 : STATUS_NOT_RUNNING);
+      setExit(statusExitCode(view));
     });
 };
+
+/** 3 (daemon down) wins over 1 (an instance down): without the daemon nothing is known now. */
+export function statusExitCode(view: { daemon: { running: boolean }; instancesDown: readonly unknown[] }): number {
+  if (!view.daemon.running) return STATUS_NOT_RUNNING;
+  return view.instancesDown.length > 0 ? 1 : 0;
+}
 
 async function clusterStatusCommand(g: GlobalOptions, format: Format): Promise<number> {
   const config = (await import('../context.js')).agentConfigFor(g);

@@ -4,6 +4,7 @@ import { renderTable } from './table.js';
 import { formatDuration } from '../../config/duration.js';
 import { PAUSE_MEANING, type PauseState } from '../../state/pause.js';
 import type { DaemonStatus, InstanceStatus } from '../../state/daemon-status.js';
+import { downText, type InstanceDown } from '../../state/instances-down.js';
 import { formatBytes } from '../../format.js';
 
 export interface StatusInputs {
@@ -40,6 +41,8 @@ export interface StatusView {
     lastRun: DaemonStatus['schedule']['lastRun'] | null;
   };
   instances: InstanceStatus[];
+  /** Instances the daemon cannot reach or log in to (none while this host is paused): `status` exits 1. */
+  instancesDown: InstanceDown[];
   configErrors: DaemonStatus['configErrors'];
   journalBacklog: number | null;
   hostBusy: string | null;
@@ -85,6 +88,8 @@ export function statusView(i: StatusInputs): StatusView {
       lastRun: s?.schedule.lastRun ?? null,
     },
     instances: s?.instances ?? [],
+    // A pause taken since the daemon's last tick already counts here.
+    instancesDown: activePause !== undefined || i.pauseError !== undefined ? [] : (s?.instancesDown ?? []),
     configErrors: s?.configErrors ?? [],
     journalBacklog: s?.journalBacklog ?? null,
     hostBusy: s?.hostBusy ?? null,
@@ -141,6 +146,7 @@ export function renderStatusText(v: StatusView, now: Date): string {
   if (v.journalBacklog !== null)
     line('Journal', v.journalBacklog === 0 ? 'empty' : `${v.journalBacklog} final status(es) waiting for their instance`);
   if (v.hostBusy !== null) line('Host busy', `nothing new starts: ${v.hostBusy}`);
+  for (const d of v.instancesDown) line('DOWN', `${downText(d)} (nothing is backed up there)`);
   line('Metrics', v.metrics ?? 'unknown');
   for (const e of v.configErrors) out.push(`config error: ${e.message}`);
   if (v.instances.length > 0) {
