@@ -11,12 +11,13 @@ import { loadInstanceConfig, type InstanceConfig } from '../config/instance.js';
 import { IniReader } from '../config/ini-file.js';
 import { connect } from '../db/connect.js';
 import { ConfigError, errorMessage } from '../errors.js';
+import { fsyncDir } from '../fs.js';
 import { binlogGtidPosAt } from '../sql/binlogs.js';
 import { publishVerdict } from '../sql/manifests.js';
 import { sourceInfo, spiderTables } from '../sql/source-info.js';
 import type { RunnerSpec } from './args.js';
 import { writeDefaultsFile, type DefaultsFile } from './defaults-file.js';
-import { checkBackupDir, describeFile, fsyncDir, MANIFEST_FILE, writeManifest, type Manifest } from './manifest.js';
+import { checkBackupDir, describeFile, MANIFEST_FILE, writeManifest, type Manifest } from './manifest.js';
 import {
   COMPRESS_ARGV,
   COMPRESSOR,
