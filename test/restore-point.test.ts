@@ -296,7 +296,10 @@ describe('every complete global backup gets a restore point', { timeout: 600_000
   test('schedule --wait reports it; --no-restore-point opts out', async () => {
     const r = await ws.cli('schedule', '--backup-id', 'gb2', '--wait', '-c', spiderIni);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /backup id gb2: restore point gb2 at \S+ \S+ \(SPT0 \d+-\d+-\d+, SPT1 \d+-\d+-\d+; commits paused \d+ ms\)/);
+    assert.match(
+      r.stdout,
+      /backup id gb2: restore point gb2 at \S+ \S+ \(SPT0 \d+-\d+-\d+, SPT1 \d+-\d+-\d+; commits paused (\d+ ms|\d+\.\d s|\d+m\d\ds|\d+h\d\dm\d\ds)\)/,
+    );
 
     const no = await ws.cli('schedule', '--backup-id', 'gb3', '--no-restore-point', '--wait', '-c', spiderIni);
     assert.equal(no.code, 0, no.stderr);
@@ -311,7 +314,10 @@ describe('every complete global backup gets a restore point', { timeout: 600_000
     assert.equal(byId.get('gb2')?.restorePoint, (await listed('gb2'))?.takenAt);
     assert.equal(byId.get('gb3')?.restorePoint, 'opted-out');
     const verified = await ws.cli('verify', 'gb2', '-c', spiderIni);
-    assert.match(verified.stdout, /restore point gb2: taken at \S+ \S+, 2 shards, commits paused \d+ ms on 2 Spider node\(s\)/);
+    assert.match(
+      verified.stdout,
+      /restore point gb2: taken at \S+ \S+, 2 shards, commits paused (\d+ ms|\d+\.\d s|\d+m\d\ds|\d+h\d\dm\d\ds) on 2 Spider node\(s\)/,
+    );
     assert.match((await ws.cli('verify', 'gb3', '-c', spiderIni)).stdout, /restore point gb3: none, by choice/);
   });
 

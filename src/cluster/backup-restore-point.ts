@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { AgentConfig } from '../config/agent.js';
 import { instanceName } from '../config/instance.js';
 import { errorMessage } from '../errors.js';
+import { formatDuration } from '../format.js';
 import { readControl } from './view.js';
 import type { RestorePoint } from './restore-point-model.js';
 import { RestorePointExistsError, takeRestorePoint } from './restore-point.js';
@@ -74,7 +75,7 @@ export function describeBackupPoint(backupId: string, r: WatchResult): string {
       return (
         `backup id ${backupId}: restore point ${r.point.name} at ${r.point.takenAt} (` +
         r.point.shards.map((s) => `${s.serverName} ${s.gtid}`).join(', ') +
-        `; commits paused ${r.point.pauseMs} ms)`
+        `; commits paused ${formatDuration(r.point.pauseMs)})`
       );
     case 'not-primary':
       return `backup id ${backupId}: no restore point: ${r.spider} is not the primary spider node`;

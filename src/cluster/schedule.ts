@@ -10,10 +10,10 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { AgentConfig } from '../config/agent.js';
 import { instanceName } from '../config/instance.js';
-import { connect, withConnection, type Connection } from '../db/connect.js';
+import { connect, isNoSuchTable, withConnection, type Connection } from '../db/connect.js';
 import { errorMessage, OperationError } from '../errors.js';
 import { createLocalTable, createSchema, createSpiderTable } from '../sql/ddl.js';
-import { countShardZeroTasks, ER_NO_SUCH_TABLE, ER_SPIDER_REMOTE_TABLE_NOT_FOUND } from '../sql/spider.js';
+import { countShardZeroTasks, ER_SPIDER_REMOTE_TABLE_NOT_FOUND } from '../sql/spider.js';
 import * as sql from '../sql/tasks.js';
 import type { ServerRow } from '../sql/servers.js';
 import { validateBackupId } from '../task/backup-id.js';
@@ -131,9 +131,9 @@ async function refuseDuplicate(spider: Connection, backupId: string): Promise<vo
   throw new OperationError(`backup id ${backupId} already exists (${existing} tasks); choose another id`);
 }
 
+/** Spider's own error when it first opens the table, or the shard's, passed through, once it has. */
 function isShardTableMissing(err: unknown): boolean {
-  const errno = errnoOf(err);
-  return errno === ER_SPIDER_REMOTE_TABLE_NOT_FOUND || errno === ER_NO_SUCH_TABLE;
+  return errnoOf(err) === ER_SPIDER_REMOTE_TABLE_NOT_FOUND || isNoSuchTable(err);
 }
 
 /** The local table on every shard master where it is missing (it replicates to the slaves). */

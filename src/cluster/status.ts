@@ -5,6 +5,7 @@
 // replica's replication status can only be asked of the replica. Two or three statements each.
 import { withConnection, isNoSuchTable, type Connection } from '../db/connect.js';
 import { errorMessage } from '../errors.js';
+import { formatDuration } from '../format.js';
 import { getClusterPause, type ClusterPause } from '../sql/cluster-pause.js';
 import { runningAndLastSuccess } from '../sql/instance-history.js';
 import { getPresence, type PresenceRow } from '../sql/presence.js';
@@ -94,7 +95,7 @@ async function readOn(c: Connection, m: Member, base: Omit<InstanceStatus, 'reac
     }
   }
   const state = presenceError ? 'unknown' : agentState(presence);
-  if (state === 'lost') problems.unshift(`agent lost: its last tick was ${presence?.ageS} s ago`);
+  if (state === 'lost') problems.unshift(`agent lost: its last tick was ${presence ? formatDuration(presence.ageS * 1000) : '?'} ago`);
   if (state === 'none') problems.unshift('no agent has ever announced itself here');
   return {
     ...base,

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ConfigError } from '../errors.js';
 import { parseCommandTemplate } from './command-template.js';
-import { formatDuration, MAX_TIMER_MS, parseDuration } from './duration.js';
+import { formatConfigDuration, MAX_TIMER_MS, parseDuration } from './duration.js';
 import { IniReader, readIni, type IniSections } from './ini-file.js';
 import { DEFAULT_AGENT_CONFIG } from './defaults.js';
 
@@ -201,10 +201,10 @@ function duration(ini: IniReader, section: string, key: string, spec: { default:
   const text = ini.string(section, key, spec.default);
   const ms = parseDuration(text);
   if (ms === undefined) throw ini.invalid(section, key, text, 'must be a duration such as 10s, 1m, 24h (a bare number means seconds)');
-  if (ms < spec.min) throw ini.invalid(section, key, text, `must be at least ${formatDuration(spec.min)}`);
+  if (ms < spec.min) throw ini.invalid(section, key, text, `must be at least ${formatConfigDuration(spec.min)}`);
   // Even a schema mistake must not let a value past what a timer can wait.
   const max = Math.min(spec.max, MAX_TIMER_MS);
-  if (ms > max) throw ini.invalid(section, key, text, `must be at most ${formatDuration(max)}`);
+  if (ms > max) throw ini.invalid(section, key, text, `must be at most ${formatConfigDuration(max)}`);
   return ms;
 }
 

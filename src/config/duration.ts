@@ -1,3 +1,4 @@
+// Durations as the config and the command line write them ("10s", "48h"), read and written back.
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
 /**
@@ -24,7 +25,12 @@ export function parseDuration(text: string): number | undefined {
   return Math.round(total);
 }
 
-export function formatDuration(ms: number): string {
+/**
+ * A duration as the config writes it ("100ms", "10s", "1h"), which parseDuration reads back: for
+ * messages that tell what to put in the config (`must be at least 100ms`). Durations shown to
+ * people in views go through formatDuration in src/format.ts.
+ */
+export function formatConfigDuration(ms: number): string {
   if (ms === 0) return '0s';
   if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
   if (ms % 60_000 === 0) return `${ms / 60_000}m`;

@@ -1,4 +1,4 @@
-import { resolve } from 'node:path';
+import { isAbsolute, resolve } from 'node:path';
 import { ConfigError } from '../errors.js';
 import { IniReader, readIniText, type IniSections } from './ini-file.js';
 
@@ -19,6 +19,16 @@ export interface InstanceConfig {
   shardValue: number;
   /** Every section as read, including the backup tool's own, which we never rewrite. */
   sections: IniSections;
+}
+
+/**
+ * Where an instance's backups go: [Public] BackupDir of its ini. Missing or relative is a
+ * ConfigError: a relative path would depend on whichever directory the runner started in.
+ */
+export function backupDirOf(instance: Pick<InstanceConfig, 'file' | 'sections'>): string {
+  const dir = new IniReader(instance.file, instance.sections).string('Public', 'BackupDir');
+  if (!isAbsolute(dir)) throw new ConfigError(instance.file, '[Public] BackupDir', dir, 'must be an absolute path');
+  return dir;
 }
 
 export const SPIDER_PORTS = { min: 25000, max: 25999 } as const;

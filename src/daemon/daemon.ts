@@ -1,30 +1,31 @@
 // `spiderbackup daemon`: the per-host agent. Wires the tick loop, the cron trigger, the metrics
-// endpoint, the lock and the signals together; the work itself is in tick.ts and fire.ts. Each
-// backup lives in its own detached supervisor, so this process can die, restart or be upgraded
-// while backups go on.
+// endpoint, the lock and the signals together; the work itself is in tick.ts and fire.ts, a
+// SIGHUP's reload in reload.ts. Each backup lives in its own detached supervisor, so this process
+// can die, restart or be upgraded while backups go on.
 import { mkdirSync } from 'node:fs';
-import { parseListen, type AgentConfig } from '../config/agent.js';
-import { discoverInstances, type Discovered } from '../config/discover.js';
+import { parseListen } from '../config/agent.js';
 import { Backoff } from '../check/backoff.js';
 import { CONNECT, purgeAll } from '../check/check.js';
+import { discoverInstances } from '../config/discover.js';
 import type { InstanceConfig } from '../config/instance.js';
 import { KeptConnections } from '../db/kept-connections.js';
 import type { CheckReport } from '../check/check.js';
 import { countJournal } from '../host/journal.js';
 import { errorMessage } from '../errors.js';
-import { createLogger, type AgentLogger, type Logger } from '../log.js';
+import { createLogger, type Logger } from '../log.js';
 import type { ClusterPause } from '../sql/cluster-pause.js';
-import { loadDaemonConfig, planReload, type ReloadPlan } from './config.js';
-import { startCron, type CronJob } from './cron.js';
+import { loadDaemonConfig } from './config.js';
+import { startCron } from './cron.js';
 import { fireSchedule } from './fire.js';
 import { healthOf } from './health.js';
-import { startHttp, type HttpEndpoint } from './http.js';
+import { MetricsListenError, startHttp, type HttpEndpoint } from './http.js';
 import { acquireDaemonLock, type DaemonLock } from './lock.js';
 import { attachMetrics, createMetrics, type DaemonMetrics } from './metrics.js';
 import { createAgentEvents, type AgentEvents } from '../check/events.js';
 import { createTracker, type BackupTracker } from './backup-tracker.js';
 import { pauseInForce, type PauseState } from '../state/pause.js';
 import { buildStatus, writeStatus, type DaemonStatus, type ScheduleRecord, type TickRecord } from '../state/daemon-status.js';
+import { reloadDaemon, type Reloadable } from './reload.js';
 import { RestorePointWatcher } from './restore-points.js';
 import { runTick } from './tick.js';
 import { createTicker, type Ticker } from './ticker.js';
@@ -35,20 +36,14 @@ import { clusterPauseKnown, instancesDown, type InstanceDown } from '../state/in
 /** How long SIGTERM waits for a tick (or a schedule) in flight; the unit's TimeoutStopSec is longer. */
 export const SHUTDOWN_WAIT_MS = 30_000;
 
-export class MetricsListenError extends Error {
-  override readonly name = 'MetricsListenError';
-}
-
 export interface DaemonOptions {
   agentConfigFile: string | undefined;
   /** Unknown sections and keys in the agent config are errors (at start and on reload). */
   strict?: boolean;
 }
 
-/** Everything the daemon knows; owned by one runDaemon call, never shared. */
-interface State {
-  config: AgentConfig;
-  log: AgentLogger;
+/** Everything the daemon knows (what a reload switches included); owned by one runDaemon call, never shared. */
+interface State extends Reloadable {
   readonly startedAt: Date;
   lastTick: TickRecord | undefined;
   lastSuccessfulTickAt: Date | undefined;
@@ -62,11 +57,8 @@ interface State {
   down: InstanceDown[];
   journalBacklog: number;
   lastSchedule: ScheduleRecord | undefined;
-  cron: CronJob | undefined;
-  http: HttpEndpoint | undefined;
   /** A cron fire in progress (shutdown waits for it like for a tick). */
   firing: Promise<void> | undefined;
-  stopping: boolean;
   readonly backoff: Backoff;
   readonly purgedAt: Map<string, number>;
   /** One kept connection per served instance, for the ticks. */
@@ -265,116 +257,17 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
   };
 
   let reloads = Promise.resolve();
-  // All or nothing: whatever can fail (loading the file, listing config_dir, the new metrics
-  // listener, the new log file, the cron job) is prepared first while the old settings stay in
-  // force; then everything switches at once, with no await in between.
-  const reload = async () => {
-    if (s.stopping) return;
-    // SIGHUP is also logrotate's signal: the current log file is reopened whatever else happens.
-    try {
-      s.log.reopen();
-    } catch (err) {
-      logger().error({ err: errorMessage(err) }, 'cannot reopen the log file');
-    }
-    const refuse = (err: unknown, what: string) => {
-      logger().error({ err: errorMessage(err) }, `reload: ${what}; the previous configuration stays in force`);
-      noteError(`reload: ${errorMessage(err)}`);
-      save('running');
-    };
-
-    let plan: ReloadPlan;
-    let found: Discovered;
-    try {
-      plan = planReload(s.config, loadDaemonConfig(opts.agentConfigFile, { strict: opts.strict === true }));
-      found = discoverInstances(plan.config.agent.configDir);
-    } catch (err) {
-      refuse(err, 'agent config not usable');
-      return;
-    }
-
-    const oldHttp = s.http;
-    let oldHttpClosed = false;
-    let nextHttp: HttpEndpoint | undefined;
-    let nextLog: AgentLogger | undefined;
-    let nextCron: CronJob | undefined;
-    const rearmCron = plan.cron || (plan.logFile && plan.config.schedule.cron !== undefined);
-    const undo = async () => {
-      nextCron?.stop();
-      await nextHttp?.close();
-      if (oldHttpClosed && !s.stopping) {
-        try {
-          s.http = await listenMetrics(s, metrics, s.config.metrics.listen);
-        } catch (err) {
-          s.http = undefined;
-          logger().error(
-            { err: errorMessage(err), listen: s.config.metrics.listen },
-            'reload: cannot listen on the previous metrics address again; metrics stay off until the next reload',
-          );
-        }
-      }
-    };
-    try {
-      const { listen } = plan.config.metrics;
-      if (plan.metricsSwitch === 'in-place') {
-        // Same port: the old listener must let go of it first.
-        await oldHttp?.close();
-        oldHttpClosed = oldHttp !== undefined;
-      }
-      if (plan.metricsSwitch === 'alongside' || plan.metricsSwitch === 'in-place') {
-        try {
-          nextHttp = await listenMetrics(s, metrics, listen);
-        } catch (err) {
-          throw new MetricsListenError(`cannot listen on ${listen} for metrics: ${errorMessage(err)}`);
-        }
-      }
-      // Opened after the listener, so that no step after it can fail and leave its file open.
-      if (plan.logFile) nextLog = createLogger({ level: plan.config.log.level, file: plan.config.log.file, fd: 1 });
-      if (rearmCron && plan.config.schedule.cron !== undefined)
-        nextCron = startCron(plan.config.schedule.cron, fire, (nextLog ?? s.log).logger);
-    } catch (err) {
-      await undo();
-      refuse(err, 'cannot apply the new configuration');
-      return;
-    }
-    if (s.stopping) {
-      // Shutdown began while preparing and closes only what is in force: drop what was prepared.
-      await undo();
-      return;
-    }
-
-    // The switch: nothing below can fail.
-    s.config = plan.config;
-    if (nextLog) {
-      s.log.logger.info({ file: plan.config.log.file ?? 'stdout' }, 'logging moves to a new destination');
-      s.log.flush();
-      s.log = nextLog;
-    } else if (plan.logLevel) {
-      s.log.logger.level = plan.config.log.level;
-    }
-    if (plan.tickInterval) ticker.setInterval(plan.config.agent.tickIntervalMs);
-    if (rearmCron) {
-      s.cron?.stop();
-      s.cron = nextCron;
-    }
-    if (plan.metrics) s.http = nextHttp;
-
-    if (plan.metrics && !oldHttpClosed) await oldHttp?.close();
-    for (const k of plan.kept) logger().warn(k);
-    for (const w of plan.config.warnings) logger().warn(w);
-    metrics.served(found.instances.map((i) => i.port));
-    logger().info(
-      {
-        agentConfig: plan.config.file,
-        instances: found.instances.map((i) => i.port),
-        skipped: found.errors.map((e) => e.file),
-        tickIntervalMs: plan.config.agent.tickIntervalMs,
-        cron: plan.config.schedule.cron,
-        metrics: s.http?.address ?? 'off',
-      },
-      'configuration reloaded (SIGHUP)',
-    );
-    ticker.trigger('reload');
-  };
+  const reload = () =>
+    reloadDaemon(s, {
+      agentConfigFile: opts.agentConfigFile,
+      strict: opts.strict === true,
+      ticker,
+      fire,
+      listenMetrics: (listen) => listenMetrics(s, metrics, listen),
+      noteError,
+      save: () => save('running'),
+      served: (ports) => metrics.served(ports),
+    });
 
   const shutdown = async (signal: NodeJS.Signals): Promise<number> => {
     logger().info({ signal }, 'stopping: no new ticks; running backups are left to their supervisors');

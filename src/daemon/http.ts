@@ -3,6 +3,11 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 
+/** The metrics endpoint cannot listen: fatal at start-up, a refused reload later. */
+export class MetricsListenError extends Error {
+  override readonly name = 'MetricsListenError';
+}
+
 export interface Health {
   ok: boolean;
   body: Record<string, unknown>;

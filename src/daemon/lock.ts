@@ -5,6 +5,7 @@
 // The file is never removed; it also names the holder for a daemon that is refused.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { formatDuration } from '../format.js';
 import { BUSY, daemonLockFile, readLockHolder, type LockHolder } from '../state/daemon-lock-holder.js';
 import { spawnArgv, waitForExit } from '../host/processes.js';
 
@@ -43,7 +44,7 @@ export async function acquireDaemonLock(hostLock: string, holder: Omit<LockHolde
   while (exit === undefined && comm(child.pid) !== 'cat') {
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
-      throw new Error(`could not take the daemon lock ${file} within ${ACQUIRE_TIMEOUT_MS / 1000} s`);
+      throw new Error(`could not take the daemon lock ${file} within ${formatDuration(ACQUIRE_TIMEOUT_MS)}`);
     }
     await new Promise((r) => setTimeout(r, 10));
   }

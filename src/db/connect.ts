@@ -29,6 +29,10 @@ export interface ConnectOptions {
   queryTimeoutMs?: number;
 }
 
+/**
+ * MariaDB's "Table '…' doesn't exist" (errno 1146), by mysql2's name for it. Spider passes a
+ * shard's own one through for a table it has already opened.
+ */
 export const ER_NO_SUCH_TABLE = 'ER_NO_SUCH_TABLE';
 
 /** Opens one connection; failures become an InstanceError naming host:port (never the password). */
@@ -98,8 +102,14 @@ export function wrapError(name: string, err: unknown): InstanceError {
   return new InstanceError(name, errorMessage(err), code, { cause: err });
 }
 
-export function isNoSuchTable(err: unknown): boolean {
-  return err instanceof InstanceError && err.code === ER_NO_SUCH_TABLE;
+/**
+ * Whether a statement failed on a missing table; with `table`, on that one (the server names it
+ * in the message). An InstanceError carries the driver's code, a driver error its own.
+ */
+export function isNoSuchTable(err: unknown, table?: string): boolean {
+  const e = err as { code?: unknown; message?: unknown } | null | undefined;
+  if (e?.code !== ER_NO_SUCH_TABLE) return false;
+  return table === undefined || (typeof e.message === 'string' && e.message.includes(table));
 }
 
 /** Runs fn with a fresh connection that is always closed. */

@@ -3,6 +3,7 @@
 // settings change. An idle tick then costs its statements and no connection.
 import { connect, type Connection, type ConnectOptions, type Endpoint } from './connect.js';
 import { errorMessage, InstanceError } from '../errors.js';
+import { formatDuration } from '../format.js';
 
 export const RECONNECT = { firstMs: 1000, capMs: 60_000 } as const;
 
@@ -52,11 +53,11 @@ export class KeptConnections {
     }
     if (e.opening) return e.opening;
     if (this.now() < e.notBefore) {
-      const inS = Math.ceil((e.notBefore - this.now()) / 1000);
+      const wait = formatDuration(e.notBefore - this.now());
       const code = (e.lastFailure as { code?: unknown } | undefined)?.code;
       throw new InstanceError(
         `${ep.host}:${ep.port}`,
-        `${e.lastError ?? 'not reachable'} (next connection attempt in ${inS} s)`,
+        `${e.lastError ?? 'not reachable'} (next connection attempt in ${wait})`,
         typeof code === 'string' ? code : undefined,
         { cause: e.lastFailure },
       );

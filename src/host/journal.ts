@@ -2,8 +2,9 @@
 // *before* it tries the database, and removes it once the row is updated; whatever is left is
 // delivered by the next check step, in order. Delivery is a conditional update, so delivering the
 // same entry twice has the effect of once.
-import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { fsyncDir, writeFileAtomic } from '../fs.js';
 import type { TaskKey } from '../task/task.js';
 
 export interface JournalEntry {
@@ -23,23 +24,13 @@ export function journalDir(stateDir: string): string {
 let seq = 0;
 
 export function appendJournal(stateDir: string, entry: Omit<JournalEntry, 'id' | 'writtenAt'>): JournalEntry {
-  const dir = journalDir(stateDir);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
   const id = `${Date.now().toString().padStart(15, '0')}-${process.pid}-${(seq++).toString().padStart(6, '0')}.json`;
   const full: JournalEntry = { id, writtenAt: new Date().toISOString(), ...entry };
-  const tmp = join(dir, `.${id}.tmp`);
-  const fd = openSync(tmp, 'w', 0o600);
-  try {
-    writeSync(fd, JSON.stringify(full));
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, join(dir, id));
-  fsyncDir(dir);
+  writeFileAtomic(join(journalDir(stateDir), id), JSON.stringify(full), { mode: 0o600, durable: true, dirMode: 0o700 });
   return full;
 }
 
+/** Durable too, so a delivered entry is not delivered again after a crash (harmless, but noisy). */
 export function removeJournal(stateDir: string, id: string): void {
   rmSync(join(journalDir(stateDir), id), { force: true });
   fsyncDir(journalDir(stateDir));
@@ -102,16 +93,3 @@ export function pendingJournalKeys(stateDir: string): Set<string> {
 }
 
 export const journalKey = (k: TaskKey): string => `${k.backupId}\u0000${k.host}\u0000${k.port}\u0000${k.shardValue}`;
-
-function fsyncDir(dir: string): void {
-  try {
-    const fd = openSync(dir, 'r');
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-  } catch {
-    // not every file system lets a directory be fsynced
-  }
-}

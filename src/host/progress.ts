@@ -4,8 +4,9 @@
 // also holds older backups (often thousands of files) and runs every few seconds.
 import type { Dirent } from 'node:fs';
 import { lstat, readdir } from 'node:fs/promises';
-import { isAbsolute, join } from 'node:path';
-import type { InstanceConfig } from '../config/instance.js';
+import { join } from 'node:path';
+import { backupDirOf, type InstanceConfig } from '../config/instance.js';
+import { ConfigError } from '../errors.js';
 
 /** How often the supervisor measures (and rewrites its record). */
 export const PROGRESS_EVERY_MS = 2_000;
@@ -23,10 +24,18 @@ export interface Measure {
   truncated: boolean;
 }
 
-/** The instance's `[Public] BackupDir`, when it is set to an absolute path. */
-export function backupDirOf(instance: Pick<InstanceConfig, 'sections'>): string | undefined {
-  const v = instance.sections.Public?.BackupDir;
-  return typeof v === 'string' && isAbsolute(v.trim()) ? v.trim() : undefined;
+/**
+ * Where a running backup's progress is measured: the instance's BackupDir, or nowhere when that
+ * is not usable. Measuring is a nicety: the built-in runners refuse such a BackupDir themselves,
+ * and a custom backup command may write elsewhere.
+ */
+export function measuredDirOf(instance: Pick<InstanceConfig, 'file' | 'sections'>): string | undefined {
+  try {
+    return backupDirOf(instance);
+  } catch (err) {
+    if (err instanceof ConfigError) return undefined;
+    throw err;
+  }
 }
 
 /**

@@ -1,17 +1,18 @@
 // The supervisors' records on the host (one small JSON file per backup, beside the host lock):
 // written by the supervisor, read by every agent of the host. They are what lets an agent tell a
 // backup that is still running from one whose supervisor is already writing its final status.
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { errorMessage } from '../errors.js';
+import { writeFileAtomic } from '../fs.js';
 import { recordFile, type TaskRecord } from './protocol.js';
 
+/**
+ * Not durable: rewritten every few seconds while a backup runs, and after a power cut nothing of
+ * it is left to describe (the final status is in the journal, which is durable).
+ */
 export function writeRecord(dir: string, record: TaskRecord): void {
-  mkdirSync(dir, { recursive: true, mode: 0o755 });
-  const file = recordFile(dir, record.key);
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, JSON.stringify(record), { mode: 0o644 });
-  renameSync(tmp, file);
+  writeFileAtomic(recordFile(dir, record.key), JSON.stringify(record), { mode: 0o644, durable: false, dirMode: 0o755 });
 }
 
 /**

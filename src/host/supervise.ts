@@ -26,7 +26,7 @@ import {
   type SupervisorSpec,
   type TaskRecord,
 } from './protocol.js';
-import { backupDirOf, bytesWrittenSince, PROGRESS_EVERY_MS } from './progress.js';
+import { bytesWrittenSince, measuredDirOf, PROGRESS_EVERY_MS } from './progress.js';
 import { writeRecord } from './records.js';
 import { exitStatus, REASON, STATUS } from '../task/status.js';
 
@@ -150,7 +150,7 @@ export async function supervise({ spec, logger }: SuperviseDeps): Promise<number
     current = { ...record, backupPid: child.pid };
     saveRecord(paths.records, current, logger);
   }
-  const progress = measureProgress(backupDirOf(instance), startedAt, (bytes) => {
+  const progress = measureProgress(measuredDirOf(instance), startedAt, (bytes) => {
     if (current.phase !== 'running') return;
     current = { ...current, bytes, bytesAt: new Date().toISOString() };
     saveRecord(paths.records, current, logger);

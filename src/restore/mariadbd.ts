@@ -5,6 +5,7 @@ import { mkdir, open, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import mysql from 'mysql2/promise';
+import { formatDuration } from '../format.js';
 
 /** Debian installs these outside a non-root PATH; MARIADBD / MARIADB_INSTALL_DB override. */
 const MARIADBD = process.env.MARIADBD ?? firstExisting('/usr/sbin/mariadbd', 'mariadbd');
@@ -196,7 +197,7 @@ export class MariadbServer {
       }
       await delay(POLL_MS);
     }
-    throw new Error(`mariadbd not ready after ${START_TIMEOUT_MS} ms (last probe: ${lastError})`);
+    throw new Error(`mariadbd not ready after ${formatDuration(START_TIMEOUT_MS)} (last probe: ${lastError})`);
   }
 }
 

@@ -2,8 +2,9 @@
 // into its directory. A directory without one is incomplete by definition. Checking a directory
 // against its manifest is what the agent does right after the backup and what `verify` repeats.
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, fsyncSync, closeSync, openSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
+import { createReadStream, existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../fs.js';
 import type { Position } from './tools.js';
 
 export const MANIFEST_FILE = 'manifest.json';
@@ -58,29 +59,11 @@ export function manifestText(m: Manifest): string {
   return `${JSON.stringify(m, null, 2)}\n`;
 }
 
-/** Temporary file, fsync, rename: the manifest is either absent or whole. Returns its text. */
+/** Durable and atomic: the manifest is either absent or whole, also after a power cut. Returns its text. */
 export function writeManifest(dir: string, m: Manifest): string {
   const text = manifestText(m);
-  const tmp = join(dir, `.${MANIFEST_FILE}.tmp`);
-  const fd = openSync(tmp, 'w', 0o640);
-  try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, join(dir, MANIFEST_FILE));
-  fsyncDir(dir);
+  writeFileAtomic(join(dir, MANIFEST_FILE), text, { mode: 0o640, durable: true });
   return text;
-}
-
-export function fsyncDir(dir: string): void {
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
 }
 
 export interface DirCheck {

@@ -4,19 +4,20 @@
 // Right after, the agent checks its own output and publishes the verdict on the instance.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, renameSync, rmSync } from 'node:fs';
-import { isAbsolute, join } from 'node:path';
+import { join } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { loadInstanceConfig, type InstanceConfig } from '../config/instance.js';
+import { backupDirOf, loadInstanceConfig, type InstanceConfig } from '../config/instance.js';
 import { IniReader } from '../config/ini-file.js';
 import { connect } from '../db/connect.js';
-import { ConfigError, errorMessage } from '../errors.js';
+import { errorMessage } from '../errors.js';
+import { fsyncDir } from '../fs.js';
 import { binlogGtidPosAt } from '../sql/binlogs.js';
 import { publishVerdict } from '../sql/manifests.js';
 import { sourceInfo, spiderTables } from '../sql/source-info.js';
 import type { RunnerSpec } from './args.js';
 import { writeDefaultsFile, type DefaultsFile } from './defaults-file.js';
-import { checkBackupDir, describeFile, fsyncDir, MANIFEST_FILE, writeManifest, type Manifest } from './manifest.js';
+import { checkBackupDir, describeFile, MANIFEST_FILE, writeManifest, type Manifest } from './manifest.js';
 import {
   COMPRESS_ARGV,
   COMPRESSOR,
@@ -35,13 +36,6 @@ const ABORT_GRACE_MS = 300;
 
 export class RunnerError extends Error {
   override readonly name = 'RunnerError';
-}
-
-/** Where an instance's backups go: [Public] BackupDir of its ini, which must be absolute. */
-export function backupDirOf(instance: InstanceConfig): string {
-  const dir = new IniReader(instance.file, instance.sections).string('Public', 'BackupDir');
-  if (!isAbsolute(dir)) throw new ConfigError(instance.file, '[Public] BackupDir', dir, 'must be an absolute path');
-  return dir;
 }
 
 export interface BackupPaths {

@@ -16,6 +16,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import ini from 'ini';
 import mysql from 'mysql2/promise';
 import type { ResultSetHeader } from 'mysql2';
+import { formatDuration } from '../format.js';
 import { createLocalTable, createSchema, createSpiderTable } from '../sql/ddl.js';
 import { installDatadir, MariadbServer, PortInUseError } from '../restore/mariadbd.js';
 import { pickPort, portPlan, PORTS_ENV, type PortPlan } from './ports.js';
@@ -434,7 +435,7 @@ class LocalCluster implements Cluster {
       await delay(25);
     }
     throw new Error(
-      `waitReplicated: ${slave.name} did not reach ${master.name} ${target.File}:${target.Position} within ${timeoutMs} ms ` +
+      `waitReplicated: ${slave.name} did not reach ${master.name} ${target.File}:${target.Position} within ${formatDuration(timeoutMs)} ` +
         `(at ${status.Relay_Master_Log_File}:${status.Exec_Master_Log_Pos}, IO ${status.Slave_IO_Running} ${status.Last_IO_Error}, ` +
         `SQL ${status.Slave_SQL_Running} ${status.Last_SQL_Error})`,
     );

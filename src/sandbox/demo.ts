@@ -6,7 +6,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { formatBytes } from '../format.js';
+import { formatBytes, formatDuration } from '../format.js';
 import { sandboxDown, sandboxUp } from './control.js';
 import { ADMIN_PASSWORD, ADMIN_USER } from './cluster.js';
 import type { SandboxState } from './layout.js';
@@ -34,7 +34,8 @@ const STEPS = 6;
 /** Runs the demo; resolves with the exit code (0: every task succeeded). */
 export async function runDemo(opts: DemoOptions): Promise<number> {
   const t0 = Date.now();
-  const at = () => `[${((Date.now() - t0) / 1000).toFixed(1).padStart(5)} s]`;
+  // Seven wide, so that "[  2.5 s] " lines up with the indent of what is shown under it.
+  const at = () => `[${formatDuration(Date.now() - t0).padStart(7)}]`;
   const say = (text: string) => opts.out(`${at()} ${text}`);
   const show = (text: string) => opts.out(indent(text));
 
@@ -112,7 +113,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
         ? `verify exited ${verified.code}`
         : `verify --restore-test --to-point exited ${restored.code}`;
   opts.out('');
-  opts.out(`${ok ? 'Done' : 'FAILED'} in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${verdict}.`);
+  opts.out(`${ok ? 'Done' : 'FAILED'} in ${formatDuration(Date.now() - t0)}: ${verdict}.`);
   return ok ? 0 : 1;
 }
 

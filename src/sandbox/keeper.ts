@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { setTimeout as delay } from 'node:timers/promises';
 import { errorMessage } from '../errors.js';
+import { formatDuration } from '../format.js';
 import { isAlive } from '../host/processes.js';
 import { startCluster, type Cluster, type Instance } from './cluster.js';
 import { demoAgentConfig } from './demo-config.js';
@@ -57,13 +58,13 @@ async function up(): Promise<void> {
   const started = Date.now();
   progress({ step: 'starting 2 shard masters, a replica of each, a spider node and the tdbctl stand-in (mariadbd from the system)' });
   cluster = await startCluster({ shards: 2, slaves: [0, 1], tdbctl: true, hosts: 'distinct', dir: paths.cluster });
-  progress({ step: `cluster up in ${seconds(Date.now() - started)}`, done: true });
+  progress({ step: `cluster up in ${formatDuration(Date.now() - started)}`, done: true });
   if (stopping) return;
 
   const t = Date.now();
   const rows = await loadSampleData(cluster);
   progress({
-    step: `sample data: ${rows} rows in demo.orders, spread over the shards by the spider node (${seconds(Date.now() - t)})`,
+    step: `sample data: ${rows} rows in demo.orders, spread over the shards by the spider node (${formatDuration(Date.now() - t)})`,
     done: true,
   });
 
@@ -75,7 +76,7 @@ async function up(): Promise<void> {
   hosts.forEach((h, i) => (h.daemonPid = daemons[i]?.pid));
   writeState(paths, stateOf(cluster, hosts, false));
   await Promise.all(hosts.map((h) => daemonReady(h)));
-  progress({ step: `agents ticking (${seconds(Date.now() - t2)})`, done: true });
+  progress({ step: `agents ticking (${formatDuration(Date.now() - t2)})`, done: true });
   writeState(paths, stateOf(cluster, hosts, true));
 }
 
@@ -118,7 +119,7 @@ async function daemonReady(h: SandboxHost): Promise<void> {
     }
     await delay(100);
   }
-  throw new Error(`the agent daemon of ${h.address} did not tick within ${DAEMON_READY_MS / 1000} s; see ${h.log}`);
+  throw new Error(`the agent daemon of ${h.address} did not tick within ${formatDuration(DAEMON_READY_MS)}; see ${h.log}`);
 }
 
 function stateOf(c: Cluster, hosts: SandboxHost[], ready: boolean): SandboxState {
@@ -173,10 +174,6 @@ async function exited(child: ChildProcess, ms: number): Promise<void> {
     child.kill('SIGKILL');
     await done;
   }
-}
-
-function seconds(ms: number): string {
-  return `${(ms / 1000).toFixed(1)} s`;
 }
 
 type Progress = ((msg: Record<string, unknown>) => void) & { close(): void };

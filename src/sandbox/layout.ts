@@ -1,8 +1,9 @@
 // Where a sandbox keeps its things under its base directory, and its state file: what `sandbox up`
 // started (pids, ports, dirs), so that `sandbox down` stops exactly those and nothing else.
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { OperationError } from '../errors.js';
+import { writeFileAtomic } from '../fs.js';
 
 export const STATE_FILE = 'sandbox.json';
 
@@ -91,9 +92,7 @@ export function recordedPids(s: SandboxState): number[] {
 }
 
 export function writeState(paths: SandboxPaths, state: SandboxState): void {
-  const tmp = `${paths.state}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(state, null, 2)}\n`);
-  renameSync(tmp, paths.state);
+  writeFileAtomic(paths.state, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o644, durable: false });
 }
 
 export function readState(paths: SandboxPaths): SandboxState | undefined {

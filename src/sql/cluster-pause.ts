@@ -2,7 +2,7 @@
 // `pause --cluster` / `resume --cluster`, and the agent's read, folded into its tick's one read of
 // its unfinished tasks so an idle tick stays at two statements (that read and the presence write).
 // Every time is the database's: PauseUntil and SetAt by NOW(), "in force" decided by the server.
-import type { Queryable } from '../db/connect.js';
+import { isNoSuchTable, type Queryable } from '../db/connect.js';
 import { CLUSTER_PAUSE_TABLE, SCHEMA, TABLE } from './ddl.js';
 import { toTask, UNFINISHED, type RawRow } from './tasks.js';
 import type { TaskRow } from '../task/task.js';
@@ -88,14 +88,13 @@ export async function listUnfinishedTasksAndPause(
 
 const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
-/** Whether `err` says the cluster-pause table is missing (the task table's absence means something else). */
 /** The user may not read the cluster-pause table (a grant on global_backup alone). */
 export function isClusterPauseDenied(err: unknown): boolean {
   const e = err as { code?: string; message?: string };
   return e.code === 'ER_TABLEACCESS_DENIED_ERROR' && (e.message ?? '').includes(CLUSTER_PAUSE_TABLE);
 }
 
+/** Whether `err` says the cluster-pause table is missing (the task table's absence means something else). */
 export function isMissingClusterPauseTable(err: unknown): boolean {
-  const e = err as { code?: string; message?: string };
-  return e.code === 'ER_NO_SUCH_TABLE' && (e.message ?? '').includes(CLUSTER_PAUSE_TABLE);
+  return isNoSuchTable(err, CLUSTER_PAUSE_TABLE);
 }

@@ -35,23 +35,42 @@ export function createLocalTable(): string {
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COMMENT='shard_key "ShardValue"'`;
 }
 
+/** tdbctl's name (mysql.servers) for the master of shard i: SPT0, SPT1 … */
+const SHARD_SERVER_PREFIX = 'SPT';
+
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
 /**
- * The Spider table of a spider node: partition pt<i> lives on server SPT<i>, so a row with
- * ShardValue s is stored on the master of shard s mod N. TSpider wants the shard_key comment;
- * MariaDB's Spider rejects it (error 12501), hence the flag.
+ * How a Spider table spreads its rows over the shards: partition pt<i> holds the rows whose
+ * `column` MOD `shards` is i and lives in `database`.`table` on server SPT<i>, the master of
+ * shard i. The names are the callers' constants; anything else is refused rather than quoted.
+ */
+export function spiderPartitions(p: { column: string; shards: number; database: string; table: string }): string {
+  if (!Number.isInteger(p.shards) || p.shards < 1) throw new RangeError(`shard count must be a positive integer, got ${p.shards}`);
+  for (const name of [p.column, p.database, p.table]) {
+    if (!IDENTIFIER.test(name)) throw new RangeError(`not a plain identifier: ${JSON.stringify(name)}`);
+  }
+  const parts: string[] = [];
+  for (let i = 0; i < p.shards; i++) {
+    parts.push(
+      `PARTITION pt${i} VALUES IN (${i}) COMMENT = 'database "${p.database}", table "${p.table}", server "${SHARD_SERVER_PREFIX}${i}"'`,
+    );
+  }
+  return `PARTITION BY LIST (${p.column} MOD ${p.shards}) (
+  ${parts.join(',\n  ')}
+)`;
+}
+
+/**
+ * The Spider table of a spider node: a row with ShardValue s is stored on the master of shard
+ * s mod N. TSpider wants the shard_key comment; MariaDB's Spider rejects it (error 12501), hence
+ * the flag.
  */
 export function createSpiderTable(shards: number, withShardKeyComment: boolean): string {
-  if (!Number.isInteger(shards) || shards < 1) throw new RangeError(`shard count must be a positive integer, got ${shards}`);
-  const parts: string[] = [];
-  for (let i = 0; i < shards; i++) {
-    parts.push(`PARTITION pt${i} VALUES IN (${i}) COMMENT = 'database "${SCHEMA}", table "${TABLE}", server "SPT${i}"'`);
-  }
   const comment = withShardKeyComment ? ` COMMENT='shard_key "ShardValue"'` : '';
   return `CREATE TABLE IF NOT EXISTS ${SCHEMA}.${TABLE} (${COLUMNS}${INDEXES}
 ) ENGINE=SPIDER DEFAULT CHARSET=utf8mb4${comment}
-PARTITION BY LIST (ShardValue MOD ${shards}) (
-  ${parts.join(',\n  ')}
-)`;
+${spiderPartitions({ column: 'ShardValue', shards, database: SCHEMA, table: TABLE })}`;
 }
 
 export const PRESENCE_TABLE = 'spiderbackup_presence';
@@ -161,16 +180,9 @@ export function createLocalRestorePointTable(): string {
 
 /** The spider node's view of the restore points: the row of shard s lives on shard s's master. */
 export function createSpiderRestorePointTable(shards: number): string {
-  if (!Number.isInteger(shards) || shards < 1) throw new RangeError(`shard count must be a positive integer, got ${shards}`);
-  const parts: string[] = [];
-  for (let i = 0; i < shards; i++) {
-    parts.push(`PARTITION pt${i} VALUES IN (${i}) COMMENT = 'database "${SCHEMA}", table "${RESTORE_POINT_TABLE}", server "SPT${i}"'`);
-  }
   return `CREATE TABLE IF NOT EXISTS ${SCHEMA}.${RESTORE_POINT_TABLE} (${RESTORE_POINT_COLUMNS}
 ) ENGINE=SPIDER DEFAULT CHARSET=utf8mb4
-PARTITION BY LIST (ShardValue MOD ${shards}) (
-  ${parts.join(',\n  ')}
-)`;
+${spiderPartitions({ column: 'ShardValue', shards, database: SCHEMA, table: RESTORE_POINT_TABLE })}`;
 }
 
 export const CLUSTER_PAUSE_TABLE = 'spiderbackup_cluster_pause';

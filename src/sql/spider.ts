@@ -11,8 +11,6 @@ const T = `${SCHEMA}.${TABLE}`;
 export const ER_UNKNOWN_SYSTEM_VARIABLE = 1193;
 /** Spider: a partition's remote table is missing (seen when the table is first opened). */
 export const ER_SPIDER_REMOTE_TABLE_NOT_FOUND = 12702;
-/** The remote's own "table doesn't exist", passed through by Spider for an already open table. */
-export const ER_NO_SUCH_TABLE = 1146;
 /** Spider: its connection to a shard broke (the shard restarted); the next statement connects anew. */
 export const ER_SPIDER_REMOTE_SERVER_GONE_AWAY = 12701;
 

@@ -1,7 +1,7 @@
 // Small JSON files in state_dir that other processes read (the CLI reads what the daemon writes and
-// the other way round). Written to a temporary name and renamed, so a reader never sees half a file.
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { dirname, join, basename } from 'node:path';
+// the other way round). Written atomically, so a reader never sees half a file.
+import { readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../fs.js';
 
 /**
  * World-readable on purpose: operators run `status` as themselves and the daemon runs as mysql;
@@ -10,26 +10,11 @@ import { dirname, join, basename } from 'node:path';
 const FILE_MODE = 0o644;
 
 /**
- * `durable` fsyncs before the rename (an operator's pause must survive a power cut); the status
- * snapshot, rewritten every tick, skips that to keep an idle agent off the disk.
+ * `durable`: an operator's pause must survive a power cut; the status snapshot, rewritten every
+ * tick, is not durable, to keep an idle agent off the disk.
  */
 export function writeJsonAtomic(path: string, value: unknown, opts: { durable: boolean }): void {
-  const dir = dirname(path);
-  mkdirSync(dir, { recursive: true, mode: 0o755 });
-  const tmp = join(dir, `.${basename(path)}.${process.pid}.tmp`);
-  const fd = openSync(tmp, 'w', FILE_MODE);
-  try {
-    writeSync(fd, `${JSON.stringify(value, null, 2)}\n`);
-    if (opts.durable) fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  try {
-    renameSync(tmp, path);
-  } catch (err) {
-    rmSync(tmp, { force: true });
-    throw err;
-  }
+  writeFileAtomic(path, `${JSON.stringify(value, null, 2)}\n`, { mode: FILE_MODE, durable: opts.durable, dirMode: 0o755 });
 }
 
 /** The parsed file, undefined when it does not exist; a damaged file is an error for the caller. */

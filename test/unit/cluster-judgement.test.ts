@@ -66,7 +66,7 @@ test('replication problems: SQL thread first (with its error), then IO, then lag
   assert.match(replicationProblem({ ...ok, sqlRunning: 'No' }) ?? '', /SQL thread is not running \(stopped by an operator\?\)/);
   assert.match(replicationProblem({ ...ok, sqlRunning: 'No', sqlErrno: 1062, sqlError: 'Duplicate' }) ?? '', /error 1062 Duplicate/);
   assert.match(replicationProblem({ ...ok, ioRunning: 'Connecting', ioError: 'refused' }) ?? '', /IO thread is connecting: refused/);
-  assert.match(replicationProblem({ ...ok, lagS: 301 }) ?? '', /lags 301 s/);
+  assert.match(replicationProblem({ ...ok, lagS: 301 }) ?? '', /lags 5m01s/);
   assert.match(replicationProblem(undefined) ?? '', /not configured/);
 });
 
@@ -114,9 +114,9 @@ test('wait: a live agent, a finished task or an unreadable presence say nothing'
 
 test('wait: a lost agent is named; a waiting task is hopeless once the agent is lost for longer than unclaimed_after', () => {
   const named = judge(ev({ presence: presence({ ageS: 100 }) }), limits);
-  assert.match(named.problem ?? '', /agent lost: its last tick on h:1 was 100 s ago \(v0\.1\.0 on db1, pid 42\)/);
+  assert.match(named.problem ?? '', /agent lost: its last tick on h:1 was 1m40s ago \(v0\.1\.0 on db1, pid 42\)/);
   assert.equal(named.hopeless, undefined);
-  assert.match(judge(ev({ presence: presence({ ageS: 601 }) }), limits).hopeless ?? '', /agent lost for 10 min/);
+  assert.match(judge(ev({ presence: presence({ ageS: 601 }) }), limits).hopeless ?? '', /agent lost for 10m01s/);
   // A running backup's supervisor records its end without the agent.
   assert.equal(judge(ev({ row: row({ status: 'running' }), presence: presence({ ageS: 9999 }) }), limits).hopeless, undefined);
 });
@@ -136,13 +136,16 @@ test('wait: a replica row missing is named with its replication state, and hopel
   const copy = row({ wrapper: 'mysql_slave', status: 'replicated', createdAgeS: 30 });
   const stopped = { problem: 'replication SQL thread is not running', lagS: null };
   const j = judge(ev({ row: undefined, masterCopy: copy, replication: stopped }), limits);
-  assert.match(j.problem ?? '', /its row has not arrived by replication \(on the master for 30 s\): replication SQL thread is not running/);
+  assert.match(
+    j.problem ?? '',
+    /its row has not arrived by replication \(on the master for 30\.0 s\): replication SQL thread is not running/,
+  );
   assert.equal(j.hopeless, undefined);
   const late = judge(ev({ row: undefined, masterCopy: { ...copy, createdAgeS: 700 }, replication: stopped }), limits);
-  assert.match(late.hopeless ?? '', /never arrived by replication \(12 min, over \[schedule\] unclaimed_after\)/);
+  assert.match(late.hopeless ?? '', /never arrived by replication \(11m40s, over \[schedule\] unclaimed_after\)/);
   assert.match(
     judge(ev({ row: undefined, masterCopy: copy, replication: { problem: undefined, lagS: 4 } }), limits).problem ?? '',
-    /threads run, 4 s behind/,
+    /threads run, 4\.0 s behind/,
   );
   // Unreadable replica: its missing row says nothing.
   assert.deepEqual(judge(ev({ row: undefined, unreadable: true, masterCopy: copy }), limits), {});

@@ -2,16 +2,16 @@
 // the cluster pause and the summary line.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatSeconds, renderClusterStatus } from '../../src/cli/render/cluster-status-view.js';
-import { formatBytes } from '../../src/format.js';
+import { renderClusterStatus } from '../../src/cli/render/cluster-status-view.js';
+import { formatBytes, formatDuration } from '../../src/format.js';
 import type { ClusterStatus } from '../../src/cluster/status.js';
 
 test('bytes and durations read as people write them', () => {
   assert.equal(formatBytes(512), '512 B');
   assert.equal(formatBytes(3 * 1024 ** 3 + 512 * 1024 ** 2), '3.5 GiB');
-  assert.equal(formatSeconds(59), '59 s');
-  assert.equal(formatSeconds(61), '1 min 1 s');
-  assert.equal(formatSeconds(7260), '2 h 1 min');
+  assert.equal(formatDuration(59_000), '59.0 s');
+  assert.equal(formatDuration(61_000), '1m01s');
+  assert.equal(formatDuration(7260_000), '2h01m00s');
 });
 
 test('a running backup with bytes and rate, a last success, the cluster pause and the agents without life', () => {
@@ -40,15 +40,17 @@ test('a running backup with bytes and rate, a last success, the cluster pause an
         port: 20000,
         reachable: true,
         agent: { state: 'lost', version: '0.1.0', ageS: 95 },
-        problems: ['agent lost: its last tick was 95 s ago', 'replication lags 400 s behind its master'],
+        problems: ['agent lost: its last tick was 1m35s ago', 'replication lags 6m40s behind its master'],
       },
     ],
   };
   const text = renderClusterStatus(status);
   assert.match(text, /^Cluster paused until 2026-11-26T03:00:00.000Z \(storage maintenance, by dba\): no new backup starts\./);
   assert.match(text, /nightly/);
-  assert.match(text, /for 1 min 40 s, 100 MiB \(1\.0 MiB\/s\)/);
-  assert.match(text, /ended 2026-11-25 03:41:12 \(41 min 12 s after scheduled\)/);
-  assert.match(text, /agent lost: its last tick was 95 s ago; replication lags 400 s/);
+  assert.match(text, /alive v0\.1\.0, 2\.0 s ago/);
+  assert.match(text, /lost v0\.1\.0, 1m35s ago/);
+  assert.match(text, /for 1m40s, 100 MiB \(1\.0 MiB\/s\)/);
+  assert.match(text, /ended 2026-11-25 03:41:12 \(41m12s after scheduled\)/);
+  assert.match(text, /agent lost: its last tick was 1m35s ago; replication lags 6m40s/);
   assert.match(text, /2 instances: 1 without a live agent \(SPT_SLAVE0 lost\)\./);
 });

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AGENT_SCHEMA, loadAgentConfig } from '../../src/config/agent.js';
-import { formatDuration, MAX_TIMER_MS, parseDuration } from '../../src/config/duration.js';
+import { formatConfigDuration, MAX_TIMER_MS, parseDuration } from '../../src/config/duration.js';
 import { ConfigError } from '../../src/errors.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -60,7 +60,7 @@ test('durations: above the maximum is a ConfigError naming file, key and value; 
   const f = agentIni('[agent]\ntick_interval = 50ms\n');
   assert.throws(() => loadAgentConfig(f), refused(f, /\[agent\] tick_interval = "50ms": must be at least 100ms$/));
   assert.equal(loadAgentConfig(agentIni('[backup]\nkill_grace = 0\n')).backup.killGraceMs, 0);
-  assert.equal(formatDuration(0), '0s');
+  assert.equal(formatConfigDuration(0), '0s');
 });
 
 test('unknown sections and keys: one warning each, naming file, section and key; the rest still loads', () => {

@@ -3,7 +3,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { summarize } from '../../src/cluster/history.js';
 import type { MasterSideSummary, StatusCounts } from '../../src/sql/history.js';
-import { formatDuration, listJson } from '../../src/cli/render/history-view.js';
+import { listJson } from '../../src/cli/render/history-view.js';
+import { formatDuration } from '../../src/format.js';
 
 const none = { tasks: 0, success: 0, failed: 0, unfinished: 0, stopped: 0, updatedAgeS: 0, updatedAt: '' };
 const master = (c: Partial<MasterSideSummary>): MasterSideSummary => ({
@@ -71,7 +72,7 @@ test('JSON rows carry backupId and state; durations read as h/m/s', () => {
   const [row] = listJson([summarize(master({ tasks: 3, success: 3 }), [replica({ success: 1 })])]);
   assert.equal(row?.backupId, 'b');
   assert.equal(row?.state, 'complete');
-  assert.equal(formatDuration(3725), '1h02m05s');
-  assert.equal(formatDuration(65), '1m05s');
-  assert.equal(formatDuration(7), '7s');
+  assert.equal(formatDuration(3725_000), '1h02m05s');
+  assert.equal(formatDuration(65_000), '1m05s');
+  assert.equal(formatDuration(7_000), '7.0 s');
 });

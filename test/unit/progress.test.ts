@@ -4,10 +4,11 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { backupDirOf, bytesWrittenSince } from '../../src/host/progress.js';
+import { bytesWrittenSince, measuredDirOf } from '../../src/host/progress.js';
+import { backupDirOf } from '../../src/config/instance.js';
 import { formatBytes } from '../../src/format.js';
 import { missingPrivilege } from '../../src/db/privileges.js';
-import { InstanceError } from '../../src/errors.js';
+import { ConfigError, InstanceError } from '../../src/errors.js';
 import { progressText } from '../../src/cli/render/status-view.js';
 
 test('only files written since the start count; older backups, links and directories do not', async () => {
@@ -38,9 +39,14 @@ test('the walk stops at its bounds and says the sum is a lower bound', async () 
 });
 
 test('BackupDir is read from [Public] when absolute; sizes are printed for people', () => {
-  assert.equal(backupDirOf({ sections: { Public: { BackupDir: '/data/dbbak' } } }), '/data/dbbak');
-  assert.equal(backupDirOf({ sections: { Public: { BackupDir: 'relative' } } }), undefined);
-  assert.equal(backupDirOf({ sections: {} }), undefined);
+  const ini = (sections: Record<string, Record<string, unknown>>) => ({ file: '/etc/dbbackup.20000.ini', sections });
+  assert.equal(backupDirOf(ini({ Public: { BackupDir: ' /data/dbbak ' } })), '/data/dbbak');
+  assert.throws(() => backupDirOf(ini({ Public: { BackupDir: 'relative' } })), ConfigError);
+  assert.throws(() => backupDirOf(ini({})), ConfigError);
+  // Progress is measured only where BackupDir is usable; otherwise not at all.
+  assert.equal(measuredDirOf(ini({ Public: { BackupDir: '/data/dbbak' } })), '/data/dbbak');
+  assert.equal(measuredDirOf(ini({ Public: { BackupDir: 'relative' } })), undefined);
+  assert.equal(measuredDirOf(ini({})), undefined);
   assert.equal(formatBytes(512), '512 B');
   assert.equal(formatBytes(1536), '1.5 KiB');
   assert.equal(formatBytes(300 * 1024 * 1024), '300 MiB');

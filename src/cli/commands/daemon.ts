@@ -17,8 +17,9 @@ export const register: Register = (program, setExit) => {
     .action(async (_opts: unknown, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
       (await import('../../daemon/heap.js')).keepYoungGenerationSmall();
-      const [{ MetricsListenError, runDaemon }, { LockHeldError }] = await Promise.all([
+      const [{ runDaemon }, { MetricsListenError }, { LockHeldError }] = await Promise.all([
         import('../../daemon/daemon.js'),
+        import('../../daemon/http.js'),
         import('../../daemon/lock.js'),
       ]);
       try {

@@ -2,8 +2,8 @@
 import { userInfo } from 'node:os';
 import type { Command } from 'commander';
 import type { AgentConfig } from '../../config/agent.js';
-import { formatDuration } from '../../config/duration.js';
 import { errorMessage, OperationError } from '../../errors.js';
+import { formatDuration } from '../../format.js';
 import { PAUSE_MEANING, type PauseState } from '../../state/pause.js';
 import { print } from '../render/table.js';
 import { parseForDuration, type GlobalOptions, type Register } from '../options.js';

@@ -2,6 +2,7 @@
 // `--list` shows the recorded ones.
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { AgentConfig } from '../../config/agent.js';
+import { formatDuration } from '../../format.js';
 import type { Logger } from '../../log.js';
 import { print, renderJson, renderTable } from '../render/table.js';
 import { configOption, formatOption, parseForDuration, type Format, type GlobalOptions, type Register } from '../options.js';
@@ -101,8 +102,8 @@ async function restorePointCommand(config: AgentConfig, logger: Logger, name: st
   if (opts.format === 'json') print(renderJson(pointJson(p)));
   else {
     print(
-      `restore point ${p.name} taken at ${p.takenAt}: commits paused ${p.pauseMs} ms on ${p.spiderNodes} Spider node(s) ` +
-        `(acquire ${p.acquireMs} ms, hold ${p.holdMs} ms; attempt ${res.attempts})`,
+      `restore point ${p.name} taken at ${p.takenAt}: commits paused ${formatDuration(p.pauseMs)} on ${p.spiderNodes} Spider node(s) ` +
+        `(acquire ${formatDuration(p.acquireMs)}, hold ${formatDuration(p.holdMs)}; attempt ${res.attempts})`,
     );
     print(
       renderTable(

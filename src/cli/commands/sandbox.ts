@@ -3,6 +3,7 @@
 import { resolve } from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { parseDuration } from '../../config/duration.js';
+import { formatDuration } from '../../format.js';
 import type { Register } from '../options.js';
 
 interface SandboxOptions {
@@ -36,7 +37,7 @@ export const register: Register = (program, setExit) => {
       const { sandboxUp } = await import('../../sandbox/control.js');
       const t0 = Date.now();
       const state = await sandboxUp({ dir: opts.dir, ...portsOf(opts), tick: opts.tick, onStep: (s) => process.stdout.write(`  ${s}\n`) });
-      process.stdout.write(`sandbox up in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${state.base}\n`);
+      process.stdout.write(`sandbox up in ${formatDuration(Date.now() - t0)}: ${state.base}\n`);
       for (const i of state.instances) process.stdout.write(`  ${i.role.padEnd(6)} ${i.name.padEnd(8)} ${i.host}:${i.port}\n`);
       process.stdout.write(
         `spider node's agent config: ${state.spiderAgentConfig}\nstop it: spiderbackup sandbox down --dir ${state.base}\n`,

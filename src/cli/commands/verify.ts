@@ -3,6 +3,7 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { AgentConfig } from '../../config/agent.js';
 import type { RestorePoint } from '../../cluster/restore-point-model.js';
+import { formatDuration } from '../../format.js';
 import { print } from '../render/table.js';
 import { configOption, type GlobalOptions, type Register } from '../options.js';
 
@@ -117,7 +118,7 @@ function restorePointLine(backupId: string, p: RestorePoint | undefined, complet
   if (!p.complete)
     return `restore point ${backupId}: INCOMPLETE, a shard master lost its row of the point (${p.shards.length} shards found)`;
   return (
-    `restore point ${backupId}: taken at ${p.takenAt}, ${p.shards.length} shards, commits paused ${p.pauseMs} ms on ` +
+    `restore point ${backupId}: taken at ${p.takenAt}, ${p.shards.length} shards, commits paused ${formatDuration(p.pauseMs)} on ` +
     `${p.spiderNodes} Spider node(s)${p.internalXa ? '' : ' (spider_internal_xa OFF: weaker)'}`
   );
 }
@@ -165,6 +166,6 @@ async function pointTest(
       if (opts.expect !== undefined && r.checkSum !== opts.expect) ok = false;
     }
   }
-  print(`restore test to point ${r.point}: ${r.shards.length} shard(s) in ${(r.ms / 1000).toFixed(1)} s${ok ? '' : ' FAILED'}`);
+  print(`restore test to point ${r.point}: ${r.shards.length} shard(s) in ${formatDuration(r.ms)}${ok ? '' : ' FAILED'}`);
   return ok;
 }

@@ -1,5 +1,5 @@
 // How `status --cluster` shows the cluster: one table row per instance, the cluster pause above.
-import { formatBytes } from '../../format.js';
+import { formatBytes, formatDuration } from '../../format.js';
 import type { ClusterStatus, InstanceStatus } from '../../cluster/status.js';
 import { renderTable } from './table.js';
 
@@ -36,7 +36,7 @@ export function renderClusterStatus(s: ClusterStatus): string {
 function agentCell(i: InstanceStatus): string {
   const a = i.agent;
   if (a.state === 'none' || a.state === 'unknown') return a.state;
-  const head = `${a.state} v${a.version ?? '?'}, ${a.ageS ?? '?'} s ago`;
+  const head = `${a.state} v${a.version ?? '?'}, ${a.ageS === undefined ? '?' : formatDuration(a.ageS * 1000)} ago`;
   return a.state === 'paused' ? `${head}\nuntil ${a.pauseUntil}: ${a.pauseReason || 'no reason given'}` : head;
 }
 
@@ -44,16 +44,10 @@ function runningCell(i: InstanceStatus): string {
   const r = i.running;
   if (!r) return '-';
   const bytes = r.bytes === null ? '' : `, ${formatBytes(r.bytes)}${r.bytesPerS === null ? '' : ` (${formatBytes(r.bytesPerS)}/s)`}`;
-  return `${r.backupId}\nfor ${formatSeconds(r.elapsedS)}${bytes}`;
+  return `${r.backupId}\nfor ${formatDuration(r.elapsedS * 1000)}${bytes}`;
 }
 
 function successCell(i: InstanceStatus): string {
   const s = i.lastSuccess;
-  return s ? `${s.backupId}\nended ${s.endedAt} (${formatSeconds(s.durationS)} after scheduled)` : '-';
-}
-
-export function formatSeconds(s: number): string {
-  if (s < 60) return `${s} s`;
-  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
-  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+  return s ? `${s.backupId}\nended ${s.endedAt} (${formatDuration(s.durationS * 1000)} after scheduled)` : '-';
 }

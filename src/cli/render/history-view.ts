@@ -1,6 +1,7 @@
 // How `list` shows a backup: one column list for the table and the JSON alike, so a new field
 // (a restore point, …) is one entry here.
 import type { BackupSummary } from '../../cluster/history.js';
+import { formatDuration } from '../../format.js';
 
 export interface ListColumn {
   /** Table heading. */
@@ -39,17 +40,6 @@ function restorePointCell(b: BackupSummary): string | null {
   return p.complete ? p.takenAt : 'incomplete';
 }
 
-/** 3725 → "1h02m05s"; seconds only under a minute. */
-export function formatDuration(s: number): string {
-  const h = Math.floor(s / 3600);
-  const m = Math.floor((s % 3600) / 60);
-  const sec = s % 60;
-  const pad = (n: number) => String(n).padStart(2, '0');
-  if (h > 0) return `${h}h${pad(m)}m${pad(sec)}s`;
-  if (m > 0) return `${m}m${pad(sec)}s`;
-  return `${sec}s`;
-}
-
 export function listJson(backups: readonly BackupSummary[]): Record<string, string | number | null>[] {
   return backups.map((b) => Object.fromEntries(LIST_COLUMNS.map((c) => [c.field, c.value(b)])));
 }
@@ -70,7 +60,7 @@ export function listTableRows(backups: readonly BackupSummary[]): { head: string
       cols.map((c) => {
         const v = c.value(b);
         if (v === null) return '';
-        return c.field === 'durationS' && typeof v === 'number' ? formatDuration(v) : v;
+        return c.field === 'durationS' && typeof v === 'number' ? formatDuration(v * 1000) : v;
       }),
     ),
   };

@@ -1,11 +1,10 @@
 // `spiderbackup status`: the daemon's last snapshot, the pause file and whether the daemon lives,
 // put together for a person (text) or a program (JSON). Pure: the command gathers the inputs.
 import { renderTable } from './table.js';
-import { formatDuration } from '../../config/duration.js';
 import { PAUSE_MEANING, type PauseState } from '../../state/pause.js';
 import type { DaemonStatus, InstanceStatus } from '../../state/daemon-status.js';
 import { downText, type InstanceDown } from '../../state/instances-down.js';
-import { formatBytes } from '../../format.js';
+import { formatBytes, formatDuration } from '../../format.js';
 
 export interface StatusInputs {
   now: Date;
@@ -105,8 +104,7 @@ const ago = (iso: string, now: Date): string => {
   const ms = now.getTime() - Date.parse(iso);
   if (!Number.isFinite(ms)) return iso;
   if (ms < 1000) return `${iso} (just now)`;
-  const s = Math.round(ms / 1000);
-  return `${iso} (${s < 120 ? `${s}s` : s < 7200 ? `${Math.round(s / 60)}m` : `${Math.round(s / 3600)}h`} ago)`;
+  return `${iso} (${formatDuration(ms)} ago)`;
 };
 
 export function renderStatusText(v: StatusView, now: Date): string {
@@ -119,7 +117,7 @@ export function renderStatusText(v: StatusView, now: Date): string {
     const t = v.lastTick;
     line(
       'Last tick',
-      `${ago(t.finishedAt, now)}, took ${t.durationMs} ms, ` +
+      `${ago(t.finishedAt, now)}, took ${formatDuration(t.durationMs)}, ` +
         `${t.ok ? 'ok' : `FAILED: ${t.error}`}${t.started.length ? `, started ${t.started.join(', ')}` : ''}`,
     );
   } else {
