@@ -23,7 +23,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import mysql from 'mysql2/promise';
 import { loadAgentConfig, type AgentConfig } from '../src/config/agent.js';
-import { ClusterPool } from '../src/db/pool.js';
+import type { KeptConnections } from '../src/db/connections.js';
+import { commandConnections } from '../src/cluster/view.js';
 import type { SpiderTarget } from '../src/cluster/spider-target.js';
 import type { TaskSet } from '../src/cluster/task-set.js';
 import { createLogger } from '../src/log.js';
@@ -65,7 +66,7 @@ interface Impl {
   name: string;
   cli: string;
   runSchedule(
-    deps: { config: AgentConfig; logger: unknown; pool?: ClusterPool },
+    deps: { config: AgentConfig; logger: unknown; pool?: KeptConnections },
     opts: { files: string[]; backupId: string },
   ): Promise<Scheduled>;
   pollOnce(
@@ -75,10 +76,10 @@ interface Impl {
     id: string,
     n: number,
     lockless: unknown,
-    pool?: ClusterPool,
+    pool?: KeptConnections,
   ): Promise<Round>;
-  readSlaveTasks(slaves: ServerRow[], id: string, concurrency: number, pool?: ClusterPool): Promise<{ error?: string }[]>;
-  masterSide(target: SpiderTarget, id: string, pool: ClusterPool): Promise<unknown[]>;
+  readSlaveTasks(slaves: ServerRow[], id: string, concurrency: number, pool?: KeptConnections): Promise<{ error?: string }[]>;
+  masterSide(target: SpiderTarget, id: string, pool: KeptConnections): Promise<unknown[]>;
 }
 
 async function loadImpl(name: string, dist: string): Promise<Impl> {
@@ -248,7 +249,7 @@ async function measure(
   for (let r = 1; r <= runs; r++) {
     // As `schedule --wait` runs: the rounds share the schedule's pool (the new build reads through its spider session).
     const id = `w-${shards}-${impl.name}-${r}`;
-    const pool = new ClusterPool();
+    const pool = commandConnections();
     try {
       const conns0 = await fw.accepted(0, maxShards);
       const [ms, res] = await timed(() => impl.runSchedule({ config, logger, pool }, { files: [spiderIni], backupId: id }));

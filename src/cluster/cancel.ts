@@ -18,8 +18,8 @@ import { createCancelTable, createSchema } from '../sql/ddl.js';
 import type { ServerRow } from '../sql/servers.js';
 import * as sql from '../sql/tasks.js';
 import { validateBackupId } from '../task/backup-id.js';
-import { endpointOf, initSpiderSession, mapLimited, readControl } from './view.js';
-import { withPool, type ClusterPool } from '../db/pool.js';
+import { endpointOf, initSpiderSession, mapLimited, readControl, withPool } from './view.js';
+import type { KeptConnections } from '../db/connections.js';
 import { resolveSpiderTarget, type SpiderTarget } from './spider-target.js';
 import { isRunnable, REASON, STATUS } from '../task/status.js';
 import type { TaskSet } from './task-set.js';
@@ -59,7 +59,7 @@ export type CancelResult =
 export interface CancelDeps {
   config: AgentConfig;
   logger: Logger;
-  pool?: ClusterPool;
+  pool?: KeptConnections;
 }
 
 /** Not final: waiting, running, or a quit its agent has not carried out yet. */
@@ -77,7 +77,7 @@ export async function runCancel(deps: CancelDeps, opts: CancelOptions): Promise<
 
 async function cancel(
   deps: CancelDeps,
-  pool: ClusterPool,
+  pool: KeptConnections,
   target: SpiderTarget,
   servers: ServerRow[],
   backupId: string,

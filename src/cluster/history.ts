@@ -8,8 +8,8 @@ import { isNoSuchTable, type Connection } from '../db/connect.js';
 import { errorMessage } from '../errors.js';
 import { readCancels, type CancelRecord } from '../sql/cancel.js';
 import { masterSideSummaries, replicaSummaries, type MasterSideSummary, type StatusCounts } from '../sql/history.js';
-import { endpointOf, initSpiderReadSession, mapLimited, readControl } from './view.js';
-import { withPool, type ClusterPool } from '../db/pool.js';
+import { endpointOf, initSpiderReadSession, mapLimited, readControl, withPool } from './view.js';
+import type { KeptConnections } from '../db/connections.js';
 import { restorePointsOf } from './restore-point.js';
 import type { RestorePoint } from './restore-point-model.js';
 import { resolveSpiderTarget } from './spider-target.js';
@@ -119,7 +119,7 @@ async function withCluster<R>(
   const control = await readControl(target.tdbctl);
   if (!control.primary) return { kind: 'not-primary', spider: instanceName(target.spider) };
   const replicas = control.servers.filter((s) => s.wrapper.toLowerCase() === 'mysql_slave');
-  return withPool(undefined, (pool: ClusterPool) =>
+  return withPool(undefined, (pool: KeptConnections) =>
     fn(async (q) => {
       const errors: string[] = [];
       const spider = <T>(f: (c: Connection) => Promise<T>) => pool.use(target.spider, f, { init: initSpiderReadSession, retry: true });

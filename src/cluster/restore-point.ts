@@ -11,13 +11,13 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { AgentConfig } from '../config/agent.js';
 import { instanceName } from '../config/instance.js';
-import { connect, withConnection, type Connection, type Endpoint } from '../db/connect.js';
+import { connect, errnoOf, withConnection, type Connection, type Endpoint } from '../db/connect.js';
 import { errorMessage, OperationError } from '../errors.js';
 import { createLocalRestorePointTable, createSchema, createSpiderRestorePointTable } from '../sql/ddl.js';
 import * as sql from '../sql/restore-point.js';
 import type { ServerRow } from '../sql/servers.js';
 import { validateBackupId } from '../task/backup-id.js';
-import { endpointOf, errnoOf, readControl } from './view.js';
+import { endpointOf, readControl } from './view.js';
 import { groupPoints, pointTargets, retryDelayMs, rowsOf, type PointTargets, type RestorePoint } from './restore-point-model.js';
 import { resolveSpiderTarget, type SpiderTarget } from './spider-target.js';
 

@@ -10,15 +10,15 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { AgentConfig } from '../config/agent.js';
 import { instanceName } from '../config/instance.js';
-import { connect, withConnection, type Connection } from '../db/connect.js';
+import { connect, errnoOf, withConnection, type Connection } from '../db/connect.js';
 import { errorMessage, OperationError } from '../errors.js';
 import { createLocalTable, createSchema, createSpiderTable } from '../sql/ddl.js';
 import { countShardZeroTasks, ER_NO_SUCH_TABLE, ER_SPIDER_REMOTE_TABLE_NOT_FOUND } from '../sql/spider.js';
 import * as sql from '../sql/tasks.js';
 import type { ServerRow } from '../sql/servers.js';
 import { validateBackupId } from '../task/backup-id.js';
-import { endpointOf, errnoOf, initSpiderSession, mapLimited, readControl } from './view.js';
-import { withPool, type ClusterPool } from '../db/pool.js';
+import { endpointOf, initSpiderSession, mapLimited, readControl, withPool } from './view.js';
+import type { KeptConnections } from '../db/connections.js';
 import { resolveSpiderTarget, type SpiderTarget } from './spider-target.js';
 import { buildTaskSet, type TaskSet } from './task-set.js';
 
@@ -38,7 +38,7 @@ export interface ScheduleDeps {
    * Where the spider session is kept: `schedule --wait` reads through the same session, whose
    * Spider connections to the shards the INSERT has just opened. Without it, closed on return.
    */
-  pool?: ClusterPool;
+  pool?: KeptConnections;
 }
 
 /**

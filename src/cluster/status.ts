@@ -11,9 +11,9 @@ import { getPresence, type PresenceRow } from '../sql/presence.js';
 import { replicationStatus } from '../sql/replication.js';
 import { listServers } from '../sql/servers.js';
 import { agentState, type AgentState } from './agent-state.js';
-import { mapLimited } from './view.js';
+import { mapLimited, withPool } from './view.js';
 import { clusterMembers, type Member, type MemberRole } from './members.js';
-import { withPool, type ClusterPool } from '../db/pool.js';
+import type { KeptConnections } from '../db/connections.js';
 import { replicationProblem } from './replication-health.js';
 import type { SpiderTarget } from './spider-target.js';
 import type { TaskRow } from '../task/task.js';
@@ -50,7 +50,7 @@ export interface ClusterStatus {
   ok: boolean;
 }
 
-export async function readClusterStatus(target: SpiderTarget, concurrency: number, pool?: ClusterPool): Promise<ClusterStatus> {
+export async function readClusterStatus(target: SpiderTarget, concurrency: number, pool?: KeptConnections): Promise<ClusterStatus> {
   const servers = await withConnection(target.tdbctl, listServers);
   const members = clusterMembers(servers, target);
   return withPool(pool, async (p) => {
@@ -66,7 +66,7 @@ export async function readClusterStatus(target: SpiderTarget, concurrency: numbe
   });
 }
 
-async function readMember(m: Member, pool: ClusterPool): Promise<InstanceStatus> {
+async function readMember(m: Member, pool: KeptConnections): Promise<InstanceStatus> {
   const base = { serverName: m.serverName, role: m.role, shard: m.shard ?? null, host: m.host, port: m.port };
   try {
     return await pool.use(m.endpoint, (c) => readOn(c, m, base), { retry: true });

@@ -1,12 +1,12 @@
 // What the spider master sees of the cluster: primacy and mysql.servers from tdbctl, and the
 // tasks stored on the replicas, which only the replicas themselves hold.
 import pLimit from 'p-limit';
-import { connect, isNoSuchTable, type Connection, type Endpoint } from '../db/connect.js';
+import { connect, errnoOf, isNoSuchTable, type Connection, type Endpoint } from '../db/connect.js';
+import { KeptConnections } from '../db/connections.js';
 import { errorMessage, InstanceError } from '../errors.js';
 import { listServers, tdbctlGetPrimary, type PrimaryRow, type ServerRow } from '../sql/servers.js';
 import * as sql from '../sql/tasks.js';
 import { ER_UNKNOWN_SYSTEM_VARIABLE, keepShardConnections, readWithoutShardTransactions } from '../sql/spider.js';
-import { withPool, type ClusterPool } from '../db/pool.js';
 import type { TaskRow } from '../task/task.js';
 
 export interface ControlView {
@@ -37,11 +37,21 @@ export async function readControl(tdbctl: Endpoint, from?: string): Promise<Cont
   }
 }
 
-/** The MariaDB error number of a failed statement, if it has one. */
-export function errnoOf(err: unknown): number | undefined {
-  const cause = err instanceof InstanceError ? err.cause : err;
-  const errno = (cause as { errno?: unknown } | undefined)?.errno;
-  return typeof errno === 'number' ? errno : undefined;
+/**
+ * The kept connections of a spider-side command (`schedule --wait`, `query`): one per instance,
+ * kept across the rounds of --wait; connect timeout 10 s, statements without one.
+ */
+export const commandConnections = (): KeptConnections => new KeptConnections({ connect: { connectTimeoutMs: 10_000 } });
+
+/** Runs `fn` with `pool`, or with kept connections of its own that are closed afterwards. */
+export async function withPool<T>(pool: KeptConnections | undefined, fn: (p: KeptConnections) => Promise<T>): Promise<T> {
+  if (pool) return fn(pool);
+  const own = commandConnections();
+  try {
+    return await fn(own);
+  } finally {
+    await own.close();
+  }
 }
 
 /**
@@ -84,7 +94,7 @@ export async function readSlaveTasks(
   slaves: readonly ServerRow[],
   backupId: string | undefined,
   concurrency: number,
-  pool?: ClusterPool,
+  pool?: KeptConnections,
 ): Promise<SlaveRead[]> {
   return mapLimited(slaves, concurrency, async (server): Promise<SlaveRead> => {
     try {

@@ -4,18 +4,17 @@
 // to the shards) and one per replica, all closed when the wait ends.
 import type { Logger } from 'pino';
 import type { AgentConfig } from '../config/agent.js';
-import type { Connection, Endpoint } from '../db/connect.js';
+import { errnoOf, isNoSuchTable, type Connection, type Endpoint } from '../db/connect.js';
 import { errorMessage } from '../errors.js';
 import type { NewTaskRow } from '../sql/tasks.js';
 import * as sql from '../sql/tasks.js';
 import { ER_SPIDER_REMOTE_SERVER_GONE_AWAY } from '../sql/spider.js';
-import { endpointOf, errnoOf, initSpiderReadSession, mapLimited, readSlaveTasks } from './view.js';
-import { withPool, type ClusterPool } from '../db/pool.js';
+import { endpointOf, initSpiderReadSession, mapLimited, readSlaveTasks, withPool } from './view.js';
+import type { KeptConnections } from '../db/connections.js';
 import type { SpiderTarget } from './spider-target.js';
 import { STATUS, isRunnable } from '../task/status.js';
 import { supervisorLockName } from '../host/protocol.js';
 import type { TaskSet } from './task-set.js';
-import { isNoSuchTable } from '../db/connect.js';
 import { getPresence, type PresenceRow } from '../sql/presence.js';
 import { replicationStatus } from '../sql/replication.js';
 import { listReplicaCopies } from '../sql/spider.js';
@@ -56,14 +55,20 @@ export interface WaitDeps {
   onRound?: (round: Round) => void;
   sleep?: (ms: number) => Promise<void>;
   /** Connections to keep across rounds (e.g. the spider session `schedule` used); else the wait's own. */
-  pool?: ClusterPool;
+  pool?: KeptConnections;
 }
 
 export async function waitForBackup(deps: WaitDeps, target: SpiderTarget, set: TaskSet, backupId: string): Promise<WaitResult> {
   return withPool(deps.pool, (pool) => waitRounds(deps, target, set, backupId, pool));
 }
 
-async function waitRounds(deps: WaitDeps, target: SpiderTarget, set: TaskSet, backupId: string, pool: ClusterPool): Promise<WaitResult> {
+async function waitRounds(
+  deps: WaitDeps,
+  target: SpiderTarget,
+  set: TaskSet,
+  backupId: string,
+  pool: KeptConnections,
+): Promise<WaitResult> {
   const { config } = deps;
   const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const started = Date.now();
@@ -97,7 +102,7 @@ export async function pollOnce(
   backupId: string,
   n: number,
   lockless: Map<string, number> = new Map(),
-  pool?: ClusterPool,
+  pool?: KeptConnections,
   investigate = false,
 ): Promise<Round> {
   return withPool(pool, (p) => poll(config, target, set, backupId, n, lockless, p, investigate));
@@ -121,7 +126,7 @@ async function poll(
   backupId: string,
   n: number,
   lockless: Map<string, number>,
-  pool: ClusterPool,
+  pool: KeptConnections,
   investigate: boolean,
 ): Promise<Round> {
   const errors: string[] = [];
@@ -186,7 +191,7 @@ async function flagStalled(
   set: TaskSet,
   views: TaskView[],
   lockless: Map<string, number>,
-  pool: ClusterPool,
+  pool: KeptConnections,
 ): Promise<void> {
   for (const v of views) {
     if (v.row && isRunnable(v.row.status) && v.row.createdAgeS * 1000 > config.schedule.unclaimedAfterMs) {
@@ -234,7 +239,7 @@ async function diagnose(
   backupId: string,
   views: TaskView[],
   unreadable: ReadonlySet<string>,
-  pool: ClusterPool,
+  pool: KeptConnections,
 ): Promise<void> {
   const servers = new Map([...set.slaves, ...set.masters].map((s) => [keyOf(s), s]));
   const endpoint = (t: { host: string; port: number }): Endpoint | undefined => {

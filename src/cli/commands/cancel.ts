@@ -42,12 +42,12 @@ async function cancelCommand(
   logger: Logger,
   opts: { files?: string[]; backupId: string; wait: boolean },
 ): Promise<number> {
-  const [{ runCancel }, { ClusterPool }, { waitForBackup }] = await Promise.all([
+  const [{ runCancel }, { commandConnections }, { waitForBackup }] = await Promise.all([
     import('../../cluster/cancel.js'),
-    import('../../db/pool.js'),
+    import('../../cluster/view.js'),
     import('../../cluster/wait.js'),
   ]);
-  const pool = new ClusterPool();
+  const pool = commandConnections();
   try {
     const res = await runCancel({ config, logger, pool }, { files: opts.files, backupId: opts.backupId });
     if (res.kind === 'not-primary') {

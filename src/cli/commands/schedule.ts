@@ -2,7 +2,7 @@
 // with --wait follow it to its end.
 import type { Command } from 'commander';
 import type { AgentConfig } from '../../config/agent.js';
-import type { ClusterPool } from '../../db/pool.js';
+import type { KeptConnections } from '../../db/connections.js';
 import type { Logger } from '../../log.js';
 import { print, renderTable } from '../render/table.js';
 import { configOption, type GlobalOptions, type Register } from '../options.js';
@@ -37,8 +37,8 @@ async function scheduleCommand(
   opts: { files?: string[]; backupId?: string; wait: boolean; restorePoint: boolean },
 ): Promise<number> {
   // --wait reads through the spider session the schedule wrote through (its connections to the shards are open).
-  const { ClusterPool } = await import('../../db/pool.js');
-  const pool = new ClusterPool();
+  const { commandConnections } = await import('../../cluster/view.js');
+  const pool = commandConnections();
   try {
     return await scheduleAndWait(config, logger, opts, pool);
   } finally {
@@ -50,7 +50,7 @@ async function scheduleAndWait(
   config: AgentConfig,
   logger: Logger,
   opts: { files?: string[]; backupId?: string; wait: boolean; restorePoint: boolean },
-  pool: ClusterPool,
+  pool: KeptConnections,
 ): Promise<number> {
   const [{ runSchedule }, { progressLine, unsuccessful, waitForBackup }] = await Promise.all([
     import('../../cluster/schedule.js'),
