@@ -12,6 +12,7 @@ import pino from 'pino';
 import { loadAgentConfig } from '../src/config/agent.js';
 import { takeRestorePoint } from '../src/cluster/restore-point.js';
 import type { RestorePoint } from '../src/cluster/restore-point-model.js';
+import { openClusterSession } from '../src/cluster/session.js';
 import { startCluster, type Cluster } from '../src/sandbox/cluster.js';
 import { BankChecker, setupBank, startTransfers } from '../test/support/transfer-workload.js';
 import type { BlockMethod } from '../src/sql/restore-point.js';
@@ -61,14 +62,17 @@ try {
       const t0 = performance.now();
       const before = transfers.committed();
       for (let i = 0; i < POINTS; i++) {
+        // A session per point, as each `restore-point` command opens its own.
+        const session = openClusterSession(config, [ini]);
         try {
-          const res = await takeRestorePoint({ config, logger }, { files: [ini], name: `bench${k}-${i}`, method: c.method });
-          if (res.kind !== 'taken') throw new Error('not primary');
+          const res = await takeRestorePoint({ config, logger }, session, { name: `bench${k}-${i}`, method: c.method });
           points.push(res.point);
           if (res.attempts > 1) retried++;
         } catch (err) {
           refused++;
           progress(`  point ${i}: ${(err as Error).message}`);
+        } finally {
+          await session.close();
         }
       }
       const seconds = (performance.now() - t0) / 1000;

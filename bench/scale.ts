@@ -23,8 +23,6 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import mysql from 'mysql2/promise';
 import { loadAgentConfig, type AgentConfig } from '../src/config/agent.js';
-import { ClusterPool } from '../src/db/pool.js';
-import type { SpiderTarget } from '../src/cluster/spider-target.js';
 import type { TaskSet } from '../src/cluster/task-set.js';
 import { createLogger } from '../src/log.js';
 import { createSpiderTable } from '../src/sql/ddl.js';
@@ -56,58 +54,121 @@ interface Round {
   errors: string[];
 }
 interface Scheduled {
-  kind: string;
-  target: SpiderTarget;
   set: TaskSet;
 }
-/** What is measured, as both the old and the new build export it (the old one ignores the pool arguments). */
+/**
+ * `schedule --wait` as a build runs it in process: the schedule, then rounds on the same kept
+ * connections (a build from before kept connections opens new ones every time).
+ */
+interface Run {
+  schedule(id: string): Promise<Scheduled>;
+  round(set: TaskSet, id: string, n: number): Promise<Round>;
+  /** Each side of a round alone. */
+  masterSide(id: string): Promise<unknown[]>;
+  replicas(set: TaskSet, id: string): Promise<{ error?: string }[]>;
+  close(): Promise<void>;
+}
 interface Impl {
   name: string;
   cli: string;
-  runSchedule(
-    deps: { config: AgentConfig; logger: unknown; pool?: ClusterPool },
-    opts: { files: string[]; backupId: string },
-  ): Promise<Scheduled>;
-  pollOnce(
-    config: AgentConfig,
-    target: SpiderTarget,
-    set: TaskSet,
-    id: string,
-    n: number,
-    lockless: unknown,
-    pool?: ClusterPool,
-  ): Promise<Round>;
-  readSlaveTasks(slaves: ServerRow[], id: string, concurrency: number, pool?: ClusterPool): Promise<{ error?: string }[]>;
-  masterSide(target: SpiderTarget, id: string, pool: ClusterPool): Promise<unknown[]>;
+  open(config: AgentConfig, spiderIni: string): Run;
 }
+
+/** The kept connections of a build, as the runs use them (`ClusterPool` before the cluster session). */
+interface Pool {
+  use<T>(ep: unknown, fn: (c: unknown) => Promise<T>, opts?: { init?: (c: unknown) => Promise<void> }): Promise<T>;
+  close(): Promise<void>;
+}
+type ListMasterSide = (c: unknown, id: string) => Promise<unknown[]>;
+type ReadSlaveTasks = (slaves: ServerRow[], id: string, concurrency: number, pool?: Pool) => Promise<{ error?: string }[]>;
 
 async function loadImpl(name: string, dist: string): Promise<Impl> {
   // An older build may predate the layout by capability (src/core/, src/db.js): the first path it has.
+  const has = (p: string) => existsSync(join(dist, p));
   const load = async <T>(...paths: string[]) => {
-    const p = paths.find((x) => existsSync(join(dist, x))) ?? (paths[0] as string);
+    const p = paths.find(has) ?? (paths[0] as string);
     return (await import(pathToFileURL(join(dist, p)).href)) as T;
   };
-  const schedule = await load<Pick<Impl, 'runSchedule'>>('src/cluster/schedule.js', 'src/core/schedule.js');
-  const wait = await load<Pick<Impl, 'pollOnce'>>('src/cluster/wait.js', 'src/core/wait.js');
-  type View = Pick<Impl, 'readSlaveTasks'> & { initSpiderReadSession?: (c: unknown) => Promise<void> };
-  const view = await load<View>('src/cluster/view.js', 'src/core/cluster-view.js');
-  const tasks = await load<{ listMasterSideTasks: (c: unknown, id: string) => Promise<unknown[]> }>('src/sql/tasks.js');
+  const cli = join(dist, 'src/bin/cli.js');
+  const { listMasterSideTasks } = await load<{ listMasterSideTasks: ListMasterSide }>('src/sql/tasks.js');
+  if (has('src/cluster/session.js')) return { name, cli, open: await sessionRun(load, listMasterSideTasks) };
+  return { name, cli, open: await poolRun(load, has, listMasterSideTasks) };
+}
+
+type Load = <T>(...paths: string[]) => Promise<T>;
+
+/** A build with the cluster session: the session keeps the connections. */
+async function sessionRun(load: Load, listMasterSideTasks: ListMasterSide): Promise<Impl['open']> {
+  type Session = { connections: Pool; spider: unknown; close(): Promise<void> };
+  const { openClusterSession } = await load<{ openClusterSession: (config: AgentConfig, files: string[]) => Session }>(
+    'src/cluster/session.js',
+  );
+  const { runSchedule } = await load<{
+    runSchedule(deps: { config: AgentConfig; logger: unknown }, s: Session, opts: { backupId: string }): Promise<Scheduled>;
+  }>('src/cluster/schedule.js');
+  const { pollOnce } = await load<{
+    pollOnce(config: AgentConfig, s: Session, set: TaskSet, id: string, n: number, lockless: unknown): Promise<Round>;
+  }>('src/cluster/wait.js');
+  const reach = await load<{ readSlaveTasks: ReadSlaveTasks; initSpiderReadSession: (c: unknown) => Promise<void> }>(
+    'src/cluster/reach.js',
+  );
+  return (config, spiderIni) => {
+    const session = openClusterSession(config, [spiderIni]);
+    return {
+      schedule: (id) => runSchedule({ config, logger }, session, { backupId: id }),
+      round: (set, id, n) => pollOnce(config, session, set, id, n, new Map()),
+      masterSide: (id) => session.connections.use(session.spider, (c) => listMasterSideTasks(c, id), { init: reach.initSpiderReadSession }),
+      replicas: (set, id) => reach.readSlaveTasks(set.slaves, id, config.schedule.waitConcurrency, session.connections),
+      close: () => session.close(),
+    };
+  };
+}
+
+/** A build from before the cluster session: its own pool (if it has one) passed along; older ones ignore it. */
+async function poolRun(load: Load, has: (p: string) => boolean, listMasterSideTasks: ListMasterSide): Promise<Impl['open']> {
+  interface Target {
+    spider: unknown;
+  }
+  const { runSchedule } = await load<{
+    runSchedule(
+      deps: { config: AgentConfig; logger: unknown; pool?: Pool },
+      opts: { files: string[]; backupId: string },
+    ): Promise<Scheduled & { target: Target }>;
+  }>('src/cluster/schedule.js', 'src/core/schedule.js');
+  const { pollOnce } = await load<{
+    pollOnce(config: AgentConfig, target: Target, set: TaskSet, id: string, n: number, lockless: unknown, pool?: Pool): Promise<Round>;
+  }>('src/cluster/wait.js', 'src/core/wait.js');
+  const view = await load<{ readSlaveTasks: ReadSlaveTasks; initSpiderReadSession?: (c: unknown) => Promise<void> }>(
+    'src/cluster/view.js',
+    'src/core/cluster-view.js',
+  );
   const db = await load<{ withConnection: <T>(ep: unknown, fn: (c: unknown) => Promise<T>) => Promise<T> }>(
     'src/db/connect.js',
     'src/db.js',
   );
+  const poolPath = ['src/db/pool.js', 'src/core/pool.js'].find(has);
+  const ClusterPool = poolPath ? (await load<{ ClusterPool: new () => Pool }>(poolPath)).ClusterPool : undefined;
   const init = view.initSpiderReadSession;
-  return {
-    name,
-    cli: join(dist, 'src/bin/cli.js'),
-    runSchedule: schedule.runSchedule,
-    pollOnce: wait.pollOnce,
-    readSlaveTasks: view.readSlaveTasks,
-    // The old build reads the master side on a new connection every round; the new one through a kept session.
-    masterSide: (target, id, pool) =>
-      init
-        ? pool.use(target.spider, (c) => tasks.listMasterSideTasks(c, id), { init })
-        : db.withConnection(target.spider, (c) => tasks.listMasterSideTasks(c, id)),
+  return (config, spiderIni) => {
+    const pool = ClusterPool ? new ClusterPool() : undefined;
+    let target: Target | undefined;
+    const spider = () => (target as Target).spider;
+    return {
+      schedule: async (id) => {
+        const res = await runSchedule({ config, logger, ...(pool ? { pool } : {}) }, { files: [spiderIni], backupId: id });
+        if ((res as { kind?: string }).kind !== 'scheduled') throw new Error('not scheduled: not the primary spider node?');
+        target = res.target;
+        return res;
+      },
+      round: (set, id, n) => pollOnce(config, target as Target, set, id, n, new Map(), pool),
+      // Without kept connections the master side is read on a new connection every round.
+      masterSide: (id) =>
+        init && pool
+          ? pool.use(spider(), (c) => listMasterSideTasks(c, id), { init })
+          : db.withConnection(spider(), (c) => listMasterSideTasks(c, id)),
+      replicas: (set, id) => view.readSlaveTasks(set.slaves, id, config.schedule.waitConcurrency, pool),
+      close: async () => pool?.close(),
+    };
   };
 }
 
@@ -246,13 +307,12 @@ async function measure(
   let replicaConns = 0;
   let tasks: NewTaskRow[] = [];
   for (let r = 1; r <= runs; r++) {
-    // As `schedule --wait` runs: the rounds share the schedule's pool (the new build reads through its spider session).
+    // As `schedule --wait` runs: the rounds share the schedule's connections (the spider session included).
     const id = `w-${shards}-${impl.name}-${r}`;
-    const pool = new ClusterPool();
+    const run = impl.open(config, spiderIni);
     try {
       const conns0 = await fw.accepted(0, maxShards);
-      const [ms, res] = await timed(() => impl.runSchedule({ config, logger, pool }, { files: [spiderIni], backupId: id }));
-      if (res.kind !== 'scheduled') throw new Error(`${impl.name}: not scheduled`);
+      const [ms, res] = await timed(() => run.schedule(id));
       sched.push(ms);
       scheduleMasterConns += (await fw.accepted(0, maxShards)) - conns0;
       tasks = res.set.tasks;
@@ -261,17 +321,16 @@ async function measure(
         if (round.errors.length) throw new Error(`${impl.name}: round errors: ${round.errors.slice(0, 3).join('; ')}`);
         if (round.counts.unknown) throw new Error(`${impl.name}: ${round.counts.unknown} tasks not read`);
       };
-      const round = async (n: number) =>
-        (await timed(async () => check(await impl.pollOnce(config, res.target, res.set, id, n, new Map(), pool))))[0];
+      const round = async (n: number) => (await timed(async () => check(await run.round(res.set, id, n))))[0];
       const replicaConns0 = await fw.accepted(maxShards, maxShards);
       first.push(await round(1));
       for (let n = 2; n <= 4; n++) later.push(await round(n));
       replicaConns += (await fw.accepted(maxShards, maxShards)) - replicaConns0;
       // Each side alone, as in a later round.
-      masterSide.push((await timed(() => impl.masterSide(res.target, id, pool)))[0]);
-      replicas.push((await timed(() => impl.readSlaveTasks(res.set.slaves, id, config.schedule.waitConcurrency, pool)))[0]);
+      masterSide.push((await timed(() => run.masterSide(id)))[0]);
+      replicas.push((await timed(() => run.replicas(res.set, id)))[0]);
     } finally {
-      await pool.close();
+      await run.close();
     }
   }
   for (let r = 1; r <= runs; r++) {

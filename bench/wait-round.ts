@@ -2,9 +2,10 @@
 // over many replica endpoints. Run by hand:  node dist/bench/wait-round.js [shards] [endpoints]
 import net from 'node:net';
 import { loadAgentConfig } from '../src/config/agent.js';
-import { readSlaveTasks } from '../src/cluster/view.js';
+import { readSlaveTasks } from '../src/cluster/reach.js';
 import { queryTasks } from '../src/cluster/query.js';
 import { runSchedule } from '../src/cluster/schedule.js';
+import { openClusterSession, type ClusterSession } from '../src/cluster/session.js';
 import { pollOnce } from '../src/cluster/wait.js';
 import { createLogger } from '../src/log.js';
 import type { ServerRow } from '../src/sql/servers.js';
@@ -38,14 +39,22 @@ try {
   const spiderIni = cluster.writeInstanceIni(ws.confDir, cluster.spider);
   const config = loadAgentConfig(ws.agentIni);
   const { logger } = createLogger({ level: 'warn', fd: 2 });
-  const res = await runSchedule({ config, logger }, { files: [spiderIni], backupId: 'bench-1' });
-  if (res.kind !== 'scheduled') throw new Error('not primary');
+  // Each measured call in a session of its own, as a command has: a round on new connections.
+  const inSession = async <T>(fn: (s: ClusterSession) => Promise<T>): Promise<T> => {
+    const session = openClusterSession(config, [spiderIni]);
+    try {
+      return await fn(session);
+    } finally {
+      await session.close();
+    }
+  };
+  const res = await inSession((s) => runSchedule({ config, logger }, s, { backupId: 'bench-1' }));
   await cluster.waitReplicated();
-  const round = await time(5, () => pollOnce(config, res.target, res.set, 'bench-1', 1));
+  const round = await time(5, () => inSession((s) => pollOnce(config, s, res.set, 'bench-1', 1)));
   console.log(
     `one --wait round over ${res.tasks} tasks (${res.set.slaves.length} slaves read directly): median ${round.toFixed(1)} ms of 5`,
   );
-  const query = await time(5, () => queryTasks(config, { files: [spiderIni] }));
+  const query = await time(5, () => inSession((s) => queryTasks(config, s, {})));
   console.log(`one query over ${res.tasks} tasks: median ${query.toFixed(1)} ms of 5`);
 
   // Many replicas: `endpoints` TCP forwarders (with latency) in front of one real replica, each a distinct Host:Port.

@@ -6,7 +6,7 @@ import type { AgentConfig } from '../config/agent.js';
 import { discoverInstances } from '../config/discover.js';
 import { isSpiderInstance, type InstanceConfig } from '../config/instance.js';
 import { connect, isNoSuchTable, type Connection } from '../db/connect.js';
-import { KeptConnections } from '../db/kept-connections.js';
+import { KeptConnections, type KeptConnectionsOptions } from '../db/connections.js';
 import { ConfigError, errorMessage } from '../errors.js';
 import { scanHost } from '../host/host-scan.js';
 import { createClusterPauseTable, createPresenceTable } from '../sql/ddl.js';
@@ -77,8 +77,14 @@ export interface CheckDeps {
   ) => Presence;
 }
 
-/** A hung server delays only its own instance. */
-export const CONNECT = { connectTimeoutMs: 10_000, queryTimeoutMs: 30_000 } as const;
+/**
+ * The agent's connections: a hung server delays only its own instance, and one that cannot be
+ * reached is tried again with backoff rather than every tick.
+ */
+export const CONNECTIONS: KeptConnectionsOptions = {
+  connect: { connectTimeoutMs: 10_000, queryTimeoutMs: 30_000 },
+  reconnect: { firstMs: 1000, capMs: 60_000 },
+};
 
 export interface InstanceReport {
   instance: InstanceConfig;
@@ -122,7 +128,7 @@ export async function runCheck(deps: CheckDeps, opts: CheckOptions): Promise<Che
   const { instances, errors: configErrors } = discoverInstances(config.agent.configDir, opts.files);
   for (const e of configErrors) problem(`config:${e.file}`, { file: e.file, key: e.key }, `instance config skipped: ${e.message}`);
 
-  const connections = deps.connections ?? new KeptConnections(CONNECT);
+  const connections = deps.connections ?? new KeptConnections(CONNECTIONS);
   const paths = hostPaths(config.agent.hostLock);
   // Before the rows: a record's task is read by its key even when its row no longer looks unfinished.
   const records = readRecords(paths.records);
@@ -135,7 +141,7 @@ export async function runCheck(deps: CheckDeps, opts: CheckOptions): Promise<Che
     );
     if (opts.run) await housekeepAll({ ...deps, events }, connections, sessions, records.records, watched, problem);
   } finally {
-    if (deps.connections === undefined) await connections.closeAll();
+    if (deps.connections === undefined) await connections.close();
   }
   const reports: InstanceReport[] = sessions.map(({ instance, tasks, error, unreachable, warnings }) => {
     const last = deps.lastFinished?.get(instance.file);
@@ -225,7 +231,7 @@ async function openSession(
 ): Promise<Session> {
   const session: Session = { instance, tasks: [], warnings: [] };
   try {
-    session.conn = await connections.get(instance.file, instance);
+    session.conn = await connections.get(instance);
     if (run) {
       try {
         await deliverJournal(session.conn, instance, deps.config.agent.stateDir, deps.logger.child({ port: instance.port }));
@@ -455,7 +461,7 @@ function failSession(connections: KeptConnections, s: Session, err: unknown): vo
     if (unreachable !== undefined) s.unreachable = unreachable;
   }
   s.tasks = [];
-  connections.failed(s.instance.file);
+  connections.failed(s.instance);
   s.conn = undefined;
 }
 

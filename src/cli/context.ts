@@ -1,8 +1,11 @@
-// What a CLI command needs before it runs: the agent config (its warnings on stderr) and, for the
-// commands that log, a logger. Loaded by the commands that use it, never for --help or --version.
+// What a CLI command needs before it runs: the agent config (its warnings on stderr), for the
+// commands that log a logger, and for the spider-side ones their cluster session. Loaded by the
+// commands that use it, never for --help or --version.
+import type { ClusterSession, NotPrimaryError } from '../cluster/session.js';
 import { loadAgentConfig, type AgentConfig } from '../config/agent.js';
 import type { AgentLogger } from '../log.js';
 import type { GlobalOptions } from './options.js';
+import { print } from './render/table.js';
 
 /** The agent config for a CLI command; its warnings go to stderr, one line each. */
 export function agentConfigFor(opts: GlobalOptions): AgentConfig {
@@ -17,4 +20,36 @@ export async function commandContext(opts: GlobalOptions): Promise<{ config: Age
   const { createLogger } = await import('../log.js');
   const log = createLogger({ level: config.log.level, file: config.log.file, fd: 2 });
   return { config, log };
+}
+
+/** What a spider-side command prints, and exits with, when tdbctl says this node is not the primary. */
+export type OnNotPrimary = (err: NotPrimaryError) => number;
+
+/** Most spider-side commands run on every spider node (from cron, say): elsewhere than on the primary, there is nothing to do. */
+export const nothingToDo: OnNotPrimary = (err) => {
+  print(`${err.message}; nothing to do.`);
+  return 0;
+};
+
+/**
+ * Runs a spider-side command in its cluster session: opened once for the whole command (loaded
+ * here, not with the program), closed when it ends. Commands check their own arguments first, so
+ * that a bad one is named before any problem with the instance configs the session reads.
+ */
+export async function withClusterSession(
+  config: AgentConfig,
+  files: readonly string[] | undefined,
+  fn: (session: ClusterSession) => Promise<number>,
+  onNotPrimary: OnNotPrimary = nothingToDo,
+): Promise<number> {
+  const { openClusterSession, NotPrimaryError } = await import('../cluster/session.js');
+  const session = openClusterSession(config, files);
+  try {
+    return await fn(session);
+  } catch (err) {
+    if (err instanceof NotPrimaryError) return onNotPrimary(err);
+    throw err;
+  } finally {
+    await session.close();
+  }
 }

@@ -4,13 +4,11 @@
 // backup complete, and by `schedule --wait`; whoever comes second finds the name taken.
 import type { Logger } from 'pino';
 import type { AgentConfig } from '../config/agent.js';
-import { instanceName } from '../config/instance.js';
 import { errorMessage } from '../errors.js';
 import { formatDuration } from '../format.js';
-import { readControl } from './view.js';
 import type { RestorePoint } from './restore-point-model.js';
 import { RestorePointExistsError, takeRestorePoint } from './restore-point.js';
-import { resolveSpiderTarget } from './spider-target.js';
+import { notPrimary, NotPrimaryError, type ClusterSession } from './session.js';
 import { buildTaskSet } from './task-set.js';
 import { waitForBackup } from './wait.js';
 
@@ -26,14 +24,19 @@ export interface BackupPointDeps {
   logger: Logger;
 }
 
-/** The backup's restore point: takes it unless a point (or an opt-out) of that name exists. Never throws. */
-export async function ensureBackupRestorePoint(deps: BackupPointDeps, files: string[] | undefined, backupId: string): Promise<BackupPoint> {
+/**
+ * The backup's restore point: takes it unless a point (or an opt-out) of that name exists. Never
+ * throws. Called once the backup completed, after a wait that may have lasted hours: tdbctl is
+ * asked again whether this node is (still) the primary.
+ */
+export async function ensureBackupRestorePoint(deps: BackupPointDeps, session: ClusterSession, backupId: string): Promise<BackupPoint> {
+  session.askAgain();
   try {
-    const res = await takeRestorePoint(deps, { files, name: backupId });
-    if (res.kind === 'not-primary') return res;
+    const res = await takeRestorePoint(deps, session, { name: backupId });
     for (const w of res.warnings) deps.logger.warn({ backupId }, w);
     return { kind: 'taken', point: res.point, attempts: res.attempts };
   } catch (err) {
+    if (err instanceof NotPrimaryError) return { kind: 'not-primary', spider: err.spider };
     if (err instanceof RestorePointExistsError) return { kind: 'exists', point: err.point };
     deps.logger.error({ backupId, err: errorMessage(err) }, 'the restore point of a complete backup could not be taken');
     return { kind: 'failed', error: errorMessage(err) };
@@ -49,21 +52,18 @@ export type WatchResult = BackupPoint | { kind: 'backup-not-complete'; reason: s
  */
 export async function watchBackupForRestorePoint(
   deps: BackupPointDeps & { sleep?: (ms: number) => Promise<void> },
-  spiderIni: string,
+  session: ClusterSession,
   backupId: string,
 ): Promise<WatchResult> {
-  const files = [spiderIni];
   try {
-    const target = resolveSpiderTarget(deps.config, files);
-    const control = await readControl(target.tdbctl);
-    if (!control.primary) return { kind: 'not-primary', spider: instanceName(target.spider) };
-    const set = buildTaskSet(control.servers, target.spider, backupId);
-    const waited = await waitForBackup({ config: deps.config, logger: deps.logger, sleep: deps.sleep }, target, set, backupId);
+    const set = buildTaskSet(await session.primaryServers(), session.spider, backupId);
+    const waited = await waitForBackup({ config: deps.config, logger: deps.logger, sleep: deps.sleep }, session, set, backupId);
     if (!waited.ok) return { kind: 'backup-not-complete', reason: waited.reason };
   } catch (err) {
+    if (err instanceof NotPrimaryError) return { kind: 'not-primary', spider: err.spider };
     return { kind: 'failed', error: errorMessage(err) };
   }
-  return ensureBackupRestorePoint(deps, files, backupId);
+  return ensureBackupRestorePoint(deps, session, backupId);
 }
 
 /** One line for logs and `schedule --wait`. */
@@ -78,7 +78,7 @@ export function describeBackupPoint(backupId: string, r: WatchResult): string {
         `; commits paused ${formatDuration(r.point.pauseMs)})`
       );
     case 'not-primary':
-      return `backup id ${backupId}: no restore point: ${r.spider} is not the primary spider node`;
+      return `backup id ${backupId}: no restore point: ${notPrimary(r.spider)}`;
     case 'backup-not-complete':
       return `backup id ${backupId}: no restore point: the backup did not complete (${r.reason})`;
     case 'failed':

@@ -10,7 +10,6 @@
 import { hostname, userInfo } from 'node:os';
 import type { Logger } from 'pino';
 import type { AgentConfig } from '../config/agent.js';
-import { instanceName } from '../config/instance.js';
 import { isNoSuchTable, type Connection } from '../db/connect.js';
 import { errorMessage, OperationError } from '../errors.js';
 import { insertCancel } from '../sql/cancel.js';
@@ -18,15 +17,13 @@ import { createCancelTable, createSchema } from '../sql/ddl.js';
 import type { ServerRow } from '../sql/servers.js';
 import * as sql from '../sql/tasks.js';
 import { validateBackupId } from '../task/backup-id.js';
-import { endpointOf, initSpiderSession, mapLimited, readControl } from './view.js';
-import { withPool, type ClusterPool } from '../db/pool.js';
-import { resolveSpiderTarget, type SpiderTarget } from './spider-target.js';
+import { initSpiderSession, mapLimited } from './reach.js';
+import { endpointOf, type ClusterSession } from './session.js';
 import { isRunnable, REASON, STATUS } from '../task/status.js';
 import type { TaskSet } from './task-set.js';
 import type { TaskRow } from '../task/task.js';
 
 export interface CancelOptions {
-  files?: string[];
   backupId: string;
 }
 
@@ -41,7 +38,6 @@ export interface TaskOutcome {
 }
 
 export type CancelResult =
-  | { kind: 'not-primary'; spider: string }
   /** Every task had already ended: nothing recorded, nothing changed. */
   | { kind: 'ended'; backupId: string; tasks: TaskOutcome[] }
   | {
@@ -52,14 +48,12 @@ export type CancelResult =
       /** Instances the cancel record could not be written on (their late rows are not protected). */
       problems: string[];
       /** For `--wait`: the task set as the rows have it, with the servers to read. */
-      target: SpiderTarget;
       set: TaskSet;
     };
 
 export interface CancelDeps {
   config: AgentConfig;
   logger: Logger;
-  pool?: ClusterPool;
 }
 
 /** Not final: waiting, running, or a quit its agent has not carried out yet. */
@@ -67,24 +61,15 @@ export const isUnfinished = (status: string): boolean => isRunnable(status) || s
 
 const keyOf = (t: { host: string; port: number }) => `${t.host}:${t.port}`;
 
-export async function runCancel(deps: CancelDeps, opts: CancelOptions): Promise<CancelResult> {
+/** Not the primary: NotPrimaryError. `--wait` follows on the session's connections. */
+export async function runCancel(deps: CancelDeps, session: ClusterSession, opts: CancelOptions): Promise<CancelResult> {
   const backupId = validateBackupId(opts.backupId, 'backup id');
-  const target = resolveSpiderTarget(deps.config, opts.files);
-  const control = await readControl(target.tdbctl);
-  if (!control.primary) return { kind: 'not-primary', spider: instanceName(target.spider) };
-  return withPool(deps.pool, (pool) => cancel(deps, pool, target, control.servers, backupId));
-}
-
-async function cancel(
-  deps: CancelDeps,
-  pool: ClusterPool,
-  target: SpiderTarget,
-  servers: ServerRow[],
-  backupId: string,
-): Promise<CancelResult> {
+  const servers = await session.primaryServers();
   const { config } = deps;
+  const pool = session.connections;
+  const target = session.spider;
   const logger = deps.logger.child({ backupId });
-  const spider = <T>(fn: (c: Connection) => Promise<T>) => pool.use(target.spider, fn, { init: initSpiderSession });
+  const spider = <T>(fn: (c: Connection) => Promise<T>) => pool.use(target, fn, { init: initSpiderSession });
   const all = await spider((c) => sql.listTasks(c, { backupId })).catch((err: unknown) => {
     if (isNoSuchTable(err)) return [];
     throw err;
@@ -124,21 +109,21 @@ async function cancel(
   const by = whoAmI();
   const problems: string[] = [];
   try {
-    await spider((c) => recordOn(c, backupId, target.spider.host, target.spider.port, by));
+    await spider((c) => recordOn(c, backupId, target.host, target.port, by));
   } catch (err) {
     throw new OperationError(
-      `cannot record the cancel of ${backupId} on the spider node ${instanceName(target.spider)}: ${errorMessage(err)}; nothing changed`,
+      `cannot record the cancel of ${backupId} on the spider node ${session.spiderName}: ${errorMessage(err)}; nothing changed`,
     );
   }
   const recordTargets = new Map<string, ServerRow>();
   for (const t of masterSide) {
     const m = masterByKey.get(keyOf(t));
-    if (m && keyOf(m) !== keyOf(target.spider)) recordTargets.set(keyOf(m), m);
+    if (m && keyOf(m) !== keyOf(target)) recordTargets.set(keyOf(m), m);
   }
   for (const r of replicaSide) if (r.server) recordTargets.set(keyOf(r.server), r.server);
   // The other spider nodes too, so `list` after a failover still tells a cancel; they run no task
   // of the id, so one that is down is only logged.
-  const otherSpiders = servers.filter((s) => s.wrapper.toUpperCase() === 'SPIDER' && keyOf(s) !== keyOf(target.spider));
+  const otherSpiders = servers.filter((s) => s.wrapper.toUpperCase() === 'SPIDER' && keyOf(s) !== keyOf(target));
   await mapLimited([...recordTargets.values(), ...otherSpiders], config.schedule.waitConcurrency, async (s) => {
     try {
       await pool.use(endpointOf(s), (c) => recordOn(c, backupId, s.host, s.port, by));
@@ -182,7 +167,7 @@ async function cancel(
     masters,
     slaves,
   };
-  return { kind: 'cancelled', backupId, by, tasks: sortOutcomes(tasks), problems, target, set };
+  return { kind: 'cancelled', backupId, by, tasks: sortOutcomes(tasks), problems, set };
 }
 
 async function recordOn(c: Connection, backupId: string, host: string, port: number, by: string): Promise<void> {

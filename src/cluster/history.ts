@@ -3,16 +3,14 @@
 // tasks on each replica. A backup with a cancel record on the spider node is `cancelled`, never
 // `complete`; a task stopped without one (the 12 h expiry, a hand-written quit) makes it `failed`.
 import type { AgentConfig } from '../config/agent.js';
-import { instanceName } from '../config/instance.js';
 import { isNoSuchTable, type Connection } from '../db/connect.js';
 import { errorMessage } from '../errors.js';
 import { readCancels, type CancelRecord } from '../sql/cancel.js';
 import { masterSideSummaries, replicaSummaries, type MasterSideSummary, type StatusCounts } from '../sql/history.js';
-import { endpointOf, initSpiderReadSession, mapLimited, readControl } from './view.js';
-import { withPool, type ClusterPool } from '../db/pool.js';
+import { initSpiderReadSession, mapLimited } from './reach.js';
 import { restorePointsOf } from './restore-point.js';
 import type { RestorePoint } from './restore-point-model.js';
-import { resolveSpiderTarget } from './spider-target.js';
+import { endpointOf, type ClusterSession } from './session.js';
 
 export type BackupState = 'running' | 'complete' | 'failed' | 'cancelled' | 'unknown';
 
@@ -72,34 +70,33 @@ export function summarize(master: MasterSideSummary, replicas: readonly StatusCo
 }
 
 export interface ListOptions {
-  files?: string[];
   limit: number;
 }
 
-export type ListResult = { kind: 'not-primary'; spider: string } | { kind: 'backups'; backups: BackupSummary[]; errors: string[] };
+export interface ListResult {
+  backups: BackupSummary[];
+  errors: string[];
+}
 
-/** The newest `limit` backups, newest first. */
-export async function listBackups(config: AgentConfig, opts: ListOptions): Promise<ListResult> {
-  return withCluster(config, opts.files, async (read) => {
+/** The newest `limit` backups, newest first. Not the primary: NotPrimaryError. */
+export async function listBackups(config: AgentConfig, session: ClusterSession, opts: ListOptions): Promise<ListResult> {
+  return withCluster(config, session, async (read) => {
     const { summaries, errors } = await read({ limit: opts.limit });
-    return { kind: 'backups', backups: summaries, errors };
+    return { backups: summaries, errors };
   });
 }
 
-/** The newest complete backup (every task `success`, no cancel), or undefined. */
-export async function latestComplete(
-  config: AgentConfig,
-  files: string[] | undefined,
-): Promise<{ kind: 'not-primary'; spider: string } | { kind: 'latest'; backup?: BackupSummary; errors: string[] }> {
+/** The newest complete backup (every task `success`, no cancel), or undefined. Not the primary: NotPrimaryError. */
+export async function latestComplete(config: AgentConfig, session: ClusterSession): Promise<{ backup?: BackupSummary; errors: string[] }> {
   const PAGE = 20;
-  return withCluster(config, files, async (read) => {
+  return withCluster(config, session, async (read) => {
     for (let offset = 0; ; offset += PAGE) {
       // Only ids whose master side all succeeded; their replicas and cancel records decide.
       const { summaries, errors, candidates } = await read({ limit: PAGE, offset, onlyAllSuccess: true });
       // A replica that cannot be read may hide that a newer backup is complete: no answer then.
-      if (errors.length > 0) return { kind: 'latest', errors };
+      if (errors.length > 0) return { errors };
       const backup = summaries.find((s) => s.state === 'complete');
-      if (backup || candidates < PAGE) return { kind: 'latest', ...(backup ? { backup } : {}), errors };
+      if (backup || candidates < PAGE) return { ...(backup ? { backup } : {}), errors };
     }
   });
 }
@@ -110,56 +107,49 @@ type Read = (q: {
   onlyAllSuccess?: boolean;
 }) => Promise<{ summaries: BackupSummary[]; errors: string[]; candidates: number }>;
 
-async function withCluster<R>(
-  config: AgentConfig,
-  files: string[] | undefined,
-  fn: (read: Read) => Promise<R>,
-): Promise<R | { kind: 'not-primary'; spider: string }> {
-  const target = resolveSpiderTarget(config, files);
-  const control = await readControl(target.tdbctl);
-  if (!control.primary) return { kind: 'not-primary', spider: instanceName(target.spider) };
-  const replicas = control.servers.filter((s) => s.wrapper.toLowerCase() === 'mysql_slave');
-  return withPool(undefined, (pool: ClusterPool) =>
-    fn(async (q) => {
-      const errors: string[] = [];
-      const spider = <T>(f: (c: Connection) => Promise<T>) => pool.use(target.spider, f, { init: initSpiderReadSession, retry: true });
-      let masters: MasterSideSummary[];
-      try {
-        masters = await spider((c) => masterSideSummaries(c, q));
-      } catch (err) {
-        if (isNoSuchTable(err)) return { summaries: [], errors, candidates: 0 };
-        throw err;
-      }
-      const ids = masters.map((m) => m.backupId);
-      const [cancels, points, perReplica] = await Promise.all([
-        spider((c) => readCancels(c, ids)).catch((err: unknown) => {
-          if (!isNoSuchTable(err)) errors.push(`spider ${instanceName(target.spider)}: cancel records: ${errorMessage(err)}`);
-          return new Map<string, CancelRecord>();
-        }),
-        spider((c) => restorePointsOf(c, ids)).catch((err: unknown) => {
-          errors.push(`spider ${instanceName(target.spider)}: restore points: ${errorMessage(err)}`);
-          return new Map<string, RestorePoint>();
-        }),
-        mapLimited(replicas, config.schedule.waitConcurrency, async (r) => {
-          if (ids.length === 0) return new Map<string, StatusCounts>();
-          try {
-            return await pool.use(endpointOf(r), (c) => replicaSummaries(c, r.host, r.port, ids), { retry: true });
-          } catch (err) {
-            if (!isNoSuchTable(err)) errors.push(`${r.serverName} ${r.host}:${r.port}: ${errorMessage(err)}`);
-            return new Map<string, StatusCounts>();
-          }
-        }),
-      ]);
-      const summaries = masters.map((m) => {
-        const summary = summarize(
-          m,
-          perReplica.flatMap((byId) => byId.get(m.backupId) ?? []),
-          cancels.get(m.backupId),
-        );
-        const point = points.get(m.backupId);
-        return point ? { ...summary, restorePoint: point } : summary;
-      });
-      return { summaries, errors, candidates: masters.length };
-    }),
-  );
+async function withCluster<R>(config: AgentConfig, session: ClusterSession, fn: (read: Read) => Promise<R>): Promise<R> {
+  const servers = await session.primaryServers();
+  const replicas = servers.filter((s) => s.wrapper.toLowerCase() === 'mysql_slave');
+  const pool = session.connections;
+  return fn(async (q) => {
+    const errors: string[] = [];
+    const spider = <T>(f: (c: Connection) => Promise<T>) => pool.use(session.spider, f, { init: initSpiderReadSession, retry: true });
+    let masters: MasterSideSummary[];
+    try {
+      masters = await spider((c) => masterSideSummaries(c, q));
+    } catch (err) {
+      if (isNoSuchTable(err)) return { summaries: [], errors, candidates: 0 };
+      throw err;
+    }
+    const ids = masters.map((m) => m.backupId);
+    const [cancels, points, perReplica] = await Promise.all([
+      spider((c) => readCancels(c, ids)).catch((err: unknown) => {
+        if (!isNoSuchTable(err)) errors.push(`spider ${session.spiderName}: cancel records: ${errorMessage(err)}`);
+        return new Map<string, CancelRecord>();
+      }),
+      spider((c) => restorePointsOf(c, ids)).catch((err: unknown) => {
+        errors.push(`spider ${session.spiderName}: restore points: ${errorMessage(err)}`);
+        return new Map<string, RestorePoint>();
+      }),
+      mapLimited(replicas, config.schedule.waitConcurrency, async (r) => {
+        if (ids.length === 0) return new Map<string, StatusCounts>();
+        try {
+          return await pool.use(endpointOf(r), (c) => replicaSummaries(c, r.host, r.port, ids), { retry: true });
+        } catch (err) {
+          if (!isNoSuchTable(err)) errors.push(`${r.serverName} ${r.host}:${r.port}: ${errorMessage(err)}`);
+          return new Map<string, StatusCounts>();
+        }
+      }),
+    ]);
+    const summaries = masters.map((m) => {
+      const summary = summarize(
+        m,
+        perReplica.flatMap((byId) => byId.get(m.backupId) ?? []),
+        cancels.get(m.backupId),
+      );
+      const point = points.get(m.backupId);
+      return point ? { ...summary, restorePoint: point } : summary;
+    });
+    return { summaries, errors, candidates: masters.length };
+  });
 }

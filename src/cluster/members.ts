@@ -3,7 +3,7 @@
 // `pause --cluster` writes to. Pure: unit-tested without a cluster.
 import type { Endpoint } from '../db/connect.js';
 import type { ServerRow } from '../sql/servers.js';
-import type { SpiderTarget } from './spider-target.js';
+import type { SpiderTarget } from './session.js';
 
 export type MemberRole = 'spider' | 'master' | 'slave';
 

@@ -6,27 +6,28 @@ import { errorMessage } from '../errors.js';
 import { withConnection, type Connection } from '../db/connect.js';
 import { createClusterPauseTable } from '../sql/ddl.js';
 import { isMissingClusterPauseTable, writeClusterPause } from '../sql/cluster-pause.js';
-import { listServers } from '../sql/servers.js';
 import { setSqlLogBin } from '../sql/tasks.js';
-import { mapLimited } from './view.js';
+import { mapLimited } from './reach.js';
 import { clusterMembers, type Member } from './members.js';
-import type { SpiderTarget } from './spider-target.js';
+import type { ClusterSession } from './session.js';
 
 export interface PauseWrite {
   member: Member;
   error?: string;
 }
 
-/** forMs 0: resume (the row ends now, and being the newest, lifts any older pause row). */
+/**
+ * forMs 0: resume (the row ends now, and being the newest, lifts any older pause row). Whether or
+ * not this node is the primary; each instance is written on a connection of its own.
+ */
 export async function writeClusterPauseEverywhere(
-  target: SpiderTarget,
+  session: ClusterSession,
   forMs: number,
   reason: string,
   by: string,
   concurrency: number,
 ): Promise<PauseWrite[]> {
-  const servers = await withConnection(target.tdbctl, listServers);
-  const members = clusterMembers(servers, target);
+  const members = clusterMembers(await session.servers(), session.target);
   const forS = Math.ceil(forMs / 1000);
   const write = async (member: Member): Promise<PauseWrite> => {
     try {

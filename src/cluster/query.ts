@@ -1,35 +1,35 @@
 // `query` (SPEC §3): every task as the spider master sees it — spider and shard masters through
 // the Spider table, replicas read on the replicas — newest first.
 import type { AgentConfig } from '../config/agent.js';
-import { instanceName } from '../config/instance.js';
 import { isNoSuchTable, withConnection } from '../db/connect.js';
 import { errorMessage } from '../errors.js';
 import * as sql from '../sql/tasks.js';
 import { validateBackupId } from '../task/backup-id.js';
-import { readControl, readSlaveTasks } from './view.js';
-import { resolveSpiderTarget } from './spider-target.js';
+import { readSlaveTasks } from './reach.js';
+import type { ClusterSession } from './session.js';
 import { statusClass } from '../task/status.js';
 import type { TaskRow } from '../task/task.js';
 
 export interface QueryOptions {
-  files?: string[];
   backupId?: string;
   /** Status classes: `failed` matches `failed: timeout`. */
   statuses?: string[];
 }
 
-export type QueryResult = { kind: 'not-primary'; spider: string } | { kind: 'tasks'; tasks: TaskRow[]; errors: string[] };
+export interface QueryResult {
+  tasks: TaskRow[];
+  errors: string[];
+}
 
-export async function queryTasks(config: AgentConfig, opts: QueryOptions): Promise<QueryResult> {
+/** Not the primary: NotPrimaryError. Each replica is read on a connection of its own, closed once read. */
+export async function queryTasks(config: AgentConfig, session: ClusterSession, opts: QueryOptions): Promise<QueryResult> {
   const backupId = opts.backupId === undefined ? undefined : validateBackupId(opts.backupId, '--BackupId');
-  const target = resolveSpiderTarget(config, opts.files);
-  const control = await readControl(target.tdbctl, target.tdbctlFrom);
-  if (!control.primary) return { kind: 'not-primary', spider: instanceName(target.spider) };
+  const servers = await session.primaryServers();
   const errors: string[] = [];
-  const slaves = control.servers.filter((s) => s.wrapper.toLowerCase() === 'mysql_slave');
+  const slaves = servers.filter((s) => s.wrapper.toLowerCase() === 'mysql_slave');
   const [masterSide, slaveSide] = await Promise.all([
-    withConnection(target.spider, (c) => sql.listTasks(c, { backupId, excludeWrapper: 'mysql_slave' })).catch((err: unknown) => {
-      if (!isNoSuchTable(err)) errors.push(`spider ${instanceName(target.spider)}: ${errorMessage(err)}`);
+    withConnection(session.spider, (c) => sql.listTasks(c, { backupId, excludeWrapper: 'mysql_slave' })).catch((err: unknown) => {
+      if (!isNoSuchTable(err)) errors.push(`spider ${session.spiderName}: ${errorMessage(err)}`);
       return [] as TaskRow[];
     }),
     readSlaveTasks(slaves, backupId, config.schedule.waitConcurrency),
@@ -41,5 +41,5 @@ export async function queryTasks(config: AgentConfig, opts: QueryOptions): Promi
     .sort(
       (a, b) => a.createdAgeS - b.createdAgeS || a.backupId.localeCompare(b.backupId) || a.shardValue - b.shardValue || a.port - b.port,
     );
-  return { kind: 'tasks', tasks, errors };
+  return { tasks, errors };
 }

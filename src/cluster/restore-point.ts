@@ -10,16 +10,14 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { AgentConfig } from '../config/agent.js';
-import { instanceName } from '../config/instance.js';
-import { connect, withConnection, type Connection, type Endpoint } from '../db/connect.js';
+import { connect, errnoOf, withConnection, type Connection, type Endpoint } from '../db/connect.js';
 import { errorMessage, OperationError } from '../errors.js';
 import { createLocalRestorePointTable, createSchema, createSpiderRestorePointTable } from '../sql/ddl.js';
 import * as sql from '../sql/restore-point.js';
 import type { ServerRow } from '../sql/servers.js';
 import { validateBackupId } from '../task/backup-id.js';
-import { endpointOf, errnoOf, readControl } from './view.js';
 import { groupPoints, pointTargets, retryDelayMs, rowsOf, type PointTargets, type RestorePoint } from './restore-point-model.js';
-import { resolveSpiderTarget, type SpiderTarget } from './spider-target.js';
+import { endpointOf, type ClusterSession } from './session.js';
 
 export class RestorePointError extends OperationError {
   override readonly name = 'RestorePointError';
@@ -37,7 +35,6 @@ export class RestorePointExistsError extends RestorePointError {
 }
 
 export interface TakeOptions {
-  files?: string[] | undefined;
   name: string;
   /** Longest wait for the block on any node before every node is released (default 2 s). */
   acquireTimeoutMs?: number;
@@ -54,39 +51,38 @@ export interface TakeDeps {
   logger: Logger;
 }
 
-export type TakeResult =
-  | { kind: 'not-primary'; spider: string }
-  | { kind: 'taken'; point: RestorePoint; attempts: number; failures: string[]; warnings: string[] };
+export interface TakeResult {
+  point: RestorePoint;
+  attempts: number;
+  failures: string[];
+  warnings: string[];
+}
 
 export const DEFAULTS = { acquireTimeoutMs: 2000, holdTimeoutMs: 5000, attempts: 5 } as const;
 
-export async function takeRestorePoint(deps: TakeDeps, opts: TakeOptions): Promise<TakeResult> {
+/** Not the primary: NotPrimaryError. */
+export async function takeRestorePoint(deps: TakeDeps, session: ClusterSession, opts: TakeOptions): Promise<TakeResult> {
   const name = validateBackupId(opts.name, 'restore point name');
-  const target = resolveSpiderTarget(deps.config, opts.files);
-  const control = await readControl(target.tdbctl);
-  if (!control.primary) return { kind: 'not-primary', spider: instanceName(target.spider) };
-  const targets = pointTargets(control.servers, spiderRow(target, control.servers));
-  return takeOnTargets(deps, target, targets, { ...opts, name });
+  const servers = await session.primaryServers();
+  const targets = pointTargets(servers, spiderRow(session.spider, servers));
+  return takeOnTargets(deps, session.spider, targets, { ...opts, name });
 }
 
 /** The spider master as a mysql.servers row, with the credentials of its own ini. */
-function spiderRow(target: SpiderTarget, servers: readonly ServerRow[]): ServerRow {
-  const listed = servers.find(
-    (s) => s.wrapper.toUpperCase() === 'SPIDER' && s.host === target.spider.host && s.port === target.spider.port,
-  );
+function spiderRow(spider: Endpoint, servers: readonly ServerRow[]): ServerRow {
+  const listed = servers.find((s) => s.wrapper.toUpperCase() === 'SPIDER' && s.host === spider.host && s.port === spider.port);
   return {
     serverName: listed?.serverName ?? 'SPIDER',
     wrapper: 'SPIDER',
-    host: target.spider.host,
-    port: target.spider.port,
-    user: target.spider.user,
-    password: target.spider.password,
+    host: spider.host,
+    port: spider.port,
+    user: spider.user,
+    password: spider.password,
   };
 }
 
-async function takeOnTargets(deps: TakeDeps, target: SpiderTarget, targets: PointTargets, opts: TakeOptions & { name: string }) {
+async function takeOnTargets(deps: TakeDeps, spiderEp: Endpoint, targets: PointTargets, opts: TakeOptions & { name: string }) {
   const logger = deps.logger.child({ restorePoint: opts.name });
-  const spiderEp: Endpoint = target.spider;
   await ensureTable(spiderEp, targets);
   const existing = await readPoint(spiderEp, opts.name);
   if (existing) throw new RestorePointExistsError(existing);
@@ -152,7 +148,7 @@ async function takeOnTargets(deps: TakeDeps, target: SpiderTarget, targets: Poin
           throw err;
         }
         logger.info({ pauseMs: point.pauseMs, acquireMs: point.acquireMs, holdMs: point.holdMs, attempt }, 'restore point taken');
-        return { kind: 'taken' as const, point, attempts: attempt, failures, warnings };
+        return { point, attempts: attempt, failures, warnings };
       }
       failures.push(`attempt ${attempt}: ${res.why}`);
       logger.warn({ attempt, why: res.why }, 'restore point attempt failed; every node released');
@@ -330,14 +326,11 @@ export async function recordOptOut(spider: Endpoint, shards: readonly ServerRow[
   });
 }
 
-export type ListResult = { kind: 'not-primary'; spider: string } | { kind: 'points'; points: RestorePoint[] };
-
-/** Every recorded point, newest first (read through the spider master). */
-export async function listRestorePoints(config: AgentConfig, files: string[] | undefined): Promise<ListResult> {
-  const target = resolveSpiderTarget(config, files);
-  return withConnection(target.spider, async (c) => {
-    if (!(await sql.restorePointTableExists(c))) return { kind: 'points', points: [] };
-    return { kind: 'points', points: groupPoints(await sql.listRestorePointRows(c)) };
+/** Every recorded point, newest first (read through the spider node, whether or not it is the primary). */
+export async function listRestorePoints(session: ClusterSession): Promise<RestorePoint[]> {
+  return withConnection(session.spider, async (c) => {
+    if (!(await sql.restorePointTableExists(c))) return [];
+    return groupPoints(await sql.listRestorePointRows(c));
   });
 }
 

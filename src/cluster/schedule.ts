@@ -9,36 +9,32 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { AgentConfig } from '../config/agent.js';
-import { instanceName } from '../config/instance.js';
-import { connect, isNoSuchTable, withConnection, type Connection } from '../db/connect.js';
+import { instanceName, type InstanceConfig } from '../config/instance.js';
+import { connect, errnoOf, isNoSuchTable, withConnection, type Connection } from '../db/connect.js';
 import { errorMessage, OperationError } from '../errors.js';
 import { createLocalTable, createSchema, createSpiderTable } from '../sql/ddl.js';
 import { countShardZeroTasks, ER_SPIDER_REMOTE_TABLE_NOT_FOUND } from '../sql/spider.js';
 import * as sql from '../sql/tasks.js';
 import type { ServerRow } from '../sql/servers.js';
 import { validateBackupId } from '../task/backup-id.js';
-import { endpointOf, errnoOf, initSpiderSession, mapLimited, readControl } from './view.js';
-import { withPool, type ClusterPool } from '../db/pool.js';
-import { resolveSpiderTarget, type SpiderTarget } from './spider-target.js';
+import { initSpiderSession, mapLimited } from './reach.js';
+import { endpointOf, NotPrimaryError, type ClusterSession } from './session.js';
 import { buildTaskSet, type TaskSet } from './task-set.js';
 
 export interface ScheduleOptions {
-  files?: string[];
   backupId?: string;
 }
 
-export type ScheduleResult =
-  | { kind: 'not-primary'; spider: string }
-  | { kind: 'scheduled'; backupId: string; tasks: number; target: SpiderTarget; set: TaskSet; createdTables: string[] };
+export interface ScheduleResult {
+  backupId: string;
+  tasks: number;
+  set: TaskSet;
+  createdTables: string[];
+}
 
 export interface ScheduleDeps {
   config: AgentConfig;
   logger: Logger;
-  /**
-   * Where the spider session is kept: `schedule --wait` reads through the same session, whose
-   * Spider connections to the shards the INSERT has just opened. Without it, closed on return.
-   */
-  pool?: ClusterPool;
 }
 
 /**
@@ -48,30 +44,37 @@ export interface ScheduleDeps {
 const CREATED_TABLE_GRACE_MS = 5000;
 const CREATED_TABLE_RETRY_MS = 250;
 
-export async function runSchedule(deps: ScheduleDeps, opts: ScheduleOptions): Promise<ScheduleResult> {
+/**
+ * The spider session is the session's kept connection: `schedule --wait` reads through it, with
+ * the Spider connections to the shards the INSERT has just opened. Not the primary: NotPrimaryError.
+ */
+export async function runSchedule(deps: ScheduleDeps, session: ClusterSession, opts: ScheduleOptions): Promise<ScheduleResult> {
   const { config } = deps;
   const backupId = opts.backupId === undefined ? randomUUID() : validateBackupId(opts.backupId);
-  const target = resolveSpiderTarget(config, opts.files);
-  const spiderName = instanceName(target.spider);
-  const logger = deps.logger.child({ backupId, port: target.spider.port });
-  const control = await readControl(target.tdbctl, target.tdbctlFrom);
-  if (!control.primary) {
-    logger.info({ spider: spiderName }, 'this spider node is not the tdbctl primary; nothing scheduled');
-    return { kind: 'not-primary', spider: spiderName };
+  const logger = deps.logger.child({ backupId, port: session.spider.port });
+  let servers: ServerRow[];
+  try {
+    servers = await session.primaryServers();
+  } catch (err) {
+    if (err instanceof NotPrimaryError)
+      logger.info({ spider: err.spider }, 'this spider node is not the tdbctl primary; nothing scheduled');
+    throw err;
   }
-  const set = buildTaskSet(control.servers, target.spider, backupId);
-  const createdTables = await withPool(deps.pool, (pool) =>
-    pool.use(target.spider, (spider) => schedule(config, set, target, spider, backupId, logger), { init: initSpiderSession }),
+  const set = buildTaskSet(servers, session.spider, backupId);
+  const createdTables = await session.connections.use(
+    session.spider,
+    (spider) => schedule(config, set, session.spider, spider, backupId, logger),
+    { init: initSpiderSession },
   );
   for (const t of createdTables) logger.info({ table: t }, 'created infodba_schema.global_backup');
   logger.info({ tasks: set.tasks.length, shards: set.shards, slaves: set.slaves.length }, 'global backup scheduled');
-  return { kind: 'scheduled', backupId, tasks: set.tasks.length, target, set, createdTables };
+  return { backupId, tasks: set.tasks.length, set, createdTables };
 }
 
 async function schedule(
   config: AgentConfig,
   set: TaskSet,
-  target: SpiderTarget,
+  target: InstanceConfig,
   spider: Connection,
   backupId: string,
   logger: Logger,
@@ -84,7 +87,7 @@ async function schedule(
     const tspider = /tspider/i.test(await sql.serverVersion(spider));
     await spider.query(createSchema());
     await spider.query(createSpiderTable(set.shards, tspider));
-    created.push(`spider ${instanceName(target.spider)} (Spider table over ${set.shards} shards)`);
+    created.push(`spider ${instanceName(target)} (Spider table over ${set.shards} shards)`);
   }
   // A shard master that lacks the table is found by Spider refusing the statement (before the
   // INSERT writes anything); only then are the masters connected to, and the statement tried again.
@@ -154,15 +157,15 @@ async function createMasterTables(config: AgentConfig, set: TaskSet): Promise<st
  * A write that failed part-way: cancel, shard by shard, whatever of this id was written. On a
  * session of its own: the INSERT's may be what broke (the spider node restarted mid-statement).
  */
-async function compensate(target: SpiderTarget, set: TaskSet, backupId: string, cause: unknown, logger: Logger): Promise<OperationError> {
+async function compensate(target: InstanceConfig, set: TaskSet, backupId: string, cause: unknown, logger: Logger): Promise<OperationError> {
   const cancelled: string[] = [];
   const unreachable: string[] = [];
   let spider: Connection | undefined;
   try {
-    spider = await connect(target.spider);
+    spider = await connect(target);
     await initSpiderSession(spider);
   } catch (err) {
-    unreachable.push(`spider ${instanceName(target.spider)} (${errorMessage(err)})`);
+    unreachable.push(`spider ${instanceName(target)} (${errorMessage(err)})`);
   }
   for (let shard = 0; spider && shard < set.shards; shard++) {
     try {

@@ -3,20 +3,19 @@
 // [schedule] wait_concurrency at once): its presence lives only there (presence rows never travel
 // between instances), that one connection also tells whether the instance is reachable, and a
 // replica's replication status can only be asked of the replica. Two or three statements each.
-import { withConnection, isNoSuchTable, type Connection } from '../db/connect.js';
+import { isNoSuchTable, type Connection } from '../db/connect.js';
+import type { KeptConnections } from '../db/connections.js';
 import { errorMessage } from '../errors.js';
 import { formatDuration } from '../format.js';
 import { getClusterPause, type ClusterPause } from '../sql/cluster-pause.js';
 import { runningAndLastSuccess } from '../sql/instance-history.js';
 import { getPresence, type PresenceRow } from '../sql/presence.js';
 import { replicationStatus } from '../sql/replication.js';
-import { listServers } from '../sql/servers.js';
 import { agentState, type AgentState } from './agent-state.js';
-import { mapLimited } from './view.js';
+import { mapLimited } from './reach.js';
 import { clusterMembers, type Member, type MemberRole } from './members.js';
-import { withPool, type ClusterPool } from '../db/pool.js';
 import { replicationProblem } from './replication-health.js';
-import type { SpiderTarget } from './spider-target.js';
+import type { ClusterSession } from './session.js';
 import type { TaskRow } from '../task/task.js';
 
 export interface InstanceStatus {
@@ -51,23 +50,22 @@ export interface ClusterStatus {
   ok: boolean;
 }
 
-export async function readClusterStatus(target: SpiderTarget, concurrency: number, pool?: ClusterPool): Promise<ClusterStatus> {
-  const servers = await withConnection(target.tdbctl, listServers);
-  const members = clusterMembers(servers, target);
-  return withPool(pool, async (p) => {
-    const instances = await mapLimited(members, concurrency, (m) => readMember(m, p));
-    let clusterPause: ClusterPause | undefined;
-    try {
-      clusterPause = await p.use(target.spider, getClusterPause, { retry: true });
-    } catch {
-      // no table yet (never paused), or the spider node is down: its own row says so
-    }
-    const ok = instances.every((i) => i.agent.state === 'alive' || i.agent.state === 'paused');
-    return { spider: `${target.spider.host}:${target.spider.port}`, ...(clusterPause ? { clusterPause } : {}), instances, ok };
-  });
+/** Whether or not this node is the primary. */
+export async function readClusterStatus(session: ClusterSession, concurrency: number): Promise<ClusterStatus> {
+  const members = clusterMembers(await session.servers(), session.target);
+  const pool = session.connections;
+  const instances = await mapLimited(members, concurrency, (m) => readMember(m, pool));
+  let clusterPause: ClusterPause | undefined;
+  try {
+    clusterPause = await pool.use(session.spider, getClusterPause, { retry: true });
+  } catch {
+    // no table yet (never paused), or the spider node is down: its own row says so
+  }
+  const ok = instances.every((i) => i.agent.state === 'alive' || i.agent.state === 'paused');
+  return { spider: `${session.spider.host}:${session.spider.port}`, ...(clusterPause ? { clusterPause } : {}), instances, ok };
 }
 
-async function readMember(m: Member, pool: ClusterPool): Promise<InstanceStatus> {
+async function readMember(m: Member, pool: KeptConnections): Promise<InstanceStatus> {
   const base = { serverName: m.serverName, role: m.role, shard: m.shard ?? null, host: m.host, port: m.port };
   try {
     return await pool.use(m.endpoint, (c) => readOn(c, m, base), { retry: true });

@@ -1,22 +1,21 @@
 // `schedule --wait` (SPEC §3): poll until no task of the backup id is init/running/replicated.
 // Master-side rows through the Spider table, replica rows on each replica (bounded concurrency),
 // both at once. Connections are kept across rounds: one to the spider node (which keeps its own
-// to the shards) and one per replica, all closed when the wait ends.
+// to the shards) and one per replica, the command's session's, closed with it.
 import type { Logger } from 'pino';
 import type { AgentConfig } from '../config/agent.js';
-import type { Connection, Endpoint } from '../db/connect.js';
+import { errnoOf, isNoSuchTable, type Connection, type Endpoint } from '../db/connect.js';
+import type { KeptConnections } from '../db/connections.js';
 import { errorMessage } from '../errors.js';
 import { formatDuration } from '../format.js';
 import type { NewTaskRow } from '../sql/tasks.js';
 import * as sql from '../sql/tasks.js';
 import { ER_SPIDER_REMOTE_SERVER_GONE_AWAY } from '../sql/spider.js';
-import { endpointOf, errnoOf, initSpiderReadSession, mapLimited, readSlaveTasks } from './view.js';
-import { withPool, type ClusterPool } from '../db/pool.js';
-import type { SpiderTarget } from './spider-target.js';
+import { initSpiderReadSession, mapLimited, readSlaveTasks } from './reach.js';
+import { endpointOf, type ClusterSession } from './session.js';
 import { STATUS, isRunnable } from '../task/status.js';
 import { supervisorLockName } from '../host/protocol.js';
 import type { TaskSet } from './task-set.js';
-import { isNoSuchTable } from '../db/connect.js';
 import { getPresence, type PresenceRow } from '../sql/presence.js';
 import { replicationStatus } from '../sql/replication.js';
 import { listReplicaCopies } from '../sql/spider.js';
@@ -56,15 +55,10 @@ export interface WaitDeps {
   logger: Logger;
   onRound?: (round: Round) => void;
   sleep?: (ms: number) => Promise<void>;
-  /** Connections to keep across rounds (e.g. the spider session `schedule` used); else the wait's own. */
-  pool?: ClusterPool;
 }
 
-export async function waitForBackup(deps: WaitDeps, target: SpiderTarget, set: TaskSet, backupId: string): Promise<WaitResult> {
-  return withPool(deps.pool, (pool) => waitRounds(deps, target, set, backupId, pool));
-}
-
-async function waitRounds(deps: WaitDeps, target: SpiderTarget, set: TaskSet, backupId: string, pool: ClusterPool): Promise<WaitResult> {
+/** The rounds read on the session's kept connections (e.g. the spider session `schedule` wrote through). */
+export async function waitForBackup(deps: WaitDeps, session: ClusterSession, set: TaskSet, backupId: string): Promise<WaitResult> {
   const { config } = deps;
   const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const started = Date.now();
@@ -72,7 +66,7 @@ async function waitRounds(deps: WaitDeps, target: SpiderTarget, set: TaskSet, ba
   let failedPolls = 0;
   for (let n = 1; ; n++) {
     const investigate = Date.now() - started >= diagnosisGraceMs(config);
-    const round = await pollOnce(config, target, set, backupId, n, lockless, pool, investigate);
+    const round = await pollOnce(config, session, set, backupId, n, lockless, investigate);
     deps.onRound?.(round);
     if (round.done) return { ok: round.counts.success === round.counts.total, reason: 'finished', last: round, rounds: n };
     // Every task left can no longer finish: waiting on would only hide it.
@@ -90,20 +84,6 @@ async function waitRounds(deps: WaitDeps, target: SpiderTarget, set: TaskSet, ba
 
 const keyOf = (t: { host: string; port: number }) => `${t.host}:${t.port}`;
 
-/** One round: every task's row, read where it lives. `pool` keeps the connections for the next round. */
-export async function pollOnce(
-  config: AgentConfig,
-  target: SpiderTarget,
-  set: TaskSet,
-  backupId: string,
-  n: number,
-  lockless: Map<string, number> = new Map(),
-  pool?: ClusterPool,
-  investigate = false,
-): Promise<Round> {
-  return withPool(pool, (p) => poll(config, target, set, backupId, n, lockless, p, investigate));
-}
-
 /**
  * Agents get this long to pick their tasks up before the wait looks into why they have not: three
  * of this host's ticks (an agent is lost after three of its own), at least 10 s. Until then a round
@@ -115,25 +95,27 @@ export function diagnosisGraceMs(config: AgentConfig): number {
   return Math.max(LOST_AFTER_TICKS * config.agent.tickIntervalMs, 10_000);
 }
 
-async function poll(
+/** One round: every task's row, read where it lives, on the session's connections (kept for the next round). */
+export async function pollOnce(
   config: AgentConfig,
-  target: SpiderTarget,
+  session: ClusterSession,
   set: TaskSet,
   backupId: string,
   n: number,
-  lockless: Map<string, number>,
-  pool: ClusterPool,
-  investigate: boolean,
+  lockless: Map<string, number> = new Map(),
+  investigate = false,
 ): Promise<Round> {
+  const spider = session.spider;
+  const pool = session.connections;
   const errors: string[] = [];
   const rows = new Map<string, TaskRow>();
   const slaveTasks = new Set(set.tasks.filter((t) => t.wrapper === 'mysql_slave').map(keyOf));
   const slaveServers = set.slaves.filter((s) => slaveTasks.has(keyOf(s)));
   const [masterSide, slaveSide] = await Promise.all([
     pool
-      .use(target.spider, (c) => readMasterSide(c, backupId), { init: initSpiderReadSession, retry: true })
+      .use(spider, (c) => readMasterSide(c, backupId), { init: initSpiderReadSession, retry: true })
       .catch((err: unknown) => {
-        errors.push(`spider ${keyOf(target.spider)}: ${errorMessage(err)}`);
+        errors.push(`spider ${keyOf(spider)}: ${errorMessage(err)}`);
         return [] as TaskRow[];
       }),
     readSlaveTasks(slaveServers, backupId, config.schedule.waitConcurrency, pool),
@@ -144,10 +126,10 @@ async function poll(
     for (const r of s.tasks) rows.set(keyOf(r), r);
   }
   const views: TaskView[] = set.tasks.map((task) => ({ task, row: rows.get(keyOf(task)) }));
-  await flagStalled(config, target, set, views, lockless, pool);
+  await flagStalled(config, spider, set, views, lockless, pool);
   const unreadable = new Set(slaveSide.filter((s) => s.error !== undefined).map((s) => keyOf(s.server)));
-  if (masterSideFailed(errors, target)) for (const t of set.tasks) if (t.wrapper !== 'mysql_slave') unreadable.add(keyOf(t));
-  if (investigate) await diagnose(config, target, set, backupId, views, unreadable, pool);
+  if (masterSideFailed(errors, spider)) for (const t of set.tasks) if (t.wrapper !== 'mysql_slave') unreadable.add(keyOf(t));
+  if (investigate) await diagnose(config, spider, set, backupId, views, unreadable, pool);
 
   const counts = { total: views.length, success: 0, running: 0, waiting: 0, failed: 0, unknown: 0 };
   for (const v of views) {
@@ -183,11 +165,11 @@ async function readMasterSide(c: Connection, backupId: string): Promise<TaskRow[
  */
 async function flagStalled(
   config: AgentConfig,
-  target: SpiderTarget,
+  spider: Endpoint,
   set: TaskSet,
   views: TaskView[],
   lockless: Map<string, number>,
-  pool: ClusterPool,
+  pool: KeptConnections,
 ): Promise<void> {
   for (const v of views) {
     if (v.row && isRunnable(v.row.status) && v.row.createdAgeS * 1000 > config.schedule.unclaimedAfterMs) {
@@ -201,7 +183,7 @@ async function flagStalled(
   await mapLimited(running, config.schedule.waitConcurrency, async (v) => {
     const row = v.row as TaskRow;
     const server = servers.get(keyOf(row));
-    const ep: Endpoint | undefined = keyOf(row) === keyOf(target.spider) ? target.spider : server && endpointOf(server);
+    const ep: Endpoint | undefined = keyOf(row) === keyOf(spider) ? spider : server && endpointOf(server);
     if (!ep) return;
     try {
       const holder = await pool.use(ep, (c) => sql.lockHolder(c, supervisorLockName(row)), { retry: true });
@@ -216,8 +198,8 @@ async function flagStalled(
   });
 }
 
-const masterSideFailed = (errors: readonly string[], target: SpiderTarget): boolean =>
-  errors.some((e) => e.startsWith(`spider ${keyOf(target.spider)}:`));
+const masterSideFailed = (errors: readonly string[], spider: Endpoint): boolean =>
+  errors.some((e) => e.startsWith(`spider ${keyOf(spider)}:`));
 
 /** Not ended, as far as this round knows: no row yet, waiting or running. */
 export const unended = (v: TaskView): boolean => !v.row || v.row.status === STATUS.running || isRunnable(v.row.status);
@@ -230,16 +212,16 @@ export const unended = (v: TaskView): boolean => !v.row || v.row.status === STAT
  */
 async function diagnose(
   config: AgentConfig,
-  target: SpiderTarget,
+  spider: Endpoint,
   set: TaskSet,
   backupId: string,
   views: TaskView[],
   unreadable: ReadonlySet<string>,
-  pool: ClusterPool,
+  pool: KeptConnections,
 ): Promise<void> {
   const servers = new Map([...set.slaves, ...set.masters].map((s) => [keyOf(s), s]));
   const endpoint = (t: { host: string; port: number }): Endpoint | undefined => {
-    if (keyOf(t) === keyOf(target.spider)) return target.spider;
+    if (keyOf(t) === keyOf(spider)) return spider;
     const s = servers.get(keyOf(t));
     return s && endpointOf(s);
   };
@@ -248,7 +230,7 @@ async function diagnose(
   let copies = new Map<string, TaskRow>();
   if (missing.length > 0) {
     try {
-      const rows = await pool.use(target.spider, (c) => listReplicaCopies(c, backupId), { init: initSpiderReadSession, retry: true });
+      const rows = await pool.use(spider, (c) => listReplicaCopies(c, backupId), { init: initSpiderReadSession, retry: true });
       copies = new Map(rows.map((r) => [keyOf(r), r]));
     } catch {
       // the master side is unreadable this round: nothing is concluded about missing rows

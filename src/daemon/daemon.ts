@@ -5,10 +5,10 @@
 import { mkdirSync } from 'node:fs';
 import { parseListen } from '../config/agent.js';
 import { Backoff } from '../check/backoff.js';
-import { CONNECT, purgeAll } from '../check/check.js';
+import { CONNECTIONS, purgeAll } from '../check/check.js';
 import { discoverInstances } from '../config/discover.js';
 import type { InstanceConfig } from '../config/instance.js';
-import { KeptConnections } from '../db/kept-connections.js';
+import { KeptConnections } from '../db/connections.js';
 import type { CheckReport } from '../check/check.js';
 import { countJournal } from '../host/journal.js';
 import { errorMessage } from '../errors.js';
@@ -101,7 +101,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
       stopping: false,
       backoff: new Backoff(),
       purgedAt: new Map(),
-      connections: new KeptConnections(CONNECT),
+      connections: new KeptConnections(CONNECTIONS),
       lastFinished: new Map(),
       purging: undefined,
       purgeProblems: new Set(),
@@ -277,7 +277,7 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
     const fired = s.firing ? await settledWithin(s.firing, Math.max(0, deadline - Date.now())) : true;
     if (s.purging) await settledWithin(s.purging, Math.max(0, deadline - Date.now()));
     await restorePoints.stop(Math.max(0, deadline - Date.now()));
-    await s.connections.closeAll();
+    await s.connections.close();
     if (!idle || !fired)
       logger().warn({ waitedMs: SHUTDOWN_WAIT_MS }, 'work still in flight; exiting without it (running backups are not affected)');
     await s.http?.close();

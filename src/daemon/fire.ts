@@ -38,14 +38,20 @@ export async function fireSchedule(deps: FireDeps, firedAt: Date): Promise<FireR
       return { at, result: 'not-spider' };
     }
     // Loaded at the first fire, not with the daemon: most hosts never schedule.
+    const { openClusterSession, NotPrimaryError } = await import('../cluster/session.js');
     const schedule = deps.schedule ?? (await import('../cluster/schedule.js')).runSchedule;
-    const r = await schedule({ config, logger: deps.logger }, {});
-    if (r.kind === 'not-primary') {
-      log.info({ spider: r.spider }, 'schedule time reached; this spider node is not the primary, so it schedules nothing');
+    const session = openClusterSession(config, undefined);
+    try {
+      const r = await schedule({ config, logger: deps.logger }, session, {});
+      log.info({ backupId: r.backupId, tasks: r.tasks }, 'schedule time reached; global backup scheduled');
+      return { at, result: 'scheduled', backupId: r.backupId };
+    } catch (err) {
+      if (!(err instanceof NotPrimaryError)) throw err;
+      log.info({ spider: err.spider }, 'schedule time reached; this spider node is not the primary, so it schedules nothing');
       return { at, result: 'not-primary' };
+    } finally {
+      await session.close();
     }
-    log.info({ backupId: r.backupId, tasks: r.tasks }, 'schedule time reached; global backup scheduled');
-    return { at, result: 'scheduled', backupId: r.backupId };
   } catch (err) {
     const error = errorMessage(err);
     log.error({ err: error }, 'scheduled run failed');

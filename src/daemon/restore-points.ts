@@ -5,6 +5,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { AgentConfig } from '../config/agent.js';
+import type { WatchResult } from '../cluster/backup-restore-point.js';
 import { errorMessage } from '../errors.js';
 
 export interface RestorePointWatcherDeps {
@@ -28,10 +29,25 @@ export class RestorePointWatcher {
     if (this.inFlight.has(backupId) || this.abort.signal.aborted) return;
     const log = this.deps.logger().child({ backupId });
     const run = (async () => {
-      const { describeBackupPoint, watchBackupForRestorePoint } = await import('../cluster/backup-restore-point.js');
+      const [{ describeBackupPoint, watchBackupForRestorePoint }, { openClusterSession }] = await Promise.all([
+        import('../cluster/backup-restore-point.js'),
+        import('../cluster/session.js'),
+      ]);
       const sleep = (ms: number) => delay(ms, undefined, { signal: this.abort.signal });
       log.info('following the global backup to take its restore point once every task succeeded');
-      const r = await watchBackupForRestorePoint({ config: this.deps.config(), logger: log, sleep }, spiderIni, backupId);
+      const config = this.deps.config();
+      let r: WatchResult;
+      try {
+        // The spider node of this agent's own drop-in; the session lasts as long as the watch.
+        const session = openClusterSession(config, [spiderIni]);
+        try {
+          r = await watchBackupForRestorePoint({ config, logger: log, sleep }, session, backupId);
+        } finally {
+          await session.close();
+        }
+      } catch (err) {
+        r = { kind: 'failed', error: errorMessage(err) };
+      }
       if (this.abort.signal.aborted) return log.info('agent stopping; the restore point is left to `schedule --wait` or `restore-point`');
       const line = describeBackupPoint(backupId, r);
       if (r.kind === 'failed') log.error({ result: r.kind }, line);

@@ -15,7 +15,7 @@ import { finishedSince, seenKeys, type Finished, type Seen } from './transitions
 import type { InstanceConfig } from '../config/instance.js';
 import { isFinished, STATUS } from '../task/status.js';
 import { isSpiderInstance } from '../config/instance.js';
-import type { KeptConnections } from '../db/kept-connections.js';
+import type { KeptConnections } from '../db/connections.js';
 import { hostname } from 'node:os';
 import type { Presence } from '../sql/presence.js';
 import { packageVersion } from '../version.js';
@@ -103,9 +103,10 @@ export async function runTick(deps: TickDeps, reason: string): Promise<TickResul
       const inst = report.instances.find((r) => r.instance.host === task.host && r.instance.port === task.port);
       if (inst) succeeded.push({ task, file: inst.instance.file });
     }
-    // Instances no longer served (drop-in removed): their connections and memory go.
+    // Instances no longer served (drop-in removed): their memory goes, and so do the connections
+    // of every endpoint not served as it is now (a drop-in removed or its settings changed).
     const files = new Set(report.instances.map((r) => r.instance.file));
-    await deps.connections.retain(files);
+    await deps.connections.retain(report.instances.map((r) => r.instance));
     for (const f of deps.lastFinished.keys()) if (!files.has(f)) deps.lastFinished.delete(f);
     prune(deps.tracker, new Set([...seen.keys(), ...report.records.map((r) => taskKeyString(r.key))]), files);
     deps.purge(report.instances.map((r) => r.instance));

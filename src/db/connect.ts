@@ -1,3 +1,6 @@
+// One connection to one instance: opened with a timeout, every failure an InstanceError naming
+// host:port (never the password), and `broken` once a failure leaves it unusable. Kept
+// connections (connections.ts) are built on it.
 import mysql from 'mysql2/promise';
 import { explainAccessDenied } from '../config/instance.js';
 import { InstanceError, errorMessage } from '../errors.js';
@@ -18,7 +21,11 @@ export interface Endpoint {
 
 export interface Connection extends Queryable {
   readonly name: string;
-  /** A query failed in a way that leaves the connection unusable (dropped, timed out): open a new one. */
+  /**
+   * The connection is unusable and must be replaced: the server dropped it, or a statement failed
+   * fatally (mysql2: connection lost or reset, server shut down) or timed out (its reply would
+   * come out of step). A statement's own error (a missing table, a duplicate key) leaves it usable.
+   */
   readonly broken: boolean;
   close(): Promise<void>;
 }
@@ -75,7 +82,6 @@ export async function connect(ep: Endpoint, opts: ConnectOptions = {}): Promise<
         const [result] = await conn.query(timeout === undefined ? { sql } : { sql, timeout }, params);
         return result;
       } catch (err) {
-        // Connection-level failures (and timeouts, after which replies would be out of step).
         if ((err as { fatal?: boolean }).fatal === true || (err as { code?: string }).code === 'PROTOCOL_SEQUENCE_TIMEOUT') broken = true;
         throw wrapError(name, err);
       }
@@ -100,6 +106,13 @@ export function wrapError(name: string, err: unknown): InstanceError {
   if (err instanceof InstanceError) return err;
   const code = (err as { code?: string }).code;
   return new InstanceError(name, errorMessage(err), code, { cause: err });
+}
+
+/** The MariaDB error number of a failed statement, if it has one. */
+export function errnoOf(err: unknown): number | undefined {
+  const cause = err instanceof InstanceError ? err.cause : err;
+  const errno = (cause as { errno?: unknown } | undefined)?.errno;
+  return typeof errno === 'number' ? errno : undefined;
 }
 
 /**

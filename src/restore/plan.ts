@@ -2,7 +2,6 @@
 // the position it was taken at (from the manifest its agent published), and the binlog range to
 // replay from there up to the point's GTID, checked against the binlogs each shard master still has.
 import type { AgentConfig } from '../config/agent.js';
-import { instanceName } from '../config/instance.js';
 import { withConnection, type Queryable } from '../db/connect.js';
 import { errorMessage } from '../errors.js';
 import type { Manifest } from '../runner/manifest.js';
@@ -11,7 +10,6 @@ import { readVerdict, type ManifestVerdict } from '../sql/manifests.js';
 import type { ServerRow } from '../sql/servers.js';
 import { validateBackupId } from '../task/backup-id.js';
 import { binlogRangeOn } from './binlog-inventory.js';
-import { endpointOf, readControl } from '../cluster/view.js';
 import type { BinlogRange } from './gtid.js';
 import { queryTasks } from '../cluster/query.js';
 import { restorePointOf } from '../cluster/restore-point.js';
@@ -25,7 +23,7 @@ import {
   type ShardChoice,
   type StartPosition,
 } from './plan-model.js';
-import { resolveSpiderTarget } from '../cluster/spider-target.js';
+import { endpointOf, type ClusterSession } from '../cluster/session.js';
 import type { TaskRow } from '../task/task.js';
 
 export interface ShardPlan extends ShardChoice {
@@ -43,28 +41,34 @@ export interface ShardPlan extends ShardChoice {
   binlogError?: string;
 }
 
-export type PlanResult =
-  | { kind: 'not-primary'; spider: string }
-  | { kind: 'plan'; backupId: string; point?: RestorePoint; problems: string[]; shards: ShardPlan[]; afterReplay: string[] };
+export interface PlanResult {
+  /** Printed with the rest by `restore-plan --format json`. */
+  kind: 'plan';
+  backupId: string;
+  point?: RestorePoint;
+  problems: string[];
+  shards: ShardPlan[];
+  afterReplay: string[];
+}
 
+/** Not the primary: NotPrimaryError. */
 export async function restorePlan(
   config: AgentConfig,
-  opts: { files?: string[]; backupId: string; pointName: string },
+  session: ClusterSession,
+  opts: { backupId: string; pointName: string },
 ): Promise<PlanResult> {
   const backupId = validateBackupId(opts.backupId, 'backup id');
   const pointName = validateBackupId(opts.pointName, '--to-point');
-  const target = resolveSpiderTarget(config, opts.files);
-  const control = await readControl(target.tdbctl);
-  if (!control.primary) return { kind: 'not-primary', spider: instanceName(target.spider) };
+  const listed = await session.primaryServers();
   const [point, tasks] = await Promise.all([
-    withConnection(target.spider, (c) => restorePointOf(c, pointName)),
-    queryTasks(config, { files: opts.files, backupId }),
+    withConnection(session.spider, (c) => restorePointOf(c, pointName)),
+    queryTasks(config, session, { backupId }),
   ]);
-  const rows = tasks.kind === 'tasks' ? tasks.tasks : [];
-  const problems = [...pointProblems(point, pointName, rows), ...(tasks.kind === 'tasks' ? tasks.errors : [])];
+  const rows = tasks.tasks;
+  const problems = [...pointProblems(point, pointName, rows), ...tasks.errors];
   if (rows.length === 0) problems.push(`no task of backup id ${backupId} found`);
   if (!point || point.status !== 'taken') return { kind: 'plan', backupId, problems, shards: [], afterReplay: AFTER_REPLAY };
-  const servers = new Map(control.servers.map((s) => [`${s.host}:${s.port}`, s]));
+  const servers = new Map(listed.map((s) => [`${s.host}:${s.port}`, s]));
   const shards = await Promise.all(chooseBackups(point, rows).map((choice) => planShard(choice, servers)));
   return { kind: 'plan', backupId, point, problems, shards, afterReplay: AFTER_REPLAY };
 }

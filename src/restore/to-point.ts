@@ -11,10 +11,10 @@ import { errorMessage } from '../errors.js';
 import { checkBackupDir, type Manifest } from '../runner/manifest.js';
 import type { RestoredInstance } from './restore-files.js';
 import { fetchBinlogs, replayBinlog, ReplayError } from './binlog-replay.js';
-import { endpointOf, mapLimited, readControl } from '../cluster/view.js';
+import { mapLimited } from '../cluster/reach.js';
 import { describeFiles } from './plan-model.js';
 import { restorePlan, type ShardPlan } from './plan.js';
-import { resolveSpiderTarget } from '../cluster/spider-target.js';
+import { endpointOf, type ClusterSession } from '../cluster/session.js';
 
 export interface ShardRestore {
   label: string;
@@ -36,12 +36,9 @@ export interface ShardRestore {
 }
 
 export type PointRestoreResult =
-  | { kind: 'not-primary'; spider: string }
-  | { kind: 'refused'; problems: string[] }
-  | { kind: 'restored'; point: string; shards: ShardRestore[]; checkSum?: number; ms: number };
+  { kind: 'refused'; problems: string[] } | { kind: 'restored'; point: string; shards: ShardRestore[]; checkSum?: number; ms: number };
 
 export interface PointRestoreOptions {
-  files?: string[] | undefined;
   backupId: string;
   pointName: string;
   /** Run on every restored shard after the replay (e.g. SELECT SUM(balance) FROM bank.acct). */
@@ -74,19 +71,14 @@ export function restoreProblems(p: ShardPlan): string[] {
   return out;
 }
 
-export async function restoreToPoint(config: AgentConfig, opts: PointRestoreOptions): Promise<PointRestoreResult> {
+/** Not the primary: NotPrimaryError. */
+export async function restoreToPoint(config: AgentConfig, session: ClusterSession, opts: PointRestoreOptions): Promise<PointRestoreResult> {
   const t0 = Date.now();
-  const plan = await restorePlan(config, {
-    ...(opts.files ? { files: opts.files } : {}),
-    backupId: opts.backupId,
-    pointName: opts.pointName,
-  });
-  if (plan.kind === 'not-primary') return plan;
+  const plan = await restorePlan(config, session, { backupId: opts.backupId, pointName: opts.pointName });
   const problems = [...plan.problems, ...plan.shards.flatMap(restoreProblems)];
   if (problems.length > 0 || !plan.point) return { kind: 'refused', problems };
   // The binlogs are copied as a replica would, with mysql.servers' user (not part of the printed plan).
-  const control = await readControl(resolveSpiderTarget(config, opts.files).tdbctl);
-  const masters = new Map(control.servers.map((s) => [`${s.host}:${s.port}`, endpointOf(s)]));
+  const masters = new Map((await session.primaryServers()).map((s) => [`${s.host}:${s.port}`, endpointOf(s)]));
 
   // Every shard is checked first: one whose files changed since the backup is not restored.
   for (const p of plan.shards) {

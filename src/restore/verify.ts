@@ -4,17 +4,16 @@
 // of one shard into a throw-away local instance, compared by CHECKSUM TABLE with its source.
 import { existsSync } from 'node:fs';
 import type { AgentConfig } from '../config/agent.js';
-import { instanceName } from '../config/instance.js';
 import { withConnection, type Endpoint } from '../db/connect.js';
 import { errorMessage } from '../errors.js';
 import { checkBackupDir, type Manifest } from '../runner/manifest.js';
 import { readVerdict, type ManifestVerdict } from '../sql/manifests.js';
 import { validateBackupId } from '../task/backup-id.js';
-import { endpointOf, mapLimited, readControl } from '../cluster/view.js';
+import { mapLimited } from '../cluster/reach.js';
 import { queryTasks } from '../cluster/query.js';
 import { restorePointOf } from '../cluster/restore-point.js';
 import type { RestorePoint } from '../cluster/restore-point-model.js';
-import { resolveSpiderTarget } from '../cluster/spider-target.js';
+import { endpointOf, type ClusterSession } from '../cluster/session.js';
 import { STATUS } from '../task/status.js';
 import type { TaskRow } from '../task/task.js';
 
@@ -31,7 +30,6 @@ export interface InstanceVerdict {
 }
 
 export type VerifyResult =
-  | { kind: 'not-primary'; spider: string }
   | { kind: 'none'; backupId: string }
   | {
       kind: 'verified';
@@ -43,19 +41,18 @@ export type VerifyResult =
       restorePoint: RestorePoint | undefined;
     };
 
-export async function verifyBackup(config: AgentConfig, opts: { files?: string[]; backupId: string }): Promise<VerifyResult> {
+/** Not the primary: NotPrimaryError. */
+export async function verifyBackup(config: AgentConfig, session: ClusterSession, opts: { backupId: string }): Promise<VerifyResult> {
   const backupId = validateBackupId(opts.backupId, 'backup id');
-  const target = resolveSpiderTarget(config, opts.files);
-  const [control, res] = await Promise.all([readControl(target.tdbctl), queryTasks(config, { files: opts.files, backupId })]);
-  if (res.kind === 'not-primary' || !control.primary) return { kind: 'not-primary', spider: instanceName(target.spider) };
+  const [servers, res] = await Promise.all([session.primaryServers(), queryTasks(config, session, { backupId })]);
   if (res.tasks.length === 0) return { kind: 'none', backupId };
   const endpoints = new Map<string, Endpoint>();
-  for (const s of control.servers) endpoints.set(`${s.host}:${s.port}`, endpointOf(s));
-  endpoints.set(`${target.spider.host}:${target.spider.port}`, target.spider);
+  for (const s of servers) endpoints.set(`${s.host}:${s.port}`, endpointOf(s));
+  endpoints.set(`${session.spider.host}:${session.spider.port}`, session.spider);
   const tasks = [...res.tasks].sort((a, b) => order(a) - order(b) || a.shardValue - b.shardValue || a.port - b.port);
   const [instances, restorePoint] = await Promise.all([
     mapLimited(tasks, config.schedule.waitConcurrency, (t) => verifyInstance(t, endpoints.get(`${t.host}:${t.port}`))),
-    withConnection(target.spider, (c) => restorePointOf(c, backupId)).catch((err: unknown) => {
+    withConnection(session.spider, (c) => restorePointOf(c, backupId)).catch((err: unknown) => {
       res.errors.push(`restore point: ${errorMessage(err)}`);
       return undefined;
     }),

@@ -9,6 +9,7 @@ import { pino } from 'pino';
 import { loadAgentConfig } from '../../src/config/agent.js';
 import { fireSchedule } from '../../src/daemon/fire.js';
 import type { runSchedule } from '../../src/cluster/schedule.js';
+import { NotPrimaryError } from '../../src/cluster/session.js';
 
 const logger = pino({ level: 'silent' });
 
@@ -45,9 +46,11 @@ test('a host without a spider instance config never schedules', async () => {
 
 test('on a spider host: not-primary, scheduled and failures are told apart', async () => {
   const config = host([20000, 25000]);
-  const notPrimary: typeof runSchedule = async () => ({ kind: 'not-primary', spider: '127.0.0.1:25000' });
+  const notPrimary: typeof runSchedule = async () => {
+    throw new NotPrimaryError('127.0.0.1:25000');
+  };
   assert.equal((await fireSchedule({ config, logger, pause: undefined, schedule: notPrimary }, new Date())).result, 'not-primary');
-  const ok = (async () => ({ kind: 'scheduled', backupId: 'B-1', tasks: 4 })) as unknown as typeof runSchedule;
+  const ok = (async () => ({ backupId: 'B-1', tasks: 4 })) as unknown as typeof runSchedule;
   const r = await fireSchedule({ config, logger, pause: undefined, schedule: ok }, new Date());
   assert.deepEqual([r.result, r.backupId], ['scheduled', 'B-1']);
   const boom: typeof runSchedule = async () => {

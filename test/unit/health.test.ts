@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, wrapError } from '../../src/db/connect.js';
-import { KeptConnections } from '../../src/db/kept-connections.js';
+import { KeptConnections } from '../../src/db/connections.js';
 import { describeUnreachable, unreachableOf } from '../../src/db/reachability.js';
 import { InstanceError } from '../../src/errors.js';
 import { clusterPauseKnown, instancesDown } from '../../src/state/instances-down.js';
@@ -30,16 +30,16 @@ test('cannot be reached: a port nobody listens on (a real connection attempt), a
     (e: unknown) => e,
   );
   assert.deepEqual(unreachableOf(err), { kind: 'unreachable', code: 'ECONNREFUSED' });
-  const kept = new KeptConnections({ connectTimeoutMs: 2000 });
-  await assert.rejects(kept.get('a.ini', ep));
+  const kept = new KeptConnections({ connect: { connectTimeoutMs: 2000 }, reconnect: { firstMs: 60_000, capMs: 60_000 } });
+  await assert.rejects(kept.get(ep));
   // The second get() does not knock again (back-off): its error must still say why.
-  const again = await kept.get('a.ini', ep).then(
+  const again = await kept.get(ep).then(
     () => assert.fail('connected'),
     (e: unknown) => e,
   );
   assert.match((again as Error).message, /next connection attempt/);
   assert.deepEqual(unreachableOf(again), { kind: 'unreachable', code: 'ECONNREFUSED' });
-  await kept.closeAll();
+  await kept.close();
 });
 
 test('which errors count: unreachable and refused logins do, refused statements do not', () => {

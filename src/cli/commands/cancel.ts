@@ -3,8 +3,10 @@
 import type { Command } from 'commander';
 import type { AgentConfig } from '../../config/agent.js';
 import type { TaskOutcome } from '../../cluster/cancel.js';
+import type { ClusterSession } from '../../cluster/session.js';
 import type { Round } from '../../cluster/wait.js';
 import type { Logger } from '../../log.js';
+import { validateBackupId } from '../../task/backup-id.js';
 import { print, renderTable } from '../render/table.js';
 import { configOption, type GlobalOptions, type Register } from '../options.js';
 
@@ -42,63 +44,60 @@ async function cancelCommand(
   logger: Logger,
   opts: { files?: string[]; backupId: string; wait: boolean },
 ): Promise<number> {
-  const [{ runCancel }, { ClusterPool }, { waitForBackup }] = await Promise.all([
-    import('../../cluster/cancel.js'),
-    import('../../db/pool.js'),
-    import('../../cluster/wait.js'),
-  ]);
-  const pool = new ClusterPool();
-  try {
-    const res = await runCancel({ config, logger, pool }, { files: opts.files, backupId: opts.backupId });
-    if (res.kind === 'not-primary') {
-      print(`${res.spider} is not the primary spider node (tdbctl get primary); nothing to do.`);
-      return 0;
-    }
-    const table = (ts: TaskOutcome[]) =>
-      renderTable(
-        ['ServerName', 'Host', 'Port', 'ShardValue', 'BackupStatus', 'Cancel'],
-        ts.map((o) => [o.task.serverName, o.task.host, o.task.port, o.task.shardValue, o.status ?? o.error ?? '', ACTION[o.action]]),
-      );
-    if (res.kind === 'ended') {
-      print(`backup id ${res.backupId} has already ended; nothing to cancel (nothing recorded):`);
-      print(table(res.tasks));
-      return 0;
-    }
-    print(`backup id ${res.backupId} cancelled by ${res.by}:`);
+  const backupId = validateBackupId(opts.backupId, 'backup id');
+  const { withClusterSession } = await import('../context.js');
+  return withClusterSession(config, opts.files, (session) => cancelAndWait(config, logger, session, { backupId, wait: opts.wait }));
+}
+
+async function cancelAndWait(
+  config: AgentConfig,
+  logger: Logger,
+  session: ClusterSession,
+  opts: { backupId: string; wait: boolean },
+): Promise<number> {
+  const [{ runCancel }, { waitForBackup }] = await Promise.all([import('../../cluster/cancel.js'), import('../../cluster/wait.js')]);
+  const res = await runCancel({ config, logger }, session, { backupId: opts.backupId });
+  const table = (ts: TaskOutcome[]) =>
+    renderTable(
+      ['ServerName', 'Host', 'Port', 'ShardValue', 'BackupStatus', 'Cancel'],
+      ts.map((o) => [o.task.serverName, o.task.host, o.task.port, o.task.shardValue, o.status ?? o.error ?? '', ACTION[o.action]]),
+    );
+  if (res.kind === 'ended') {
+    print(`backup id ${res.backupId} has already ended; nothing to cancel (nothing recorded):`);
     print(table(res.tasks));
-    for (const p of res.problems) process.stderr.write(`spiderbackup: cancel: ${p}\n`);
-    if (!opts.wait) return res.problems.length === 0 ? 0 : 1;
-    const result = await waitForBackup(
-      {
-        config,
-        logger,
-        pool,
-        onRound: (r) => {
-          print(`[${new Date().toISOString()}] ${res.backupId}: ${cancelProgress(r)}`);
-          for (const e of r.errors) print(`  poll error: ${e}`);
-        },
-      },
-      res.target,
-      res.set,
-      res.backupId,
-    );
-    print(`backup id ${res.backupId}: ${result.last.done ? 'nothing of it runs any more' : 'gave up waiting'}; outcome per task:`);
-    print(
-      renderTable(
-        ['ServerName', 'Host', 'Port', 'ShardValue', 'BackupStatus'],
-        result.last.views.map((v) => [
-          v.task.serverName,
-          v.task.host,
-          v.task.port,
-          v.task.shardValue,
-          v.row?.status ?? 'unknown (not readable)',
-        ]),
-      ),
-    );
-    return result.last.done && res.problems.length === 0 ? 0 : 1;
-  } finally {
-    await pool.close();
+    return 0;
   }
+  print(`backup id ${res.backupId} cancelled by ${res.by}:`);
+  print(table(res.tasks));
+  for (const p of res.problems) process.stderr.write(`spiderbackup: cancel: ${p}\n`);
+  if (!opts.wait) return res.problems.length === 0 ? 0 : 1;
+  const result = await waitForBackup(
+    {
+      config,
+      logger,
+      onRound: (r) => {
+        print(`[${new Date().toISOString()}] ${res.backupId}: ${cancelProgress(r)}`);
+        for (const e of r.errors) print(`  poll error: ${e}`);
+      },
+    },
+    session,
+    res.set,
+    res.backupId,
+  );
+  print(`backup id ${res.backupId}: ${result.last.done ? 'nothing of it runs any more' : 'gave up waiting'}; outcome per task:`);
+  print(
+    renderTable(
+      ['ServerName', 'Host', 'Port', 'ShardValue', 'BackupStatus'],
+      result.last.views.map((v) => [
+        v.task.serverName,
+        v.task.host,
+        v.task.port,
+        v.task.shardValue,
+        v.row?.status ?? 'unknown (not readable)',
+      ]),
+    ),
+  );
+  return result.last.done && res.problems.length === 0 ? 0 : 1;
 }
 
 /** "3/4 final (quit: success 2, quit: no process 1), 1 still stopping": a cancel's tasks end quit…, not failed. */

@@ -35,37 +35,44 @@ export const register: Register = (program, setExit) => {
 };
 
 async function listCommand(config: AgentConfig, opts: { files?: string[]; format: Format; limit: number }): Promise<number> {
-  const [{ listBackups }, { listJson, listTableRows }] = await Promise.all([
+  const [{ listBackups }, { listJson, listTableRows }, { withClusterSession }] = await Promise.all([
     import('../../cluster/history.js'),
     import('../render/history-view.js'),
+    import('../context.js'),
   ]);
-  const res = await listBackups(config, { files: opts.files, limit: opts.limit });
-  if (res.kind === 'not-primary') {
-    print(`${res.spider} is not the primary spider node (tdbctl get primary); nothing to do.`);
-    return 0;
-  }
-  if (opts.format === 'json') print(renderJson(listJson(res.backups)));
-  else {
-    const { head, rows } = listTableRows(res.backups);
-    print(renderTable(head, rows));
-    print(`${rows.length} backups`);
-  }
-  for (const e of res.errors) process.stderr.write(`spiderbackup: list: ${e}\n`);
-  return res.errors.length === 0 ? 0 : 1;
+  return withClusterSession(config, opts.files, async (session) => {
+    const res = await listBackups(config, session, { limit: opts.limit });
+    if (opts.format === 'json') print(renderJson(listJson(res.backups)));
+    else {
+      const { head, rows } = listTableRows(res.backups);
+      print(renderTable(head, rows));
+      print(`${rows.length} backups`);
+    }
+    for (const e of res.errors) process.stderr.write(`spiderbackup: list: ${e}\n`);
+    return res.errors.length === 0 ? 0 : 1;
+  });
 }
 
 async function latestCommand(config: AgentConfig, files: string[] | undefined): Promise<number> {
-  const { latestComplete } = await import('../../cluster/history.js');
-  const res = await latestComplete(config, files);
-  if (res.kind === 'not-primary') {
-    process.stderr.write(`spiderbackup: ${res.spider} is not the primary spider node (tdbctl get primary)\n`);
+  const [{ latestComplete }, { withClusterSession }] = await Promise.all([import('../../cluster/history.js'), import('../context.js')]);
+  // For scripts (`id=$(spiderbackup list --latest-complete)`): not the primary is a failure, on stderr.
+  const notPrimary = (err: Error) => {
+    process.stderr.write(`spiderbackup: ${err.message}\n`);
     return 1;
-  }
-  for (const e of res.errors) process.stderr.write(`spiderbackup: list: ${e}\n`);
-  if (!res.backup) {
-    process.stderr.write('spiderbackup: no complete backup\n');
-    return 1;
-  }
-  print(res.backup.backupId);
-  return 0;
+  };
+  return withClusterSession(
+    config,
+    files,
+    async (session) => {
+      const res = await latestComplete(config, session);
+      for (const e of res.errors) process.stderr.write(`spiderbackup: list: ${e}\n`);
+      if (!res.backup) {
+        process.stderr.write('spiderbackup: no complete backup\n');
+        return 1;
+      }
+      print(res.backup.backupId);
+      return 0;
+    },
+    notPrimary,
+  );
 }

@@ -37,32 +37,26 @@ async function pauseCommand(g: GlobalOptions, forMs: number, reason: string | un
 
 /** `pause --cluster` (forMs > 0) and `resume --cluster` (forMs 0): one line per instance; 1 if any was not written. */
 export async function clusterPauseCommand(g: GlobalOptions, forMs: number, reason: string): Promise<number> {
-  const config = (await import('../context.js')).agentConfigFor(g);
-  const [{ resolveSpiderTarget }, { writeClusterPauseEverywhere }] = await Promise.all([
-    import('../../cluster/spider-target.js'),
-    import('../../cluster/pause.js'),
-  ]);
-  const results = await writeClusterPauseEverywhere(
-    resolveSpiderTarget(config, g.config),
-    forMs,
-    reason,
-    who() ?? '',
-    config.schedule.waitConcurrency,
-  );
-  for (const r of results) {
-    const m = r.member;
-    print(`  ${m.serverName} ${m.host}:${m.port} (${m.role}): ${r.error === undefined ? 'written' : `NOT written: ${r.error}`}`);
-  }
-  const failed = results.filter((r) => r.error !== undefined).length;
-  const what =
-    forMs > 0
-      ? `Cluster paused for ${formatDuration(forMs)} on ${results.length - failed} of ${results.length} instances: ` +
-        "no new backup starts from their agents' next tick; running backups go on. End it early with: spiderbackup resume --cluster"
-      : `Cluster pause lifted on ${results.length - failed} of ${results.length} instances; backups start again from the next tick.`;
-  print(what);
-  if (failed > 0)
-    print(`${failed} instance(s) not written (see above): their agents still see the previous state, unless replication brings it.`);
-  return failed > 0 ? 1 : 0;
+  const { agentConfigFor, withClusterSession } = await import('../context.js');
+  const config = agentConfigFor(g);
+  const { writeClusterPauseEverywhere } = await import('../../cluster/pause.js');
+  return withClusterSession(config, g.config, async (session) => {
+    const results = await writeClusterPauseEverywhere(session, forMs, reason, who() ?? '', config.schedule.waitConcurrency);
+    for (const r of results) {
+      const m = r.member;
+      print(`  ${m.serverName} ${m.host}:${m.port} (${m.role}): ${r.error === undefined ? 'written' : `NOT written: ${r.error}`}`);
+    }
+    const failed = results.filter((r) => r.error !== undefined).length;
+    const what =
+      forMs > 0
+        ? `Cluster paused for ${formatDuration(forMs)} on ${results.length - failed} of ${results.length} instances: ` +
+          "no new backup starts from their agents' next tick; running backups go on. End it early with: spiderbackup resume --cluster"
+        : `Cluster pause lifted on ${results.length - failed} of ${results.length} instances; backups start again from the next tick.`;
+    print(what);
+    if (failed > 0)
+      print(`${failed} instance(s) not written (see above): their agents still see the previous state, unless replication brings it.`);
+    return failed > 0 ? 1 : 0;
+  });
 }
 
 /** Who asked, for the audit trail in status (the operator behind sudo, not root). */

@@ -1,5 +1,6 @@
 // `spiderbackup query` (primary spider node): every task of the cluster, newest first.
 import { Option, type Command } from 'commander';
+import type { QueryResult } from '../../cluster/query.js';
 import type { AgentConfig } from '../../config/agent.js';
 import { print, renderJson, renderTable } from '../render/table.js';
 import { backupIdOption, configOption, formatOption, splitList, type Format, type GlobalOptions, type Register } from '../options.js';
@@ -41,12 +42,11 @@ async function queryCommand(
   config: AgentConfig,
   opts: { files?: string[]; backupId?: string; statuses?: string[]; format: Format },
 ): Promise<number> {
-  const { queryTasks } = await import('../../cluster/query.js');
-  const res = await queryTasks(config, opts);
-  if (res.kind === 'not-primary') {
-    print(`${res.spider} is not the primary spider node (tdbctl get primary); nothing to do.`);
-    return 0;
-  }
+  const [{ queryTasks }, { withClusterSession }] = await Promise.all([import('../../cluster/query.js'), import('../context.js')]);
+  return withClusterSession(config, opts.files, async (session) => printTasks(await queryTasks(config, session, opts), opts.format));
+}
+
+function printTasks(res: QueryResult, format: Format): number {
   const rows = res.tasks.map((t) => ({
     BackupId: t.backupId,
     ServerName: t.serverName,
@@ -56,7 +56,7 @@ async function queryCommand(
     ShardValue: t.shardValue,
     CreatedAt: t.createdAt,
   }));
-  if (opts.format === 'json') print(renderJson(rows));
+  if (format === 'json') print(renderJson(rows));
   else {
     print(
       renderTable(

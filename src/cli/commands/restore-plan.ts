@@ -2,8 +2,9 @@
 // to restore and the binlogs to replay up to the point.
 import { Option, type Command } from 'commander';
 import type { AgentConfig } from '../../config/agent.js';
-import type { ShardPlan } from '../../restore/plan.js';
+import type { PlanResult, ShardPlan } from '../../restore/plan.js';
 import { describeFiles } from '../../restore/plan-model.js';
+import { validateBackupId } from '../../task/backup-id.js';
 import { print, renderJson } from '../render/table.js';
 import { configOption, formatOption, type Format, type GlobalOptions, type Register } from '../options.js';
 
@@ -30,16 +31,15 @@ async function planCommand(
   config: AgentConfig,
   opts: { files?: string[] | undefined; backupId: string; pointName: string; format: Format },
 ): Promise<number> {
-  const { restorePlan } = await import('../../restore/plan.js');
-  const res = await restorePlan(config, {
-    ...(opts.files ? { files: opts.files } : {}),
-    backupId: opts.backupId,
-    pointName: opts.pointName,
-  });
-  if (res.kind === 'not-primary') {
-    print(`${res.spider} is not the primary spider node (tdbctl get primary); nothing to do.`);
-    return 0;
-  }
+  validateBackupId(opts.backupId, 'backup id');
+  validateBackupId(opts.pointName, '--to-point');
+  const [{ restorePlan }, { withClusterSession }] = await Promise.all([import('../../restore/plan.js'), import('../context.js')]);
+  return withClusterSession(config, opts.files, async (session) =>
+    printPlan(await restorePlan(config, session, { backupId: opts.backupId, pointName: opts.pointName }), opts),
+  );
+}
+
+function printPlan(res: PlanResult, opts: { pointName: string; format: Format }): number {
   const blocked = res.problems.length > 0 || res.shards.some((s) => shardBlocked(s));
   if (opts.format === 'json') {
     print(renderJson({ ...res, ok: !blocked }));

@@ -4,6 +4,7 @@ import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { AgentConfig } from '../../config/agent.js';
 import { formatDuration } from '../../format.js';
 import type { Logger } from '../../log.js';
+import { validateBackupId } from '../../task/backup-id.js';
 import { print, renderJson, renderTable } from '../render/table.js';
 import { configOption, formatOption, parseForDuration, type Format, type GlobalOptions, type Register } from '../options.js';
 
@@ -60,57 +61,60 @@ function parseAttempts(value: string): number {
 }
 
 async function restorePointCommand(config: AgentConfig, logger: Logger, name: string | undefined, files: string[] | undefined, opts: Opts) {
-  const [{ listRestorePoints, takeRestorePoint }, { pointJson }, { UsageError }] = await Promise.all([
+  const [{ listRestorePoints, takeRestorePoint }, { pointJson }, { UsageError }, { withClusterSession }] = await Promise.all([
     import('../../cluster/restore-point.js'),
     import('../../cluster/restore-point-model.js'),
     import('../../errors.js'),
+    import('../context.js'),
   ]);
   if (opts.list) {
     if (name !== undefined) throw new UsageError('restore-point: give either a name or --list, not both');
-    const res = await listRestorePoints(config, files);
-    if (res.kind === 'not-primary') return 0;
-    if (opts.format === 'json') print(renderJson(res.points.map(pointJson)));
-    else
-      print(
-        renderTable(
-          ['Name', 'TakenAt', 'PauseMs', 'SpiderNodes', 'Positions'],
-          res.points.map((p) => [
-            p.name +
-              (p.status === 'opted-out' ? ' (opted out: no point)' : '') +
-              (p.complete ? '' : ' (incomplete)') +
-              (p.internalXa ? '' : ' (no internal XA)'),
-            p.takenAt,
-            p.pauseMs,
-            p.spiderNodes,
-            p.shards.map((s) => `${s.serverName} ${s.gtid}`).join(', '),
-          ]),
-        ),
-      );
-    return 0;
+    return withClusterSession(config, files, async (session) => {
+      const points = await listRestorePoints(session);
+      if (opts.format === 'json') print(renderJson(points.map(pointJson)));
+      else
+        print(
+          renderTable(
+            ['Name', 'TakenAt', 'PauseMs', 'SpiderNodes', 'Positions'],
+            points.map((p) => [
+              p.name +
+                (p.status === 'opted-out' ? ' (opted out: no point)' : '') +
+                (p.complete ? '' : ' (incomplete)') +
+                (p.internalXa ? '' : ' (no internal XA)'),
+              p.takenAt,
+              p.pauseMs,
+              p.spiderNodes,
+              p.shards.map((s) => `${s.serverName} ${s.gtid}`).join(', '),
+            ]),
+          ),
+        );
+      return 0;
+    });
   }
   if (name === undefined) throw new UsageError('restore-point: give the point a name (or --list)');
-  const res = await takeRestorePoint(
-    { config, logger },
-    { files, name, acquireTimeoutMs: opts.acquireTimeout, holdTimeoutMs: opts.holdTimeout, attempts: opts.attempts },
-  );
-  if (res.kind === 'not-primary') {
-    print(`${res.spider} is not the primary spider node (tdbctl get primary); nothing to do.`);
+  validateBackupId(name, 'restore point name');
+  return withClusterSession(config, files, async (session) => {
+    const res = await takeRestorePoint({ config, logger }, session, {
+      name,
+      acquireTimeoutMs: opts.acquireTimeout,
+      holdTimeoutMs: opts.holdTimeout,
+      attempts: opts.attempts,
+    });
+    for (const w of res.warnings) process.stderr.write(`spiderbackup: warning: ${w}\n`);
+    const p = res.point;
+    if (opts.format === 'json') print(renderJson(pointJson(p)));
+    else {
+      print(
+        `restore point ${p.name} taken at ${p.takenAt}: commits paused ${formatDuration(p.pauseMs)} on ${p.spiderNodes} Spider node(s) ` +
+          `(acquire ${formatDuration(p.acquireMs)}, hold ${formatDuration(p.holdMs)}; attempt ${res.attempts})`,
+      );
+      print(
+        renderTable(
+          ['ServerName', 'Host', 'Port', 'Gtid'],
+          p.shards.map((s) => [s.serverName, s.host, s.port, s.gtid]),
+        ),
+      );
+    }
     return 0;
-  }
-  for (const w of res.warnings) process.stderr.write(`spiderbackup: warning: ${w}\n`);
-  const p = res.point;
-  if (opts.format === 'json') print(renderJson(pointJson(p)));
-  else {
-    print(
-      `restore point ${p.name} taken at ${p.takenAt}: commits paused ${formatDuration(p.pauseMs)} on ${p.spiderNodes} Spider node(s) ` +
-        `(acquire ${formatDuration(p.acquireMs)}, hold ${formatDuration(p.holdMs)}; attempt ${res.attempts})`,
-    );
-    print(
-      renderTable(
-        ['ServerName', 'Host', 'Port', 'Gtid'],
-        p.shards.map((s) => [s.serverName, s.host, s.port, s.gtid]),
-      ),
-    );
-  }
-  return 0;
+  });
 }

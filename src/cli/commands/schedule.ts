@@ -2,8 +2,9 @@
 // with --wait follow it to its end.
 import type { Command } from 'commander';
 import type { AgentConfig } from '../../config/agent.js';
-import type { ClusterPool } from '../../db/pool.js';
+import type { ClusterSession } from '../../cluster/session.js';
 import type { Logger } from '../../log.js';
+import { validateBackupId } from '../../task/backup-id.js';
 import { print, renderTable } from '../render/table.js';
 import { configOption, type GlobalOptions, type Register } from '../options.js';
 
@@ -36,31 +37,23 @@ async function scheduleCommand(
   logger: Logger,
   opts: { files?: string[]; backupId?: string; wait: boolean; restorePoint: boolean },
 ): Promise<number> {
+  const backupId = opts.backupId === undefined ? undefined : validateBackupId(opts.backupId);
+  const { withClusterSession } = await import('../context.js');
   // --wait reads through the spider session the schedule wrote through (its connections to the shards are open).
-  const { ClusterPool } = await import('../../db/pool.js');
-  const pool = new ClusterPool();
-  try {
-    return await scheduleAndWait(config, logger, opts, pool);
-  } finally {
-    await pool.close();
-  }
+  return withClusterSession(config, opts.files, (session) => scheduleAndWait(config, logger, session, { ...opts, backupId }));
 }
 
 async function scheduleAndWait(
   config: AgentConfig,
   logger: Logger,
-  opts: { files?: string[]; backupId?: string; wait: boolean; restorePoint: boolean },
-  pool: ClusterPool,
+  session: ClusterSession,
+  opts: { backupId?: string | undefined; wait: boolean; restorePoint: boolean },
 ): Promise<number> {
   const [{ runSchedule }, { progressLine, unsuccessful, waitForBackup }] = await Promise.all([
     import('../../cluster/schedule.js'),
     import('../../cluster/wait.js'),
   ]);
-  const res = await runSchedule({ config, logger, pool }, { files: opts.files, backupId: opts.backupId });
-  if (res.kind === 'not-primary') {
-    print(`${res.spider} is not the primary spider node (tdbctl get primary); nothing to do.`);
-    return 0;
-  }
+  const res = await runSchedule({ config, logger }, session, { backupId: opts.backupId });
   for (const t of res.createdTables) print(`created infodba_schema.global_backup on ${t}`);
   print(
     `scheduled backup id ${res.backupId}: ${res.tasks} tasks (1 spider, ${res.set.masters.length} shard masters, ` +
@@ -68,7 +61,7 @@ async function scheduleAndWait(
   );
   if (!opts.restorePoint) {
     const { recordOptOut } = await import('../../cluster/restore-point.js');
-    await recordOptOut(res.target.spider, res.set.masters, res.backupId);
+    await recordOptOut(session.spider, res.set.masters, res.backupId);
     print(`backup id ${res.backupId}: no restore point will be taken (--no-restore-point)`);
   }
   if (!opts.wait) return 0;
@@ -76,14 +69,13 @@ async function scheduleAndWait(
     {
       config,
       logger,
-      pool,
       onRound: (r) => {
         print(`[${new Date().toISOString()}] ${res.backupId}: ${progressLine(r)}`);
         for (const v of r.views) if (v.problem) print(`  ${v.task.serverName} ${v.task.host}:${v.task.port}: ${v.problem}`);
         for (const e of r.errors) print(`  poll error: ${e}`);
       },
     },
-    res.target,
+    session,
     res.set,
     res.backupId,
   );
@@ -92,7 +84,7 @@ async function scheduleAndWait(
     if (!config.schedule.restorePoints) return 0;
     const { describeBackupPoint, ensureBackupRestorePoint } = await import('../../cluster/backup-restore-point.js');
     // The spider master's agent takes it too when it sees the backup complete; the second finds it taken.
-    const point = await ensureBackupRestorePoint({ config, logger }, opts.files, res.backupId);
+    const point = await ensureBackupRestorePoint({ config, logger }, session, res.backupId);
     print(describeBackupPoint(res.backupId, point));
     return 0;
   }

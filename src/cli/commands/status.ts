@@ -46,15 +46,17 @@ export function statusExitCode(view: { daemon: { running: boolean }; instancesDo
 }
 
 async function clusterStatusCommand(g: GlobalOptions, format: Format): Promise<number> {
-  const config = (await import('../context.js')).agentConfigFor(g);
-  const [{ resolveSpiderTarget }, { readClusterStatus }, { renderClusterStatus }] = await Promise.all([
-    import('../../cluster/spider-target.js'),
+  const { agentConfigFor, withClusterSession } = await import('../context.js');
+  const config = agentConfigFor(g);
+  const [{ readClusterStatus }, { renderClusterStatus }] = await Promise.all([
     import('../../cluster/status.js'),
     import('../render/cluster-status-view.js'),
   ]);
-  const status = await readClusterStatus(resolveSpiderTarget(config, g.config), config.schedule.waitConcurrency);
-  print(format === 'json' ? renderJson(status) : renderClusterStatus(status));
-  return status.ok ? 0 : 1;
+  return withClusterSession(config, g.config, async (session) => {
+    const status = await readClusterStatus(session, config.schedule.waitConcurrency);
+    print(format === 'json' ? renderJson(status) : renderClusterStatus(status));
+    return status.ok ? 0 : 1;
+  });
 }
 
 async function gatherStatus(config: AgentConfig) {

@@ -2,8 +2,10 @@
 // naming what is wrong. `--restore-test` also restores one shard here and compares checksums.
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { AgentConfig } from '../../config/agent.js';
+import { validateBackupId } from '../../task/backup-id.js';
 import type { RestorePoint } from '../../cluster/restore-point-model.js';
 import { formatDuration } from '../../format.js';
+import type { ClusterSession } from '../../cluster/session.js';
 import { print } from '../render/table.js';
 import { configOption, type GlobalOptions, type Register } from '../options.js';
 
@@ -67,12 +69,23 @@ async function verifyCommand(
   backupId: string,
   opts: { files?: string[] | undefined; restoreTest: boolean } & VerifyOpts,
 ): Promise<number> {
-  const { verifyBackup, restoreTest, labelOf } = await import('../../restore/verify.js');
-  const res = await verifyBackup(config, { files: opts.files, backupId });
-  if (res.kind === 'not-primary') {
-    process.stderr.write(`spiderbackup: verify: ${res.spider} is not the primary spider node (tdbctl get primary); run it there\n`);
+  validateBackupId(backupId, 'backup id');
+  const { withClusterSession } = await import('../context.js');
+  const runThere = (err: Error) => {
+    process.stderr.write(`spiderbackup: verify: ${err.message}; run it there\n`);
     return 1;
-  }
+  };
+  return withClusterSession(config, opts.files, (session) => verifyIn(config, session, backupId, opts), runThere);
+}
+
+async function verifyIn(
+  config: AgentConfig,
+  session: ClusterSession,
+  backupId: string,
+  opts: { restoreTest: boolean } & VerifyOpts,
+): Promise<number> {
+  const { verifyBackup, restoreTest, labelOf } = await import('../../restore/verify.js');
+  const res = await verifyBackup(config, session, { backupId });
   if (res.kind === 'none') {
     process.stderr.write(`spiderbackup: verify: no task with backup id ${res.backupId}\n`);
     return 1;
@@ -93,7 +106,7 @@ async function verifyCommand(
   print(restorePointLine(backupId, res.restorePoint, bad.length === 0 && res.instances.every((i) => i.task.status === 'success')));
   let failed = bad.length > 0 || res.errors.length > 0;
   if (opts.restoreTest && opts.toPoint !== undefined) {
-    if (!(await pointTest(config, backupId, opts.toPoint, opts))) failed = true;
+    if (!(await pointTest(config, session, backupId, opts.toPoint, opts))) failed = true;
   } else if (opts.restoreTest) {
     const r = await restoreTest(res, opts.shard);
     if (r.differences.length === 0)
@@ -126,20 +139,20 @@ function restorePointLine(backupId: string, p: RestorePoint | undefined, complet
 /** `--restore-test --to-point`: every shard restored and rolled forward here; false when it failed. */
 async function pointTest(
   config: AgentConfig,
+  session: ClusterSession,
   backupId: string,
   pointName: string,
-  opts: { files?: string[] | undefined; checkSql?: string | undefined; expect?: number | undefined },
+  opts: { checkSql?: string | undefined; expect?: number | undefined },
 ): Promise<boolean> {
   const { restoreToPoint } = await import('../../restore/to-point.js');
   const { errorMessage } = await import('../../errors.js');
   let r: Awaited<ReturnType<typeof restoreToPoint>>;
   try {
-    r = await restoreToPoint(config, { files: opts.files, backupId, pointName, checkSql: opts.checkSql });
+    r = await restoreToPoint(config, session, { backupId, pointName, checkSql: opts.checkSql });
   } catch (err) {
     print(`restore test to point ${pointName} FAILED: ${errorMessage(err)}`);
     return false;
   }
-  if (r.kind === 'not-primary') return false; // said above by verify itself
   if (r.kind === 'refused') {
     print(`restore test to point ${pointName} REFUSED, nothing restored:`);
     for (const p of r.problems) print(`  ${p}`);

@@ -1,0 +1,158 @@
+// How a spider-side command reaches the cluster, opened once per command (CLI or daemon) and
+// closed when it ends: which spider node and tdbctl (from -c or the drop-ins), what tdbctl says
+// (whether this node is the primary, and mysql.servers with each server's credentials), and the
+// command's kept connections. "Not the primary spider node" is decided and worded here only.
+import type { AgentConfig } from '../config/agent.js';
+import { discoverInstances } from '../config/discover.js';
+import { instanceName, isSpiderInstance, loadInstanceConfig, type InstanceConfig } from '../config/instance.js';
+import { connect, type Connection, type Endpoint } from '../db/connect.js';
+import { KeptConnections } from '../db/connections.js';
+import { errorMessage, InstanceError, OperationError, UsageError } from '../errors.js';
+import { listServers, tdbctlGetPrimary, type ServerRow } from '../sql/servers.js';
+
+export const TDBCTL_PORT_OFFSET = 1000;
+
+export interface SpiderTarget {
+  spider: InstanceConfig;
+  /** The control node beside it: [schedule] tdbctl, else spider port + 1000; same credentials unless its own ini is given. */
+  tdbctl: Endpoint;
+  /** Where the tdbctl address came from, for error messages. */
+  tdbctlFrom: string;
+}
+
+/** tdbctl says this spider node is not the primary: a spider-side command has nothing to do here. */
+export class NotPrimaryError extends OperationError {
+  override readonly name = 'NotPrimaryError';
+  constructor(readonly spider: string) {
+    super(`${notPrimary(spider)} (tdbctl get primary)`);
+  }
+}
+
+/** The one wording of it; NotPrimaryError's message adds how it was told. */
+export const notPrimary = (spider: string): string => `${spider} is not the primary spider node`;
+
+/** How to reach a server of mysql.servers: with the credentials its row gives. */
+export const endpointOf = (s: ServerRow): Endpoint => ({ host: s.host, port: s.port, user: s.user, password: s.password });
+
+export class ClusterSession {
+  /** Kept for the command's life: `schedule --wait` reads through the spider session it wrote through. */
+  readonly connections = new KeptConnections({ connect: { connectTimeoutMs: 10_000 } });
+  private control: Promise<ServerRow[] | undefined> | undefined;
+  private listed: Promise<ServerRow[]> | undefined;
+
+  constructor(readonly target: SpiderTarget) {}
+
+  /** The spider node, with the credentials of its own ini. */
+  get spider(): InstanceConfig {
+    return this.target.spider;
+  }
+
+  get spiderName(): string {
+    return instanceName(this.target.spider);
+  }
+
+  /**
+   * mysql.servers, once tdbctl said this node is the primary; else NotPrimaryError. tdbctl is
+   * asked once per session (and again after askAgain()); an ask that failed is not kept.
+   */
+  async primaryServers(): Promise<ServerRow[]> {
+    this.control ??= this.remembered(
+      this.ask(async (c) => ((await tdbctlGetPrimary(c)).some((r) => r.isThisServer) ? listServers(c) : undefined)),
+      (p) => {
+        if (this.control === p) this.control = undefined;
+      },
+    );
+    const servers = await this.control;
+    if (!servers) throw new NotPrimaryError(this.spiderName);
+    return servers;
+  }
+
+  /** mysql.servers whether or not this node is the primary (`status --cluster`, `pause --cluster`). */
+  servers(): Promise<ServerRow[]> {
+    this.listed ??= this.remembered(this.ask(listServers), (p) => {
+      if (this.listed === p) this.listed = undefined;
+    });
+    return this.listed;
+  }
+
+  /** Forgets tdbctl's answers: after a wait of hours, the primary may have moved. */
+  askAgain(): void {
+    this.control = undefined;
+    this.listed = undefined;
+  }
+
+  async close(): Promise<void> {
+    await this.connections.close();
+  }
+
+  /** One short connection to tdbctl; one that cannot be reached is named as such, with where its address came from. */
+  private async ask<T>(fn: (c: Connection) => Promise<T>): Promise<T> {
+    const { tdbctl, tdbctlFrom } = this.target;
+    let c: Connection;
+    try {
+      c = await connect(tdbctl);
+    } catch (err) {
+      const name = `${tdbctl.host}:${tdbctl.port}`;
+      const why = errorMessage(err).replace(`${name}: `, '');
+      throw new InstanceError(name, `the tdbctl node cannot be reached (${tdbctlFrom}): ${why}`, (err as InstanceError).code, {
+        cause: err,
+      });
+    }
+    try {
+      return await fn(c);
+    } finally {
+      await c.close();
+    }
+  }
+
+  /** An answer to keep; `forget` drops it should it fail. */
+  private remembered<T>(answer: Promise<T>, forget: (p: Promise<T>) => void): Promise<T> {
+    answer.catch(() => forget(answer));
+    return answer;
+  }
+}
+
+/** The session of a command run with `-c files` (or the drop-ins); nothing is connected to yet. */
+export function openClusterSession(config: AgentConfig, files: readonly string[] | undefined): ClusterSession {
+  return new ClusterSession(resolveSpiderTarget(config, files));
+}
+
+/** Which spider node (and its tdbctl) the command acts on, from -c or the drop-ins. */
+export function resolveSpiderTarget(config: AgentConfig, files: readonly string[] | undefined): SpiderTarget {
+  if (files && files.length > 0) {
+    if (files.length > 2)
+      throw new UsageError(`-c: give the spider node's ini, optionally with its tdbctl's ini; got ${files.length} files`);
+    const loaded = files.map((f) => loadInstanceConfig(f)).sort((a, b) => a.port - b.port);
+    const [spider, ctl] = loaded as [InstanceConfig, InstanceConfig | undefined];
+    if (ctl && ctl.port !== spider.port + TDBCTL_PORT_OFFSET) {
+      throw new UsageError(
+        `-c: with two files the spider node is the lower port (${spider.port}) and the other must be its tdbctl at port ` +
+          `${spider.port + TDBCTL_PORT_OFFSET}, not ${ctl.port} (${ctl.file})`,
+      );
+    }
+    return ctl ? { spider, tdbctl: ctl, tdbctlFrom: ctl.file } : { spider, ...controlOf(config, spider) };
+  }
+  const { instances } = discoverInstances(config.agent.configDir);
+  const ports = new Set(instances.map((i) => i.port));
+  // A tdbctl drop-in sits at a spider's port + 1000; it is not a spider node itself.
+  const spiders = instances.filter((i) => isSpiderInstance(i) && !ports.has(i.port - TDBCTL_PORT_OFFSET));
+  if (spiders.length !== 1) {
+    throw new UsageError(
+      `cannot tell which spider node to use: ${spiders.length} spider instance configs in ${config.agent.configDir}; give one with -c ` +
+        `dbbackup.<port>.ini`,
+    );
+  }
+  const spider = spiders[0] as InstanceConfig;
+  const ctl = config.schedule.tdbctl ? undefined : instances.find((i) => i.port === spider.port + TDBCTL_PORT_OFFSET);
+  return ctl ? { spider, tdbctl: ctl, tdbctlFrom: ctl.file } : { spider, ...controlOf(config, spider) };
+}
+
+function controlOf(config: AgentConfig, spider: InstanceConfig): { tdbctl: Endpoint; tdbctlFrom: string } {
+  const credentials = { user: spider.user, password: spider.password };
+  const given = config.schedule.tdbctl;
+  if (given) return { tdbctl: { ...given, ...credentials }, tdbctlFrom: `[schedule] tdbctl in ${config.file ?? 'the agent config'}` };
+  return {
+    tdbctl: { host: spider.host, port: spider.port + TDBCTL_PORT_OFFSET, ...credentials },
+    tdbctlFrom: `spider port ${spider.port} + ${TDBCTL_PORT_OFFSET}; set [schedule] tdbctl = host:port if it is elsewhere`,
+  };
+}
