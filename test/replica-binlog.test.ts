@@ -101,7 +101,7 @@ test(
 
     // The host's status and the cluster's, while the agent runs.
     const host = await ws.cli('status');
-    assert.match(host.stdout, /SUPER or BINLOG ADMIN/, `host status: ${host.stdout}`);
+    assert.match(host.stdout, /not reporting: needs SUPER or BINLOG ADMIN/, `host status: ${host.stdout}`);
     const text = await op.cli('status', '--cluster', '-c', spiderIni);
     const line = text.stdout.split('\n').find((l) => l.includes('SPT_SLAVE2'));
     assert.ok(line?.includes(REASON), `status --cluster, SPT_SLAVE2: ${line ?? text.stdout}`);
