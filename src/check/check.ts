@@ -4,7 +4,7 @@
 import type { Logger } from 'pino';
 import type { AgentConfig } from '../config/agent.js';
 import { discoverInstances } from '../config/discover.js';
-import { isSpiderInstance, type InstanceConfig } from '../config/instance.js';
+import { isReplicaInstance, isSpiderInstance, type InstanceConfig } from '../config/instance.js';
 import { connect, isNoSuchTable, type Connection } from '../db/connect.js';
 import { KeptConnections, type KeptConnectionsOptions } from '../db/connections.js';
 import { ConfigError, errorMessage } from '../errors.js';
@@ -12,6 +12,7 @@ import { scanHost } from '../host/host-scan.js';
 import { createClusterPauseTable, createPresenceTable } from '../sql/ddl.js';
 import { isClusterPauseDenied, isMissingClusterPauseTable, listUnfinishedTasksAndPause, type ClusterPause } from '../sql/cluster-pause.js';
 import { upsertPresence, type Presence } from '../sql/presence.js';
+import { UnloggedSessions } from './unlogged-sessions.js';
 import * as sql from '../sql/tasks.js';
 import { Backoff } from './backoff.js';
 import { deliverJournal } from '../host/deliver.js';
@@ -59,6 +60,8 @@ export interface CheckDeps {
   backoff?: Backoff;
   /** The daemon's kept connections; without them (CLI) the run opens its own and closes them. */
   connections?: KeptConnections;
+  /** The daemon's unbinlogged sessions on replicas (its own writes there); as `connections` otherwise. */
+  unlogged?: UnloggedSessions;
   /**
    * Tasks seen unfinished before (the daemon's previous tick): one that is not unfinished any more
    * is read by its key, so what it ended as is known without reading the history every tick.
@@ -129,6 +132,7 @@ export async function runCheck(deps: CheckDeps, opts: CheckOptions): Promise<Che
   for (const e of configErrors) problem(`config:${e.file}`, { file: e.file, key: e.key }, `instance config skipped: ${e.message}`);
 
   const connections = deps.connections ?? new KeptConnections(CONNECTIONS);
+  const unlogged = deps.unlogged ?? new UnloggedSessions(new KeptConnections(CONNECTIONS));
   const paths = hostPaths(config.agent.hostLock);
   // Before the rows: a record's task is read by its key even when its row no longer looks unfinished.
   const records = readRecords(paths.records);
@@ -137,11 +141,12 @@ export async function runCheck(deps: CheckDeps, opts: CheckOptions): Promise<Che
   let sessions: Session[];
   try {
     sessions = await Promise.all(
-      instances.map((inst) => openSession(deps, connections, inst, watched, records.records, opts.run, problem)),
+      instances.map((inst) => openSession(deps, { connections, unlogged }, inst, watched, records.records, opts.run, problem)),
     );
     if (opts.run) await housekeepAll({ ...deps, events }, connections, sessions, records.records, watched, problem);
   } finally {
     if (deps.connections === undefined) await connections.close();
+    if (deps.unlogged === undefined) await unlogged.close();
   }
   const reports: InstanceReport[] = sessions.map(({ instance, tasks, error, unreachable, warnings }) => {
     const last = deps.lastFinished?.get(instance.file);
@@ -212,6 +217,7 @@ export async function runCheck(deps: CheckDeps, opts: CheckOptions): Promise<Che
 interface Session {
   instance: InstanceConfig;
   conn?: Connection;
+  own?: OwnWrites;
   tasks: TaskRow[];
   clusterPause?: ClusterPause;
   error?: string;
@@ -222,7 +228,7 @@ interface Session {
 /** Gets the instance's connection, delivers the journal (with --run) and reads the instance's rows. */
 async function openSession(
   deps: CheckDeps,
-  connections: KeptConnections,
+  { connections, unlogged }: { connections: KeptConnections; unlogged: UnloggedSessions },
   instance: InstanceConfig,
   watched: readonly TaskKey[],
   records: readonly TaskRecord[],
@@ -241,12 +247,14 @@ async function openSession(
         problem('journal', { err: err.message }, 'journal not delivered');
       }
     }
-    const read = await readTasks(deps, session.conn, instance, watched, problem);
+    const own = ownWrites(unlogged, session.conn, instance);
+    session.own = own;
+    const read = await readTasks(deps, session.conn, own, instance, watched, problem);
     session.tasks = read.tasks;
     session.clusterPause = read.clusterPause;
     if (deps.presence) {
       const presence = deps.presence(instance, session.tasks, records, read.clusterPause);
-      const warning = await announce(session.conn, presence, instance, problem);
+      const warning = await announce(own, presence, instance, problem);
       if (warning !== undefined) session.warnings.push(warning);
     }
   } catch (err) {
@@ -256,12 +264,35 @@ async function openSession(
 }
 
 /**
+ * Where the agent's own writes on an instance go (its presence, the tables it creates): the tick's
+ * connection on a master or spider node, where they are normal binlogged transactions; on a
+ * replica its unbinlogged session (unlogged-sessions.ts), or nowhere when the user may not.
+ */
+type OwnWrites = () => Promise<Connection | { refused: string }>;
+
+function ownWrites(unlogged: UnloggedSessions, conn: Connection, instance: InstanceConfig): OwnWrites {
+  if (!isReplicaInstance(instance)) return () => Promise.resolve(conn);
+  return async () => {
+    const u = await unlogged.get(instance);
+    return 'refused' in u ? u : u.conn;
+  };
+}
+
+/**
  * The presence write: one statement a tick. The table is created where it is missing; a failure
  * (a read-only replica for a user without the privilege, …) is a problem logged once, and the
- * instance is served all the same.
+ * instance is served all the same. On a replica whose user may not keep it out of the binary log
+ * it is not written: "not reporting", said once.
  */
-async function announce(conn: Connection, presence: Presence, instance: InstanceConfig, problem: Problem): Promise<string | undefined> {
+async function announce(own: OwnWrites, presence: Presence, instance: InstanceConfig, problem: Problem): Promise<string | undefined> {
+  let conn: Connection | undefined;
   try {
+    const target = await own();
+    if ('refused' in target) {
+      problem(`presence:${instance.file}`, { port: instance.port, err: target.refused }, `not reporting: ${target.refused}`);
+      return `not reporting: ${target.refused}`;
+    }
+    conn = target;
     try {
       await upsertPresence(conn, presence);
     } catch (err) {
@@ -270,7 +301,7 @@ async function announce(conn: Connection, presence: Presence, instance: Instance
       await upsertPresence(conn, presence);
     }
   } catch (err) {
-    if (conn.broken) throw err;
+    if (conn?.broken === true && !isReplicaInstance(instance)) throw err;
     const why = missingPrivilege(err, 'presence') ?? errorMessage(err);
     problem(`presence:${instance.file}`, { port: instance.port, err: why }, "cannot publish this agent's presence");
     return `cannot publish this agent's presence: ${why}`;
@@ -285,11 +316,12 @@ async function announce(conn: Connection, presence: Presence, instance: Instance
 async function readTasks(
   deps: CheckDeps,
   conn: Connection,
+  own: OwnWrites,
   instance: InstanceConfig,
   watched: readonly TaskKey[],
   problem: Problem,
 ): Promise<{ tasks: TaskRow[]; clusterPause: ClusterPause | undefined }> {
-  const { tasks, clusterPause } = await readUnfinished(conn, instance, problem);
+  const { tasks, clusterPause } = await readUnfinished(conn, own, instance, problem);
   const have = new Set(tasks.map(taskKeyString));
   const mine = new Map<string, TaskKey>();
   for (const k of watched)
@@ -322,6 +354,7 @@ async function readTasks(
  */
 async function readUnfinished(
   conn: Connection,
+  own: OwnWrites,
   instance: InstanceConfig,
   problem: Problem,
 ): Promise<{ tasks: TaskRow[]; clusterPause: ClusterPause | undefined }> {
@@ -342,7 +375,12 @@ async function readUnfinished(
     if (!isMissingClusterPauseTable(err)) throw err;
   }
   try {
-    await conn.query(createClusterPauseTable());
+    const target = await own();
+    // Not created on a replica whose user may not keep it out of the binary log (the presence
+    // says why, once): it arrives by replication once a master has it.
+    if ('refused' in target)
+      return { tasks: await sql.listUnfinishedTasks(conn, instance.host, instance.port, shard), clusterPause: undefined };
+    await target.query(createClusterPauseTable());
     return await listUnfinishedTasksAndPause(conn, instance.host, instance.port, shard);
   } catch (err) {
     // The task table's own absence (no tasks here yet) is the caller's to handle.
@@ -400,7 +438,8 @@ async function housekeepAll(
           logger: deps.logger.child({ port: s.instance.port }),
           events: deps.events,
         });
-        if (res.actions.some((a) => a.applied)) s.tasks = (await readTasks(deps, conn, s.instance, watched, problem)).tasks;
+        if (res.actions.some((a) => a.applied))
+          s.tasks = (await readTasks(deps, conn, s.own ?? (() => Promise.resolve(conn)), s.instance, watched, problem)).tasks;
       } catch (err) {
         failSession(connections, s, err);
       }

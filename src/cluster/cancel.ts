@@ -16,6 +16,7 @@ import { insertCancel } from '../sql/cancel.js';
 import { createCancelTable, createSchema } from '../sql/ddl.js';
 import type { ServerRow } from '../sql/servers.js';
 import * as sql from '../sql/tasks.js';
+import { withUnloggedConnection } from '../sql/unlogged.js';
 import { validateBackupId } from '../task/backup-id.js';
 import { initSpiderSession, mapLimited } from './reach.js';
 import { endpointOf, type ClusterSession } from './session.js';
@@ -126,7 +127,18 @@ export async function runCancel(deps: CancelDeps, session: ClusterSession, opts:
   const otherSpiders = servers.filter((s) => s.wrapper.toUpperCase() === 'SPIDER' && keyOf(s) !== keyOf(target));
   await mapLimited([...recordTargets.values(), ...otherSpiders], config.schedule.waitConcurrency, async (s) => {
     try {
-      await pool.use(endpointOf(s), (c) => recordOn(c, backupId, s.host, s.port, by));
+      if (s.wrapper.toLowerCase() !== 'mysql_slave') {
+        await pool.use(endpointOf(s), (c) => recordOn(c, backupId, s.host, s.port, by));
+        return;
+      }
+      // A replica's record is its own, not a task status: kept out of its binary log, on a session
+      // of its own (the pool's carries the status writes, which stay binlogged).
+      const r = await withUnloggedConnection(endpointOf(s), (c) => recordOn(c, backupId, s.host, s.port, by));
+      if ('refused' in r)
+        problems.push(
+          `${s.serverName} ${keyOf(s)}: cancel not recorded there (${r.refused}); only its master's record, by replication, ` +
+            `keeps a row of ${backupId} arriving later from starting`,
+        );
     } catch (err) {
       if (otherSpiders.includes(s)) {
         logger.warn({ server: s.serverName, instance: keyOf(s), err: errorMessage(err) }, 'cancel not recorded on another spider node');

@@ -1,12 +1,13 @@
 // `pause --cluster` / `resume --cluster`: the pause row written on every instance of the cluster,
 // each under its own (Host, Port). Masters' rows reach their replicas by replication; replicas
-// are also written directly, so a broken channel cannot hide a pause (or a resume) from them. A
-// failure on one instance is reported and does not stop the others.
+// are also written directly, so a broken channel cannot hide a pause (or a resume) from them, with
+// sql_log_bin = 0 (or not at all where the user may not). A failure on one instance is reported
+// and does not stop the others.
 import { errorMessage } from '../errors.js';
 import { withConnection, type Connection } from '../db/connect.js';
 import { createClusterPauseTable } from '../sql/ddl.js';
 import { isMissingClusterPauseTable, writeClusterPause } from '../sql/cluster-pause.js';
-import { setSqlLogBin } from '../sql/tasks.js';
+import { withUnloggedConnection } from '../sql/unlogged.js';
 import { mapLimited } from './reach.js';
 import { clusterMembers, type Member } from './members.js';
 import type { ClusterSession } from './session.js';
@@ -31,8 +32,14 @@ export async function writeClusterPauseEverywhere(
   const forS = Math.ceil(forMs / 1000);
   const write = async (member: Member): Promise<PauseWrite> => {
     try {
-      await withConnection(member.endpoint, (c) => writeOn(c, member, forS, reason, by));
-      return { member };
+      if (member.role !== 'slave') {
+        await withConnection(member.endpoint, (c) => writeOn(c, member, forS, reason, by));
+        return { member };
+      }
+      // A replica's own row stays out of its binary log: a local write there is an errant
+      // transaction to GTID-strict replication after a switch-over.
+      const r = await withUnloggedConnection(member.endpoint, (c) => writeOn(c, member, forS, reason, by));
+      return 'refused' in r ? { member, error: `${r.refused}; its master's row reaches it by replication` } : { member };
     } catch (err) {
       return { member, error: errorMessage(err) };
     }
@@ -53,10 +60,6 @@ export async function writeClusterPauseEverywhere(
 }
 
 async function writeOn(c: Connection, m: Member, forS: number, reason: string, by: string): Promise<void> {
-  // A replica's own row stays out of its binary log where the user may say so: a local write in
-  // the binlog of a replica is an errant transaction to GTID-strict replication after a switch-over.
-  // Without BINLOG ADMIN (or SUPER) it is written all the same: its key is the replica's own.
-  if (m.role === 'slave') await setSqlLogBin(c, false).catch(() => undefined);
   try {
     await writeClusterPause(c, m.host, m.port, forS, reason, by);
   } catch (err) {

@@ -11,6 +11,7 @@ import { getClusterPause, type ClusterPause } from '../sql/cluster-pause.js';
 import { runningAndLastSuccess } from '../sql/instance-history.js';
 import { getPresence, type PresenceRow } from '../sql/presence.js';
 import { replicationStatus } from '../sql/replication.js';
+import { isNotReportingLockHeld, NEEDS_BINLOG_PRIVILEGE } from '../sql/unlogged.js';
 import { agentState, type AgentState } from './agent-state.js';
 import { mapLimited } from './reach.js';
 import { clusterMembers, type Member, type MemberRole } from './members.js';
@@ -26,8 +27,12 @@ export interface InstanceStatus {
   port: number;
   reachable: boolean;
   agent: {
-    /** `unknown` when the instance could not be read. */
-    state: AgentState | 'unknown';
+    /**
+     * `unknown` when the instance could not be read; `not-reporting` on a replica whose agent runs
+     * but may not write its presence there (`reason`: its user lacks SUPER and BINLOG ADMIN).
+     */
+    state: AgentState | 'unknown' | 'not-reporting';
+    reason?: string;
     version?: string;
     agentHost?: string;
     /** Seconds since its last tick, by the database clock. */
@@ -92,20 +97,28 @@ async function readOn(c: Connection, m: Member, base: Omit<InstanceStatus, 'reac
       problems.push(`cannot read its replication status: ${errorMessage(err)}`);
     }
   }
-  const state = presenceError ? 'unknown' : agentState(presence);
+  let state: InstanceStatus['agent']['state'] = presenceError ? 'unknown' : agentState(presence);
+  // A replica's agent that may not keep its presence out of the binary log writes none, and
+  // holds a lock instead that says so (sql/unlogged.ts): neither lost nor absent. One statement
+  // more, only where no live presence is found.
+  const silent = m.role === 'slave' && (state === 'none' || state === 'lost') && (await orUndefined(isNotReportingLockHeld(c), () => {}));
+  if (silent) {
+    state = 'not-reporting';
+    problems.unshift(`its agent is not reporting: it ${NEEDS_BINLOG_PRIVILEGE} to keep its presence out of the replica's binary log`);
+  }
   if (state === 'lost') problems.unshift(`agent lost: its last tick was ${presence ? formatDuration(presence.ageS * 1000) : '?'} ago`);
   if (state === 'none') problems.unshift('no agent has ever announced itself here');
   return {
     ...base,
     reachable: true,
-    agent: agentOf(state, presence),
-    ...running(presence, tasks?.running ?? []),
+    agent: silent ? { state, reason: NEEDS_BINLOG_PRIVILEGE } : agentOf(state, presence),
+    ...running(silent ? undefined : presence, tasks?.running ?? []),
     ...(tasks?.lastSuccess ? { lastSuccess: successOf(tasks.lastSuccess) } : {}),
     problems,
   };
 }
 
-function agentOf(state: AgentState | 'unknown', p: PresenceRow | undefined): InstanceStatus['agent'] {
+function agentOf(state: InstanceStatus['agent']['state'], p: PresenceRow | undefined): InstanceStatus['agent'] {
   if (!p) return { state };
   return {
     state,

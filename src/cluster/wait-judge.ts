@@ -14,6 +14,11 @@ export interface Evidence {
   unreadable: boolean;
   /** The agent's presence on the task's instance; undefined: none ever; 'unreadable': not known. */
   presence: PresenceRow | undefined | 'unreadable';
+  /**
+   * A replica's agent runs but may not keep its presence out of the binary log, so writes none
+   * (sql/unlogged.ts): `undefined` or a stale presence then says nothing about it.
+   */
+  notReporting?: boolean;
   /** For a replica's task: the master's copy of its row (it exists from the schedule on). */
   masterCopy?: TaskRow;
   /** For a replica whose row is missing: what is wrong with its replication, or undefined if nothing. */
@@ -70,6 +75,10 @@ function judgeAgent(e: Evidence, row: TaskRow, limits: JudgeLimits): Judgement {
   const p = e.presence;
   const state = agentState(p);
   const waiting = isRunnable(row.status);
+  if (e.notReporting === true && (state === 'none' || state === 'lost'))
+    return {
+      problem: `its agent on ${row.host}:${row.port} is not reporting: it needs SUPER or BINLOG ADMIN (its presence is not written)`,
+    };
   if (state === 'none') {
     // An agent may be starting: give it as long as an agent of ours takes to be called lost.
     if (row.createdAgeS * 1000 <= LOST_AFTER_TICKS * limits.tickIntervalMs) return {};

@@ -17,11 +17,12 @@ import { STATUS, isRunnable } from '../task/status.js';
 import { supervisorLockName } from '../host/protocol.js';
 import type { TaskSet } from './task-set.js';
 import { getPresence, type PresenceRow } from '../sql/presence.js';
+import { isNotReportingLockHeld } from '../sql/unlogged.js';
 import { replicationStatus } from '../sql/replication.js';
 import { listReplicaCopies } from '../sql/spider.js';
 import { replicationProblem } from './replication-health.js';
 import { judge, type Evidence } from './wait-judge.js';
-import { LOST_AFTER_TICKS } from './agent-state.js';
+import { agentState, LOST_AFTER_TICKS } from './agent-state.js';
 import { type TaskRow, LIMITS } from '../task/task.js';
 
 export const WAIT_LIMIT_MS = 48 * 3600 * 1000;
@@ -243,6 +244,8 @@ async function diagnose(
     const evidence: Evidence = { row: v.row, unreadable: unreadable.has(keyOf(v.task)), presence: 'unreadable', masterCopy: copy };
     try {
       evidence.presence = await pool.use(ep, (c) => presenceOrNone(c, v.task), { retry: true });
+      const silent = evidence.presence === undefined || agentState(evidence.presence) === 'lost';
+      if (silent && v.task.wrapper === 'mysql_slave') evidence.notReporting = await pool.use(ep, isNotReportingLockHeld, { retry: true });
       if (!v.row && copy) {
         const r = await pool.use(ep, replicationStatus, { retry: true });
         evidence.replication = { problem: replicationProblem(r), lagS: r?.lagS ?? null };

@@ -152,6 +152,14 @@ export function isSpiderInstance(inst: Pick<InstanceConfig, 'role' | 'port'>): b
   return inst.role.startsWith('spider') || (inst.port >= SPIDER_PORTS.min && inst.port <= SPIDER_PORTS.max);
 }
 
+/**
+ * A replica by its drop-in's MysqlRole (`slave`, TenDB's `remote_slave`): the agent's own writes
+ * there stay out of its binary log (sql/unlogged.ts). A spider node is never one.
+ */
+export function isReplicaInstance(inst: Pick<InstanceConfig, 'role' | 'port'>): boolean {
+  return !isSpiderInstance(inst) && (inst.role === 'slave' || inst.role === 'remote_slave');
+}
+
 export function instanceName(inst: Pick<InstanceConfig, 'host' | 'port'>): string {
   return `${inst.host}:${inst.port}`;
 }

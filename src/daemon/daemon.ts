@@ -9,6 +9,7 @@ import { CONNECTIONS, purgeAll } from '../check/check.js';
 import { discoverInstances } from '../config/discover.js';
 import type { InstanceConfig } from '../config/instance.js';
 import { KeptConnections } from '../db/connections.js';
+import { UnloggedSessions } from '../check/unlogged-sessions.js';
 import type { CheckReport } from '../check/check.js';
 import { countJournal } from '../host/journal.js';
 import { errorMessage } from '../errors.js';
@@ -63,6 +64,8 @@ interface State extends Reloadable {
   readonly purgedAt: Map<string, number>;
   /** One kept connection per served instance, for the ticks. */
   readonly connections: KeptConnections;
+  /** A second kept connection per replica, unbinlogged, for the agent's own writes there. */
+  readonly unlogged: UnloggedSessions;
   readonly lastFinished: Map<string, TaskRow | undefined>;
   /** The purge in flight (off the tick), and the purge problems already logged. */
   purging: Promise<void> | undefined;
@@ -102,6 +105,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
       backoff: new Backoff(),
       purgedAt: new Map(),
       connections: new KeptConnections(CONNECTIONS),
+      unlogged: new UnloggedSessions(new KeptConnections(CONNECTIONS)),
       lastFinished: new Map(),
       purging: undefined,
       purgeProblems: new Set(),
@@ -205,6 +209,7 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
           problemKeys: s.problemKeys,
           backoff: s.backoff,
           connections: s.connections,
+          unlogged: s.unlogged,
           lastFinished: s.lastFinished,
           purge,
           onSupervisorExit: () => ticker.trigger('supervisor exited'),
@@ -278,6 +283,7 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
     if (s.purging) await settledWithin(s.purging, Math.max(0, deadline - Date.now()));
     await restorePoints.stop(Math.max(0, deadline - Date.now()));
     await s.connections.close();
+    await s.unlogged.close();
     if (!idle || !fired)
       logger().warn({ waitedMs: SHUTDOWN_WAIT_MS }, 'work still in flight; exiting without it (running backups are not affected)');
     await s.http?.close();

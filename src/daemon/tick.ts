@@ -16,6 +16,7 @@ import type { InstanceConfig } from '../config/instance.js';
 import { isFinished, STATUS } from '../task/status.js';
 import { isSpiderInstance } from '../config/instance.js';
 import type { KeptConnections } from '../db/connections.js';
+import type { UnloggedSessions } from '../check/unlogged-sessions.js';
 import { hostname } from 'node:os';
 import type { Presence } from '../sql/presence.js';
 import { packageVersion } from '../version.js';
@@ -40,6 +41,7 @@ export interface TickDeps {
   /** Kept across ticks by the daemon: start back-off per task, connections, last finished task. */
   backoff: Backoff;
   connections: KeptConnections;
+  unlogged: UnloggedSessions;
   lastFinished: Map<string, TaskRow | undefined>;
   /** Starts the purge of old rows off the tick (the daemon runs at most one at a time). */
   purge: (instances: readonly InstanceConfig[]) => void;
@@ -70,6 +72,7 @@ export async function runTick(deps: TickDeps, reason: string): Promise<TickResul
     events: deps.events,
     backoff: deps.backoff,
     connections: deps.connections,
+    unlogged: deps.unlogged,
     watch: seenKeys(deps.seen),
     lastFinished: deps.lastFinished,
     lastSuccess: deps.tracker.lastSuccess,
@@ -106,7 +109,9 @@ export async function runTick(deps: TickDeps, reason: string): Promise<TickResul
     // Instances no longer served (drop-in removed): their memory goes, and so do the connections
     // of every endpoint not served as it is now (a drop-in removed or its settings changed).
     const files = new Set(report.instances.map((r) => r.instance.file));
-    await deps.connections.retain(report.instances.map((r) => r.instance));
+    const served = report.instances.map((r) => r.instance);
+    await deps.connections.retain(served);
+    await deps.unlogged.retain(served);
     for (const f of deps.lastFinished.keys()) if (!files.has(f)) deps.lastFinished.delete(f);
     prune(deps.tracker, new Set([...seen.keys(), ...report.records.map((r) => taskKeyString(r.key))]), files);
     deps.purge(report.instances.map((r) => r.instance));

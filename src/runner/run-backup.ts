@@ -13,8 +13,9 @@ import { connect } from '../db/connect.js';
 import { errorMessage } from '../errors.js';
 import { fsyncDir } from '../fs.js';
 import { binlogGtidPosAt } from '../sql/binlogs.js';
-import { publishVerdict } from '../sql/manifests.js';
+import { publishVerdict, type ManifestVerdict } from '../sql/manifests.js';
 import { sourceInfo, spiderTables } from '../sql/source-info.js';
+import { withUnloggedConnection } from '../sql/unlogged.js';
 import type { RunnerSpec } from './args.js';
 import { writeDefaultsFile, type DefaultsFile } from './defaults-file.js';
 import { checkBackupDir, describeFile, MANIFEST_FILE, writeManifest, type Manifest } from './manifest.js';
@@ -140,22 +141,21 @@ export async function runBackup(spec: RunnerSpec, io: RunnerIo): Promise<number>
   const verdict = check.ok ? 'ok' : 'bad';
   const detail = check.problems.join('; ');
   try {
-    await withConn(instance, (c) =>
-      publishVerdict(c, {
-        backupId: spec.key.backupId,
-        host: spec.key.host,
-        port: spec.key.port,
-        shardValue: spec.key.shardValue,
-        role: spec.role,
-        tool: spec.tool,
-        dir: paths.final,
-        bytes: check.manifest?.bytes ?? 0,
-        manifestSha256: check.manifestSha256 ?? '',
-        verdict,
-        verdictDetail: detail,
-        manifest: check.manifest ? JSON.stringify(check.manifest) : '',
-      }),
-    );
+    const refused = await publish(instance, spec.role === 'slave' || info.replica === true, {
+      backupId: spec.key.backupId,
+      host: spec.key.host,
+      port: spec.key.port,
+      shardValue: spec.key.shardValue,
+      role: spec.role,
+      tool: spec.tool,
+      dir: paths.final,
+      bytes: check.manifest?.bytes ?? 0,
+      manifestSha256: check.manifestSha256 ?? '',
+      verdict,
+      verdictDetail: detail,
+      manifest: check.manifest ? JSON.stringify(check.manifest) : '',
+    });
+    if (refused !== undefined) io.say(`verdict (${verdict}) not published on this replica: ${refused}`);
   } catch (err) {
     // The backup is complete; `verify` reports the missing verdict.
     io.say(`cannot publish the verdict (${verdict}): ${errorMessage(err)}`);
@@ -166,6 +166,19 @@ export async function runBackup(spec: RunnerSpec, io: RunnerIo): Promise<number>
   }
   io.say(`backup complete in ${paths.final} (${check.manifest?.bytes ?? 0} bytes, manifest sha256 ${check.manifestSha256})`);
   return 0;
+}
+
+/**
+ * The verdict row on the instance; on a replica on a session of its own with sql_log_bin = 0 (the
+ * row is the agent's own, not a task status), or not at all where the user may not: the reason.
+ */
+async function publish(instance: InstanceConfig, replica: boolean, v: ManifestVerdict): Promise<string | undefined> {
+  if (!replica) {
+    await withConn(instance, (c) => publishVerdict(c, v));
+    return undefined;
+  }
+  const r = await withUnloggedConnection(instance, (c) => publishVerdict(c, v), { connectTimeoutMs: 10_000 });
+  return 'refused' in r ? r.refused : undefined;
 }
 
 async function withConn<T>(instance: InstanceConfig, fn: (c: import('../db/connect.js').Connection) => Promise<T>): Promise<T> {

@@ -66,6 +66,11 @@ export interface ClusterOptions {
   shards?: number;
   /** Indexes of the masters that get one replica each; default [0]. */
   slaves?: number[];
+  /**
+   * Indexes (among `slaves`) of the masters whose replica runs with log_slave_updates ON: its
+   * binlog then also holds what it applies. Default none (MariaDB's default, OFF).
+   */
+  logSlaveUpdates?: number[];
   /** Also start the tdbctl control node (backing mariadbd + stand-in); default false. */
   tdbctl?: boolean;
   /** Create infodba_schema.global_backup on masters (InnoDB) and spider (Spider); default true. */
@@ -128,6 +133,9 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
   if (!Number.isInteger(shards) || shards < 1) throw new RangeError(`shards must be a positive integer, got ${shards}`);
   const bad = slaves.find((k) => !Number.isInteger(k) || k < 0 || k >= shards);
   if (bad !== undefined) throw new RangeError(`slaves: no master with index ${bad}`);
+  const logSlaveUpdates = [...new Set(opts.logSlaveUpdates ?? [])];
+  const notSlave = logSlaveUpdates.find((k) => !slaves.includes(k));
+  if (notSlave !== undefined) throw new RangeError(`logSlaveUpdates: master ${notSlave} has no replica`);
   const ports = portPlan(process.env[PORTS_ENV], TDBCTL_PORT_OFFSET);
   const hostOf = hostChooser(opts.hosts ?? 'single');
 
@@ -138,6 +146,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     await cluster.boot({
       shards,
       slaves,
+      logSlaveUpdates,
       tdbctl: opts.tdbctl ?? false,
       createTables: opts.createTables ?? true,
       spiders,
@@ -175,6 +184,7 @@ function hostChooser(plan: HostPlan): HostOf {
 interface Topology {
   shards: number;
   slaves: number[];
+  logSlaveUpdates: number[];
   tdbctl: boolean;
   createTables: boolean;
   spiders: number;
@@ -246,7 +256,8 @@ class LocalCluster implements Cluster {
       this.masters.push(await this.addInstance(`master${i}`, 'master', i, 1 + i));
     }
     for (const k of t.slaves) {
-      const slave = await this.addInstance(`slave${k}`, 'slave', k, 101 + k);
+      const extraArgs = t.logSlaveUpdates.includes(k) ? ['--log-slave-updates'] : [];
+      const slave = await this.addInstance(`slave${k}`, 'slave', k, 101 + k, extraArgs);
       this.slaves.push(slave);
       this.replicaSource.set(slave, this.masters[k]!);
     }
@@ -267,11 +278,11 @@ class LocalCluster implements Cluster {
     });
   }
 
-  private async addInstance(name: string, role: Role, shardValue: number, serverId: number): Promise<Instance> {
+  private async addInstance(name: string, role: Role, shardValue: number, serverId: number, extraArgs: string[] = []): Promise<Instance> {
     const host = role === 'tdbctl' ? this.spider.host : this.hostOf({ name, role, shardValue });
     if (!isIPv4(host)) throw new RangeError(`hosts: ${name}: "${host}" is not an IPv4 address`);
     const port = await this.freePort(role, host);
-    const server = new MariadbServer({ dir: join(this.dir, name), host, port, serverId });
+    const server = new MariadbServer({ dir: join(this.dir, name), host, port, serverId, extraArgs });
     const inst: Instance = { name, role, host, port, socket: server.socket, datadir: server.datadir, shardValue };
     this.servers.set(inst, server);
     return inst;

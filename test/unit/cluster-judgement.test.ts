@@ -132,6 +132,16 @@ test('wait: no agent at all is named after 3 ticks and never given up on; a paus
   assert.match(cluster.problem ?? '', /resume --cluster/);
 });
 
+test('wait: a replica agent that may not report is named as such and never given up on, stale presence or none', () => {
+  for (const p of [undefined, presence({ ageS: 9999 })]) {
+    const j = judge(ev({ row: row({ createdAgeS: 9999 }), presence: p, notReporting: true }), limits);
+    assert.match(j.problem ?? '', /its agent on h:1 is not reporting: it needs SUPER or BINLOG ADMIN/);
+    assert.equal(j.hopeless, undefined);
+  }
+  // A live presence wins (the grant was given meanwhile).
+  assert.deepEqual(judge(ev({ notReporting: true }), limits), {});
+});
+
 test('wait: a replica row missing is named with its replication state, and hopeless after unclaimed_after', () => {
   const copy = row({ wrapper: 'mysql_slave', status: 'replicated', createdAgeS: 30 });
   const stopped = { problem: 'replication SQL thread is not running', lagS: null };

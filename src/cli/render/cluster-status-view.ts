@@ -28,7 +28,7 @@ export function renderClusterStatus(s: ClusterStatus): string {
   lines.push(
     bad.length === 0
       ? `${s.instances.length} instances: every agent alive or paused.`
-      : `${s.instances.length} instances: ${bad.length} without a live agent (${bad.map((i) => `${i.serverName} ${i.agent.state}`).join(', ')}).`,
+      : `${s.instances.length} instances: ${bad.length} without a live agent (${bad.map((i) => `${i.serverName} ${i.agent.state === 'not-reporting' ? `not reporting: ${i.agent.reason ?? '?'}` : i.agent.state}`).join(', ')}).`,
   );
   return lines.join('\n');
 }
@@ -36,6 +36,7 @@ export function renderClusterStatus(s: ClusterStatus): string {
 function agentCell(i: InstanceStatus): string {
   const a = i.agent;
   if (a.state === 'none' || a.state === 'unknown') return a.state;
+  if (a.state === 'not-reporting') return `not reporting: ${a.reason ?? '?'}`;
   const head = `${a.state} v${a.version ?? '?'}, ${a.ageS === undefined ? '?' : formatDuration(a.ageS * 1000)} ago`;
   return a.state === 'paused' ? `${head}\nuntil ${a.pauseUntil}: ${a.pauseReason || 'no reason given'}` : head;
 }
