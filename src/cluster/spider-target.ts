@@ -1,11 +1,11 @@
 // Which spider node (and its tdbctl) a spider-master command acts on, from -c or the drop-ins.
 import type { AgentConfig } from '../config/agent.js';
 import { discoverInstances } from '../config/discover.js';
-import { isSpiderInstance, loadInstanceConfig, type InstanceConfig } from '../config/instance.js';
+import { isSpiderInstance, loadInstanceConfig, TDBCTL_PORT_OFFSET, type InstanceConfig } from '../config/instance.js';
 import type { Endpoint } from '../db/connect.js';
 import { UsageError } from '../errors.js';
 
-export const TDBCTL_PORT_OFFSET = 1000;
+export { TDBCTL_PORT_OFFSET };
 
 export interface SpiderTarget {
   spider: InstanceConfig;
@@ -29,7 +29,9 @@ export function resolveSpiderTarget(config: AgentConfig, files: readonly string[
     }
     return ctl ? { spider, tdbctl: ctl, tdbctlFrom: ctl.file } : { spider, ...controlOf(config, spider) };
   }
-  const { instances } = discoverInstances(config.agent.configDir);
+  // tdbctl's own drop-in is not served by the agent, but names the control node's address.
+  const found = discoverInstances(config.agent.configDir);
+  const instances = [...found.instances, ...found.tdbctl.map((t) => t.instance)];
   const ports = new Set(instances.map((i) => i.port));
   // A tdbctl drop-in sits at a spider's port + 1000; it is not a spider node itself.
   const spiders = instances.filter((i) => isSpiderInstance(i) && !ports.has(i.port - TDBCTL_PORT_OFFSET));
