@@ -27,6 +27,7 @@ import { pauseInForce, type PauseState } from '../state/pause.js';
 import { buildStatus, writeStatus, type DaemonStatus, type ScheduleRecord, type TickRecord } from '../state/daemon-status.js';
 import { RestorePointWatcher } from './restore-points.js';
 import { runTick } from './tick.js';
+import { createCrondWatch } from './crond-watch.js';
 import { createTicker, type Ticker } from './ticker.js';
 import type { Seen } from './transitions.js';
 import type { TaskRow } from '../task/task.js';
@@ -132,6 +133,12 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
   const noteError = (message: string) => {
     s.lastError = { at: new Date(), message };
   };
+  // The old scheduler's jobs, read from mysql-crond's own list: off the tick, every few minutes.
+  const crond = createCrondWatch({
+    binary: () => s.config.migration.mysqlCrond,
+    logger,
+    onChange: () => save('running'),
+  });
   const save = (state: DaemonStatus['state']) => {
     try {
       writeStatus(
@@ -151,6 +158,7 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
           report: s.report,
           down: s.down,
           journalBacklog: s.journalBacklog,
+          mysqlCrond: crond.lines(),
         }),
       );
     } catch (err) {
@@ -236,6 +244,7 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
       s.journalBacklog = journalBacklog(s.config.agent.stateDir, noteError);
       metrics.journalBacklog(s.journalBacklog);
       save('running');
+      crond.poke(Date.now());
     },
     onLate: ({ lateByMs, durationMs, intervalMs }) =>
       logger().warn({ durationMs, intervalMs, lateByMs }, 'tick took longer than tick_interval; the next tick was delayed'),
@@ -374,6 +383,7 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
       'configuration reloaded (SIGHUP)',
     );
     ticker.trigger('reload');
+    crond.poke(Date.now(), true);
   };
 
   const shutdown = async (signal: NodeJS.Signals): Promise<number> => {
@@ -384,6 +394,8 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
     const fired = s.firing ? await settledWithin(s.firing, Math.max(0, deadline - Date.now())) : true;
     if (s.purging) await settledWithin(s.purging, Math.max(0, deadline - Date.now()));
     await restorePoints.stop(Math.max(0, deadline - Date.now()));
+    const look = crond.inFlight();
+    if (look) await settledWithin(look, Math.max(0, deadline - Date.now()));
     await s.connections.closeAll();
     if (!idle || !fired)
       logger().warn({ waitedMs: SHUTDOWN_WAIT_MS }, 'work still in flight; exiting without it (running backups are not affected)');
@@ -444,6 +456,7 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
     );
     armCron();
     save('running');
+    crond.poke(Date.now(), true);
     ticker.start();
   });
 }
