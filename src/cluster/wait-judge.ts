@@ -2,7 +2,7 @@
 // presence of the task's agent, and for a replica whose row is missing, the master's copy of that
 // row and the replica's replication threads. Pure: unit-tested without a cluster.
 import type { PresenceRow } from '../sql/presence.js';
-import { agentState, LOST_AFTER_TICKS } from './agent-state.js';
+import { agentState, lostAfterMs } from './agent-state.js';
 import { STATUS, isRunnable } from '../task/status.js';
 import type { TaskRow } from '../task/task.js';
 
@@ -67,7 +67,7 @@ function judgeAgent(e: Evidence, row: TaskRow, limits: JudgeLimits): Judgement {
   const waiting = isRunnable(row.status);
   if (state === 'none') {
     // An agent may be starting: give it as long as an agent of ours takes to be called lost.
-    if (row.createdAgeS * 1000 <= LOST_AFTER_TICKS * limits.tickIntervalMs) return {};
+    if (row.createdAgeS * 1000 <= lostAfterMs(limits.tickIntervalMs)) return {};
     // Named, never given up on: `check --run` from cron (the old way, or a host not migrated yet)
     // serves tasks without announcing itself.
     return { problem: `no agent has ever announced itself on ${row.host}:${row.port}: is the spiderbackup daemon running there?` };
