@@ -112,6 +112,8 @@ export interface Outcome {
 
 export interface CheckReport {
   configErrors: ConfigError[];
+  /** Drop-ins recognised and deliberately not served (tdbctl's own), one line each for `status`. */
+  notServed: string[];
   instances: InstanceReport[];
   pick: Pick;
   outcomes: Outcome[];
@@ -128,7 +130,7 @@ export async function runCheck(deps: CheckDeps, opts: CheckOptions): Promise<Che
   const { config, logger } = deps;
   const events = deps.events ?? logEveryProblem(createAgentEvents(), logger);
   const problem: Problem = (key, fields, msg) => events.emit('problem', { key, fields, msg });
-  const { instances, errors: configErrors } = discoverInstances(config.agent.configDir, opts.files);
+  const { instances, errors: configErrors, tdbctl } = discoverInstances(config.agent.configDir, opts.files);
   for (const e of configErrors) problem(`config:${e.file}`, { file: e.file, key: e.key }, `instance config skipped: ${e.message}`);
 
   const connections = deps.connections ?? new KeptConnections(CONNECTIONS);
@@ -204,6 +206,7 @@ export async function runCheck(deps: CheckDeps, opts: CheckOptions): Promise<Che
   const ok = configErrors.length === 0 && reports.every((r) => r.error === undefined) && outcomes.every(fine);
   return {
     configErrors,
+    notServed: tdbctl.map((t) => t.note),
     instances: reports,
     pick,
     outcomes,

@@ -4,13 +4,11 @@
 // command's kept connections. "Not the primary spider node" is decided and worded here only.
 import type { AgentConfig } from '../config/agent.js';
 import { discoverInstances } from '../config/discover.js';
-import { instanceName, isSpiderInstance, loadInstanceConfig, type InstanceConfig } from '../config/instance.js';
+import { instanceName, isSpiderInstance, loadInstanceConfig, TDBCTL_PORT_OFFSET, type InstanceConfig } from '../config/instance.js';
 import { connect, type Connection, type Endpoint } from '../db/connect.js';
 import { KeptConnections } from '../db/connections.js';
 import { errorMessage, InstanceError, OperationError, UsageError } from '../errors.js';
 import { listServers, tdbctlGetPrimary, type ServerRow } from '../sql/servers.js';
-
-export const TDBCTL_PORT_OFFSET = 1000;
 
 export interface SpiderTarget {
   spider: InstanceConfig;
@@ -132,7 +130,9 @@ export function resolveSpiderTarget(config: AgentConfig, files: readonly string[
     }
     return ctl ? { spider, tdbctl: ctl, tdbctlFrom: ctl.file } : { spider, ...controlOf(config, spider) };
   }
-  const { instances } = discoverInstances(config.agent.configDir);
+  // tdbctl's own drop-in is not served by the agent, but names the control node's address.
+  const found = discoverInstances(config.agent.configDir);
+  const instances = [...found.instances, ...found.tdbctl.map((t) => t.instance)];
   const ports = new Set(instances.map((i) => i.port));
   // A tdbctl drop-in sits at a spider's port + 1000; it is not a spider node itself.
   const spiders = instances.filter((i) => isSpiderInstance(i) && !ports.has(i.port - TDBCTL_PORT_OFFSET));

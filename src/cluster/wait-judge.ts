@@ -3,7 +3,7 @@
 // row and the replica's replication threads. Pure: unit-tested without a cluster.
 import type { PresenceRow } from '../sql/presence.js';
 import { formatDuration } from '../format.js';
-import { agentState, LOST_AFTER_TICKS } from './agent-state.js';
+import { agentState, lostAfterMs } from './agent-state.js';
 import { STATUS, isRunnable } from '../task/status.js';
 import type { TaskRow } from '../task/task.js';
 
@@ -81,7 +81,7 @@ function judgeAgent(e: Evidence, row: TaskRow, limits: JudgeLimits): Judgement {
     };
   if (state === 'none') {
     // An agent may be starting: give it as long as an agent of ours takes to be called lost.
-    if (row.createdAgeS * 1000 <= LOST_AFTER_TICKS * limits.tickIntervalMs) return {};
+    if (row.createdAgeS * 1000 <= lostAfterMs(limits.tickIntervalMs)) return {};
     // Named, never given up on: `check --run` from cron (the old way, or a host not migrated yet)
     // serves tasks without announcing itself.
     return { problem: `no agent has ever announced itself on ${row.host}:${row.port}: is the spiderbackup daemon running there?` };

@@ -9,6 +9,8 @@ import { DEFAULT_AGENT_CONFIG } from './defaults.js';
 export { DEFAULT_AGENT_CONFIG };
 /** Host-wide, never under state_dir: a second agent with other settings must find the same lock. */
 export const DEFAULT_HOST_LOCK = '/run/lock/spiderbackup/host.lock';
+/** Where bk-dbm installs mysql-crond (its docs: `cd /home/mysql/mysql-crond`). */
+export const DEFAULT_MYSQL_CROND = '/home/mysql/mysql-crond/mysql-crond';
 
 export interface AgentConfig {
   /** The file these settings came from; undefined when defaults are used. */
@@ -28,6 +30,8 @@ export interface AgentConfig {
   };
   log: { level: string; file: string | undefined };
   metrics: { listen: string | 'off'; allowRemote: boolean };
+  /** `[migration] mysql_crond`: the old scheduler's binary, whose job list is checked; undefined: off. */
+  migration: { mysqlCrond: string | undefined };
   /**
    * Unknown sections and keys of the file, one line each, naming file, section and key. The
    * loader only returns them: the CLI prints them on stderr, the daemon logs them.
@@ -100,6 +104,9 @@ export const AGENT_SCHEMA = {
     listen: { kind: 'string', default: '127.0.0.1:9797' },
     allow_remote: { kind: 'bool', default: false },
   },
+  migration: {
+    mysql_crond: { kind: 'string', default: DEFAULT_MYSQL_CROND },
+  },
 } as const satisfies Record<string, Record<string, KeySpec>>;
 
 type Schema = typeof AGENT_SCHEMA;
@@ -167,6 +174,7 @@ function agentConfigFrom(ini: IniReader, file: string | undefined, cwd: string, 
     },
     log: { level: v('log', 'level'), file: v('log', 'file') },
     metrics: { listen, allowRemote },
+    migration: { mysqlCrond: optionalPath(v('migration', 'mysql_crond'), cwd) },
     warnings,
   };
 }
@@ -311,6 +319,12 @@ function tdbctlAddress(ini: IniReader, text: string | undefined): { host: string
   if (!m || port < 1 || port > 65535)
     throw ini.invalid('schedule', 'tdbctl', text, 'must be host:port of the tdbctl node, e.g. 10.0.0.5:26000');
   return { host: m[1] as string, port };
+}
+
+/** A path that `off` or an empty value turns off. */
+function optionalPath(text: string, cwd: string): string | undefined {
+  const t = text.trim();
+  return t === '' || t.toLowerCase() === 'off' ? undefined : resolve(cwd, t);
 }
 
 export function parseListen(listen: string): { host: string; port: number } {

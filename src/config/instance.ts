@@ -33,6 +33,9 @@ export function backupDirOf(instance: Pick<InstanceConfig, 'file' | 'sections'>)
 
 export const SPIDER_PORTS = { min: 25000, max: 25999 } as const;
 
+/** TenDB places a spider node's tdbctl at its port + this (bk-dbm `GetTdbctlPortBySpider`). */
+export const TDBCTL_PORT_OFFSET = 1000;
+
 const PASSWORD_SECTION = 'Public';
 const PASSWORD_KEY = 'MysqlPasswd';
 

@@ -29,6 +29,7 @@ import { buildStatus, writeStatus, type DaemonStatus, type ScheduleRecord, type 
 import { reloadDaemon, type Reloadable } from './reload.js';
 import { RestorePointWatcher } from './restore-points.js';
 import { runTick } from './tick.js';
+import { createCrondWatch } from './crond-watch.js';
 import { createTicker, type Ticker } from './ticker.js';
 import type { Seen } from './transitions.js';
 import type { TaskRow } from '../task/task.js';
@@ -128,6 +129,12 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
   const noteError = (message: string) => {
     s.lastError = { at: new Date(), message };
   };
+  // The old scheduler's jobs, read from mysql-crond's own list: off the tick, every few minutes.
+  const crond = createCrondWatch({
+    binary: () => s.config.migration.mysqlCrond,
+    logger,
+    onChange: () => save('running'),
+  });
   const save = (state: DaemonStatus['state']) => {
     try {
       writeStatus(
@@ -147,6 +154,7 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
           report: s.report,
           down: s.down,
           journalBacklog: s.journalBacklog,
+          mysqlCrond: crond.lines(),
         }),
       );
     } catch (err) {
@@ -233,6 +241,7 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
       s.journalBacklog = journalBacklog(s.config.agent.stateDir, noteError);
       metrics.journalBacklog(s.journalBacklog);
       save('running');
+      crond.poke(Date.now());
     },
     onLate: ({ lateByMs, durationMs, intervalMs }) =>
       logger().warn({ durationMs, intervalMs, lateByMs }, 'tick took longer than tick_interval; the next tick was delayed'),
@@ -271,7 +280,10 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
       listenMetrics: (listen) => listenMetrics(s, metrics, listen),
       noteError,
       save: () => save('running'),
-      served: (ports) => metrics.served(ports),
+      applied: (ports) => {
+        metrics.served(ports);
+        crond.poke(Date.now(), true);
+      },
     });
 
   const shutdown = async (signal: NodeJS.Signals): Promise<number> => {
@@ -282,6 +294,8 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
     const fired = s.firing ? await settledWithin(s.firing, Math.max(0, deadline - Date.now())) : true;
     if (s.purging) await settledWithin(s.purging, Math.max(0, deadline - Date.now()));
     await restorePoints.stop(Math.max(0, deadline - Date.now()));
+    const look = crond.inFlight();
+    if (look) await settledWithin(look, Math.max(0, deadline - Date.now()));
     await s.connections.close();
     await s.unlogged.close();
     if (!idle || !fired)
@@ -343,6 +357,7 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
     );
     armCron();
     save('running');
+    crond.poke(Date.now(), true);
     ticker.start();
   });
 }

@@ -33,8 +33,8 @@ export interface ReloadDeps {
   noteError: (message: string) => void;
   /** Writes the status snapshot, so `status` shows why a reload was refused. */
   save: () => void;
-  /** The ports served from now on: every per-port counter gets its 0 sample at once. */
-  served: (ports: number[]) => void;
+  /** A reload took effect, serving these ports from now on (their counters get a 0 sample; mysql-crond is looked at again). */
+  applied: (ports: number[]) => void;
 }
 
 export async function reloadDaemon(s: Reloadable, deps: ReloadDeps): Promise<void> {
@@ -131,7 +131,6 @@ export async function reloadDaemon(s: Reloadable, deps: ReloadDeps): Promise<voi
   if (plan.metrics && !oldHttpClosed) await oldHttp?.close();
   for (const k of plan.kept) logger().warn(k);
   for (const w of plan.config.warnings) logger().warn(w);
-  deps.served(found.instances.map((i) => i.port));
   logger().info(
     {
       agentConfig: plan.config.file,
@@ -144,4 +143,5 @@ export async function reloadDaemon(s: Reloadable, deps: ReloadDeps): Promise<voi
     'configuration reloaded (SIGHUP)',
   );
   deps.ticker.trigger('reload');
+  deps.applied(found.instances.map((i) => i.port));
 }

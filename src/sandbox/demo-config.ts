@@ -17,6 +17,8 @@ export function demoAgentConfig(h: HostPaths, tick: string): string {
     schedule: { wait_interval: tick },
     log: { file: h.log },
     metrics: { listen: 'off' },
+    // Simulated hosts: the machine's own mysql-crond, if any, is not theirs to warn about.
+    migration: { mysql_crond: 'off' },
   };
   return Object.entries(sections)
     .map(

@@ -70,6 +70,8 @@ export interface DaemonStatus {
   schedule: { cron: string | undefined; spiderHost: boolean; nextRun: string | undefined; lastRun: ScheduleRecord | undefined };
   instances: InstanceStatus[];
   configErrors: { file: string; message: string }[];
+  /** Drop-ins recognised and not served (tdbctl's own), one line each. */
+  notServed?: string[];
   journalBacklog: number;
   /** Why the last tick started nothing although tasks waited (a backup of ours or the old tool's runs). */
   hostBusy?: string;
@@ -77,6 +79,8 @@ export interface DaemonStatus {
   clusterPause?: { until: string; reason: string; by: string };
   /** Served, unpaused instances the last tick could not reach or log in to (`status` exits 1). */
   instancesDown?: InstanceDown[];
+  /** The old tool's mysql-crond jobs still registered here (or why the list could not be read). */
+  mysqlCrond?: string[];
 }
 
 export const statusFile = (stateDir: string): string => join(stateDir, 'status.json');
@@ -154,6 +158,8 @@ export interface SnapshotInputs {
   report: CheckReport | undefined;
   down?: readonly InstanceDown[];
   journalBacklog: number;
+  /** Lines about mysql-crond's jobs (src/daemon/crond-watch.ts); empty: nothing to say. */
+  mysqlCrond?: readonly string[];
 }
 
 export function buildStatus(i: SnapshotInputs): DaemonStatus {
@@ -179,7 +185,9 @@ export function buildStatus(i: SnapshotInputs): DaemonStatus {
     },
     instances: i.report ? instanceStatuses(i.report) : [],
     configErrors: i.report ? i.report.configErrors.map((e) => ({ file: e.file, message: e.message })) : [],
+    ...(i.report && i.report.notServed.length > 0 ? { notServed: i.report.notServed } : {}),
     journalBacklog: i.journalBacklog,
+    ...(i.mysqlCrond !== undefined && i.mysqlCrond.length > 0 ? { mysqlCrond: [...i.mysqlCrond] } : {}),
     ...(i.report?.hostBusy !== undefined ? { hostBusy: i.report.hostBusy } : {}),
     ...(i.down !== undefined && i.down.length > 0 ? { instancesDown: [...i.down] } : {}),
     ...(i.report?.clusterPause !== undefined

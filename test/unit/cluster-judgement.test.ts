@@ -11,13 +11,27 @@ import type { PresenceRow } from '../../src/sql/presence.js';
 import type { ServerRow } from '../../src/sql/servers.js';
 import type { TaskRow } from '../../src/task/task.js';
 
-test('agent state: none without presence, lost after 3 of its own ticks (+1 s of timestamp resolution), lost wins over paused', () => {
+test('agent state: none without presence, lost after max(3 of its own ticks, 30 s) (+1 s of timestamp resolution), lost wins over paused', () => {
   assert.equal(agentState(undefined), 'none');
   assert.equal(lostAfterMs(10_000), 31_000);
   assert.equal(agentState({ ageS: 31, tickIntervalMs: 10_000, paused: false }), 'alive');
   assert.equal(agentState({ ageS: 32, tickIntervalMs: 10_000, paused: false }), 'lost');
   assert.equal(agentState({ ageS: 2, tickIntervalMs: 1000, paused: true }), 'paused');
-  assert.equal(agentState({ ageS: 5, tickIntervalMs: 1000, paused: true }), 'lost');
+  assert.equal(agentState({ ageS: 32, tickIntervalMs: 1000, paused: true }), 'lost');
+});
+
+test('the lost rule has a floor of 30 s: a loaded host at a short tick is not called lost; long ticks keep 3 ticks', () => {
+  // The demo's 500 ms tick: 3 ticks would be 1.5 s; a host late by 10 s under load is still alive.
+  assert.equal(lostAfterMs(500), 31_000);
+  assert.equal(lostAfterMs(1000), 31_000);
+  assert.equal(agentState({ ageS: 10, tickIntervalMs: 500, paused: false }), 'alive');
+  assert.equal(agentState({ ageS: 5, tickIntervalMs: 1000, paused: true }), 'paused');
+  assert.equal(agentState({ ageS: 31, tickIntervalMs: 500, paused: false }), 'alive');
+  assert.equal(agentState({ ageS: 32, tickIntervalMs: 500, paused: false }), 'lost');
+  // Above 10 s the ticks decide, as before.
+  assert.equal(lostAfterMs(60_000), 181_000);
+  assert.equal(agentState({ ageS: 120, tickIntervalMs: 60_000, paused: false }), 'alive');
+  assert.equal(agentState({ ageS: 182, tickIntervalMs: 60_000, paused: false }), 'lost');
 });
 
 const srv = (serverName: string, wrapper: string, host: string, port: number): ServerRow => ({
@@ -159,4 +173,13 @@ test('wait: a replica row missing is named with its replication state, and hopel
   );
   // Unreadable replica: its missing row says nothing.
   assert.deepEqual(judge(ev({ row: undefined, unreadable: true, masterCopy: copy }), limits), {});
+});
+
+test('wait: the same lost rule as status --cluster, floor included: at a 500 ms tick an agent 10 s late is not named lost', () => {
+  const short = { unclaimedAfterMs: 600_000, tickIntervalMs: 500 };
+  assert.deepEqual(judge(ev({ presence: presence({ ageS: 10, tickIntervalMs: 500 }) }), short), {});
+  assert.match(judge(ev({ presence: presence({ ageS: 32, tickIntervalMs: 500 }) }), short).problem ?? '', /agent lost/);
+  // No agent at all: named once it has been as long as an agent takes to be called lost.
+  assert.deepEqual(judge(ev({ row: row({ createdAgeS: 10 }), presence: undefined }), short), {});
+  assert.match(judge(ev({ row: row({ createdAgeS: 32 }), presence: undefined }), short).problem ?? '', /no agent has ever announced/);
 });

@@ -124,3 +124,31 @@ test('discovery: a broken file is reported and skipped, the others are served', 
   assert.equal(explicit.instances.length, 1);
   assert.match(explicit.errors[0]?.message ?? '', /missing\.ini: cannot read/);
 });
+
+test("discovery: tdbctl's own drop-in (spider port + 1000, or MysqlRole tdbctl) is recognised and not served", () => {
+  const d = dir();
+  const ini = (port: number, role: string) =>
+    writeFileSync(
+      join(d, `dbbackup.${port}.ini`),
+      `[Public]\nMysqlHost=h\nMysqlPort=${port}\nMysqlUser=u\nMysqlPasswd=p\nMysqlRole=${role}\n`,
+    );
+  ini(20000, 'master');
+  ini(25000, 'spider_master');
+  // The old tool writes tdbctl's ini with the spider's role: only its port tells.
+  ini(26000, 'spider_master');
+  // A master 1000 above a master is just a master.
+  ini(21000, 'master');
+  ini(3306, 'tdbctl');
+  const found = discoverInstances(d);
+  assert.deepEqual(
+    found.instances.map((i) => i.port),
+    [20000, 21000, 25000],
+  );
+  assert.deepEqual(
+    found.tdbctl.map((t) => [t.instance.port, t.spiderPort, t.note]),
+    [
+      [3306, undefined, 'dbbackup.3306.ini: MysqlRole tdbctl (a tdbctl node), not backed up by the agent'],
+      [26000, 25000, 'dbbackup.26000.ini: tdbctl of the spider node 25000, not backed up by the agent'],
+    ],
+  );
+});

@@ -57,6 +57,8 @@ test('systemd unit keeps what the design depends on', () => {
   // With "-": systemd applies ReadWritePaths to the "+" line too, and a missing path without "-"
   // fails the start (226/NAMESPACE) before that line can create the directory.
   assert.match(one('ReadWritePaths') ?? '', /(^| )-\/run\/lock\/spiderbackup( |$)/);
+  // dbbackup writes its reports there; optional on a host without the old tool.
+  assert.match(one('ReadWritePaths') ?? '', /(^| )-\/home\/mysql\/dbareport( |$)/);
   assert.match(one('ExecStartPre') ?? '', /^\+\/usr\/bin\/install -d -o mysql -g mysql -m 0755 \/run\/lock\/spiderbackup$/);
   assert.equal(d.get('RuntimeDirectory'), undefined, 'systemd would remove the host lock directory on stop');
   assert.match(one('ExecStart') ?? '', /^\/usr\/bin\/spiderbackup daemon --agent-config \/etc\/spiderbackup\/spiderbackup.ini$/);

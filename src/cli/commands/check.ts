@@ -84,6 +84,7 @@ function taskJson(t: {
 function toText(config: AgentConfig, report: CheckReport, run: boolean, argvOf: ArgvOf): string {
   const out: string[] = [];
   for (const e of report.configErrors) out.push(`error: ${e.message}`);
+  for (const n of report.notServed) out.push(`note: ${n}`);
   for (const r of report.instances) if (r.error) out.push(`error: ${r.error}`);
   const cp = report.clusterPause;
   if (cp) out.push(`The cluster is paused until ${cp.until} (${cp.reason || 'no reason given'}): nothing new starts.`);

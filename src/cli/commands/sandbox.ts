@@ -1,6 +1,8 @@
 // `spiderbackup sandbox up | run | down`: a throw-away TenDB-like cluster on loopback from the
 // installed MariaDB packages, with one agent daemon per simulated host (src/sandbox/).
-import { resolve } from 'node:path';
+import { existsSync, mkdtempSync, readdirSync, rmdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { parseDuration } from '../../config/duration.js';
 import { formatDuration } from '../../format.js';
@@ -26,9 +28,9 @@ export const register: Register = (program, setExit) => {
       'after',
       '\nNeeds mariadbd, mariadb-install-db and mariadb-dump (MariaDB 10.11 with Spider). `npm run demo` runs `sandbox run`.',
     );
-  const common = (c: Command) =>
+  const common = (c: Command, dir: Option = new Option('--dir <dir>', DIR_HELP).default(defaultDir())) =>
     c
-      .addOption(new Option('--dir <dir>', 'base directory of the sandbox (everything it starts lives there)').default(defaultDir()))
+      .addOption(dir)
       .addOption(new Option('--ports <min-max>', 'port range for its servers (default: $SPIDERBACKUP_TEST_PORTS or 20000-26899)'))
       .addOption(new Option('--tick <duration>', "the agents' tick and the --wait interval").default('500ms').argParser(parseTick));
 
@@ -46,22 +48,36 @@ export const register: Register = (program, setExit) => {
     },
   );
 
+  // The demo's own dir by default: a `sandbox up` in the default dir is never touched by it.
   common(
     sandbox
       .command('run')
       .description('The demo: up, a global backup with schedule --wait through the agents, the results, and down (unless --keep).'),
+    new Option('--dir <dir>', `${DIR_HELP} (default: a new private directory ${join(tmpdir(), 'spiderbackup-demo-XXXXXX')})`),
   )
     .option('--keep', 'leave the sandbox running at the end, for exploring', false)
-    .action(async (opts: SandboxOptions) => {
+    .action(async (opts: Partial<SandboxOptions>) => {
       const [{ runDemo }, { sandboxDown }] = await Promise.all([import('../../sandbox/demo.js'), import('../../sandbox/control.js')]);
+      opts.dir ??= mkdtempSync(join(tmpdir(), 'spiderbackup-demo-'));
+      const dir = resolve(opts.dir);
+      // A dir that was in use before this run is someone else's sandbox (up refuses it): never stopped from here.
+      const ours = !existsSync(dir) || readdirSync(dir).length === 0;
+      const down = async () => {
+        if (!ours) return { found: false, killed: 0 };
+        // Failed before the keeper recorded anything: only the (empty) dir made for it is left.
+        if (existsSync(dir) && readdirSync(dir).length === 0) rmdirSync(dir);
+        return sandboxDown(dir);
+      };
       const abort = new AbortController();
       let stopping: Promise<void> | undefined;
       const interrupt = (sig: NodeJS.Signals) => {
         stopping ??= (async () => {
           abort.abort();
           process.stdout.write(`\n${sig}: stopping everything the demo started …\n`);
-          const r = await sandboxDown(opts.dir);
-          process.stdout.write(`stopped${r.killed ? ` (${r.killed} processes had to be killed)` : ''}; ${opts.dir} removed\n`);
+          const r = await down();
+          process.stdout.write(
+            `stopped${r.killed ? ` (${r.killed} processes had to be killed)` : ''}; ${ours ? `${dir} removed` : `${dir} left alone`}\n`,
+          );
           process.exit(INTERRUPTED);
         })();
       };
@@ -70,10 +86,10 @@ export const register: Register = (program, setExit) => {
       try {
         setExit(
           await runDemo({
-            dir: opts.dir,
-            ...portsOf(opts),
+            dir,
+            ...(opts.ports === undefined ? {} : { ports: opts.ports }),
             keep: opts.keep === true,
-            tick: opts.tick,
+            tick: opts.tick as string,
             signal: abort.signal,
             out: (t) => process.stdout.write(`${t}\n`),
           }),
@@ -81,7 +97,7 @@ export const register: Register = (program, setExit) => {
       } catch (err) {
         if (stopping) return stopping;
         // Whatever failed, leave nothing running (unless asked to keep it).
-        if (!opts.keep) await sandboxDown(opts.dir).catch(() => {});
+        if (!opts.keep) await down().catch(() => {});
         throw err;
       }
     });
@@ -109,6 +125,8 @@ function portsOf(opts: SandboxOptions): { ports?: string } {
   opts.dir = resolve(opts.dir); // every path the sandbox records and matches processes by is absolute
   return opts.ports === undefined ? {} : { ports: opts.ports };
 }
+
+const DIR_HELP = 'base directory of the sandbox (everything it starts lives there)';
 
 /** Beside the other temp files. */
 function defaultDir(): string {

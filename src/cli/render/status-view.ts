@@ -43,6 +43,9 @@ export interface StatusView {
   /** Instances the daemon cannot reach or log in to (none while this host is paused): `status` exits 1. */
   instancesDown: InstanceDown[];
   configErrors: DaemonStatus['configErrors'];
+  notServed: string[];
+  /** The old tool's mysql-crond jobs still registered on this host (README "Migrating from mysql-crond"). */
+  mysqlCrond: string[];
   journalBacklog: number | null;
   hostBusy: string | null;
   clusterPause: DaemonStatus['clusterPause'] | null;
@@ -90,6 +93,8 @@ export function statusView(i: StatusInputs): StatusView {
     // A pause taken since the daemon's last tick already counts here.
     instancesDown: activePause !== undefined || i.pauseError !== undefined ? [] : (s?.instancesDown ?? []),
     configErrors: s?.configErrors ?? [],
+    notServed: s?.notServed ?? [],
+    mysqlCrond: s?.mysqlCrond ?? [],
     journalBacklog: s?.journalBacklog ?? null,
     hostBusy: s?.hostBusy ?? null,
     clusterPause: s?.clusterPause ?? null,
@@ -147,6 +152,8 @@ export function renderStatusText(v: StatusView, now: Date): string {
   for (const d of v.instancesDown) line('DOWN', `${downText(d)} (nothing is backed up there)`);
   line('Metrics', v.metrics ?? 'unknown');
   for (const e of v.configErrors) out.push(`config error: ${e.message}`);
+  for (const n of v.notServed) out.push(`not served: ${n}`);
+  v.mysqlCrond.forEach((m, i) => line(i === 0 ? 'mysql-crond' : '', m));
   if (v.instances.length > 0) {
     out.push('');
     out.push(
