@@ -33,3 +33,14 @@ export function formatDuration(ms: number): string {
   if (s < 3600) return `${Math.floor(s / 60)}m${pad2(s % 60)}s`;
   return `${Math.floor(s / 3600)}h${pad2(Math.floor((s % 3600) / 60))}m${pad2(s % 60)}s`;
 }
+
+/**
+ * Whole seconds for people, for what is only known to the second (ages by the database clock,
+ * durations stored in seconds): "0 s", "32 s", then as formatDuration ("1m40s", "1h02m05s"). A
+ * tenth would claim a precision the number does not have.
+ */
+export function formatSeconds(s: number): string {
+  if (!Number.isFinite(s)) return String(s);
+  const whole = Math.round(s);
+  return Math.abs(whole) < 60 ? `${whole} s` : formatDuration(whole * 1000);
+}

@@ -1,6 +1,6 @@
 // What is wrong with a replica's replication, in words for `status --cluster` and `--wait`. Pure.
 import type { ReplicationStatus } from '../sql/replication.js';
-import { formatDuration } from '../format.js';
+import { formatSeconds } from '../format.js';
 
 /** A replica further behind than this is named as lagging. */
 export const LAG_PROBLEM_S = 300;
@@ -13,6 +13,6 @@ export function replicationProblem(r: ReplicationStatus | undefined, lagLimitS =
   }
   if (r.ioRunning !== 'Yes')
     return `replication IO thread is ${r.ioRunning === 'Connecting' ? 'connecting' : 'not running'}${r.ioError ? `: ${r.ioError}` : ''}`;
-  if (r.lagS !== null && r.lagS > lagLimitS) return `replication lags ${formatDuration(r.lagS * 1000)} behind its master`;
+  if (r.lagS !== null && r.lagS > lagLimitS) return `replication lags ${formatSeconds(r.lagS)} behind its master`;
   return undefined;
 }

@@ -6,7 +6,7 @@
 import { isNoSuchTable, type Connection } from '../db/connect.js';
 import type { KeptConnections } from '../db/connections.js';
 import { errorMessage } from '../errors.js';
-import { formatDuration } from '../format.js';
+import { formatSeconds } from '../format.js';
 import { getClusterPause, type ClusterPause } from '../sql/cluster-pause.js';
 import { runningAndLastSuccess } from '../sql/instance-history.js';
 import { getPresence, type PresenceRow } from '../sql/presence.js';
@@ -106,7 +106,7 @@ async function readOn(c: Connection, m: Member, base: Omit<InstanceStatus, 'reac
     state = 'not-reporting';
     problems.unshift(`its agent is not reporting: it ${NEEDS_BINLOG_PRIVILEGE} to keep its presence out of the replica's binary log`);
   }
-  if (state === 'lost') problems.unshift(`agent lost: its last tick was ${presence ? formatDuration(presence.ageS * 1000) : '?'} ago`);
+  if (state === 'lost') problems.unshift(`agent lost: its last tick was ${presence ? formatSeconds(presence.ageS) : '?'} ago`);
   if (state === 'none') problems.unshift('no agent has ever announced itself here');
   return {
     ...base,

@@ -2,7 +2,7 @@
 // presence of the task's agent, and for a replica whose row is missing, the master's copy of that
 // row and the replica's replication threads. Pure: unit-tested without a cluster.
 import type { PresenceRow } from '../sql/presence.js';
-import { formatDuration } from '../format.js';
+import { formatSeconds } from '../format.js';
 import { agentState, lostAfterMs } from './agent-state.js';
 import { STATUS, isRunnable } from '../task/status.js';
 import type { TaskRow } from '../task/task.js';
@@ -40,7 +40,6 @@ export interface JudgeLimits {
 }
 
 /** The rows' ages and the lag are whole seconds. */
-const inWords = (s: number): string => formatDuration(s * 1000);
 
 export function judge(e: Evidence, limits: JudgeLimits): Judgement {
   const row = e.row;
@@ -59,12 +58,12 @@ function judgeMissingReplicaRow(e: Evidence, copy: TaskRow, limits: JudgeLimits)
         ? ': its replication status cannot be read'
         : r.problem !== undefined
           ? `: ${r.problem}`
-          : `: its replication threads run${r.lagS === null ? '' : `, ${inWords(r.lagS)} behind`}`;
-  const problem = `its row has not arrived by replication (on the master for ${inWords(copy.createdAgeS)})${why}`;
+          : `: its replication threads run${r.lagS === null ? '' : `, ${formatSeconds(r.lagS)} behind`}`;
+  const problem = `its row has not arrived by replication (on the master for ${formatSeconds(copy.createdAgeS)})${why}`;
   if (copy.createdAgeS * 1000 > limits.unclaimedAfterMs) {
     return {
       problem,
-      hopeless: `its row never arrived by replication (${inWords(copy.createdAgeS)}, over [schedule] unclaimed_after)${why}`,
+      hopeless: `its row never arrived by replication (${formatSeconds(copy.createdAgeS)}, over [schedule] unclaimed_after)${why}`,
     };
   }
   return { problem };
@@ -88,11 +87,11 @@ function judgeAgent(e: Evidence, row: TaskRow, limits: JudgeLimits): Judgement {
   }
   if (state === 'lost' && p) {
     const problem =
-      `agent lost: its last tick on ${row.host}:${row.port} was ${inWords(p.ageS)} ago (v${p.agentVersion} on ${p.agentHost}, ` +
+      `agent lost: its last tick on ${row.host}:${row.port} was ${formatSeconds(p.ageS)} ago (v${p.agentVersion} on ${p.agentHost}, ` +
       `pid ${p.agentPid})${waiting ? '' : "; the backup's supervisor may still record its end"}`;
     // A running backup's supervisor outlives its agent and records the end itself: only a waiting task is lost with it.
     return waiting && p.ageS * 1000 > limits.unclaimedAfterMs
-      ? { problem, hopeless: `agent lost for ${inWords(p.ageS)} (over [schedule] unclaimed_after)` }
+      ? { problem, hopeless: `agent lost for ${formatSeconds(p.ageS)} (over [schedule] unclaimed_after)` }
       : { problem };
   }
   if (state === 'paused' && p && waiting) {

@@ -7,7 +7,7 @@ import type { AgentConfig } from '../config/agent.js';
 import { errnoOf, isNoSuchTable, type Connection, type Endpoint } from '../db/connect.js';
 import type { KeptConnections } from '../db/connections.js';
 import { errorMessage } from '../errors.js';
-import { formatDuration } from '../format.js';
+import { formatSeconds } from '../format.js';
 import type { NewTaskRow } from '../sql/tasks.js';
 import * as sql from '../sql/tasks.js';
 import { ER_SPIDER_REMOTE_SERVER_GONE_AWAY } from '../sql/spider.js';
@@ -174,7 +174,7 @@ async function flagStalled(
 ): Promise<void> {
   for (const v of views) {
     if (v.row && isRunnable(v.row.status) && v.row.createdAgeS * 1000 > config.schedule.unclaimedAfterMs) {
-      v.problem = `not picked up for ${formatDuration(v.row.createdAgeS * 1000)}: is the agent on ${keyOf(v.task)} running?`;
+      v.problem = `not picked up for ${formatSeconds(v.row.createdAgeS)}: is the agent on ${keyOf(v.task)} running?`;
     }
   }
   // Inside the claim grace a supervisor may not hold its lock yet (a row claimed by the old tool).

@@ -47,7 +47,7 @@ test('a running backup with bytes and rate, a last success, the cluster pause an
   const text = renderClusterStatus(status);
   assert.match(text, /^Cluster paused until 2026-11-26T03:00:00.000Z \(storage maintenance, by dba\): no new backup starts\./);
   assert.match(text, /nightly/);
-  assert.match(text, /alive v0\.1\.0, 2\.0 s ago/);
+  assert.match(text, /alive v0\.1\.0, 2 s ago/);
   assert.match(text, /lost v0\.1\.0, 1m35s ago/);
   assert.match(text, /for 1m40s, 100 MiB \(1\.0 MiB\/s\)/);
   assert.match(text, /ended 2026-11-25 03:41:12 \(41m12s after scheduled\)/);

@@ -1,7 +1,7 @@
 // Durations for people: one style in every view, each step rounded to what it shows.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatDuration } from '../../src/format.js';
+import { formatDuration, formatSeconds } from '../../src/format.js';
 
 test('under a second: whole milliseconds', () => {
   assert.equal(formatDuration(0), '0 ms');
@@ -30,4 +30,14 @@ test('under an hour: minutes and two-digit seconds; beyond: hours, minutes and s
 test('a negative span keeps its sign; what is not a number is said as it is', () => {
   assert.equal(formatDuration(-1_500), '-1.5 s');
   assert.equal(formatDuration(Number.NaN), 'NaN');
+});
+
+test('what is known to the second reads in whole seconds, then as any duration', () => {
+  assert.equal(formatSeconds(0), '0 s');
+  assert.equal(formatSeconds(32), '32 s');
+  assert.equal(formatSeconds(59.4), '59 s');
+  assert.equal(formatSeconds(59.6), '1m00s');
+  assert.equal(formatSeconds(100), '1m40s');
+  assert.equal(formatSeconds(3725), '1h02m05s');
+  assert.equal(formatSeconds(-3), '-3 s');
 });

@@ -1,5 +1,5 @@
 // How `status --cluster` shows the cluster: one table row per instance, the cluster pause above.
-import { formatBytes, formatDuration } from '../../format.js';
+import { formatBytes, formatSeconds } from '../../format.js';
 import type { ClusterStatus, InstanceStatus } from '../../cluster/status.js';
 import { renderTable } from './table.js';
 
@@ -37,7 +37,7 @@ function agentCell(i: InstanceStatus): string {
   const a = i.agent;
   if (a.state === 'none' || a.state === 'unknown') return a.state;
   if (a.state === 'not-reporting') return `not reporting: ${a.reason ?? '?'}`;
-  const head = `${a.state} v${a.version ?? '?'}, ${a.ageS === undefined ? '?' : formatDuration(a.ageS * 1000)} ago`;
+  const head = `${a.state} v${a.version ?? '?'}, ${a.ageS === undefined ? '?' : formatSeconds(a.ageS)} ago`;
   return a.state === 'paused' ? `${head}\nuntil ${a.pauseUntil}: ${a.pauseReason || 'no reason given'}` : head;
 }
 
@@ -45,10 +45,10 @@ function runningCell(i: InstanceStatus): string {
   const r = i.running;
   if (!r) return '-';
   const bytes = r.bytes === null ? '' : `, ${formatBytes(r.bytes)}${r.bytesPerS === null ? '' : ` (${formatBytes(r.bytesPerS)}/s)`}`;
-  return `${r.backupId}\nfor ${formatDuration(r.elapsedS * 1000)}${bytes}`;
+  return `${r.backupId}\nfor ${formatSeconds(r.elapsedS)}${bytes}`;
 }
 
 function successCell(i: InstanceStatus): string {
   const s = i.lastSuccess;
-  return s ? `${s.backupId}\nended ${s.endedAt} (${formatDuration(s.durationS * 1000)} after scheduled)` : '-';
+  return s ? `${s.backupId}\nended ${s.endedAt} (${formatSeconds(s.durationS)} after scheduled)` : '-';
 }

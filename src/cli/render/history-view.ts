@@ -1,7 +1,7 @@
 // How `list` shows a backup: one column list for the table and the JSON alike, so a new field
 // (a restore point, …) is one entry here.
 import type { BackupSummary } from '../../cluster/history.js';
-import { formatDuration } from '../../format.js';
+import { formatSeconds } from '../../format.js';
 
 export interface ListColumn {
   /** Table heading. */
@@ -60,7 +60,7 @@ export function listTableRows(backups: readonly BackupSummary[]): { head: string
       cols.map((c) => {
         const v = c.value(b);
         if (v === null) return '';
-        return c.field === 'durationS' && typeof v === 'number' ? formatDuration(v * 1000) : v;
+        return c.field === 'durationS' && typeof v === 'number' ? formatSeconds(v) : v;
       }),
     ),
   };
