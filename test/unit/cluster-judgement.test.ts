@@ -160,10 +160,7 @@ test('wait: a replica row missing is named with its replication state, and hopel
   const copy = row({ wrapper: 'mysql_slave', status: 'replicated', createdAgeS: 30 });
   const stopped = { problem: 'replication SQL thread is not running', lagS: null };
   const j = judge(ev({ row: undefined, masterCopy: copy, replication: stopped }), limits);
-  assert.match(
-    j.problem ?? '',
-    /its row has not arrived by replication \(on the master for 30 s\): replication SQL thread is not running/,
-  );
+  assert.match(j.problem ?? '', /its row has not arrived by replication \(on the master for 30 s\): replication SQL thread is not running/);
   assert.equal(j.hopeless, undefined);
   const late = judge(ev({ row: undefined, masterCopy: { ...copy, createdAgeS: 700 }, replication: stopped }), limits);
   assert.match(late.hopeless ?? '', /never arrived by replication \(11m40s, over \[schedule\] unclaimed_after\)/);
