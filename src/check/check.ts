@@ -25,7 +25,8 @@ import { hostPaths, type TaskRecord } from '../host/protocol.js';
 import { PURGE, purgeOld } from './purge.js';
 import { readRecords, removeRecordIfUnchanged } from '../host/records.js';
 import { startTask } from '../host/start-task.js';
-import { isFinished, isRunnable, STATUS } from '../task/status.js';
+import { isValidBackupId } from '../task/backup-id.js';
+import { isFinished, isRunnable, REASON, STATUS } from '../task/status.js';
 import { type TaskKey, type TaskRow, taskKeyString } from '../task/task.js';
 
 export interface CheckOptions {
@@ -231,7 +232,7 @@ async function openSession(
       }
     }
     const read = await readTasks(deps, session.conn, instance, watched, problem);
-    session.tasks = read.tasks;
+    session.tasks = run ? await refuseInvalidIds(session.conn, read.tasks, deps.logger.child({ port: instance.port })) : read.tasks;
     session.clusterPause = read.clusterPause;
     if (deps.presence) {
       const presence = deps.presence(instance, session.tasks, records, read.clusterPause);
@@ -242,6 +243,26 @@ async function openSession(
     failSession(connections, session, err);
   }
   return session;
+}
+
+/**
+ * A waiting row whose backup id `schedule` would refuse ('..', a separator …: the old tool, a hand
+ * or any account with INSERT can write one) would name a path outside BackupDir: it is ended
+ * `failed: invalid backup id`, conditional on the status observed, and never started.
+ */
+async function refuseInvalidIds(conn: Connection, tasks: TaskRow[], logger: Logger): Promise<TaskRow[]> {
+  const kept: TaskRow[] = [];
+  for (const t of tasks) {
+    if (!isRunnable(t.status) || isValidBackupId(t.backupId)) {
+      kept.push(t);
+      continue;
+    }
+    const ended = await sql.updateStatus(conn, t, t.status, REASON.invalidBackupId);
+    if (ended)
+      logger.error({ backupId: t.backupId, shardValue: t.shardValue, status: REASON.invalidBackupId }, 'task refused: invalid backup id');
+    kept.push(ended ? { ...t, status: REASON.invalidBackupId } : t);
+  }
+  return kept;
 }
 
 /**

@@ -15,6 +15,9 @@ import { binlogGtidPosAt } from '../sql/binlogs.js';
 import { publishVerdict } from '../sql/manifests.js';
 import { sourceInfo, spiderTables } from '../sql/source-info.js';
 import type { RunnerSpec } from './args.js';
+import { resolveUnder } from './paths.js';
+import { isValidBackupId } from '../task/backup-id.js';
+import { REASON } from '../task/status.js';
 import { writeDefaultsFile, type DefaultsFile } from './defaults-file.js';
 import { checkBackupDir, describeFile, fsyncDir, MANIFEST_FILE, writeManifest, type Manifest } from './manifest.js';
 import {
@@ -54,11 +57,15 @@ export interface BackupPaths {
 }
 
 export function backupPaths(backupDir: string, key: { backupId: string; host: string; port: number }): BackupPaths {
-  // validateBackupId allows dots: '.' and '..' would leave the backup directory.
-  if (/^\.+$/.test(key.backupId)) throw new RunnerError(`backup id ${JSON.stringify(key.backupId)} cannot name a directory`);
-  const base = join(backupDir, key.backupId);
-  const final = join(base, `${key.host}_${key.port}`);
-  return { base, final, partial: `${final}.partial` };
+  // The id comes from a row anyone with INSERT can write: it must never lead out of BackupDir.
+  if (!isValidBackupId(key.backupId)) throw new RunnerError(`${REASON.invalidBackupId}: ${JSON.stringify(key.backupId)}`);
+  try {
+    const base = resolveUnder(backupDir, key.backupId);
+    const final = resolveUnder(base, `${key.host}_${key.port}`);
+    return { base, final, partial: resolveUnder(base, `${key.host}_${key.port}.partial`) };
+  } catch (err) {
+    throw new RunnerError(`${REASON.invalidBackupId}: ${errorMessage(err)}`);
+  }
 }
 
 export interface RunnerIo {

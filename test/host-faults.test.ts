@@ -1,0 +1,74 @@
+// Host-side fault attacks (issue 17 item 9) on a real cluster: a task row's backup id that names a
+// path, a tampered manifest, signals at start, a deleted daemon lock, control characters in rows,
+// 10,000 waiting tasks, a full BackupDir, a step of the database clock and a damaged pause file.
+import { after, before, beforeEach, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startCluster, type Cluster, type Instance } from '../src/sandbox/cluster.js';
+import { clearTasks, insertTasks, statusOf } from './support/tasks.js';
+import { Workspace } from './support/workspace.js';
+
+const RUNNER = fileURLToPath(new URL('../src/bin/runner.js', import.meta.url));
+
+let cluster: Cluster;
+let ws: Workspace;
+let m0: Instance;
+let ini: string;
+
+before(async () => {
+  cluster = await startCluster({ shards: 1, slaves: [] });
+  ws = new Workspace({ backup: { runner: 'mariadb-dump' } });
+  m0 = cluster.masters[0] as Instance;
+  ini = cluster.writeInstanceIni(ws.confDir, m0);
+});
+
+after(async () => {
+  await cluster?.close();
+  ws?.close();
+});
+
+beforeEach(async () => {
+  ws.reset();
+  await clearTasks(cluster);
+});
+
+describe('a backup id that names a path', () => {
+  // BackupDir is <ws>/conf.d/dbbak: this id leads to <ws>/victim.
+  const id = '../../victim';
+
+  function victim(): string {
+    const dir = join(ws.dir, 'victim', `${m0.host}_${m0.port}`);
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'keep.txt'), 'not the runner’s to delete');
+    return dir;
+  }
+
+  test(
+    'the agent never runs it: the task ends `failed: invalid backup id`, nothing outside BackupDir is touched',
+    { timeout: 120_000 },
+    async () => {
+      const dir = victim();
+      await insertTasks(cluster, [{ backupId: id, for: m0 }]);
+      const r = await ws.cli('check', '--run');
+      assert.equal(await statusOf(cluster, m0, id), 'failed: invalid backup id', `${r.stdout}\n${r.stderr}`);
+      assert.ok(existsSync(join(dir, 'keep.txt')), 'the directory outside BackupDir was deleted');
+      assert.deepEqual(readdirSync(join(ws.dir, 'victim')).sort(), [`${m0.host}_${m0.port}`], 'something was written outside BackupDir');
+    },
+  );
+
+  test('the runner refuses it whoever starts it', { timeout: 60_000 }, () => {
+    const dir = victim();
+    const args = [`--tool=mariadb-dump`, `--backup-id=${id}`, `--host=${m0.host}`, `--port=${m0.port}`, '--shard-value=0', '--role=master'];
+    const r = spawnSync(process.execPath, [RUNNER, 'spiderbackup-runner', ...args, `--instance=${ini}`], {
+      encoding: 'utf8',
+      timeout: 50_000,
+    });
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, /invalid backup id/);
+    assert.ok(existsSync(join(dir, 'keep.txt')));
+    assert.deepEqual(readdirSync(join(ws.dir, 'victim')), [`${m0.host}_${m0.port}`]);
+  });
+});
