@@ -4,7 +4,7 @@
 import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startCluster, type Cluster, type Instance } from '../src/sandbox/cluster.js';
@@ -17,12 +17,14 @@ let cluster: Cluster;
 let ws: Workspace;
 let m0: Instance;
 let ini: string;
+let spiderIni: string;
 
 before(async () => {
-  cluster = await startCluster({ shards: 1, slaves: [] });
+  cluster = await startCluster({ shards: 1, slaves: [], tdbctl: true });
   ws = new Workspace({ backup: { runner: 'mariadb-dump' } });
   m0 = cluster.masters[0] as Instance;
   ini = cluster.writeInstanceIni(ws.confDir, m0);
+  spiderIni = cluster.writeInstanceIni(ws.confDir, cluster.spider);
 });
 
 after(async () => {
@@ -71,4 +73,44 @@ describe('a backup id that names a path', () => {
     assert.ok(existsSync(join(dir, 'keep.txt')));
     assert.deepEqual(readdirSync(join(ws.dir, 'victim')), [`${m0.host}_${m0.port}`]);
   });
+});
+
+describe('verify and a tampered backup', () => {
+  const id = 'vt-1';
+  const dirOf = (inst: Instance) => join(ws.confDir, 'dbbak', id, `${inst.host}_${inst.port}`);
+
+  test(
+    'a manifest entry or a published directory outside the backup directory is a failure, never a stat',
+    { timeout: 180_000 },
+    async () => {
+      const s = await ws.cli('schedule', '-c', spiderIni, `--backup-id=${id}`);
+      assert.equal(s.code, 0, s.stderr);
+      const r = await ws.cli('check', '--run');
+      assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+      assert.equal((await ws.cli('verify', id)).code, 0);
+
+      const manifestFile = join(dirOf(m0), 'manifest.json');
+      const good = readFileSync(manifestFile, 'utf8');
+      const tampered = JSON.parse(good);
+      const entry = '../../../../../../../../../../etc/hostname';
+      tampered.files = [{ name: entry, bytes: 1, sha256: '0'.repeat(64) }];
+      writeFileSync(manifestFile, JSON.stringify(tampered));
+      const v = await ws.cli('verify', id);
+      assert.equal(v.code, 1, v.stdout);
+      assert.match(v.stdout, new RegExp(`^FAIL +SPT0 .*manifest.json: entry "${entry.replace(/\./g, '\\.')}" names a file outside`, 'm'));
+      assert.doesNotMatch(v.stdout, /etc\/hostname: \d+ bytes/, "the named file was stat'ed");
+      writeFileSync(manifestFile, good);
+
+      // The published row names another directory holding a manifest: it is not looked at.
+      const elsewhere = join(ws.dir, 'elsewhere');
+      mkdirSync(elsewhere, { recursive: true });
+      for (const f of readdirSync(dirOf(m0))) copyFileSync(join(dirOf(m0), f), join(elsewhere, f));
+      await cluster.exec(m0, 'UPDATE infodba_schema.spiderbackup_manifest SET Dir = ? WHERE BackupId = ?', [elsewhere, id]);
+      const moved = await ws.cli('verify', id);
+      assert.equal(moved.code, 1, moved.stdout);
+      assert.match(moved.stdout, /^FAIL +SPT0 .*published directory ".*elsewhere" is not <BackupDir>\/vt-1\//m);
+      await cluster.exec(m0, 'UPDATE infodba_schema.spiderbackup_manifest SET Dir = ? WHERE BackupId = ?', [dirOf(m0), id]);
+      assert.equal((await ws.cli('verify', id)).code, 0);
+    },
+  );
 });
