@@ -10,6 +10,9 @@ import { fileURLToPath } from 'node:url';
 import { startCluster, type Cluster, type Instance } from '../src/sandbox/cluster.js';
 import { clearTasks, insertTasks, statusOf } from './support/tasks.js';
 import { Workspace } from './support/workspace.js';
+import { DaemonProcess } from './support/daemon.js';
+import { hostPaths } from '../src/host/protocol.js';
+import { readLockHolder } from '../src/state/daemon-lock-holder.js';
 
 const RUNNER = fileURLToPath(new URL('../src/bin/runner.js', import.meta.url));
 
@@ -113,4 +116,44 @@ describe('verify and a tampered backup', () => {
       assert.equal((await ws.cli('verify', id)).code, 0);
     },
   );
+});
+
+/** Whether `pid` has a handler for signal number `n` (SigCgt of /proc/<pid>/status); undefined once gone. */
+function catches(pid: number, n: number): boolean | undefined {
+  try {
+    const m = /^SigCgt:\s*([0-9a-f]+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? ((BigInt(`0x${m[1]}`) >> BigInt(n - 1)) & 1n) === 1n : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+describe('signals at start', () => {
+  test('SIGHUP and SIGUSR2 while the daemon is still loading: it survives, replays them and serves', { timeout: 120_000 }, async () => {
+    const d = new DaemonProcess(ws);
+    try {
+      const lockFile = hostPaths(ws.hostLock).daemonLock;
+      // A tight synchronous poll: the first moment SIGHUP has a handler (SIGHUP is 1, SIGUSR2 12).
+      const deadline = Date.now() + 30_000;
+      let caught: boolean | undefined = false;
+      while (caught === false && Date.now() < deadline) caught = catches(d.pid, 1);
+      assert.equal(caught, true, `the daemon never caught SIGHUP (or died): ${d.stderr}`);
+      const lockedFirst = readLockHolder(lockFile)?.pid === d.pid;
+      assert.equal(catches(d.pid, 12), true, 'SIGUSR2 is not held together with SIGHUP');
+      d.signal('SIGHUP');
+      d.signal('SIGUSR2');
+      // Before anything slow: the daemon has not even taken its lock when the handlers exist.
+      assert.equal(lockedFirst, false, 'SIGHUP was only handled once the daemon had started (taken its lock)');
+      await d.ready();
+      await d.waitLog('configuration reloaded (SIGHUP)');
+      await d.waitLog('log file reopened (SIGUSR2)');
+      await d.nextTicks(2);
+      assert.equal(d.child.exitCode, null);
+      assert.equal(d.child.signalCode, null);
+    } finally {
+      d.signal('SIGTERM');
+      await d.exited;
+      await d.dispose();
+    }
+  });
 });

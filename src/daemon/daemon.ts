@@ -3,6 +3,7 @@
 // backup lives in its own detached supervisor, so this process can die, restart or be upgraded
 // while backups go on.
 import { mkdirSync } from 'node:fs';
+import type { HeldSignals } from '../signals.js';
 import { parseListen, type AgentConfig } from '../config/agent.js';
 import { discoverInstances, type Discovered } from '../config/discover.js';
 import { Backoff } from '../check/backoff.js';
@@ -42,6 +43,8 @@ export interface DaemonOptions {
   agentConfigFile: string | undefined;
   /** Unknown sections and keys in the agent config are errors (at start and on reload). */
   strict?: boolean;
+  /** SIGHUP/SIGUSR2 held since the process started; their handlers take them over (signals.ts). */
+  signals?: HeldSignals;
 }
 
 /** Everything the daemon knows; owned by one runDaemon call, never shared. */
@@ -398,12 +401,13 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
     };
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
-    process.on('SIGHUP', () => {
+    const take = (sig: NodeJS.Signals, handler: () => void) => (opts.signals ? opts.signals.take(sig, handler) : process.on(sig, handler));
+    take('SIGHUP', () => {
       reloads = reloads
         .then(reload)
         .catch((err: unknown) => logger().error({ err: errorMessage(err) }, 'reload failed; the previous configuration stays in force'));
     });
-    process.on('SIGUSR2', () => {
+    take('SIGUSR2', () => {
       try {
         s.log.reopen();
         logger().info('log file reopened (SIGUSR2)');
