@@ -4,7 +4,7 @@
 import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startCluster, type Cluster, type Instance } from '../src/sandbox/cluster.js';
@@ -154,6 +154,29 @@ describe('signals at start', () => {
       d.signal('SIGTERM');
       await d.exited;
       await d.dispose();
+    }
+  });
+});
+
+describe('the daemon lock', () => {
+  test('its file deleted, a second daemon starts: the first steps down (exit 1), only one serves', { timeout: 180_000 }, async () => {
+    const d1 = new DaemonProcess(ws);
+    let d2: DaemonProcess | undefined;
+    try {
+      await d1.ready();
+      rmSync(hostPaths(ws.hostLock).daemonLock);
+      d2 = new DaemonProcess(ws);
+      const first = await Promise.race([d1.exited, new Promise((r) => setTimeout(() => r('still running after 60 s'), 60_000))]);
+      assert.deepEqual(first, { code: 1, signal: null }, 'the first daemon did not step down');
+      assert.ok(d1.log(/daemon lock lost/), 'no log line says why');
+      await d2.ready();
+      await d2.nextTicks(2);
+      assert.equal(d2.child.exitCode, null, d2.stderr);
+    } finally {
+      for (const d of [d1, d2]) {
+        d?.signal('SIGTERM');
+        await d?.dispose();
+      }
     }
   });
 });

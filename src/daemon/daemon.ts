@@ -193,10 +193,18 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
   };
 
   // The spider master's agent follows each backup whose spider task it ran, to take its restore point.
+  // Set once the stop signals are handled: steps down (exit 1, systemd restarts it) when the lock is lost.
+  let stepDown: (why: string) => void = () => {};
+  const lockLost = (): boolean => {
+    const why = lock.lost();
+    if (why !== undefined) stepDown(why);
+    return why !== undefined;
+  };
   const restorePoints = new RestorePointWatcher({ config: () => s.config, logger });
   const ticker: Ticker = createTicker({
     intervalMs: s.config.agent.tickIntervalMs,
     tick: async (reason) => {
+      if (lockLost()) return;
       const pause = refreshPause();
       const r = await runTick(
         {
@@ -237,6 +245,8 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
   });
 
   const fire = (at: Date): Promise<void> => {
+    // Two daemons would both fire: a daemon whose lock is gone fires nothing.
+    if (lockLost()) return Promise.resolve();
     const run = (async () => {
       // A cluster-wide pause seen by the last tick holds the schedule as well as this host's own.
       const cp = s.report?.clusterPause;
@@ -370,7 +380,7 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
     ticker.trigger('reload');
   };
 
-  const shutdown = async (signal: NodeJS.Signals): Promise<number> => {
+  const shutdown = async (signal: NodeJS.Signals | 'lock lost'): Promise<number> => {
     logger().info({ signal }, 'stopping: no new ticks; running backups are left to their supervisors');
     s.cron?.stop();
     const deadline = Date.now() + SHUTDOWN_WAIT_MS;
@@ -398,6 +408,16 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
       }
       s.stopping = true;
       void shutdown(signal).then(resolve);
+    };
+    stepDown = (why) => {
+      if (s.stopping) return;
+      logger().error(
+        { lock: lock.file, why },
+        'daemon lock lost: another daemon could run beside this one; stopping (exit 1) so that systemd restarts this one under the lock',
+      );
+      noteError(`daemon lock lost: ${why}`);
+      s.stopping = true;
+      void shutdown('lock lost').then(() => resolve(1));
     };
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
