@@ -166,7 +166,7 @@ describe('the daemon lock', () => {
       await d1.ready();
       rmSync(hostPaths(ws.hostLock).daemonLock);
       d2 = new DaemonProcess(ws);
-      const first = await Promise.race([d1.exited, new Promise((r) => setTimeout(() => r('still running after 60 s'), 60_000))]);
+      const first = await Promise.race([d1.exited, new Promise((r) => setTimeout(() => r('still running after 60 s'), 60_000).unref())]);
       assert.deepEqual(first, { code: 1, signal: null }, 'the first daemon did not step down');
       assert.ok(d1.log(/daemon lock lost/), 'no log line says why');
       await d2.ready();
