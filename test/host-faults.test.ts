@@ -180,3 +180,26 @@ describe('the daemon lock', () => {
     }
   });
 });
+
+describe('control characters in rows', () => {
+  test('query and list show them escaped, JSON keeps them as JSON', { timeout: 120_000 }, async () => {
+    const forged = 'failed\x1b[2K\rsuccess';
+    await cluster.exec(
+      cluster.spider,
+      `INSERT INTO infodba_schema.global_backup (ServerName, Wrapper, Host, Port, ShardValue, BackupId, BackupStatus, TaskPid, CreatedAt)
+       VALUES (?, 'mysql', ?, ?, 0, 'cc-1', ?, -1, NOW())`,
+      ['SPT0\nFORGED line', m0.host, m0.port, forged],
+    );
+    const q = await ws.cli('query', '-c', spiderIni, '--BackupId', 'cc-1');
+    assert.equal(q.code, 0, q.stderr);
+    assert.match(q.stdout, /failed\\x1b\[2K\\rsuccess/);
+    assert.match(q.stdout, /SPT0\\nFORGED line/);
+    assert.doesNotMatch(q.stdout, /[\x1b\r]/);
+    assert.ok(!q.stdout.split('\n').some((l) => l.startsWith('FORGED')), q.stdout);
+    const json = await ws.cli('query', '-c', spiderIni, '--BackupId', 'cc-1', '--format', 'json');
+    assert.equal(JSON.parse(json.stdout)[0].BackupStatus, forged);
+    const l = await ws.cli('list', '-c', spiderIni);
+    assert.doesNotMatch(l.stdout, /[\x1b\r]/);
+    assert.ok(!l.stdout.split('\n').some((x) => x.startsWith('FORGED')), l.stdout);
+  });
+});

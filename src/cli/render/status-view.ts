@@ -1,6 +1,6 @@
 // `spiderbackup status`: the daemon's last snapshot, the pause file and whether the daemon lives,
 // put together for a person (text) or a program (JSON). Pure: the command gathers the inputs.
-import { renderTable } from './table.js';
+import { printable as e, renderTable } from './table.js';
 import { formatDuration } from '../../config/duration.js';
 import { PAUSE_MEANING, type PauseState } from '../../state/pause.js';
 import type { DaemonStatus, InstanceStatus } from '../../state/daemon-status.js';
@@ -106,7 +106,7 @@ const ago = (iso: string, now: Date): string => {
 
 export function renderStatusText(v: StatusView, now: Date): string {
   const out: string[] = [];
-  const line = (k: string, val: string) => out.push(`${(k === '' ? '' : `${k}:`).padEnd(14)}${val}`);
+  const line = (k: string, val: string) => out.push(`${(k === '' ? '' : `${k}:`).padEnd(14)}${e(val)}`);
   line('Daemon', v.daemon.note + (v.daemon.running && v.daemon.since ? `, since ${v.daemon.since}` : ''));
   if (v.configDir) line('Instances in', v.configDir);
   line('State dir', v.stateDir);
@@ -142,7 +142,7 @@ export function renderStatusText(v: StatusView, now: Date): string {
     line('Journal', v.journalBacklog === 0 ? 'empty' : `${v.journalBacklog} final status(es) waiting for their instance`);
   if (v.hostBusy !== null) line('Host busy', `nothing new starts: ${v.hostBusy}`);
   line('Metrics', v.metrics ?? 'unknown');
-  for (const e of v.configErrors) out.push(`config error: ${e.message}`);
+  for (const c of v.configErrors) out.push(`config error: ${e(c.message)}`);
   if (v.instances.length > 0) {
     out.push('');
     out.push(
@@ -154,11 +154,18 @@ export function renderStatusText(v: StatusView, now: Date): string {
           i.current.length === 0
             ? '-'
             : i.current
-                .map((t) => `${t.backupId} ${t.status}${t.taskPid > 0 ? ` pid ${t.taskPid}` : ''}${progressText(i, t.backupId, t.status)}`)
+                .map(
+                  (t) =>
+                    `${e(t.backupId)} ${e(t.status)}${t.taskPid > 0 ? ` pid ${t.taskPid}` : ''}${progressText(i, t.backupId, t.status)}`,
+                )
                 .join('\n'),
-          i.last ? `${i.last.backupId} ${i.last.status} ${i.last.updatedAt}` : '-',
-          [i.error, ...(i.warnings ?? [])].filter((x) => x !== undefined).join('\n'),
+          i.last ? e(`${i.last.backupId} ${i.last.status} ${i.last.updatedAt}`) : '-',
+          [i.error, ...(i.warnings ?? [])]
+            .filter((x) => x !== undefined)
+            .map(e)
+            .join('\n'),
         ]),
+        { multiline: true },
       ),
     );
   } else if (v.snapshotAt !== null) {
