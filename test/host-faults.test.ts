@@ -203,3 +203,38 @@ describe('control characters in rows', () => {
     assert.ok(!l.stdout.split('\n').some((x) => x.startsWith('FORGED')), l.stdout);
   });
 });
+
+describe('10,000 waiting tasks', () => {
+  test('status shows a count and the first few; the tick reads a bounded page', { timeout: 240_000 }, async () => {
+    await cluster.exec(
+      m0,
+      `INSERT INTO infodba_schema.global_backup (ServerName, Wrapper, Host, Port, ShardValue, BackupId, BackupStatus, TaskPid, CreatedAt)
+       SELECT 'SPT0', 'mysql', ?, ?, 0, CONCAT('w-', LPAD(seq, 5, '0')), 'init', -1, NOW() - INTERVAL seq SECOND FROM mysql.seq_1_to_10000`,
+      [m0.host, m0.port],
+    );
+    const p = await ws.cli('pause', '--for', '1h', '--reason', 'waiting-queue test');
+    assert.equal(p.code, 0, p.stderr);
+    const d = new DaemonProcess(ws);
+    try {
+      await d.ready();
+      const ticks = await d.nextTicks(3);
+      // A diagnostic, not asserted: the tick time with 10,000 waiting rows.
+      console.log(`tick durations with 10,000 waiting rows: ${ticks.map((t) => t.durationMs).join(', ')} ms`);
+      const t0 = performance.now();
+      const st = await ws.cli('status');
+      console.log(`status took ${Math.round(performance.now() - t0)} ms, ${st.stdout.split('\n').length} lines`);
+      assert.match(st.stdout, /w-10000 init/, st.stdout);
+      assert.match(st.stdout, /… and 9995 more waiting/);
+      assert.ok(st.stdout.split('\n').length < 60, st.stdout);
+      const json = JSON.parse((await ws.cli('status', '--format', 'json')).stdout);
+      const inst = json.instances.find((i: { port: number }) => i.port === m0.port);
+      assert.equal(inst.current.length, 5);
+      assert.equal(inst.moreWaiting, 9995);
+    } finally {
+      d.signal('SIGTERM');
+      await d.exited;
+      await d.dispose();
+      await ws.cli('resume');
+    }
+  });
+});

@@ -87,6 +87,8 @@ export interface InstanceReport {
   /** The most recently finished task, when the caller keeps track (daemon). */
   last?: TaskRow;
   error?: string;
+  /** How many unfinished rows the instance has, when more than were read (sql/tasks.ts UNFINISHED_READ_LIMIT). */
+  unfinishedTotal?: number;
   /** Problems that did not stop the instance from being served (the presence could not be written …). */
   warnings?: string[];
 }
@@ -135,13 +137,14 @@ export async function runCheck(deps: CheckDeps, opts: CheckOptions): Promise<Che
   } finally {
     if (deps.connections === undefined) await connections.closeAll();
   }
-  const reports: InstanceReport[] = sessions.map(({ instance, tasks, error, warnings }) => {
+  const reports: InstanceReport[] = sessions.map(({ instance, tasks, error, warnings, unfinishedTotal }) => {
     const last = deps.lastFinished?.get(instance.file);
     return {
       instance,
       tasks,
       ...(last === undefined ? {} : { last }),
       ...(error === undefined ? {} : { error }),
+      ...(unfinishedTotal === undefined ? {} : { unfinishedTotal }),
       ...(warnings.length === 0 ? {} : { warnings }),
     };
   });
@@ -205,6 +208,7 @@ interface Session {
   conn?: Connection;
   tasks: TaskRow[];
   clusterPause?: ClusterPause;
+  unfinishedTotal?: number;
   error?: string;
   warnings: string[];
 }
@@ -234,6 +238,7 @@ async function openSession(
     const read = await readTasks(deps, session.conn, instance, watched, problem);
     session.tasks = run ? await refuseInvalidIds(session.conn, read.tasks, deps.logger.child({ port: instance.port })) : read.tasks;
     session.clusterPause = read.clusterPause;
+    if (read.total > read.tasks.length) session.unfinishedTotal = read.total;
     if (deps.presence) {
       const presence = deps.presence(instance, session.tasks, records, read.clusterPause);
       const warning = await announce(session.conn, presence, instance, problem);
@@ -298,8 +303,8 @@ async function readTasks(
   instance: InstanceConfig,
   watched: readonly TaskKey[],
   problem: Problem,
-): Promise<{ tasks: TaskRow[]; clusterPause: ClusterPause | undefined }> {
-  const { tasks, clusterPause } = await readUnfinished(conn, instance, problem);
+): Promise<{ tasks: TaskRow[]; total: number; clusterPause: ClusterPause | undefined }> {
+  const { tasks, total, clusterPause } = await readUnfinished(conn, instance, problem);
   const have = new Set(tasks.map(taskKeyString));
   const mine = new Map<string, TaskKey>();
   for (const k of watched)
@@ -322,7 +327,7 @@ async function readTasks(
       );
     for (const t of tasks) if (t.status === STATUS.success) success.set(instance.file, t);
   }
-  return { tasks, clusterPause };
+  return { tasks, total, clusterPause };
 }
 
 /**
@@ -334,7 +339,7 @@ async function readUnfinished(
   conn: Connection,
   instance: InstanceConfig,
   problem: Problem,
-): Promise<{ tasks: TaskRow[]; clusterPause: ClusterPause | undefined }> {
+): Promise<{ tasks: TaskRow[]; total: number; clusterPause: ClusterPause | undefined }> {
   const shard = isSpiderInstance(instance) ? 0 : undefined;
   try {
     return await listUnfinishedTasksAndPause(conn, instance.host, instance.port, shard);
@@ -347,7 +352,7 @@ async function readUnfinished(
         { port: instance.port, err: missingPrivilege(err, 'cluster-pause') ?? errorMessage(err) },
         'cannot read the cluster-pause table; a cluster-wide pause is not seen on this instance',
       );
-      return { tasks: await sql.listUnfinishedTasks(conn, instance.host, instance.port, shard), clusterPause: undefined };
+      return { ...(await sql.listUnfinishedTasks(conn, instance.host, instance.port, shard)), clusterPause: undefined };
     }
     if (!isMissingClusterPauseTable(err)) throw err;
   }
@@ -363,7 +368,7 @@ async function readUnfinished(
       'cannot create the cluster-pause table; a cluster-wide pause is not seen on this instance',
     );
   }
-  return { tasks: await sql.listUnfinishedTasks(conn, instance.host, instance.port, shard), clusterPause: undefined };
+  return { ...(await sql.listUnfinishedTasks(conn, instance.host, instance.port, shard)), clusterPause: undefined };
 }
 
 export type Problem = (key: string, fields: Record<string, unknown>, msg: string) => void;

@@ -158,6 +158,7 @@ export function renderStatusText(v: StatusView, now: Date): string {
                   (t) =>
                     `${e(t.backupId)} ${e(t.status)}${t.taskPid > 0 ? ` pid ${t.taskPid}` : ''}${progressText(i, t.backupId, t.status)}`,
                 )
+                .concat(i.moreWaiting ? [`… and ${i.moreWaiting} more waiting`] : [])
                 .join('\n'),
           i.last ? e(`${i.last.backupId} ${i.last.status} ${i.last.updatedAt}`) : '-',
           [i.error, ...(i.warnings ?? [])]
