@@ -238,3 +238,29 @@ describe('10,000 waiting tasks', () => {
     }
   });
 });
+
+describe('a full BackupDir', () => {
+  test("the first failing stage is named: zstd out of space, not the dump tool's broken pipe", { timeout: 240_000 }, async () => {
+    const mnt = join(ws.dir, 'tiny');
+    mkdirSync(mnt);
+    const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mnt], { encoding: 'utf8' });
+    assert.equal(mounted.status, 0, `cannot mount a tmpfs (needs root): ${mounted.stderr}`);
+    try {
+      await cluster.exec(m0, 'CREATE DATABASE IF NOT EXISTS big');
+      await cluster.exec(m0, 'CREATE TABLE IF NOT EXISTS big.blobs (id int PRIMARY KEY, b longblob)');
+      // Random bytes do not compress: a dump of several MiB into a 1 MiB file system.
+      for (let i = 0; i < 8; i++) await cluster.exec(m0, 'REPLACE INTO big.blobs VALUES (?, RANDOM_BYTES(1024) )', [i]);
+      await cluster.exec(m0, "UPDATE big.blobs SET b = (SELECT GROUP_CONCAT(RANDOM_BYTES(1024) SEPARATOR '') FROM mysql.seq_1_to_512)");
+      cluster.writeInstanceIni(ws.confDir, m0, { BackupDir: mnt });
+      await insertTasks(cluster, [{ backupId: 'full-1', for: m0 }]);
+      const r = await ws.cli('check', '--run');
+      assert.match((await statusOf(cluster, m0, 'full-1')) ?? '', /^failed/);
+      const said = `${r.stdout}\n${r.stderr}`;
+      assert.match(said, /backup failed: zstd exited with \d+: [^"]*No space left on device/, said);
+    } finally {
+      cluster.writeInstanceIni(ws.confDir, m0);
+      spawnSync('umount', [mnt]);
+      await cluster.exec(m0, 'DROP DATABASE IF EXISTS big');
+    }
+  });
+});
