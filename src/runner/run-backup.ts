@@ -284,21 +284,16 @@ async function runPipeline(
     },
   });
   const piped = pipeline(toolChild.stdout!, scan, zstd.stdin!).catch((err: unknown) => err as Error);
-  // Which stage ended first: when the writer fails (a full disk), the tool only sees its pipe break.
-  let firstEnded: 'tool' | 'compressor' | undefined;
-  const ended = (who: 'tool' | 'compressor') => (e: Exit) => {
-    firstEnded ??= who;
-    return e;
-  };
-  const [te, ze, pipeErr] = await Promise.all([exitOf(toolChild).then(ended('tool')), exitOf(zstd).then(ended('compressor')), piped]);
+  const [te, ze, pipeErr] = await Promise.all([exitOf(toolChild), exitOf(zstd), piped]);
   signal.removeEventListener('abort', onAbort);
   if (signal.aborted) throw new RunnerError('cancelled');
   const toolFailed = te.code !== 0 ? `${describeExit(tool, te)}: ${lastLines(log)}` : undefined;
   const zstdFailed = ze.code !== 0 ? `${describeExit(COMPRESSOR, ze)}: ${lastLines(zstdLog)}` : undefined;
-  // The first failing stage's error wins; the other's follows as a consequence.
-  if (zstdFailed && (firstEnded === 'compressor' || toolFailed === undefined))
-    throw new RunnerError(toolFailed ? `${zstdFailed} (then ${toolFailed})` : zstdFailed);
-  if (toolFailed) throw new RunnerError(zstdFailed ? `${toolFailed} (then ${zstdFailed})` : toolFailed);
+  // The first failing stage's error wins. A tool failing on its own ends its output and the
+  // compressor then ends well; a compressor that fails (a full disk) breaks the tool's pipe, so
+  // when both failed the compressor's error is the cause (the order of their exits tells nothing).
+  if (zstdFailed) throw new RunnerError(toolFailed ? `${zstdFailed} (then ${toolFailed})` : zstdFailed);
+  if (toolFailed) throw new RunnerError(toolFailed);
   if (pipeErr) throw new RunnerError(`${tool} | ${COMPRESSOR}: ${pipeErr.message}`);
   if (tool === 'mariadb-backup')
     return { position: positionFromBackupLog(log), ...(replica ? { masterPosition: masterPositionFromBackupLog(log) } : {}) };
