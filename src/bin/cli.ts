@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { holdSignals } from '../signals.js';
 import { packageVersion } from '../version.js';
 
 // `spiderbackup … | head` closes the pipe early; that ends the output, it is not an error.
@@ -8,6 +9,9 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
 });
 
 const args = process.argv.slice(2);
+// The daemon's log-reopen and reload signals are held from the first moment (see signals.ts):
+// loading the modules below takes long enough for logrotate's SIGHUP to kill it otherwise.
+const held = args.includes('daemon') ? holdSignals(['SIGHUP', 'SIGUSR2']) : undefined;
 if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) {
   // Asked often by fleet tooling: answered as commander would (version, exit 0), without loading it.
   process.stdout.write(`${packageVersion()}\n`);
@@ -24,7 +28,7 @@ async function main(): Promise<void> {
   ]);
   const program = buildProgram((code) => {
     process.exitCode = code;
-  });
+  }, held);
 
   try {
     await program.parseAsync(process.argv);

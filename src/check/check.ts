@@ -27,7 +27,8 @@ import { hostPaths, type TaskRecord } from '../host/protocol.js';
 import { PURGE, purgeOld } from './purge.js';
 import { readRecords, removeRecordIfUnchanged } from '../host/records.js';
 import { startTask } from '../host/start-task.js';
-import { isFinished, isRunnable, STATUS } from '../task/status.js';
+import { isValidBackupId } from '../task/backup-id.js';
+import { isFinished, isRunnable, REASON, STATUS } from '../task/status.js';
 import { type TaskKey, type TaskRow, taskKeyString } from '../task/task.js';
 
 export interface CheckOptions {
@@ -98,6 +99,8 @@ export interface InstanceReport {
   error?: string;
   /** Set with `error` when the instance cannot be reached or refuses the login (not for a refused statement). */
   unreachable?: Unreachable;
+  /** How many unfinished rows the instance has, when more than were read (sql/tasks.ts UNFINISHED_READ_LIMIT). */
+  unfinishedTotal?: number;
   /** Problems that did not stop the instance from being served (the presence could not be written …). */
   warnings?: string[];
 }
@@ -150,7 +153,7 @@ export async function runCheck(deps: CheckDeps, opts: CheckOptions): Promise<Che
     if (deps.connections === undefined) await connections.close();
     if (deps.unlogged === undefined) await unlogged.close();
   }
-  const reports: InstanceReport[] = sessions.map(({ instance, tasks, error, unreachable, warnings }) => {
+  const reports: InstanceReport[] = sessions.map(({ instance, tasks, error, unreachable, warnings, unfinishedTotal }) => {
     const last = deps.lastFinished?.get(instance.file);
     return {
       instance,
@@ -158,6 +161,7 @@ export async function runCheck(deps: CheckDeps, opts: CheckOptions): Promise<Che
       ...(last === undefined ? {} : { last }),
       ...(error === undefined ? {} : { error }),
       ...(unreachable === undefined ? {} : { unreachable }),
+      ...(unfinishedTotal === undefined ? {} : { unfinishedTotal }),
       ...(warnings.length === 0 ? {} : { warnings }),
     };
   });
@@ -223,6 +227,7 @@ interface Session {
   own?: OwnWrites;
   tasks: TaskRow[];
   clusterPause?: ClusterPause;
+  unfinishedTotal?: number;
   error?: string;
   unreachable?: Unreachable;
   warnings: string[];
@@ -253,8 +258,9 @@ async function openSession(
     const own = ownWrites(unlogged, session.conn, instance);
     session.own = own;
     const read = await readTasks(deps, session.conn, own, instance, watched, problem);
-    session.tasks = read.tasks;
+    session.tasks = run ? await refuseInvalidIds(session.conn, read.tasks, deps.logger.child({ port: instance.port })) : read.tasks;
     session.clusterPause = read.clusterPause;
+    if (read.total > read.tasks.length) session.unfinishedTotal = read.total;
     if (deps.presence) {
       const presence = deps.presence(instance, session.tasks, records, read.clusterPause);
       const warning = await announce(own, presence, instance, problem);
@@ -267,18 +273,6 @@ async function openSession(
 }
 
 /**
- * Where the agent's own writes on an instance go (its presence, the tables it creates): the tick's
- * connection on a master or spider node, where they are normal binlogged transactions; on a
- * replica its unbinlogged session (unlogged-sessions.ts), or nowhere when the user may not.
- */
-type OwnWrites = () => Promise<Connection | { refused: string }>;
-
-function ownWrites(unlogged: UnloggedSessions, conn: Connection, instance: InstanceConfig): OwnWrites {
-  if (!isReplicaInstance(instance)) return () => Promise.resolve(conn);
-  return async () => {
-    const u = await unlogged.get(instance);
-    return 'refused' in u ? u : u.conn;
-  };
 }
 
 /**
@@ -313,6 +307,41 @@ async function announce(own: OwnWrites, presence: Presence, instance: InstanceCo
 }
 
 /**
+ * Where the agent's own writes on an instance go (its presence, the tables it creates): the tick's
+ * connection on a master or spider node, where they are normal binlogged transactions; on a
+ * replica its unbinlogged session (unlogged-sessions.ts), or nowhere when the user may not.
+ */
+type OwnWrites = () => Promise<Connection | { refused: string }>;
+
+function ownWrites(unlogged: UnloggedSessions, conn: Connection, instance: InstanceConfig): OwnWrites {
+  if (!isReplicaInstance(instance)) return () => Promise.resolve(conn);
+  return async () => {
+    const u = await unlogged.get(instance);
+    return 'refused' in u ? u : u.conn;
+  };
+}
+
+/**
+ * A waiting row whose backup id `schedule` would refuse ('..', a separator …: the old tool, a hand
+ * or any account with INSERT can write one) would name a path outside BackupDir: it is ended
+ * `failed: invalid backup id`, conditional on the status observed, and never started.
+ */
+async function refuseInvalidIds(conn: Connection, tasks: TaskRow[], logger: Logger): Promise<TaskRow[]> {
+  const kept: TaskRow[] = [];
+  for (const t of tasks) {
+    if (!isRunnable(t.status) || isValidBackupId(t.backupId)) {
+      kept.push(t);
+      continue;
+    }
+    const ended = await sql.updateStatus(conn, t, t.status, REASON.invalidBackupId);
+    if (ended)
+      logger.error({ backupId: t.backupId, shardValue: t.shardValue, status: REASON.invalidBackupId }, 'task refused: invalid backup id');
+    kept.push(ended ? { ...t, status: REASON.invalidBackupId } : t);
+  }
+  return kept;
+}
+
+/**
  * The unfinished rows (one statement when idle), then each watched task of this instance that is
  * not among them, by its key; and, once per connection life, the last finished task for status.
  */
@@ -323,8 +352,8 @@ async function readTasks(
   instance: InstanceConfig,
   watched: readonly TaskKey[],
   problem: Problem,
-): Promise<{ tasks: TaskRow[]; clusterPause: ClusterPause | undefined }> {
-  const { tasks, clusterPause } = await readUnfinished(conn, own, instance, problem);
+): Promise<{ tasks: TaskRow[]; total: number; clusterPause: ClusterPause | undefined }> {
+  const { tasks, total, clusterPause } = await readUnfinished(conn, own, instance, problem);
   const have = new Set(tasks.map(taskKeyString));
   const mine = new Map<string, TaskKey>();
   for (const k of watched)
@@ -347,7 +376,7 @@ async function readTasks(
       );
     for (const t of tasks) if (t.status === STATUS.success) success.set(instance.file, t);
   }
-  return { tasks, clusterPause };
+  return { tasks, total, clusterPause };
 }
 
 /**
@@ -360,7 +389,7 @@ async function readUnfinished(
   own: OwnWrites,
   instance: InstanceConfig,
   problem: Problem,
-): Promise<{ tasks: TaskRow[]; clusterPause: ClusterPause | undefined }> {
+): Promise<{ tasks: TaskRow[]; total: number; clusterPause: ClusterPause | undefined }> {
   const shard = isSpiderInstance(instance) ? 0 : undefined;
   try {
     return await listUnfinishedTasksAndPause(conn, instance.host, instance.port, shard);
@@ -373,7 +402,7 @@ async function readUnfinished(
         { port: instance.port, err: missingPrivilege(err, 'cluster-pause') ?? errorMessage(err) },
         'cannot read the cluster-pause table; a cluster-wide pause is not seen on this instance',
       );
-      return { tasks: await sql.listUnfinishedTasks(conn, instance.host, instance.port, shard), clusterPause: undefined };
+      return { ...(await sql.listUnfinishedTasks(conn, instance.host, instance.port, shard)), clusterPause: undefined };
     }
     if (!isMissingClusterPauseTable(err)) throw err;
   }
@@ -382,7 +411,7 @@ async function readUnfinished(
     // Not created on a replica whose user may not keep it out of the binary log (the presence
     // says why, once): it arrives by replication once a master has it.
     if ('refused' in target)
-      return { tasks: await sql.listUnfinishedTasks(conn, instance.host, instance.port, shard), clusterPause: undefined };
+      return { ...(await sql.listUnfinishedTasks(conn, instance.host, instance.port, shard)), clusterPause: undefined };
     await target.query(createClusterPauseTable());
     return await listUnfinishedTasksAndPause(conn, instance.host, instance.port, shard);
   } catch (err) {
@@ -394,7 +423,7 @@ async function readUnfinished(
       'cannot create the cluster-pause table; a cluster-wide pause is not seen on this instance',
     );
   }
-  return { tasks: await sql.listUnfinishedTasks(conn, instance.host, instance.port, shard), clusterPause: undefined };
+  return { ...(await sql.listUnfinishedTasks(conn, instance.host, instance.port, shard)), clusterPause: undefined };
 }
 
 export type Problem = (key: string, fields: Record<string, unknown>, msg: string) => void;

@@ -1,4 +1,5 @@
 // Which work this host does next: a pure function of the tasks of all its instances.
+import { isValidBackupId } from '../task/backup-id.js';
 import { STATUS, isRunnable } from '../task/status.js';
 import type { TaskRow } from '../task/task.js';
 
@@ -12,7 +13,8 @@ export type Pick = { kind: 'busy'; running: TaskRow[] } | { kind: 'idle' } | { k
 export function pickWork(tasks: readonly TaskRow[], backupId?: string): Pick {
   const running = tasks.filter((t) => t.status === STATUS.running);
   if (running.length > 0) return { kind: 'busy', running };
-  const runnable = tasks.filter((t) => isRunnable(t.status));
+  // A backup id `schedule` would refuse names a path outside BackupDir: never picked (check.ts fails it).
+  const runnable = tasks.filter((t) => isRunnable(t.status) && isValidBackupId(t.backupId));
   let chosen = backupId;
   if (chosen === undefined) {
     // createdAgeS is by each instance's database clock; the oldest task wins, ties by id.

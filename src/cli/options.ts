@@ -1,6 +1,7 @@
 // What every command shares: the global options' type, the options several commands take
 // (-c, --format), and the parsers that turn bad values into usage errors (exit 2) naming the flag.
 import { InvalidArgumentError, Option, type Command } from 'commander';
+import type { HeldSignals } from '../signals.js';
 import { parseDuration } from '../config/duration.js';
 import { validateBackupId } from '../task/backup-id.js';
 
@@ -15,7 +16,8 @@ export interface GlobalOptions {
 export type SetExit = (code: number) => void;
 
 /** Each command's module exports one of these; program.ts adds them in order. */
-export type Register = (program: Command, setExit: SetExit) => void;
+/** `held`: the signals held since start (daemon only, see signals.ts). */
+export type Register = (program: Command, setExit: SetExit, held?: HeldSignals) => void;
 
 export type Format = 'table' | 'json';
 

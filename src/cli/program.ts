@@ -4,6 +4,7 @@
 // logger, the metrics or the tables.
 import { Command } from 'commander';
 import { DEFAULT_AGENT_CONFIG } from '../config/defaults.js';
+import type { HeldSignals } from '../signals.js';
 import { packageVersion } from '../version.js';
 import * as cancel from './commands/cancel.js';
 import * as check from './commands/check.js';
@@ -24,7 +25,7 @@ import { configOption, type SetExit } from './options.js';
 /** In the order `--help` lists them. */
 const COMMANDS = [check, schedule, query, list, cancel, verify, restorePoint, restorePlan, daemon, pause, resume, status, logs, sandbox];
 
-export function buildProgram(setExit: SetExit): Command {
+export function buildProgram(setExit: SetExit, held?: HeldSignals): Command {
   const program = new Command('spiderbackup')
     .version(packageVersion())
     .description('Coordinates TenDB Cluster (Spider) global backups on this host.')
@@ -35,7 +36,11 @@ export function buildProgram(setExit: SetExit): Command {
     .exitOverride()
     .configureHelp({ showGlobalOptions: true })
     .configureOutput({ outputError: (str, write) => write(`spiderbackup: ${str}`) });
-  for (const c of COMMANDS) c.register(program, setExit);
+  for (const c of COMMANDS) c.register(program, setExit, held);
+  // Only the daemon takes the signals held since start; any other command gets their defaults back.
+  program.hook('preAction', (_program, action) => {
+    if (action.name() !== 'daemon') held?.release();
+  });
   hintHelpAfterError(program, 'spiderbackup');
   return program;
 }

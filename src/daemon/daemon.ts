@@ -3,6 +3,7 @@
 // SIGHUP's reload in reload.ts. Each backup lives in its own detached supervisor, so this process
 // can die, restart or be upgraded while backups go on.
 import { mkdirSync } from 'node:fs';
+import type { HeldSignals } from '../signals.js';
 import { parseListen } from '../config/agent.js';
 import { Backoff } from '../check/backoff.js';
 import { CONNECTIONS, purgeAll } from '../check/check.js';
@@ -42,6 +43,8 @@ export interface DaemonOptions {
   agentConfigFile: string | undefined;
   /** Unknown sections and keys in the agent config are errors (at start and on reload). */
   strict?: boolean;
+  /** SIGHUP/SIGUSR2 held since the process started; their handlers take them over (signals.ts). */
+  signals?: HeldSignals;
 }
 
 /** Everything the daemon knows (what a reload switches included); owned by one runDaemon call, never shared. */
@@ -200,10 +203,18 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
   };
 
   // The spider master's agent follows each backup whose spider task it ran, to take its restore point.
+  // Set once the stop signals are handled: steps down (exit 1, systemd restarts it) when the lock is lost.
+  let stepDown: (why: string) => void = () => {};
+  const lockLost = (): boolean => {
+    const why = lock.lost();
+    if (why !== undefined) stepDown(why);
+    return why !== undefined;
+  };
   const restorePoints = new RestorePointWatcher({ config: () => s.config, logger });
   const ticker: Ticker = createTicker({
     intervalMs: s.config.agent.tickIntervalMs,
     tick: async (reason) => {
+      if (lockLost()) return;
       const pause = refreshPause();
       const r = await runTick(
         {
@@ -248,6 +259,8 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
   });
 
   const fire = (at: Date): Promise<void> => {
+    // Two daemons would both fire: a daemon whose lock is gone fires nothing.
+    if (lockLost()) return Promise.resolve();
     const run = (async () => {
       // A cluster-wide pause seen by the last tick holds the schedule as well as this host's own.
       const cp = s.report?.clusterPause;
@@ -286,7 +299,7 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
       },
     });
 
-  const shutdown = async (signal: NodeJS.Signals): Promise<number> => {
+  const shutdown = async (signal: NodeJS.Signals | 'lock lost'): Promise<number> => {
     logger().info({ signal }, 'stopping: no new ticks; running backups are left to their supervisors');
     s.cron?.stop();
     const deadline = Date.now() + SHUTDOWN_WAIT_MS;
@@ -318,14 +331,25 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
       s.stopping = true;
       void shutdown(signal).then(resolve);
     };
+    stepDown = (why) => {
+      if (s.stopping) return;
+      logger().error(
+        { lock: lock.file, why },
+        'daemon lock lost: another daemon could run beside this one; stopping (exit 1) so that systemd restarts this one under the lock',
+      );
+      noteError(`daemon lock lost: ${why}`);
+      s.stopping = true;
+      void shutdown('lock lost').then(() => resolve(1));
+    };
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
-    process.on('SIGHUP', () => {
+    const take = (sig: NodeJS.Signals, handler: () => void) => (opts.signals ? opts.signals.take(sig, handler) : process.on(sig, handler));
+    take('SIGHUP', () => {
       reloads = reloads
         .then(reload)
         .catch((err: unknown) => logger().error({ err: errorMessage(err) }, 'reload failed; the previous configuration stays in force'));
     });
-    process.on('SIGUSR2', () => {
+    take('SIGUSR2', () => {
       try {
         s.log.reopen();
         logger().info('log file reopened (SIGUSR2)');

@@ -2,8 +2,10 @@
 // state_dir a daemon was given. Node has no flock, so a tiny holder process takes it: util-linux
 // flock(1) execs `cat`, which reads our end of a pipe and so lives exactly as long as we do (our
 // death closes the pipe). The kernel frees the lock with it: nothing stale to guess about.
-// The file is never removed; it also names the holder for a daemon that is refused.
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+// The file is never removed; it also names the holder for a daemon that is refused. Someone may
+// remove it all the same: a lock on a file no longer at the path keeps nobody out, so the holder
+// re-checks each tick that the path is still the file it locked (lost()).
+import { mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { formatDuration } from '../format.js';
 import { BUSY, daemonLockFile, readLockHolder, type LockHolder } from '../state/daemon-lock-holder.js';
@@ -26,6 +28,8 @@ export class LockHeldError extends Error {
 
 export interface DaemonLock {
   file: string;
+  /** Why the lock no longer keeps a second daemon out (its file removed or replaced, its holder gone), or undefined. */
+  lost(): string | undefined;
   release(): void;
 }
 
@@ -58,13 +62,38 @@ export async function acquireDaemonLock(hostLock: string, holder: Omit<LockHolde
   // The holder must not keep this process alive, nor be waited for at exit.
   child.unref();
   (child.stdin as unknown as { unref?: () => void } | null)?.unref?.();
+  const held = lockedFile(child.pid as number, file);
   return {
     file,
+    lost: () => {
+      if (exit !== undefined) return `its holder (flock, pid ${child.pid}) ended`;
+      let now;
+      try {
+        now = statSync(file);
+      } catch {
+        return `${file} was removed`;
+      }
+      if (now.ino !== held.ino || now.dev !== held.dev) return `${file} was replaced (inode ${held.ino}, now ${now.ino})`;
+      return undefined;
+    },
     release: () => {
       child.stdin?.destroy();
       child.kill('SIGTERM');
     },
   };
+}
+
+/** The inode the holder has open: its descriptor on the file, else (no /proc access) the path now. */
+function lockedFile(pid: number, file: string): { ino: number; dev: number } {
+  try {
+    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+      const at = `/proc/${pid}/fd/${fd}`;
+      if (readlinkSync(at) === file) return statSync(at);
+    }
+  } catch {
+    // fall back to the path, taken right after the lock
+  }
+  return statSync(file);
 }
 
 function comm(pid: number | undefined): string | undefined {

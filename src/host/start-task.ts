@@ -10,6 +10,8 @@ import { isSpiderInstance, type InstanceConfig } from '../config/instance.js';
 import { spawnArgv, waitForExit } from './processes.js';
 import { roleOfWrapper, runnerArgs } from '../runner/args.js';
 import { lockedSupervisorArgv, REPORT_CLAIMED, SUPERVISOR_EXIT, type SupervisorSpec } from './protocol.js';
+import { isValidBackupId } from '../task/backup-id.js';
+import { REASON } from '../task/status.js';
 import type { TaskKey, TaskRow } from '../task/task.js';
 
 const SUPERVISOR_SCRIPT = fileURLToPath(new URL('../bin/supervisor.js', import.meta.url));
@@ -67,6 +69,8 @@ export async function startTask(
   /** Where the supervisor's log lines go when there is no [log] file: the agent's own log fd. */
   logFd: 1 | 2 = 1,
 ): Promise<StartResult> {
+  // Every runner (the old tool's too) makes a directory of the id: one `schedule` would refuse is never run.
+  if (!isValidBackupId(task.backupId)) return { kind: 'skipped', reason: REASON.invalidBackupId, retry: false };
   const spec = supervisorSpec(config, instance, task);
   // flock(1) creates the lock file; its directory is ours to make (never removed, see README).
   mkdirSync(dirname(spec.hostLock), { recursive: true, mode: 0o755 });

@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { resolveUnder } from '../runner/paths.js';
 import mysql from 'mysql2/promise';
 import type { Queryable } from '../db/connect.js';
 import { installDatadir, MariadbServer } from './mariadbd.js';
@@ -45,7 +46,7 @@ export async function restoreIntoThrowaway(backupDir: string, manifest: Manifest
   try {
     const file = manifest.files[0];
     if (!file) throw new RestoreError(`${backupDir}: the manifest lists no file`);
-    const data = join(backupDir, file.name);
+    const data = resolveUnder(backupDir, file.name);
     if (manifest.tool.name === 'mariadb-backup') {
       const unpacked = join(dir, 'backup');
       mkdirSync(unpacked);

@@ -3,12 +3,13 @@
 // from here, the files re-checked against the published manifest digest. Optionally a restore test
 // of one shard into a throw-away local instance, compared by CHECKSUM TABLE with its source.
 import { existsSync } from 'node:fs';
+import { basename, dirname, isAbsolute, normalize } from 'node:path';
 import type { AgentConfig } from '../config/agent.js';
 import { withConnection, type Endpoint } from '../db/connect.js';
 import { errorMessage } from '../errors.js';
 import { checkBackupDir, type Manifest } from '../runner/manifest.js';
 import { readVerdict, type ManifestVerdict } from '../sql/manifests.js';
-import { validateBackupId } from '../task/backup-id.js';
+import { isValidBackupId, validateBackupId } from '../task/backup-id.js';
 import { mapLimited } from '../cluster/reach.js';
 import { queryTasks } from '../cluster/query.js';
 import { restorePointOf } from '../cluster/restore-point.js';
@@ -82,7 +83,12 @@ async function verifyInstance(task: TaskRow, ep: Endpoint | undefined): Promise<
   }
   if (p.verdict !== 'ok') v.problems.push(`the agent's own check said ${p.verdict}: ${p.verdictDetail}`);
   else v.notes.push(`agent's check ok`);
-  if (existsSync(p.dir)) {
+  // The published directory comes from a row: only <BackupDir>/<backup id>/<host>_<port>, as the
+  // runner writes it, is looked at; anything else is a failure, never a stat.
+  const outside = outsideBackupDir(p.dir, task);
+  if (outside !== undefined) {
+    v.problems.push(outside);
+  } else if (existsSync(p.dir)) {
     const check = await checkBackupDir(p.dir, p.manifestSha256);
     v.rechecked = true;
     if (check.ok) v.notes.push(`${check.manifest?.files.length ?? 0} file(s) re-checked here`);
@@ -92,6 +98,14 @@ async function verifyInstance(task: TaskRow, ep: Endpoint | undefined): Promise<
   }
   v.ok = v.problems.length === 0;
   return v;
+}
+
+/** Why a published directory is not this task's backup directory, or undefined when it is. */
+export function outsideBackupDir(dir: string, task: TaskRow): string | undefined {
+  const own = `${task.backupId}/${task.host}_${task.port}`;
+  const norm = isAbsolute(dir) ? normalize(dir) : '';
+  if (norm === dir && dir.endsWith(`/${own}`) && isValidBackupId(basename(dirname(dir)))) return undefined;
+  return `published directory ${JSON.stringify(dir)} is not <BackupDir>/${own}; not read`;
 }
 
 export const labelOf = (t: TaskRow): string => `${t.serverName} ${t.host}:${t.port} shard ${t.shardValue}`;
@@ -117,6 +131,7 @@ export async function restoreTest(
     (i) =>
       i.task.wrapper.toLowerCase() === 'mysql' &&
       i.published &&
+      outsideBackupDir(i.published.dir, i.task) === undefined &&
       existsSync(i.published.dir) &&
       (shard === undefined || i.task.shardValue === shard),
   );

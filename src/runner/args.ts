@@ -2,6 +2,7 @@
 // of a template command. It names the task and the instance's ini file, never a credential: the
 // runner reads the password from the ini itself and hands it to the tool in an owner-only file.
 import { parseArgs } from 'node:util';
+import { isValidBackupId } from '../task/backup-id.js';
 import type { TaskKey } from '../task/task.js';
 
 export const RUNNER_MARK = 'spiderbackup-runner';
@@ -75,9 +76,12 @@ export function parseRunnerArgs(args: readonly string[]): RunnerSpec {
   if (!(RUNNER_TOOLS as readonly string[]).includes(tool)) throw new RunnerUsageError(`--tool must be one of ${RUNNER_TOOLS.join(', ')}`);
   const role = need('role');
   if (!['master', 'slave', 'spider'].includes(role)) throw new RunnerUsageError('--role must be master, slave or spider');
+  const backupId = need('backup-id');
+  // The runner is the last line: whoever started it, an id that could name a path is refused.
+  if (!isValidBackupId(backupId)) throw new RunnerUsageError(`--backup-id ${JSON.stringify(backupId)}: invalid backup id`);
   return {
     tool: tool as RunnerTool,
-    key: { backupId: need('backup-id'), host: need('host'), port: int('port'), shardValue: int('shard-value') },
+    key: { backupId, host: need('host'), port: int('port'), shardValue: int('shard-value') },
     role: role as RunnerRole,
     instanceFile: need('instance'),
   };

@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../fs.js';
+import { isPlainName } from './paths.js';
 import type { Position } from './tools.js';
 
 export const MANIFEST_FILE = 'manifest.json';
@@ -102,6 +103,12 @@ export async function checkBackupDir(dir: string, expectedManifestSha256?: strin
     };
   }
   for (const f of manifest.files) {
+    // A tampered manifest may name any path: an entry that is not a plain file name in this
+    // directory is a failure by itself, never stat'ed or read.
+    if (typeof f.name !== 'string' || !isPlainName(f.name)) {
+      problems.push(`${path}: entry ${JSON.stringify(f.name)} names a file outside ${dir}; not read`);
+      continue;
+    }
     const p = join(dir, f.name);
     if (!existsSync(p)) {
       problems.push(`${p}: missing`);

@@ -17,6 +17,9 @@ import { publishVerdict, type ManifestVerdict } from '../sql/manifests.js';
 import { sourceInfo, spiderTables } from '../sql/source-info.js';
 import { withUnloggedConnection } from '../sql/unlogged.js';
 import type { RunnerSpec } from './args.js';
+import { resolveUnder } from './paths.js';
+import { isValidBackupId } from '../task/backup-id.js';
+import { REASON } from '../task/status.js';
 import { writeDefaultsFile, type DefaultsFile } from './defaults-file.js';
 import { checkBackupDir, describeFile, MANIFEST_FILE, writeManifest, type Manifest } from './manifest.js';
 import {
@@ -49,11 +52,15 @@ export interface BackupPaths {
 }
 
 export function backupPaths(backupDir: string, key: { backupId: string; host: string; port: number }): BackupPaths {
-  // validateBackupId allows dots: '.' and '..' would leave the backup directory.
-  if (/^\.+$/.test(key.backupId)) throw new RunnerError(`backup id ${JSON.stringify(key.backupId)} cannot name a directory`);
-  const base = join(backupDir, key.backupId);
-  const final = join(base, `${key.host}_${key.port}`);
-  return { base, final, partial: `${final}.partial` };
+  // The id comes from a row anyone with INSERT can write: it must never lead out of BackupDir.
+  if (!isValidBackupId(key.backupId)) throw new RunnerError(`${REASON.invalidBackupId}: ${JSON.stringify(key.backupId)}`);
+  try {
+    const base = resolveUnder(backupDir, key.backupId);
+    const final = resolveUnder(base, `${key.host}_${key.port}`);
+    return { base, final, partial: resolveUnder(base, `${key.host}_${key.port}.partial`) };
+  } catch (err) {
+    throw new RunnerError(`${REASON.invalidBackupId}: ${errorMessage(err)}`);
+  }
 }
 
 export interface RunnerIo {
@@ -287,8 +294,13 @@ async function runPipeline(
   const [te, ze, pipeErr] = await Promise.all([exitOf(toolChild), exitOf(zstd), piped]);
   signal.removeEventListener('abort', onAbort);
   if (signal.aborted) throw new RunnerError('cancelled');
-  if (te.code !== 0) throw new RunnerError(`${describeExit(tool, te)}: ${lastLines(log)}`);
-  if (ze.code !== 0) throw new RunnerError(`${describeExit(COMPRESSOR, ze)}: ${lastLines(zstdLog)}`);
+  const toolFailed = te.code !== 0 ? `${describeExit(tool, te)}: ${lastLines(log)}` : undefined;
+  const zstdFailed = ze.code !== 0 ? `${describeExit(COMPRESSOR, ze)}: ${lastLines(zstdLog)}` : undefined;
+  // The first failing stage's error wins. A tool failing on its own ends its output and the
+  // compressor then ends well; a compressor that fails (a full disk) breaks the tool's pipe, so
+  // when both failed the compressor's error is the cause (the order of their exits tells nothing).
+  if (zstdFailed) throw new RunnerError(toolFailed ? `${zstdFailed} (then ${toolFailed})` : zstdFailed);
+  if (toolFailed) throw new RunnerError(toolFailed);
   if (pipeErr) throw new RunnerError(`${tool} | ${COMPRESSOR}: ${pipeErr.message}`);
   if (tool === 'mariadb-backup')
     return { position: positionFromBackupLog(log), ...(replica ? { masterPosition: masterPositionFromBackupLog(log) } : {}) };

@@ -4,7 +4,7 @@
 // Every time is the database's: PauseUntil and SetAt by NOW(), "in force" decided by the server.
 import { isNoSuchTable, type Queryable } from '../db/connect.js';
 import { CLUSTER_PAUSE_TABLE, SCHEMA, TABLE } from './ddl.js';
-import { toTask, UNFINISHED, type RawRow } from './tasks.js';
+import { toTask, UNFINISHED, UNFINISHED_PAGE, type RawRow } from './tasks.js';
 import type { TaskRow } from '../task/task.js';
 
 const CP = `${SCHEMA}.${CLUSTER_PAUSE_TABLE}`;
@@ -67,23 +67,21 @@ export async function listUnfinishedTasksAndPause(
   host: string,
   port: number,
   onlyShard?: number,
-): Promise<{ tasks: TaskRow[]; clusterPause: ClusterPause | undefined }> {
+): Promise<{ tasks: TaskRow[]; total: number; clusterPause: ClusterPause | undefined }> {
   const shard = onlyShard === undefined ? '' : ' AND ShardValue = ?';
   const rows = (await q.query(
-    `(SELECT 'task' AS Kind, ServerName, Wrapper, Host, Port, ShardValue, BackupId, BackupStatus, TaskPid, CreatedAt, UpdatedAt,
+    `(SELECT 'task' AS Kind, COUNT(*) OVER () AS UnfinishedN, ServerName, Wrapper, Host, Port, ShardValue, BackupId, BackupStatus, TaskPid, CreatedAt, UpdatedAt,
        TIMESTAMPDIFF(SECOND, CreatedAt, NOW()) AS CreatedAgeS, TIMESTAMPDIFF(SECOND, UpdatedAt, NOW()) AS UpdatedAgeS,
        NULL AS CpReason, NULL AS CpBy, NULL AS CpUntil, NULL AS CpRemainingS
-     FROM ${T} WHERE Host = ? AND Port = ? AND BackupStatus IN ${UNFINISHED}${shard})
+     FROM ${T} WHERE Host = ? AND Port = ? AND BackupStatus IN ${UNFINISHED}${shard} ${UNFINISHED_PAGE})
      UNION ALL
-     (SELECT 'pause', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, ${PAUSE_COLUMNS}
+     (SELECT 'pause', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, ${PAUSE_COLUMNS}
      FROM ${CP} ORDER BY SetAt DESC, PauseUntil DESC LIMIT 1)`,
     onlyShard === undefined ? [host, port] : [host, port, onlyShard],
-  )) as (RawRow & RawPause & { Kind: string })[];
-  const tasks = rows
-    .filter((r) => r.Kind === 'task')
-    .map(toTask)
-    .sort((a, b) => cmp(a.createdAt, b.createdAt) || cmp(a.backupId, b.backupId));
-  return { tasks, clusterPause: toPause(rows.find((r) => r.Kind === 'pause')) };
+  )) as (RawRow & RawPause & { Kind: string; UnfinishedN: number | string | null })[];
+  const taskRows = rows.filter((r) => r.Kind === 'task');
+  const tasks = taskRows.map(toTask).sort((a, b) => cmp(a.createdAt, b.createdAt) || cmp(a.backupId, b.backupId));
+  return { tasks, total: Number(taskRows[0]?.UnfinishedN ?? 0), clusterPause: toPause(rows.find((r) => r.Kind === 'pause')) };
 }
 
 const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);

@@ -56,18 +56,38 @@ const affected = (res: unknown): number => Number((res as { affectedRows?: numbe
 export const UNFINISHED = "('init', 'replicated', 'running', 'quit')";
 
 /**
+ * At most this many unfinished rows are read per instance and tick: running and quit ones first,
+ * then the oldest waiting ones — those the pick and the 12 h expiry need first; the rest come into
+ * view as those ahead of them end. Ten thousand waiting rows cost a tick no more than a hundred.
+ */
+export const UNFINISHED_READ_LIMIT = 100;
+
+/** Running/quit first, oldest first; the window count is taken before the LIMIT: every unfinished row. */
+export const UNFINISHED_PAGE = `ORDER BY BackupStatus IN ('running', 'quit') DESC, CreatedAt, BackupId LIMIT ${UNFINISHED_READ_LIMIT}`;
+
+export interface Unfinished {
+  /** Up to UNFINISHED_READ_LIMIT rows, oldest first. */
+  tasks: TaskRow[];
+  /** How many unfinished rows the instance has in all. */
+  total: number;
+}
+
+/**
  * The instance's tasks an agent acts on, oldest first: the one statement of an idle tick. Uses
  * idx_host_port_status where the table has it (schedule creates it; see README for old tables).
  * A spider node's own rows have ShardValue 0 (SPEC §3), which prunes the Spider table to one shard.
  */
-export async function listUnfinishedTasks(q: Queryable, host: string, port: number, onlyShard?: number): Promise<TaskRow[]> {
+export async function listUnfinishedTasks(q: Queryable, host: string, port: number, onlyShard?: number): Promise<Unfinished> {
   const shard = onlyShard === undefined ? '' : ' AND ShardValue = ?';
   const rows = (await q.query(
-    `${SELECT_TASK} WHERE Host = ? AND Port = ? AND BackupStatus IN ${UNFINISHED}${shard} ORDER BY CreatedAt, BackupId`,
+    `${SELECT_TASK.replace(' FROM ', ', COUNT(*) OVER () AS UnfinishedN FROM ')} WHERE Host = ? AND Port = ? AND BackupStatus IN ${UNFINISHED}${shard} ${UNFINISHED_PAGE}`,
     onlyShard === undefined ? [host, port] : [host, port, onlyShard],
-  )) as RawRow[];
-  return rows.map(toTask);
+  )) as (RawRow & { UnfinishedN: number | string })[];
+  const tasks = rows.map(toTask).sort((a, b) => cmp(a.createdAt, b.createdAt) || cmp(a.backupId, b.backupId));
+  return { tasks, total: Number(rows[0]?.UnfinishedN ?? 0) };
 }
+
+const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
 /** The instance's most recently finished task (for status), or undefined. */
 export async function lastFinishedTask(q: Queryable, host: string, port: number): Promise<TaskRow | undefined> {

@@ -2,7 +2,7 @@
 // can show it — also when the daemon is down (the file then says what was true when it stopped).
 import { join } from 'node:path';
 import type { CheckReport } from '../check/check.js';
-import { isFinished, STATUS } from '../task/status.js';
+import { isFinished, isRunnable, STATUS } from '../task/status.js';
 import { isSpiderInstance } from '../config/instance.js';
 import { readJsonFile, writeJsonAtomic } from './files.js';
 import type { InstanceDown } from './instances-down.js';
@@ -22,8 +22,10 @@ export interface InstanceStatus {
   host: string;
   role: string;
   file: string;
-  /** Tasks not finished yet (waiting, running, quit requested). */
+  /** Tasks not finished yet (running, quit requested, and the first few waiting). */
   current: TaskBrief[];
+  /** Waiting tasks not listed in `current` (a long queue is summarised). */
+  moreWaiting?: number;
   /** The most recently finished task. */
   last: TaskBrief | undefined;
   error: string | undefined;
@@ -105,19 +107,28 @@ const brief = (t: TaskRow): TaskBrief => ({
   updatedAt: t.updatedAt,
 });
 
+/** How many waiting tasks of an instance status lists; the rest are counted. */
+export const WAITING_SHOWN = 5;
+
 export function instanceStatuses(report: CheckReport): InstanceStatus[] {
   return report.instances.map((r) => {
     const finished = r.tasks.filter((t) => isFinished(t.status) && t.status !== STATUS.quit);
     // updatedAgeS is by the instance's own clock, so it orders that instance's rows correctly.
     const last = r.last ?? [...finished].sort((a, b) => a.updatedAgeS - b.updatedAgeS)[0];
     const running = r.tasks.find((t) => t.status === STATUS.running);
+    // A long waiting queue is a count and its first few: status.json and `status` stay small.
+    const unfinished = r.tasks.filter((t) => t.status === STATUS.quit || !isFinished(t.status));
+    const waiting = unfinished.filter((t) => isRunnable(t.status));
+    const current = [...unfinished.filter((t) => !isRunnable(t.status)), ...waiting.slice(0, WAITING_SHOWN)];
+    const moreWaiting = Math.max(r.unfinishedTotal ?? 0, unfinished.length) - current.length;
     const record = running && report.records.find((x) => x.phase === 'running' && taskKeyString(x.key) === taskKeyString(running));
     return {
       port: r.instance.port,
       host: r.instance.host,
       role: r.instance.role || (isSpiderInstance(r.instance) ? 'spider' : ''),
       file: r.instance.file,
-      current: r.tasks.filter((t) => t.status === STATUS.quit || !isFinished(t.status)).map(brief),
+      current: current.map(brief),
+      ...(moreWaiting > 0 ? { moreWaiting } : {}),
       last: last ? brief(last) : undefined,
       error: r.error,
       ...(r.warnings ? { warnings: r.warnings } : {}),

@@ -18,6 +18,8 @@ export const REASON = {
   timeout: 'failed: timeout',
   /** The supervisor died while its backup ran: the backup was killed, its exit code is unknowable. */
   supervisorDied: 'failed: supervisor died',
+  /** A row whose backup id `schedule` would refuse ('..', a separator …): never run, it would name a path. */
+  invalidBackupId: 'failed: invalid backup id',
   quitNoProcess: 'quit: no process',
   quitSuccess: 'quit: success',
   quitFail: 'quit: fail',

@@ -33,3 +33,12 @@ test('colour only on a terminal, and not when NO_COLOR is set to anything but em
   assert.equal(useColor({ isTTY: false }, {}), false);
   assert.equal(useColor({}, {}), false);
 });
+
+test('printable: control characters from rows are shown escaped, a table cell cannot forge a line', async () => {
+  const { printable, renderTable } = await import('../../src/cli/render/table.js');
+  assert.equal(printable('failed\x1b[2K\rsuccess'), 'failed\\x1b[2K\\rsuccess');
+  assert.equal(printable('a\nb\tc\u202ed\x7f'), 'a\\nb\\tc\\u202ed\\x7f');
+  assert.equal(printable('plain ü text'), 'plain ü text');
+  const t = renderTable(['A'], [['x\nFORGED']], { plain: true });
+  assert.deepEqual(t.split('\n'), ['A', 'x\\nFORGED']);
+});

@@ -147,3 +147,11 @@ test('a directory checks against its manifest: flipped byte, truncation, missing
     rmSync(dir, { recursive: true });
   }
 });
+
+test('resolveUnder: a path built from outside values stays strictly under its base', async () => {
+  const { resolveUnder, PathEscapeError } = await import('../../src/runner/paths.js');
+  assert.equal(resolveUnder('/b/dir', 'id', 'h_1'), '/b/dir/id/h_1');
+  assert.equal(resolveUnder('/b/dir/', 'a/../c'), '/b/dir/c');
+  for (const bad of [['..'], ['../x'], ['.'], ['/etc/shadow'], ['a', '../../x'], ['']])
+    assert.throws(() => resolveUnder('/b/dir', ...bad), PathEscapeError, bad.join(','));
+});

@@ -66,6 +66,6 @@ test('unknown Server_name / wrapper, gaps and orphans are clear errors', () => {
 test('backup ids: at most 40 of letters, digits, - _ .', () => {
   assert.equal(validateBackupId('2026-11-25_nightly.1'), '2026-11-25_nightly.1');
   assert.equal(validateBackupId('a'.repeat(40)).length, 40);
-  for (const bad of ['', 'a'.repeat(41), "x' OR '1'='1", 'a b', 'id;rm', 'ü'])
+  for (const bad of ['', 'a'.repeat(41), "x' OR '1'='1", 'a b', 'id;rm', 'ü', '.', '..', '../x', 'a/b'])
     assert.throws(() => validateBackupId(bad), /must be 1-40 characters/);
 });

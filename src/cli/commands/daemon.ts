@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { errorMessage } from '../../errors.js';
 import type { GlobalOptions, Register } from '../options.js';
 
-export const register: Register = (program, setExit) => {
+export const register: Register = (program, setExit, held) => {
   program
     .command('daemon')
     .description(
@@ -23,7 +23,7 @@ export const register: Register = (program, setExit) => {
         import('../../daemon/lock.js'),
       ]);
       try {
-        setExit(await runDaemon({ agentConfigFile: g.agentConfig, strict: g.strict === true }));
+        setExit(await runDaemon({ agentConfigFile: g.agentConfig, strict: g.strict === true, ...(held ? { signals: held } : {}) }));
       } catch (err) {
         if (!(err instanceof LockHeldError || err instanceof MetricsListenError)) throw err;
         process.stderr.write(`spiderbackup: ${errorMessage(err)}\n`);

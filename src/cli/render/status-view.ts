@@ -1,6 +1,6 @@
 // `spiderbackup status`: the daemon's last snapshot, the pause file and whether the daemon lives,
 // put together for a person (text) or a program (JSON). Pure: the command gathers the inputs.
-import { renderTable } from './table.js';
+import { printable as e, renderTable } from './table.js';
 import { PAUSE_MEANING, type PauseState } from '../../state/pause.js';
 import type { DaemonStatus, InstanceStatus } from '../../state/daemon-status.js';
 import { downText, type InstanceDown } from '../../state/instances-down.js';
@@ -114,7 +114,7 @@ const ago = (iso: string, now: Date): string => {
 
 export function renderStatusText(v: StatusView, now: Date): string {
   const out: string[] = [];
-  const line = (k: string, val: string) => out.push(`${(k === '' ? '' : `${k}:`).padEnd(14)}${val}`);
+  const line = (k: string, val: string) => out.push(`${(k === '' ? '' : `${k}:`).padEnd(14)}${e(val)}`);
   line('Daemon', v.daemon.note + (v.daemon.running && v.daemon.since ? `, since ${v.daemon.since}` : ''));
   if (v.configDir) line('Instances in', v.configDir);
   line('State dir', v.stateDir);
@@ -151,9 +151,9 @@ export function renderStatusText(v: StatusView, now: Date): string {
   if (v.hostBusy !== null) line('Host busy', `nothing new starts: ${v.hostBusy}`);
   for (const d of v.instancesDown) line('DOWN', `${downText(d)} (nothing is backed up there)`);
   line('Metrics', v.metrics ?? 'unknown');
-  for (const e of v.configErrors) out.push(`config error: ${e.message}`);
-  for (const n of v.notServed) out.push(`not served: ${n}`);
-  v.mysqlCrond.forEach((m, i) => line(i === 0 ? 'mysql-crond' : '', m));
+  for (const c of v.configErrors) out.push(`config error: ${e(c.message)}`);
+  for (const n of v.notServed) out.push(`not served: ${e(n)}`);
+  v.mysqlCrond.forEach((m, i) => line(i === 0 ? 'mysql-crond' : '', e(m)));
   if (v.instances.length > 0) {
     out.push('');
     out.push(
@@ -165,11 +165,19 @@ export function renderStatusText(v: StatusView, now: Date): string {
           i.current.length === 0
             ? '-'
             : i.current
-                .map((t) => `${t.backupId} ${t.status}${t.taskPid > 0 ? ` pid ${t.taskPid}` : ''}${progressText(i, t.backupId, t.status)}`)
+                .map(
+                  (t) =>
+                    `${e(t.backupId)} ${e(t.status)}${t.taskPid > 0 ? ` pid ${t.taskPid}` : ''}${progressText(i, t.backupId, t.status)}`,
+                )
+                .concat(i.moreWaiting ? [`… and ${i.moreWaiting} more waiting`] : [])
                 .join('\n'),
-          i.last ? `${i.last.backupId} ${i.last.status} ${i.last.updatedAt}` : '-',
-          [i.error, ...(i.warnings ?? [])].filter((x) => x !== undefined).join('\n'),
+          i.last ? e(`${i.last.backupId} ${i.last.status} ${i.last.updatedAt}`) : '-',
+          [i.error, ...(i.warnings ?? [])]
+            .filter((x) => x !== undefined)
+            .map(e)
+            .join('\n'),
         ]),
+        { multiline: true },
       ),
     );
   } else if (v.snapshotAt !== null) {
