@@ -149,10 +149,7 @@ async function statusWhileSPT2IsDown(t: TestContext, a: DaemonProcess): Promise<
     assert.ok(logged.length > 0 && logged.every((x) => x > Date.now() + 3600_000), "the daemon's clock is two hours ahead");
     assert.equal(spt0.running?.backupId, 'run-1');
     assert.equal(byName(instances, 'SPT1').agent.state, 'lost');
-    assert.match(
-      byName(instances, 'SPT1').problems.join(),
-      /agent lost: its last tick was (\d+ ms|\d+\.\d s|\d+m\d\ds|\d+h\d\dm\d\ds) ago/,
-    );
+    assert.match(byName(instances, 'SPT1').problems.join(), /agent lost: its last tick was (\d+ s|\d+m\d\ds|\d+h\d\dm\d\ds) ago/);
     const spt2 = byName(instances, 'SPT2');
     assert.equal(spt2.agent.state, 'unknown');
     assert.match(spt2.problems.join(), /unreachable/);
