@@ -6,7 +6,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { connect, type Connection, type ConnectOptions, type Endpoint } from './connect.js';
 import { errorMessage, InstanceError } from '../errors.js';
-import { formatDuration } from '../format.js';
+import { formatSeconds } from '../format.js';
 
 export interface KeptConnectionsOptions {
   connect: ConnectOptions;
@@ -117,7 +117,7 @@ export class KeptConnections {
     if (e.opening) return e.opening;
     const now = this.options.now ?? Date.now;
     if (now() < e.notBefore) {
-      const wait = formatDuration(e.notBefore - now());
+      const wait = formatSeconds(Math.ceil((e.notBefore - now()) / 1000));
       const code = (e.lastFailure as { code?: unknown } | undefined)?.code;
       return Promise.reject(
         new InstanceError(
@@ -142,7 +142,8 @@ export class KeptConnections {
         e.failures++;
         const backoff = this.options.reconnect;
         if (backoff) e.notBefore = now() + Math.min(backoff.firstMs * 2 ** (e.failures - 1), backoff.capMs);
-        e.lastError = errorMessage(err);
+        // Without the address: the error thrown while backing off names it once.
+        e.lastError = errorMessage(err).replace(`${ep.host}:${ep.port}: `, '');
         e.lastFailure = err;
         e.opening = undefined;
         throw err;
