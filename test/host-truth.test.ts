@@ -355,7 +355,8 @@ describe('what a backup leaves behind, and any id', () => {
     }
   });
 
-  for (const id of ['-starts-with-dash', 'ünïcødé-備份-ﾊﾞｯｸｱｯﾌﾟ-0123456789abcd']) {
+  // The longest id the table holds, with every character schedule allows besides a leading '-'.
+  for (const id of ['-starts-with-dash', '.a_B-9.z_Y-8.x_W-7.v_U-6.t_S-5.r_Q-4.p_O']) {
     test(`backup id ${JSON.stringify(id)} runs, and a running one is recognised as running`, { timeout: 120_000 }, async () => {
       await insertTasks(cluster, [{ backupId: id, for: p0 }]);
       ws.behave(p0.port, { block: true });
@@ -373,6 +374,22 @@ describe('what a backup leaves behind, and any id', () => {
       }
     });
   }
+
+  test(
+    'a backup id schedule would refuse (non-ASCII, written by hand) is ended failed: invalid backup id, never run',
+    { timeout: 60_000 },
+    async () => {
+      const id = 'ünïcødé-備份-ﾊﾞｯｸｱｯﾌﾟ';
+      await insertTasks(cluster, [{ backupId: id, for: p0 }]);
+      try {
+        const r = await ws.cli('check', '--run', '-c', ini(p0));
+        assert.equal(await statusOf(cluster, p0, id), 'failed: invalid backup id', r.stderr);
+        assert.equal(ws.runs().filter((x) => x.backupId === id).length, 0, 'nothing was started');
+      } finally {
+        await cleanUp(p0.port);
+      }
+    },
+  );
 
   test(
     'a backup of the old tool on this host (mysql-crond during a migration): nothing starts beside it, and check says why',
