@@ -7,6 +7,7 @@ import type { ClusterSession } from '../../cluster/session.js';
 import type { Round } from '../../cluster/wait.js';
 import type { Logger } from '../../log.js';
 import { validateBackupId } from '../../task/backup-id.js';
+import { reportProblems } from '../partial.js';
 import { print, renderTable } from '../render/table.js';
 import { configOption, type GlobalOptions, type Register } from '../options.js';
 
@@ -69,8 +70,9 @@ async function cancelAndWait(
   }
   print(`backup id ${res.backupId} cancelled by ${res.by}:`);
   print(table(res.tasks));
-  for (const p of res.problems) process.stderr.write(`spiderbackup: cancel: ${p}\n`);
-  if (!opts.wait) return res.problems.length === 0 ? 0 : 1;
+  const done = res.tasks.filter((o) => o.action !== 'not-reached').length;
+  const partial = reportProblems('cancel', res.problems, `${done} of ${res.tasks.length} tasks handled as`);
+  if (!opts.wait) return partial;
   const result = await waitForBackup(
     {
       config,
