@@ -170,3 +170,39 @@ describe('a replica whose task table cannot be read', { timeout: 300_000 }, () =
     assert.equal(c.code, 0, c.stdout + c.stderr);
   });
 });
+
+describe('a spider node that is not the primary', { timeout: 300_000 }, () => {
+  test('query, list, verify, restore-plan and cancel exit 1 naming the primary (JSON: nothing on stdout); schedule exits 0 naming it', async () => {
+    await insertTasks(cluster, [{ backupId: 'np-wait', for: m0 }]);
+    const ctl = cluster.tdbctlNode as Instance;
+    const primary = `the primary is tdbctl TDBCTL0 ${ctl.host}:${ctl.port}, its spider node SPIDER0 ${cluster.spider.host}:${cluster.spider.port}`;
+    cluster.tdbctl?.setPrimary(false);
+    try {
+      for (const args of [
+        ['query'],
+        ['query', '--format', 'json'],
+        ['list'],
+        ['list', '--format', 'json'],
+        ['verify', ID],
+        ['restore-plan', ID, '--to-point', 'pa-point', '--format', 'json'],
+        ['cancel', 'np-wait'],
+      ]) {
+        const r = await cli(...args);
+        assert.equal(r.code, 1, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
+        assert.equal(r.stdout, '', args.join(' '));
+        assert.ok(r.stderr.includes(`is not the primary spider node (tdbctl get primary); ${primary}; run it there`), r.stderr);
+      }
+      const s = await cli('schedule', '--backup-id', 'np-sched');
+      assert.equal(s.code, 0, s.stderr);
+      assert.ok(s.stdout.includes(primary), s.stdout);
+    } finally {
+      cluster.tdbctl?.setPrimary(true);
+    }
+    // The cancel did nothing: the task still waits.
+    const q = await cli('query', '--BackupId', 'np-wait', '--format', 'json');
+    assert.deepEqual(
+      (JSON.parse(q.stdout) as { BackupStatus: string }[]).map((t) => t.BackupStatus),
+      ['init'],
+    );
+  });
+});

@@ -46,8 +46,14 @@ async function cancelCommand(
   opts: { files?: string[]; backupId: string; wait: boolean },
 ): Promise<number> {
   const backupId = validateBackupId(opts.backupId, 'backup id');
-  const { withClusterSession } = await import('../context.js');
-  return withClusterSession(config, opts.files, (session) => cancelAndWait(config, logger, session, { backupId, wait: opts.wait }));
+  const { withClusterSession, runOnPrimary } = await import('../context.js');
+  // In an emergency a cancel that did nothing must not look done: away from the primary it fails.
+  return withClusterSession(
+    config,
+    opts.files,
+    (session) => cancelAndWait(config, logger, session, { backupId, wait: opts.wait }),
+    runOnPrimary('cancel'),
+  );
 }
 
 async function cancelAndWait(

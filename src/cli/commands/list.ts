@@ -36,21 +36,26 @@ export const register: Register = (program, setExit) => {
 };
 
 async function listCommand(config: AgentConfig, opts: { files?: string[]; format: Format; limit: number }): Promise<number> {
-  const [{ listBackups }, { listJson, listTableRows }, { withClusterSession }] = await Promise.all([
+  const [{ listBackups }, { listJson, listTableRows }, { withClusterSession, runOnPrimary }] = await Promise.all([
     import('../../cluster/history.js'),
     import('../render/history-view.js'),
     import('../context.js'),
   ]);
-  return withClusterSession(config, opts.files, async (session) => {
-    const res = await listBackups(config, session, { limit: opts.limit });
-    if (opts.format === 'json') print(renderJson(listJson(res.backups)));
-    else {
-      const { head, rows } = listTableRows(res.backups);
-      print(renderTable(head, rows));
-      print(`${rows.length} backups`);
-    }
-    return reportUnread('list', res.errors, `${res.backups.length} backups`);
-  });
+  return withClusterSession(
+    config,
+    opts.files,
+    async (session) => {
+      const res = await listBackups(config, session, { limit: opts.limit });
+      if (opts.format === 'json') print(renderJson(listJson(res.backups)));
+      else {
+        const { head, rows } = listTableRows(res.backups);
+        print(renderTable(head, rows));
+        print(`${rows.length} backups`);
+      }
+      return reportUnread('list', res.errors, `${res.backups.length} backups`);
+    },
+    runOnPrimary('list'),
+  );
 }
 
 async function latestCommand(config: AgentConfig, files: string[] | undefined): Promise<number> {

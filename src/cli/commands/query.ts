@@ -43,8 +43,16 @@ async function queryCommand(
   config: AgentConfig,
   opts: { files?: string[]; backupId?: string; statuses?: string[]; format: Format },
 ): Promise<number> {
-  const [{ queryTasks }, { withClusterSession }] = await Promise.all([import('../../cluster/query.js'), import('../context.js')]);
-  return withClusterSession(config, opts.files, async (session) => printTasks(await queryTasks(config, session, opts), opts.format));
+  const [{ queryTasks }, { withClusterSession, runOnPrimary }] = await Promise.all([
+    import('../../cluster/query.js'),
+    import('../context.js'),
+  ]);
+  return withClusterSession(
+    config,
+    opts.files,
+    async (session) => printTasks(await queryTasks(config, session, opts), opts.format),
+    runOnPrimary('query'),
+  );
 }
 
 function printTasks(res: QueryResult, format: Format): number {

@@ -34,9 +34,15 @@ async function planCommand(
 ): Promise<number> {
   validateBackupId(opts.backupId, 'backup id');
   validateBackupId(opts.pointName, '--to-point');
-  const [{ restorePlan }, { withClusterSession }] = await Promise.all([import('../../restore/plan.js'), import('../context.js')]);
-  return withClusterSession(config, opts.files, async (session) =>
-    printPlan(await restorePlan(config, session, { backupId: opts.backupId, pointName: opts.pointName }), opts),
+  const [{ restorePlan }, { withClusterSession, runOnPrimary }] = await Promise.all([
+    import('../../restore/plan.js'),
+    import('../context.js'),
+  ]);
+  return withClusterSession(
+    config,
+    opts.files,
+    async (session) => printPlan(await restorePlan(config, session, { backupId: opts.backupId, pointName: opts.pointName }), opts),
+    runOnPrimary('restore-plan'),
   );
 }
 

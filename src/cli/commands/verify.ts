@@ -71,12 +71,8 @@ async function verifyCommand(
   opts: { files?: string[] | undefined; restoreTest: boolean } & VerifyOpts,
 ): Promise<number> {
   validateBackupId(backupId, 'backup id');
-  const { withClusterSession } = await import('../context.js');
-  const runThere = (err: Error) => {
-    process.stderr.write(`spiderbackup: verify: ${err.message}; run it there\n`);
-    return 1;
-  };
-  return withClusterSession(config, opts.files, (session) => verifyIn(config, session, backupId, opts), runThere);
+  const { withClusterSession, runOnPrimary } = await import('../context.js');
+  return withClusterSession(config, opts.files, (session) => verifyIn(config, session, backupId, opts), runOnPrimary('verify'));
 }
 
 async function verifyIn(
