@@ -141,8 +141,8 @@ describe('[schedule] tdbctl and tables', { timeout: 240_000 }, () => {
     // Without the setting: the tdbctl at spider port + 1000, which says this node is not primary.
     ws.writeAgentConfig();
     const q2 = await ws.cli('query', '--BackupId', 'fr-1');
-    assert.equal(q2.code, 0, q2.stderr);
-    assert.match(q2.stdout, /is not the primary spider node/);
+    assert.equal(q2.code, 1, q2.stderr);
+    assert.match(q2.stderr, /is not the primary spider node/);
   });
 
   it('names an unreachable tdbctl as such, with where its address came from', async () => {

@@ -57,15 +57,16 @@ function iniOf(inst: Instance): string {
 }
 
 describe('schedule', () => {
-  test('on a non-primary node it does nothing and exits 0 (schedule and query)', async () => {
+  test('on a non-primary node schedule does nothing and exits 0; query fails naming the primary', async () => {
     cluster.tdbctl?.setPrimary(false);
     const r = await ws.cli('schedule', '-c', spiderIni, '--backup-id', 'np-1');
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /is not the primary spider node/);
     assert.equal((await cluster.query(cluster.spider, ROWS, ['np-1'])).length, 0);
     const q = await ws.cli('query', '-c', spiderIni);
-    assert.equal(q.code, 0);
-    assert.match(q.stdout, /not the primary/);
+    assert.equal(q.code, 1);
+    assert.match(q.stderr, /not the primary.*; the primary is tdbctl TDBCTL0 /);
+    assert.equal(q.stdout, '');
   });
 
   test('writes the task set through the spider node: rows land on their shard masters and replicate to the slaves', async () => {

@@ -67,7 +67,12 @@ describe('cluster session', { timeout: 300_000 }, () => {
       await assert.rejects(session.primaryServers(), (err: unknown) => {
         assert.ok(err instanceof NotPrimaryError);
         assert.equal(err.spider, spider);
-        assert.equal(err.message, `${spider} is not the primary spider node (tdbctl get primary)`);
+        const ctl = cluster.tdbctlNode!;
+        assert.equal(
+          err.message,
+          `${spider} is not the primary spider node (tdbctl get primary); the primary is tdbctl TDBCTL0 ${ctl.host}:${ctl.port}, ` +
+            `its spider node SPIDER0 ${spider}`,
+        );
         return true;
       });
       assert.ok((await session.servers()).some((s) => s.serverName === 'SPT0'));

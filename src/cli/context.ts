@@ -25,11 +25,25 @@ export async function commandContext(opts: GlobalOptions): Promise<{ config: Age
 /** What a spider-side command prints, and exits with, when tdbctl says this node is not the primary. */
 export type OnNotPrimary = (err: NotPrimaryError) => number;
 
-/** Most spider-side commands run on every spider node (from cron, say): elsewhere than on the primary, there is nothing to do. */
+/**
+ * `schedule` and `restore-point` run on every spider node (from cron, say): elsewhere than on the
+ * primary there is nothing to do, and that is no failure. The message names the primary.
+ */
 export const nothingToDo: OnNotPrimary = (err) => {
   print(`${err.message}; nothing to do.`);
   return 0;
 };
+
+/**
+ * The other spider-side commands answer only on the primary: elsewhere they fail, on stderr (stdout
+ * stays empty, so `--format json | jq` never sees prose), naming the primary to run them on.
+ */
+export const runOnPrimary =
+  (command: string): OnNotPrimary =>
+  (err) => {
+    process.stderr.write(`spiderbackup: ${command}: ${err.message}; run it there\n`);
+    return 1;
+  };
 
 /**
  * Runs a spider-side command in its cluster session: opened once for the whole command (loaded

@@ -122,6 +122,8 @@ async function withCluster<R>(config: AgentConfig, session: ClusterSession, fn: 
       throw err;
     }
     const ids = masters.map((m) => m.backupId);
+    /** Replicas without a task table: no row arrived yet, or the table is gone (told below). */
+    const noTable: string[] = [];
     const [cancels, points, perReplica] = await Promise.all([
       spider((c) => readCancels(c, ids)).catch((err: unknown) => {
         if (!isNoSuchTable(err)) errors.push(`spider ${session.spiderName}: cancel records: ${errorMessage(err)}`);
@@ -136,7 +138,8 @@ async function withCluster<R>(config: AgentConfig, session: ClusterSession, fn: 
         try {
           return await pool.use(endpointOf(r), (c) => replicaSummaries(c, r.host, r.port, ids), { retry: true });
         } catch (err) {
-          if (!isNoSuchTable(err)) errors.push(`${r.serverName} ${r.host}:${r.port}: ${errorMessage(err)}`);
+          if (isNoSuchTable(err)) noTable.push(`${r.serverName} ${r.host}:${r.port}: ${errorMessage(err)}`);
+          else errors.push(`${r.serverName} ${r.host}:${r.port}: ${errorMessage(err)}`);
           return new Map<string, StatusCounts>();
         }
       }),
@@ -150,6 +153,9 @@ async function withCluster<R>(config: AgentConfig, session: ClusterSession, fn: 
       const point = points.get(m.backupId);
       return point ? { ...summary, restorePoint: point } : summary;
     });
+    // A replica task the master side has that no replica showed, beside a replica without its
+    // table: that replica cannot be read, not "nothing there yet".
+    if (summaries.some((b) => b.tasks.unknown > 0)) errors.push(...noTable);
     return { summaries, errors, candidates: masters.length };
   });
 }

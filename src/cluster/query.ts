@@ -18,7 +18,10 @@ export interface QueryOptions {
 
 export interface QueryResult {
   tasks: TaskRow[];
+  /** What could not be read, each naming the instance and the server's error: the tasks are then partial. */
   errors: string[];
+  /** The instances of `errors` by name ("SPT_SLAVE0 host:port"): what the tasks lack. */
+  unread: string[];
 }
 
 /** Not the primary: NotPrimaryError. Each replica is read on a connection of its own, closed once read. */
@@ -26,20 +29,32 @@ export async function queryTasks(config: AgentConfig, session: ClusterSession, o
   const backupId = opts.backupId === undefined ? undefined : validateBackupId(opts.backupId, '--BackupId');
   const servers = await session.primaryServers();
   const errors: string[] = [];
+  const unread: string[] = [];
   const slaves = servers.filter((s) => s.wrapper.toLowerCase() === 'mysql_slave');
-  const [masterSide, slaveSide] = await Promise.all([
-    withConnection(session.spider, (c) => sql.listTasks(c, { backupId, excludeWrapper: 'mysql_slave' })).catch((err: unknown) => {
-      if (!isNoSuchTable(err)) errors.push(`spider ${session.spiderName}: ${errorMessage(err)}`);
+  const [listed, slaveSide] = await Promise.all([
+    withConnection(session.spider, (c) => sql.listTasks(c, { backupId })).catch((err: unknown) => {
+      if (isNoSuchTable(err)) return [] as TaskRow[];
+      errors.push(`spider ${session.spiderName}: ${errorMessage(err)}`);
+      unread.push(`spider ${session.spiderName}`);
       return [] as TaskRow[];
     }),
     readSlaveTasks(slaves, backupId, config.schedule.waitConcurrency),
   ]);
-  for (const s of slaveSide) if (s.error) errors.push(`${s.server.serverName} ${s.server.host}:${s.server.port}: ${s.error}`);
+  // A replica's own row is read on the replica; its master-side copy only says that it has one.
+  const masterSide = listed.filter((t) => t.wrapper.toLowerCase() !== 'mysql_slave');
+  const copies = new Set(listed.filter((t) => t.wrapper.toLowerCase() === 'mysql_slave').map((t) => `${t.host}:${t.port}`));
+  for (const s of slaveSide) {
+    const at = `${s.server.host}:${s.server.port}`;
+    const why = s.error ?? (s.noTable !== undefined && copies.has(at) ? s.noTable : undefined);
+    if (why === undefined) continue;
+    errors.push(`${s.server.serverName} ${at}: ${why}`);
+    unread.push(`${s.server.serverName} ${at}`);
+  }
   const wanted = opts.statuses?.map((s) => s.trim()).filter((s) => s !== '');
   const tasks = [...masterSide, ...slaveSide.flatMap((s) => s.tasks)]
     .filter((t) => !wanted || wanted.length === 0 || wanted.includes(statusClass(t.status)))
     .sort(
       (a, b) => a.createdAgeS - b.createdAgeS || a.backupId.localeCompare(b.backupId) || a.shardValue - b.shardValue || a.port - b.port,
     );
-  return { tasks, errors };
+  return { tasks, errors, unread };
 }

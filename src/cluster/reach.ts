@@ -36,6 +36,12 @@ export interface SlaveRead {
   server: ServerRow;
   tasks: TaskRow[];
   error?: string;
+  /**
+   * The replica has no task table (the server's error): no row has arrived yet, or the table is
+   * gone. Which one only the master side can tell: a caller that knows the replica has a task
+   * reports it as a read failure.
+   */
+  noTable?: string;
 }
 
 /**
@@ -57,7 +63,7 @@ export async function readSlaveTasks(
       const tasks = await (connections ? connections.use(ep, read, { retry: true }) : withConnection(ep, read));
       return { server, tasks };
     } catch (err) {
-      if (isNoSuchTable(err)) return { server, tasks: [] };
+      if (isNoSuchTable(err)) return { server, tasks: [], noTable: errorMessage(err) };
       return { server, tasks: [], error: errorMessage(err) };
     }
   });

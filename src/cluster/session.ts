@@ -8,7 +8,7 @@ import { instanceName, isSpiderInstance, loadInstanceConfig, TDBCTL_PORT_OFFSET,
 import { connect, type Connection, type Endpoint } from '../db/connect.js';
 import { KeptConnections } from '../db/connections.js';
 import { errorMessage, InstanceError, OperationError, UsageError } from '../errors.js';
-import { listServers, tdbctlGetPrimary, type ServerRow } from '../sql/servers.js';
+import { listServers, tdbctlGetPrimary, type PrimaryRow, type ServerRow } from '../sql/servers.js';
 
 export interface SpiderTarget {
   spider: InstanceConfig;
@@ -18,12 +18,38 @@ export interface SpiderTarget {
   tdbctlFrom: string;
 }
 
-/** tdbctl says this spider node is not the primary: a spider-side command has nothing to do here. */
+/** Where the primary is, as `tdbctl get primary` names it: its tdbctl node and that node's spider node. */
+export interface PrimaryAddress {
+  /** "TDBCTL0 host:port". */
+  tdbctl: string;
+  /** "SPIDER0 host:port" from mysql.servers, else host:(tdbctl port − 1000). */
+  spider: string;
+}
+
+/** tdbctl says this spider node is not the primary; the message names the primary when tdbctl did. */
 export class NotPrimaryError extends OperationError {
   override readonly name = 'NotPrimaryError';
-  constructor(readonly spider: string) {
-    super(`${notPrimary(spider)} (tdbctl get primary)`);
+  constructor(
+    readonly spider: string,
+    readonly primary?: PrimaryAddress,
+  ) {
+    super(`${notPrimary(spider)} (tdbctl get primary)${primary ? `; ${primaryIs(primary)}` : ''}`);
   }
+}
+
+/** "the primary is tdbctl TDBCTL0 host:port, its spider node SPIDER0 host:port". */
+export const primaryIs = (p: PrimaryAddress): string => `the primary is tdbctl ${p.tdbctl}, its spider node ${p.spider}`;
+
+/** The primary named by `tdbctl get primary`'s rows, its spider node looked up in mysql.servers. */
+export function primaryAddress(rows: readonly PrimaryRow[], servers: readonly ServerRow[]): PrimaryAddress | undefined {
+  const row = rows[0];
+  if (!row) return undefined;
+  const spiderPort = row.port - TDBCTL_PORT_OFFSET;
+  const node = servers.find((s) => s.wrapper.toUpperCase() === 'SPIDER' && s.host === row.host && s.port === spiderPort);
+  return {
+    tdbctl: `${row.serverName} ${row.host}:${row.port}`,
+    spider: node ? `${node.serverName} ${node.host}:${node.port}` : `${row.host}:${spiderPort}`,
+  };
 }
 
 /** The one wording of it; NotPrimaryError's message adds how it was told. */
@@ -35,7 +61,7 @@ export const endpointOf = (s: ServerRow): Endpoint => ({ host: s.host, port: s.p
 export class ClusterSession {
   /** Kept for the command's life: `schedule --wait` reads through the spider session it wrote through. */
   readonly connections = new KeptConnections({ connect: { connectTimeoutMs: 10_000 } });
-  private control: Promise<ServerRow[] | undefined> | undefined;
+  private control: Promise<ServerRow[] | NotPrimaryError> | undefined;
   private listed: Promise<ServerRow[]> | undefined;
 
   constructor(readonly target: SpiderTarget) {}
@@ -55,13 +81,18 @@ export class ClusterSession {
    */
   async primaryServers(): Promise<ServerRow[]> {
     this.control ??= this.remembered(
-      this.ask(async (c) => ((await tdbctlGetPrimary(c)).some((r) => r.isThisServer) ? listServers(c) : undefined)),
+      this.ask(async (c) => {
+        const rows = await tdbctlGetPrimary(c);
+        if (rows.some((r) => r.isThisServer)) return listServers(c);
+        // Not here: which node is, so that every answer can name it.
+        return new NotPrimaryError(this.spiderName, primaryAddress(rows, await listServers(c)));
+      }),
       (p) => {
         if (this.control === p) this.control = undefined;
       },
     );
     const servers = await this.control;
-    if (!servers) throw new NotPrimaryError(this.spiderName);
+    if (servers instanceof NotPrimaryError) throw servers;
     return servers;
   }
 

@@ -51,50 +51,84 @@ export interface ClusterStatus {
   /** The cluster-wide pause as the spider node's own table holds it. */
   clusterPause?: ClusterPause;
   instances: InstanceStatus[];
-  /** Every agent alive or paused (the exit code). */
+  /**
+   * What could not be read, "SERVER host:port: problem" each (also among that instance's
+   * problems): the answer is partial, and not ok.
+   */
+  unread: string[];
+  /** Every agent alive or paused and everything read (the exit code). */
   ok: boolean;
+}
+
+/** An instance as read, with what of it could not be read; `noTable`: its task table is missing (the server's error). */
+interface MemberRead {
+  status: InstanceStatus;
+  unread: string[];
+  noTable?: string;
 }
 
 /** Whether or not this node is the primary. */
 export async function readClusterStatus(session: ClusterSession, concurrency: number): Promise<ClusterStatus> {
   const members = clusterMembers(await session.servers(), session.target);
   const pool = session.connections;
-  const instances = await mapLimited(members, concurrency, (m) => readMember(m, pool));
+  const reads = await mapLimited(members, concurrency, (m) => readMember(m, pool));
+  // Where the spider node has the task table, every instance should: one without it is not "no
+  // task yet" but a table that cannot be read.
+  const spiderHasTable = reads.some((r) => r.status.role === 'spider' && r.status.reachable && r.noTable === undefined);
+  for (const r of reads) {
+    if (r.noTable === undefined || !spiderHasTable) continue;
+    const p = `cannot read its tasks: ${r.noTable} (the spider node has the task table)`;
+    r.status.problems.push(p);
+    r.unread.push(p);
+  }
+  const instances = reads.map((r) => r.status);
+  const unread = reads.flatMap((r) => r.unread.map((u) => `${r.status.serverName} ${r.status.host}:${r.status.port}: ${u}`));
   let clusterPause: ClusterPause | undefined;
   try {
     clusterPause = await pool.use(session.spider, getClusterPause, { retry: true });
   } catch {
     // no table yet (never paused), or the spider node is down: its own row says so
   }
-  const ok = instances.every((i) => i.agent.state === 'alive' || i.agent.state === 'paused');
-  return { spider: `${session.spider.host}:${session.spider.port}`, ...(clusterPause ? { clusterPause } : {}), instances, ok };
+  const ok = unread.length === 0 && instances.every((i) => i.agent.state === 'alive' || i.agent.state === 'paused');
+  return { spider: `${session.spider.host}:${session.spider.port}`, ...(clusterPause ? { clusterPause } : {}), instances, unread, ok };
 }
 
-async function readMember(m: Member, pool: KeptConnections): Promise<InstanceStatus> {
+async function readMember(m: Member, pool: KeptConnections): Promise<MemberRead> {
   const base = { serverName: m.serverName, role: m.role, shard: m.shard ?? null, host: m.host, port: m.port };
   try {
     return await pool.use(m.endpoint, (c) => readOn(c, m, base), { retry: true });
   } catch (err) {
-    return { ...base, reachable: false, agent: { state: 'unknown' }, problems: [`unreachable: ${errorMessage(err)}`] };
+    const p = `unreachable: ${errorMessage(err)}`;
+    return { status: { ...base, reachable: false, agent: { state: 'unknown' }, problems: [p] }, unread: [p] };
   }
 }
 
-async function readOn(c: Connection, m: Member, base: Omit<InstanceStatus, 'reachable' | 'agent' | 'problems'>): Promise<InstanceStatus> {
+async function readOn(c: Connection, m: Member, base: Omit<InstanceStatus, 'reachable' | 'agent' | 'problems'>): Promise<MemberRead> {
   const problems: string[] = [];
+  const unread: string[] = [];
+  const cannot = (p: string) => {
+    problems.push(p);
+    unread.push(p);
+  };
   let presenceError = false;
   const presence = await orUndefined(getPresence(c, m.host, m.port), (err) => {
     presenceError = true;
-    problems.push(`cannot read its agent's presence: ${errorMessage(err)}`);
+    cannot(`cannot read its agent's presence: ${errorMessage(err)}`);
   });
-  const tasks = await orUndefined(runningAndLastSuccess(c, m.host, m.port, m.role === 'spider' ? 0 : undefined), (err) =>
-    problems.push(`cannot read its tasks: ${errorMessage(err)}`),
+  let noTable: string | undefined;
+  const tasks = await orUndefined(
+    runningAndLastSuccess(c, m.host, m.port, m.role === 'spider' ? 0 : undefined).catch((err: unknown) => {
+      if (isNoSuchTable(err)) noTable = errorMessage(err);
+      throw err;
+    }),
+    (err) => cannot(`cannot read its tasks: ${errorMessage(err)}`),
   );
   if (m.role === 'slave') {
     try {
       const p = replicationProblem(await replicationStatus(c));
       if (p) problems.push(p);
     } catch (err) {
-      problems.push(`cannot read its replication status: ${errorMessage(err)}`);
+      cannot(`cannot read its replication status: ${errorMessage(err)}`);
     }
   }
   let state: InstanceStatus['agent']['state'] = presenceError ? 'unknown' : agentState(presence);
@@ -108,7 +142,7 @@ async function readOn(c: Connection, m: Member, base: Omit<InstanceStatus, 'reac
   }
   if (state === 'lost') problems.unshift(`agent lost: its last tick was ${presence ? formatSeconds(presence.ageS) : '?'} ago`);
   if (state === 'none') problems.unshift('no agent has ever announced itself here');
-  return {
+  const status: InstanceStatus = {
     ...base,
     reachable: true,
     agent: silent ? { state, reason: NEEDS_BINLOG_PRIVILEGE } : agentOf(state, presence),
@@ -116,6 +150,7 @@ async function readOn(c: Connection, m: Member, base: Omit<InstanceStatus, 'reac
     ...(tasks?.lastSuccess ? { lastSuccess: successOf(tasks.lastSuccess) } : {}),
     problems,
   };
+  return { status, unread, ...(noTable === undefined ? {} : { noTable }) };
 }
 
 function agentOf(state: InstanceStatus['agent']['state'], p: PresenceRow | undefined): InstanceStatus['agent'] {

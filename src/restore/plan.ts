@@ -47,6 +47,8 @@ export interface PlanResult {
   backupId: string;
   point?: RestorePoint;
   problems: string[];
+  /** What could not be read (also among `problems`), each naming the instance and the server's error. */
+  unread: string[];
   shards: ShardPlan[];
   afterReplay: string[];
 }
@@ -67,10 +69,11 @@ export async function restorePlan(
   const rows = tasks.tasks;
   const problems = [...pointProblems(point, pointName, rows), ...tasks.errors];
   if (rows.length === 0) problems.push(`no task of backup id ${backupId} found`);
-  if (!point || point.status !== 'taken') return { kind: 'plan', backupId, problems, shards: [], afterReplay: AFTER_REPLAY };
+  const unread = tasks.errors;
+  if (!point || point.status !== 'taken') return { kind: 'plan', backupId, problems, unread, shards: [], afterReplay: AFTER_REPLAY };
   const servers = new Map(listed.map((s) => [`${s.host}:${s.port}`, s]));
   const shards = await Promise.all(chooseBackups(point, rows).map((choice) => planShard(choice, servers)));
-  return { kind: 'plan', backupId, point, problems, shards, afterReplay: AFTER_REPLAY };
+  return { kind: 'plan', backupId, point, problems, unread, shards, afterReplay: AFTER_REPLAY };
 }
 
 async function planShard(choice: ShardChoice, servers: Map<string, ServerRow>): Promise<ShardPlan> {

@@ -37,6 +37,8 @@ export type VerifyResult =
       backupId: string;
       instances: InstanceVerdict[];
       errors: string[];
+      /** Instances whose tasks could not be read (named in `errors`): not verified. */
+      unread: string[];
       endpoints: Map<string, Endpoint>;
       /** The backup's restore point (named after its id); undefined when none was recorded. */
       restorePoint: RestorePoint | undefined;
@@ -54,11 +56,11 @@ export async function verifyBackup(config: AgentConfig, session: ClusterSession,
   const [instances, restorePoint] = await Promise.all([
     mapLimited(tasks, config.schedule.waitConcurrency, (t) => verifyInstance(t, endpoints.get(`${t.host}:${t.port}`))),
     withConnection(session.spider, (c) => restorePointOf(c, backupId)).catch((err: unknown) => {
-      res.errors.push(`restore point: ${errorMessage(err)}`);
+      res.errors.push(`spider ${session.spiderName}: restore point: ${errorMessage(err)}`);
       return undefined;
     }),
   ]);
-  return { kind: 'verified', backupId, instances, errors: res.errors, endpoints, restorePoint };
+  return { kind: 'verified', backupId, instances, errors: res.errors, unread: res.unread, endpoints, restorePoint };
 }
 
 const order = (t: TaskRow) => (t.wrapper.toUpperCase() === 'SPIDER' ? 0 : t.wrapper.toLowerCase() === 'mysql' ? 1 : 2);

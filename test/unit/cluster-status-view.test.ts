@@ -19,6 +19,7 @@ test('a running backup with bytes and rate, a last success, the cluster pause an
     spider: '10.0.0.9:25000',
     clusterPause: { until: '2026-11-26T03:00:00.000Z', reason: 'storage maintenance', by: 'dba', remainingS: 3600 },
     ok: false,
+    unread: [],
     instances: [
       {
         serverName: 'SPT0',

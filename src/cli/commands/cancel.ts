@@ -7,6 +7,7 @@ import type { ClusterSession } from '../../cluster/session.js';
 import type { Round } from '../../cluster/wait.js';
 import type { Logger } from '../../log.js';
 import { validateBackupId } from '../../task/backup-id.js';
+import { reportProblems } from '../partial.js';
 import { print, renderTable } from '../render/table.js';
 import { configOption, type GlobalOptions, type Register } from '../options.js';
 
@@ -45,8 +46,14 @@ async function cancelCommand(
   opts: { files?: string[]; backupId: string; wait: boolean },
 ): Promise<number> {
   const backupId = validateBackupId(opts.backupId, 'backup id');
-  const { withClusterSession } = await import('../context.js');
-  return withClusterSession(config, opts.files, (session) => cancelAndWait(config, logger, session, { backupId, wait: opts.wait }));
+  const { withClusterSession, runOnPrimary } = await import('../context.js');
+  // In an emergency a cancel that did nothing must not look done: away from the primary it fails.
+  return withClusterSession(
+    config,
+    opts.files,
+    (session) => cancelAndWait(config, logger, session, { backupId, wait: opts.wait }),
+    runOnPrimary('cancel'),
+  );
 }
 
 async function cancelAndWait(
@@ -69,8 +76,9 @@ async function cancelAndWait(
   }
   print(`backup id ${res.backupId} cancelled by ${res.by}:`);
   print(table(res.tasks));
-  for (const p of res.problems) process.stderr.write(`spiderbackup: cancel: ${p}\n`);
-  if (!opts.wait) return res.problems.length === 0 ? 0 : 1;
+  const done = res.tasks.filter((o) => o.action !== 'not-reached').length;
+  const partial = reportProblems('cancel', res.problems, `${done} of ${res.tasks.length} tasks handled as`);
+  if (!opts.wait) return partial;
   const result = await waitForBackup(
     {
       config,

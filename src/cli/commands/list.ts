@@ -1,6 +1,7 @@
 // `spiderbackup list` (primary spider node): the history of global backups, one state each.
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { AgentConfig } from '../../config/agent.js';
+import { reportUnread } from '../partial.js';
 import { print, renderJson, renderTable } from '../render/table.js';
 import { configOption, formatOption, type Format, type GlobalOptions, type Register } from '../options.js';
 
@@ -35,22 +36,26 @@ export const register: Register = (program, setExit) => {
 };
 
 async function listCommand(config: AgentConfig, opts: { files?: string[]; format: Format; limit: number }): Promise<number> {
-  const [{ listBackups }, { listJson, listTableRows }, { withClusterSession }] = await Promise.all([
+  const [{ listBackups }, { listJson, listTableRows }, { withClusterSession, runOnPrimary }] = await Promise.all([
     import('../../cluster/history.js'),
     import('../render/history-view.js'),
     import('../context.js'),
   ]);
-  return withClusterSession(config, opts.files, async (session) => {
-    const res = await listBackups(config, session, { limit: opts.limit });
-    if (opts.format === 'json') print(renderJson(listJson(res.backups)));
-    else {
-      const { head, rows } = listTableRows(res.backups);
-      print(renderTable(head, rows));
-      print(`${rows.length} backups`);
-    }
-    for (const e of res.errors) process.stderr.write(`spiderbackup: list: ${e}\n`);
-    return res.errors.length === 0 ? 0 : 1;
-  });
+  return withClusterSession(
+    config,
+    opts.files,
+    async (session) => {
+      const res = await listBackups(config, session, { limit: opts.limit });
+      if (opts.format === 'json') print(renderJson(listJson(res.backups)));
+      else {
+        const { head, rows } = listTableRows(res.backups);
+        print(renderTable(head, rows));
+        print(`${rows.length} backups`);
+      }
+      return reportUnread('list', res.errors, `${res.backups.length} backups`);
+    },
+    runOnPrimary('list'),
+  );
 }
 
 async function latestCommand(config: AgentConfig, files: string[] | undefined): Promise<number> {
@@ -65,7 +70,8 @@ async function latestCommand(config: AgentConfig, files: string[] | undefined): 
     files,
     async (session) => {
       const res = await latestComplete(config, session);
-      for (const e of res.errors) process.stderr.write(`spiderbackup: list: ${e}\n`);
+      // A replica that cannot be read may hide a newer complete backup: no id then.
+      if (res.errors.length > 0) return reportUnread('list', res.errors, 'no backup id');
       if (!res.backup) {
         process.stderr.write('spiderbackup: no complete backup\n');
         return 1;

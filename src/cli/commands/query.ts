@@ -2,6 +2,7 @@
 import { Option, type Command } from 'commander';
 import type { QueryResult } from '../../cluster/query.js';
 import type { AgentConfig } from '../../config/agent.js';
+import { reportUnread } from '../partial.js';
 import { print, renderJson, renderTable } from '../render/table.js';
 import { backupIdOption, configOption, formatOption, splitList, type Format, type GlobalOptions, type Register } from '../options.js';
 
@@ -42,8 +43,16 @@ async function queryCommand(
   config: AgentConfig,
   opts: { files?: string[]; backupId?: string; statuses?: string[]; format: Format },
 ): Promise<number> {
-  const [{ queryTasks }, { withClusterSession }] = await Promise.all([import('../../cluster/query.js'), import('../context.js')]);
-  return withClusterSession(config, opts.files, async (session) => printTasks(await queryTasks(config, session, opts), opts.format));
+  const [{ queryTasks }, { withClusterSession, runOnPrimary }] = await Promise.all([
+    import('../../cluster/query.js'),
+    import('../context.js'),
+  ]);
+  return withClusterSession(
+    config,
+    opts.files,
+    async (session) => printTasks(await queryTasks(config, session, opts), opts.format),
+    runOnPrimary('query'),
+  );
 }
 
 function printTasks(res: QueryResult, format: Format): number {
@@ -66,6 +75,5 @@ function printTasks(res: QueryResult, format: Format): number {
     );
     print(`${rows.length} rows`);
   }
-  for (const e of res.errors) process.stderr.write(`spiderbackup: query: ${e}\n`);
-  return res.errors.length === 0 ? 0 : 1;
+  return reportUnread('query', res.errors, `${rows.length} rows`);
 }

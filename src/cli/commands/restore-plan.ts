@@ -5,6 +5,7 @@ import type { AgentConfig } from '../../config/agent.js';
 import type { PlanResult, ShardPlan } from '../../restore/plan.js';
 import { describeFiles } from '../../restore/plan-model.js';
 import { validateBackupId } from '../../task/backup-id.js';
+import { reportUnread } from '../partial.js';
 import { print, renderJson } from '../render/table.js';
 import { configOption, formatOption, type Format, type GlobalOptions, type Register } from '../options.js';
 
@@ -33,17 +34,24 @@ async function planCommand(
 ): Promise<number> {
   validateBackupId(opts.backupId, 'backup id');
   validateBackupId(opts.pointName, '--to-point');
-  const [{ restorePlan }, { withClusterSession }] = await Promise.all([import('../../restore/plan.js'), import('../context.js')]);
-  return withClusterSession(config, opts.files, async (session) =>
-    printPlan(await restorePlan(config, session, { backupId: opts.backupId, pointName: opts.pointName }), opts),
+  const [{ restorePlan }, { withClusterSession, runOnPrimary }] = await Promise.all([
+    import('../../restore/plan.js'),
+    import('../context.js'),
+  ]);
+  return withClusterSession(
+    config,
+    opts.files,
+    async (session) => printPlan(await restorePlan(config, session, { backupId: opts.backupId, pointName: opts.pointName }), opts),
+    runOnPrimary('restore-plan'),
   );
 }
 
 function printPlan(res: PlanResult, opts: { pointName: string; format: Format }): number {
   const blocked = res.problems.length > 0 || res.shards.some((s) => shardBlocked(s));
+  const shown = `a plan of ${res.shards.length} shard(s)`;
   if (opts.format === 'json') {
     print(renderJson({ ...res, ok: !blocked }));
-    return blocked ? 1 : 0;
+    return reportUnread('restore-plan', res.unread, shown) !== 0 || blocked ? 1 : 0;
   }
   print(
     `restore plan: backup ${res.backupId} rolled forward to restore point ${opts.pointName}${res.point ? ` (${res.point.takenAt})` : ''}`,
@@ -77,7 +85,7 @@ function printPlan(res: PlanResult, opts: { pointName: string; format: Format })
     }
   }
   for (const a of res.afterReplay) print(`after the replay: ${a}`);
-  return blocked ? 1 : 0;
+  return reportUnread('restore-plan', res.unread, shown) !== 0 || blocked ? 1 : 0;
 }
 
 /** Whether a shard's part of the plan cannot be carried out as printed. */

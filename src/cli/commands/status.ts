@@ -4,6 +4,7 @@ import type { AgentConfig } from '../../config/agent.js';
 import { errorMessage } from '../../errors.js';
 import type { DaemonStatus } from '../../state/daemon-status.js';
 import type { PauseState } from '../../state/pause.js';
+import { reportUnread } from '../partial.js';
 import { print, renderJson } from '../render/table.js';
 import { formatOption, type Format, type GlobalOptions, type Register } from '../options.js';
 
@@ -23,7 +24,8 @@ export const register: Register = (program, setExit) => {
       `\nExit code: 0 when the daemon runs and reaches every instance it serves; ${STATUS_NOT_RUNNING} when it does not run (the\n` +
         'last state it saw is still shown); 1 when it runs but an instance cannot be reached or refuses its login (not\n' +
         'counted while this host or the cluster is paused).\n' +
-        'With --cluster: 0 when every agent of the cluster is alive or paused, 1 otherwise.',
+        'With --cluster: 0 when every agent of the cluster is alive or paused and every instance could be read, 1 otherwise\n' +
+        '(what could not be read is named on stderr).',
     )
     .action(async (opts: { format: Format; cluster?: boolean }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
@@ -55,7 +57,8 @@ async function clusterStatusCommand(g: GlobalOptions, format: Format): Promise<n
   return withClusterSession(config, g.config, async (session) => {
     const status = await readClusterStatus(session, config.schedule.waitConcurrency);
     print(format === 'json' ? renderJson(status) : renderClusterStatus(status));
-    return status.ok ? 0 : 1;
+    const partial = reportUnread('status --cluster', status.unread, `${status.instances.length} instances (the unread marked)`);
+    return status.ok && partial === 0 ? 0 : 1;
   });
 }
 

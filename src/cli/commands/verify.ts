@@ -6,6 +6,7 @@ import { validateBackupId } from '../../task/backup-id.js';
 import type { RestorePoint } from '../../cluster/restore-point-model.js';
 import { formatDuration } from '../../format.js';
 import type { ClusterSession } from '../../cluster/session.js';
+import { reportUnread } from '../partial.js';
 import { print } from '../render/table.js';
 import { configOption, type GlobalOptions, type Register } from '../options.js';
 
@@ -70,12 +71,8 @@ async function verifyCommand(
   opts: { files?: string[] | undefined; restoreTest: boolean } & VerifyOpts,
 ): Promise<number> {
   validateBackupId(backupId, 'backup id');
-  const { withClusterSession } = await import('../context.js');
-  const runThere = (err: Error) => {
-    process.stderr.write(`spiderbackup: verify: ${err.message}; run it there\n`);
-    return 1;
-  };
-  return withClusterSession(config, opts.files, (session) => verifyIn(config, session, backupId, opts), runThere);
+  const { withClusterSession, runOnPrimary } = await import('../context.js');
+  return withClusterSession(config, opts.files, (session) => verifyIn(config, session, backupId, opts), runOnPrimary('verify'));
 }
 
 async function verifyIn(
@@ -96,15 +93,20 @@ async function verifyIn(
     if (i.ok) print(`ok    ${label}  ${i.published?.tool ?? ''}, ${i.published?.bytes ?? 0} bytes; ${i.notes.join('; ')}`);
     else print(`FAIL  ${label}  ${i.problems.join('; ')}`);
   }
-  for (const e of res.errors) process.stderr.write(`spiderbackup: verify: ${e}\n`);
   const bad = res.instances.filter((i) => !i.ok);
+  // Never "all verified" while an instance's tasks could not be read: it is named as not verified.
+  const notRead = res.unread.length > 0 ? `; not verified: ${res.unread.join(', ')} (cannot be read)` : '';
   if (bad.length > 0) {
-    print(`backup ${backupId}: ${bad.length} of ${res.instances.length} instances FAILED: ${bad.map((i) => labelOf(i.task)).join(', ')}`);
+    print(
+      `backup ${backupId}: ${bad.length} of ${res.instances.length} instances FAILED: ${bad.map((i) => labelOf(i.task)).join(', ')}${notRead}`,
+    );
+  } else if (notRead !== '') {
+    print(`backup ${backupId}: ${res.instances.length} instances verified${notRead}`);
   } else {
     print(`backup ${backupId}: all ${res.instances.length} instances verified`);
   }
   print(restorePointLine(backupId, res.restorePoint, bad.length === 0 && res.instances.every((i) => i.task.status === 'success')));
-  let failed = bad.length > 0 || res.errors.length > 0;
+  let failed = reportUnread('verify', res.errors, `${res.instances.length} instances`) !== 0 || bad.length > 0;
   if (opts.restoreTest && opts.toPoint !== undefined) {
     if (!(await pointTest(config, session, backupId, opts.toPoint, opts))) failed = true;
   } else if (opts.restoreTest) {
