@@ -28,11 +28,13 @@ export async function queryTasks(config: AgentConfig, session: ClusterSession, o
   const errors: string[] = [];
   const slaves = servers.filter((s) => s.wrapper.toLowerCase() === 'mysql_slave');
   const [masterSide, slaveSide] = await Promise.all([
-    withConnection(session.spider, (c) => sql.listTasks(c, { backupId, excludeWrapper: 'mysql_slave' })).catch((err: unknown) => {
-      if (!isNoSuchTable(err)) errors.push(`spider ${session.spiderName}: ${errorMessage(err)}`);
-      return [] as TaskRow[];
-    }),
-    readSlaveTasks(slaves, backupId, config.schedule.waitConcurrency),
+    withConnection(session.spider, (c) => sql.listTasks(c, { backupId, excludeWrapper: 'mysql_slave' }), session.connectOptions).catch(
+      (err: unknown) => {
+        if (!isNoSuchTable(err)) errors.push(`spider ${session.spiderName}: ${errorMessage(err)}`);
+        return [] as TaskRow[];
+      },
+    ),
+    readSlaveTasks(slaves, backupId, config.schedule.waitConcurrency, session.connectOptions),
   ]);
   for (const s of slaveSide) if (s.error) errors.push(`${s.server.serverName} ${s.server.host}:${s.server.port}: ${s.error}`);
   const wanted = opts.statuses?.map((s) => s.trim()).filter((s) => s !== '');

@@ -328,10 +328,14 @@ export async function recordOptOut(spider: Endpoint, shards: readonly ServerRow[
 
 /** Every recorded point, newest first (read through the spider node, whether or not it is the primary). */
 export async function listRestorePoints(session: ClusterSession): Promise<RestorePoint[]> {
-  return withConnection(session.spider, async (c) => {
-    if (!(await sql.restorePointTableExists(c))) return [];
-    return groupPoints(await sql.listRestorePointRows(c));
-  });
+  return withConnection(
+    session.spider,
+    async (c) => {
+      if (!(await sql.restorePointTableExists(c))) return [];
+      return groupPoints(await sql.listRestorePointRows(c));
+    },
+    session.connectOptions,
+  );
 }
 
 /**

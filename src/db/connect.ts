@@ -4,6 +4,7 @@
 import mysql from 'mysql2/promise';
 import { explainAccessDenied } from '../config/instance.js';
 import { InstanceError, errorMessage } from '../errors.js';
+import { formatDuration } from '../format.js';
 
 /** What the SQL functions need: something that runs one parameterised statement. */
 export interface Queryable {
@@ -41,6 +42,9 @@ export interface ConnectOptions {
  * shard's own one through for a table it has already opened.
  */
 export const ER_NO_SUCH_TABLE = 'ER_NO_SUCH_TABLE';
+
+/** mysql2's code for a statement that got no answer within its timeout. */
+export const STATEMENT_TIMEOUT = 'PROTOCOL_SEQUENCE_TIMEOUT';
 
 /** Opens one connection; failures become an InstanceError naming host:port (never the password). */
 export async function connect(ep: Endpoint, opts: ConnectOptions = {}): Promise<Connection> {
@@ -82,7 +86,16 @@ export async function connect(ep: Endpoint, opts: ConnectOptions = {}): Promise<
         const [result] = await conn.query(timeout === undefined ? { sql } : { sql, timeout }, params);
         return result;
       } catch (err) {
-        if ((err as { fatal?: boolean }).fatal === true || (err as { code?: string }).code === 'PROTOCOL_SEQUENCE_TIMEOUT') broken = true;
+        const code = (err as { code?: string }).code;
+        if ((err as { fatal?: boolean }).fatal === true || code === STATEMENT_TIMEOUT) broken = true;
+        if (code === STATEMENT_TIMEOUT && timeout !== undefined) {
+          throw new InstanceError(
+            name,
+            `no answer within ${formatDuration(timeout)} (statement timeout): the server is hung or the statement waits on a lock`,
+            code,
+            { cause: err },
+          );
+        }
         throw wrapError(name, err);
       }
     },
@@ -126,8 +139,8 @@ export function isNoSuchTable(err: unknown, table?: string): boolean {
 }
 
 /** Runs fn with a fresh connection that is always closed. */
-export async function withConnection<T>(ep: Endpoint, fn: (c: Connection) => Promise<T>): Promise<T> {
-  const c = await connect(ep);
+export async function withConnection<T>(ep: Endpoint, fn: (c: Connection) => Promise<T>, opts: ConnectOptions = {}): Promise<T> {
+  const c = await connect(ep, opts);
   try {
     return await fn(c);
   } finally {
