@@ -101,7 +101,7 @@ export async function connect(ep: Endpoint, opts: ConnectOptions = {}): Promise<
     },
     async close() {
       if (broken) {
-        conn.destroy();
+        destroySocket(conn);
         return;
       }
       // A hung server must not hang the close either.
@@ -110,9 +110,19 @@ export async function connect(ep: Endpoint, opts: ConnectOptions = {}): Promise<
         () => false,
       );
       const timer = new Promise<boolean>((r) => setTimeout(() => r(false), 2000).unref());
-      if (!(await Promise.race([ended, timer]))) conn.destroy();
+      if (!(await Promise.race([ended, timer]))) destroySocket(conn);
     },
   };
+}
+
+/**
+ * mysql2's destroy() only half-closes the socket (end()): to a server that no longer answers (a
+ * stopped process, a dead host) the socket then stays open and keeps this process alive. The
+ * socket itself is destroyed.
+ */
+function destroySocket(conn: mysql.Connection): void {
+  conn.destroy();
+  (conn as unknown as { connection?: { stream?: { destroy?: () => void } } }).connection?.stream?.destroy?.();
 }
 
 export function wrapError(name: string, err: unknown): InstanceError {
