@@ -3,6 +3,7 @@
 // alive. Each stopped mariadbd is SIGCONTed in `finally`, whatever the test did.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import mysql from 'mysql2/promise';
 import { startCluster, type Cluster, type Instance } from '../src/sandbox/cluster.js';
 import type { CliResult } from './support/workspace.js';
 import { waitFor, Workspace } from './support/workspace.js';
@@ -81,5 +82,42 @@ describe('every wait bounded', { timeout: 240_000 }, () => {
         assert.match(r.stdout + r.stderr, new RegExp(`${slave.port}`), `${args[0]} names the hung replica: ${r.stdout}${r.stderr}`);
       }
     });
+  });
+
+  test('restore-point with one of two Spider nodes hung exits, naming it', async () => {
+    const other = cluster.spiders[1] as Instance;
+    const r = await whileHung(other, () =>
+      exitsWithin(
+        ws.start(['restore-point', 'rp-hung', '-c', spiderIni, '--acquire-timeout', '1s', '--hold-timeout', '2s', '--attempts', '1']),
+        60_000,
+      ),
+    );
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(r.stderr, new RegExp(`${other.host}:${other.port}`));
+  });
+
+  test('restore-point while another session holds FLUSH TABLES WITH READ LOCK on the spider node: bounded, names what held it', async () => {
+    const ok = await exitsWithin(ws.start(['restore-point', 'rp-before', '-c', spiderIni]), 60_000);
+    assert.equal(ok.code, 0, ok.stderr);
+    const holder = await mysql.createConnection({ socketPath: cluster.spider.socket, user: 'root' });
+    try {
+      const [[{ id }]] = (await holder.query('SELECT CONNECTION_ID() AS id')) as unknown as [[{ id: number }]];
+      await holder.query('FLUSH TABLES WITH READ LOCK');
+      const r = await exitsWithin(
+        ws.start(['restore-point', 'rp-ftwrl', '-c', spiderIni, '--acquire-timeout', '1s', '--hold-timeout', '2s', '--attempts', '1']),
+        60_000,
+      );
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      assert.match(r.stderr, new RegExp(`${cluster.spider.host}:${cluster.spider.port}`));
+      assert.match(r.stderr, new RegExp(`connection ${id} .*holds the global read lock|a session holds the global read lock`));
+    } finally {
+      await holder.end();
+    }
+    const points = await cluster.query<{ n: number }>(
+      cluster.spider,
+      'SELECT COUNT(*) AS n FROM infodba_schema.spiderbackup_restore_point WHERE Name = ?',
+      ['rp-ftwrl'],
+    );
+    assert.equal(Number(points[0]?.n), 0, 'nothing recorded');
   });
 });

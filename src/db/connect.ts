@@ -29,6 +29,8 @@ export interface Connection extends Queryable {
    */
   readonly broken: boolean;
   close(): Promise<void>;
+  /** Drops the connection at once, without a word to the server (which ends the session on seeing it gone). */
+  destroy(): void;
 }
 
 export interface ConnectOptions {
@@ -111,6 +113,10 @@ export async function connect(ep: Endpoint, opts: ConnectOptions = {}): Promise<
       );
       const timer = new Promise<boolean>((r) => setTimeout(() => r(false), 2000).unref());
       if (!(await Promise.race([ended, timer]))) destroySocket(conn);
+    },
+    destroy() {
+      broken = true;
+      destroySocket(conn);
     },
   };
 }
