@@ -87,7 +87,7 @@ try {
   }
   for (const c of [16, 64, 1]) {
     const ms = await time(1, async () => {
-      const reads = await readSlaveTasks(servers, 'bench-1', c);
+      const reads = await readSlaveTasks(servers, 'bench-1', c, {});
       const errors = reads.filter((r) => r.error).length;
       if (errors) throw new Error(`${errors} reads failed`);
     });

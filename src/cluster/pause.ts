@@ -33,12 +33,12 @@ export async function writeClusterPauseEverywhere(
   const write = async (member: Member): Promise<PauseWrite> => {
     try {
       if (member.role !== 'slave') {
-        await withConnection(member.endpoint, (c) => writeOn(c, member, forS, reason, by));
+        await withConnection(member.endpoint, (c) => writeOn(c, member, forS, reason, by), session.connectOptions);
         return { member };
       }
       // A replica's own row stays out of its binary log: a local write there is an errant
       // transaction to GTID-strict replication after a switch-over.
-      const r = await withUnloggedConnection(member.endpoint, (c) => writeOn(c, member, forS, reason, by));
+      const r = await withUnloggedConnection(member.endpoint, (c) => writeOn(c, member, forS, reason, by), session.connectOptions);
       return 'refused' in r ? { member, error: `${r.refused}; its master's row reaches it by replication` } : { member };
     } catch (err) {
       return { member, error: errorMessage(err) };

@@ -32,13 +32,13 @@ export async function queryTasks(config: AgentConfig, session: ClusterSession, o
   const unread: string[] = [];
   const slaves = servers.filter((s) => s.wrapper.toLowerCase() === 'mysql_slave');
   const [listed, slaveSide] = await Promise.all([
-    withConnection(session.spider, (c) => sql.listTasks(c, { backupId })).catch((err: unknown) => {
+    withConnection(session.spider, (c) => sql.listTasks(c, { backupId }), session.connectOptions).catch((err: unknown) => {
       if (isNoSuchTable(err)) return [] as TaskRow[];
       errors.push(`spider ${session.spiderName}: ${errorMessage(err)}`);
       unread.push(`spider ${session.spiderName}`);
       return [] as TaskRow[];
     }),
-    readSlaveTasks(slaves, backupId, config.schedule.waitConcurrency),
+    readSlaveTasks(slaves, backupId, config.schedule.waitConcurrency, session.connectOptions),
   ]);
   // A replica's own row is read on the replica; its master-side copy only says that it has one.
   const masterSide = listed.filter((t) => t.wrapper.toLowerCase() !== 'mysql_slave');

@@ -1,8 +1,8 @@
 // What the spider-side commands reach the cluster with, beside their session (session.ts): the
 // session settings of a Spider connection, and reads of many servers with bounded concurrency.
 import pLimit from 'p-limit';
-import { errnoOf, isNoSuchTable, withConnection, type Connection } from '../db/connect.js';
-import type { KeptConnections } from '../db/connections.js';
+import { errnoOf, isNoSuchTable, withConnection, type Connection, type ConnectOptions } from '../db/connect.js';
+import { KeptConnections } from '../db/connections.js';
 import { errorMessage } from '../errors.js';
 import type { ServerRow } from '../sql/servers.js';
 import * as sql from '../sql/tasks.js';
@@ -47,20 +47,20 @@ export interface SlaveRead {
 /**
  * Reads the tasks of each replica on the replica itself, with at most `concurrency` reads at once,
  * so a round over a thousand replicas is neither sequential nor a connection storm. With kept
- * `connections` they stay open for the next round (one per replica); without, each is closed as
- * soon as its replica is read.
+ * `connections` they stay open for the next round (one per replica); with connect options, each
+ * is opened with them and closed as soon as its replica is read.
  */
 export async function readSlaveTasks(
   slaves: readonly ServerRow[],
   backupId: string | undefined,
   concurrency: number,
-  connections?: KeptConnections,
+  via: KeptConnections | ConnectOptions,
 ): Promise<SlaveRead[]> {
   return mapLimited(slaves, concurrency, async (server): Promise<SlaveRead> => {
     try {
       const read = (c: Connection) => sql.listTasks(c, { backupId, host: server.host, port: server.port });
       const ep = endpointOf(server);
-      const tasks = await (connections ? connections.use(ep, read, { retry: true }) : withConnection(ep, read));
+      const tasks = await (via instanceof KeptConnections ? via.use(ep, read, { retry: true }) : withConnection(ep, read, via));
       return { server, tasks };
     } catch (err) {
       if (isNoSuchTable(err)) return { server, tasks: [], noTable: errorMessage(err) };

@@ -10,8 +10,9 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { AgentConfig } from '../config/agent.js';
-import { connect, errnoOf, withConnection, type Connection, type Endpoint } from '../db/connect.js';
+import { connect, errnoOf, STATEMENT_TIMEOUT, withConnection, type Connection, type ConnectOptions, type Endpoint } from '../db/connect.js';
 import { errorMessage, OperationError } from '../errors.js';
+import { formatDuration } from '../format.js';
 import { createLocalRestorePointTable, createSchema, createSpiderRestorePointTable } from '../sql/ddl.js';
 import * as sql from '../sql/restore-point.js';
 import type { ServerRow } from '../sql/servers.js';
@@ -83,20 +84,23 @@ function spiderRow(spider: Endpoint, servers: readonly ServerRow[]): ServerRow {
 
 async function takeOnTargets(deps: TakeDeps, spiderEp: Endpoint, targets: PointTargets, opts: TakeOptions & { name: string }) {
   const logger = deps.logger.child({ restorePoint: opts.name });
-  await ensureTable(spiderEp, targets);
-  const existing = await readPoint(spiderEp, opts.name);
-  if (existing) throw new RestorePointExistsError(existing);
-
   const settings = {
     acquireTimeoutMs: opts.acquireTimeoutMs ?? DEFAULTS.acquireTimeoutMs,
     holdTimeoutMs: opts.holdTimeoutMs ?? DEFAULTS.holdTimeoutMs,
     attempts: opts.attempts ?? DEFAULTS.attempts,
     method: opts.method ?? 'backup-stage',
   };
+  // Every statement outside the block is bounded by the hold timeout as well: a hung node or a
+  // lock held by someone else ends the command with its name, never an endless wait.
+  const bounded: ConnectOptions = { connectTimeoutMs: settings.acquireTimeoutMs + 1000, queryTimeoutMs: settings.holdTimeoutMs };
+  await ensureTable(spiderEp, targets, bounded);
+  const existing = await readPoint(spiderEp, opts.name, bounded);
+  if (existing) throw new RestorePointExistsError(existing);
+
   const spiderEps = targets.spiders.map((s) => (s.host === spiderEp.host && s.port === spiderEp.port ? spiderEp : endpointOf(s)));
   const internalXa = await Promise.all(
     spiderEps.map((ep) =>
-      withConnection(ep, (c) => sql.spiderInternalXa(c)).catch((err: unknown) => {
+      withConnection(ep, (c) => sql.spiderInternalXa(c), bounded).catch((err: unknown) => {
         throw new RestorePointError(`restore point ${JSON.stringify(opts.name)} refused: Spider node unreachable: ${errorMessage(err)}`);
       }),
     ),
@@ -114,7 +118,7 @@ async function takeOnTargets(deps: TakeDeps, spiderEp: Endpoint, targets: PointT
   const shardConns = await openAll(
     opts.name,
     targets.shards.map((s) => endpointOf(s)),
-    settings.holdTimeoutMs,
+    bounded,
   );
   const failures: string[] = [];
   try {
@@ -140,11 +144,12 @@ async function takeOnTargets(deps: TakeDeps, spiderEp: Endpoint, targets: PointT
           })),
         };
         try {
-          await withConnection(spiderEp, (c) => sql.insertRestorePoint(c, rowsOf(point)));
+          await recordPoint(spiderEp, point, bounded);
         } catch (err) {
           // Another taker (the agent, `schedule --wait`) recorded the name meanwhile: theirs stands.
-          const theirs = errnoOf(err) === sql.ER_DUP_ENTRY ? await readPoint(spiderEp, opts.name) : undefined;
+          const theirs = errnoOf(err) === sql.ER_DUP_ENTRY ? await readPoint(spiderEp, opts.name, bounded) : undefined;
           if (theirs) throw new RestorePointExistsError(theirs);
+          if (err instanceof RestorePointError) throw err;
           throw err;
         }
         logger.info({ pauseMs: point.pauseMs, acquireMs: point.acquireMs, holdMs: point.holdMs, attempt }, 'restore point taken');
@@ -181,7 +186,7 @@ async function attemptPoint(
   const opened = await Promise.allSettled(
     spiders.map(async (ep) => {
       // The client gives up a little after the server would have: a hung node cannot hang us either.
-      const c = await connect(ep, { connectTimeoutMs: s.acquireTimeoutMs + 1000, queryTimeoutMs: s.acquireTimeoutMs + s.holdTimeoutMs });
+      const c = await connect(ep, { connectTimeoutMs: s.acquireTimeoutMs + 1000, queryTimeoutMs: s.acquireTimeoutMs + 1000 });
       try {
         await sql.limitBlockingSession(c, s.acquireTimeoutMs / 1000, waitTimeoutS);
       } catch (err) {
@@ -197,10 +202,28 @@ async function attemptPoint(
     if (notOpened.length > 0) return { ok: false, why: `cannot reach Spider node ${notOpened.join(', ')}` };
 
     const t0 = performance.now();
-    const blocked = await Promise.allSettled(blockers.map((c) => block(c, s.method)));
+    // The first node that cannot get the block releases all the others at once: their sessions
+    // are dropped, which ends a block held or still waited for.
+    const dropped = new Set<Connection>();
+    const blocked = await Promise.allSettled(
+      blockers.map((c) =>
+        block(c, s.method).catch((err: unknown) => {
+          if (!dropped.has(c))
+            for (const other of blockers)
+              if (other !== c && !dropped.has(other)) {
+                dropped.add(other);
+                other.destroy();
+              }
+          throw err;
+        }),
+      ),
+    );
     const tAcquired = performance.now();
-    const notBlocked = blocked.flatMap((r, i) => (r.status === 'rejected' ? [`${blockers[i]?.name}: ${blockFailure(r.reason)}`] : []));
-    if (notBlocked.length > 0) return { ok: false, why: `commit block not acquired on ${notBlocked.join(', ')}` };
+    const notBlocked = blocked.flatMap((r, i) =>
+      r.status === 'rejected' && !dropped.has(blockers[i] as Connection) ? [`${blockers[i]?.name}: ${blockFailure(r.reason)}`] : [],
+    );
+    if (notBlocked.length > 0)
+      return { ok: false, why: `commit block not acquired on ${notBlocked.join(', ')}; every node released at once` };
 
     const [now, reads] = await Promise.all([
       sql.databaseNow(blockers[clock] as Connection).then(
@@ -211,8 +234,10 @@ async function attemptPoint(
     ]);
     const released = await Promise.allSettled(blockers.map((c) => release(c, s.method)));
     const tReleased = performance.now();
-    // A release that failed is a closed connection below: the server ends the block with the session.
-    void released;
+    // A release that fails is a session that may not have held its block all along (killed, or
+    // its node gone, while the positions were read): commits may have gone through it.
+    const lost = released.flatMap((r, i) => (r.status === 'rejected' ? [`${blockers[i]?.name}: ${errorMessage(r.reason)}`] : []));
+    if (lost.length > 0) return { ok: false, why: `commit block not held until the positions were read on ${lost.join(', ')}` };
 
     const unread = reads.flatMap((r, i) => (r.status === 'rejected' ? [`${shards[i]?.name}: ${errorMessage(r.reason)}`] : []));
     if (unread.length > 0) return { ok: false, why: `shard position not read: ${unread.join(', ')}` };
@@ -256,8 +281,8 @@ function nameOf(ep: Endpoint | undefined): string {
   return ep ? `${ep.host}:${ep.port}` : '?';
 }
 
-async function openAll(name: string, eps: Endpoint[], queryTimeoutMs: number): Promise<Connection[]> {
-  const opened = await Promise.allSettled(eps.map((ep) => connect(ep, { queryTimeoutMs })));
+async function openAll(name: string, eps: Endpoint[], opts: ConnectOptions): Promise<Connection[]> {
+  const opened = await Promise.allSettled(eps.map((ep) => connect(ep, opts)));
   const conns = opened.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
   const failed = opened.flatMap((r) => (r.status === 'rejected' ? [errorMessage(r.reason)] : []));
   if (failed.length > 0) {
@@ -268,29 +293,82 @@ async function openAll(name: string, eps: Endpoint[], queryTimeoutMs: number): P
 }
 
 /** Creates the point table where it is missing: on each shard master, then the Spider table. */
-async function ensureTable(spider: Endpoint, targets: PointTargets): Promise<void> {
-  const exists = await withConnection(spider, (c) => sql.restorePointTableExists(c));
+async function ensureTable(spider: Endpoint, targets: PointTargets, opts: ConnectOptions = {}): Promise<void> {
+  const exists = await withConnection(spider, (c) => sql.restorePointTableExists(c), opts);
   if (exists) return;
   await Promise.all(
     targets.shards.map((s) =>
-      withConnection(endpointOf(s), async (c) => {
-        await c.query(createSchema());
-        await c.query(createLocalRestorePointTable());
-      }),
+      withConnection(
+        endpointOf(s),
+        async (c) => {
+          await c.query(createSchema());
+          await c.query(createLocalRestorePointTable());
+        },
+        opts,
+      ),
     ),
   );
-  await withConnection(spider, async (c) => {
-    await c.query(createSchema());
-    await c.query(createSpiderRestorePointTable(targets.shards.length));
-  });
+  await withConnection(
+    spider,
+    async (c) => {
+      await c.query(createSchema());
+      await c.query(createSpiderRestorePointTable(targets.shards.length));
+    },
+    opts,
+  );
 }
 
 /**
  * A point's rows are written in one Spider transaction, but its commit reaches the shards one
  * after another: a read in between sees some shards' rows only. Such a read is taken again.
  */
-async function readPoint(spider: Endpoint, name: string): Promise<RestorePoint | undefined> {
-  return withConnection(spider, (c) => readWholePoint(c, name));
+async function readPoint(spider: Endpoint, name: string, opts: ConnectOptions): Promise<RestorePoint | undefined> {
+  return withConnection(spider, (c) => readWholePoint(c, name), opts);
+}
+
+/**
+ * Records the point within the hold timeout. Should the record still wait half way through, what
+ * holds it is looked up while it waits (the server forgets the waiter once it gives up): a
+ * timeout then names the node and, from its processlist, the session holding the global read lock.
+ */
+async function recordPoint(spider: Endpoint, point: RestorePoint, opts: ConnectOptions): Promise<void> {
+  const holdMs = opts.queryTimeoutMs ?? DEFAULTS.holdTimeoutMs;
+  let held: Promise<string> | undefined;
+  const timer = setTimeout(() => (held = whatHolds(spider, opts)), holdMs / 2);
+  try {
+    await withConnection(spider, (c) => sql.insertRestorePoint(c, rowsOf(point)), opts);
+  } catch (err) {
+    if ((err as { code?: unknown }).code !== STATEMENT_TIMEOUT) throw err;
+    throw new RestorePointError(
+      `restore point ${JSON.stringify(point.name)} taken but not recorded: recording it on Spider node ${spider.host}:${spider.port} ` +
+        `got no answer within the hold timeout (${formatDuration(holdMs)}): ${await (held ?? whatHolds(spider, opts))}. Nothing was ` +
+        'recorded; take it again once that is over',
+    );
+  } finally {
+    clearTimeout(timer);
+    await held;
+  }
+}
+
+/** What keeps the spider node from answering: the session holding its global read lock, if any. */
+async function whatHolds(spider: Endpoint, opts: ConnectOptions): Promise<string> {
+  try {
+    const { waiting, holders } = await withConnection(
+      spider,
+      async (c) => ({ waiting: await sql.globalReadLockWaiters(c), holders: await sql.globalReadLockHolders(c).catch(() => []) }),
+      opts,
+    );
+    if (holders.length > 0) {
+      const named = holders.map(
+        (h) => `connection ${h.id} (${h.user}@${h.host}, ${h.command} for ${h.timeS} s${h.info ? `: ${h.info}` : ''})`,
+      );
+      return `${named.join(', ')} holds the global read lock`;
+    }
+    if (waiting > 0) return 'a session holds the global read lock';
+    return 'the node is hung or a lock is held';
+  } catch (err) {
+    return `the node does not answer (${errorMessage(err)})`;
+  }
 }
 
 async function readWholePoint(c: Connection, name: string): Promise<RestorePoint | undefined> {
@@ -328,10 +406,14 @@ export async function recordOptOut(spider: Endpoint, shards: readonly ServerRow[
 
 /** Every recorded point, newest first (read through the spider node, whether or not it is the primary). */
 export async function listRestorePoints(session: ClusterSession): Promise<RestorePoint[]> {
-  return withConnection(session.spider, async (c) => {
-    if (!(await sql.restorePointTableExists(c))) return [];
-    return groupPoints(await sql.listRestorePointRows(c));
-  });
+  return withConnection(
+    session.spider,
+    async (c) => {
+      if (!(await sql.restorePointTableExists(c))) return [];
+      return groupPoints(await sql.listRestorePointRows(c));
+    },
+    session.connectOptions,
+  );
 }
 
 /**

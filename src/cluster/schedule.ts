@@ -18,7 +18,7 @@ import * as sql from '../sql/tasks.js';
 import type { ServerRow } from '../sql/servers.js';
 import { validateBackupId } from '../task/backup-id.js';
 import { initSpiderSession, mapLimited } from './reach.js';
-import { endpointOf, NotPrimaryError, type ClusterSession } from './session.js';
+import { commandConnectOptions, endpointOf, NotPrimaryError, type ClusterSession } from './session.js';
 import { buildTaskSet, type TaskSet } from './task-set.js';
 
 export interface ScheduleOptions {
@@ -118,7 +118,7 @@ async function schedule(
       return created;
     } catch (err) {
       if (await recover(err)) continue;
-      throw await compensate(target, set, backupId, err, logger);
+      throw await compensate(config, target, set, backupId, err, logger);
     }
   }
 }
@@ -143,12 +143,16 @@ function isShardTableMissing(err: unknown): boolean {
 async function createMasterTables(config: AgentConfig, set: TaskSet): Promise<string[]> {
   const created: string[] = [];
   await mapLimited(set.masters, config.schedule.waitConcurrency, (m: ServerRow) =>
-    withConnection(endpointOf(m), async (c) => {
-      if (await sql.tableExists(c)) return;
-      await c.query(createSchema());
-      await c.query(createLocalTable());
-      created.push(`${m.serverName} ${m.host}:${m.port}`);
-    }),
+    withConnection(
+      endpointOf(m),
+      async (c) => {
+        if (await sql.tableExists(c)) return;
+        await c.query(createSchema());
+        await c.query(createLocalTable());
+        created.push(`${m.serverName} ${m.host}:${m.port}`);
+      },
+      commandConnectOptions(config.schedule.statementTimeoutMs),
+    ),
   );
   return created;
 }
@@ -157,12 +161,19 @@ async function createMasterTables(config: AgentConfig, set: TaskSet): Promise<st
  * A write that failed part-way: cancel, shard by shard, whatever of this id was written. On a
  * session of its own: the INSERT's may be what broke (the spider node restarted mid-statement).
  */
-async function compensate(target: InstanceConfig, set: TaskSet, backupId: string, cause: unknown, logger: Logger): Promise<OperationError> {
+async function compensate(
+  config: AgentConfig,
+  target: InstanceConfig,
+  set: TaskSet,
+  backupId: string,
+  cause: unknown,
+  logger: Logger,
+): Promise<OperationError> {
   const cancelled: string[] = [];
   const unreachable: string[] = [];
   let spider: Connection | undefined;
   try {
-    spider = await connect(target);
+    spider = await connect(target, commandConnectOptions(config.schedule.statementTimeoutMs));
     await initSpiderSession(spider);
   } catch (err) {
     unreachable.push(`spider ${instanceName(target)} (${errorMessage(err)})`);

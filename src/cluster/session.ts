@@ -5,7 +5,7 @@
 import type { AgentConfig } from '../config/agent.js';
 import { discoverInstances } from '../config/discover.js';
 import { instanceName, isSpiderInstance, loadInstanceConfig, TDBCTL_PORT_OFFSET, type InstanceConfig } from '../config/instance.js';
-import { connect, type Connection, type Endpoint } from '../db/connect.js';
+import { connect, type Connection, type ConnectOptions, type Endpoint } from '../db/connect.js';
 import { KeptConnections } from '../db/connections.js';
 import { errorMessage, InstanceError, OperationError, UsageError } from '../errors.js';
 import { listServers, tdbctlGetPrimary, type PrimaryRow, type ServerRow } from '../sql/servers.js';
@@ -58,13 +58,27 @@ export const notPrimary = (spider: string): string => `${spider} is not the prim
 /** How to reach a server of mysql.servers: with the credentials its row gives. */
 export const endpointOf = (s: ServerRow): Endpoint => ({ host: s.host, port: s.port, user: s.user, password: s.password });
 
+/** The bounds of every connection of a command: a hung instance fails its own statement, never hangs the command. */
+export const commandConnectOptions = (statementTimeoutMs: number): ConnectOptions => ({
+  connectTimeoutMs: 10_000,
+  queryTimeoutMs: statementTimeoutMs,
+});
+
 export class ClusterSession {
+  /** Every connection of the command opens with these ([schedule] statement_timeout). */
+  readonly connectOptions: ConnectOptions;
   /** Kept for the command's life: `schedule --wait` reads through the spider session it wrote through. */
-  readonly connections = new KeptConnections({ connect: { connectTimeoutMs: 10_000 } });
+  readonly connections: KeptConnections;
   private control: Promise<ServerRow[] | NotPrimaryError> | undefined;
   private listed: Promise<ServerRow[]> | undefined;
 
-  constructor(readonly target: SpiderTarget) {}
+  constructor(
+    readonly target: SpiderTarget,
+    statementTimeoutMs: number,
+  ) {
+    this.connectOptions = commandConnectOptions(statementTimeoutMs);
+    this.connections = new KeptConnections({ connect: this.connectOptions });
+  }
 
   /** The spider node, with the credentials of its own ini. */
   get spider(): InstanceConfig {
@@ -119,7 +133,7 @@ export class ClusterSession {
     const { tdbctl, tdbctlFrom } = this.target;
     let c: Connection;
     try {
-      c = await connect(tdbctl);
+      c = await connect(tdbctl, this.connectOptions);
     } catch (err) {
       const name = `${tdbctl.host}:${tdbctl.port}`;
       const why = errorMessage(err).replace(`${name}: `, '');
@@ -143,7 +157,7 @@ export class ClusterSession {
 
 /** The session of a command run with `-c files` (or the drop-ins); nothing is connected to yet. */
 export function openClusterSession(config: AgentConfig, files: readonly string[] | undefined): ClusterSession {
-  return new ClusterSession(resolveSpiderTarget(config, files));
+  return new ClusterSession(resolveSpiderTarget(config, files), config.schedule.statementTimeoutMs);
 }
 
 /** Which spider node (and its tdbctl) the command acts on, from -c or the drop-ins. */

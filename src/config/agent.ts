@@ -23,6 +23,8 @@ export interface AgentConfig {
     waitConcurrency: number;
     maxFailedPolls: number;
     unclaimedAfterMs: number;
+    /** `[schedule] statement_timeout`: the longest any statement of a spider-side command may take. */
+    statementTimeoutMs: number;
     /** `[schedule] tdbctl`: the control node's address; unset: the spider node's host at its port + 1000. */
     tdbctl: { host: string; port: number } | undefined;
     /** Every complete global backup gets a restore point (README: restore-point). */
@@ -93,6 +95,7 @@ export const AGENT_SCHEMA = {
     wait_concurrency: { kind: 'int', default: 16, min: 1, max: 1024 },
     max_failed_polls: { kind: 'int', default: 120, min: 1 },
     unclaimed_after: { kind: 'duration', default: '10m', min: 1, max: 48 * HOUR },
+    statement_timeout: { kind: 'duration', default: '30s', min: 100, max: HOUR },
     tdbctl: { kind: 'optional' },
     restore_points: { kind: 'bool', default: true },
   },
@@ -169,6 +172,7 @@ function agentConfigFrom(ini: IniReader, file: string | undefined, cwd: string, 
       waitConcurrency: v('schedule', 'wait_concurrency'),
       maxFailedPolls: v('schedule', 'max_failed_polls'),
       unclaimedAfterMs: v('schedule', 'unclaimed_after'),
+      statementTimeoutMs: v('schedule', 'statement_timeout'),
       tdbctl: tdbctlAddress(ini, v('schedule', 'tdbctl')),
       restorePoints: v('schedule', 'restore_points'),
     },

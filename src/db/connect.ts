@@ -4,6 +4,7 @@
 import mysql from 'mysql2/promise';
 import { explainAccessDenied } from '../config/instance.js';
 import { InstanceError, errorMessage } from '../errors.js';
+import { formatDuration } from '../format.js';
 
 /** What the SQL functions need: something that runs one parameterised statement. */
 export interface Queryable {
@@ -28,6 +29,8 @@ export interface Connection extends Queryable {
    */
   readonly broken: boolean;
   close(): Promise<void>;
+  /** Drops the connection at once, without a word to the server (which ends the session on seeing it gone). */
+  destroy(): void;
 }
 
 export interface ConnectOptions {
@@ -41,6 +44,9 @@ export interface ConnectOptions {
  * shard's own one through for a table it has already opened.
  */
 export const ER_NO_SUCH_TABLE = 'ER_NO_SUCH_TABLE';
+
+/** mysql2's code for a statement that got no answer within its timeout. */
+export const STATEMENT_TIMEOUT = 'PROTOCOL_SEQUENCE_TIMEOUT';
 
 /** Opens one connection; failures become an InstanceError naming host:port (never the password). */
 export async function connect(ep: Endpoint, opts: ConnectOptions = {}): Promise<Connection> {
@@ -82,13 +88,22 @@ export async function connect(ep: Endpoint, opts: ConnectOptions = {}): Promise<
         const [result] = await conn.query(timeout === undefined ? { sql } : { sql, timeout }, params);
         return result;
       } catch (err) {
-        if ((err as { fatal?: boolean }).fatal === true || (err as { code?: string }).code === 'PROTOCOL_SEQUENCE_TIMEOUT') broken = true;
+        const code = (err as { code?: string }).code;
+        if ((err as { fatal?: boolean }).fatal === true || code === STATEMENT_TIMEOUT) broken = true;
+        if (code === STATEMENT_TIMEOUT && timeout !== undefined) {
+          throw new InstanceError(
+            name,
+            `no answer within ${formatDuration(timeout)} (statement timeout): the server is hung or the statement waits on a lock`,
+            code,
+            { cause: err },
+          );
+        }
         throw wrapError(name, err);
       }
     },
     async close() {
       if (broken) {
-        conn.destroy();
+        destroySocket(conn);
         return;
       }
       // A hung server must not hang the close either.
@@ -97,9 +112,23 @@ export async function connect(ep: Endpoint, opts: ConnectOptions = {}): Promise<
         () => false,
       );
       const timer = new Promise<boolean>((r) => setTimeout(() => r(false), 2000).unref());
-      if (!(await Promise.race([ended, timer]))) conn.destroy();
+      if (!(await Promise.race([ended, timer]))) destroySocket(conn);
+    },
+    destroy() {
+      broken = true;
+      destroySocket(conn);
     },
   };
+}
+
+/**
+ * mysql2's destroy() only half-closes the socket (end()): to a server that no longer answers (a
+ * stopped process, a dead host) the socket then stays open and keeps this process alive. The
+ * socket itself is destroyed.
+ */
+function destroySocket(conn: mysql.Connection): void {
+  conn.destroy();
+  (conn as unknown as { connection?: { stream?: { destroy?: () => void } } }).connection?.stream?.destroy?.();
 }
 
 export function wrapError(name: string, err: unknown): InstanceError {
@@ -126,8 +155,8 @@ export function isNoSuchTable(err: unknown, table?: string): boolean {
 }
 
 /** Runs fn with a fresh connection that is always closed. */
-export async function withConnection<T>(ep: Endpoint, fn: (c: Connection) => Promise<T>): Promise<T> {
-  const c = await connect(ep);
+export async function withConnection<T>(ep: Endpoint, fn: (c: Connection) => Promise<T>, opts: ConnectOptions = {}): Promise<T> {
+  const c = await connect(ep, opts);
   try {
     return await fn(c);
   } finally {

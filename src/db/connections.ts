@@ -4,7 +4,7 @@
 // round over a thousand replicas would otherwise spend its time in handshakes). A connection that
 // is `broken` (connect.ts) is replaced by a new one when next asked for.
 import { createHmac, randomBytes } from 'node:crypto';
-import { connect, type Connection, type ConnectOptions, type Endpoint } from './connect.js';
+import { connect, STATEMENT_TIMEOUT, type Connection, type ConnectOptions, type Endpoint } from './connect.js';
 import { errorMessage, InstanceError } from '../errors.js';
 import { formatSeconds } from '../format.js';
 
@@ -23,7 +23,8 @@ export interface UseOptions {
   init?: (c: Connection) => Promise<void>;
   /**
    * `fn` only reads: when a kept connection turns out broken (a server restart or an idle
-   * timeout between rounds), try once more on a new connection rather than fail.
+   * timeout between rounds), try once more on a new connection rather than fail. Not after a
+   * statement timeout: a hung server would only double the wait.
    */
   retry?: boolean;
 }
@@ -104,7 +105,7 @@ export class KeptConnections {
     } catch (err) {
       if (!conn.broken) throw err;
       this.dropBroken(e);
-      if (kept && mayRetry) return this.run(e, fn, opts, false);
+      if (kept && mayRetry && (err as { code?: unknown }).code !== STATEMENT_TIMEOUT) return this.run(e, fn, opts, false);
       throw err;
     }
   }

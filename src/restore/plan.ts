@@ -2,7 +2,7 @@
 // the position it was taken at (from the manifest its agent published), and the binlog range to
 // replay from there up to the point's GTID, checked against the binlogs each shard master still has.
 import type { AgentConfig } from '../config/agent.js';
-import { withConnection, type Queryable } from '../db/connect.js';
+import { withConnection, type ConnectOptions, type Queryable } from '../db/connect.js';
 import { errorMessage } from '../errors.js';
 import type { Manifest } from '../runner/manifest.js';
 import { binlogGtidPosAt } from '../sql/binlogs.js';
@@ -63,7 +63,7 @@ export async function restorePlan(
   const pointName = validateBackupId(opts.pointName, '--to-point');
   const listed = await session.primaryServers();
   const [point, tasks] = await Promise.all([
-    withConnection(session.spider, (c) => restorePointOf(c, pointName)),
+    withConnection(session.spider, (c) => restorePointOf(c, pointName), session.connectOptions),
     queryTasks(config, session, { backupId }),
   ]);
   const rows = tasks.tasks;
@@ -72,11 +72,11 @@ export async function restorePlan(
   const unread = tasks.errors;
   if (!point || point.status !== 'taken') return { kind: 'plan', backupId, problems, unread, shards: [], afterReplay: AFTER_REPLAY };
   const servers = new Map(listed.map((s) => [`${s.host}:${s.port}`, s]));
-  const shards = await Promise.all(chooseBackups(point, rows).map((choice) => planShard(choice, servers)));
+  const shards = await Promise.all(chooseBackups(point, rows).map((choice) => planShard(choice, servers, session.connectOptions)));
   return { kind: 'plan', backupId, point, problems, unread, shards, afterReplay: AFTER_REPLAY };
 }
 
-async function planShard(choice: ShardChoice, servers: Map<string, ServerRow>): Promise<ShardPlan> {
+async function planShard(choice: ShardChoice, servers: Map<string, ServerRow>, opts: ConnectOptions): Promise<ShardPlan> {
   const plan: ShardPlan = { ...choice };
   const master = servers.get(`${choice.shard.host}:${choice.shard.port}`);
   if (!master || master.wrapper.toLowerCase() !== 'mysql') {
@@ -84,17 +84,21 @@ async function planShard(choice: ShardChoice, servers: Map<string, ServerRow>): 
     return plan;
   }
   try {
-    await withConnection(endpointOf(master), async (c) => {
-      if (choice.backup && choice.from) await readStart(plan, choice.backup, choice.from, servers, c);
-      // Without the backup's position, list from the oldest kept file: which are gone cannot be told.
-      plan.binlogs = await binlogRangeOn(c, plan.backupGtid ?? '', choice.shard.gtid);
-      if (plan.backupGtid === undefined) delete plan.binlogs.gone;
-      if (plan.binlogs.gone) {
-        const startFile = plan.start?.binlogFile;
-        const named = startFile ? purgedFiles(startFile, plan.binlogs.gone.oldestKept) : [];
-        if (named.length > 0) plan.purged = named;
-      }
-    });
+    await withConnection(
+      endpointOf(master),
+      async (c) => {
+        if (choice.backup && choice.from) await readStart(plan, choice.backup, choice.from, servers, c, opts);
+        // Without the backup's position, list from the oldest kept file: which are gone cannot be told.
+        plan.binlogs = await binlogRangeOn(c, plan.backupGtid ?? '', choice.shard.gtid);
+        if (plan.backupGtid === undefined) delete plan.binlogs.gone;
+        if (plan.binlogs.gone) {
+          const startFile = plan.start?.binlogFile;
+          const named = startFile ? purgedFiles(startFile, plan.binlogs.gone.oldestKept) : [];
+          if (named.length > 0) plan.purged = named;
+        }
+      },
+      opts,
+    );
   } catch (err) {
     plan.binlogError = errorMessage(err);
   }
@@ -102,7 +106,14 @@ async function planShard(choice: ShardChoice, servers: Map<string, ServerRow>): 
 }
 
 /** The backup's position from the manifest its agent published on the instance that was backed up. */
-async function readStart(plan: ShardPlan, backup: TaskRow, from: 'master' | 'replica', servers: Map<string, ServerRow>, master: Queryable) {
+async function readStart(
+  plan: ShardPlan,
+  backup: TaskRow,
+  from: 'master' | 'replica',
+  servers: Map<string, ServerRow>,
+  master: Queryable,
+  opts: ConnectOptions,
+) {
   const server = servers.get(`${backup.host}:${backup.port}`);
   if (!server) {
     plan.start = { problem: `${backup.serverName} ${backup.host}:${backup.port} is not in mysql.servers: its manifest cannot be read` };
@@ -110,7 +121,7 @@ async function readStart(plan: ShardPlan, backup: TaskRow, from: 'master' | 'rep
   }
   let published: ManifestVerdict | undefined;
   try {
-    published = await withConnection(endpointOf(server), (c) => readVerdict(c, backup.backupId, backup.host, backup.port));
+    published = await withConnection(endpointOf(server), (c) => readVerdict(c, backup.backupId, backup.host, backup.port), opts);
   } catch (err) {
     plan.start = { problem: `cannot read the manifest row of ${backup.serverName} ${backup.host}:${backup.port}: ${errorMessage(err)}` };
     return;

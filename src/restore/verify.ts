@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { basename, dirname, isAbsolute, normalize } from 'node:path';
 import type { AgentConfig } from '../config/agent.js';
-import { withConnection, type Endpoint } from '../db/connect.js';
+import { withConnection, type ConnectOptions, type Endpoint } from '../db/connect.js';
 import { errorMessage } from '../errors.js';
 import { checkBackupDir, type Manifest } from '../runner/manifest.js';
 import { readVerdict, type ManifestVerdict } from '../sql/manifests.js';
@@ -54,8 +54,10 @@ export async function verifyBackup(config: AgentConfig, session: ClusterSession,
   endpoints.set(`${session.spider.host}:${session.spider.port}`, session.spider);
   const tasks = [...res.tasks].sort((a, b) => order(a) - order(b) || a.shardValue - b.shardValue || a.port - b.port);
   const [instances, restorePoint] = await Promise.all([
-    mapLimited(tasks, config.schedule.waitConcurrency, (t) => verifyInstance(t, endpoints.get(`${t.host}:${t.port}`))),
-    withConnection(session.spider, (c) => restorePointOf(c, backupId)).catch((err: unknown) => {
+    mapLimited(tasks, config.schedule.waitConcurrency, (t) =>
+      verifyInstance(t, endpoints.get(`${t.host}:${t.port}`), session.connectOptions),
+    ),
+    withConnection(session.spider, (c) => restorePointOf(c, backupId), session.connectOptions).catch((err: unknown) => {
       res.errors.push(`spider ${session.spiderName}: restore point: ${errorMessage(err)}`);
       return undefined;
     }),
@@ -65,7 +67,7 @@ export async function verifyBackup(config: AgentConfig, session: ClusterSession,
 
 const order = (t: TaskRow) => (t.wrapper.toUpperCase() === 'SPIDER' ? 0 : t.wrapper.toLowerCase() === 'mysql' ? 1 : 2);
 
-async function verifyInstance(task: TaskRow, ep: Endpoint | undefined): Promise<InstanceVerdict> {
+async function verifyInstance(task: TaskRow, ep: Endpoint | undefined, opts: ConnectOptions): Promise<InstanceVerdict> {
   const v: InstanceVerdict = { task, ok: false, problems: [], notes: [], published: undefined, rechecked: false };
   if (task.status !== STATUS.success) v.problems.push(`task status is ${JSON.stringify(task.status)}, not success`);
   if (!ep) {
@@ -73,7 +75,7 @@ async function verifyInstance(task: TaskRow, ep: Endpoint | undefined): Promise<
     return v;
   }
   try {
-    v.published = await withConnection(ep, (c) => readVerdict(c, task.backupId, task.host, task.port));
+    v.published = await withConnection(ep, (c) => readVerdict(c, task.backupId, task.host, task.port), opts);
   } catch (err) {
     v.problems.push(`cannot read its manifest row: ${errorMessage(err)}`);
     return v;

@@ -186,3 +186,37 @@ export async function restorePointRows(q: Queryable, name: string): Promise<Rest
   const rows = (await q.query(`SELECT ${COLUMNS} FROM ${T} WHERE Name = ? ORDER BY ShardValue`, [name])) as RawRow[];
   return rows.map(fromRaw);
 }
+
+export interface LockHolder {
+  id: number;
+  user: string;
+  host: string;
+  command: string;
+  timeS: number;
+  info: string | null;
+}
+
+/**
+ * Sessions waiting for the global read lock or the backup lock (a session holding FLUSH TABLES
+ * WITH READ LOCK or a backup stage keeps them waiting). Needs PROCESS to see other users' sessions.
+ */
+export async function globalReadLockWaiters(q: Queryable): Promise<number> {
+  const rows = (await q.query(
+    "SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE STATE IN ('Waiting for global read lock', 'Waiting for backup lock')",
+  )) as { n: number | string }[];
+  return Number(rows[0]?.n ?? 0);
+}
+
+/**
+ * Who holds the global read lock (FTWRL) or a backup stage, from the metadata_lock_info plugin's
+ * table joined to the processlist; the statement fails where the plugin is not installed.
+ */
+export async function globalReadLockHolders(q: Queryable): Promise<LockHolder[]> {
+  const rows = (await q.query(
+    'SELECT p.ID AS id, p.USER AS user, p.HOST AS host, p.COMMAND AS command, p.TIME AS timeS, p.INFO AS info ' +
+      'FROM information_schema.METADATA_LOCK_INFO m JOIN information_schema.PROCESSLIST p ON p.ID = m.THREAD_ID ' +
+      "WHERE m.LOCK_TYPE = 'Backup lock' AND m.LOCK_MODE IN ('MDL_BACKUP_FTWRL1', 'MDL_BACKUP_FTWRL2', 'MDL_BACKUP_BLOCK_DDL', 'MDL_BACKUP_WAIT_COMMIT') " +
+      'AND p.ID <> CONNECTION_ID() ORDER BY p.ID',
+  )) as { id: number; user: string; host: string; command: string; timeS: number | string; info: string | null }[];
+  return rows.map((r) => ({ ...r, id: Number(r.id), timeS: Number(r.timeS) }));
+}
