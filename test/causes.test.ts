@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { ADMIN_PASSWORD, ADMIN_USER, startCluster, type Cluster, type Instance } from '../src/sandbox/cluster.js';
+import { ADMIN_USER, startCluster, type Cluster, type Instance } from '../src/sandbox/cluster.js';
 import { clearTasks } from './support/tasks.js';
 import { DaemonProcess, freePort } from './support/daemon.js';
 import { CLI, Workspace, type CliResult } from './support/workspace.js';
