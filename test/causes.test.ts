@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ADMIN_USER, startCluster, type Cluster, type Instance } from '../src/sandbox/cluster.js';
-import { clearTasks } from './support/tasks.js';
+import { clearTasks, insertTasks, statusOf } from './support/tasks.js';
 import { DaemonProcess, freePort } from './support/daemon.js';
 import { CLI, Workspace, type CliResult } from './support/workspace.js';
 
@@ -179,5 +179,36 @@ describe('verify by a user who cannot read the files', { timeout: 240_000 }, () 
     // Readable again, it verifies.
     chmodSync(idDir, 0o755);
     assert.equal((await ws.cli('verify', id)).code, 0);
+  });
+});
+
+describe('a step of the database clock', { timeout: 180_000 }, () => {
+  test('is logged, and a waiting task is not expired by it at that look', async () => {
+    await clearTasks(cluster);
+    const host = new Workspace();
+    const d = new DaemonProcess(host);
+    try {
+      cluster.writeInstanceIni(host.confDir, m0);
+      // Paused: nothing starts, housekeeping (and so expiry) goes on.
+      assert.equal((await host.cli('pause', '--for', '1h', '--reason', 'clock step test')).code, 0);
+      const id = 'causes-clock';
+      await insertTasks(cluster, [{ backupId: id, for: m0 }]);
+      await d.ready();
+      await d.nextTicks(2); // the row seen at two looks
+      // What a step of +13 h shows the agent: every age 13 h older at once. CreatedAt moved back by
+      // that much is the same to it (ages are NOW() - CreatedAt), without stepping the test host.
+      await cluster.exec(m0, 'UPDATE infodba_schema.global_backup SET CreatedAt = CreatedAt - INTERVAL 13 HOUR WHERE BackupId = ?', [id]);
+      await d.nextTicks(1);
+      const warned = await d.waitLog(/the database clock stepped \+13/);
+      assert.equal(warned.port, m0.port);
+      assert.equal(await statusOf(cluster, m0, id), 'init', 'expired by the step itself');
+      // One more look, with no step since: the age stands, and the task expires as before.
+      await d.nextTicks(1);
+      assert.match((await statusOf(cluster, m0, id)) ?? '', /^quit/);
+    } finally {
+      d.child.kill('SIGTERM');
+      await d.exited;
+      host.close();
+    }
   });
 });
