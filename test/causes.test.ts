@@ -61,7 +61,9 @@ describe("the spider node's ini", { timeout: 120_000 }, () => {
     assert.equal(r.code, 1, `${r.stdout}\n${r.stderr}`);
     assert.match(
       r.stderr,
-      new RegExp(`${escape(`${cluster.spider.host}:${port}`)}: cannot be reached at MysqlHost:MysqlPort of ${escape(ini)}`),
+      new RegExp(
+        `${escape(`${cluster.spider.host}:${port}`)}: connect ECONNREFUSED [^\n]* \\(the address is MysqlHost:MysqlPort of ${escape(ini)}`,
+      ),
     );
     assert.match(r.stderr, /ECONNREFUSED/);
     assert.doesNotMatch(r.stderr, /tdbctl/, r.stderr);
@@ -106,7 +108,7 @@ describe('check with an instance it cannot read', { timeout: 120_000 }, () => {
       const r = await host.cli('check');
       assert.equal(r.code, 1, `${r.stdout}\n${r.stderr}`);
       assert.doesNotMatch(r.stdout, /No backup task waiting for this host/);
-      assert.match(r.stdout, new RegExp(`cannot be reached at MysqlHost:MysqlPort of ${escape(bad)}`));
+      assert.match(r.stdout, new RegExp(`connect ECONNREFUSED [^\n]* \\(the address is MysqlHost:MysqlPort of ${escape(bad)}`));
       assert.match(r.stdout, new RegExp(`No backup task waiting on the instances read; not read: port ${port} \\(${escape(bad)}\\)`));
       const wrongPw = new Workspace();
       try {

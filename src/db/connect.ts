@@ -115,7 +115,7 @@ export function connectError(ep: Endpoint, err: unknown): InstanceError {
     u?.kind === 'login-refused'
       ? `refused the login of user '${ep.user}'${from}: ${why}`
       : u !== undefined && ep.file !== undefined
-        ? `cannot be reached at MysqlHost:MysqlPort${from}: ${why}`
+        ? `${why} (the address is MysqlHost:MysqlPort${from})`
         : why;
   return new InstanceError(name, said, wrapped.code, { cause: err });
 }
