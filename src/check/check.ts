@@ -18,6 +18,8 @@ import { Backoff } from './backoff.js';
 import { deliverJournal } from '../host/deliver.js';
 import { createAgentEvents, logEveryProblem, type AgentEvents } from './events.js';
 import { housekeep } from './housekeeping.js';
+import { formatSeconds } from '../format.js';
+import { clockStepS, clockStepThresholdS, type ClockLook } from './clock-step.js';
 import { JournalReadError, pendingJournalKeys } from '../host/journal.js';
 import { buildLocalView, hostBusyReason } from '../host/local-view.js';
 import { pickWork, type Pick } from './pick.js';
@@ -70,6 +72,11 @@ export interface CheckDeps {
   watch?: Iterable<TaskKey>;
   /** Each instance's most recently finished task (by drop-in file), kept by the daemon for status. */
   lastFinished?: Map<string, TaskRow | undefined>;
+  /**
+   * Each instance's last look (by drop-in file), kept by the daemon: a step of the database clock
+   * since then makes decisions by age wait one more look (clock-step.ts). The CLI has no last look.
+   */
+  clockLooks?: Map<string, ClockLook>;
   /** Each instance's most recent successful task (by drop-in file), kept by the daemon for metrics. */
   lastSuccess?: Map<string, TaskRow | undefined>;
   /** The daemon's presence for each instance it serves, written there after its rows are read. */
@@ -433,6 +440,31 @@ export type Problem = (key: string, fields: Record<string, unknown>, msg: string
  * process seen in a row was alive before the row was read) and only when something needs it: an
  * idle host reads no process table. The journal is read after the host (see housekeeping.ts).
  */
+/**
+ * The instances whose database clock stepped since the daemon's last look (logged, each time), and
+ * this look kept for the next one. Judged by the rows just read: no statement of its own.
+ */
+function clockSteps(deps: CheckDeps, live: readonly Session[]): Set<string> {
+  const stepped = new Set<string>();
+  const looks = deps.clockLooks;
+  if (looks === undefined) return stepped;
+  const atMs = performance.now();
+  const thresholdS = clockStepThresholdS(deps.config.agent.tickIntervalMs);
+  for (const s of live) {
+    const look: ClockLook = { atMs, ages: new Map(s.tasks.map((t) => [taskKeyString(t), t.createdAgeS])) };
+    const stepS = clockStepS(looks.get(s.instance.file), look);
+    looks.set(s.instance.file, look);
+    if (stepS === undefined || Math.abs(stepS) <= thresholdS) continue;
+    stepped.add(s.instance.file);
+    deps.logger.warn(
+      { port: s.instance.port, stepS: Math.round(stepS) },
+      `the database clock stepped ${stepS > 0 ? '+' : '-'}${formatSeconds(Math.abs(stepS))} against this host's since the last look; ` +
+        'expiries and timeouts wait one more look',
+    );
+  }
+  return stepped;
+}
+
 async function housekeepAll(
   deps: CheckDeps,
   connections: KeptConnections,
@@ -442,6 +474,7 @@ async function housekeepAll(
   problem: Problem,
 ): Promise<void> {
   const live = sessions.filter((s) => s.conn !== undefined);
+  const stepped = clockSteps(deps, live);
   // A record means a supervisor is (or was) at work here: its row may have been overwritten with
   // any status, final ones included.
   const needsHost = records.length > 0 || live.some((s) => s.tasks.some((t) => t.status === STATUS.quit || !isFinished(t.status)));
@@ -467,6 +500,7 @@ async function housekeepAll(
           local,
           pending,
           killGraceMs: deps.config.backup.killGraceMs,
+          clockStepped: stepped.has(s.instance.file),
           logger: deps.logger.child({ port: s.instance.port }),
           events: deps.events,
         });

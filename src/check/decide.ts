@@ -19,6 +19,11 @@ export interface TaskFacts {
   pid: PidState;
   /** A final status for this task waits in the local journal: leave the row to the journal. */
   journalPending: boolean;
+  /**
+   * The database clock stepped since the last look (clock-step.ts): every decision by age (expiry,
+   * timeout, claim grace) waits one more look, so a step alone ends nothing.
+   */
+  clockStepped?: boolean;
 }
 
 export type Action =
@@ -46,7 +51,7 @@ export function decide(task: TaskRow, facts: TaskFacts): Action {
       return { kind: 'none' };
     case 'running':
       if (task.status === STATUS.running) {
-        if (task.updatedAgeS > LIMITS.runningTimeoutS) return { kind: 'timeout', target: local.target };
+        if (task.updatedAgeS > LIMITS.runningTimeoutS && !facts.clockStepped) return { kind: 'timeout', target: local.target };
         return task.taskPid === local.supervisorPid ? { kind: 'none' } : { kind: 'repair', pid: local.supervisorPid };
       }
       // Overwritten (a master-side row image, an operator's UPDATE): restore what runs. Without a
@@ -57,25 +62,27 @@ export function decide(task: TaskRow, facts: TaskFacts): Action {
   }
   switch (task.status) {
     case STATUS.running:
-      return decideRunningElsewhere(task, facts.pid);
+      return decideRunningElsewhere(task, facts.pid, facts.clockStepped === true);
     case STATUS.init:
     case STATUS.replicated:
-      return task.createdAgeS > LIMITS.waitingExpiryS ? { kind: 'expire' } : { kind: 'none' };
+      return task.createdAgeS > LIMITS.waitingExpiryS && !facts.clockStepped ? { kind: 'expire' } : { kind: 'none' };
     default:
       return { kind: 'none' };
   }
 }
 
 /** A running row with nothing of it on this host: only the old tool may still be running it. */
-function decideRunningElsewhere(task: TaskRow, pid: PidState): Action {
+function decideRunningElsewhere(task: TaskRow, pid: PidState, clockStepped: boolean): Action {
   switch (pid.kind) {
     case 'none':
-      return task.updatedAgeS <= LIMITS.claimGraceS ? { kind: 'none' } : { kind: 'fail', status: REASON.noPid };
+      return task.updatedAgeS <= LIMITS.claimGraceS || clockStepped ? { kind: 'none' } : { kind: 'fail', status: REASON.noPid };
     case 'gone':
       return { kind: 'fail', status: REASON.processGone };
     case 'foreign':
       return { kind: 'fail', status: REASON.foreignPid };
     case 'legacy':
-      return task.updatedAgeS > LIMITS.runningTimeoutS ? { kind: 'timeout', target: { pids: [task.taskPid] } } : { kind: 'none' };
+      return task.updatedAgeS > LIMITS.runningTimeoutS && !clockStepped
+        ? { kind: 'timeout', target: { pids: [task.taskPid] } }
+        : { kind: 'none' };
   }
 }

@@ -24,6 +24,8 @@ export interface HousekeepingDeps {
   /** Tasks whose final status waits in the journal (read after `local`). */
   pending: ReadonlySet<string>;
   killGraceMs: number;
+  /** The database clock stepped since the last look: decisions by age wait (decide.ts). */
+  clockStepped?: boolean;
   logger: Logger;
   events?: AgentEvents;
 }
@@ -54,6 +56,7 @@ export async function housekeep(deps: HousekeepingDeps): Promise<HousekeepingRes
       pid:
         state.kind === 'none' && (task.status === STATUS.running || task.status === STATUS.quit) ? pidState(task, local) : { kind: 'none' },
       journalPending: pending.has(journalKey(task)),
+      clockStepped: deps.clockStepped === true,
     });
     if (action.kind === 'none') continue;
     const log = logger.child({ backupId: task.backupId, port: task.port, shardValue: task.shardValue });

@@ -4,9 +4,18 @@
 // command's kept connections. "Not the primary spider node" is decided and worded here only.
 import type { AgentConfig } from '../config/agent.js';
 import { discoverInstances } from '../config/discover.js';
-import { instanceName, isSpiderInstance, loadInstanceConfig, TDBCTL_PORT_OFFSET, type InstanceConfig } from '../config/instance.js';
+import {
+  instanceName,
+  isSpiderInstance,
+  loadInstanceConfig,
+  roleWords,
+  SPIDER_INI_WANTED,
+  TDBCTL_PORT_OFFSET,
+  type InstanceConfig,
+} from '../config/instance.js';
 import { connect, type Connection, type ConnectOptions, type Endpoint } from '../db/connect.js';
 import { KeptConnections } from '../db/connections.js';
+import { unreachableOf } from '../db/reachability.js';
 import { errorMessage, InstanceError, OperationError, UsageError } from '../errors.js';
 import { listServers, tdbctlGetPrimary, type PrimaryRow, type ServerRow } from '../sql/servers.js';
 
@@ -128,18 +137,27 @@ export class ClusterSession {
     await this.connections.close();
   }
 
-  /** One short connection to tdbctl; one that cannot be reached is named as such, with where its address came from. */
+  /**
+   * One short connection to tdbctl. When it cannot be opened, the spider node itself is tried
+   * first: tdbctl's address and login mostly come from the spider node's ini, and a wrong port or
+   * password there is the ini's fault, not tdbctl's. Otherwise tdbctl is named, with where its
+   * address and its login came from.
+   */
   private async ask<T>(fn: (c: Connection) => Promise<T>): Promise<T> {
     const { tdbctl, tdbctlFrom } = this.target;
     let c: Connection;
     try {
       c = await connect(tdbctl, this.connectOptions);
     } catch (err) {
+      await this.connections.get(this.spider); // throws the spider node's own error, ini named (db/connect.ts)
       const name = `${tdbctl.host}:${tdbctl.port}`;
-      const why = errorMessage(err).replace(`${name}: `, '');
-      throw new InstanceError(name, `the tdbctl node cannot be reached (${tdbctlFrom}): ${why}`, (err as InstanceError).code, {
-        cause: err,
-      });
+      const why = errorMessage((err as Error).cause ?? err).replace(`${name}: `, '');
+      const refused = unreachableOf(err)?.kind === 'login-refused';
+      const login = tdbctl.file ?? this.spider.file;
+      const what = refused
+        ? `the tdbctl node refused the login of user '${tdbctl.user}' of ${login} (its address: ${tdbctlFrom})`
+        : `the tdbctl node cannot be reached (${tdbctlFrom})`;
+      throw new InstanceError(name, `${what}: ${why}`, (err as InstanceError).code, { cause: err });
     }
     try {
       return await fn(c);
@@ -167,6 +185,8 @@ export function resolveSpiderTarget(config: AgentConfig, files: readonly string[
       throw new UsageError(`-c: give the spider node's ini, optionally with its tdbctl's ini; got ${files.length} files`);
     const loaded = files.map((f) => loadInstanceConfig(f)).sort((a, b) => a.port - b.port);
     const [spider, ctl] = loaded as [InstanceConfig, InstanceConfig | undefined];
+    if (!isSpiderInstance(spider) || spider.role.includes('tdbctl'))
+      throw new UsageError(`-c ${spider.file}: this ini is of ${roleWords(spider)}; this command needs ${SPIDER_INI_WANTED}`);
     if (ctl && ctl.port !== spider.port + TDBCTL_PORT_OFFSET) {
       throw new UsageError(
         `-c: with two files the spider node is the lower port (${spider.port}) and the other must be its tdbctl at port ` +

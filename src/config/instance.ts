@@ -166,3 +166,17 @@ export function isReplicaInstance(inst: Pick<InstanceConfig, 'role' | 'port'>): 
 export function instanceName(inst: Pick<InstanceConfig, 'host' | 'port'>): string {
   return `${inst.host}:${inst.port}`;
 }
+
+/**
+ * What an instance is, in the words of an error: which role its drop-in gives (a tdbctl node by a
+ * MysqlRole naming it, a spider node by isSpiderInstance, else a replica or a shard master).
+ */
+export function roleWords(inst: Pick<InstanceConfig, 'role' | 'port'>): string {
+  const given = `MysqlRole ${inst.role === '' ? '(none)' : inst.role}, port ${inst.port}`;
+  if (inst.role.includes('tdbctl')) return `a tdbctl node (${given})`;
+  if (isSpiderInstance(inst)) return `a spider node (${given})`;
+  return `${isReplicaInstance(inst) ? 'a replica' : 'a shard master'} (${given})`;
+}
+
+/** What a spider-side command needs of -c, for the error when it is given something else. */
+export const SPIDER_INI_WANTED = `a spider node's ini (MysqlRole spider_master, or a port ${SPIDER_PORTS.min}-${SPIDER_PORTS.max})`;

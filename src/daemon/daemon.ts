@@ -34,6 +34,7 @@ import { createCrondWatch } from './crond-watch.js';
 import { createTicker, type Ticker } from './ticker.js';
 import type { Seen } from './transitions.js';
 import type { TaskRow } from '../task/task.js';
+import type { ClockLook } from '../check/clock-step.js';
 import { clusterPauseKnown, instancesDown, type InstanceDown } from '../state/instances-down.js';
 
 /** How long SIGTERM waits for a tick (or a schedule) in flight; the unit's TimeoutStopSec is longer. */
@@ -71,6 +72,8 @@ interface State extends Reloadable {
   /** A second kept connection per replica, unbinlogged, for the agent's own writes there. */
   readonly unlogged: UnloggedSessions;
   readonly lastFinished: Map<string, TaskRow | undefined>;
+  /** Each instance's last look for a step of its database clock (check/clock-step.ts). */
+  readonly clockLooks: Map<string, ClockLook>;
   /** The purge in flight (off the tick), and the purge problems already logged. */
   purging: Promise<void> | undefined;
   purgeProblems: Set<string>;
@@ -111,6 +114,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
       connections: new KeptConnections(CONNECTIONS),
       unlogged: new UnloggedSessions(new KeptConnections(CONNECTIONS)),
       lastFinished: new Map(),
+      clockLooks: new Map(),
       purging: undefined,
       purgeProblems: new Set(),
       events: createAgentEvents(),
@@ -230,6 +234,7 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
           connections: s.connections,
           unlogged: s.unlogged,
           lastFinished: s.lastFinished,
+          clockLooks: s.clockLooks,
           purge,
           onSupervisorExit: () => ticker.trigger('supervisor exited'),
         },

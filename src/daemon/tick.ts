@@ -23,6 +23,7 @@ import { packageVersion } from '../version.js';
 import type { PauseState } from '../state/pause.js';
 import type { ClusterPause } from '../sql/cluster-pause.js';
 import { taskKeyString, type TaskRow } from '../task/task.js';
+import type { ClockLook } from '../check/clock-step.js';
 
 export interface TickDeps {
   config: AgentConfig;
@@ -43,6 +44,7 @@ export interface TickDeps {
   connections: KeptConnections;
   unlogged: UnloggedSessions;
   lastFinished: Map<string, TaskRow | undefined>;
+  clockLooks: Map<string, ClockLook>;
   /** Starts the purge of old rows off the tick (the daemon runs at most one at a time). */
   purge: (instances: readonly InstanceConfig[]) => void;
   /** This host's pause, published with the presence. */
@@ -75,6 +77,7 @@ export async function runTick(deps: TickDeps, reason: string): Promise<TickResul
     unlogged: deps.unlogged,
     watch: seenKeys(deps.seen),
     lastFinished: deps.lastFinished,
+    clockLooks: deps.clockLooks,
     lastSuccess: deps.tracker.lastSuccess,
     presence: (instance, tasks, records, clusterPause) => presenceOf(deps, instance, tasks, records, clusterPause),
   };
@@ -113,6 +116,7 @@ export async function runTick(deps: TickDeps, reason: string): Promise<TickResul
     await deps.connections.retain(served);
     await deps.unlogged.retain(served);
     for (const f of deps.lastFinished.keys()) if (!files.has(f)) deps.lastFinished.delete(f);
+    for (const f of deps.clockLooks.keys()) if (!files.has(f)) deps.clockLooks.delete(f);
     prune(deps.tracker, new Set([...seen.keys(), ...report.records.map((r) => taskKeyString(r.key))]), files);
     deps.purge(report.instances.map((r) => r.instance));
     for (const r of report.instances) if (r.error !== undefined) problems.push(`${r.instance.file}: ${r.error}`);

@@ -5,6 +5,7 @@ import mysql from 'mysql2/promise';
 import { explainAccessDenied } from '../config/instance.js';
 import { InstanceError, errorMessage } from '../errors.js';
 import { formatDuration } from '../format.js';
+import { unreachableOf } from './reachability.js';
 
 /** What the SQL functions need: something that runs one parameterised statement. */
 export interface Queryable {
@@ -18,6 +19,8 @@ export interface Endpoint {
   password: string;
   /** From an instance drop-in: why its password may be cut short (named on "Access denied"). */
   passwordWarning?: string | undefined;
+  /** The ini the address and login came from (an instance drop-in): named when they do not work. */
+  file?: string | undefined;
 }
 
 export interface Connection extends Queryable {
@@ -66,11 +69,7 @@ export async function connect(ep: Endpoint, opts: ConnectOptions = {}): Promise<
       maxPreparedStatements: 1,
     });
   } catch (err) {
-    const wrapped = wrapError(name, err);
-    if (ep.passwordWarning === undefined) throw wrapped;
-    throw new InstanceError(name, explainAccessDenied({ passwordWarning: ep.passwordWarning }, errorMessage(err)), wrapped.code, {
-      cause: err,
-    });
+    throw connectError(ep, err);
   }
   let broken = false;
   // A dropped server connection emits 'error' on the connection; the next query reports it.
@@ -129,6 +128,25 @@ export async function connect(ep: Endpoint, opts: ConnectOptions = {}): Promise<
 function destroySocket(conn: mysql.Connection): void {
   conn.destroy();
   (conn as unknown as { connection?: { stream?: { destroy?: () => void } } }).connection?.stream?.destroy?.();
+}
+
+/**
+ * A connection that could not be opened, named by its cause: a refused login names the user and,
+ * for a drop-in, its ini; an address nobody answers on names the ini it came from. Never the password.
+ */
+export function connectError(ep: Endpoint, err: unknown): InstanceError {
+  const name = `${ep.host}:${ep.port}`;
+  const wrapped = wrapError(name, err);
+  const why = explainAccessDenied({ passwordWarning: ep.passwordWarning }, errorMessage(err).replace(`${name}: `, ''));
+  const u = unreachableOf(err);
+  const from = ep.file === undefined ? '' : ` of ${ep.file}`;
+  const said =
+    u?.kind === 'login-refused'
+      ? `refused the login of user '${ep.user}'${from}: ${why}`
+      : u !== undefined && ep.file !== undefined
+        ? `${why} (the address is MysqlHost:MysqlPort${from})`
+        : why;
+  return new InstanceError(name, said, wrapped.code, { cause: err });
 }
 
 export function wrapError(name: string, err: unknown): InstanceError {

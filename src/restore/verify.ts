@@ -7,7 +7,7 @@ import { basename, dirname, isAbsolute, normalize } from 'node:path';
 import type { AgentConfig } from '../config/agent.js';
 import { withConnection, type ConnectOptions, type Endpoint } from '../db/connect.js';
 import { errorMessage } from '../errors.js';
-import { checkBackupDir, type Manifest } from '../runner/manifest.js';
+import { checkBackupDir, lookAt, type Manifest } from '../runner/manifest.js';
 import { readVerdict, type ManifestVerdict } from '../sql/manifests.js';
 import { isValidBackupId, validateBackupId } from '../task/backup-id.js';
 import { mapLimited } from '../cluster/reach.js';
@@ -92,13 +92,19 @@ async function verifyInstance(task: TaskRow, ep: Endpoint | undefined, opts: Con
   const outside = outsideBackupDir(p.dir, task);
   if (outside !== undefined) {
     v.problems.push(outside);
-  } else if (existsSync(p.dir)) {
-    const check = await checkBackupDir(p.dir, p.manifestSha256);
-    v.rechecked = true;
-    if (check.ok) v.notes.push(`${check.manifest?.files.length ?? 0} file(s) re-checked here`);
-    v.problems.push(...check.problems);
   } else {
-    v.notes.push('files not on this host');
+    // "Not here" only when it is not: a directory this user cannot read is a failure that says so.
+    const at = lookAt(p.dir);
+    if (at.kind === 'missing') {
+      v.notes.push('files not on this host');
+    } else if (at.kind === 'unreadable') {
+      v.problems.push(at.problem);
+    } else {
+      const check = await checkBackupDir(p.dir, p.manifestSha256);
+      v.rechecked = true;
+      if (check.ok) v.notes.push(`${check.manifest?.files.length ?? 0} file(s) re-checked here`);
+      v.problems.push(...check.problems);
+    }
   }
   v.ok = v.problems.length === 0;
   return v;

@@ -2,8 +2,9 @@
 // into its directory. A directory without one is incomplete by definition. Checking a directory
 // against its manifest is what the agent does right after the backup and what `verify` repeats.
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, readFileSync, statSync } from 'node:fs';
+import { createReadStream, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { errorMessage } from '../errors.js';
 import { writeFileAtomic } from '../fs.js';
 import { isPlainName } from './paths.js';
 import type { Position } from './tools.js';
@@ -82,10 +83,19 @@ export interface DirCheck {
  */
 export async function checkBackupDir(dir: string, expectedManifestSha256?: string): Promise<DirCheck> {
   const path = join(dir, MANIFEST_FILE);
-  if (!existsSync(dir)) return { ok: false, problems: [`${dir}: directory missing`], manifestSha256: undefined, manifest: undefined };
-  if (!existsSync(path))
-    return { ok: false, problems: [`${path}: manifest missing (incomplete backup)`], manifestSha256: undefined, manifest: undefined };
-  const text = readFileSync(path, 'utf8');
+  const fail = (problem: string): DirCheck => ({ ok: false, problems: [problem], manifestSha256: undefined, manifest: undefined });
+  const atDir = lookAt(dir);
+  if (atDir.kind === 'missing') return fail(`${dir}: directory missing`);
+  if (atDir.kind === 'unreadable') return fail(atDir.problem);
+  const atManifest = lookAt(path);
+  if (atManifest.kind === 'missing') return fail(`${path}: manifest missing (incomplete backup)`);
+  if (atManifest.kind === 'unreadable') return fail(atManifest.problem);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    return fail(unreadable(path, err));
+  }
   const digest = sha256Text(text);
   const problems: string[] = [];
   if (expectedManifestSha256 !== undefined && expectedManifestSha256 !== digest)
@@ -110,17 +120,47 @@ export async function checkBackupDir(dir: string, expectedManifestSha256?: strin
       continue;
     }
     const p = join(dir, f.name);
-    if (!existsSync(p)) {
-      problems.push(`${p}: missing`);
+    const at = lookAt(p);
+    if (at.kind !== 'here') {
+      problems.push(at.kind === 'missing' ? `${p}: missing` : at.problem);
       continue;
     }
-    const size = statSync(p).size;
-    if (size !== f.bytes) {
-      problems.push(`${p}: ${size} bytes, manifest says ${f.bytes}`);
+    if (at.size !== f.bytes) {
+      problems.push(`${p}: ${at.size} bytes, manifest says ${f.bytes}`);
       continue;
     }
-    const sum = await sha256File(p);
+    let sum: string;
+    try {
+      sum = await sha256File(p);
+    } catch (err) {
+      problems.push(unreadable(p, err));
+      continue;
+    }
     if (sum !== f.sha256) problems.push(`${p}: sha256 mismatch (${sum.slice(0, 12)}…, manifest says ${f.sha256.slice(0, 12)}…)`);
   }
   return { ok: problems.length === 0, problems, manifestSha256: digest, manifest };
+}
+
+export type Look = { kind: 'here'; size: number } | { kind: 'missing' } | { kind: 'unreadable'; problem: string };
+
+/**
+ * Whether a path is there. Only "no such file" is missing: a path this user may not read may well
+ * be there, and is named as unreadable, with why.
+ */
+export function lookAt(path: string): Look {
+  try {
+    return { kind: 'here', size: statSync(path).size };
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return { kind: 'missing' };
+    return { kind: 'unreadable', problem: unreadable(path, err) };
+  }
+}
+
+/** The problem of a path that could not be stat'ed or read: a permission names who can. */
+export function unreadable(path: string, err: unknown): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'EACCES' || code === 'EPERM')
+    return `cannot read ${path}: permission denied (run as the service user that wrote the backup)`;
+  return `cannot read ${path}: ${errorMessage(err)}`;
 }

@@ -279,6 +279,25 @@ test('status view: a dead daemon is said to be down; an expired pause is not sho
   assert.match(renderStatusText(never, now), /not running \(no status in \/s/);
 });
 
+test('status view: a damaged pause file reads as paused, in the view and in the text', () => {
+  const now = new Date('2030-01-01T01:00:01Z');
+  const v = statusView({
+    now,
+    stateDir: '/s',
+    daemon: { pid: 42, alive: true },
+    snapshot: snapshot(),
+    snapshotError: undefined,
+    pause: undefined,
+    pauseError: '/s/pause.json: has no valid "until"; remove it or run `spiderbackup resume`',
+  });
+  assert.equal(v.pause.active, true);
+  const text = renderStatusText(v, now);
+  assert.doesNotMatch(text, /Paused: +no/);
+  assert.match(text, /Paused: +yes: the pause file is damaged/);
+  assert.match(text, /Pause file: +DAMAGED, treated as paused: \/s\/pause.json: has no valid "until"/);
+  assert.match(text, /housekeeping, quit handling and journal delivery go on/);
+});
+
 test('log filter: by backup id (exact), port, level; plain text only without filters', () => {
   const line = (o: object) => parseLine(JSON.stringify(o));
   const rec = line({ level: 40, backupId: 'B1', port: 20000, msg: 'x' });

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { decide, type TaskFacts } from '../../src/check/decide.js';
+import { clockStepS, clockStepThresholdS } from '../../src/check/clock-step.js';
 import type { LocalState } from '../../src/host/local-view.js';
 import { pickWork } from '../../src/check/pick.js';
 import { exitStatus, statusClass } from '../../src/task/status.js';
@@ -113,4 +114,35 @@ test('status strings', () => {
   assert.equal(exitStatus(null, null, 'ENOENT'), 'failed: cannot start ENOENT');
   assert.equal(statusClass('failed: timeout'), 'failed');
   assert.equal(statusClass('running'), 'running');
+});
+
+test('a step of the database clock: every decision by age waits one more look; the others do not', () => {
+  const stepped = (over: Partial<TaskFacts> = {}) => facts({ clockStepped: true, ...over });
+  const old = LIMITS.runningTimeoutS + 1;
+  // 49 h: a running backup here is not killed, nor the old tool's.
+  assert.deepEqual(decide(row({ updatedAgeS: old }), stepped({ local: running() })), { kind: 'none' });
+  assert.deepEqual(decide(row({ updatedAgeS: old }), stepped({ pid: { kind: 'legacy' } })), { kind: 'none' });
+  // 13 h: a waiting task does not expire; a running row without a pid keeps its claim grace.
+  for (const status of ['init', 'replicated'])
+    assert.deepEqual(decide(row({ status, createdAgeS: LIMITS.waitingExpiryS + 1 }), stepped()), { kind: 'none' });
+  assert.deepEqual(decide(row({ taskPid: 0, updatedAgeS: LIMITS.claimGraceS + 1 }), stepped()), { kind: 'none' });
+  // What the host says is not an age: it is acted on at once.
+  assert.deepEqual(decide(row(), stepped({ pid: { kind: 'gone' } })).kind, 'fail');
+  assert.deepEqual(decide(row({ status: 'quit' }), stepped()), { kind: 'quit-no-process' });
+  assert.deepEqual(decide(row({ status: 'running', taskPid: 1 }), stepped({ local: { kind: 'orphaned', target } })).kind, 'kill-orphan');
+  // The next look, with no step, decides by age as before.
+  assert.deepEqual(decide(row({ status: 'init', createdAgeS: LIMITS.waitingExpiryS + 1 }), facts({ clockStepped: false })), {
+    kind: 'expire',
+  });
+});
+
+test('clock step: measured from rows seen at both looks against the monotonic clock', () => {
+  const look = (atMs: number, ages: Record<string, number>) => ({ atMs, ages: new Map(Object.entries(ages)) });
+  assert.equal(clockStepS(undefined, look(0, { a: 5 })), undefined, 'no last look (the CLI)');
+  assert.equal(clockStepS(look(0, { a: 5 }), look(10_000, { b: 3 })), undefined, 'no row seen twice');
+  assert.equal(clockStepS(look(0, { a: 5 }), look(10_000, { a: 15 })), 0);
+  assert.equal(clockStepS(look(0, { a: 5 }), look(10_000, { a: 5 + 10 + 13 * 3600 })), 13 * 3600);
+  assert.equal(clockStepS(look(0, { a: 5 * 3600 }), look(1_000, { a: 3600 + 1 })), -4 * 3600);
+  assert.equal(clockStepThresholdS(10_000), 30, 'a few ticks, never under 30 s');
+  assert.equal(clockStepThresholdS(60_000), 180);
 });

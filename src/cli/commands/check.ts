@@ -86,6 +86,7 @@ function toText(config: AgentConfig, report: CheckReport, run: boolean, argvOf: 
   for (const e of report.configErrors) out.push(`error: ${e.message}`);
   for (const n of report.notServed) out.push(`note: ${n}`);
   for (const r of report.instances) if (r.error) out.push(`error: ${r.error}`);
+  const unread = report.instances.filter((r) => r.error !== undefined);
   const cp = report.clusterPause;
   if (cp) out.push(`The cluster is paused until ${cp.until} (${cp.reason || 'no reason given'}): nothing new starts.`);
   if (run && cp && report.pick.kind === 'run') {
@@ -102,6 +103,11 @@ function toText(config: AgentConfig, report: CheckReport, run: boolean, argvOf: 
     );
   } else if (report.pick.kind === 'idle' && report.instances.length === 0 && report.configErrors.length === 0) {
     out.push(`No instance found: no dbbackup.<port>.ini in ${config.agent.configDir} (set [agent] config_dir, or give files with -c).`);
+  } else if (report.pick.kind === 'idle' && unread.length > 0) {
+    // Not "nothing waiting": what the unread instances hold is not known.
+    out.push(
+      `No backup task waiting on the instances read; not read: ${unread.map((r) => `port ${r.instance.port} (${r.instance.file})`).join(', ')}.`,
+    );
   } else if (report.pick.kind === 'idle') {
     out.push('No backup task waiting for this host.');
   } else if (!run) {

@@ -70,7 +70,8 @@ export function statusView(i: StatusInputs): StatusView {
   return {
     daemon: { running, pid: i.daemon.pid ?? s?.pid ?? null, since: s?.startedAt ?? null, note },
     pause: {
-      active: activePause !== undefined,
+      // A damaged pause file holds the daemon as a pause does (state/pause.ts pauseInForce): so it reads here.
+      active: activePause !== undefined || i.pauseError !== undefined,
       until: activePause?.until ?? null,
       reason: activePause?.reason ?? null,
       by: activePause?.by ?? null,
@@ -130,7 +131,10 @@ export function renderStatusText(v: StatusView, now: Date): string {
   }
   if (v.tickIntervalMs !== null) line('Tick every', formatDuration(v.tickIntervalMs));
   line('Last error', v.lastError ? `${v.lastError.at}: ${v.lastError.message}` : 'none');
-  if (v.pause.active) {
+  if (v.pause.active && v.pause.error) {
+    line('Paused', 'yes: the pause file is damaged (see Pause file); `spiderbackup resume` removes it');
+    line('', `(${v.pause.meaning})`);
+  } else if (v.pause.active) {
     line(
       'Paused',
       `until ${v.pause.until}${v.pause.reason ? ` — ${v.pause.reason}` : ''}${v.pause.by ? ` (by ${v.pause.by} at ${v.pause.since})` : ''}`,
