@@ -185,14 +185,14 @@ export function resolveSpiderTarget(config: AgentConfig, files: readonly string[
       throw new UsageError(`-c: give the spider node's ini, optionally with its tdbctl's ini; got ${files.length} files`);
     const loaded = files.map((f) => loadInstanceConfig(f)).sort((a, b) => a.port - b.port);
     const [spider, ctl] = loaded as [InstanceConfig, InstanceConfig | undefined];
-    if (!isSpiderInstance(spider) || spider.role.includes('tdbctl'))
-      throw new UsageError(`-c ${spider.file}: this ini is of ${roleWords(spider)}; this command needs ${SPIDER_INI_WANTED}`);
     if (ctl && ctl.port !== spider.port + TDBCTL_PORT_OFFSET) {
       throw new UsageError(
         `-c: with two files the spider node is the lower port (${spider.port}) and the other must be its tdbctl at port ` +
           `${spider.port + TDBCTL_PORT_OFFSET}, not ${ctl.port} (${ctl.file})`,
       );
     }
+    if (!isSpiderInstance(spider) || spider.role.includes('tdbctl'))
+      throw new UsageError(`-c ${spider.file}: this ini is of ${roleWords(spider)}; this command needs ${SPIDER_INI_WANTED}`);
     return ctl ? { spider, tdbctl: ctl, tdbctlFrom: ctl.file } : { spider, ...controlOf(config, spider) };
   }
   // tdbctl's own drop-in is not served by the agent, but names the control node's address.
