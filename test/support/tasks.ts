@@ -12,6 +12,8 @@ export interface NewTask {
   for: RowTarget;
   status?: string;
   taskPid?: number;
+  /** ServerName; default the one the platform gives `for` (SPT<shard>, SPT_SLAVE<shard>, SPIDER0). */
+  serverName?: string;
   /** Age of CreatedAt / UpdatedAt in seconds, by the database clock. */
   createdAgoS?: number;
   updatedAgoS?: number;
@@ -37,7 +39,7 @@ export async function insertTasks(cluster: Cluster, tasks: NewTask[], opts: Writ
         `CreatedAt, UpdatedAt)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, NOW() - INTERVAL ? SECOND, NOW() - INTERVAL ? SECOND)`,
       [
-        serverNameOf(t.for),
+        t.serverName ?? serverNameOf(t.for),
         wrapperOf(t.for),
         t.for.host,
         t.for.port,
