@@ -4,24 +4,33 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import mysql from 'mysql2/promise';
-import { startCluster, type Cluster, type Instance } from '../src/sandbox/cluster.js';
+import type { Instance } from '../src/sandbox/cluster.js';
+import { setUpCluster, type ClusterWorkspace, type TestCluster } from './support/cluster.js';
 import type { CliResult } from './support/workspace.js';
-import { waitFor, Workspace } from './support/workspace.js';
+import { waitFor } from './support/workspace.js';
 
-let cluster: Cluster;
-let ws: Workspace;
+let cluster: TestCluster<'ws'>;
+let ws: ClusterWorkspace;
 let spiderIni: string;
 
 before(async () => {
-  cluster = await startCluster({ shards: 2, slaves: [0], spiders: 2, tdbctl: true });
-  ws = new Workspace({ schedule: { wait_interval: '300ms', unclaimed_after: '1h', max_failed_polls: '2', statement_timeout: '2s' } });
-  spiderIni = cluster.writeInstanceIni(ws.confDir, cluster.spider);
+  cluster = await setUpCluster({
+    shards: 2,
+    slaves: [0],
+    spiders: 2,
+    tdbctl: true,
+    workspaces: {
+      ws: {
+        serves: ['spider0'],
+        config: { schedule: { wait_interval: '300ms', unclaimed_after: '1h', max_failed_polls: '2', statement_timeout: '2s' } },
+      },
+    },
+  });
+  ({ ws } = cluster.workspaces);
+  spiderIni = ws.dropIn(cluster.spider);
 });
 
-after(async () => {
-  await cluster?.close();
-  ws?.close();
-});
+after(() => cluster?.close());
 
 /** Runs `fn` with `inst`'s mariadbd stopped (SIGSTOP); it is always continued. */
 async function whileHung<T>(inst: Instance, fn: () => Promise<T>): Promise<T> {

@@ -3,60 +3,56 @@
 // (the fake one) and real kills.
 import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startCluster, type Cluster, type Instance } from '../src/sandbox/cluster.js';
+import type { Instance } from '../src/sandbox/cluster.js';
 import { createCancelTable } from '../src/sql/ddl.js';
 import { DaemonProcess } from './support/daemon.js';
-import { clearTasks, insertTasks, statusOf, taskOf } from './support/tasks.js';
-import { pidAlive, waitFor, Workspace } from './support/workspace.js';
+import { setUpCluster, type TestCluster, type ClusterWorkspace } from './support/cluster.js';
+import { insertCancels, insertTasks, statusOf, taskOf } from './support/tasks.js';
+import { pidAlive, waitFor } from './support/workspace.js';
 
-let cluster: Cluster;
+let cluster: TestCluster<'wsSpider' | 'wsM0' | 'wsM1' | 'wsS0'>;
 let m0: Instance;
 let m1: Instance;
 let s0: Instance;
 /** One workspace per simulated host: the spider node's, each master's and the replica's. */
-let wsSpider: Workspace;
-let wsM0: Workspace;
-let wsM1: Workspace;
-let wsS0: Workspace;
+let wsSpider: ClusterWorkspace;
+let wsM0: ClusterWorkspace;
+let wsM1: ClusterWorkspace;
+let wsS0: ClusterWorkspace;
 let spiderIni: string;
-const hostOf = new Map<Instance, Workspace>();
 
 before(async () => {
-  cluster = await startCluster({ shards: 2, slaves: [0], tdbctl: true });
-  // Row images: an UPDATE of a master-side row replicates as a whole row over the replica's own.
-  for (const m of cluster.masters) await cluster.exec(m, "SET GLOBAL binlog_format = 'ROW'");
+  cluster = await setUpCluster({
+    shards: 2,
+    slaves: [0],
+    tdbctl: true,
+    // Row images: an UPDATE of a master-side row replicates as a whole row over the replica's own.
+    binlogFormat: 'ROW',
+    config: { schedule: { wait_interval: '300ms', unclaimed_after: '1h' } },
+    workspaces: {
+      wsSpider: { serves: ['spider0'] },
+      wsM0: { serves: ['master0'] },
+      wsM1: { serves: ['master1'] },
+      wsS0: { serves: ['slave0'] },
+    },
+  });
+  ({ wsSpider, wsM0, wsM1, wsS0 } = cluster.workspaces);
   [m0, m1] = cluster.masters as [Instance, Instance];
   s0 = cluster.slaves[0] as Instance;
-  const opts = { schedule: { wait_interval: '300ms', unclaimed_after: '1h' } };
-  wsSpider = new Workspace(opts);
-  spiderIni = cluster.writeInstanceIni(wsSpider.confDir, cluster.spider);
-  for (const [inst, set] of [
-    [m0, (w: Workspace) => (wsM0 = w)],
-    [m1, (w: Workspace) => (wsM1 = w)],
-    [s0, (w: Workspace) => (wsS0 = w)],
-  ] as const) {
-    const w = new Workspace(opts);
-    cluster.writeInstanceIni(w.confDir, inst);
-    set(w);
-    hostOf.set(inst, w);
-  }
+  spiderIni = wsSpider.dropIn(cluster.spider);
 });
 
-after(async () => {
-  await cluster?.close();
-  for (const w of [wsSpider, wsM0, wsM1, wsS0]) w?.close();
-});
+after(() => cluster?.close());
 
-beforeEach(async () => {
-  for (const w of [wsSpider, wsM0, wsM1, wsS0]) w.reset();
-  cluster.tdbctl?.setPrimary(true);
-  await clearTasks(cluster);
-});
+beforeEach(() => cluster.reset());
 
 const cli = (...args: string[]) => wsSpider.cli('-c', spiderIni, ...args);
 const runOf = (inst: Instance, backupId: string) =>
   waitFor(`the backup ${backupId}@${inst.port} to start`, () =>
-    (hostOf.get(inst) as Workspace).runs().find((r) => r.port === inst.port && r.backupId === backupId),
+    cluster
+      .workspaceOf(inst)
+      .runs()
+      .find((r) => r.port === inst.port && r.backupId === backupId),
   );
 const runsOf = (backupId: string) => [wsM0, wsM1, wsS0, wsSpider].flatMap((w) => w.runs().filter((r) => r.backupId === backupId));
 const alive = (backupId: string) =>
@@ -239,7 +235,7 @@ describe('list', () => {
         ...set('l-running', 300, (i) => (i === m0 ? 'running' : 'success')),
       ]);
       // The agent of m1 expires its 12 h old task: quit, then quit: no process.
-      const m1Ini = cluster.writeInstanceIni(wsM1.dir, m1);
+      const m1Ini = wsM1.iniFile(m1);
       for (let i = 0; i < 2; i++) assert.equal((await wsM1.cli('check', '-c', m1Ini, '--run')).code, 0);
       assert.equal(await statusOf(cluster, m1, 'l-expired'), 'quit: no process');
       await insertTasks(
@@ -284,7 +280,7 @@ describe('list', () => {
     await cluster.exec(m1, createCancelTable());
     await cluster.exec(m1, "CREATE USER IF NOT EXISTS 'sbnocancel'@'%' IDENTIFIED BY 'nocancel-pw'");
     await cluster.exec(m1, "GRANT SELECT, UPDATE ON infodba_schema.global_backup TO 'sbnocancel'@'%'");
-    const ini = cluster.writeInstanceIni(wsM1.dir, m1, { MysqlUser: 'sbnocancel', MysqlPasswd: 'nocancel-pw' });
+    const ini = wsM1.iniFile(m1, { MysqlUser: 'sbnocancel', MysqlPasswd: 'nocancel-pw' });
     await insertTasks(cluster, [{ backupId: 'nocancel-1', for: m1 }]);
     const r = await wsM1.cli('check', '--run', '-c', ini);
     assert.equal(await statusOf(cluster, m1, 'nocancel-1'), 'success', r.stderr);
@@ -294,14 +290,12 @@ describe('list', () => {
   test('cancel records older than 30 days are purged on each instance, not through replication', { timeout: 60_000 }, async () => {
     await cluster.exec(m0, createCancelTable());
     await cluster.waitReplicated();
-    await cluster.exec(
-      m0,
-      'INSERT INTO infodba_schema.spiderbackup_cancel (BackupId, Host, Port, CancelledBy, CancelledAt) VALUES ' +
-        "('old-cancel', ?, ?, 'op@h', NOW() - INTERVAL 31 DAY), ('new-cancel', ?, ?, 'op@h', NOW() - INTERVAL 29 DAY)",
-      [m0.host, m0.port, m0.host, m0.port],
-    );
+    await insertCancels(cluster, m0, [
+      { backupId: 'old-cancel', for: m0, agoS: 31 * 86400 },
+      { backupId: 'new-cancel', for: m0, agoS: 29 * 86400 },
+    ]);
     await cluster.waitReplicated();
-    const r = await wsM0.cli('check', '--run', '-c', cluster.writeInstanceIni(wsM0.dir, m0));
+    const r = await wsM0.cli('check', '--run', '-c', wsM0.iniFile(m0));
     assert.equal(r.code, 0, r.stderr);
     const ids = async (i: Instance) =>
       (

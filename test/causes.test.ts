@@ -8,25 +8,28 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { ADMIN_USER, startCluster, type Cluster, type Instance } from '../src/sandbox/cluster.js';
+import { ADMIN_USER, type Instance } from '../src/sandbox/cluster.js';
+import { setUpCluster, type ClusterWorkspace, type TestCluster } from './support/cluster.js';
 import { clearTasks, insertTasks, statusOf } from './support/tasks.js';
 import { DaemonProcess, freePort } from './support/daemon.js';
-import { CLI, Workspace, type CliResult } from './support/workspace.js';
+import { CLI, type CliResult } from './support/workspace.js';
 
-let cluster: Cluster;
-let ws: Workspace;
+let cluster: TestCluster<'ws'>;
+let ws: ClusterWorkspace;
 let m0: Instance;
 
 before(async () => {
-  cluster = await startCluster({ shards: 1, slaves: [], tdbctl: true });
-  ws = new Workspace({ backup: { runner: 'mariadb-dump' } });
+  cluster = await setUpCluster({
+    shards: 1,
+    slaves: [],
+    tdbctl: true,
+    workspaces: { ws: { config: { backup: { runner: 'mariadb-dump' } } } },
+  });
+  ({ ws } = cluster.workspaces);
   m0 = cluster.masters[0] as Instance;
 });
 
-after(async () => {
-  await cluster?.close();
-  ws?.close();
-});
+after(() => cluster?.close());
 
 /** An ini of `inst` in a directory of its own (the drop-ins stay as they are), with `extra` keys. */
 function iniOf(name: string, inst: Instance, extra: Record<string, string> = {}): string {
@@ -100,9 +103,8 @@ describe("the spider node's ini", { timeout: 120_000 }, () => {
 describe('check with an instance it cannot read', { timeout: 120_000 }, () => {
   test('says which could not be read, never "No backup task waiting", and exits 1', async () => {
     await clearTasks(cluster);
-    const host = new Workspace();
+    const host = cluster.workspace({ serves: [m0] });
     try {
-      cluster.writeInstanceIni(host.confDir, m0);
       const port = await freePort();
       const bad = cluster.writeInstanceIni(host.confDir, { ...m0, port }, { MysqlPort: String(port) });
       const r = await host.cli('check');
@@ -110,9 +112,8 @@ describe('check with an instance it cannot read', { timeout: 120_000 }, () => {
       assert.doesNotMatch(r.stdout, /No backup task waiting for this host/);
       assert.match(r.stdout, new RegExp(`connect ECONNREFUSED [^\n]* \\(the address is MysqlHost:MysqlPort of ${escape(bad)}`));
       assert.match(r.stdout, new RegExp(`No backup task waiting on the instances read; not read: port ${port} \\(${escape(bad)}\\)`));
-      const wrongPw = new Workspace();
+      const wrongPw = cluster.workspace({ serves: [m0], ini: { MysqlPasswd: 'pw-wrong-xyz' } });
       try {
-        cluster.writeInstanceIni(wrongPw.confDir, m0, { MysqlPasswd: 'pw-wrong-xyz' });
         // Host `status` shows what the daemon met: the refused login, with the ini and the user.
         const d = new DaemonProcess(wrongPw);
         try {
@@ -158,8 +159,7 @@ describe('verify by a user who cannot read the files', { timeout: 240_000 }, () 
   test('"permission denied, run as the service user", not "not on this host"; exit 1', async () => {
     await clearTasks(cluster);
     const id = 'causes-unreadable';
-    const spiderIni = cluster.writeInstanceIni(ws.confDir, cluster.spider);
-    cluster.writeInstanceIni(ws.confDir, m0);
+    const spiderIni = ws.serve([cluster.spider, m0]).dropIn(cluster.spider);
     const s = await ws.cli('schedule', '-c', spiderIni, `--backup-id=${id}`);
     assert.equal(s.code, 0, s.stderr);
     const run = await ws.cli('check', '--run');
@@ -187,10 +187,9 @@ describe('verify by a user who cannot read the files', { timeout: 240_000 }, () 
 describe('a step of the database clock', { timeout: 180_000 }, () => {
   test('is logged, and a waiting task is not expired by it at that look', async () => {
     await clearTasks(cluster);
-    const host = new Workspace();
+    const host = cluster.workspace({ serves: [m0] });
     const d = new DaemonProcess(host);
     try {
-      cluster.writeInstanceIni(host.confDir, m0);
       // Paused: nothing starts, housekeeping (and so expiry) goes on.
       assert.equal((await host.cli('pause', '--for', '1h', '--reason', 'clock step test')).code, 0);
       const id = 'causes-clock';

@@ -5,12 +5,13 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ADMIN_PASSWORD, startCluster, type Cluster } from '../src/sandbox/cluster.js';
-import { clearTasks, insertTasks, statusOf, taskOf } from './support/tasks.js';
+import { ADMIN_PASSWORD, type Cluster } from '../src/sandbox/cluster.js';
+import { byPort, setUpCluster, type TestCluster, type ClusterWorkspace } from './support/cluster.js';
+import { insertTasks, statusOf, taskOf } from './support/tasks.js';
 import { pidAlive, waitFor, Workspace } from './support/workspace.js';
 
-let cluster: Cluster;
-let ws: Workspace;
+let cluster: TestCluster<'ws'>;
+let ws: ClusterWorkspace;
 let m0: Cluster['masters'][number];
 let m1: Cluster['masters'][number];
 // The masters in port order: the order in which one host backs its instances up.
@@ -18,23 +19,15 @@ let p0: Cluster['masters'][number];
 let p1: Cluster['masters'][number];
 
 before(async () => {
-  cluster = await startCluster({ shards: 2, slaves: [0] });
-  ws = new Workspace();
+  cluster = await setUpCluster({ shards: 2, slaves: [0], workspaces: { ws: { serves: ['master0', 'master1'] } } });
+  ({ ws } = cluster.workspaces);
   [m0, m1] = cluster.masters as [typeof m0, typeof m1];
-  [p0, p1] = [m0, m1].sort((a, b) => a.port - b.port) as [typeof m0, typeof m1];
-  cluster.writeInstanceIni(ws.confDir, m0);
-  cluster.writeInstanceIni(ws.confDir, m1);
+  [p0, p1] = byPort([m0, m1]) as [typeof m0, typeof m1];
 });
 
-after(async () => {
-  await cluster?.close();
-  ws?.close();
-});
+after(() => cluster?.close());
 
-beforeEach(async () => {
-  ws.reset();
-  await clearTasks(cluster);
-});
+beforeEach(() => cluster.reset());
 
 /** A live process whose command line carries `marker`, standing in for some process. */
 function liveProcess(...marker: string[]) {
@@ -124,7 +117,7 @@ describe('check --run', () => {
     const slave = cluster.slaves[0] as Cluster['slaves'][number];
     await insertTasks(cluster, [{ backupId: 'rep-1', for: slave }]);
     assert.equal(await statusOf(cluster, slave, 'rep-1', slave), 'replicated');
-    const ini = cluster.writeInstanceIni(ws.dir, slave);
+    const ini = ws.iniFile(slave);
     const r = await ws.cli('check', '--run', '-c', ini);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(await statusOf(cluster, slave, 'rep-1', slave), 'success');
@@ -134,7 +127,7 @@ describe('check --run', () => {
 
   test('the spider-master task is read and updated through the Spider table, with the spider command', async () => {
     await insertTasks(cluster, [{ backupId: 'spi-1', for: cluster.spider }]);
-    const ini = cluster.writeInstanceIni(ws.dir, cluster.spider);
+    const ini = ws.iniFile(cluster.spider);
     const r = await ws.cli('-c', ini, 'check', '--run');
     assert.equal(r.code, 0, r.stderr);
     assert.equal(ws.runs()[0]?.kind, 'spider');
@@ -191,7 +184,7 @@ describe('check --run', () => {
     await insertTasks(cluster, [{ backupId: 'linger-1', for: m0 }]);
     ws.behave(m0.port, { lingering: true, exitCode: 0 });
     try {
-      const r = await ws.cli('check', '--run', '-c', join(ws.confDir, `dbbackup.${m0.port}.ini`));
+      const r = await ws.cli('check', '--run', '-c', ws.dropIn(m0));
       assert.equal(r.code, 0, r.stderr);
       assert.equal(await statusOf(cluster, m0, 'linger-1'), 'success');
     } finally {
@@ -339,8 +332,8 @@ describe('housekeeping', () => {
       { backupId: 'stale-init', for: m0, createdAgoS: 13 * 3600 },
       { backupId: 'stale-rep', for: slave, createdAgoS: 13 * 3600 },
     ]);
-    const slaveIni = cluster.writeInstanceIni(ws.dir, slave);
-    const r = await ws.cli('check', '--run', '-c', `${join(ws.confDir, `dbbackup.${m0.port}.ini`)},${slaveIni}`);
+    const slaveIni = ws.iniFile(slave);
+    const r = await ws.cli('check', '--run', '-c', `${ws.dropIn(m0)},${slaveIni}`);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(await statusOf(cluster, m0, 'stale-init'), 'quit');
     assert.equal(await statusOf(cluster, slave, 'stale-rep', slave), 'quit');
@@ -356,7 +349,7 @@ describe('housekeeping', () => {
       { backupId: 'recent', for: m0, status: 'success', createdAgoS: 29 * 86400 },
       { backupId: 'ancient-spider', for: cluster.spider, status: 'success', createdAgoS: 31 * 86400 },
     ]);
-    const spiderIni = cluster.writeInstanceIni(ws.dir, cluster.spider);
+    const spiderIni = ws.iniFile(cluster.spider);
     await ws.cli('check', '--run', '-c', spiderIni);
     assert.ok(await taskOf(cluster, cluster.spider, 'ancient-spider'), 'a spider node deletes nothing');
     assert.ok(await taskOf(cluster, m0, 'ancient'));
@@ -364,10 +357,9 @@ describe('housekeeping', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.equal(await taskOf(cluster, m0, 'ancient'), undefined);
     assert.ok(await taskOf(cluster, m0, 'recent'));
-    await cluster.exec(
-      m0,
-      "INSERT INTO infodba_schema.global_backup (BackupId, Host, Port, ShardValue, BackupStatus) VALUES ('marker', 'x', 1, 0, 'success')",
-    );
+    await insertTasks(cluster, [{ backupId: 'marker', for: { role: 'master', host: 'x', port: 1, shardValue: 0 }, status: 'success' }], {
+      on: m0,
+    });
     await cluster.waitReplicated();
     assert.ok(await taskOf(cluster, m0, 'ancient', slave), 'the delete did not replicate');
   });
@@ -394,7 +386,7 @@ describe('bad configuration and unreachable instances', () => {
     const ghost = join(ws.dir, 'dbbackup.29998.ini');
     writeFileSync(ghost, `[Public]\nMysqlHost = 127.0.0.1\nMysqlPort = 29998\nMysqlUser = u\nMysqlPasswd = ${ADMIN_PASSWORD}\n`);
     await insertTasks(cluster, [{ backupId: 'down-1', for: m0 }]);
-    const r = await ws.cli('check', '--run', '-c', `${ghost},${join(ws.confDir, `dbbackup.${m0.port}.ini`)}`);
+    const r = await ws.cli('check', '--run', '-c', `${ghost},${ws.dropIn(m0)}`);
     assert.equal(r.code, 1);
     assert.match(r.stdout, /127\.0\.0\.1:29998: connect ECONNREFUSED/);
     assert.equal(await statusOf(cluster, m0, 'down-1'), 'success');
@@ -409,8 +401,8 @@ describe('bad configuration and unreachable instances', () => {
     ]);
     await cluster.stop(m1);
     try {
-      const slaveIni = cluster.writeInstanceIni(ws.dir, slave);
-      const r = await ws.cli('check', '--run', '-c', `${slaveIni},${join(ws.confDir, `dbbackup.${m1.port}.ini`)}`);
+      const slaveIni = ws.iniFile(slave);
+      const r = await ws.cli('check', '--run', '-c', `${slaveIni},${ws.dropIn(m1)}`);
       assert.equal(r.code, 1);
       assert.match(r.stdout, new RegExp(`127\\.0\\.0\\.1:${m1.port}`));
       assert.equal(await statusOf(cluster, slave, 'stop-1', slave), 'success');

@@ -6,7 +6,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ADMIN_PASSWORD, ADMIN_USER, startCluster, TdbctlStandIn, type Cluster } from '../src/sandbox/cluster.js';
+import { ADMIN_PASSWORD, ADMIN_USER, TdbctlStandIn } from '../src/sandbox/cluster.js';
+import { setUpCluster, type TestCluster } from './support/cluster.js';
 import { freePort } from './support/daemon.js';
 import { CLI, Workspace } from './support/workspace.js';
 
@@ -90,15 +91,14 @@ describe('usage errors and logs', { timeout: 120_000 }, () => {
 });
 
 describe('[schedule] tdbctl and tables', { timeout: 240_000 }, () => {
-  let cluster: Cluster;
+  let cluster: TestCluster<'ws'>;
   let ws: Workspace;
   /** A second tdbctl in front of the same database, elsewhere; the one at spider port + 1000 says "not primary". */
   let other: TdbctlStandIn;
 
   before(async () => {
-    cluster = await startCluster({ tdbctl: true });
-    ws = new Workspace();
-    cluster.writeInstanceIni(ws.confDir, cluster.spider);
+    cluster = await setUpCluster({ tdbctl: true, workspaces: { ws: { serves: ['spider0'] } } });
+    ({ ws } = cluster.workspaces);
     const node = cluster.tdbctlNode;
     assert.ok(node && cluster.tdbctl);
     const [row] = await cluster.query<{ port: number }>(node, 'SELECT @@port AS port');
@@ -116,7 +116,6 @@ describe('[schedule] tdbctl and tables', { timeout: 240_000 }, () => {
 
   after(async () => {
     await other?.close();
-    ws?.close();
     await cluster?.close();
   });
 

@@ -4,10 +4,11 @@
 import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { startCluster, type Cluster, type Instance } from '../src/sandbox/cluster.js';
+import type { Instance } from '../src/sandbox/cluster.js';
+import { setUpCluster, type TestCluster, type ClusterWorkspace } from './support/cluster.js';
 import { DaemonProcess } from './support/daemon.js';
-import { clearTasks, statusOf } from './support/tasks.js';
-import { CLI, waitFor, Workspace } from './support/workspace.js';
+import { clearTasks, insertTasks, statusOf } from './support/tasks.js';
+import { CLI, waitFor, type Workspace } from './support/workspace.js';
 
 interface InstanceJson {
   serverName: string;
@@ -19,12 +20,12 @@ interface InstanceJson {
   problems: string[];
 }
 
-let cluster: Cluster;
+let cluster: TestCluster<'wsA' | 'wsB' | 'wsC' | 'wsD' | 'op'>;
 let m0: Instance, m1: Instance, m2: Instance, s0: Instance, s1: Instance;
 /** Hosts: A (spider node + SPT0, its clock two hours ahead), B (SPT1), C (SPT_SLAVE0), D (SPT2 + SPT_SLAVE1, from the pause test on). */
 let wsA: Workspace, wsB: Workspace, wsC: Workspace, wsD: Workspace;
 /** The operator's workspace on the spider host: the commands' settings. */
-let op: Workspace;
+let op: ClusterWorkspace;
 let spiderIni: string;
 const daemons: DaemonProcess[] = [];
 
@@ -60,30 +61,31 @@ const byName = (list: InstanceJson[], name: string): InstanceJson => {
 
 before(async () => {
   assert.ok(existsSync(LIBFAKETIME), `${LIBFAKETIME} is missing: install the Debian package faketime (scripts/install.sh)`);
-  cluster = await startCluster({ shards: 3, slaves: [0, 1], tdbctl: true });
-  [m0, m1, m2] = cluster.masters as [Instance, Instance, Instance];
-  [s0, s1] = cluster.slaves as [Instance, Instance];
   // Ticks of 2 s where an agent must stay alive; SPT1's host ticks every second. At such short
   // ticks an agent is lost after the rule's floor (30 s, README "status --cluster"), not 3 ticks.
-  wsA = new Workspace({ agent: { tick_interval: '2s' } });
-  wsB = new Workspace();
-  wsC = new Workspace({ agent: { tick_interval: '2s' } });
-  wsD = new Workspace({ agent: { tick_interval: '2s' } });
-  op = new Workspace({ schedule: { wait_interval: '500ms', unclaimed_after: '12s' } });
-  spiderIni = cluster.writeInstanceIni(op.dir, cluster.spider);
-  cluster.writeInstanceIni(wsA.confDir, cluster.spider);
-  cluster.writeInstanceIni(wsA.confDir, m0);
-  cluster.writeInstanceIni(wsB.confDir, m1);
-  cluster.writeInstanceIni(wsC.confDir, s0);
-  cluster.writeInstanceIni(wsD.confDir, m2);
-  cluster.writeInstanceIni(wsD.confDir, s1);
+  const tick2s = { agent: { tick_interval: '2s' } };
+  cluster = await setUpCluster({
+    shards: 3,
+    slaves: [0, 1],
+    tdbctl: true,
+    workspaces: {
+      wsA: { serves: ['spider0', 'master0'], config: tick2s },
+      wsB: { serves: ['master1'] },
+      wsC: { serves: ['slave0'], config: tick2s },
+      wsD: { serves: ['master2', 'slave1'], config: tick2s },
+      op: { config: { schedule: { wait_interval: '500ms', unclaimed_after: '12s' } } },
+    },
+  });
+  ({ wsA, wsB, wsC, wsD, op } = cluster.workspaces);
+  [m0, m1, m2] = cluster.masters as [Instance, Instance, Instance];
+  [s0, s1] = cluster.slaves as [Instance, Instance];
+  spiderIni = op.iniFile(cluster.spider);
 });
 
 after(async () => {
   for (const ws of [wsA, wsB, wsC, wsD]) for (const p of cluster?.all() ?? []) ws?.release(p.port);
   await Promise.all(daemons.map((d) => d.dispose()));
   await cluster?.close();
-  for (const ws of [wsA, wsB, wsC, wsD, op]) ws?.close();
 });
 
 describe('status --cluster', () => {
@@ -98,12 +100,7 @@ describe('status --cluster', () => {
       await Promise.all([a.ready(), b.ready(), c.ready()]);
       // A task of SPT0 alone, written on its master: host A runs it and holds it running.
       wsA.behave(m0.port, { block: true });
-      await cluster.exec(
-        m0,
-        `INSERT INTO infodba_schema.global_backup (ServerName, Wrapper, Host, Port, ShardValue, BackupId, BackupStatus, TaskPid, CreatedAt)
-       VALUES ('SPT0', 'mysql', ?, ?, 0, 'run-1', 'init', -1, NOW())`,
-        [m0.host, m0.port],
-      );
+      await insertTasks(cluster, [{ backupId: 'run-1', for: m0 }], { on: m0 });
       await waitFor('the backup of SPT0 to run', () => wsA.runs().some((r) => r.port === m0.port));
       await waitFor('its presence to show it', async () => {
         const [p] = await cluster.query(m0, 'SELECT RunningBackupId FROM infodba_schema.spiderbackup_presence WHERE Port = ?', [m0.port]);

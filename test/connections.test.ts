@@ -5,26 +5,25 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { KeptConnections } from '../src/db/connections.js';
 import type { Connection, Endpoint } from '../src/db/connect.js';
-import { startCluster, type Cluster, type Instance } from '../src/sandbox/cluster.js';
+import type { Instance } from '../src/sandbox/cluster.js';
+import { setUpCluster, type TestCluster } from './support/cluster.js';
 import { freePort } from './support/daemon.js';
 
 const USER = 'kept';
 const id = async (c: Connection) => ((await c.query('SELECT CONNECTION_ID() AS id')) as { id: number }[])[0]?.id;
 
 describe('kept connections', { timeout: 300_000 }, () => {
-  let cluster: Cluster;
+  let cluster: TestCluster;
   let inst: Instance;
   const ep = (password: string): Endpoint => ({ host: inst.host, port: inst.port, user: USER, password });
 
   before(async () => {
-    cluster = await startCluster({ shards: 1, slaves: [], createTables: false });
+    cluster = await setUpCluster({ shards: 1, slaves: [], createTables: false });
     inst = cluster.masters[0] as Instance;
     await cluster.exec(inst, `CREATE USER '${USER}'@'%' IDENTIFIED BY 'first-pw'`);
   });
 
-  after(async () => {
-    await cluster?.close();
-  });
+  after(() => cluster?.close());
 
   it('keeps one connection per endpoint, and a changed password gets a new one', async () => {
     const kept = new KeptConnections({ connect: { connectTimeoutMs: 10_000 } });

@@ -6,13 +6,14 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ADMIN_PASSWORD, startCluster, type Cluster, type Instance } from '../src/sandbox/cluster.js';
-import { clearTasks, insertTasks, statusOf, taskOf } from './support/tasks.js';
-import { pidAlive, waitFor, Workspace } from './support/workspace.js';
+import { ADMIN_PASSWORD, type Instance } from '../src/sandbox/cluster.js';
+import { byPort, setUpCluster, type AgentConfig, type TestCluster } from './support/cluster.js';
+import { insertTasks, statusOf, taskOf } from './support/tasks.js';
+import { pidAlive, waitFor, type Workspace } from './support/workspace.js';
 import { DaemonProcess, freePort } from './support/daemon.js';
 import { parseExposition, valueOf, type Exposition } from './support/prom.js';
 
-let cluster: Cluster;
+let cluster: TestCluster;
 let m0: Instance;
 let m1: Instance;
 /** The masters in port order: the order in which one host backs them up. Ports are random. */
@@ -22,18 +23,15 @@ let ws: Workspace;
 let daemons: DaemonProcess[] = [];
 
 before(async () => {
-  cluster = await startCluster({ shards: 2, slaves: [0], tdbctl: true });
+  cluster = await setUpCluster({ shards: 2, slaves: [0], tdbctl: true });
   [m0, m1] = cluster.masters as [Instance, Instance];
-  [lo, hi] = [m0, m1].sort((a, b) => a.port - b.port) as [Instance, Instance];
+  [lo, hi] = byPort([m0, m1]) as [Instance, Instance];
 });
 
-after(async () => {
-  await cluster?.close();
-});
+after(() => cluster?.close());
 
 beforeEach(async () => {
-  cluster.tdbctl?.setPrimary(true);
-  await clearTasks(cluster);
+  await cluster.reset();
   ws = workspace();
 });
 
@@ -49,10 +47,8 @@ afterEach(async () => {
   }
 });
 
-function workspace(extra: Record<string, Record<string, string>> = {}, instances: Instance[] = [m0, m1]): Workspace {
-  const w = new Workspace(extra);
-  for (const i of instances) cluster.writeInstanceIni(w.confDir, i);
-  return w;
+function workspace(config: AgentConfig = {}, serves: Instance[] = [m0, m1]): Workspace {
+  return cluster.workspace({ config, serves });
 }
 
 function startDaemon(w: Workspace = ws): DaemonProcess {

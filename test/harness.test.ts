@@ -7,18 +7,20 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import ini from 'ini';
 import mysql from 'mysql2/promise';
-import { ADMIN_PASSWORD, ADMIN_USER, HOST, startCluster, TDBCTL_PORT_OFFSET, type Cluster, type Instance } from '../src/sandbox/cluster.js';
+import { ADMIN_PASSWORD, ADMIN_USER, HOST, startCluster, TDBCTL_PORT_OFFSET, type Instance } from '../src/sandbox/cluster.js';
 import { portPlan, PORTS_ENV, type PortRange } from '../src/sandbox/ports.js';
+import { setUpCluster, type TestCluster } from './support/cluster.js';
+import { insertTasks } from './support/tasks.js';
 
 const TABLE = 'infodba_schema.global_backup';
 
 describe('integration harness', { timeout: 300_000 }, () => {
-  let cluster: Cluster;
+  let cluster: TestCluster;
   let startMs = 0;
 
   before(async () => {
     const t0 = performance.now();
-    cluster = await startCluster({ tdbctl: true });
+    cluster = await setUpCluster({ tdbctl: true });
     startMs = performance.now() - t0;
   });
 
@@ -64,14 +66,10 @@ describe('integration harness', { timeout: 300_000 }, () => {
   });
 
   it('routes a Spider-table row to the master of its shard', async () => {
-    for (const shard of [0, 1]) {
-      await cluster.exec(
-        cluster.spider,
-        `INSERT INTO ${TABLE} (ServerName, Wrapper, Host, Port, ShardValue, BackupId, BackupStatus) VALUES (?, 'mysql', ?, ?, ?, ` +
-          `'route', 'init')`,
-        [`SPT${shard}`, HOST, cluster.masters[shard]!.port, shard],
-      );
-    }
+    await insertTasks(
+      cluster,
+      cluster.masters.map((m) => ({ backupId: 'route', for: m })),
+    );
     for (const shard of [0, 1]) {
       const rows = await cluster.query(cluster.masters[shard]!, `SELECT ShardValue FROM ${TABLE} WHERE BackupId = 'route'`);
       assert.deepEqual(rows, [{ ShardValue: shard }], `rows on masters[${shard}]`);
@@ -243,11 +241,7 @@ describe('integration harness', { timeout: 300_000 }, () => {
     await assert.rejects(cluster.query(m0!, 'SELECT 1'));
     await assert.rejects(cluster.waitReplicated(), /master0 is stopped/);
     await cluster.start(m0!);
-    await cluster.exec(
-      m0!,
-      `INSERT INTO ${TABLE} (ServerName, Wrapper, Host, Port, ShardValue, BackupId) VALUES ('SPT0', 'mysql', ?, ?, 0, 'after-restart')`,
-      [HOST, m0!.port],
-    );
+    await insertTasks(cluster, [{ backupId: 'after-restart', for: m0! }], { on: m0! });
     await cluster.waitReplicated();
     const rows = await cluster.query(cluster.slaves[0]!, `SELECT BackupId FROM ${TABLE} WHERE BackupId = 'after-restart'`);
     assert.deepEqual(rows, [{ BackupId: 'after-restart' }]);
@@ -281,18 +275,16 @@ describe('integration harness', { timeout: 300_000 }, () => {
 });
 
 describe('integration harness: an address per instance (hosts: distinct)', { timeout: 300_000 }, () => {
-  let cluster: Cluster;
+  let cluster: TestCluster;
   let m0: Instance;
   let s0: Instance;
 
   before(async () => {
-    cluster = await startCluster({ shards: 2, slaves: [0], tdbctl: true, hosts: 'distinct' });
+    cluster = await setUpCluster({ shards: 2, slaves: [0], tdbctl: true, hosts: 'distinct' });
     [m0, s0] = [cluster.masters[0]!, cluster.slaves[0]!];
   });
 
-  after(async () => {
-    await cluster?.close();
-  });
+  after(() => cluster?.close());
 
   const connectTo = (host: string, port: number) => mysql.createConnection({ host, port, user: ADMIN_USER, password: ADMIN_PASSWORD });
 
@@ -345,15 +337,10 @@ describe('integration harness: an address per instance (hosts: distinct)', { tim
   });
 
   it('routes a row written through Spider to the master at 127.0.0.2, and it replicates to its replica', async () => {
-    for (const shard of [0, 1]) {
-      const m = cluster.masters[shard]!;
-      await cluster.exec(
-        cluster.spider,
-        `INSERT INTO ${TABLE} (ServerName, Wrapper, Host, Port, ShardValue, BackupId, BackupStatus) VALUES (?, 'mysql', ?, ?, ?, ` +
-          `'distinct', 'init')`,
-        [`SPT${shard}`, m.host, m.port, shard],
-      );
-    }
+    await insertTasks(
+      cluster,
+      cluster.masters.map((m) => ({ backupId: 'distinct', for: m })),
+    );
     const sql = `SELECT ShardValue, Host FROM ${TABLE} WHERE BackupId = 'distinct'`;
     const onMaster = await connectTo('127.0.0.2', m0.port);
     try {

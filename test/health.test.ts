@@ -5,22 +5,21 @@
 // per-port backup counters have their 0 sample from the start, so `increase()` sees a first failure.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startCluster, type Cluster, type Instance } from '../src/sandbox/cluster.js';
-import { waitFor, Workspace } from './support/workspace.js';
+import type { Instance } from '../src/sandbox/cluster.js';
+import { setUpCluster, type TestCluster } from './support/cluster.js';
+import { waitFor } from './support/workspace.js';
 import { DaemonProcess, freePort } from './support/daemon.js';
 import { parseExposition, promtool, valueOf } from './support/prom.js';
 
-let cluster: Cluster;
+let cluster: TestCluster;
 let m0: Instance;
 
 before(async () => {
-  cluster = await startCluster({ shards: 1, slaves: [] });
+  cluster = await setUpCluster({ shards: 1, slaves: [] });
   m0 = cluster.masters[0] as Instance;
 });
 
-after(async () => {
-  await cluster?.close();
-});
+after(() => cluster?.close());
 
 interface HealthBody {
   status: string;
@@ -64,8 +63,8 @@ const healthBecomes = (port: number, code: number, timeoutMs = 120_000) =>
 describe('health that matches reality', { timeout: 600_000 }, () => {
   test('the only instance stopped: 503, status 1, instance_up 0; paused: 200; started again: 200 and 0', async (t) => {
     const port = await freePort();
-    const ws = new Workspace({ metrics: { listen: `127.0.0.1:${port}` } });
-    const file = cluster.writeInstanceIni(ws.confDir, m0);
+    const ws = cluster.workspace({ config: { metrics: { listen: `127.0.0.1:${port}` } }, serves: [m0] });
+    const file = ws.dropIn(m0);
     const daemon = new DaemonProcess(ws);
     try {
       await daemon.ready();
@@ -144,8 +143,11 @@ describe('health that matches reality', { timeout: 600_000 }, () => {
 
   test('a wrong password: 503 and status 1 naming the refused login; fixed and reloaded: 200 and 0', async (t) => {
     const port = await freePort();
-    const ws = new Workspace({ metrics: { listen: `127.0.0.1:${port}` } });
-    cluster.writeInstanceIni(ws.confDir, m0, { MysqlPasswd: 'not-the-password' });
+    const ws = cluster.workspace({
+      config: { metrics: { listen: `127.0.0.1:${port}` } },
+      serves: [m0],
+      ini: { MysqlPasswd: 'not-the-password' },
+    });
     const daemon = new DaemonProcess(ws);
     try {
       await daemon.ready();

@@ -7,38 +7,37 @@ import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startCluster, type Cluster, type Instance } from '../src/sandbox/cluster.js';
-import { clearTasks, insertTasks, statusOf } from './support/tasks.js';
-import { Workspace } from './support/workspace.js';
+import type { Instance } from '../src/sandbox/cluster.js';
+import { setUpCluster, type ClusterWorkspace, type TestCluster } from './support/cluster.js';
+import { insertTasks, statusOf } from './support/tasks.js';
 import { DaemonProcess } from './support/daemon.js';
 import { hostPaths } from '../src/host/protocol.js';
 import { readLockHolder } from '../src/state/daemon-lock-holder.js';
 
 const RUNNER = fileURLToPath(new URL('../src/bin/runner.js', import.meta.url));
 
-let cluster: Cluster;
-let ws: Workspace;
+let cluster: TestCluster<'ws'>;
+let ws: ClusterWorkspace;
 let m0: Instance;
 let ini: string;
 let spiderIni: string;
 
 before(async () => {
-  cluster = await startCluster({ shards: 1, slaves: [], tdbctl: true });
-  ws = new Workspace({ backup: { runner: 'mariadb-dump' } });
+  cluster = await setUpCluster({
+    shards: 1,
+    slaves: [],
+    tdbctl: true,
+    workspaces: { ws: { serves: ['master0', 'spider0'], config: { backup: { runner: 'mariadb-dump' } } } },
+  });
+  ({ ws } = cluster.workspaces);
   m0 = cluster.masters[0] as Instance;
-  ini = cluster.writeInstanceIni(ws.confDir, m0);
-  spiderIni = cluster.writeInstanceIni(ws.confDir, cluster.spider);
+  ini = ws.dropIn(m0);
+  spiderIni = ws.dropIn(cluster.spider);
 });
 
-after(async () => {
-  await cluster?.close();
-  ws?.close();
-});
+after(() => cluster?.close());
 
-beforeEach(async () => {
-  ws.reset();
-  await clearTasks(cluster);
-});
+beforeEach(() => cluster.reset());
 
 describe('a backup id that names a path', () => {
   // BackupDir is <ws>/conf.d/dbbak: this id leads to <ws>/victim.
@@ -184,12 +183,7 @@ describe('the daemon lock', () => {
 describe('control characters in rows', () => {
   test('query and list show them escaped, JSON keeps them as JSON', { timeout: 120_000 }, async () => {
     const forged = 'failed\x1b[2K\rsuccess';
-    await cluster.exec(
-      cluster.spider,
-      `INSERT INTO infodba_schema.global_backup (ServerName, Wrapper, Host, Port, ShardValue, BackupId, BackupStatus, TaskPid, CreatedAt)
-       VALUES (?, 'mysql', ?, ?, 0, 'cc-1', ?, -1, NOW())`,
-      ['SPT0\nFORGED line', m0.host, m0.port, forged],
-    );
+    await insertTasks(cluster, [{ backupId: 'cc-1', for: m0, serverName: 'SPT0\nFORGED line', status: forged }]);
     const q = await ws.cli('query', '-c', spiderIni, '--BackupId', 'cc-1');
     assert.equal(q.code, 0, q.stderr);
     assert.match(q.stdout, /failed\\x1b\[2K\\rsuccess/);

@@ -7,37 +7,29 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startCluster, type Cluster, type Instance } from '../src/sandbox/cluster.js';
-import { clearTasks, insertTasks, statusOf, taskOf } from './support/tasks.js';
+import type { Instance } from '../src/sandbox/cluster.js';
+import { byPort, setUpCluster, type TestCluster, type ClusterWorkspace } from './support/cluster.js';
+import { insertTasks, statusOf, taskOf } from './support/tasks.js';
 import { pidAlive, waitFor, Workspace, type Run } from './support/workspace.js';
 
-let cluster: Cluster;
-let ws: Workspace;
+let cluster: TestCluster<'ws'>;
+let ws: ClusterWorkspace;
 let p0: Instance;
 let p1: Instance;
 let slave: Instance;
-const ini = (inst: Instance) => join(ws.confDir, `dbbackup.${inst.port}.ini`);
+const ini = (inst: Instance) => ws.dropIn(inst);
 
 before(async () => {
-  cluster = await startCluster({ shards: 2, slaves: [0] });
   // Row images: an UPDATE of a master-side row replicates as a whole row over the replica's own.
-  for (const m of cluster.masters) await cluster.exec(m, "SET GLOBAL binlog_format = 'ROW'");
-  ws = new Workspace();
-  [p0, p1] = [...cluster.masters].sort((a, b) => a.port - b.port) as [Instance, Instance];
+  cluster = await setUpCluster({ shards: 2, slaves: [0], binlogFormat: 'ROW', workspaces: { ws: { serves: ['master0', 'master1'] } } });
+  ({ ws } = cluster.workspaces);
+  [p0, p1] = byPort(cluster.masters) as [Instance, Instance];
   slave = cluster.slaves[0] as Instance;
-  cluster.writeInstanceIni(ws.confDir, p0);
-  cluster.writeInstanceIni(ws.confDir, p1);
 });
 
-after(async () => {
-  await cluster?.close();
-  ws?.close();
-});
+after(() => cluster?.close());
 
-beforeEach(async () => {
-  ws.reset();
-  await clearTasks(cluster);
-});
+beforeEach(() => cluster.reset());
 
 const runOf = (port: number, backupId: string): Promise<Run> =>
   waitFor(`the backup ${backupId}@${port} to start`, () => ws.runs().find((r) => r.port === port && r.backupId === backupId));
@@ -60,7 +52,7 @@ describe('what replication and operators write over a running row', () => {
       'backup only after it',
     { timeout: 120_000 },
     async () => {
-      const slaveIni = cluster.writeInstanceIni(ws.dir, slave);
+      const slaveIni = ws.iniFile(slave);
       await insertTasks(cluster, [{ backupId: 'cancel-A', for: slave }]);
       ws.behave(slave.port, { block: true, grandchild: true });
       const first = ws.start(['check', '--run', '-c', slaveIni]);
@@ -230,9 +222,8 @@ describe('crashes', () => {
       }
       try {
         if (kind === 'full') spawnSync('dd', ['if=/dev/zero', `of=${join(mnt, 'fill')}`, 'bs=4k', 'count=1000']);
-        const w = new Workspace({ agent: { state_dir: mnt } });
+        const w = cluster.workspace({ config: { agent: { state_dir: mnt } }, serves: [p0] });
         try {
-          cluster.writeInstanceIni(w.confDir, p0);
           await insertTasks(cluster, [{ backupId: `sd-${kind}`, for: p0 }]);
           const r = await w.cli('check', '--run');
           assert.equal(await statusOf(cluster, p0, `sd-${kind}`), 'success', r.stderr);
@@ -423,9 +414,8 @@ describe('permissions', () => {
     const m = cluster.masterOf(slave);
     await cluster.exec(m, "CREATE USER IF NOT EXISTS 'sblimited'@'%' IDENTIFIED BY 'limited-pw'");
     await cluster.exec(m, "GRANT SELECT, UPDATE ON infodba_schema.* TO 'sblimited'@'%'");
-    const w = new Workspace();
+    const w = cluster.workspace({ serves: [m], ini: { MysqlUser: 'sblimited', MysqlPasswd: 'limited-pw' } });
     try {
-      cluster.writeInstanceIni(w.confDir, m, { MysqlUser: 'sblimited', MysqlPasswd: 'limited-pw' });
       await insertTasks(cluster, [
         { backupId: 'limited-1', for: m },
         { backupId: 'ancient', for: m, status: 'success', createdAgoS: 40 * 86400 },
@@ -449,9 +439,9 @@ describe('passwords with ; and #', () => {
       const password = 'pa;ss#wo rd';
       await cluster.exec(m, "CREATE USER IF NOT EXISTS 'sbsemicolon'@'%' IDENTIFIED BY ?", [password]);
       await cluster.exec(m, "GRANT SELECT, UPDATE ON infodba_schema.* TO 'sbsemicolon'@'%'");
-      const w = new Workspace();
+      const w = cluster.workspace({ serves: [m], ini: { MysqlUser: 'sbsemicolon' } });
       try {
-        const file = cluster.writeInstanceIni(w.confDir, m, { MysqlUser: 'sbsemicolon' });
+        const file = w.dropIn(m);
         const withPassword = (value: string) =>
           writeFileSync(file, readFileSync(file, 'utf8').replace(/^MysqlPasswd = .*$/m, `MysqlPasswd = ${value}`));
         withPassword(`\`${password}\``);
@@ -476,8 +466,11 @@ describe('backoff', () => {
     const m = cluster.masterOf(slave);
     await cluster.exec(m, "CREATE USER IF NOT EXISTS 'sbreadonly'@'%' IDENTIFIED BY 'ro-pw'");
     await cluster.exec(m, "GRANT SELECT ON infodba_schema.* TO 'sbreadonly'@'%'");
-    const w = new Workspace({ agent: { tick_interval: '500ms' } });
-    cluster.writeInstanceIni(w.confDir, m, { MysqlUser: 'sbreadonly', MysqlPasswd: 'ro-pw' });
+    const w = cluster.workspace({
+      config: { agent: { tick_interval: '500ms' } },
+      serves: [m],
+      ini: { MysqlUser: 'sbreadonly', MysqlPasswd: 'ro-pw' },
+    });
     await insertTasks(cluster, [{ backupId: 'storm-1', for: m }]);
     const daemon = w.start(['daemon']);
     try {
@@ -497,8 +490,7 @@ describe('backoff', () => {
 
 describe('kept connections', () => {
   test('the daemon keeps one connection per instance and opens a new one after the instance restarts', { timeout: 180_000 }, async () => {
-    const w = new Workspace({ agent: { tick_interval: '300ms' } });
-    cluster.writeInstanceIni(w.confDir, p1);
+    const w = cluster.workspace({ config: { agent: { tick_interval: '300ms' } }, serves: [p1] });
     const daemon = w.start(['daemon']);
     let stopped = false;
     try {
@@ -525,9 +517,7 @@ describe('presence', () => {
     'every tick the agent announces itself on each instance it serves: version, host, pid, pause, running task',
     { timeout: 120_000 },
     async () => {
-      const w = new Workspace({ agent: { tick_interval: '300ms' } });
-      cluster.writeInstanceIni(w.confDir, p0);
-      cluster.writeInstanceIni(w.confDir, slave);
+      const w = cluster.workspace({ config: { agent: { tick_interval: '300ms' } }, serves: [p0, slave] });
       const daemon = w.start(['daemon']);
       type Row = { Host: string; Port: number; AgentVersion: string; AgentPid: number; Paused: number; PauseReason: string; AgeS: number };
       const presence = async (on: Instance) =>
@@ -567,11 +557,10 @@ describe('presence', () => {
 
 describe('logs', () => {
   test('logrotate while a backup runs: its supervisor follows, and logs --backup-id finds every line', { timeout: 120_000 }, async () => {
-    const w = new Workspace({ log: { file: 'agent.log' } });
+    const w = cluster.workspace({ config: { log: { file: 'agent.log' } }, serves: [p0] });
     const log = join(w.dir, 'agent.log');
     const conf = join(w.dir, 'logrotate.conf');
     writeFileSync(conf, `${log} {\n  rotate 3\n  create\n  missingok\n}\n`);
-    cluster.writeInstanceIni(w.confDir, p0);
     await insertTasks(cluster, [{ backupId: 'rot-1', for: p0 }]);
     w.behave(p0.port, { block: true });
     const first = w.start(['check', '--run']);

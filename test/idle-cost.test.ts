@@ -5,27 +5,25 @@
 // two statements. Counts, not timings: the same on a fast and a slow machine.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startCluster, type Cluster, type Instance } from '../src/sandbox/cluster.js';
+import type { Instance } from '../src/sandbox/cluster.js';
+import { setUpCluster, type TestCluster } from './support/cluster.js';
 import { DaemonProcess } from './support/daemon.js';
 import { CounterSet, delta, perTick } from './support/status-counters.js';
-import { Workspace } from './support/workspace.js';
 
 /** Ticks counted; the first ticks (which also purge old rows) are not. */
 const TICKS = 8;
 const WARM_UP_TICKS = 2;
 
-let cluster: Cluster;
+let cluster: TestCluster;
 let instances: Instance[];
 
 before(async () => {
   // No spider node, and no served master with a replica: an applier would be "something else".
-  cluster = await startCluster({ shards: 3, slaves: [0] });
+  cluster = await setUpCluster({ shards: 3, slaves: [0] });
   instances = [cluster.masters[1] as Instance, cluster.masters[2] as Instance, ...cluster.slaves];
 });
 
-after(async () => {
-  await cluster?.close();
-});
+after(() => cluster?.close());
 
 interface Cost {
   /** Per instance, per tick. */
@@ -40,8 +38,7 @@ let measured: Promise<Cost> | undefined;
 /** One measurement shared by the assertions below. */
 function idleCost(): Promise<Cost> {
   measured ??= (async () => {
-    const ws = new Workspace({ agent: { tick_interval: '500ms' } });
-    for (const i of instances) cluster.writeInstanceIni(ws.confDir, i);
+    const ws = cluster.workspace({ config: { agent: { tick_interval: '500ms' } }, serves: instances });
     const counters = await CounterSet.open(instances);
     const daemon = new DaemonProcess(ws);
     try {

@@ -6,25 +6,24 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { startCluster, type Cluster, type Instance } from '../src/sandbox/cluster.js';
+import type { Instance } from '../src/sandbox/cluster.js';
+import { setUpCluster, type TestCluster } from './support/cluster.js';
 import { createPresenceTable } from '../src/sql/ddl.js';
 import { insertTasks, statusOf } from './support/tasks.js';
-import { pidAlive, waitFor, Workspace } from './support/workspace.js';
+import { pidAlive, waitFor } from './support/workspace.js';
 import { DaemonProcess, freePort } from './support/daemon.js';
 import { parseExposition, promtool, valueOf, type Exposition } from './support/prom.js';
 import type { DaemonStatus } from '../src/state/daemon-status.js';
 
-let cluster: Cluster;
+let cluster: TestCluster;
 let m0: Instance;
 
 before(async () => {
-  cluster = await startCluster({ shards: 1, slaves: [] });
+  cluster = await setUpCluster({ shards: 1, slaves: [] });
   m0 = cluster.masters[0] as Instance;
 });
 
-after(async () => {
-  await cluster?.close();
-});
+after(() => cluster?.close());
 
 async function scrape(port: number): Promise<string> {
   const res = await fetch(`http://127.0.0.1:${port}/metrics`);
@@ -41,8 +40,7 @@ const running = (e: Exposition) => valueOf(e, 'spiderbackup_backup_running', { p
 
 test('a backup seen through /metrics (promtool-clean before, during and after), the presence and host status', async () => {
   const port = await freePort();
-  const ws = new Workspace({ metrics: { listen: `127.0.0.1:${port}` } });
-  cluster.writeInstanceIni(ws.confDir, m0);
+  const ws = cluster.workspace({ config: { metrics: { listen: `127.0.0.1:${port}` } }, serves: [m0] });
   const backupDir = join(ws.confDir, 'dbbak');
   const id = 'm-progress';
   const daemon = new DaemonProcess(ws);
@@ -157,8 +155,7 @@ test('a user without a privilege is told which one: status names INSERT on the p
   await cluster.exec(m0, `CREATE USER IF NOT EXISTS '${user}'@'%' IDENTIFIED BY '${password}'`);
   await cluster.exec(m0, `GRANT SELECT, UPDATE, DELETE ON infodba_schema.global_backup TO '${user}'@'%'`);
   await cluster.exec(m0, `GRANT SELECT ON infodba_schema.spiderbackup_presence TO '${user}'@'%'`);
-  const ws = new Workspace();
-  cluster.writeInstanceIni(ws.confDir, m0, { MysqlUser: user, MysqlPasswd: password });
+  const ws = cluster.workspace({ serves: [m0], ini: { MysqlUser: user, MysqlPasswd: password } });
   const daemon = new DaemonProcess(ws);
   try {
     await daemon.ready();
@@ -197,8 +194,7 @@ test('an instance whose user may not read the task table is reported with the pr
   const user = 'sb_noselect';
   const password = 'Ns-1-pw';
   await cluster.exec(m0, `CREATE USER IF NOT EXISTS '${user}'@'%' IDENTIFIED BY '${password}'`);
-  const ws = new Workspace();
-  cluster.writeInstanceIni(ws.confDir, m0, { MysqlUser: user, MysqlPasswd: password });
+  const ws = cluster.workspace({ serves: [m0], ini: { MysqlUser: user, MysqlPasswd: password } });
   try {
     const r = await ws.cli('check', '--format', 'json');
     assert.equal(r.code, 1, r.stderr);

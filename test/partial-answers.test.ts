@@ -5,28 +5,32 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import mysql from 'mysql2/promise';
-import { startCluster, type Cluster, type Instance } from '../src/sandbox/cluster.js';
+import type { Instance } from '../src/sandbox/cluster.js';
+import { setUpCluster, type ClusterWorkspace, type TestCluster } from './support/cluster.js';
 import { insertTasks } from './support/tasks.js';
 import { DaemonProcess } from './support/daemon.js';
-import { Workspace } from './support/workspace.js';
 
 const ID = 'pa-1';
 const WAITING = 'pa-wait';
 
-let cluster: Cluster;
-let ws: Workspace;
+let cluster: TestCluster<'ws'>;
+let ws: ClusterWorkspace;
 let m0: Instance;
 let s0: Instance;
 let spiderIni: string;
 let daemon: DaemonProcess;
 
 before(async () => {
-  cluster = await startCluster({ shards: 1, slaves: [0], tdbctl: true });
-  ws = new Workspace({ backup: { runner: 'mariadb-dump' } });
+  cluster = await setUpCluster({
+    shards: 1,
+    slaves: [0],
+    tdbctl: true,
+    workspaces: { ws: { serves: ['master0', 'slave0', 'spider0'], config: { backup: { runner: 'mariadb-dump' } } } },
+  });
+  ({ ws } = cluster.workspaces);
   m0 = cluster.masters[0] as Instance;
   s0 = cluster.slaves[0] as Instance;
-  for (const i of [m0, s0]) cluster.writeInstanceIni(ws.confDir, i);
-  spiderIni = cluster.writeInstanceIni(ws.confDir, cluster.spider);
+  spiderIni = ws.dropIn(cluster.spider);
   // One real backup (spider node, master, replica), then a restore point after it; then the host
   // is paused, so that its agents stay alive (status --cluster) and leave new tasks waiting.
   daemon = new DaemonProcess(ws);
@@ -42,7 +46,6 @@ before(async () => {
 after(async () => {
   await daemon?.dispose();
   await cluster?.close();
-  ws?.close();
 });
 
 const cli = (...args: string[]) => ws.cli(...args, '-c', spiderIni);

@@ -16,9 +16,10 @@ import { renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { delimiter, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startCluster, type Cluster, type Instance } from '../src/sandbox/cluster.js';
+import type { Instance } from '../src/sandbox/cluster.js';
+import { setUpCluster, type TestCluster } from './support/cluster.js';
 import { insertTasks, statusOf, taskOf } from './support/tasks.js';
-import { FAKE_BACKUP, pidAlive, waitFor, Workspace } from './support/workspace.js';
+import { FAKE_BACKUP, pidAlive, waitFor, type Workspace } from './support/workspace.js';
 import { DaemonProcess } from './support/daemon.js';
 import { LAYOUT, NODE_RUNTIME, releaseName, type ReleaseInfo } from '../scripts/release.js';
 
@@ -113,7 +114,7 @@ let sb: string;
 let emptyFile: string;
 let hidden: string[];
 let source: string;
-let cluster: Cluster | undefined;
+let cluster: TestCluster | undefined;
 let m0: Instance;
 
 /** argv running `command` in a new mount namespace (and, with network: false, a new network namespace too). */
@@ -200,7 +201,7 @@ describe('the release tarball on a host without Node.js', { skip }, () => {
     async () => {
       tmp = mkdtempSync(join(tmpdir(), 'sb-release-'));
       // The cluster starts while the tarball is built; neither is left behind if the other fails.
-      const [installed, started] = await Promise.allSettled([install(), startCluster({ shards: 1, slaves: [] })]);
+      const [installed, started] = await Promise.allSettled([install(), setUpCluster({ shards: 1, slaves: [] })]);
       if (started.status === 'fulfilled') cluster = started.value;
       if (installed.status === 'rejected') throw installed.reason;
       if (started.status === 'rejected') throw started.reason;
@@ -307,14 +308,13 @@ describe('the release tarball on a host without Node.js', { skip }, () => {
 
     /** A workspace whose fake backup runs on the bundled node (the test's own is hidden in the namespace). */
     function workspace(): Workspace {
-      const w = new Workspace();
+      const w = cluster!.workspace({ serves: [m0] });
       const fake = `${bundledNode} ${FAKE_BACKUP} --dir ${w.dir}`;
       w.writeAgentConfig({
         backup: {
           remote_command: `${fake} --kind remote --config {config} --backup-id {backup_id} --shard-value {shard_value} --port {port}`,
         },
       });
-      cluster!.writeInstanceIni(w.confDir, m0);
       return w;
     }
 

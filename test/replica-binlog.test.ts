@@ -7,20 +7,21 @@
 // agent writes nothing of its own, says why once, and `status --cluster` says so too.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startCluster, type Cluster, type Instance } from '../src/sandbox/cluster.js';
+import type { Instance } from '../src/sandbox/cluster.js';
+import { setUpCluster, type ClusterWorkspace, type TestCluster } from './support/cluster.js';
 import { DaemonProcess } from './support/daemon.js';
 import { insertTasks, taskOf } from './support/tasks.js';
-import { waitFor, Workspace } from './support/workspace.js';
+import { waitFor } from './support/workspace.js';
 
 const IDLE_TICKS = 100;
 const NO_BINLOG_USER = 'nobinlog';
 const NO_BINLOG_PASSWORD = 'N0-binlog-pw';
 const REASON = 'not reporting: needs SUPER or BINLOG ADMIN';
 
-let cluster: Cluster;
+let cluster: TestCluster<'ws' | 'op'>;
 let s0: Instance, s1: Instance, s2: Instance;
-let ws: Workspace;
-let op: Workspace;
+let ws: ClusterWorkspace;
+let op: ClusterWorkspace;
 let spiderIni: string;
 let daemon: DaemonProcess | undefined;
 
@@ -65,25 +66,32 @@ const isStatusWrite = (t: Trx): boolean => /global_backup/.test(t.text) && !/spi
 const show = (ts: Trx[]): string => ts.map((t) => `${t.gtid}:${t.text.slice(0, 200)}`).join('\n');
 
 before(async () => {
-  cluster = await startCluster({ shards: 3, slaves: [0, 1, 2], logSlaveUpdates: [0], tdbctl: true });
+  cluster = await setUpCluster({
+    shards: 3,
+    slaves: [0, 1, 2],
+    logSlaveUpdates: [0],
+    tdbctl: true,
+    workspaces: {
+      ws: {
+        serves: ['slave0', 'slave1'],
+        config: { agent: { tick_interval: '150ms' }, backup: { runner: 'mariadb-dump', kill_grace: '10s' } },
+      },
+      op: {},
+    },
+  });
+  ({ ws, op } = cluster.workspaces);
   [s0, s1, s2] = cluster.slaves as [Instance, Instance, Instance];
   // Created on the master: it replicates, as the platform's grants do.
   const m2 = cluster.masterOf(s2);
   await cluster.exec(m2, `CREATE USER '${NO_BINLOG_USER}'@'%' IDENTIFIED BY ?`, [NO_BINLOG_PASSWORD]);
   await cluster.exec(m2, `GRANT SELECT, INSERT, UPDATE, DELETE, CREATE ON infodba_schema.* TO '${NO_BINLOG_USER}'@'%'`);
   await cluster.waitReplicated();
-  ws = new Workspace({ agent: { tick_interval: '150ms' }, backup: { runner: 'mariadb-dump', kill_grace: '10s' } });
-  cluster.writeInstanceIni(ws.confDir, s0);
-  cluster.writeInstanceIni(ws.confDir, s1);
-  cluster.writeInstanceIni(ws.confDir, s2, { MysqlUser: NO_BINLOG_USER, MysqlPasswd: NO_BINLOG_PASSWORD });
-  op = new Workspace();
-  spiderIni = cluster.writeInstanceIni(op.dir, cluster.spider);
+  ws.serve([s2], { MysqlUser: NO_BINLOG_USER, MysqlPasswd: NO_BINLOG_PASSWORD });
+  spiderIni = op.iniFile(cluster.spider);
 });
 
 after(async () => {
   await daemon?.dispose();
-  ws?.close();
-  op?.close();
   await cluster?.close();
 });
 

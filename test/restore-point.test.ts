@@ -5,17 +5,18 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import mysql from 'mysql2/promise';
-import { startCluster, type Cluster, type Instance } from '../src/sandbox/cluster.js';
+import type { Instance } from '../src/sandbox/cluster.js';
+import { setUpCluster, type TestCluster, type ClusterWorkspace } from './support/cluster.js';
 import { binlogRangeOn, describeRange } from '../src/restore/binlog-inventory.js';
 import { BankChecker, bankTotal, setupBank, startTransfers, unblockedPositions, type Transfers } from './support/transfer-workload.js';
 import { DaemonProcess } from './support/daemon.js';
-import { waitFor, Workspace } from './support/workspace.js';
+import { waitFor } from './support/workspace.js';
 
 const POINTS = 20;
 const CONTROLS = 4;
 
-let cluster: Cluster;
-let ws: Workspace;
+let cluster: TestCluster<'ws'>;
+let ws: ClusterWorkspace;
 let spiderIni: string;
 let checker: BankChecker;
 let transfers: Transfers | undefined;
@@ -31,9 +32,17 @@ interface PointJson {
 }
 
 before(async () => {
-  cluster = await startCluster({ shards: 2, slaves: [0], hosts: 'distinct', spiders: 2, spiderInternalXa: true, tdbctl: true });
-  ws = new Workspace();
-  spiderIni = cluster.writeInstanceIni(ws.confDir, cluster.spider);
+  cluster = await setUpCluster({
+    shards: 2,
+    slaves: [0],
+    hosts: 'distinct',
+    spiders: 2,
+    spiderInternalXa: true,
+    tdbctl: true,
+    workspaces: { ws: { serves: ['spider0'] } },
+  });
+  ({ ws } = cluster.workspaces);
+  spiderIni = ws.dropIn(cluster.spider);
   await setupBank(cluster);
   checker = await BankChecker.create(cluster);
   // A DDL would wait for a BLOCK_DDL as well: the probe table exists before any block is taken.
@@ -45,7 +54,6 @@ after(async () => {
   await transfers?.stop().catch(() => {});
   await checker?.close();
   await cluster?.close();
-  ws?.close();
 });
 
 function rootOn(inst: Instance) {
@@ -260,7 +268,7 @@ describe('every complete global backup gets a restore point', { timeout: 600_000
   let daemon: DaemonProcess | undefined;
   before(async () => {
     // One simulated host serving every instance: the agent of the spider master runs its spider task.
-    for (const inst of [...cluster.masters, ...cluster.slaves]) cluster.writeInstanceIni(ws.confDir, inst);
+    ws.serve([...cluster.masters, ...cluster.slaves]);
     daemon = new DaemonProcess(ws);
     await daemon.ready();
   });

@@ -10,15 +10,16 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startCluster, type Cluster, type Instance } from '../src/sandbox/cluster.js';
+import type { Instance } from '../src/sandbox/cluster.js';
+import { setUpCluster, type TestCluster, type ClusterWorkspace } from './support/cluster.js';
 import { bankTotal, setupBank, startTransfers, type Transfers } from './support/transfer-workload.js';
-import { waitFor, Workspace } from './support/workspace.js';
+import { waitFor } from './support/workspace.js';
 
 const ID = 'gb-tp';
 const CHECK = ['--check-sql', 'SELECT SUM(balance) FROM bank.acct', '--expect', String(bankTotal())];
 
-let cluster: Cluster;
-let ws: Workspace;
+let cluster: TestCluster<'ws'>;
+let ws: ClusterWorkspace;
 let spiderIni: string;
 let transfers: Transfers | undefined;
 
@@ -35,10 +36,17 @@ interface PlanJson {
 }
 
 before(async () => {
-  cluster = await startCluster({ shards: 2, slaves: [1], hosts: 'distinct', spiders: 2, spiderInternalXa: true, tdbctl: true });
-  ws = new Workspace({ backup: { runner: 'mariadb-backup' } });
-  spiderIni = cluster.writeInstanceIni(ws.confDir, cluster.spider);
-  for (const inst of [...cluster.masters, ...cluster.slaves]) cluster.writeInstanceIni(ws.confDir, inst);
+  cluster = await setUpCluster({
+    shards: 2,
+    slaves: [1],
+    hosts: 'distinct',
+    spiders: 2,
+    spiderInternalXa: true,
+    tdbctl: true,
+    workspaces: { ws: { serves: ['spider0', 'master0', 'master1', 'slave1'], config: { backup: { runner: 'mariadb-backup' } } } },
+  });
+  ({ ws } = cluster.workspaces);
+  spiderIni = ws.dropIn(cluster.spider);
   await setupBank(cluster);
   await cluster.waitReplicated();
 });
@@ -46,7 +54,6 @@ before(async () => {
 after(async () => {
   await transfers?.stop().catch(() => {});
   await cluster?.close();
-  ws?.close();
 });
 
 const manifestOf = (inst: Instance) =>

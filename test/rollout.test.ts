@@ -5,19 +5,18 @@ import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startCluster, type Cluster, type Instance } from '../src/sandbox/cluster.js';
-import { Workspace } from './support/workspace.js';
+import type { Instance } from '../src/sandbox/cluster.js';
+import { setUpCluster, type TestCluster } from './support/cluster.js';
+import type { Workspace } from './support/workspace.js';
 import { DaemonProcess } from './support/daemon.js';
 
-let cluster: Cluster;
+let cluster: TestCluster;
 
 before(async () => {
-  cluster = await startCluster({ shards: 1, slaves: [], tdbctl: true });
+  cluster = await setUpCluster({ shards: 1, slaves: [], tdbctl: true });
 });
 
-after(async () => {
-  await cluster?.close();
-});
+after(() => cluster?.close());
 
 const ROW = '+----+-----------------------+-------------+----------------------------------+--------+---------------------------+';
 const table = (rows: [id: string, name: string, schedule: string, enable: boolean, next: string][]): string =>
@@ -71,7 +70,7 @@ describe('rollout beside mysql-crond', () => {
   });
 
   test('the old jobs still registered are warned about once per change (log and status), from a look every few minutes, not every tick', async () => {
-    ws = new Workspace();
+    ws = cluster.workspace({ serves: ['master0'] });
     const crond = standIn(join(ws.dir, 'mysql-crond'));
     const future = new Date(Date.now() + 3_600_000).toISOString();
     crond.list(
@@ -82,7 +81,6 @@ describe('rollout beside mysql-crond', () => {
       ]),
     );
     ws.writeAgentConfig({ migration: { mysql_crond: crond.binary } });
-    cluster.writeInstanceIni(ws.confDir, cluster.masters[0] as Instance);
     d = new DaemonProcess(ws);
     await d.ready();
     await d.waitLog(/mysql-crond job spiderbackup-schedule is only paused/);
@@ -122,8 +120,7 @@ describe('rollout beside mysql-crond', () => {
   });
 
   test('no mysql-crond binary: nothing to check, nothing said', async () => {
-    ws = new Workspace({ migration: { mysql_crond: '/nonexistent/mysql-crond' } });
-    cluster.writeInstanceIni(ws.confDir, cluster.masters[0] as Instance);
+    ws = cluster.workspace({ config: { migration: { mysql_crond: '/nonexistent/mysql-crond' } }, serves: ['master0'] });
     d = new DaemonProcess(ws);
     await d.ready();
     await d.ticks(2);
@@ -136,10 +133,8 @@ describe('rollout beside mysql-crond', () => {
   });
 
   test("tdbctl's own drop-in (spider port + 1000) is not served as a shard; status says why; schedule still finds it", async () => {
-    ws = new Workspace();
     const [m0] = cluster.masters as [Instance];
-    cluster.writeInstanceIni(ws.confDir, m0);
-    cluster.writeInstanceIni(ws.confDir, cluster.spider);
+    ws = cluster.workspace({ serves: [m0, cluster.spider] });
     const ctlPort = cluster.spider.port + 1000;
     // As the old tool writes it: the spider's role; only the port tells it apart.
     const ctlIni = cluster.writeInstanceIni(ws.confDir, cluster.tdbctlNode as Instance, { MysqlPort: String(ctlPort) });

@@ -10,21 +10,25 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
-import { ADMIN_PASSWORD, startCluster, type Cluster, type Instance } from '../src/sandbox/cluster.js';
+import { ADMIN_PASSWORD, type Instance } from '../src/sandbox/cluster.js';
+import { setUpCluster, type TestCluster, type ClusterWorkspace } from './support/cluster.js';
 import { insertTasks, statusOf } from './support/tasks.js';
-import { waitFor, Workspace } from './support/workspace.js';
+import { waitFor } from './support/workspace.js';
 
-let cluster: Cluster;
-let ws: Workspace;
+let cluster: TestCluster<'ws'>;
+let ws: ClusterWorkspace;
 let m0: Instance;
 let backupDir: string;
-const inis = new Map<Instance, string>();
 
 before(async () => {
-  cluster = await startCluster({ shards: 2, slaves: [0], tdbctl: true });
-  ws = new Workspace({ backup: { runner: 'mariadb-dump' } });
+  cluster = await setUpCluster({
+    shards: 2,
+    slaves: [0],
+    tdbctl: true,
+    workspaces: { ws: { serves: ['spider0', 'master0', 'master1', 'slave0'], config: { backup: { runner: 'mariadb-dump' } } } },
+  });
+  ({ ws } = cluster.workspaces);
   m0 = cluster.masters[0] as Instance;
-  for (const inst of [cluster.spider, ...cluster.masters, ...cluster.slaves]) inis.set(inst, cluster.writeInstanceIni(ws.confDir, inst));
   backupDir = join(ws.confDir, 'dbbak');
   for (const m of cluster.masters) {
     await cluster.exec(m, 'CREATE DATABASE shop');
@@ -43,15 +47,12 @@ before(async () => {
   await cluster.waitReplicated();
 });
 
-after(async () => {
-  await cluster?.close();
-  ws?.close();
-});
+after(() => cluster?.close());
 
 const dirOf = (id: string, inst: Instance) => join(backupDir, id, `${inst.host}_${inst.port}`);
 
 async function scheduleAndRun(id: string): Promise<void> {
-  const s = await ws.cli('schedule', '-c', inis.get(cluster.spider) as string, `--backup-id=${id}`);
+  const s = await ws.cli('schedule', '-c', ws.dropIn(cluster.spider), `--backup-id=${id}`);
   assert.equal(s.code, 0, s.stderr);
   await cluster.waitReplicated();
   const r = await ws.cli('check', '--run');
@@ -203,7 +204,7 @@ for (const tool of ['mariadb-dump', 'mariadb-backup'] as const) {
 
     async function startBlocked(id: string) {
       await insertTasks(cluster, [{ backupId: id, for: m0 }]);
-      const run = ws.start(['check', '--run', '-c', inis.get(m0) as string]);
+      const run = ws.start(['check', '--run', '-c', ws.dropIn(m0)]);
       const [pid] = await waitFor(`${tool} of ${id}`, async () => {
         const p = toolPids(tool, id);
         if (p.length > 0 && existsSync(`${dirOf(id, m0)}.partial`)) return p;
@@ -243,7 +244,7 @@ for (const tool of ['mariadb-dump', 'mariadb-backup'] as const) {
       const id = `rt-quit-${tool}`;
       const { run, pid } = await startBlocked(id);
       await cluster.exec(m0, "UPDATE infodba_schema.global_backup SET BackupStatus = 'quit' WHERE BackupId = ?", [id]);
-      const q = await ws.cli('check', '--run', '-c', inis.get(m0) as string);
+      const q = await ws.cli('check', '--run', '-c', ws.dropIn(m0));
       assert.equal(q.code, 0, q.stderr);
       const first = await run.result;
       writeFileSync(join(ws.dir, 'agent.log'), `${first.stderr}\n---\n${q.stderr}`);

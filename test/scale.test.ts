@@ -5,19 +5,25 @@
 // admin user (tdbctl's mysql.servers), so the two are told apart.
 import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ADMIN_USER, startCluster, type Cluster, type Instance } from '../src/sandbox/cluster.js';
-import { clearTasks } from './support/tasks.js';
-import { waitFor, Workspace } from './support/workspace.js';
+import { ADMIN_USER, type Instance } from '../src/sandbox/cluster.js';
+import { setUpCluster, type TestCluster, type ClusterWorkspace } from './support/cluster.js';
+import { waitFor } from './support/workspace.js';
 
 const SPIDER_USER = 'sbspider';
 const SPIDER_PASSWORD = 'Sp1der-pw!';
 
-let cluster: Cluster;
-let ws: Workspace;
+let cluster: TestCluster<'ws'>;
+let ws: ClusterWorkspace;
 let spiderIni: string;
 
 before(async () => {
-  cluster = await startCluster({ shards: 2, slaves: [0, 1], tdbctl: true });
+  cluster = await setUpCluster({
+    shards: 2,
+    slaves: [0, 1],
+    tdbctl: true,
+    workspaces: { ws: { serves: ['spider0'], config: { schedule: { wait_interval: '200ms', unclaimed_after: '1h' } } } },
+  });
+  ({ ws } = cluster.workspaces);
   for (const m of cluster.masters) {
     await cluster.exec(m, `CREATE USER '${SPIDER_USER}'@'%' IDENTIFIED BY ?`, [SPIDER_PASSWORD]); // replicates
     await cluster.exec(m, `GRANT ALL PRIVILEGES ON *.* TO '${SPIDER_USER}'@'%'`);
@@ -28,18 +34,12 @@ before(async () => {
   }
   await cluster.exec(cluster.spider, 'FLUSH TABLES');
   for (const i of [...cluster.masters, ...cluster.slaves, cluster.spider]) await cluster.exec(i, 'SET GLOBAL userstat = 1');
-  ws = new Workspace({ schedule: { wait_interval: '200ms', unclaimed_after: '1h' } });
-  spiderIni = cluster.writeInstanceIni(ws.confDir, cluster.spider);
+  spiderIni = ws.dropIn(cluster.spider);
 });
 
-after(async () => {
-  await cluster?.close();
-  ws?.close();
-});
+after(() => cluster?.close());
 
-beforeEach(async () => {
-  await clearTasks(cluster);
-});
+beforeEach(() => cluster.reset());
 
 interface Use {
   connections: number;

@@ -1,12 +1,13 @@
 // schedule, schedule --wait and query on a real Spider cluster with the tdbctl stand-in.
 import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startCluster, type Cluster, type Instance } from '../src/sandbox/cluster.js';
-import { clearTasks, statusOf } from './support/tasks.js';
-import { waitFor, Workspace } from './support/workspace.js';
+import type { Instance } from '../src/sandbox/cluster.js';
+import { setUpCluster, type TestCluster, type ClusterWorkspace } from './support/cluster.js';
+import { statusOf } from './support/tasks.js';
+import { waitFor } from './support/workspace.js';
 
-let cluster: Cluster;
-let ws: Workspace;
+let cluster: TestCluster<'ws'>;
+let ws: ClusterWorkspace;
 let spiderIni: string;
 let m0: Instance;
 let m1: Instance;
@@ -19,23 +20,21 @@ const ROWS =
 type R = { BackupId: string; ServerName: string; Wrapper: string; Port: number; ShardValue: number; BackupStatus: string };
 
 before(async () => {
-  cluster = await startCluster({ shards: 2, slaves: [0, 1], tdbctl: true });
+  cluster = await setUpCluster({
+    shards: 2,
+    slaves: [0, 1],
+    tdbctl: true,
+    workspaces: { ws: { serves: ['spider0'], config: { schedule: { wait_interval: '300ms', unclaimed_after: '1h' } } } },
+  });
+  ({ ws } = cluster.workspaces);
   [m0, m1] = cluster.masters as [Instance, Instance];
   [s0, s1] = cluster.slaves as [Instance, Instance];
-  ws = new Workspace({ schedule: { wait_interval: '300ms', unclaimed_after: '1h' } });
-  spiderIni = cluster.writeInstanceIni(ws.confDir, cluster.spider);
+  spiderIni = ws.dropIn(cluster.spider);
 });
 
-after(async () => {
-  await cluster?.close();
-  ws?.close();
-});
+after(() => cluster?.close());
 
-beforeEach(async () => {
-  ws.reset();
-  cluster.tdbctl?.setPrimary(true);
-  await clearTasks(cluster);
-});
+beforeEach(() => cluster.reset());
 
 /** A host's agent: `check --run` over its instances, again and again, until stopped. */
 function serveHost(files: string[]) {
@@ -53,7 +52,7 @@ function serveHost(files: string[]) {
 }
 
 function iniOf(inst: Instance): string {
-  return cluster.writeInstanceIni(ws.dir, inst);
+  return ws.iniFile(inst);
 }
 
 describe('schedule', () => {

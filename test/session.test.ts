@@ -6,12 +6,12 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadAgentConfig, type AgentConfig } from '../src/config/agent.js';
 import { NotPrimaryError, openClusterSession } from '../src/cluster/session.js';
-import { startCluster, type Cluster, type Instance } from '../src/sandbox/cluster.js';
-import { Workspace } from './support/workspace.js';
+import type { Instance } from '../src/sandbox/cluster.js';
+import { setUpCluster, type ClusterWorkspace, type TestCluster } from './support/cluster.js';
 
 describe('cluster session', { timeout: 300_000 }, () => {
-  let cluster: Cluster;
-  let ws: Workspace;
+  let cluster: TestCluster<'ws'>;
+  let ws: ClusterWorkspace;
   let config: AgentConfig;
   let spiderIni: string;
 
@@ -28,16 +28,13 @@ describe('cluster session', { timeout: 300_000 }, () => {
   };
 
   before(async () => {
-    cluster = await startCluster({ shards: 1, slaves: [], tdbctl: true });
-    ws = new Workspace();
-    spiderIni = cluster.writeInstanceIni(ws.dir, cluster.spider);
+    cluster = await setUpCluster({ shards: 1, slaves: [], tdbctl: true, workspaces: { ws: {} } });
+    ({ ws } = cluster.workspaces);
+    spiderIni = ws.iniFile(cluster.spider);
     config = loadAgentConfig(ws.agentIni);
   });
 
-  after(async () => {
-    await cluster?.close();
-    ws?.close();
-  });
+  after(() => cluster?.close());
 
   it('asks tdbctl once for primacy and mysql.servers, and again after askAgain()', async () => {
     const session = openClusterSession(config, [spiderIni]);
