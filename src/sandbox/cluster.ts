@@ -17,6 +17,7 @@ import ini from 'ini';
 import mysql from 'mysql2/promise';
 import type { ResultSetHeader } from 'mysql2';
 import { formatDuration } from '../format.js';
+import { TDBCTL_PORT_OFFSET } from '../config/instance.js';
 import { createLocalTable, createSchema, createSpiderTable } from '../sql/ddl.js';
 import { installDatadir, MariadbServer, PortInUseError } from '../restore/mariadbd.js';
 import { pickPort, portPlan, PORTS_ENV, type PortPlan } from './ports.js';
@@ -29,8 +30,8 @@ export const HOST = '127.0.0.1';
 /** Created on every master, the spider node and the tdbctl backing database; replicas get it by replication. */
 export const ADMIN_USER = 'sbadmin';
 export const ADMIN_PASSWORD = 'S3cret-pw!';
-/** The stand-in listens at spider port + this, as tdbctl does next to its spider node. */
-export const TDBCTL_PORT_OFFSET = 1000;
+// The stand-in listens at spider port + TDBCTL_PORT_OFFSET, as tdbctl does next to its spider node.
+export { TDBCTL_PORT_OFFSET };
 
 const REPLICATION_TIMEOUT_MS = 30_000;
 const PORT_ATTEMPTS = 3;

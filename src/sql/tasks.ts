@@ -253,16 +253,12 @@ export async function listMasterSideTasks(q: Queryable, backupId: string): Promi
 }
 
 /** Tasks as a filter selects them; newest first. Status classes match the part before ':'. */
-export async function listTasks(
-  q: Queryable,
-  filter: { backupId?: string; host?: string; port?: number; excludeWrapper?: string },
-): Promise<TaskRow[]> {
+export async function listTasks(q: Queryable, filter: { backupId?: string; host?: string; port?: number }): Promise<TaskRow[]> {
   // Fixed fragments; only the values are parameters.
   const conditions: [string, unknown][] = [
     ['BackupId = ?', filter.backupId],
     ['Host = ?', filter.host],
     ['Port = ?', filter.port],
-    ['Wrapper <> ?', filter.excludeWrapper],
   ];
   const used = conditions.filter(([, value]) => value !== undefined);
   const where = used.map(([fragment]) => fragment);
