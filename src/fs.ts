@@ -23,7 +23,7 @@ export interface AtomicWriteOptions {
  * readers that list the directory skip it, and two processes writing the same file never share
  * one. On failure the temporary file is removed and `path` is left as it was.
  */
-export function writeFileAtomic(path: string, data: string, opts: AtomicWriteOptions): void {
+export function writeFileAtomic(path: string, data: string | Uint8Array, opts: AtomicWriteOptions): void {
   const dir = dirname(path);
   if (opts.dirMode !== undefined) mkdirSync(dir, { recursive: true, mode: opts.dirMode });
   const tmp = join(dir, `.${basename(path)}.${process.pid}.tmp`);

@@ -5,6 +5,7 @@ import { parseCommandTemplate } from './command-template.js';
 import { formatConfigDuration, MAX_TIMER_MS, parseDuration } from './duration.js';
 import { IniReader, readIni, type IniSections } from './ini-file.js';
 import { DEFAULT_AGENT_CONFIG } from './defaults.js';
+import { REPOSITORY_KEYS, repositoryConfig, type RepositoryConfig } from './repository.js';
 
 export { DEFAULT_AGENT_CONFIG };
 /** Host-wide, never under state_dir: a second agent with other settings must find the same lock. */
@@ -34,6 +35,8 @@ export interface AgentConfig {
   metrics: { listen: string | 'off'; allowRemote: boolean };
   /** `[migration] mysql_crond`: the old scheduler's binary, whose job list is checked; undefined: off. */
   migration: { mysqlCrond: string | undefined };
+  /** `[repository]`: where backups go off the host; undefined without the section (backups stay in BackupDir). */
+  repository: RepositoryConfig | undefined;
   /**
    * Unknown sections and keys of the file, one line each, naming file, section and key. The
    * loader only returns them: the CLI prints them on stderr, the daemon logs them.
@@ -110,6 +113,11 @@ export const AGENT_SCHEMA = {
   migration: {
     mysql_crond: { kind: 'string', default: DEFAULT_MYSQL_CROND },
   },
+  // Read by config/repository.ts, which checks them together (the type decides which are needed).
+  repository: Object.fromEntries(REPOSITORY_KEYS.map((k) => [k, { kind: 'optional' }])) as Record<
+    (typeof REPOSITORY_KEYS)[number],
+    { kind: 'optional' }
+  >,
 } as const satisfies Record<string, Record<string, KeySpec>>;
 
 type Schema = typeof AGENT_SCHEMA;
@@ -179,6 +187,7 @@ function agentConfigFrom(ini: IniReader, file: string | undefined, cwd: string, 
     log: { level: v('log', 'level'), file: v('log', 'file') },
     metrics: { listen, allowRemote },
     migration: { mysqlCrond: optionalPath(v('migration', 'mysql_crond'), cwd) },
+    repository: repositoryConfig(ini, cwd),
     warnings,
   };
 }

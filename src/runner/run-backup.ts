@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { backupDirOf, loadInstanceConfig, type InstanceConfig } from '../config/instance.js';
-import { IniReader } from '../config/ini-file.js';
+import { clusterNameOf } from '../config/repository.js';
 import { connect } from '../db/connect.js';
 import { errorMessage } from '../errors.js';
 import { fsyncDir } from '../fs.js';
@@ -118,7 +118,7 @@ export async function runBackup(spec: RunnerSpec, io: RunnerIo): Promise<number>
     const manifest: Manifest = {
       format: 1,
       backupId: spec.key.backupId,
-      cluster: clusterOf(instance),
+      cluster: clusterNameOf(instance) ?? '',
       host: spec.key.host,
       port: spec.key.port,
       role: spec.role,
@@ -195,15 +195,6 @@ async function withConn<T>(instance: InstanceConfig, fn: (c: import('../db/conne
   } finally {
     await c.close();
   }
-}
-
-function clusterOf(instance: InstanceConfig): string {
-  const ini = new IniReader(instance.file, instance.sections);
-  for (const key of ['ClusterAddress', 'ClusterId', 'ClusterName']) {
-    const v = ini.raw('Public', key);
-    if (typeof v === 'string' && v.trim() !== '') return v.trim();
-  }
-  return '';
 }
 
 async function toolVersion(tool: string): Promise<string> {
