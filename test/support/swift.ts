@@ -61,7 +61,10 @@ export interface SwiftOptions {
 /** Starts a Swift and creates a bucket; a missing Swift fails with the install hint. */
 export async function startSwift(opts: SwiftOptions = {}): Promise<Swift> {
   const missing = BINARIES.filter((b) => onPath(b) === undefined);
-  if (missing.length > 0) throw new Error(`OpenStack Swift is needed for this test but ${missing.join(', ')} ${missing.length > 1 ? 'are' : 'is'} missing: ${INSTALL_HINT}`);
+  if (missing.length > 0)
+    throw new Error(
+      `OpenStack Swift is needed for this test but ${missing.join(', ')} ${missing.length > 1 ? 'are' : 'is'} missing: ${INSTALL_HINT}`,
+    );
   const dir = mkdtempSync(join(tmpdir(), 'sb-swift-'));
   // The objects in memory when it can: Swift fsyncs every object, which costs seconds per
   // thousand small ones on a busy disk, and nothing here needs to outlive the test.
