@@ -244,4 +244,34 @@ describe("a SPIDER_SLAVE node whose own task table is not the cluster's", { time
     const trap = await cluster.query(sp1, 'SELECT Server_name, Host FROM infodba_schema.global_backup');
     assert.deepEqual(trap, [{ Server_name: 'SPT0', Host: 'trap' }]);
   });
+
+  test('with the primary spider node down: query still answers; cancel, which must record there, exits 1 naming it and changes nothing', async () => {
+    await insertTasks(cluster, [
+      { backupId: 'an-c-down', for: m0 },
+      { backupId: 'an-c-down', for: m1 },
+    ]);
+    const expected = await onSpider1('query', '--BackupId', 'an-c-down', '--format', 'json');
+    assert.equal(expected.code, 0, expected.stderr);
+    await cluster.stop(cluster.spider);
+    try {
+      const q = await onSpider1('query', '--BackupId', 'an-c-down', '--format', 'json');
+      assert.equal(q.code, 0, q.stdout + q.stderr);
+      assert.deepEqual(JSON.parse(q.stdout), JSON.parse(expected.stdout));
+      assert.equal(q.stderr, NOTE());
+      const c = await onSpider1('cancel', 'an-c-down');
+      assert.equal(c.code, 1, c.stdout + c.stderr);
+      assert.equal(c.stdout, '');
+      assert.ok(
+        c.stderr.includes(
+          `cannot record the cancel of an-c-down on the primary spider node SPIDER0 ${cluster.spider.host}:${cluster.spider.port}: `,
+        ),
+        c.stderr,
+      );
+      assert.match(c.stderr, /; nothing changed\n$/, c.stderr);
+    } finally {
+      await cluster.start(cluster.spider);
+    }
+    assert.equal(await statusOf(cluster, m0, 'an-c-down'), 'init');
+    assert.equal(await statusOf(cluster, m1, 'an-c-down'), 'init');
+  });
 });

@@ -197,16 +197,14 @@ export async function runCancel(deps: CancelDeps, session: ClusterSession, opts:
 
 /** Where the record that must be written goes: the primary spider node (this one, or named by tdbctl). */
 type PrimaryPlace =
-  | { ep: Endpoint; host: string; port: number; name: string; init?: (c: Connection) => Promise<void> }
-  | { missing: string; host: string; port: number };
+  { ep: Endpoint; host: string; port: number; name: string; init?: (c: Connection) => Promise<void> } | { missing: string };
 
 function primaryRecordPlace(session: ClusterSession, view: ClusterView): PrimaryPlace {
   const target = session.spider;
   if (!view.notPrimary)
     return { ep: target, host: target.host, port: target.port, name: `the spider node ${session.spiderName}`, init: initSpiderSession };
   const p = view.primarySpider;
-  if (!p)
-    return { missing: `${view.notPrimary.message}, and mysql.servers does not list its spider node to record it on`, host: '', port: 0 };
+  if (!p) return { missing: `${view.notPrimary.message}, and mysql.servers does not list its spider node to record it on` };
   return { ep: endpointOf(p), host: p.host, port: p.port, name: `the primary spider node ${p.serverName} ${keyOf(p)}` };
 }
 
