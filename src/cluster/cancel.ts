@@ -1,6 +1,7 @@
 // `cancel <backup-id>` (SPEC §5): stops every unfinished task of a backup id, each on its own
 // instance. Master-side rows (spider master, shard masters) are changed through the Spider table by
-// their own keys; replica rows on the replica itself, never through a master-side copy that
+// their own keys (away from the primary: on the shard master that holds them, the same rows,
+// shard-tables.ts); replica rows on the replica itself, never through a master-side copy that
 // replication would carry over the replica's row (ROW binlog). First a cancel record is written on
 // every instance (ddl.ts createCancelTable), so a task claimed from now on — a replica row that
 // arrives by replication later included — is never started (its supervisor checks the record just
@@ -11,7 +12,7 @@
 import { hostname, userInfo } from 'node:os';
 import type { Logger } from 'pino';
 import type { AgentConfig } from '../config/agent.js';
-import { isNoSuchTable, type Connection } from '../db/connect.js';
+import { isNoSuchTable, type Connection, type Endpoint } from '../db/connect.js';
 import { errorMessage, OperationError } from '../errors.js';
 import { insertCancel } from '../sql/cancel.js';
 import { createCancelTable, createSchema } from '../sql/ddl.js';
@@ -20,7 +21,8 @@ import * as sql from '../sql/tasks.js';
 import { withUnloggedConnection } from '../sql/unlogged.js';
 import { validateBackupId } from '../task/backup-id.js';
 import { initSpiderSession, mapLimited } from './reach.js';
-import { endpointOf, type ClusterSession } from './session.js';
+import { endpointOf, type ClusterSession, type ClusterView } from './session.js';
+import { shardTablesOf } from './shard-tables.js';
 import { isRunnable, REASON, STATUS } from '../task/status.js';
 import type { TaskSet } from './task-set.js';
 import type { TaskRow } from '../task/task.js';
@@ -84,24 +86,31 @@ interface Look {
   replicaSide: ReplicaRead[];
 }
 
-/** Not the primary: NotPrimaryError. `--wait` follows on the session's connections. */
+/**
+ * Any spider node. The first record goes on the primary spider node (whose agent runs the spider
+ * master's task): away from it, directly, with mysql.servers' credentials; when it cannot be
+ * written, nothing is changed. `--wait` follows on the session's connections.
+ */
 export async function runCancel(deps: CancelDeps, session: ClusterSession, opts: CancelOptions): Promise<CancelResult> {
   const backupId = validateBackupId(opts.backupId, 'backup id');
-  const servers = await session.primaryServers();
   const { config } = deps;
+  const tables = await shardTablesOf(session, config.schedule.waitConcurrency);
+  const servers = tables.servers;
   const pool = session.connections;
-  const target = session.spider;
   const logger = deps.logger.child({ backupId });
-  const spider = <T>(fn: (c: Connection) => Promise<T>) => pool.use(target, fn, { init: initSpiderSession });
+  const primary = primaryRecordPlace(session, tables.view);
+  const primaryKey = 'missing' in primary ? undefined : keyOf(primary);
   const masters = servers.filter((s) => s.wrapper.toLowerCase() === 'mysql');
   const slaves = servers.filter((s) => s.wrapper.toLowerCase() === 'mysql_slave');
   const slaveByKey = new Map(slaves.map((s) => [keyOf(s), s]));
   const masterByKey = new Map(masters.map((s) => [keyOf(s), s]));
   const look = async (): Promise<Look> => {
-    const all = await spider((c) => sql.listTasks(c, { backupId })).catch((err: unknown) => {
-      if (isNoSuchTable(err)) return [];
-      throw err;
-    });
+    const all = await tables
+      .rows((c) => sql.listTasks(c, { backupId }), true)
+      .catch((err: unknown) => {
+        if (isNoSuchTable(err)) return [];
+        throw err;
+      });
     // A replica's row is read on the replica: its master-side copy stays `replicated` for ever.
     const replicaSide = await mapLimited(
       all.filter((t) => t.wrapper === 'mysql_slave'),
@@ -124,7 +133,7 @@ export async function runCancel(deps: CancelDeps, session: ClusterSession, opts:
     const found = new Map<string, ServerRow>();
     for (const t of l.masterSide) {
       const m = masterByKey.get(keyOf(t));
-      if (m && keyOf(m) !== keyOf(target)) found.set(keyOf(m), m);
+      if (m && keyOf(m) !== primaryKey) found.set(keyOf(m), m);
     }
     for (const r of l.replicaSide) if (r.server) found.set(keyOf(r.server), r.server);
     return [...found.values()];
@@ -147,27 +156,39 @@ export async function runCancel(deps: CancelDeps, session: ClusterSession, opts:
   // The records first: a claim after this sees one, on whichever instance it happens.
   const by = whoAmI();
   const problems: string[] = [];
+  if ('missing' in primary) throw new OperationError(`cannot record the cancel of ${backupId}: ${primary.missing}; nothing changed`);
   try {
-    await spider((c) => recordOn(c, backupId, target.host, target.port, by));
-  } catch (err) {
-    throw new OperationError(
-      `cannot record the cancel of ${backupId} on the spider node ${session.spiderName}: ${errorMessage(err)}; nothing changed`,
+    await pool.use(
+      primary.ep,
+      (c) => recordOn(c, backupId, primary.host, primary.port, by, true),
+      primary.init ? { init: primary.init } : {},
     );
+  } catch (err) {
+    throw new OperationError(`cannot record the cancel of ${backupId} on ${primary.name}: ${errorMessage(err)}; nothing changed`);
   }
+  // The other spider nodes too, so `list` after a failover still tells a cancel; they run no task
+  // of the id, so one that is down is only logged. Away from the primary, no table is created on
+  // a node that is not the primary: the record goes only where the table already is.
+  const otherSpiders = servers.filter((s) => s.wrapper.toUpperCase() === 'SPIDER' && keyOf(s) !== keyOf(primary));
+  const create = !tables.notPrimary;
   /** Instances a record was tried on; those where it is not in place, with why. */
-  const tried = new Set<string>([keyOf(target)]);
+  const tried = new Set<string>([keyOf(primary)]);
   const unguarded = new Map<string, string>();
   const recordAll = (targets: readonly ServerRow[]) =>
     mapLimited(targets, config.schedule.waitConcurrency, async (s) => {
       tried.add(keyOf(s));
       try {
         if (s.wrapper.toLowerCase() !== 'mysql_slave') {
-          await pool.use(endpointOf(s), (c) => recordOn(c, backupId, s.host, s.port, by));
+          await pool.use(endpointOf(s), (c) => recordOn(c, backupId, s.host, s.port, by, create || !otherSpiders.includes(s)));
           return;
         }
         // A replica's record is its own, not a task status: kept out of its binary log, on a session
         // of its own (the pool's carries the status writes, which stay binlogged).
-        const r = await withUnloggedConnection(endpointOf(s), (c) => recordOn(c, backupId, s.host, s.port, by), session.connectOptions);
+        const r = await withUnloggedConnection(
+          endpointOf(s),
+          (c) => recordOn(c, backupId, s.host, s.port, by, true),
+          session.connectOptions,
+        );
         if ('refused' in r) {
           unguarded.set(keyOf(s), `no cancel record of its own: ${r.refused}`);
           problems.push(
@@ -187,9 +208,6 @@ export async function runCancel(deps: CancelDeps, session: ClusterSession, opts:
         );
       }
     });
-  // The other spider nodes too, so `list` after a failover still tells a cancel; they run no task
-  // of the id, so one that is down is only logged.
-  const otherSpiders = servers.filter((s) => s.wrapper.toUpperCase() === 'SPIDER' && keyOf(s) !== keyOf(target));
   await recordAll([...instancesOf(first), ...otherSpiders]);
 
   // A second look, now that the records are in place: a row claimed before its instance's record
@@ -202,8 +220,8 @@ export async function runCancel(deps: CancelDeps, session: ClusterSession, opts:
       now = await look();
     } catch (err) {
       throw new OperationError(
-        `the cancel of ${backupId} is recorded, but its tasks could not be read again through the spider node ` +
-          `${session.spiderName} (${errorMessage(err)}); nothing was stopped: run cancel again`,
+        `the cancel of ${backupId} is recorded, but its tasks could not be read again ` +
+          `(${errorMessage(err)}); nothing was stopped: run cancel again`,
       );
     }
     const fresh = instancesOf(now).filter((s) => !tried.has(keyOf(s)));
@@ -212,7 +230,7 @@ export async function runCancel(deps: CancelDeps, session: ClusterSession, opts:
   }
 
   const tasks: TaskOutcome[] = [];
-  for (const t of now.masterSide) tasks.push(await stop(spider, t, t));
+  for (const t of now.masterSide) tasks.push(await stop((fn) => tables.writeOn(t.shardValue, fn), t, t));
   await mapLimited(now.replicaSide, config.schedule.waitConcurrency, async (r) => {
     if (r.error !== undefined || !r.server) {
       tasks.push({ task: r.copy, action: 'not-reached', error: r.error ?? 'no server' });
@@ -248,11 +266,26 @@ export async function runCancel(deps: CancelDeps, session: ClusterSession, opts:
   return { kind: 'cancelled', backupId, by, tasks: sortOutcomes(tasks), problems, set };
 }
 
-async function recordOn(c: Connection, backupId: string, host: string, port: number, by: string): Promise<void> {
+/** Where the record that must be written goes: the primary spider node (this one, or named by tdbctl). */
+type PrimaryPlace =
+  { ep: Endpoint; host: string; port: number; name: string; init?: (c: Connection) => Promise<void> } | { missing: string };
+
+function primaryRecordPlace(session: ClusterSession, view: ClusterView): PrimaryPlace {
+  const target = session.spider;
+  if (!view.notPrimary)
+    return { ep: target, host: target.host, port: target.port, name: `the spider node ${session.spiderName}`, init: initSpiderSession };
+  const p = view.primarySpider;
+  if (!p) return { missing: `${view.notPrimary.message}, and mysql.servers does not list its spider node to record it on` };
+  return { ep: endpointOf(p), host: p.host, port: p.port, name: `the primary spider node ${p.serverName} ${keyOf(p)}` };
+}
+
+/** `create`: make the table where it is missing (never on a spider node that is not the primary, from elsewhere). */
+async function recordOn(c: Connection, backupId: string, host: string, port: number, by: string, create: boolean): Promise<void> {
   try {
     await insertCancel(c, backupId, host, port, by);
   } catch (err) {
     if (!isNoSuchTable(err)) throw err;
+    if (!create) return;
     await c.query(createSchema());
     await c.query(createCancelTable());
     await insertCancel(c, backupId, host, port, by);
