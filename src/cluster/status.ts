@@ -2,13 +2,15 @@
 // and problems, as seen from a spider node. Each instance is read on the instance itself (at most
 // [schedule] wait_concurrency at once): its presence lives only there (presence rows never travel
 // between instances), that one connection also tells whether the instance is reachable, and a
-// replica's replication status can only be asked of the replica. Two or three statements each.
-import { isNoSuchTable, type Connection } from '../db/connect.js';
-import type { KeptConnections } from '../db/connections.js';
-import { errorMessage } from '../errors.js';
+// replica's replication status can only be asked of the replica. One statement on a shard master
+// (presence and tasks together), two on a replica (and its replication status), on a connection
+// of its own closed as soon as it is read: at a thousand shards, round trips and open connections
+// are what the command costs.
+import { connect, isNoSuchTable, type Connection } from '../db/connect.js';
+import { errorMessage, InstanceError } from '../errors.js';
 import { formatSeconds } from '../format.js';
 import { getClusterPause, type ClusterPause } from '../sql/cluster-pause.js';
-import { runningAndLastSuccess } from '../sql/instance-history.js';
+import { presenceAndTasks, runningAndLastSuccess, type PresenceAndTasks } from '../sql/instance-history.js';
 import { getPresence, type PresenceRow } from '../sql/presence.js';
 import { replicationStatus } from '../sql/replication.js';
 import { isNotReportingLockHeld, NEEDS_BINLOG_PRIVILEGE } from '../sql/unlogged.js';
@@ -71,7 +73,9 @@ interface MemberRead {
 export async function readClusterStatus(session: ClusterSession, concurrency: number): Promise<ClusterStatus> {
   const members = clusterMembers(await session.servers(), session.target);
   const pool = session.connections;
-  const reads = await mapLimited(members, concurrency, (m) => readMember(m, pool));
+  const closing: Promise<void>[] = [];
+  const reads = await mapLimited(members, concurrency, (m) => readMember(m, session, closing));
+  await Promise.all(closing);
   // Where the spider node has the task table, every instance should: one without it is not "no
   // task yet" but a table that cannot be read.
   const spiderHasTable = reads.some((r) => r.status.role === 'spider' && r.status.reachable && r.noTable === undefined);
@@ -93,10 +97,20 @@ export async function readClusterStatus(session: ClusterSession, concurrency: nu
   return { spider: `${session.spider.host}:${session.spider.port}`, ...(clusterPause ? { clusterPause } : {}), instances, unread, ok };
 }
 
-async function readMember(m: Member, pool: KeptConnections): Promise<MemberRead> {
+/**
+ * The spider node on the session's kept connection (the cluster pause is read on it next); every
+ * other instance on a new connection, closed without waiting for it in the read's turn (`closing`).
+ */
+async function readMember(m: Member, session: ClusterSession, closing: Promise<void>[]): Promise<MemberRead> {
   const base = { serverName: m.serverName, role: m.role, shard: m.shard ?? null, host: m.host, port: m.port };
   try {
-    return await pool.use(m.endpoint, (c) => readOn(c, m, base), { retry: true });
+    if (m.role === 'spider') return await session.connections.use(m.endpoint, (c) => readOn(c, m, base), { retry: true });
+    const c = await connect(m.endpoint, session.connectOptions);
+    try {
+      return await readOn(c, m, base);
+    } finally {
+      closing.push(c.close());
+    }
   } catch (err) {
     const p = `unreachable: ${errorMessage(err)}`;
     return { status: { ...base, reachable: false, agent: { state: 'unknown' }, problems: [p] }, unread: [p] };
@@ -110,19 +124,40 @@ async function readOn(c: Connection, m: Member, base: Omit<InstanceStatus, 'reac
     problems.push(p);
     unread.push(p);
   };
+  // A shard master or replica: both reads in one statement. Where it fails (a table missing, a
+  // privilege refused) they are made one by one, as on the spider node, and each says what failed.
+  let both: PresenceAndTasks | undefined;
+  let bothFailed: unknown;
+  if (m.role !== 'spider') {
+    try {
+      both = await presenceAndTasks(c, m.host, m.port);
+    } catch (err) {
+      if (!(err instanceof InstanceError)) throw err; // not the server's answer: a fault of ours, never hidden
+      // A connection it left broken (a statement timeout): that is the first read's failure, as it was.
+      if (c.broken) bothFailed = err;
+    }
+  }
+  const read = <T>(fn: () => Promise<T>): Promise<T> => (bothFailed === undefined ? fn() : Promise.reject(bothFailed));
   let presenceError = false;
-  const presence = await orUndefined(getPresence(c, m.host, m.port), (err) => {
-    presenceError = true;
-    cannot(`cannot read its agent's presence: ${errorMessage(err)}`);
-  });
+  const presence = both
+    ? both.presence
+    : await orUndefined(
+        read(() => getPresence(c, m.host, m.port)),
+        (err) => {
+          presenceError = true;
+          cannot(`cannot read its agent's presence: ${errorMessage(err)}`);
+        },
+      );
   let noTable: string | undefined;
-  const tasks = await orUndefined(
-    runningAndLastSuccess(c, m.host, m.port, m.role === 'spider' ? 0 : undefined).catch((err: unknown) => {
-      if (isNoSuchTable(err)) noTable = errorMessage(err);
-      throw err;
-    }),
-    (err) => cannot(`cannot read its tasks: ${errorMessage(err)}`),
-  );
+  const tasks = both
+    ? both
+    : await orUndefined(
+        runningAndLastSuccess(c, m.host, m.port, m.role === 'spider' ? 0 : undefined).catch((err: unknown) => {
+          if (isNoSuchTable(err)) noTable = errorMessage(err);
+          throw err;
+        }),
+        (err) => cannot(`cannot read its tasks: ${errorMessage(err)}`),
+      );
   if (m.role === 'slave') {
     try {
       const p = replicationProblem(await replicationStatus(c));
