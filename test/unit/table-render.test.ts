@@ -30,7 +30,12 @@ test('drawTable draws what cli-table3 draws', () => {
     const multiline = rnd() < 0.5;
     const cells = [...Array(rows + 1)].map(() => [...Array(cols)].map(() => randomCell(rnd, multiline)));
     for (const plain of [true, false]) {
-      assert.equal(drawTable(cells, plain), cliTable3(cells, plain), `table ${t}, plain ${plain}: ${JSON.stringify(cells)}`);
+      const expected = cliTable3(cells, plain);
+      assert.equal(
+        drawTable(cells, plain),
+        plain ? expected.replace(/ +$/gm, '') : expected,
+        `table ${t}, plain ${plain}: ${JSON.stringify(cells)}`,
+      );
     }
   }
 });

@@ -40,7 +40,8 @@ export function renderTable(
   const plain = opts.plain ?? process.stdout.isTTY !== true;
   const cell = (c: string | number) => (opts.multiline ? String(c).split('\n').map(printable).join('\n') : printable(String(c)));
   const cells = [head.map(printable), ...rows.map((r) => r.map(cell))];
-  const text = cells.every((r) => r.length === head.length) && head.length > 0 ? drawTable(cells, plain) : cliTable3(cells, plain);
+  if (head.length > 0 && cells.every((r) => r.length === head.length)) return drawTable(cells, plain);
+  const text = cliTable3(cells, plain);
   return plain ? text.replace(/ +$/gm, '') : text;
 }
 
@@ -76,7 +77,8 @@ const BOX = {
 /**
  * What cli-table3 draws for rows of equal length without spans, colours or fixed widths: every
  * column as wide as its widest line plus the padding (at least 1), every row as high as its
- * tallest cell, text left and top aligned; a border line that comes out empty is left out.
+ * tallest cell, text left and top aligned; a border line that comes out empty is left out. A plain
+ * table's lines lose their trailing spaces (as renderTable's callers always wanted).
  */
 export function drawTable(cells: readonly string[][], plain: boolean): string {
   const pad = plain ? 0 : 1;
@@ -112,11 +114,22 @@ export function drawTable(cells: readonly string[][], plain: boolean): string {
         const w = widths[x] as number;
         return text === undefined ? ' '.repeat(w) : space + text + ' '.repeat(w - 2 * pad - width(text)) + space;
       });
-      out.push(c.left + line.join(c.middle) + c.right);
+      const drawn = c.left + line.join(c.middle) + c.right;
+      out.push(plain ? withoutTrailingSpaces(drawn) : drawn);
     }
   }
   rule(c.bottomLeft, c.bottom, c.bottomMid, c.bottomRight);
   return out.join('\n');
+}
+
+/**
+ * A plain table's line as grep and awk want it: without the padding of its last column. Not
+ * / +$/gm over the whole table, which retries every run of padding to its end: seconds at 2,000 rows.
+ */
+function withoutTrailingSpaces(line: string): string {
+  let end = line.length;
+  while (end > 0 && line.charCodeAt(end - 1) === 32) end--;
+  return line.slice(0, end);
 }
 
 /** Columns a line takes on a terminal: its length for printable ASCII, else as cli-table3 counts (string-width). */
