@@ -1,16 +1,26 @@
-// `schedule` and one `schedule --wait` round at 16 / 128 / 1,024 shards.
+// `schedule` and one `schedule --wait` round at 16 / 128 / 1,024 shards, and `status --cluster` at
+// the largest.
 //
 // A thousand real instances do not fit on one machine, so every shard master and every replica is
 // a TCP forwarder (in a process of its own, optionally delaying every chunk) in front of one of a
-// few real instances. The Spider node routes to the forwarders: SPT<n> points at master forwarder
+// few real instances, on an address of its own (127.1.x.y for masters, 127.2.x.y for replicas, one
+// port of SPIDERBACKUP_TEST_PORTS). The Spider node routes to the forwarders: SPT<n> points at master forwarder
 // n and the Spider table is partitioned MOD <shards>. Because several partitions share one real
 // master, partition n is stored in an updatable view (`gb_p<n>`: the rows of global_backup with
 // ShardValue MOD <shards> = n) rather than in the table itself: else every partition on a real
 // master would also read the rows of the others. Replica rows arrive in global_backup on the real
 // replicas by replication, as usual.
 //
-//   npm run build && node dist/bench/scale.js [--shards 16,128,1024] [--real 4] [--latency 0] [--runs 3] [--before DIR]
+// `status --cluster` reads each instance's own rows, keyed by its Host:Port (the forwarder's
+// address): every instance gets its agent's presence, a month of successes and some a running
+// backup, named after its address, and the JSON output is checked to show each instance exactly
+// its own (a read through forwarder X returning the rows of the 255 others on X's real instance
+// would be measured as duplicates). Statements per instance are the real instances' `Questions`.
 //
+//   npm run build && node dist/bench/scale.js [--shards 16,128,1024] [--real 4] [--latency 0] [--runs 3] [--before DIR]
+//     [--only schedule,status] [--keep]
+//
+// --keep: after the status part, keep everything up (until SIGINT) and print the command lines, for profiling.
 // --before DIR: the dist/ directory of an older build measured the same way, e.g.
 //   git archive <commit> | tar -x -C /tmp/old && ln -s $PWD/node_modules /tmp/old/ && (cd /tmp/old && npx tsc)
 //   node dist/bench/scale.js --before /tmp/old/dist
