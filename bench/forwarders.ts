@@ -1,14 +1,19 @@
 // TCP forwarders for bench/scale.ts, in a process of their own so that forwarding bytes for a
 // thousand endpoints does not eat the event loop of the spiderbackup code being measured.
 // Started with child_process.fork; it exits when its parent goes away.
-//   → { kind: 'open', targets: number[] (upstream ports on 127.0.0.1), latencyMs, from, to }
-//   ← { kind: 'opened', ports: number[] }          (one listening port per target, in order)
+//   → { kind: 'open', targets: number[] (upstream ports on 127.0.0.1), net, latencyMs, from, to }
+//   ← { kind: 'opened', endpoints: { host, port }[] }   (one listening address per target, in order)
+// Each forwarder has a loopback address of its own (127.<net>.x.y, all of 127/8 is loopback on
+// Linux), as each shard of a real cluster has a host of its own: a thousand forwarders then need
+// no thousand ports, only one or a few of the caller's range.
 //   → { kind: 'stats' }  ← { kind: 'stats', accepted: number[] }   (connections accepted per forwarder)
 import net from 'node:net';
 
 export interface OpenRequest {
   kind: 'open';
   targets: number[];
+  /** Second octet of the forwarders' addresses: 127.<net>.x.y, one network per kind of instance. */
+  net: number;
   /** One-way delay added to every chunk: loopback has no network latency, a cluster does. */
   latencyMs: number;
   /** Ports are taken from this range, skipping ports in use (the caller's private port range). */
@@ -16,26 +21,31 @@ export interface OpenRequest {
   to: number;
 }
 export type Request = OpenRequest | { kind: 'stats' };
-export type Reply = { kind: 'opened'; ports: number[] } | { kind: 'stats'; accepted: number[] } | { kind: 'error'; message: string };
+export interface ForwardedEndpoint {
+  host: string;
+  port: number;
+}
+export type Reply =
+  { kind: 'opened'; endpoints: ForwardedEndpoint[] } | { kind: 'stats'; accepted: number[] } | { kind: 'error'; message: string };
 
 const accepted: number[] = [];
-let nextPort = 0;
 
-function listen(server: net.Server, port: number): Promise<boolean> {
+function listen(server: net.Server, host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const onError = () => resolve(false);
     server.once('error', onError);
-    server.listen({ port, host: '127.0.0.1', exclusive: true }, () => {
+    server.listen({ port, host, exclusive: true }, () => {
       server.off('error', onError);
       resolve(true);
     });
   });
 }
 
-async function open(req: OpenRequest): Promise<number[]> {
-  const ports: number[] = [];
-  nextPort = Math.max(nextPort, req.from);
-  for (const target of req.targets) {
+async function open(req: OpenRequest): Promise<ForwardedEndpoint[]> {
+  const endpoints: ForwardedEndpoint[] = [];
+  for (const [i, target] of req.targets.entries()) {
+    // .0 and .255 avoided: 250 addresses per third octet.
+    const host = `127.${req.net}.${Math.floor(i / 250)}.${(i % 250) + 1}`;
     const index = accepted.push(0) - 1;
     const server = net.createServer((client) => {
       accepted[index] = (accepted[index] ?? 0) + 1;
@@ -53,13 +63,13 @@ async function open(req: OpenRequest): Promise<number[]> {
       client.on('error', () => upstream.destroy());
       upstream.on('error', () => client.destroy());
     });
-    for (;;) {
-      if (nextPort > req.to) throw new Error(`no free port left in ${req.from}-${req.to}`);
-      if (await listen(server, nextPort++)) break;
+    for (let port = req.from; ; port++) {
+      if (port > req.to) throw new Error(`no free port left on ${host} in ${req.from}-${req.to}`);
+      if (await listen(server, host, port)) break;
     }
-    ports.push((server.address() as net.AddressInfo).port);
+    endpoints.push({ host, port: (server.address() as net.AddressInfo).port });
   }
-  return ports;
+  return endpoints;
 }
 
 process.on('message', (msg: Request) => {
@@ -67,7 +77,7 @@ process.on('message', (msg: Request) => {
   if (msg.kind === 'stats') reply({ kind: 'stats', accepted: [...accepted] });
   else
     open(msg).then(
-      (ports) => reply({ kind: 'opened', ports }),
+      (endpoints) => reply({ kind: 'opened', endpoints }),
       (err: unknown) => reply({ kind: 'error', message: String(err) }),
     );
 });

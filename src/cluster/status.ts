@@ -2,15 +2,17 @@
 // and problems, as seen from a spider node. Each instance is read on the instance itself (at most
 // [schedule] wait_concurrency at once): its presence lives only there (presence rows never travel
 // between instances), that one connection also tells whether the instance is reachable, and a
-// replica's replication status can only be asked of the replica. Two or three statements each.
-// A spider node's own tasks are read where the task rows live (shard-tables.ts: through the
-// primary, else on shard 0's master), never through another spider node's Spider table.
-import { isNoSuchTable, type Connection } from '../db/connect.js';
-import type { KeptConnections } from '../db/connections.js';
-import { errorMessage } from '../errors.js';
+// replica's replication status can only be asked of the replica. One statement on a shard master
+// (presence and tasks together), two on a replica (and its replication status), on a connection
+// of its own closed as soon as it is read: at a thousand shards, round trips and open connections
+// are what the command costs. A spider node's own tasks are read where the task rows live
+// (shard-tables.ts: through the primary, else on shard 0's master), never through another spider
+// node's Spider table.
+import { connect, isNoSuchTable, type Connection } from '../db/connect.js';
+import { errorMessage, InstanceError } from '../errors.js';
 import { formatSeconds } from '../format.js';
 import { getClusterPause, type ClusterPause } from '../sql/cluster-pause.js';
-import { runningAndLastSuccess } from '../sql/instance-history.js';
+import { presenceAndTasks, runningAndLastSuccess, type PresenceAndTasks } from '../sql/instance-history.js';
 import { getPresence, type PresenceRow } from '../sql/presence.js';
 import { replicationStatus } from '../sql/replication.js';
 import { isNotReportingLockHeld, NEEDS_BINLOG_PRIVILEGE } from '../sql/unlogged.js';
@@ -75,7 +77,9 @@ export async function readClusterStatus(session: ClusterSession, concurrency: nu
   const tables = await shardTablesOf(session, concurrency);
   const members = clusterMembers(tables.servers, session.target);
   const pool = session.connections;
-  const reads = await mapLimited(members, concurrency, (m) => readMember(m, pool, tables));
+  const closing: Promise<void>[] = [];
+  const reads = await mapLimited(members, concurrency, (m) => readMember(m, session, tables, closing));
+  await Promise.all(closing);
   // Where the spider node has the task table, every instance should: one without it is not "no
   // task yet" but a table that cannot be read.
   const spiderHasTable = reads.some((r) => r.status.role === 'spider' && r.status.reachable && r.noTable === undefined);
@@ -99,13 +103,23 @@ export async function readClusterStatus(session: ClusterSession, concurrency: nu
 
 type Tasks = Awaited<ReturnType<typeof runningAndLastSuccess>>;
 
-async function readMember(m: Member, pool: KeptConnections, tables: ShardTables): Promise<MemberRead> {
+/**
+ * The spider node on the session's kept connection (the cluster pause is read on it next); every
+ * other instance on a new connection, closed without waiting for it in the read's turn (`closing`).
+ */
+async function readMember(m: Member, session: ClusterSession, tables: ShardTables, closing: Promise<void>[]): Promise<MemberRead> {
   const base = { serverName: m.serverName, role: m.role, shard: m.shard ?? null, host: m.host, port: m.port };
   // A spider node's rows (ShardValue 0) are read before its own connection is taken: on the
   // primary, that is the same connection.
   const spiderTasks = m.role === 'spider' ? await settle(tables.readOn(0, (c) => runningAndLastSuccess(c, m.host, m.port, 0))) : undefined;
   try {
-    return await pool.use(m.endpoint, (c) => readOn(c, m, base, spiderTasks), { retry: true });
+    if (m.role === 'spider') return await session.connections.use(m.endpoint, (c) => readOn(c, m, base, spiderTasks), { retry: true });
+    const c = await connect(m.endpoint, session.connectOptions);
+    try {
+      return await readOn(c, m, base, undefined);
+    } finally {
+      closing.push(c.close());
+    }
   } catch (err) {
     const p = `unreachable: ${errorMessage(err)}`;
     return { status: { ...base, reachable: false, agent: { state: 'unknown' }, problems: [p] }, unread: [p] };
@@ -124,19 +138,40 @@ async function readOn(
     problems.push(p);
     unread.push(p);
   };
+  // A shard master or replica: both reads in one statement. Where it fails (a table missing, a
+  // privilege refused) they are made one by one, as on the spider node, and each says what failed.
+  let both: PresenceAndTasks | undefined;
+  let bothFailed: unknown;
+  if (m.role !== 'spider') {
+    try {
+      both = await presenceAndTasks(c, m.host, m.port);
+    } catch (err) {
+      if (!(err instanceof InstanceError)) throw err; // not the server's answer: a fault of ours, never hidden
+      // A connection it left broken (a statement timeout): that is the first read's failure, as it was.
+      if (c.broken) bothFailed = err;
+    }
+  }
+  const read = <T>(fn: () => Promise<T>): Promise<T> => (bothFailed === undefined ? fn() : Promise.reject(bothFailed));
   let presenceError = false;
-  const presence = await orUndefined(getPresence(c, m.host, m.port), (err) => {
-    presenceError = true;
-    cannot(`cannot read its agent's presence: ${errorMessage(err)}`);
-  });
+  const presence = both
+    ? both.presence
+    : await orUndefined(
+        read(() => getPresence(c, m.host, m.port)),
+        (err) => {
+          presenceError = true;
+          cannot(`cannot read its agent's presence: ${errorMessage(err)}`);
+        },
+      );
   let noTable: string | undefined;
-  const tasks = await orUndefined(
-    (spiderTasks ? unsettle(spiderTasks) : runningAndLastSuccess(c, m.host, m.port)).catch((err: unknown) => {
-      if (isNoSuchTable(err)) noTable = errorMessage(err);
-      throw err;
-    }),
-    (err) => cannot(`cannot read its tasks: ${errorMessage(err)}`),
-  );
+  const tasks = both
+    ? both
+    : await orUndefined(
+        read(() => (spiderTasks ? unsettle(spiderTasks) : runningAndLastSuccess(c, m.host, m.port))).catch((err: unknown) => {
+          if (isNoSuchTable(err)) noTable = errorMessage(err);
+          throw err;
+        }),
+        (err) => cannot(`cannot read its tasks: ${errorMessage(err)}`),
+      );
   if (m.role === 'slave') {
     try {
       const p = replicationProblem(await replicationStatus(c));

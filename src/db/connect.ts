@@ -80,6 +80,9 @@ export async function connect(ep: Endpoint, opts: ConnectOptions = {}): Promise<
       multipleStatements: false,
       // mysql2 sizes a prepared-statement cache per connection (~512 KiB); we never prepare.
       maxPreparedStatements: 1,
+      // No stack captured at every statement for a driver error: ours are wrapped with the
+      // instance named (wrapError), and at a thousand instances the captures were 5 % of the CPU.
+      trace: false,
     });
   } catch (err) {
     throw connectError(ep, err);

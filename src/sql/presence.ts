@@ -28,7 +28,7 @@ export interface PresenceRow extends Presence {
   ageS: number;
 }
 
-const COLUMNS = [
+export const PRESENCE_COLUMNS = [
   'Host',
   'Port',
   'ShardValue',
@@ -64,17 +64,17 @@ const values = (p: Presence): unknown[] => [
 
 /** One statement: the row is created or refreshed, LastTick by the database clock. */
 export async function upsertPresence(q: Queryable, p: Presence): Promise<void> {
-  const updates = COLUMNS.slice(2)
+  const updates = PRESENCE_COLUMNS.slice(2)
     .map((c) => `${c} = VALUES(${c})`)
     .join(', ');
   await q.query(
-    `INSERT INTO ${T} (${COLUMNS.join(', ')}, LastTick) VALUES (${COLUMNS.map(() => '?').join(', ')}, NOW())
+    `INSERT INTO ${T} (${PRESENCE_COLUMNS.join(', ')}, LastTick) VALUES (${PRESENCE_COLUMNS.map(() => '?').join(', ')}, NOW())
      ON DUPLICATE KEY UPDATE ${updates}, LastTick = NOW()`,
     values(p),
   );
 }
 
-interface RawPresence {
+export interface RawPresence {
   Host: string;
   Port: number;
   ShardValue: number;
@@ -95,11 +95,14 @@ interface RawPresence {
 /** The presence of one instance as stored on it (or undefined: its agent never wrote one). */
 export async function getPresence(q: Queryable, host: string, port: number): Promise<PresenceRow | undefined> {
   const rows = (await q.query(
-    `SELECT ${COLUMNS.join(', ')}, TIMESTAMPDIFF(SECOND, LastTick, NOW()) AS AgeS FROM ${T} WHERE Host = ? AND Port = ?`,
+    `SELECT ${PRESENCE_COLUMNS.join(', ')}, TIMESTAMPDIFF(SECOND, LastTick, NOW()) AS AgeS FROM ${T} WHERE Host = ? AND Port = ?`,
     [host, port],
   )) as RawPresence[];
   const r = rows[0];
-  if (!r) return undefined;
+  return r ? toPresence(r) : undefined;
+}
+
+export function toPresence(r: RawPresence): PresenceRow {
   return {
     host: r.Host,
     port: Number(r.Port),
