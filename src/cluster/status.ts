@@ -20,6 +20,7 @@ import { agentState, type AgentState } from './agent-state.js';
 import { mapLimited } from './reach.js';
 import { clusterMembers, type Member, type MemberRole } from './members.js';
 import { replicationProblem } from './replication-health.js';
+import { lockWaitSecondsFor } from './lock-waits.js';
 import type { ClusterSession } from './session.js';
 import { shardTablesOf, type ShardTables } from './shard-tables.js';
 import type { TaskRow } from '../task/task.js';
@@ -114,9 +115,12 @@ async function readMember(m: Member, session: ClusterSession, tables: ShardTable
   const spiderTasks = m.role === 'spider' ? await settle(tables.readOn(0, (c) => runningAndLastSuccess(c, m.host, m.port, 0))) : undefined;
   try {
     if (m.role === 'spider') return await session.connections.use(m.endpoint, (c) => readOn(c, m, base, spiderTasks), { retry: true });
-    const c = await connect(m.endpoint, session.connectOptions);
+    // No session set-up statement: the one read carries its own lock-wait bound.
+    const { init: _init, ...oneShot } = session.connectOptions;
+    const c = await connect(m.endpoint, oneShot);
     try {
-      return await readOn(c, m, base, undefined);
+      const timeout = session.connectOptions.queryTimeoutMs;
+      return await readOn(c, m, base, undefined, timeout === undefined ? undefined : lockWaitSecondsFor(timeout));
     } finally {
       closing.push(c.close());
     }
@@ -131,6 +135,7 @@ async function readOn(
   m: Member,
   base: Omit<InstanceStatus, 'reachable' | 'agent' | 'problems'>,
   spiderTasks: Settled<Tasks> | undefined,
+  lockWaitS?: number,
 ): Promise<MemberRead> {
   const problems: string[] = [];
   const unread: string[] = [];
@@ -144,7 +149,7 @@ async function readOn(
   let bothFailed: unknown;
   if (m.role !== 'spider') {
     try {
-      both = await presenceAndTasks(c, m.host, m.port);
+      both = await presenceAndTasks(c, m.host, m.port, lockWaitS);
     } catch (err) {
       if (!(err instanceof InstanceError)) throw err; // not the server's answer: a fault of ours, never hidden
       // A connection it left broken (a statement timeout): that is the first read's failure, as it was.

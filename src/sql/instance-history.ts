@@ -43,9 +43,15 @@ export interface PresenceAndTasks {
  * trip instead of two, at a thousand instances). Each row is one JSON object, tagged by its
  * table. Fails as a whole where either table is missing: the caller then reads them one by one.
  */
-export async function presenceAndTasks(q: Queryable, host: string, port: number): Promise<PresenceAndTasks> {
+export async function presenceAndTasks(q: Queryable, host: string, port: number, lockWaitS?: number): Promise<PresenceAndTasks> {
+  // The session's lock-wait bound, carried by the statement itself: on a one-shot connection a
+  // separate SET would double its round trips.
+  const bound =
+    lockWaitS === undefined
+      ? ''
+      : `SET STATEMENT lock_wait_timeout = ${Math.trunc(lockWaitS)}, innodb_lock_wait_timeout = ${Math.trunc(lockWaitS)} FOR `;
   const rows = (await q.query(
-    `(SELECT 'presence' AS Kind, ${PRESENCE_JSON} AS Doc FROM ${SCHEMA}.${PRESENCE_TABLE} WHERE Host = ? AND Port = ?)
+    `${bound}(SELECT 'presence' AS Kind, ${PRESENCE_JSON} AS Doc FROM ${SCHEMA}.${PRESENCE_TABLE} WHERE Host = ? AND Port = ?)
      UNION ALL
      (SELECT 'task', ${TASK_JSON} FROM ${SCHEMA}.${TABLE} WHERE Host = ? AND Port = ? AND BackupStatus = 'running')
      UNION ALL
