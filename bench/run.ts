@@ -3,7 +3,8 @@
 // the ports of SPIDERBACKUP_TEST_PORTS, like the tests. About 5 minutes on 2 cores.
 //
 //   npm run bench                              all sections
-//   npm run bench -- --only idle,quit          some: startup, idle, rss, quit, history, progress
+//   npm run bench -- --only idle,quit          some: startup, idle, rss, quit, history, progress, repository
+//                                              (repository: 1 GiB into a private Swift, needs scripts/install.sh)
 //   npm run bench -- --scale                   also bench/scale.ts (minutes more), if it exists
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -16,11 +17,14 @@ import { historyRows } from './lib/history.js';
 import { progressRows } from './lib/progress.js';
 import { idleCost } from './lib/idle-cost.js';
 import { quitRows } from './lib/quit.js';
+import { repositoryRows } from './lib/repository.js';
 import { machine, markdownTable, progress, type Row } from './lib/report.js';
 import { rssRows } from './lib/rss.js';
 import { startupRows } from './lib/startup.js';
 
-const SECTIONS = ['startup', 'idle', 'rss', 'quit', 'history', 'progress'] as const;
+const SECTIONS = ['startup', 'idle', 'rss', 'quit', 'history', 'progress', 'repository'] as const;
+/** Sections that start no cluster of their own. */
+const STANDALONE: readonly Section[] = ['startup', 'progress', 'repository'];
 type Section = (typeof SECTIONS)[number];
 
 const { values } = parseArgs({ options: { only: { type: 'string' }, scale: { type: 'boolean', default: false } } });
@@ -39,8 +43,9 @@ const extra: string[] = [];
 
 if (wanted('startup')) rows.push(...(await startupRows()));
 if (wanted('progress')) rows.push(...(await progressRows()));
+if (wanted('repository')) rows.push(...(await repositoryRows()));
 
-if (SECTIONS.some((s) => s !== 'startup' && s !== 'progress' && wanted(s))) {
+if (SECTIONS.some((s) => !STANDALONE.includes(s) && wanted(s))) {
   progress('starting a cluster: 4 shard masters with a replica each, and a spider node');
   const cluster = await startCluster({ shards: 4, slaves: [0, 1, 2, 3] });
   const ctx: BenchContext = { cluster, instances: [...cluster.masters, ...cluster.slaves] };

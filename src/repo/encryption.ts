@@ -90,11 +90,12 @@ export function encryptStream(key: RepoKey): Transform {
   const pending = new Pending();
   let counter = 0;
   let started = false;
-  const seal = (plain: Buffer, last: boolean): Buffer => {
+  /** The sealed segment in pieces (ciphertext, tag): no copy of a whole segment just to join them. */
+  const seal = (plain: Buffer, last: boolean): Buffer[] => {
     if (counter >= MAX_SEGMENTS) throw new RepoError(`cannot encrypt more than ${MAX_SEGMENTS} segments into one object`);
     const cipher = createCipheriv('aes-256-gcm', key.key, nonce(header, counter++));
     cipher.setAAD(aad(header, last));
-    return Buffer.concat([cipher.update(plain), cipher.final(), cipher.getAuthTag()]);
+    return [cipher.update(plain), cipher.final(), cipher.getAuthTag()].filter((b) => b.length > 0);
   };
   return new Transform({
     transform(chunk: Buffer, _enc, done: TransformCallback) {
@@ -105,7 +106,7 @@ export function encryptStream(key: RepoKey): Transform {
         }
         pending.add(chunk);
         // A full segment is "not last" only once a byte after it exists; the last one is sealed in flush.
-        while (pending.length > SEGMENT_SIZE) this.push(seal(pending.take(SEGMENT_SIZE), false));
+        while (pending.length > SEGMENT_SIZE) for (const b of seal(pending.take(SEGMENT_SIZE), false)) this.push(b);
         done();
       } catch (err) {
         done(err as Error);
@@ -114,7 +115,7 @@ export function encryptStream(key: RepoKey): Transform {
     flush(done: TransformCallback) {
       try {
         if (!started) this.push(header);
-        this.push(seal(pending.take(pending.length), true));
+        for (const b of seal(pending.take(pending.length), true)) this.push(b);
         done();
       } catch (err) {
         done(err as Error);
@@ -146,7 +147,9 @@ export function decryptStream(keys: readonly RepoKey[], opts: DecryptOptions = {
     decipher.setAAD(aad(h, last));
     decipher.setAuthTag(sealed.subarray(sealed.length - TAG_SIZE));
     try {
-      const plain = Buffer.concat([decipher.update(sealed.subarray(0, sealed.length - TAG_SIZE)), decipher.final()]);
+      const plain = decipher.update(sealed.subarray(0, sealed.length - TAG_SIZE));
+      // GCM's final() verifies the tag and yields no bytes: the plaintext is released only after it.
+      decipher.final();
       counter++;
       return plain;
     } catch (err) {

@@ -127,7 +127,10 @@ export async function upload(repo: Repository, key: string, body: Readable, opts
  */
 export async function download(repo: Repository, key: string): Promise<Readable> {
   const src = await repo.store.getStream(key);
-  return chain(src, [...(repo.limiter ? [throttle(repo.limiter)] : []), ...(repo.keys.length > 0 ? [decryptStream(repo.keys)] : [])]);
+  return chain(src, [
+    ...(repo.limiter ? [throttle(repo.limiter)] : []),
+    ...(repo.keys.length > 0 ? [decryptStream(repo.keys, { object: key })] : []),
+  ]);
 }
 
 /** The stored bytes as they are (for verify: sha256 of what is stored, no key needed). */

@@ -234,5 +234,5 @@ test('through a repository: upload stores ciphertext (hashed as stored), downloa
   const rotated = await openRepository(config(keyB.file, [keyA.file]), [], { store: new PosixStore(root) });
   assert.ok((await read(rotated)).equals(plain));
   const wrong = await openRepository(config(keyB.file), [], { store: new PosixStore(root) });
-  await assert.rejects(read(wrong), isRepoError(WRONG_KEY, new RegExp(`${keyA.id}.*b\\.key`)));
+  await assert.rejects(read(wrong), isRepoError(WRONG_KEY, new RegExp(`^c1/backups/b1/db1_20000/dump\\.sql\\.zst: .*${keyA.id}.*b\\.key`)));
 });
