@@ -86,13 +86,24 @@ function checkedManifest(id: string, inst: Instance): { files: { name: string; b
 }
 
 /** A global backup's rows, as `schedule` writes them (no tdbctl here: the test's ports stay in its range), then run. */
-async function scheduleAndRun(id: string): Promise<void> {
+async function scheduleAndRun(id: string): Promise<string> {
   await insertTasks(
     cluster,
     [cluster.spider, ...cluster.masters, ...cluster.slaves].map((inst) => ({ backupId: id, for: inst })),
   );
   const r = await ws.cli('check', '--run');
   assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+  return `${r.stdout}\n${r.stderr}`;
+}
+
+/** The bytes of the supervisor's `backup finished` line for `inst` in a CLI's output (its JSON log lines). */
+function finishedBytes(output: string, inst: Instance): number | undefined {
+  for (const l of output.split('\n')) {
+    if (!l.includes('"backup finished"')) continue;
+    const line = JSON.parse(l) as { port: number; bytes?: number };
+    if (line.port === inst.port) return line.bytes;
+  }
+  return undefined;
 }
 
 /** One task for m0, run by `check --run -c` its drop-in. */
@@ -108,7 +119,7 @@ for (const tool of ['mariadb-dump', 'mariadb-backup'] as const) {
     async () => {
       ws.writeAgentConfig({ backup: { runner: tool }, repository: repository() });
       const id = `rw-${tool}`;
-      await scheduleAndRun(id);
+      const out = await scheduleAndRun(id);
       for (const inst of [cluster.spider, ...cluster.masters, ...cluster.slaves]) {
         assert.equal(await statusOf(cluster, inst, id), 'success', inst.name);
         const manifest = checkedManifest(id, inst);
@@ -129,6 +140,9 @@ for (const tool of ['mariadb-dump', 'mariadb-backup'] as const) {
         assert.equal(row?.Verdict, 'ok', inst.name);
         assert.equal(row?.Dir, `posix ${repoDir}:${PREFIX}/backups/${id}/${inst.host}_${inst.port}/`);
       }
+      // The supervisor counted the bytes uploaded (its last measurement is the backup's size).
+      const m0Manifest = JSON.parse(readFileSync(join(keyDir(id, m0), 'manifest.json'), 'utf8')) as { bytes: number };
+      assert.equal(finishedBytes(out, m0), m0Manifest.bytes);
       assert.deepEqual(filesBelow(backupDir), [], 'nothing staged in BackupDir');
       assert.deepEqual(
         filesBelow(repoDir).filter((f) => f.endsWith('.partial')),
@@ -178,23 +192,45 @@ describe('a backup killed mid-upload', () => {
     await locker?.end().catch(() => undefined);
   });
 
+  /** Starts m0's backup of `id` and waits until its upload has begun (its object open in the repository, the tool blocked). */
+  async function startBlocked(id: string) {
+    await insertTasks(cluster, [{ backupId: id, for: m0 }]);
+    const run = ws.start(['check', '--run', '-c', ws.dropIn(m0)]);
+    await waitFor('the upload to begin', async () => {
+      if (run.child.exitCode !== null) assert.fail(`check --run ended: ${run.stdout()}\n${run.stderr()}`);
+      return existsSync(join(keyDir(id, m0), 'dump.sql.zst.partial')) && backupPids(id).length >= 2;
+    });
+    const rows = (await cluster.query(m0, 'SELECT TaskPid FROM infodba_schema.global_backup WHERE BackupId = ?', [id])) as {
+      TaskPid: number;
+    }[];
+    const supervisor = Number(rows[0]?.TaskPid);
+    assert.ok(supervisor > 0);
+    return { run, supervisor };
+  }
+
+  test(
+    'kill -9 of the supervisor mid-upload: the agent stops the runner; no manifest, nothing left, failed',
+    { timeout: 180_000 },
+    async () => {
+      const id = 'rw-orphan';
+      const { run, supervisor } = await startBlocked(id);
+      process.kill(supervisor, 'SIGKILL');
+      await run.result;
+      const again = await ws.cli('check', '--run', '-c', ws.dropIn(m0));
+      assert.equal(again.code, 0, again.stderr);
+      assert.equal(await statusOf(cluster, m0, id), 'failed: supervisor died');
+      await waitFor('the runner to be gone', () => backupPids(id).length === 0 || undefined);
+      assert.ok(!existsSync(join(keyDir(id, m0), 'manifest.json')), 'no manifest: never complete');
+      assert.deepEqual(filesBelow(keyDir(id, m0)), [], 'the runner removed its partial object when it was stopped');
+    },
+  );
+
   test(
     'kill -9 of the supervisor and its backup: no manifest, failed; the next backup clears the leftovers',
     { timeout: 180_000 },
     async () => {
       const id = 'rw-killed';
-      await insertTasks(cluster, [{ backupId: id, for: m0 }]);
-      const run = ws.start(['check', '--run', '-c', ws.dropIn(m0)]);
-      const partial = join(keyDir(id, m0), 'dump.sql.zst.partial');
-      await waitFor('the upload to begin', async () => {
-        if (run.child.exitCode !== null) assert.fail(`check --run ended: ${run.stdout()}\n${run.stderr()}`);
-        return existsSync(partial) && backupPids(id).length >= 2;
-      });
-      const supervisor = Number(
-        ((await cluster.query(m0, 'SELECT TaskPid FROM infodba_schema.global_backup WHERE BackupId = ?', [id])) as { TaskPid: number }[])[0]
-          ?.TaskPid,
-      );
-      assert.ok(supervisor > 0);
+      const { run, supervisor } = await startBlocked(id);
       // As a power cut would: nothing of the backup gets to clean up after itself.
       for (const pid of [supervisor, ...backupPids(id)]) process.kill(pid, 'SIGKILL');
       await run.result;
@@ -251,6 +287,22 @@ describe('a repository that cannot be written', () => {
     assert.match(text.stdout, new RegExp(`Repository: +posix ${missing()}, prefix ${PREFIX}: `));
     assert.ok(daemon.child.exitCode === null, 'the daemon goes on');
 
+    // A backup the daemon runs fails the same way, and its failure becomes the last error.
+    const id2 = 'rw-no-repo-daemon';
+    await insertTasks(cluster, [{ backupId: id2, for: m0 }]);
+    await waitFor(
+      'the daemon to run and fail the backup',
+      async () => /^failed/.test((await statusOf(cluster, m0, id2)) ?? '') || undefined,
+      60_000,
+    );
+    assert.equal(await statusOf(cluster, m0, id2), 'failed: upload to posix store');
+    const last = await waitFor('the failure to be the last error', async () => {
+      const v = JSON.parse((await ws.cli('status', '--format', 'json')).stdout) as { lastError: { message: string } | null };
+      return v.lastError?.message.includes(id2) ? v.lastError.message : undefined;
+    });
+    assert.match(last, new RegExp(`backup ${id2} on port ${m0.port}: failed: upload to posix store: posix ${missing()}: cannot use`));
+    assert.ok(daemon.child.exitCode === null, 'the daemon goes on');
+
     // Once the repository is there, status says so (on reload).
     mkdirSync(missing());
     daemon.signal('SIGHUP');
@@ -290,6 +342,7 @@ describe('runner = command', () => {
       [`${id}/${m0.port}.index`, `${id}/data_${m0.port}.tar`],
     );
     assert.equal(manifest.bytes, 300000 + `index of ${id}\n`.length);
+    assert.equal(finishedBytes(`${r.stdout}\n${r.stderr}`, m0), manifest.bytes, 'the bytes counted are the ones uploaded');
     assert.equal(sha256(join(keyDir(id, m0), `${id}/data_${m0.port}.tar`)), sha256(join(backupDir, id, `data_${m0.port}.tar`)));
     const [row] = (await cluster.query(
       m0,
