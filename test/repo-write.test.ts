@@ -152,6 +152,31 @@ for (const tool of ['mariadb-dump', 'mariadb-backup'] as const) {
   );
 }
 
+test(
+  'with an encryption key the stored objects are ciphertext, and the manifest has their sha256 and the key id',
+  { timeout: 120_000 },
+  async () => {
+    const keyFile = join(ws.dir, 'repo.key');
+    writeFileSync(keyFile, `${'ab'.repeat(32)}\n`, { mode: 0o600 });
+    ws.writeAgentConfig({ backup: { runner: 'mariadb-dump' }, repository: repository({ encryption_key_file: keyFile }) });
+    const id = 'rw-encrypted';
+    const r = await runOnM0(id);
+    assert.equal(await statusOf(cluster, m0, id), 'success', `${r.stdout}\n${r.stderr}`);
+    const manifest = checkedManifest(id, m0) as { encryption?: { keyId: string }; files: { name: string }[] };
+    assert.match(manifest.encryption?.keyId ?? '', /^[0-9a-f]{16}$/);
+    const stored = readFileSync(join(keyDir(id, m0), manifest.files[0]?.name ?? ''));
+    assert.equal(stored.subarray(0, 7).toString('latin1'), 'SPBKENC', 'the object is encrypted');
+
+    // A key file that cannot be read fails the next backup by its name.
+    const gone = join(ws.dir, 'missing.key');
+    ws.writeAgentConfig({ backup: { runner: 'mariadb-dump' }, repository: repository({ encryption_key_file: gone }) });
+    const bad = await runOnM0('rw-no-key');
+    assert.equal(await statusOf(cluster, m0, 'rw-no-key'), 'failed: upload to posix store');
+    assert.match(`${bad.stdout}${bad.stderr}`, new RegExp(`${gone}`));
+    assert.deepEqual(filesBelow(keyDir('rw-no-key', m0)), []);
+  },
+);
+
 test('the same backup id is never written twice into the repository', { timeout: 120_000 }, async () => {
   ws.writeAgentConfig({ backup: { runner: 'mariadb-dump' }, repository: repository() });
   const id = 'rw-mariadb-dump';

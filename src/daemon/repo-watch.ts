@@ -5,7 +5,8 @@
 import type { Logger } from 'pino';
 import type { AgentConfig } from '../config/agent.js';
 import { errorMessage } from '../errors.js';
-import { openAgentRepository } from '../repo/agent-repository.js';
+import { closeRepository, openAgentRepository } from '../repo/agent-repository.js';
+import type { Repository } from '../repo/repository.js';
 
 export const REPO_EVERY_MS = 5 * 60_000;
 
@@ -44,14 +45,17 @@ export function createRepoWatch(deps: RepoWatchDeps): RepoWatch {
     if (config.repository === undefined) return settle(undefined, undefined);
     let where =
       config.repository.store.type === 'posix' ? `posix ${config.repository.store.path}` : `s3 bucket ${config.repository.store.bucket}`;
+    let repo: Repository | undefined;
     try {
-      const repo = await openAgentRepository(config);
+      repo = await openAgentRepository(config);
       where = repo.where;
       await repo.store.check();
       settle(`${where}: ok`, undefined);
     } catch (err) {
       const message = errorMessage(err);
       settle(`${where}: ${message}`, message);
+    } finally {
+      if (repo) closeRepository(repo);
     }
   };
 

@@ -51,3 +51,8 @@ export function storeTypeOf(ref: AgentConfigRef): string {
     return 'repository';
   }
 }
+
+/** Lets go of the store's connections (an S3 client's sockets) when it has any: a long-lived process opens it again and again. */
+export function closeRepository(repo: Repository): void {
+  (repo.store as Partial<{ close(): void }>).close?.();
+}
