@@ -52,6 +52,7 @@ export function backupArgv(config: AgentConfig, instance: InstanceConfig, task: 
 }
 
 export function supervisorSpec(config: AgentConfig, instance: InstanceConfig, task: TaskKey): SupervisorSpec {
+  const repository = repositoryRef(config);
   return {
     key: { backupId: task.backupId, host: task.host, port: task.port, shardValue: task.shardValue },
     instanceFile: instance.file,
@@ -61,7 +62,7 @@ export function supervisorSpec(config: AgentConfig, instance: InstanceConfig, ta
     logLevel: config.log.level,
     logFile: config.log.file,
     argv: backupArgv(config, instance, task),
-    ...(repositoryRef(config) ? { repository: repositoryRef(config) } : {}),
+    ...(repository ? { repository } : {}),
   };
 }
 
