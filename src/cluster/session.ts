@@ -18,6 +18,7 @@ import { KeptConnections } from '../db/connections.js';
 import { unreachableOf } from '../db/reachability.js';
 import { errorMessage, InstanceError, OperationError, UsageError } from '../errors.js';
 import { listServers, tdbctlGetPrimary, type PrimaryRow, type ServerRow } from '../sql/servers.js';
+import { limitCommandLockWaits, lockWaitSecondsFor, whatHeldTheLock } from './lock-waits.js';
 
 export interface SpiderTarget {
   spider: InstanceConfig;
@@ -67,11 +68,20 @@ export const notPrimary = (spider: string): string => `${spider} is not the prim
 /** How to reach a server of mysql.servers: with the credentials its row gives. */
 export const endpointOf = (s: ServerRow): Endpoint => ({ host: s.host, port: s.port, user: s.user, password: s.password });
 
-/** The bounds of every connection of a command: a hung instance fails its own statement, never hangs the command. */
-export const commandConnectOptions = (statementTimeoutMs: number): ConnectOptions => ({
-  connectTimeoutMs: 10_000,
-  queryTimeoutMs: statementTimeoutMs,
-});
+/**
+ * The bounds of every connection of a command: a hung instance fails its own statement, never
+ * hangs the command; a statement waiting on another session's lock ends a little earlier, by the
+ * server's lock_wait_timeout, naming who held it (lock-waits.ts).
+ */
+export const commandConnectOptions = (statementTimeoutMs: number): ConnectOptions => {
+  const lockWaitS = lockWaitSecondsFor(statementTimeoutMs);
+  return {
+    connectTimeoutMs: 10_000,
+    queryTimeoutMs: statementTimeoutMs,
+    init: limitCommandLockWaits(lockWaitS),
+    whatHeld: whatHeldTheLock(lockWaitS),
+  };
+};
 
 export class ClusterSession {
   /** Every connection of the command opens with these ([schedule] statement_timeout). */

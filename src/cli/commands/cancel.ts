@@ -38,6 +38,7 @@ const ACTION: Record<TaskOutcome['action'], string> = {
   quit: 'quit: its agent kills the backup',
   final: 'had ended',
   'not-reached': 'NOT REACHED',
+  unguarded: 'NOT GUARDED: may start when it arrives',
 };
 
 async function cancelCommand(
@@ -76,7 +77,7 @@ async function cancelAndWait(
   }
   print(`backup id ${res.backupId} cancelled by ${res.by}:`);
   print(table(res.tasks));
-  const done = res.tasks.filter((o) => o.action !== 'not-reached').length;
+  const done = res.tasks.filter((o) => o.action !== 'not-reached' && o.action !== 'unguarded').length;
   const partial = reportProblems('cancel', res.problems, `${done} of ${res.tasks.length} tasks handled as`);
   if (!opts.wait) return partial;
   const result = await waitForBackup(
