@@ -31,6 +31,7 @@ import { reloadDaemon, type Reloadable } from './reload.js';
 import { RestorePointWatcher } from './restore-points.js';
 import { runTick } from './tick.js';
 import { createCrondWatch } from './crond-watch.js';
+import { createRepoWatch } from './repo-watch.js';
 import { createTicker, type Ticker } from './ticker.js';
 import type { Seen } from './transitions.js';
 import type { TaskRow } from '../task/task.js';
@@ -142,6 +143,15 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
     logger,
     onChange: () => save('running'),
   });
+  // The repository, checked off the tick: at start, on reload, after a failure, every few minutes.
+  const repoWatch = createRepoWatch({
+    config: () => s.config,
+    logger,
+    onChange: (problem) => {
+      if (problem !== undefined) noteError(`repository: ${problem}`);
+      save('running');
+    },
+  });
   const save = (state: DaemonStatus['state']) => {
     try {
       writeStatus(
@@ -162,6 +172,7 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
           down: s.down,
           journalBacklog: s.journalBacklog,
           mysqlCrond: crond.lines(),
+          repository: repoWatch.line(),
         }),
       );
     } catch (err) {
@@ -258,6 +269,7 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
       metrics.journalBacklog(s.journalBacklog);
       save('running');
       crond.poke(Date.now());
+      repoWatch.poke(Date.now(), r.repositoryFailed);
     },
     onLate: ({ lateByMs, durationMs, intervalMs }) =>
       logger().warn({ durationMs, intervalMs, lateByMs }, 'tick took longer than tick_interval; the next tick was delayed'),
@@ -301,6 +313,7 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
       applied: (ports) => {
         metrics.served(ports);
         crond.poke(Date.now(), true);
+        repoWatch.poke(Date.now(), true);
       },
     });
 
@@ -312,8 +325,7 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
     const fired = s.firing ? await settledWithin(s.firing, Math.max(0, deadline - Date.now())) : true;
     if (s.purging) await settledWithin(s.purging, Math.max(0, deadline - Date.now()));
     await restorePoints.stop(Math.max(0, deadline - Date.now()));
-    const look = crond.inFlight();
-    if (look) await settledWithin(look, Math.max(0, deadline - Date.now()));
+    for (const look of [crond.inFlight(), repoWatch.inFlight()]) if (look) await settledWithin(look, Math.max(0, deadline - Date.now()));
     await s.connections.close();
     await s.unlogged.close();
     if (!idle || !fired)
@@ -387,6 +399,7 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
     armCron();
     save('running');
     crond.poke(Date.now(), true);
+    repoWatch.poke(Date.now(), true);
     ticker.start();
   });
 }

@@ -9,7 +9,8 @@ import type { Backoff } from '../check/backoff.js';
 import type { DaemonMetrics, InstanceGauges } from './metrics.js';
 import type { AgentEventMap, AgentEvents } from '../check/events.js';
 import { lastSuccessAt, measured, noteRecords, noteStarted, prune, runningBytes, type BackupTracker } from './backup-tracker.js';
-import { type TaskRecord } from '../host/protocol.js';
+import { hostPaths, type TaskRecord } from '../host/protocol.js';
+import { readRecords } from '../host/records.js';
 import type { TickRecord } from '../state/daemon-status.js';
 import { finishedSince, seenKeys, type Finished, type Seen } from './transitions.js';
 import type { InstanceConfig } from '../config/instance.js';
@@ -60,6 +61,8 @@ export interface TickResult {
   problems: string[];
   /** Tasks of this host that succeeded since the previous tick (with the instance config they belong to). */
   succeeded: { task: TaskRow; file: string }[];
+  /** A backup of this host failed since the previous tick because of the repository (its supervisor said so). */
+  repositoryFailed: boolean;
 }
 
 export async function runTick(deps: TickDeps, reason: string): Promise<TickResult> {
@@ -101,6 +104,7 @@ export async function runTick(deps: TickDeps, reason: string): Promise<TickResul
   let seen = deps.seen;
   const problems: string[] = [];
   const succeeded: { task: TaskRow; file: string }[] = [];
+  let repositoryFailed = false;
   try {
     report = await runCheck(checkDeps, { run: true, waitForBackups: false, start: deps.pause === undefined, purge: false });
     const finished = observe(report, deps, metrics);
@@ -121,6 +125,10 @@ export async function runTick(deps: TickDeps, reason: string): Promise<TickResul
     deps.purge(report.instances.map((r) => r.instance));
     for (const r of report.instances) if (r.error !== undefined) problems.push(`${r.instance.file}: ${r.error}`);
     for (const e of report.configErrors) problems.push(e.message);
+    for (const { task, error } of repositoryFailures(deps.config, report.records, finished.failed)) {
+      problems.push(`backup ${task.backupId} on port ${task.port}: ${task.status}: ${error}`);
+      repositoryFailed = true;
+    }
   } catch (err) {
     error = errorMessage(err);
     logger.error({ err: error }, 'tick failed');
@@ -153,7 +161,29 @@ export async function runTick(deps: TickDeps, reason: string): Promise<TickResul
     problemKeys: report ? problemKeys : deps.problemKeys,
     problems,
     succeeded,
+    repositoryFailed,
   };
+}
+
+/**
+ * The failed backups whose supervisor recorded why they did not get into the repository. The
+ * record is written before the row, so one the check read too early is read again here.
+ */
+function repositoryFailures(
+  config: AgentConfig,
+  records: readonly TaskRecord[],
+  failed: readonly TaskRow[],
+): { task: TaskRow; error: string }[] {
+  if (config.repository === undefined || failed.length === 0) return [];
+  let fresh: readonly TaskRecord[] | undefined;
+  const out: { task: TaskRow; error: string }[] = [];
+  for (const task of failed) {
+    const find = (rs: readonly TaskRecord[]) => rs.find((r) => taskKeyString(r.key) === taskKeyString(task) && r.error !== undefined);
+    let record = find(records);
+    if (record === undefined) record = find((fresh ??= readRecords(hostPaths(config.agent.hostLock).records).records));
+    if (record?.error !== undefined) out.push({ task, error: record.error });
+  }
+  return out;
 }
 
 function observe(report: CheckReport, deps: Pick<TickDeps, 'seen' | 'events' | 'tracker'>, metrics: DaemonMetrics): Finished {

@@ -98,3 +98,27 @@ export async function bytesWrittenSince(
   await walk(dir, top, 1);
   return { bytes, truncated };
 }
+
+// With a repository the bytes are uploaded, not written into BackupDir: the built-in runner tells
+// its supervisor how many it has stored, one line on its stdout each time (a pipe only the
+// supervisor reads), the last line being the total.
+const PROGRESS_LINE = /^stored (\d+)$/;
+
+export const progressLine = (stored: number): string => `stored ${stored}\n`;
+
+/** Reads the runner's progress lines as they come; `latest()` is the last count told, if any. */
+export function progressReader(): { feed(chunk: Buffer): void; latest(): number | undefined } {
+  let rest = '';
+  let latest: number | undefined;
+  return {
+    feed(chunk) {
+      const lines = (rest + chunk.toString('latin1')).split('\n');
+      rest = (lines.pop() ?? '').slice(-64);
+      for (const l of lines) {
+        const m = PROGRESS_LINE.exec(l);
+        if (m) latest = Number(m[1]);
+      }
+    },
+    latest: () => latest,
+  };
+}

@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { taskKeyString, type TaskKey } from '../task/task.js';
+import type { AgentConfigRef } from '../repo/agent-repository.js';
 
 /** Third word of every supervisor's command line; the host scan finds supervisors by it. */
 export const SUPERVISOR_MARK = 'spiderbackup-supervisor';
@@ -101,9 +102,14 @@ export interface TaskRecord {
   status?: string;
   /** When the backup's main process exited (phase finished). */
   finishedAt?: string;
-  /** Bytes written into the instance's BackupDir since the start, and when they were measured. */
+  /**
+   * Bytes written into the instance's BackupDir since the start, and when they were measured;
+   * with a repository, the bytes uploaded into it.
+   */
   bytes?: number;
   bytesAt?: string;
+  /** Why the backup did not get into the repository (phase finished): the daemon shows it as its last error. */
+  error?: string;
 }
 
 // ---- the supervisor's command line ----------------------------------------------------------------
@@ -118,6 +124,8 @@ export interface SupervisorSpec {
   logFile: string | undefined;
   /** The backup command. */
   argv: string[];
+  /** With `[repository]`: the agent config, for the upload and its progress. */
+  repository?: AgentConfigRef;
 }
 
 /**
@@ -138,6 +146,7 @@ export function supervisorArgs(spec: SupervisorSpec): string[] {
     `--log-level=${spec.logLevel}`,
     ...(spec.cwd !== undefined ? [`--cwd=${spec.cwd}`] : []),
     ...(spec.logFile !== undefined ? [`--log-file=${spec.logFile}`] : []),
+    ...(spec.repository !== undefined ? [`--agent-config=${spec.repository.file}`, `--agent-cwd=${spec.repository.cwd}`] : []),
     '--',
     ...spec.argv,
   ];
@@ -186,6 +195,8 @@ export function parseSupervisorArgs(args: readonly string[]): SupervisorSpec {
         cwd: { type: 'string' },
         'log-level': { type: 'string' },
         'log-file': { type: 'string' },
+        'agent-config': { type: 'string' },
+        'agent-cwd': { type: 'string' },
       },
     });
   } catch (err) {
@@ -212,6 +223,7 @@ export function parseSupervisorArgs(args: readonly string[]): SupervisorSpec {
     logLevel: v['log-level'] ?? 'info',
     logFile: v['log-file'],
     argv: parsed.positionals,
+    ...(v['agent-config'] !== undefined ? { repository: { file: need('agent-config'), cwd: need('agent-cwd') } } : {}),
   };
 }
 

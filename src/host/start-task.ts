@@ -13,10 +13,19 @@ import { lockedSupervisorArgv, REPORT_CLAIMED, SUPERVISOR_EXIT, type SupervisorS
 import { isValidBackupId } from '../task/backup-id.js';
 import { REASON } from '../task/status.js';
 import type { TaskKey, TaskRow } from '../task/task.js';
+import type { AgentConfigRef } from '../repo/agent-repository.js';
 
 const SUPERVISOR_SCRIPT = fileURLToPath(new URL('../bin/supervisor.js', import.meta.url));
 
 const RUNNER_SCRIPT = fileURLToPath(new URL('../bin/runner.js', import.meta.url));
+
+/**
+ * With `[repository]`: the agent config as this process read it, for the supervisor and the runner
+ * to open the same repository. Relative paths in it were resolved against this working directory.
+ */
+export function repositoryRef(config: AgentConfig): AgentConfigRef | undefined {
+  return config.repository !== undefined && config.file !== undefined ? { file: config.file, cwd: process.cwd() } : undefined;
+}
 
 /** The backup command of one task, from the agent's templates (never through a shell). */
 export function backupArgv(config: AgentConfig, instance: InstanceConfig, task: TaskKey & { wrapper?: string }): string[] {
@@ -25,7 +34,12 @@ export function backupArgv(config: AgentConfig, instance: InstanceConfig, task: 
     // A built-in runner: our own entry point, which runs the real tool; no credential in this argv.
     const key = { backupId: task.backupId, host: task.host, port: task.port, shardValue: task.shardValue };
     const role = roleOfWrapper(task.wrapper, spider);
-    return [process.execPath, RUNNER_SCRIPT, ...runnerArgs({ tool: config.backup.runner, key, role, instanceFile: instance.file })];
+    const repository = repositoryRef(config);
+    return [
+      process.execPath,
+      RUNNER_SCRIPT,
+      ...runnerArgs({ tool: config.backup.runner, key, role, instanceFile: instance.file, ...(repository ? { repository } : {}) }),
+    ];
   }
   return expandCommand(spider ? config.backup.spiderCommand : config.backup.remoteCommand, {
     config: instance.file,
@@ -38,6 +52,7 @@ export function backupArgv(config: AgentConfig, instance: InstanceConfig, task: 
 }
 
 export function supervisorSpec(config: AgentConfig, instance: InstanceConfig, task: TaskKey): SupervisorSpec {
+  const repository = repositoryRef(config);
   return {
     key: { backupId: task.backupId, host: task.host, port: task.port, shardValue: task.shardValue },
     instanceFile: instance.file,
@@ -47,6 +62,7 @@ export function supervisorSpec(config: AgentConfig, instance: InstanceConfig, ta
     logLevel: config.log.level,
     logFile: config.log.file,
     argv: backupArgv(config, instance, task),
+    ...(repository ? { repository } : {}),
   };
 }
 

@@ -26,7 +26,11 @@ import {
   type SupervisorSpec,
   type TaskRecord,
 } from './protocol.js';
-import { bytesWrittenSince, measuredDirOf, PROGRESS_EVERY_MS } from './progress.js';
+import { bytesWrittenSince, measuredDirOf, progressReader, PROGRESS_EVERY_MS } from './progress.js';
+import { filesCreatedSince, filesUnder, uploadCommandBackup } from './command-upload.js';
+import { openRepositoryOf, storeTypeOf, type AgentConfigRef } from '../repo/agent-repository.js';
+import type { Repository } from '../repo/repository.js';
+import { RUNNER_EXIT, RUNNER_MARK } from '../runner/args.js';
 import { writeRecord } from './records.js';
 import { exitStatus, REASON, STATUS } from '../task/status.js';
 
@@ -130,36 +134,110 @@ export async function supervise({ spec, logger }: SuperviseDeps): Promise<number
   const liveness = await holdLivenessLock(instance, supervisorLockName(key), logger);
   report(REPORT_CLAIMED, lockFd);
 
-  const cwd = spec.cwd !== undefined && existsSync(spec.cwd) ? spec.cwd : undefined;
-  // Own process group (quit kills the group); the lock descriptor as fd 3 and the marker in the
-  // environment go to every process the backup starts.
-  const child = spawnArgv(spec.argv, {
-    cwd,
-    detached: true,
-    stdio: ['ignore', 'ignore', 'pipe', lockFd],
-    env: { ...process.env, [ENV_TASK]: taskMarker(key), [ENV_SUPERVISOR]: String(process.pid), [ENV_HOST_LOCK]: spec.hostLock },
-  });
-  let tail = Buffer.alloc(0);
-  child.stderr?.on('data', (chunk: Buffer) => {
-    tail = Buffer.concat([tail, chunk]);
-    if (tail.length > STDERR_TAIL_BYTES) tail = tail.subarray(tail.length - STDERR_TAIL_BYTES);
-  });
-  let current: TaskRecord = record;
-  if (child.pid !== undefined) {
-    logger.info({ backupPid: child.pid, argv: spec.argv, cwd }, 'backup started');
-    current = { ...record, backupPid: child.pid };
-    saveRecord(paths.records, current, logger);
+  // With [repository]: a built-in runner uploads and tells its bytes on stdout; after a backup
+  // command, this supervisor uploads what the command created (command-upload.ts).
+  const repoRef = spec.repository;
+  const builtIn = spec.argv[2] === RUNNER_MARK;
+  const backupDir = measuredDirOf(instance);
+  let repo: Repository | undefined;
+  let before: Set<string> | undefined;
+  let repoError: string | undefined;
+  if (repoRef && !builtIn) {
+    try {
+      // Checked before the command runs: a store that cannot take the backup fails it now, not hours later.
+      repo = await openRepositoryOf(repoRef);
+      await repo.store.check();
+      before = backupDir === undefined ? new Set() : await filesUnder(backupDir);
+    } catch (err) {
+      repoError = errorMessage(err);
+    }
   }
-  const progress = measureProgress(measuredDirOf(instance), startedAt, (bytes) => {
+
+  const cwd = spec.cwd !== undefined && existsSync(spec.cwd) ? spec.cwd : undefined;
+  const told = progressReader();
+  let current: TaskRecord = record;
+  const publishBytes = (bytes: number) => {
     if (current.phase !== 'running') return;
     current = { ...current, bytes, bytesAt: new Date().toISOString() };
     saveRecord(paths.records, current, logger);
-  });
-  const exit = await waitForExit(child);
-  const status = exitStatus(exit.code, exit.signal, exit.error && (exit.error as NodeJS.ErrnoException).code);
+  };
+  let exit: Awaited<ReturnType<typeof waitForExit>>;
+  let tail = Buffer.alloc(0);
+  let bytes: number | undefined;
+  if (repoError === undefined) {
+    // Own process group (quit kills the group); the lock descriptor as fd 3 and the marker in the
+    // environment go to every process the backup starts.
+    const child = spawnArgv(spec.argv, {
+      cwd,
+      detached: true,
+      stdio: ['ignore', repoRef && builtIn ? 'pipe' : 'ignore', 'pipe', lockFd],
+      env: { ...process.env, [ENV_TASK]: taskMarker(key), [ENV_SUPERVISOR]: String(process.pid), [ENV_HOST_LOCK]: spec.hostLock },
+    });
+    child.stdout?.on('data', (chunk: Buffer) => told.feed(chunk));
+    child.stderr?.on('data', (chunk: Buffer) => {
+      tail = Buffer.concat([tail, chunk]);
+      if (tail.length > STDERR_TAIL_BYTES) tail = tail.subarray(tail.length - STDERR_TAIL_BYTES);
+    });
+    if (child.pid !== undefined) {
+      logger.info({ backupPid: child.pid, argv: spec.argv, cwd }, 'backup started');
+      current = { ...record, backupPid: child.pid };
+      saveRecord(paths.records, current, logger);
+    }
+    const progress =
+      repoRef && builtIn
+        ? measureProgress(() => Promise.resolve(told.latest() ?? 0), publishBytes)
+        : measureProgress(
+            backupDir === undefined ? undefined : () => bytesWrittenSince(backupDir, startedAt.getTime()).then((m) => m.bytes),
+            publishBytes,
+          );
+    exit = await waitForExit(child);
+    bytes = await progress.stop();
+  } else {
+    logger.error({ err: repoError }, 'the repository cannot take the backup; backup not started');
+    exit = { code: null, signal: null };
+  }
+  let status = repoError === undefined ? exitStatus(exit.code, exit.signal, exit.error && (exit.error as NodeJS.ErrnoException).code) : '';
+  const endedAt = new Date();
+  if (repoRef && builtIn && exit.code === RUNNER_EXIT.repository) {
+    status = repositoryFailed(repoRef);
+    repoError = lastRunnerError(tail.toString('utf8'));
+  } else if (repoError !== undefined) {
+    status = repositoryFailed(repoRef as AgentConfigRef);
+  } else if (repo && status === STATUS.success) {
+    // The command's files must be whole before they are read: what it left running goes first.
+    await killLeftovers(spec, logger);
+    let uploaded = 0;
+    const uploading = measureProgress(() => Promise.resolve(uploaded), publishBytes);
+    try {
+      const files = backupDir === undefined ? [] : await filesCreatedSince(backupDir, before ?? new Set(), startedAt.getTime());
+      logger.info({ files: files.map((f) => f.name), repository: repo.where }, 'backup command done; uploading its files');
+      const up = await uploadCommandBackup({
+        repo,
+        key,
+        instance,
+        files,
+        startedAt,
+        endedAt,
+        argv: spec.argv,
+        logger,
+        onBytes: (n) => (uploaded = n),
+      }).finally(() => uploading.stop());
+      bytes = up.bytes;
+      logger.info({ bytes: up.bytes, where: up.where }, 'backup uploaded into the repository');
+    } catch (err) {
+      repoError = errorMessage(err);
+      status = repositoryFailed(repoRef as AgentConfigRef);
+    }
+  }
   const finishedAt = new Date().toISOString();
-  const bytes = await progress.stop();
-  current = { ...current, phase: 'finished', status, finishedAt, ...(bytes !== undefined ? { bytes, bytesAt: finishedAt } : {}) };
+  current = {
+    ...current,
+    phase: 'finished',
+    status,
+    finishedAt,
+    ...(bytes !== undefined ? { bytes, bytesAt: finishedAt } : {}),
+    ...(repoError !== undefined ? { error: repoError } : {}),
+  };
   saveRecord(paths.records, current, logger);
   await liveness.release();
   await killLeftovers(spec, logger);
@@ -173,6 +251,7 @@ export async function supervise({ spec, logger }: SuperviseDeps): Promise<number
     durationS,
     ...(bytes !== undefined ? { bytes } : {}),
     ...(stderrTail ? { stderrTail } : {}),
+    ...(repoError !== undefined ? { repositoryError: repoError } : {}),
   };
   if (status === STATUS.success) logger.info(fields, 'backup finished');
   else logger.error({ ...fields, ...(exit.error ? { err: exit.error.message } : {}) }, 'backup failed');
@@ -202,22 +281,20 @@ async function cancelRecorded(conn: Connection, backupId: string, logger: Logger
 }
 
 /**
- * Measures what the backup has written into BackupDir every few seconds (one walk at a time) and
- * hands it to `publish`; `stop` measures a last time and returns it. Without a BackupDir, nothing.
+ * Measures how far the backup has got every few seconds (one measurement at a time: what it has
+ * written into BackupDir, or what it has uploaded) and hands it to `publish`; `stop` measures a
+ * last time and returns it. Without anything to measure, nothing.
  */
 function measureProgress(
-  dir: string | undefined,
-  startedAt: Date,
+  measureOnce: (() => Promise<number>) | undefined,
   publish: (bytes: number) => void,
 ): { stop(): Promise<number | undefined> } {
-  if (dir === undefined) return { stop: () => Promise.resolve(undefined) };
+  if (measureOnce === undefined) return { stop: () => Promise.resolve(undefined) };
   let walking: Promise<number> | undefined;
   const measure = (): Promise<number> => {
-    walking ??= bytesWrittenSince(dir, startedAt.getTime())
-      .then((m) => m.bytes)
-      .finally(() => {
-        walking = undefined;
-      });
+    walking ??= measureOnce().finally(() => {
+      walking = undefined;
+    });
     return walking;
   };
   const timer = setInterval(() => {
@@ -231,6 +308,18 @@ function measureProgress(
       return measure().catch(() => undefined);
     },
   };
+}
+
+/** The status of a backup that did not get into the repository: the store's kind (the whole message is in the log). */
+function repositoryFailed(ref: AgentConfigRef): string {
+  return `failed: upload to ${storeTypeOf(ref)} store`;
+}
+
+/** The runner's own account of its failure: its last "backup failed:" line. */
+function lastRunnerError(stderr: string): string | undefined {
+  const lines = stderr.split('\n').filter((l) => l.includes('backup failed: '));
+  const last = lines[lines.length - 1];
+  return last === undefined ? undefined : last.slice(last.indexOf('backup failed: ') + 'backup failed: '.length).trim();
 }
 
 function saveRecord(dir: string, record: TaskRecord, logger: Logger): void {

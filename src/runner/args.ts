@@ -4,6 +4,7 @@
 import { parseArgs } from 'node:util';
 import { isValidBackupId } from '../task/backup-id.js';
 import type { TaskKey } from '../task/task.js';
+import type { AgentConfigRef } from '../repo/agent-repository.js';
 
 export const RUNNER_MARK = 'spiderbackup-runner';
 export const RUNNER_TOOLS = ['mariadb-backup', 'mariadb-dump'] as const;
@@ -16,7 +17,15 @@ export interface RunnerSpec {
   role: RunnerRole;
   /** The instance's dbbackup.<port>.ini: credentials and [Public] BackupDir. */
   instanceFile: string;
+  /** With `[repository]`: the agent config the backup goes by, streamed there instead of BackupDir. */
+  repository?: AgentConfigRef;
 }
+
+/** Exit codes of the runner besides 0 (complete) and 1 (failed). */
+export const RUNNER_EXIT = {
+  /** The repository could not be used or refused the backup: the supervisor's status names the store. */
+  repository: 3,
+} as const;
 
 export class RunnerUsageError extends Error {
   override readonly name = 'RunnerUsageError';
@@ -34,6 +43,7 @@ export function runnerArgs(spec: RunnerSpec): string[] {
     `--shard-value=${k.shardValue}`,
     `--role=${spec.role}`,
     `--instance=${spec.instanceFile}`,
+    ...(spec.repository ? [`--agent-config=${spec.repository.file}`, `--agent-cwd=${spec.repository.cwd}`] : []),
   ];
 }
 
@@ -57,6 +67,8 @@ export function parseRunnerArgs(args: readonly string[]): RunnerSpec {
         'shard-value': { type: 'string' },
         role: { type: 'string' },
         instance: { type: 'string' },
+        'agent-config': { type: 'string' },
+        'agent-cwd': { type: 'string' },
       },
     }).values as Record<string, string | undefined>;
   } catch (err) {
@@ -84,5 +96,6 @@ export function parseRunnerArgs(args: readonly string[]): RunnerSpec {
     key: { backupId, host: need('host'), port: int('port'), shardValue: int('shard-value') },
     role: role as RunnerRole,
     instanceFile: need('instance'),
+    ...(values['agent-config'] !== undefined ? { repository: { file: need('agent-config'), cwd: need('agent-cwd') } } : {}),
   };
 }

@@ -42,6 +42,11 @@ export interface Manifest {
    * manifests written before it was recorded.
    */
   masterPosition?: Position;
+  /**
+   * In the repository, when its objects are encrypted: the key's id (README "Repository"). The
+   * files' bytes and sha256 are then those of the stored ciphertext.
+   */
+  encryption?: { keyId: string };
 }
 
 export async function sha256File(path: string): Promise<string> {

@@ -1,11 +1,13 @@
 // One instance's backup by a built-in runner: the real tool, through the compressor, into
 // <BackupDir>/<backup_id>/<host>_<port>.partial/; then the manifest, written last and atomically;
 // then the rename to <host>_<port>/. A failed or cancelled backup's partial directory is removed.
-// Right after, the agent checks its own output and publishes the verdict on the instance.
+// With [repository] the compressed stream goes into the repository instead (repo-write.ts), and
+// nothing is staged on the host. Right after, the agent checks its own output and publishes the
+// verdict on the instance.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { Transform } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { backupDirOf, loadInstanceConfig, type InstanceConfig } from '../config/instance.js';
 import { clusterNameOf } from '../config/repository.js';
@@ -21,7 +23,10 @@ import { resolveUnder } from './paths.js';
 import { isValidBackupId } from '../task/backup-id.js';
 import { REASON } from '../task/status.js';
 import { writeDefaultsFile, type DefaultsFile } from './defaults-file.js';
-import { checkBackupDir, describeFile, MANIFEST_FILE, writeManifest, type Manifest } from './manifest.js';
+import { checkBackupDir, describeFile, MANIFEST_FILE, writeManifest, type Manifest, type ManifestFile } from './manifest.js';
+import { openRepositoryOf } from '../repo/agent-repository.js';
+import { listInstanceTasks } from '../sql/tasks.js';
+import { checkRepoCopy, discardTarget, earlierAttempts, prepareTarget, putManifest, repoTarget, uploadObject } from './repo-write.js';
 import {
   COMPRESS_ARGV,
   COMPRESSOR,
@@ -68,28 +73,38 @@ export interface RunnerIo {
   say(line: string): void;
   /** Set by the signal handler: stop now, remove the partial output. */
   signal: AbortSignal;
+  /** With a repository: the bytes stored so far (the supervisor's progress). */
+  progress?: (stored: number) => void;
 }
 
 export async function runBackup(spec: RunnerSpec, io: RunnerIo): Promise<number> {
   const instance = loadInstanceConfig(spec.instanceFile);
-  const paths = backupPaths(backupDirOf(instance), spec.key);
+  const target = spec.repository ? repoTarget(await openRepositoryOf(spec.repository), spec.key) : undefined;
+  const paths = target ? undefined : backupPaths(backupDirOf(instance), spec.key);
   const startedAt = new Date();
-  const { info, spider } = await withConn(instance, async (c) => ({
+  const { info, spider, earlier } = await withConn(instance, async (c) => ({
     info: await sourceInfo(c),
     // Read through a Spider table, a dump would copy every shard's data into the spider node's backup.
     spider: spec.tool === 'mariadb-dump' ? await spiderTables(c) : [],
+    earlier: target ? earlierAttempts(await listInstanceTasks(c, spec.key.host, spec.key.port), spec.key) : [],
   }));
 
-  if (existsSync(join(paths.final, MANIFEST_FILE)))
-    throw new RunnerError(`${paths.final} already holds a complete backup; not overwritten`);
-  // Left by a crash: incomplete by definition, and in the way.
-  rmSync(paths.final, { recursive: true, force: true });
-  rmSync(paths.partial, { recursive: true, force: true });
-  mkdirSync(paths.partial, { recursive: true, mode: 0o750 });
+  if (target) {
+    const removed = await prepareTarget(target, earlier, spec.key);
+    if (removed.length > 0) io.say(`removed what earlier attempts left in the repository: ${removed.join(', ')}`);
+  } else if (paths) {
+    if (existsSync(join(paths.final, MANIFEST_FILE)))
+      throw new RunnerError(`${paths.final} already holds a complete backup; not overwritten`);
+    // Left by a crash: incomplete by definition, and in the way.
+    rmSync(paths.final, { recursive: true, force: true });
+    rmSync(paths.partial, { recursive: true, force: true });
+    mkdirSync(paths.partial, { recursive: true, mode: 0o750 });
+  }
 
   const groups = spec.tool === 'mariadb-backup' ? ['client', 'mariadb-backup'] : ['client'];
   let defaults: DefaultsFile | undefined;
   let complete = false;
+  let written = '';
   try {
     defaults = writeDefaultsFile(instance, groups);
     const version = await toolVersion(spec.tool);
@@ -104,8 +119,15 @@ export async function runBackup(spec: RunnerSpec, io: RunnerIo): Promise<number>
       spiderTables: spider,
     });
     const dataFile = DATA_FILE[spec.tool];
-    io.say(`${spec.tool} started for ${spec.key.host}:${spec.key.port} into ${paths.partial}`);
-    const { position, masterPosition } = await runPipeline(spec.tool, argv, join(paths.partial, dataFile), io.signal, replica);
+    let uploaded: (ManifestFile & { keyId: string | undefined }) | undefined;
+    // Into the repository: tool | compressor | (encryption) | upload, nothing staged on this host.
+    const out = target
+      ? async (stream: Readable) => {
+          uploaded = await uploadObject(target, dataFile, stream, { signal: io.signal, ...(io.progress ? { onBytes: io.progress } : {}) });
+        }
+      : join((paths as BackupPaths).partial, dataFile);
+    io.say(`${spec.tool} started for ${spec.key.host}:${spec.key.port} into ${target ? target.where : (paths as BackupPaths).partial}`);
+    const { position, masterPosition } = await runPipeline(spec.tool, argv, out, io.signal, replica);
     // mariadb-dump reads @@gtid_binlog_pos a moment after its snapshot, commits in between; its
     // file/offset is the snapshot's (binlog_snapshot_file/pos): the server maps that to the GTID.
     if (spec.tool === 'mariadb-dump' && position.binlogFile && position.binlogPos !== undefined) {
@@ -114,7 +136,9 @@ export async function runBackup(spec: RunnerSpec, io: RunnerIo): Promise<number>
       if (exact !== '') position.gtid = exact;
     }
 
-    const file = await describeFile(paths.partial, dataFile);
+    const file: ManifestFile = uploaded
+      ? { name: uploaded.name, bytes: uploaded.bytes, sha256: uploaded.sha256 }
+      : await describeFile((paths as BackupPaths).partial, dataFile);
     const manifest: Manifest = {
       format: 1,
       backupId: spec.key.backupId,
@@ -132,19 +156,26 @@ export async function runBackup(spec: RunnerSpec, io: RunnerIo): Promise<number>
       files: [file],
       position,
       ...(masterPosition ? { masterPosition } : {}),
+      ...(uploaded?.keyId !== undefined ? { encryption: { keyId: uploaded.keyId } } : {}),
     };
     if (io.signal.aborted) throw new RunnerError('cancelled');
-    writeManifest(paths.partial, manifest);
-    renameSync(paths.partial, paths.final);
-    fsyncDir(paths.base);
+    if (target) {
+      written = await putManifest(target, manifest);
+    } else if (paths) {
+      writeManifest(paths.partial, manifest);
+      renameSync(paths.partial, paths.final);
+      fsyncDir(paths.base);
+    }
     complete = true;
   } finally {
     defaults?.remove();
-    if (!complete) rmSync(paths.partial, { recursive: true, force: true });
+    if (!complete && paths) rmSync(paths.partial, { recursive: true, force: true });
+    if (!complete && target) await discardTarget(target);
   }
 
   // The agent's own check, right after the backup, where the files are.
-  const check = await checkBackupDir(paths.final);
+  const where = target ? target.where : (paths as BackupPaths).final;
+  const check = target ? await checkRepoCopy(target, written) : await checkBackupDir((paths as BackupPaths).final);
   const verdict = check.ok ? 'ok' : 'bad';
   const detail = check.problems.join('; ');
   try {
@@ -155,7 +186,7 @@ export async function runBackup(spec: RunnerSpec, io: RunnerIo): Promise<number>
       shardValue: spec.key.shardValue,
       role: spec.role,
       tool: spec.tool,
-      dir: paths.final,
+      dir: where,
       bytes: check.manifest?.bytes ?? 0,
       manifestSha256: check.manifestSha256 ?? '',
       verdict,
@@ -171,7 +202,7 @@ export async function runBackup(spec: RunnerSpec, io: RunnerIo): Promise<number>
     io.say(`backup written but its check failed: ${detail}`);
     return 1;
   }
-  io.say(`backup complete in ${paths.final} (${check.manifest?.bytes ?? 0} bytes, manifest sha256 ${check.manifestSha256})`);
+  io.say(`backup complete in ${where} (${check.manifest?.bytes ?? 0} bytes, manifest sha256 ${check.manifestSha256})`);
   return 0;
 }
 
@@ -179,7 +210,7 @@ export async function runBackup(spec: RunnerSpec, io: RunnerIo): Promise<number>
  * The verdict row on the instance; on a replica on a session of its own with sql_log_bin = 0 (the
  * row is the agent's own, not a task status), or not at all where the user may not: the reason.
  */
-async function publish(instance: InstanceConfig, replica: boolean, v: ManifestVerdict): Promise<string | undefined> {
+export async function publish(instance: InstanceConfig, replica: boolean, v: ManifestVerdict): Promise<string | undefined> {
   if (!replica) {
     await withConn(instance, (c) => publishVerdict(c, v));
     return undefined;
@@ -239,18 +270,19 @@ const describeExit = (name: string, e: Exit): string =>
 async function runPipeline(
   tool: RunnerSpec['tool'],
   argv: string[],
-  outFile: string,
+  /** A file to write, or what consumes the compressed stream (the upload). */
+  out: string | ((compressed: Readable) => Promise<void>),
   signal: AbortSignal,
   replica: boolean,
 ): Promise<{ position: Position; masterPosition?: Position }> {
-  const out = openSync(outFile, 'wx', 0o640);
+  const fd = typeof out === 'string' ? openSync(out, 'wx', 0o640) : undefined;
   let toolChild: ChildProcess;
   let zstd: ChildProcess;
   try {
     toolChild = spawn(argv[0] as string, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
-    zstd = spawn(COMPRESS_ARGV[0] as string, COMPRESS_ARGV.slice(1), { stdio: ['pipe', out, 'pipe'] });
+    zstd = spawn(COMPRESS_ARGV[0] as string, COMPRESS_ARGV.slice(1), { stdio: ['pipe', fd ?? 'pipe', 'pipe'] });
   } finally {
-    closeSync(out);
+    if (fd !== undefined) closeSync(fd);
   }
   // The agent's kill grace may be short (kill_grace): what does not end at once is killed, so
   // that the partial output is removed before the agent's own SIGKILL could reach this process.
@@ -282,9 +314,22 @@ async function runPipeline(
     },
   });
   const piped = pipeline(toolChild.stdout!, scan, zstd.stdin!).catch((err: unknown) => err as Error);
-  const [te, ze, pipeErr] = await Promise.all([exitOf(toolChild), exitOf(zstd), piped]);
+  // A store that fails or refuses stops the tool: nothing else would read its output.
+  const sunk =
+    typeof out === 'string'
+      ? Promise.resolve(undefined)
+      : out(zstd.stdout!).then(
+          () => undefined,
+          (err: unknown) => {
+            onAbort();
+            return err as Error;
+          },
+        );
+  const [te, ze, pipeErr, sinkErr] = await Promise.all([exitOf(toolChild), exitOf(zstd), piped, sunk]);
   signal.removeEventListener('abort', onAbort);
   if (signal.aborted) throw new RunnerError('cancelled');
+  // The store's refusal is the cause: the tool and the compressor failed only because it stopped them.
+  if (sinkErr) throw sinkErr;
   const toolFailed = te.code !== 0 ? `${describeExit(tool, te)}: ${lastLines(log)}` : undefined;
   const zstdFailed = ze.code !== 0 ? `${describeExit(COMPRESSOR, ze)}: ${lastLines(zstdLog)}` : undefined;
   // The first failing stage's error wins. A tool failing on its own ends its output and the

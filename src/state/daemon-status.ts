@@ -83,6 +83,8 @@ export interface DaemonStatus {
   instancesDown?: InstanceDown[];
   /** The old tool's mysql-crond jobs still registered here (or why the list could not be read). */
   mysqlCrond?: string[];
+  /** With [repository]: "posix /x, prefix c1: ok", or what is wrong with it (daemon/repo-watch.ts). */
+  repository?: string;
 }
 
 export const statusFile = (stateDir: string): string => join(stateDir, 'status.json');
@@ -171,6 +173,8 @@ export interface SnapshotInputs {
   journalBacklog: number;
   /** Lines about mysql-crond's jobs (src/daemon/crond-watch.ts); empty: nothing to say. */
   mysqlCrond?: readonly string[];
+  /** The repository's last look (src/daemon/repo-watch.ts); undefined without [repository]. */
+  repository?: string | undefined;
 }
 
 export function buildStatus(i: SnapshotInputs): DaemonStatus {
@@ -199,6 +203,7 @@ export function buildStatus(i: SnapshotInputs): DaemonStatus {
     ...(i.report && i.report.notServed.length > 0 ? { notServed: i.report.notServed } : {}),
     journalBacklog: i.journalBacklog,
     ...(i.mysqlCrond !== undefined && i.mysqlCrond.length > 0 ? { mysqlCrond: [...i.mysqlCrond] } : {}),
+    ...(i.repository !== undefined ? { repository: i.repository } : {}),
     ...(i.report?.hostBusy !== undefined ? { hostBusy: i.report.hostBusy } : {}),
     ...(i.down !== undefined && i.down.length > 0 ? { instancesDown: [...i.down] } : {}),
     ...(i.report?.clusterPause !== undefined

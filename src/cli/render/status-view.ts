@@ -46,6 +46,8 @@ export interface StatusView {
   notServed: string[];
   /** The old tool's mysql-crond jobs still registered on this host (README "Migrating from mysql-crond"). */
   mysqlCrond: string[];
+  /** With [repository]: where backups go and whether it can be used ("posix /x, prefix c1: ok"). */
+  repository: string | null;
   journalBacklog: number | null;
   hostBusy: string | null;
   clusterPause: DaemonStatus['clusterPause'] | null;
@@ -96,6 +98,7 @@ export function statusView(i: StatusInputs): StatusView {
     configErrors: s?.configErrors ?? [],
     notServed: s?.notServed ?? [],
     mysqlCrond: s?.mysqlCrond ?? [],
+    repository: s?.repository ?? null,
     journalBacklog: s?.journalBacklog ?? null,
     hostBusy: s?.hostBusy ?? null,
     clusterPause: s?.clusterPause ?? null,
@@ -150,6 +153,7 @@ export function renderStatusText(v: StatusView, now: Date): string {
   const last = v.schedule.lastRun;
   if (last)
     line('Last schedule', `${last.at}: ${last.result}${last.backupId ? ` ${last.backupId}` : ''}${last.error ? ` — ${last.error}` : ''}`);
+  if (v.repository !== null) line('Repository', v.repository);
   if (v.journalBacklog !== null)
     line('Journal', v.journalBacklog === 0 ? 'empty' : `${v.journalBacklog} final status(es) waiting for their instance`);
   if (v.hostBusy !== null) line('Host busy', `nothing new starts: ${v.hostBusy}`);
