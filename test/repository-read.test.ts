@@ -7,8 +7,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
@@ -42,8 +42,8 @@ const manifestOf = (id: string, inst: Instance) =>
   };
 
 /** A global backup by the built-in runner, in the repository, the host's copy removed. */
-async function backup(id: string): Promise<void> {
-  const s = await ws.cli('schedule', '-c', spiderIni, `--backup-id=${id}`, '--no-restore-point');
+async function backup(id: string, opts: { point?: boolean } = {}): Promise<void> {
+  const s = await ws.cli('schedule', '-c', spiderIni, `--backup-id=${id}`, ...(opts.point ? [] : ['--no-restore-point']));
   assert.equal(s.code, 0, s.stderr);
   const r = await ws.cli('check', '--run');
   assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
@@ -203,5 +203,93 @@ describe('readers of the repository', { timeout: 600_000 }, () => {
     );
     assert.equal(stdout.length, m.files[0]!.bytes);
     assert.equal(sha256(stdout), sha256(stored));
+  });
+});
+
+/** Bytes of every file below `dir`. */
+function bytesBelow(dir: string): number {
+  let n = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true, recursive: true }))
+    if (e.isFile()) n += statSync(join(e.parentPath, e.name)).size;
+  return n;
+}
+
+const held = () => readdirSync(join(repoDir, PREFIX, 'backups')).sort();
+
+describe('expire', { timeout: 600_000 }, () => {
+  test('a dry run lists what goes; --confirm deletes exactly that, with the restore points based on it; a lock refuses it', async () => {
+    await backup('rb2', { point: true });
+    const p = await ws.cli('restore-point', 'rb2', '-c', spiderIni);
+    assert.equal(p.code, 0, p.stderr);
+    const px = await ws.cli('restore-point', 'px', '-c', spiderIni);
+    assert.equal(px.code, 0, px.stderr);
+    await backup('rbf');
+    await cluster.exec(
+      cluster.spider,
+      "UPDATE infodba_schema.global_backup SET BackupStatus = 'failed' WHERE BackupId = 'rbf' AND Port = ?",
+      [m1.port],
+    );
+    await backup('rb3');
+    assert.deepEqual(held(), ['rb1', 'rb2', 'rb3', 'rbf']);
+    const sizes = Object.fromEntries(held().map((id) => [id, bytesBelow(join(repoDir, PREFIX, 'backups', id))]));
+
+    const dry = await ws.cli('expire', '--keep', '1', '-c', spiderIni, '--format', 'json');
+    assert.equal(dry.code, 0, dry.stderr);
+    const listed = JSON.parse(dry.stdout) as { backupId: string; state: string; bytes: number }[];
+    assert.deepEqual(
+      listed.map((e) => [e.backupId, e.state, e.bytes]).sort(),
+      [
+        ['rb1', 'complete', sizes.rb1],
+        ['rb2', 'complete', sizes.rb2],
+        ['rbf', 'failed', sizes.rbf],
+      ].sort(),
+    );
+    assert.deepEqual(held(), ['rb1', 'rb2', 'rb3', 'rbf'], 'a dry run deletes nothing');
+    const table = await ws.cli('expire', '--keep', '1', '-c', spiderIni);
+    assert.match(
+      table.stdout,
+      /would delete 3 backup\(s\), .* freed; 1 kept \(newest complete: rb3\); judged by tasks and manifests \(dry run: --confirm deletes them\)/,
+    );
+    assert.match(table.stdout, /^rb2 +complete +\d+ +\S+ +(rb2 px|px rb2)$/m);
+
+    // A verify holding its lock: a confirmed expire refuses, naming it, and deletes nothing.
+    const lock = await takeLock(repo, 'verify');
+    try {
+      const refused = await ws.cli('expire', '--keep', '1', '--confirm', '-c', spiderIni);
+      assert.equal(refused.code, 1, refused.stdout);
+      assert.match(refused.stderr, new RegExp(`locked: verify by ${hostname().replace(/\./g, '\\.')} pid ${process.pid} since`));
+      assert.deepEqual(held(), ['rb1', 'rb2', 'rb3', 'rbf']);
+    } finally {
+      await lock.release();
+    }
+
+    const done = await ws.cli('expire', '--keep', '1', '--confirm', '-c', spiderIni, '--format', 'json');
+    assert.equal(done.code, 0, done.stderr);
+    assert.deepEqual((JSON.parse(done.stdout) as { backupId: string }[]).map((e) => e.backupId).sort(), ['rb1', 'rb2', 'rbf']);
+    assert.deepEqual(held(), ['rb3']);
+    const points = await cluster.query<{ Name: string }>(
+      cluster.spider,
+      'SELECT DISTINCT Name FROM infodba_schema.spiderbackup_restore_point',
+    );
+    assert.deepEqual(
+      points.map((r) => r.Name),
+      ['rb3'],
+      "the points based on the backups that went (rb2's, px, the others' opt-outs) went with them; rb3's opt-out stays",
+    );
+    assert.equal((await ws.cli('verify', 'rb3', '-c', spiderIni)).code, 0);
+  });
+
+  test('--keep-days 0 keeps the newest complete backup; with the cluster unreachable the manifests alone judge, said so', async () => {
+    const r = await ws.cli('expire', '--keep-days', '0', '--confirm', '-c', spiderIni);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /deleted 0 backup\(s\), 0 B freed; 1 kept \(newest complete: rb3\)/);
+    assert.deepEqual(held(), ['rb3']);
+    const o = await other.cli('expire', '--keep-days', '0');
+    assert.equal(o.code, 0, o.stderr);
+    assert.match(o.stderr, /the cluster could not be read: complete judged by the manifests alone/);
+    assert.match(o.stdout, /would delete 0 backup\(s\).*judged by manifests alone/);
+    const none = await ws.cli('expire', '-c', spiderIni);
+    assert.equal(none.code, 2);
+    assert.match(none.stderr, /expire: give --keep and\/or --keep-days, or set \[repository\] retention_keep \/ retention_days/);
   });
 });
