@@ -20,6 +20,7 @@ import type { Repository } from '../src/repo/repository.js';
 import { setUpCluster, type ClusterWorkspace, type TestCluster } from './support/cluster.js';
 import { moveToRepository } from './support/repo-content.js';
 import { CLI } from './support/workspace.js';
+import { DaemonProcess } from './support/daemon.js';
 
 const run = promisify(execFile);
 
@@ -291,5 +292,30 @@ describe('expire', { timeout: 600_000 }, () => {
     const none = await ws.cli('expire', '-c', spiderIni);
     assert.equal(none.code, 2);
     assert.match(none.stderr, /expire: give --keep and\/or --keep-days, or set \[repository\] retention_keep \/ retention_days/);
+  });
+});
+
+describe("the spider master's agent expires after each complete backup with retention set", { timeout: 600_000 }, () => {
+  let daemon: DaemonProcess | undefined;
+  after(async () => {
+    await daemon?.dispose();
+    ws.writeAgentConfig({ backup: { runner: 'mariadb-dump' }, repository: { type: 'posix', path: repoDir, prefix: PREFIX } });
+  });
+
+  test('retention_keep = 1: once the backup is complete the older ones go, logged', async () => {
+    await backup('rb4');
+    assert.deepEqual(held(), ['rb3', 'rb4']);
+    ws.writeAgentConfig({
+      backup: { runner: 'mariadb-dump' },
+      repository: { type: 'posix', path: repoDir, prefix: PREFIX, retention_keep: '1' },
+    });
+    daemon = new DaemonProcess(ws);
+    await daemon.ready();
+    const s = await ws.cli('schedule', '-c', spiderIni, '--backup-id=rbd', '--no-restore-point');
+    assert.equal(s.code, 0, s.stderr);
+    const line = await daemon.waitLog(/^expire: \d+ backup\(s\) deleted from the repository/, 180_000);
+    assert.match(line.msg, /rb3/);
+    assert.equal(held().includes('rb3'), false);
+    assert.equal(held().includes('rb4') || held().includes('rbd'), true, 'the newest complete backup stays');
   });
 });
