@@ -12,11 +12,15 @@ cd "$(dirname "$0")/.."
 # mariadb-backup (with mbstream) and zstd: the built-in backup runners and `verify --restore-test`
 # (README "Backup runners"). bsdutils: script(1), a real terminal for the CLI tests. faketime:
 # libfaketime moves a test daemon's clock (presence ages must follow the database clock).
+# swift (proxy, account, container, object) and memcached: a real S3-compatible store (OpenStack
+# Swift's s3api, which checks SigV4 signatures) for the S3 repository tests and benches
+# (test/support/swift.ts); not needed by the agent itself.
 packages=(
   mariadb-server mariadb-plugin-spider
   util-linux mount systemd procps logrotate
   prometheus
   mariadb-client mariadb-backup zstd bsdutils faketime
+  swift swift-proxy swift-account swift-container swift-object python3-swift memcached
 )
 missing=()
 for p in "${packages[@]}"; do
