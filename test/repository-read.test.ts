@@ -6,7 +6,7 @@
 // keeps the newest complete backup, takes restore points with their base, and refuses under a lock.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { execFile } from 'node:child_process';
@@ -317,5 +317,61 @@ describe("the spider master's agent expires after each complete backup with rete
     assert.match(line.msg, /rb3/);
     assert.equal(held().includes('rb3'), false);
     assert.equal(held().includes('rb4') || held().includes('rbd'), true, 'the newest complete backup stays');
+  });
+});
+
+describe('an encrypted repository', { timeout: 600_000 }, () => {
+  test('verify --restore-test passes with the key; another key: integrity still verified with a warning, the restore fails naming the key', async () => {
+    const keys = mkdtempSync(join(tmpdir(), 'sb-keys-'));
+    try {
+      const keyA = join(keys, 'a.key');
+      const keyB = join(keys, 'b.key');
+      writeFileSync(keyA, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
+      writeFileSync(keyB, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
+      const section = (key?: string) => ({
+        repository: { type: 'posix', path: repoDir, prefix: 'enc', ...(key ? { encryption_key_file: key } : {}) },
+      });
+      const withA = cluster.workspace({ config: section(keyA) });
+      const withB = cluster.workspace({ config: section(keyB) });
+      const without = cluster.workspace({ config: section() });
+      const encRepo = await configuredRepository(loadAgentConfig(withA.agentIni));
+      assert.ok(encRepo?.key);
+      const s = await ws.cli('schedule', '-c', spiderIni, '--backup-id=re1', '--no-restore-point');
+      assert.equal(s.code, 0, s.stderr);
+      const r = await ws.cli('check', '--run');
+      assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+      const instances = [cluster.spider, ...cluster.masters];
+      await moveToRepository(encRepo, join(ws.confDir, 'dbbak'), 're1', async (host, port, text) => {
+        const inst = instances.find((i) => i.host === host && i.port === port)!;
+        await cluster.exec(
+          inst,
+          'UPDATE infodba_schema.spiderbackup_manifest SET Manifest = ?, ManifestSha256 = ? WHERE BackupId = ? AND Host = ? AND Port = ?',
+          [text, sha256(Buffer.from(text)), 're1', host, port],
+        );
+      });
+      // Stored encrypted: not the zstd stream.
+      const stored = readFileSync(join(repoDir, 'enc', 'backups', 're1', `${m1.host}_${m1.port}`, 'dump.sql.zst'));
+      assert.notEqual(stored.readUInt32LE(0), 0xfd2fb528, 'the object is not zstd in the clear');
+
+      const a = await withA.cli('verify', 're1', '-c', withA.iniFile(cluster.spider), '--restore-test', '--shard', '1');
+      assert.equal(a.code, 0, `${a.stdout}\n${a.stderr}`);
+      assert.match(a.stdout, /restore test SPT1 .*\(mariadb-dump\): 1 tables, CHECKSUM TABLE equal to the source/);
+      assert.doesNotMatch(a.stdout, /warning/);
+
+      for (const [w, why] of [
+        [withB, 'its keys: '],
+        [without, 'no encryption_key_file set'],
+      ] as const) {
+        const v = await w.cli('verify', 're1', '-c', w.iniFile(cluster.spider));
+        assert.equal(v.code, 0, `integrity is checked without the key: ${v.stdout}\n${v.stderr}`);
+        assert.match(v.stdout, new RegExp(`warning: encrypted with key id ${encRepo.key.id}, unknown to this host \\(${why}`));
+      }
+      const b = await withB.cli('verify', 're1', '-c', withB.iniFile(cluster.spider), '--restore-test', '--shard', '1');
+      assert.equal(b.code, 1, b.stdout);
+      assert.match(`${b.stdout}\n${b.stderr}`, new RegExp(keyB.replace(/[.]/g, '\\.')));
+      process.stdout.write(`# restore test with another key:\n${b.stderr}`);
+    } finally {
+      rmSync(keys, { recursive: true, force: true });
+    }
   });
 });

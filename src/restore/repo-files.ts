@@ -140,7 +140,12 @@ export async function fetchInstance(
       const path = resolveUnder(dir, f.name);
       mkdirSync(dirname(path), { recursive: true });
       written.push(path);
-      await pipeline(await downloadChecked(repo, key, f), createWriteStream(path, { mode: 0o640 }));
+      try {
+        await pipeline(await downloadChecked(repo, key, f), createWriteStream(path, { mode: 0o640 }));
+      } catch (err) {
+        const text = errorMessage(err);
+        throw text.includes(key) ? err : new RepoError(`${repo.store.where}: ${key}: ${text}`, undefined, { cause: err });
+      }
     }
   } catch (err) {
     for (const p of written) rmSync(p, { force: true });

@@ -5,10 +5,19 @@
 import { createReadStream, existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { instanceKey, MANIFEST_OBJECT, upload, type Repository } from '../../src/repo/repository.js';
-import type { Manifest } from '../../src/runner/manifest.js';
+import { manifestText, type Manifest } from '../../src/runner/manifest.js';
 
 /** Every `<host>_<port>` of `<backupDir>/<id>/` uploaded (unless its manifest is there already), then the local directory removed. */
-export async function moveToRepository(repo: Repository, backupDir: string, backupId: string): Promise<string[]> {
+export async function moveToRepository(
+  repo: Repository,
+  backupDir: string,
+  backupId: string,
+  /**
+   * Encrypted: the manifest changes (the stored bytes' sizes and sha256, the key id), as a runner
+   * writing into the repository would publish it; called with the new text to publish.
+   */
+  onManifest?: (host: string, port: number, text: string) => Promise<void>,
+): Promise<string[]> {
   const dir = join(backupDir, backupId);
   if (!existsSync(dir)) return [];
   const moved: string[] = [];
@@ -22,9 +31,17 @@ export async function moveToRepository(repo: Repository, backupDir: string, back
     if (!(await repo.store.stat(`${base}${MANIFEST_OBJECT}`))) {
       for (const f of manifest.files) {
         const up = await upload(repo, `${base}${f.name}`, createReadStream(join(local, f.name)));
-        if (up.sha256 !== f.sha256 || up.bytes !== f.bytes) throw new Error(`${local}/${f.name}: uploaded bytes differ from its manifest`);
+        if (!repo.key && (up.sha256 !== f.sha256 || up.bytes !== f.bytes))
+          throw new Error(`${local}/${f.name}: uploaded bytes differ from its manifest`);
+        f.sha256 = up.sha256;
+        f.bytes = up.bytes;
       }
-      await repo.store.putObject(`${base}${MANIFEST_OBJECT}`, Buffer.from(text));
+      let stored = text;
+      if (repo.key) {
+        stored = manifestText({ ...manifest, bytes: manifest.files.reduce((n, f) => n + f.bytes, 0), encryption: { keyId: repo.key.id } } as Manifest);
+        await onManifest?.(m[1] as string, Number(m[2]), stored);
+      }
+      await repo.store.putObject(`${base}${MANIFEST_OBJECT}`, Buffer.from(stored));
       moved.push(name);
     }
   }
