@@ -375,3 +375,46 @@ describe('an encrypted repository', { timeout: 600_000 }, () => {
     }
   });
 });
+
+describe('restore-plan and verify --restore-test --to-point from the repository', { timeout: 600_000 }, () => {
+  test('every shard fetched from the repository, restored and rolled forward to the point', async () => {
+    await backup('rtp');
+    for (const m of cluster.masters) await cluster.exec(m, "INSERT INTO app.t VALUES (4, 'four'), (5, 'five'), (6, 'six')");
+    const p = await ws.cli('restore-point', 'tpx', '-c', spiderIni);
+    assert.equal(p.code, 0, p.stderr);
+    const plan = await ws.cli('restore-plan', 'rtp', '--to-point', 'tpx', '-c', spiderIni);
+    assert.equal(plan.code, 0, `${plan.stdout}\n${plan.stderr}`);
+    for (const m of cluster.masters)
+      assert.match(plan.stdout, new RegExp(`from the repository's ${PREFIX}/backups/rtp/${m.host}_${m.port}/ \\(mariadb-dump\\)`));
+    const v = await ws.cli(
+      'verify',
+      'rtp',
+      '-c',
+      spiderIni,
+      '--restore-test',
+      '--to-point',
+      'tpx',
+      '--check-sql',
+      'SELECT COUNT(*) FROM app.t',
+      '--expect',
+      '12',
+    );
+    assert.equal(v.code, 0, `${v.stdout}\n${v.stderr}`);
+    assert.match(v.stdout, /check: SPT0 6, SPT1 6; sum 12, as expected/);
+
+    // An instance's manifest missing from the repository: the plan says so, nothing is restored.
+    const manifest = join(instanceDir('rtp', m1), 'manifest.json');
+    const text = readFileSync(manifest);
+    rmSync(manifest);
+    try {
+      const gone = await ws.cli('restore-plan', 'rtp', '--to-point', 'tpx', '-c', spiderIni);
+      assert.equal(gone.code, 1);
+      assert.match(gone.stdout, /PROBLEM: its backup is not complete in the repository: .*manifest\.json missing/);
+      const refused = await ws.cli('verify', 'rtp', '-c', spiderIni, '--restore-test', '--to-point', 'tpx');
+      assert.equal(refused.code, 1);
+      assert.match(refused.stdout, /REFUSED, nothing restored/);
+    } finally {
+      writeFileSync(manifest, text);
+    }
+  });
+});
