@@ -38,7 +38,11 @@ export async function moveToRepository(
       }
       let stored = text;
       if (repo.key) {
-        stored = manifestText({ ...manifest, bytes: manifest.files.reduce((n, f) => n + f.bytes, 0), encryption: { keyId: repo.key.id } } as Manifest);
+        stored = manifestText({
+          ...manifest,
+          bytes: manifest.files.reduce((n, f) => n + f.bytes, 0),
+          encryption: { keyId: repo.key.id },
+        } as Manifest);
         await onManifest?.(m[1] as string, Number(m[2]), stored);
       }
       await repo.store.putObject(`${base}${MANIFEST_OBJECT}`, Buffer.from(stored));
