@@ -21,6 +21,7 @@ import { setUpCluster, type ClusterWorkspace, type TestCluster } from './support
 import { moveToRepository } from './support/repo-content.js';
 import { CLI } from './support/workspace.js';
 import { DaemonProcess } from './support/daemon.js';
+import { startSwift, type Swift } from './support/swift.js';
 
 const run = promisify(execFile);
 
@@ -416,5 +417,78 @@ describe('restore-plan and verify --restore-test --to-point from the repository'
     } finally {
       writeFileSync(manifest, text);
     }
+  });
+});
+
+describe('a repository in a real object store (Swift s3api)', { timeout: 600_000 }, () => {
+  let swift: Swift | undefined;
+  const secretDir = mkdtempSync(join(tmpdir(), 'sb-s3-'));
+  after(async () => {
+    await swift?.close();
+    rmSync(secretDir, { recursive: true, force: true });
+  });
+
+  test('verify from the bucket with the hosts’ copies gone, a flipped byte named, a restore test, repo get, expire', async () => {
+    swift = await startSwift();
+    const secret = join(secretDir, 'secret');
+    writeFileSync(secret, swift.secret, { mode: 0o600 });
+    const s3 = cluster.workspace({
+      config: {
+        repository: {
+          type: 's3',
+          endpoint: swift.endpoint,
+          bucket: swift.bucket,
+          region: swift.region,
+          access_key_id: swift.accessKeyId,
+          secret_access_key_file: secret,
+          prefix: 's3',
+        },
+      },
+    });
+    const s3Repo = await configuredRepository(loadAgentConfig(s3.agentIni));
+    assert.ok(s3Repo);
+    const sch = await ws.cli('schedule', '-c', spiderIni, '--backup-id=rs1', '--no-restore-point');
+    assert.equal(sch.code, 0, sch.stderr);
+    const r = await ws.cli('check', '--run');
+    assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+    await moveToRepository(s3Repo, join(ws.confDir, 'dbbak'), 'rs1');
+    const spider = s3.iniFile(cluster.spider);
+
+    const v = await s3.cli('verify', 'rs1', '-c', spider);
+    assert.equal(v.code, 0, `${v.stdout}\n${v.stderr}`);
+    assert.equal(v.stdout.match(/^ok .*object\(s\) re-checked in the repository/gm)?.length, 3, v.stdout);
+
+    const key = `s3/backups/rs1/${m1.host}_${m1.port}/dump.sql.zst`;
+    const good = await s3Repo.store.getObject(key);
+    assert.ok(good);
+    const bad = Buffer.from(good);
+    bad[bad.length - 1]! ^= 0x01;
+    await s3Repo.store.putObject(key, bad);
+    try {
+      const f = await s3.cli('verify', 'rs1', '-c', spider);
+      assert.equal(f.code, 1, f.stdout);
+      assert.match(f.stdout, new RegExp(`^FAIL +SPT1 ${m1.host}:${m1.port} .*${key.replace(/\./g, '\\.')}: sha256 mismatch`, 'm'));
+    } finally {
+      await s3Repo.store.putObject(key, good);
+    }
+
+    const t = await s3.cli('verify', 'rs1', '-c', spider, '--restore-test', '--shard', '1');
+    assert.equal(t.code, 0, `${t.stdout}\n${t.stderr}`);
+    assert.match(t.stdout, /restore test SPT1 .*\(mariadb-dump\): 1 tables, CHECKSUM TABLE equal to the source/);
+
+    const out = mkdtempSync(join(tmpdir(), 'sb-get-'));
+    try {
+      const g = await s3.cli('repo', 'get', 'rs1', `${m1.host}_${m1.port}`, '--out', out);
+      assert.equal(g.code, 0, `${g.stdout}\n${g.stderr}`);
+      assert.equal(sha256(readFileSync(join(out, 'dump.sql.zst'))), sha256(good));
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+
+    const e = await s3.cli('expire', '--keep-days', '0', '--confirm', '-c', spider);
+    assert.equal(e.code, 0, e.stderr);
+    assert.match(e.stdout, /deleted 0 backup\(s\), 0 B freed; 1 kept \(newest complete: rs1\)/);
+    const locks = await s3Repo.store.list('s3/locks/');
+    assert.deepEqual(locks, [], 'every lock released');
   });
 });
