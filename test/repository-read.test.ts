@@ -34,6 +34,8 @@ let repoDir: string;
 let repo: Repository;
 let spiderIni: string;
 let m1: Instance;
+/** The backing host's agent config: the built-in mariadb-dump runner, the posix repository. */
+let WS_CONFIG: Record<string, Record<string, string>>;
 
 const instanceDir = (id: string, inst: Instance) => join(repoDir, PREFIX, 'backups', id, `${inst.host}_${inst.port}`);
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -60,6 +62,7 @@ async function backup(id: string, opts: { point?: boolean } = {}): Promise<void>
 before(async () => {
   repoDir = mkdtempSync(join(tmpdir(), 'sb-repo-'));
   const repository = { type: 'posix', path: repoDir, prefix: PREFIX };
+  WS_CONFIG = { backup: { runner: 'mariadb-dump' }, repository };
   cluster = await setUpCluster({
     shards: 2,
     slaves: [],
@@ -300,7 +303,7 @@ describe("the spider master's agent expires after each complete backup with rete
   let daemon: DaemonProcess | undefined;
   after(async () => {
     await daemon?.dispose();
-    ws.writeAgentConfig({ backup: { runner: 'mariadb-dump' }, repository: { type: 'posix', path: repoDir, prefix: PREFIX } });
+    ws.writeAgentConfig(WS_CONFIG);
   });
 
   test('retention_keep = 1: once the backup is complete the older ones go, logged', async () => {
@@ -337,10 +340,16 @@ describe('an encrypted repository', { timeout: 600_000 }, () => {
       const without = cluster.workspace({ config: section() });
       const encRepo = await configuredRepository(loadAgentConfig(withA.agentIni));
       assert.ok(encRepo?.key);
-      const s = await ws.cli('schedule', '-c', spiderIni, '--backup-id=re1', '--no-restore-point');
-      assert.equal(s.code, 0, s.stderr);
-      const r = await ws.cli('check', '--run');
-      assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+      // The host backs up into the encrypted repository (a runner writing there encrypts itself).
+      ws.writeAgentConfig({ backup: { runner: 'mariadb-dump' }, ...section(keyA) });
+      try {
+        const s = await ws.cli('schedule', '-c', spiderIni, '--backup-id=re1', '--no-restore-point');
+        assert.equal(s.code, 0, s.stderr);
+        const r = await ws.cli('check', '--run');
+        assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+      } finally {
+        ws.writeAgentConfig(WS_CONFIG);
+      }
       const instances = [cluster.spider, ...cluster.masters];
       await moveToRepository(encRepo, join(ws.confDir, 'dbbak'), 're1', async (host, port, text) => {
         const inst = instances.find((i) => i.host === host && i.port === port)!;
@@ -432,25 +441,27 @@ describe('a repository in a real object store (Swift s3api)', { timeout: 600_000
     swift = await startSwift();
     const secret = join(secretDir, 'secret');
     writeFileSync(secret, swift.secret, { mode: 0o600 });
-    const s3 = cluster.workspace({
-      config: {
-        repository: {
-          type: 's3',
-          endpoint: swift.endpoint,
-          bucket: swift.bucket,
-          region: swift.region,
-          access_key_id: swift.accessKeyId,
-          secret_access_key_file: secret,
-          prefix: 's3',
-        },
-      },
-    });
+    const s3Section = {
+      type: 's3',
+      endpoint: swift.endpoint,
+      bucket: swift.bucket,
+      region: swift.region,
+      access_key_id: swift.accessKeyId,
+      secret_access_key_file: secret,
+      prefix: 's3',
+    };
+    const s3 = cluster.workspace({ config: { repository: s3Section } });
     const s3Repo = await configuredRepository(loadAgentConfig(s3.agentIni));
     assert.ok(s3Repo);
-    const sch = await ws.cli('schedule', '-c', spiderIni, '--backup-id=rs1', '--no-restore-point');
-    assert.equal(sch.code, 0, sch.stderr);
-    const r = await ws.cli('check', '--run');
-    assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+    ws.writeAgentConfig({ backup: { runner: 'mariadb-dump' }, repository: s3Section });
+    try {
+      const sch = await ws.cli('schedule', '-c', spiderIni, '--backup-id=rs1', '--no-restore-point');
+      assert.equal(sch.code, 0, sch.stderr);
+      const r = await ws.cli('check', '--run');
+      assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+    } finally {
+      ws.writeAgentConfig(WS_CONFIG);
+    }
     await moveToRepository(s3Repo, join(ws.confDir, 'dbbak'), 'rs1');
     const spider = s3.iniFile(cluster.spider);
 
