@@ -9,10 +9,12 @@ import { packageVersion } from '../version.js';
 import * as cancel from './commands/cancel.js';
 import * as check from './commands/check.js';
 import * as daemon from './commands/daemon.js';
+import * as expire from './commands/expire.js';
 import * as list from './commands/list.js';
 import * as logs from './commands/logs.js';
 import * as pause from './commands/pause.js';
 import * as query from './commands/query.js';
+import * as repoCmd from './commands/repo.js';
 import * as restorePlan from './commands/restore-plan.js';
 import * as restorePoint from './commands/restore-point.js';
 import * as resume from './commands/resume.js';
@@ -23,7 +25,24 @@ import * as verify from './commands/verify.js';
 import { configOption, type SetExit } from './options.js';
 
 /** In the order `--help` lists them. */
-const COMMANDS = [check, schedule, query, list, cancel, verify, restorePoint, restorePlan, daemon, pause, resume, status, logs, sandbox];
+const COMMANDS = [
+  check,
+  schedule,
+  query,
+  list,
+  cancel,
+  verify,
+  restorePoint,
+  restorePlan,
+  expire,
+  repoCmd,
+  daemon,
+  pause,
+  resume,
+  status,
+  logs,
+  sandbox,
+];
 
 export function buildProgram(setExit: SetExit, held?: HeldSignals): Command {
   const program = new Command('spiderbackup')

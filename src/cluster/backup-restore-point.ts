@@ -55,15 +55,28 @@ export async function watchBackupForRestorePoint(
   session: ClusterSession,
   backupId: string,
 ): Promise<WatchResult> {
+  const waited = await watchBackupComplete(deps, session, backupId);
+  if (waited.kind !== 'complete') return waited;
+  return ensureBackupRestorePoint(deps, session, backupId);
+}
+
+export type CompleteResult = { kind: 'complete' } | Extract<WatchResult, { kind: 'backup-not-complete' | 'not-primary' | 'failed' }>;
+
+/** Follows the backup until every task is final: `complete` when every one succeeded. */
+export async function watchBackupComplete(
+  deps: BackupPointDeps & { sleep?: (ms: number) => Promise<void> },
+  session: ClusterSession,
+  backupId: string,
+): Promise<CompleteResult> {
   try {
     const set = buildTaskSet(await session.primaryServers(), session.spider, backupId);
     const waited = await waitForBackup({ config: deps.config, logger: deps.logger, sleep: deps.sleep }, session, set, backupId);
     if (!waited.ok) return { kind: 'backup-not-complete', reason: waited.reason };
+    return { kind: 'complete' };
   } catch (err) {
     if (err instanceof NotPrimaryError) return { kind: 'not-primary', spider: err.spider };
     return { kind: 'failed', error: errorMessage(err) };
   }
-  return ensureBackupRestorePoint(deps, session, backupId);
 }
 
 /** One line for logs and `schedule --wait`. */

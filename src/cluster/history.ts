@@ -38,6 +38,8 @@ export interface BackupSummary {
   cancel?: CancelRecord;
   /** The backup's restore point (named after its id), when one was recorded or opted out of. */
   restorePoint?: RestorePoint;
+  /** With a repository: the stored bytes its manifests there list (0: none there). */
+  bytes?: number;
 }
 
 /** One backup's state from its master-side counts, its replicas' own counts and its cancel record. Pure. */

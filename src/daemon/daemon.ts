@@ -28,7 +28,7 @@ import { createTracker, type BackupTracker } from './backup-tracker.js';
 import { pauseInForce, type PauseState } from '../state/pause.js';
 import { buildStatus, writeStatus, type DaemonStatus, type ScheduleRecord, type TickRecord } from '../state/daemon-status.js';
 import { reloadDaemon, type Reloadable } from './reload.js';
-import { RestorePointWatcher } from './restore-points.js';
+import { RestorePointWatcher, retentionSet } from './restore-points.js';
 import { runTick } from './tick.js';
 import { createCrondWatch } from './crond-watch.js';
 import { createRepoWatch } from './repo-watch.js';
@@ -264,7 +264,8 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
       else noteError(r.record.error as string);
       for (const p of r.problems) noteError(p);
       for (const { task, file } of r.succeeded)
-        if (s.config.schedule.restorePoints && task.wrapper.toUpperCase() === 'SPIDER') restorePoints.watch(task.backupId, file);
+        if ((s.config.schedule.restorePoints || retentionSet(s.config)) && task.wrapper.toUpperCase() === 'SPIDER')
+          restorePoints.watch(task.backupId, file);
       s.journalBacklog = journalBacklog(s.config.agent.stateDir, noteError);
       metrics.journalBacklog(s.journalBacklog);
       save('running');

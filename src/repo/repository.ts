@@ -157,3 +157,41 @@ export async function hashStored(repo: Repository, key: string): Promise<{ bytes
   }
   return { bytes, sha256: hash.digest('hex') };
 }
+
+/** `<prefix>/locks/` */
+export const locksKey = (repo: Repository): string => `${repo.prefix}/locks/`;
+
+/**
+ * Like download, and the stored bytes are hashed on the way in: when they end, their size and
+ * sha256 must be the manifest's, else the stream fails naming the object (the bytes already read
+ * are then not to be used: the caller discards them).
+ */
+export async function downloadChecked(repo: Repository, key: string, expect: { bytes: number; sha256: string }): Promise<Readable> {
+  const src = await repo.store.getStream(key);
+  const hash = createHash('sha256');
+  let bytes = 0;
+  const check = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      hash.update(chunk);
+      bytes += chunk.length;
+      done(null, chunk);
+    },
+    flush(done) {
+      const sum = hash.digest('hex');
+      if (bytes !== expect.bytes)
+        done(new RepoError(`${repo.store.where}: ${key}: ${bytes} bytes stored, the manifest says ${expect.bytes}`));
+      else if (sum !== expect.sha256)
+        done(
+          new RepoError(
+            `${repo.store.where}: ${key}: sha256 mismatch (${sum.slice(0, 12)}…, the manifest says ${expect.sha256.slice(0, 12)}…)`,
+          ),
+        );
+      else done();
+    },
+  });
+  return chain(src, [
+    check,
+    ...(repo.limiter ? [throttle(repo.limiter)] : []),
+    ...(repo.keys.length > 0 ? [decryptStream(repo.keys)] : []),
+  ]);
+}

@@ -3,9 +3,13 @@
 // and the layout are the repository's (repository.ts), so each store stays small and both behave
 // alike under the same tests.
 import type { Readable } from 'node:stream';
+import { OperationError } from '../errors.js';
 
-/** A store that cannot be used, or refused: the message names the store and, when it answered, its refusal. */
-export class RepoError extends Error {
+/**
+ * A store that cannot be used, or refused: the message names the store and, when it answered, its
+ * refusal. An operation failure (exit 1, the message shown), not a bug.
+ */
+export class RepoError extends OperationError {
   override readonly name = 'RepoError';
   constructor(
     message: string,

@@ -1,6 +1,7 @@
 // `restore-plan <backup-id> --to-point <name>` (issue 12 item 3): per shard, the backup to restore,
 // the position it was taken at (from the manifest its agent published), and the binlog range to
 // replay from there up to the point's GTID, checked against the binlogs each shard master still has.
+// With `[repository]`, each backup is looked for there (its manifest object) instead of on a host.
 import type { AgentConfig } from '../config/agent.js';
 import { withConnection, type ConnectOptions, type Queryable } from '../db/connect.js';
 import { errorMessage } from '../errors.js';
@@ -26,6 +27,7 @@ import {
 } from './plan-model.js';
 import { endpointOf, type ClusterSession } from '../cluster/session.js';
 import type { TaskRow } from '../task/task.js';
+import { instanceKey, MANIFEST_OBJECT, type Repository } from '../repo/repository.js';
 
 export interface ShardPlan extends ShardChoice {
   /** The chosen backup's manifest row, as its agent published it on the instance. */
@@ -40,6 +42,10 @@ export interface ShardPlan extends ShardChoice {
   /** The binlog files the replay needs that the master no longer has, by name. */
   purged?: string[];
   binlogError?: string;
+  /** With a repository: where the chosen backup's objects are (`<prefix>/backups/<id>/<host>_<port>/`). */
+  repoKey?: string;
+  /** With a repository: why its objects cannot be restored from there (no manifest object). */
+  repoProblem?: string;
 }
 
 export interface PlanResult {
@@ -58,7 +64,7 @@ export interface PlanResult {
 export async function restorePlan(
   config: AgentConfig,
   session: ClusterSession,
-  opts: { backupId: string; pointName: string },
+  opts: { backupId: string; pointName: string; repo?: Repository | undefined },
 ): Promise<PlanResult> {
   const backupId = validateBackupId(opts.backupId, 'backup id');
   const pointName = validateBackupId(opts.pointName, '--to-point');
@@ -71,12 +77,20 @@ export async function restorePlan(
   const unread = tasks.errors;
   if (!point || point.status !== 'taken') return { kind: 'plan', backupId, problems, unread, shards: [], afterReplay: AFTER_REPLAY };
   const servers = new Map(listed.map((s) => [`${s.host}:${s.port}`, s]));
-  const shards = await Promise.all(chooseBackups(point, rows).map((choice) => planShard(choice, servers, session.connectOptions)));
+  const shards = await Promise.all(
+    chooseBackups(point, rows).map((choice) => planShard(choice, servers, session.connectOptions, opts.repo)),
+  );
   return { kind: 'plan', backupId, point, problems, unread, shards, afterReplay: AFTER_REPLAY };
 }
 
-async function planShard(choice: ShardChoice, servers: Map<string, ServerRow>, opts: ConnectOptions): Promise<ShardPlan> {
+async function planShard(
+  choice: ShardChoice,
+  servers: Map<string, ServerRow>,
+  opts: ConnectOptions,
+  repo: Repository | undefined,
+): Promise<ShardPlan> {
   const plan: ShardPlan = { ...choice };
+  if (repo && choice.backup) await lookInRepository(plan, repo, choice.backup);
   const master = servers.get(`${choice.shard.host}:${choice.shard.port}`);
   if (!master || master.wrapper.toLowerCase() !== 'mysql') {
     plan.binlogError = `${choice.shard.serverName} ${choice.shard.host}:${choice.shard.port} is no longer a shard master in mysql.servers`;
@@ -149,4 +163,15 @@ async function readStart(
     else
       plan.start.problem = `the master no longer has ${binlogFile}: the GTID position of ${binlogFile}:${binlogPos} cannot be told (purged)`;
   } else if (plan.start.gtid) plan.backupGtid = plan.start.gtid;
+}
+
+/** Whether the chosen backup is complete in the repository (its manifest object there). */
+async function lookInRepository(plan: ShardPlan, repo: Repository, backup: TaskRow): Promise<void> {
+  try {
+    plan.repoKey = instanceKey(repo, backup.backupId, backup.host, backup.port);
+    const there = await repo.store.stat(`${plan.repoKey}${MANIFEST_OBJECT}`);
+    if (!there) plan.repoProblem = `its backup is not complete in the repository: ${repo.where}: ${plan.repoKey}${MANIFEST_OBJECT} missing`;
+  } catch (err) {
+    plan.repoProblem = `the repository cannot be read: ${errorMessage(err)}`;
+  }
 }

@@ -1,7 +1,8 @@
 // `verify <backup-id> --restore-test --to-point <name>` (issue 12 item 4): every shard of the plan
 // restored into a throw-away local instance from its backup, rolled forward with its master's
 // binlogs from the backup's position to the point's GTID, then an optional check query on each.
-// Nothing is restored when any shard's part of the plan cannot be carried out.
+// Nothing is restored when any shard's part of the plan cannot be carried out. With `[repository]`
+// the files are fetched from it (decrypted, checked) into the scratch directory first.
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +16,8 @@ import { mapLimited } from '../cluster/reach.js';
 import { describeFiles } from './plan-model.js';
 import { restorePlan, type ShardPlan } from './plan.js';
 import { endpointOf, type ClusterSession } from '../cluster/session.js';
+import type { Repository } from '../repo/repository.js';
+import { checkRepoInstance, fetchInstance } from './repo-files.js';
 
 export interface ShardRestore {
   label: string;
@@ -45,12 +48,14 @@ export interface PointRestoreOptions {
   checkSql?: string | undefined;
   /** Where the throw-away instances and fetched binlogs go (default: the system's tmpdir). */
   workRoot?: string | undefined;
+  /** The configured repository: the backups are fetched from it instead of read on this host. */
+  repo?: Repository | undefined;
 }
 
 const label = (p: ShardPlan) => `${p.shard.serverName} ${p.shard.host}:${p.shard.port} shard ${p.shard.shardValue}`;
 
 /** What stops a shard from being restored to the point here, one line each; empty when it can be. */
-export function restoreProblems(p: ShardPlan): string[] {
+export function restoreProblems(p: ShardPlan, fromRepository = false): string[] {
   const out: string[] = [];
   const who = label(p);
   if (p.problem) return [`${who}: ${p.problem}`];
@@ -58,7 +63,9 @@ export function restoreProblems(p: ShardPlan): string[] {
   if (p.start?.problem) out.push(`${who}: ${p.start.problem}`);
   if (p.published && p.published.verdict !== 'ok')
     out.push(`${who}: the agent's own check of its backup said ${p.published.verdict}: ${p.published.verdictDetail}`);
-  if (p.published && !existsSync(p.published.dir)) out.push(`${who}: its backup files ${p.published.dir} are not on this host`);
+  if (p.repoProblem) out.push(`${who}: ${p.repoProblem}`);
+  if (!fromRepository && p.published && !existsSync(p.published.dir))
+    out.push(`${who}: its backup files ${p.published.dir} are not on this host`);
   if (p.binlogError) out.push(`${who}: binlogs not readable: ${p.binlogError}`);
   if (p.binlogs?.gone) {
     const files = p.purged ? describeFiles(p.purged) : `the binlogs before ${p.binlogs.gone.oldestKept}`;
@@ -74,16 +81,24 @@ export function restoreProblems(p: ShardPlan): string[] {
 /** Any spider node (the plan reads the shard masters directly away from the primary). */
 export async function restoreToPoint(config: AgentConfig, session: ClusterSession, opts: PointRestoreOptions): Promise<PointRestoreResult> {
   const t0 = Date.now();
-  const plan = await restorePlan(config, session, { backupId: opts.backupId, pointName: opts.pointName });
-  const problems = [...plan.problems, ...plan.shards.flatMap(restoreProblems)];
+  const repo = opts.repo;
+  const plan = await restorePlan(config, session, { backupId: opts.backupId, pointName: opts.pointName, repo });
+  const problems = [...plan.problems, ...plan.shards.flatMap((p) => restoreProblems(p, repo !== undefined))];
   if (problems.length > 0 || !plan.point) return { kind: 'refused', problems };
   // The binlogs are copied as a replica would, with mysql.servers' user (not part of the printed plan).
   const masters = new Map((await session.view()).servers.map((s) => [`${s.host}:${s.port}`, endpointOf(s)]));
 
   // Every shard is checked first: one whose files changed since the backup is not restored.
+  const fromRepo = new Map<ShardPlan, Manifest>();
   for (const p of plan.shards) {
-    const check = await checkBackupDir(p.published!.dir, p.published!.manifestSha256);
-    problems.push(...check.problems.map((x) => `${label(p)}: ${x}`));
+    if (repo && p.backup) {
+      const check = await checkRepoInstance(repo, p.backup.backupId, p.backup.host, p.backup.port, p.published!.manifestSha256);
+      problems.push(...check.problems.map((x) => `${label(p)}: ${x}`));
+      if (check.manifest) fromRepo.set(p, check.manifest.manifest);
+    } else {
+      const check = await checkBackupDir(p.published!.dir, p.published!.manifestSha256);
+      problems.push(...check.problems.map((x) => `${label(p)}: ${x}`));
+    }
   }
   if (problems.length > 0) return { kind: 'refused', problems };
 
@@ -94,8 +109,14 @@ export async function restoreToPoint(config: AgentConfig, session: ClusterSessio
     // Two at a time: each is a mariadbd and a load or a prepare.
     const restoreShard = async (p: ShardPlan): Promise<ShardRestore> => {
       const published = p.published!;
-      const manifest = JSON.parse(published.manifest) as Manifest;
-      const instance = await restoreIntoThrowaway(published.dir, manifest, root);
+      const manifest = fromRepo.get(p) ?? (JSON.parse(published.manifest) as Manifest);
+      let dir = published.dir;
+      if (repo && p.backup) {
+        dir = mkdtempSync(join(root, 'fetched-'));
+        await fetchInstance(repo, p.backup.backupId, p.backup.host, p.backup.port, manifest, dir);
+      }
+      const instance = await restoreIntoThrowaway(dir, manifest, root);
+      if (dir !== published.dir) rmSync(dir, { recursive: true, force: true });
       restored.push(instance);
       const from = p.backupGtid as string;
       const files = p.binlogs?.files ?? [];

@@ -2,8 +2,9 @@
 // instance's manifest published with the agent's verdict `ok`, and, where the files are reachable
 // from here, the files re-checked against the published manifest digest. Optionally a restore test
 // of one shard into a throw-away local instance, compared by CHECKSUM TABLE with its source.
-import { existsSync } from 'node:fs';
-import { basename, dirname, isAbsolute, normalize } from 'node:path';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, dirname, isAbsolute, join, normalize } from 'node:path';
 import type { AgentConfig } from '../config/agent.js';
 import { withConnection, type ConnectOptions, type Endpoint } from '../db/connect.js';
 import { errorMessage } from '../errors.js';
@@ -18,6 +19,8 @@ import type { RestorePoint } from '../cluster/restore-point-model.js';
 import { endpointOf, type ClusterSession } from '../cluster/session.js';
 import { STATUS } from '../task/status.js';
 import type { TaskRow } from '../task/task.js';
+import type { Repository } from '../repo/repository.js';
+import { checkRepoInstance, fetchInstance } from './repo-files.js';
 
 export interface InstanceVerdict {
   task: TaskRow;
@@ -27,8 +30,12 @@ export interface InstanceVerdict {
   /** What was checked, for the ok line. */
   notes: string[];
   published: ManifestVerdict | undefined;
-  /** The files were found on this host and re-checked. */
+  /** The files were found on this host (or in the repository) and re-checked. */
   rechecked: boolean;
+  /** Not failures (the key id of an encrypted backup unknown to this host). */
+  warnings: string[];
+  /** With a repository: the instance's manifest there (what a restore test uses). */
+  repoManifest?: Manifest;
 }
 
 export type VerifyResult =
@@ -45,8 +52,15 @@ export type VerifyResult =
       restorePoint: RestorePoint | undefined;
     };
 
-/** Any spider node (away from the primary, the task rows are read on the shard masters). */
-export async function verifyBackup(config: AgentConfig, session: ClusterSession, opts: { backupId: string }): Promise<VerifyResult> {
+/**
+ * Any spider node (away from the primary, the task rows are read on the shard masters). With
+ * `repo`, the files are checked there, not on this host.
+ */
+export async function verifyBackup(
+  config: AgentConfig,
+  session: ClusterSession,
+  opts: { backupId: string; repo?: Repository | undefined },
+): Promise<VerifyResult> {
   const backupId = validateBackupId(opts.backupId, 'backup id');
   const [tables, res] = await Promise.all([
     shardTablesOf(session, config.schedule.waitConcurrency),
@@ -60,7 +74,7 @@ export async function verifyBackup(config: AgentConfig, session: ClusterSession,
   const tasks = [...res.tasks].sort((a, b) => order(a) - order(b) || a.shardValue - b.shardValue || a.port - b.port);
   const [instances, restorePoint] = await Promise.all([
     mapLimited(tasks, config.schedule.waitConcurrency, (t) =>
-      verifyInstance(t, endpoints.get(`${t.host}:${t.port}`), session.connectOptions),
+      verifyInstance(t, endpoints.get(`${t.host}:${t.port}`), session.connectOptions, opts.repo),
     ),
     restorePointIn(tables, backupId).catch((err: unknown) => {
       res.errors.push(`${tables.notPrimary ? '' : `spider ${session.spiderName}: `}restore point: ${errorMessage(err)}`);
@@ -72,8 +86,13 @@ export async function verifyBackup(config: AgentConfig, session: ClusterSession,
 
 const order = (t: TaskRow) => (t.wrapper.toUpperCase() === 'SPIDER' ? 0 : t.wrapper.toLowerCase() === 'mysql' ? 1 : 2);
 
-async function verifyInstance(task: TaskRow, ep: Endpoint | undefined, opts: ConnectOptions): Promise<InstanceVerdict> {
-  const v: InstanceVerdict = { task, ok: false, problems: [], notes: [], published: undefined, rechecked: false };
+async function verifyInstance(
+  task: TaskRow,
+  ep: Endpoint | undefined,
+  opts: ConnectOptions,
+  repo: Repository | undefined,
+): Promise<InstanceVerdict> {
+  const v: InstanceVerdict = { task, ok: false, problems: [], notes: [], published: undefined, rechecked: false, warnings: [] };
   if (task.status !== STATUS.success) v.problems.push(`task status is ${JSON.stringify(task.status)}, not success`);
   if (!ep) {
     v.problems.push('not in tdbctl mysql.servers: cannot read its manifest');
@@ -92,6 +111,16 @@ async function verifyInstance(task: TaskRow, ep: Endpoint | undefined, opts: Con
   }
   if (p.verdict !== 'ok') v.problems.push(`the agent's own check said ${p.verdict}: ${p.verdictDetail}`);
   else v.notes.push(`agent's check ok`);
+  if (repo) {
+    const check = await checkRepoInstance(repo, task.backupId, task.host, task.port, p.manifestSha256);
+    v.rechecked = true;
+    if (check.ok) v.notes.push(`${check.checked} object(s) re-checked in the repository`);
+    if (check.manifest) v.repoManifest = check.manifest.manifest;
+    v.problems.push(...check.problems);
+    v.warnings.push(...check.warnings);
+    v.ok = v.problems.length === 0;
+    return v;
+  }
   // The published directory comes from a row: only <BackupDir>/<backup id>/<host>_<port>, as the
   // runner writes it, is looked at; anything else is a failure, never a stat.
   const outside = outsideBackupDir(p.dir, task);
@@ -140,27 +169,36 @@ export interface RestoreTestResult {
 export async function restoreTest(
   verified: Extract<VerifyResult, { kind: 'verified' }>,
   shard: number | undefined,
+  repo?: Repository,
 ): Promise<RestoreTestResult> {
   const { OperationError } = await import('../errors.js');
   const candidates = verified.instances.filter(
     (i) =>
       i.task.wrapper.toLowerCase() === 'mysql' &&
       i.published &&
-      outsideBackupDir(i.published.dir, i.task) === undefined &&
-      existsSync(i.published.dir) &&
+      (repo ? i.repoManifest !== undefined : outsideBackupDir(i.published.dir, i.task) === undefined && existsSync(i.published.dir)) &&
       (shard === undefined || i.task.shardValue === shard),
   );
   const chosen = candidates[0];
   if (!chosen?.published) {
+    const where = repo ? `in the repository (${repo.where})` : 'on this host';
     throw new OperationError(
-      `--restore-test: no shard master${shard === undefined ? '' : ` of shard ${shard}`} of ${verified.backupId} has its backup files on this host`,
+      `--restore-test: no shard master${shard === undefined ? '' : ` of shard ${shard}`} of ${verified.backupId} has its backup files ${where}`,
     );
   }
   if (!chosen.ok) throw new OperationError(`--restore-test: ${labelOf(chosen.task)} did not verify; not restored`);
-  const manifest = JSON.parse(chosen.published.manifest) as Manifest;
+  const manifest = chosen.repoManifest ?? (JSON.parse(chosen.published.manifest) as Manifest);
   const source = verified.endpoints.get(`${chosen.task.host}:${chosen.task.port}`) as Endpoint;
   const { restoreIntoThrowaway, compareChecksums } = await import('./restore-files.js');
-  const restored = await restoreIntoThrowaway(chosen.published.dir, manifest);
+  // From the repository: the files fetched (decrypted, checked) into a scratch directory first.
+  const scratch = repo ? mkdtempSync(join(tmpdir(), 'sb-fetch-')) : undefined;
+  let restored: Awaited<ReturnType<typeof restoreIntoThrowaway>>;
+  try {
+    if (repo && scratch) await fetchInstance(repo, verified.backupId, chosen.task.host, chosen.task.port, manifest, scratch);
+    restored = await restoreIntoThrowaway(scratch ?? chosen.published.dir, manifest);
+  } finally {
+    if (scratch) rmSync(scratch, { recursive: true, force: true });
+  }
   try {
     const cmp = await withConnection(source, (c) => compareChecksums(c, restored.db));
     return { task: chosen.task, tool: manifest.tool.name, tables: cmp.tables.length, differences: cmp.differences };

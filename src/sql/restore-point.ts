@@ -187,6 +187,15 @@ export async function restorePointRows(q: Queryable, name: string): Promise<Rest
   return rows.map(fromRaw);
 }
 
+/**
+ * Removes a point's rows (`expire`: the point went with its base backup). Through the Spider
+ * node the rows go from their shard masters, and from the replicas by replication.
+ */
+export async function deleteRestorePoint(q: Queryable, name: string): Promise<number> {
+  const res = (await q.query(`DELETE FROM ${T} WHERE Name = ?`, [name])) as { affectedRows?: number };
+  return Number(res.affectedRows ?? 0);
+}
+
 export interface LockHolder {
   id: number;
   user: string;

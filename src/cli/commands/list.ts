@@ -1,6 +1,8 @@
 // `spiderbackup list` (any spider node): the history of global backups, one state each.
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { AgentConfig } from '../../config/agent.js';
+import type { ListResult } from '../../cluster/history.js';
+import type { Repository } from '../../repo/repository.js';
 import { reportUnread } from '../partial.js';
 import { print, renderJson, renderTable } from '../render/table.js';
 import { configOption, formatOption, type Format, type GlobalOptions, type Register } from '../options.js';
@@ -41,11 +43,13 @@ async function listCommand(config: AgentConfig, opts: { files?: string[]; format
     import('../render/history-view.js'),
     import('../context.js'),
   ]);
+  const repo = await (await import('../../repo/configured.js')).configuredRepository(config, opts.files);
   return withClusterSession(
     config,
     opts.files,
     async (session) => {
       const res = await listBackups(config, session, { limit: opts.limit });
+      if (repo) await addRepositoryBytes(repo, res);
       if (opts.format === 'json') print(renderJson(listJson(res.backups)));
       else {
         const { head, rows } = listTableRows(res.backups);
@@ -56,6 +60,21 @@ async function listCommand(config: AgentConfig, opts: { files?: string[]; format
     },
     runOnPrimary('list'),
   );
+}
+
+/** Each backup's bytes from its manifests in the repository; one that cannot be read is named among the errors. */
+async function addRepositoryBytes(repo: Repository, res: ListResult): Promise<void> {
+  const { repoBackups } = await import('../../restore/repo-files.js');
+  try {
+    const held = new Map((await repoBackups(repo)).map((b) => [b.backupId, b]));
+    for (const b of res.backups) {
+      const r = held.get(b.backupId);
+      b.bytes = (r?.instances ?? []).reduce((n, i) => n + (i.manifest?.files ?? []).reduce((m, f) => m + f.bytes, 0), 0);
+    }
+  } catch (err) {
+    const { errorMessage } = await import('../../errors.js');
+    res.errors.push(`repository ${repo.where}: ${errorMessage(err)}`);
+  }
 }
 
 async function latestCommand(config: AgentConfig, files: string[] | undefined): Promise<number> {

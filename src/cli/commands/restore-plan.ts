@@ -38,10 +38,11 @@ async function planCommand(
     import('../../restore/plan.js'),
     import('../context.js'),
   ]);
+  const repo = await (await import('../../repo/configured.js')).configuredRepository(config, opts.files);
   return withClusterSession(
     config,
     opts.files,
-    async (session) => printPlan(await restorePlan(config, session, { backupId: opts.backupId, pointName: opts.pointName }), opts),
+    async (session) => printPlan(await restorePlan(config, session, { backupId: opts.backupId, pointName: opts.pointName, repo }), opts),
     runOnPrimary('restore-plan'),
   );
 }
@@ -65,7 +66,9 @@ function printPlan(res: PlanResult, opts: { pointName: string; format: Format })
         s.from === 'replica'
           ? `its replica's backup (${s.backup.serverName} ${s.backup.host}:${s.backup.port}; use the master position it recorded, --slave-info)`
           : "the master's backup";
-      print(`  restore ${who}, taken ${s.backup.updatedAt}${s.published ? `, from ${s.published.dir} (${s.published.tool})` : ''}`);
+      const from = s.repoKey !== undefined ? `the repository's ${s.repoKey}` : s.published?.dir;
+      print(`  restore ${who}, taken ${s.backup.updatedAt}${s.published ? `, from ${from} (${s.published.tool})` : ''}`);
+      if (s.repoProblem) print(`  PROBLEM: ${s.repoProblem}`);
       print(`  start position: ${startLine(s)}`);
     }
     if (s.start?.problem) print(`  PROBLEM: ${s.start.problem}`);
@@ -92,6 +95,7 @@ function printPlan(res: PlanResult, opts: { pointName: string; format: Format })
 export function shardBlocked(s: ShardPlan): boolean {
   return (
     s.problem !== undefined ||
+    s.repoProblem !== undefined ||
     s.start?.problem !== undefined ||
     s.binlogError !== undefined ||
     s.binlogs?.gone !== undefined ||

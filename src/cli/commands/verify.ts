@@ -6,6 +6,7 @@ import { validateBackupId } from '../../task/backup-id.js';
 import type { RestorePoint } from '../../cluster/restore-point-model.js';
 import { formatDuration } from '../../format.js';
 import type { ClusterSession } from '../../cluster/session.js';
+import type { Repository } from '../../repo/repository.js';
 import { reportUnread } from '../partial.js';
 import { print } from '../render/table.js';
 import { configOption, type GlobalOptions, type Register } from '../options.js';
@@ -20,7 +21,7 @@ export const register: Register = (program, setExit) => {
     .addOption(configOption())
     .option(
       '--restore-test',
-      'also restore one shard master (its files must be on this host) into a throw-away instance and compare CHECKSUM TABLE ' +
+      'also restore one shard master (its files must be on this host, or in the [repository]) into a throw-away instance and compare CHECKSUM TABLE ' +
         '(with --to-point: every shard, rolled forward to the point)',
     )
     .addOption(
@@ -71,18 +72,26 @@ async function verifyCommand(
   opts: { files?: string[] | undefined; restoreTest: boolean } & VerifyOpts,
 ): Promise<number> {
   validateBackupId(backupId, 'backup id');
-  const { withClusterSession, runOnPrimary } = await import('../context.js');
-  return withClusterSession(config, opts.files, (session) => verifyIn(config, session, backupId, opts), runOnPrimary('verify'));
+  const [{ withClusterSession, runOnPrimary }, { configuredRepository }, { withLock }] = await Promise.all([
+    import('../context.js'),
+    import('../../repo/configured.js'),
+    import('../../repo/lock.js'),
+  ]);
+  const repo = await configuredRepository(config, opts.files);
+  const run = () =>
+    withClusterSession(config, opts.files, (session) => verifyIn(config, session, backupId, { ...opts, repo }), runOnPrimary('verify'));
+  // In the repository, `expire` never deletes what is being verified or restored (and waits for nothing: it refuses).
+  return repo ? withLock(repo, opts.restoreTest ? 'restore' : 'verify', run) : run();
 }
 
 async function verifyIn(
   config: AgentConfig,
   session: ClusterSession,
   backupId: string,
-  opts: { restoreTest: boolean } & VerifyOpts,
+  opts: { restoreTest: boolean; repo: Repository | undefined } & VerifyOpts,
 ): Promise<number> {
   const { verifyBackup, restoreTest, labelOf } = await import('../../restore/verify.js');
-  const res = await verifyBackup(config, session, { backupId });
+  const res = await verifyBackup(config, session, { backupId, repo: opts.repo });
   if (res.kind === 'none') {
     process.stderr.write(`spiderbackup: verify: no task with backup id ${res.backupId}\n`);
     return 1;
@@ -92,6 +101,7 @@ async function verifyIn(
     const label = labelOf(i.task).padEnd(width);
     if (i.ok) print(`ok    ${label}  ${i.published?.tool ?? ''}, ${i.published?.bytes ?? 0} bytes; ${i.notes.join('; ')}`);
     else print(`FAIL  ${label}  ${i.problems.join('; ')}`);
+    for (const w of i.warnings) print(`      ${' '.repeat(width)}  warning: ${w}`);
   }
   const bad = res.instances.filter((i) => !i.ok);
   // Never "all verified" while an instance's tasks could not be read: it is named as not verified.
@@ -110,7 +120,7 @@ async function verifyIn(
   if (opts.restoreTest && opts.toPoint !== undefined) {
     if (!(await pointTest(config, session, backupId, opts.toPoint, opts))) failed = true;
   } else if (opts.restoreTest) {
-    const r = await restoreTest(res, opts.shard);
+    const r = await restoreTest(res, opts.shard, opts.repo);
     if (r.differences.length === 0)
       print(`restore test ${labelOf(r.task)} (${r.tool}): ${r.tables} tables, CHECKSUM TABLE equal to the source`);
     else {
@@ -144,13 +154,13 @@ async function pointTest(
   session: ClusterSession,
   backupId: string,
   pointName: string,
-  opts: { checkSql?: string | undefined; expect?: number | undefined },
+  opts: { checkSql?: string | undefined; expect?: number | undefined; repo: Repository | undefined },
 ): Promise<boolean> {
   const { restoreToPoint } = await import('../../restore/to-point.js');
   const { errorMessage } = await import('../../errors.js');
   let r: Awaited<ReturnType<typeof restoreToPoint>>;
   try {
-    r = await restoreToPoint(config, session, { backupId, pointName, checkSql: opts.checkSql });
+    r = await restoreToPoint(config, session, { backupId, pointName, checkSql: opts.checkSql, repo: opts.repo });
   } catch (err) {
     print(`restore test to point ${pointName} FAILED: ${errorMessage(err)}`);
     return false;

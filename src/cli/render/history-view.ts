@@ -26,6 +26,7 @@ export const LIST_COLUMNS: ListColumn[] = [
   { header: 'CancelledBy', field: 'cancelledBy', value: (b) => b.cancel?.by ?? null },
   { header: 'CancelledAt', field: 'cancelledAt', value: (b) => b.cancel?.at ?? null },
   { header: 'RestorePoint', field: 'restorePoint', value: restorePointCell },
+  { header: 'Bytes', field: 'bytes', value: (b) => b.bytes ?? null },
 ];
 
 /**
@@ -52,6 +53,7 @@ export function listTableRows(backups: readonly BackupSummary[]): { head: string
     cancelledBy: (b) => b.cancel !== undefined,
     cancelledAt: (b) => b.cancel !== undefined,
     restorePoint: (b) => restorePointCell(b) !== null,
+    bytes: (b) => b.bytes !== undefined,
   };
   const cols = LIST_COLUMNS.filter((c) => optional[c.field] === undefined || backups.some((b) => optional[c.field]?.(b)));
   return {
