@@ -5,6 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import mysql from 'mysql2/promise';
 import type { Instance } from '../src/sandbox/cluster.js';
+import { createCancelTable } from '../src/sql/ddl.js';
 import { setUpCluster, type ClusterWorkspace, type TestCluster } from './support/cluster.js';
 import type { CliResult } from './support/workspace.js';
 import { waitFor } from './support/workspace.js';
@@ -128,5 +129,56 @@ describe('every wait bounded', { timeout: 240_000 }, () => {
       ['rp-ftwrl'],
     );
     assert.equal(Number(points[0]?.n), 0, 'nothing recorded');
+  });
+
+  test("a statement waiting on another session's lock ends by lock_wait_timeout, naming the node and who held it", async () => {
+    const slave = cluster.slaves[0] as Instance;
+    const master = cluster.masters[0] as Instance;
+    const sch = await exitsWithin(ws.start(['schedule', '-c', spiderIni, '--backup-id', 'lock-wait']), 60_000);
+    assert.equal(sch.code, 0, sch.stderr);
+    await cluster.waitReplicated();
+    await cluster.exec(master, createCancelTable());
+    await cluster.waitReplicated();
+    const installed = await cluster.query<{ n: number }>(
+      slave,
+      "SELECT COUNT(*) AS n FROM information_schema.PLUGINS WHERE PLUGIN_NAME = 'METADATA_LOCK_INFO'",
+    );
+    // On the replica the holder is named (the plugin tells who holds a metadata lock); on the master it is not installed.
+    if (Number(installed[0]?.n) === 0) await cluster.exec(slave, "INSTALL SONAME 'metadata_lock_info'");
+
+    const onSlave = await mysql.createConnection({ socketPath: slave.socket, user: 'root' });
+    try {
+      const [[{ id }]] = (await onSlave.query('SELECT CONNECTION_ID() AS id')) as unknown as [[{ id: number }]];
+      await onSlave.query('LOCK TABLES infodba_schema.global_backup WRITE');
+      const r = await exitsWithin(ws.start(['query', '--BackupId', 'lock-wait', '-c', spiderIni]), 60_000);
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `${slave.host}:${slave.port}: Lock wait timeout exceeded.*: waited lock_wait_timeout \\(1 s\\) for a lock held by ` +
+            `connection ${id} \\(root@localhost, Sleep for \\d+ s: MDL_SHARED_NO_READ_WRITE on infodba_schema\\.global_backup\\)`,
+        ),
+      );
+      assert.doesNotMatch(r.stderr, /statement timeout/, 'the server answered before the client gave up');
+    } finally {
+      await onSlave.end();
+    }
+
+    const onMaster = await mysql.createConnection({ socketPath: master.socket, user: 'root' });
+    try {
+      await onMaster.query('LOCK TABLES infodba_schema.spiderbackup_cancel WRITE');
+      const r = await exitsWithin(ws.start(['cancel', 'lock-wait', '-c', spiderIni]), 60_000);
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `SPT0 ${master.host}:${master.port}: cancel not recorded \\(${master.host}:${master.port}: Lock wait timeout exceeded.*: ` +
+            'waited lock_wait_timeout \\(1 s\\) for a lock held by another session, not named here',
+        ),
+      );
+      assert.doesNotMatch(r.stderr, /statement timeout/);
+    } finally {
+      await onMaster.end();
+    }
   });
 });

@@ -3,6 +3,7 @@
 // (the fake one) and real kills.
 import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import mysql from 'mysql2/promise';
 import type { Instance } from '../src/sandbox/cluster.js';
 import { createCancelTable } from '../src/sql/ddl.js';
 import { DaemonProcess } from './support/daemon.js';
@@ -168,6 +169,52 @@ describe('cancel, with an agent on every host but the spider node', () => {
         assert.deepEqual(alive('cx-2'), []);
         assert.equal((await list()).find((x) => x.backupId === 'cx-2')?.state, 'cancelled');
       } finally {
+        await cluster.exec(s0, 'START SLAVE SQL_THREAD');
+      }
+    },
+  );
+  test(
+    'a replica row claimed after cancel read its replica, before the record there: read again and quit, never "will not start"',
+    { timeout: 180_000 },
+    async () => {
+      // The record table exists on the replica (replicated), so a session can hold it.
+      await cluster.exec(m0, createCancelTable());
+      await cluster.waitReplicated();
+      await cluster.exec(s0, 'STOP SLAVE SQL_THREAD');
+      // A READ lock lets the agent read the records but makes cancel's record on the replica wait:
+      // the replica row arrives and is claimed in between, deterministically.
+      const holder = await mysql.createConnection({ socketPath: s0.socket, user: 'root' });
+      try {
+        wsS0.behave(s0.port, { block: true });
+        const sch = await cli('schedule', '--backup-id', 'cx-4');
+        assert.equal(sch.code, 0, sch.stderr);
+        assert.equal(await taskOf(cluster, s0, 'cx-4', s0), undefined, 'the replica row has not arrived');
+        await holder.query('LOCK TABLES infodba_schema.spiderbackup_cancel READ');
+        const cancel = wsSpider.start(['-c', spiderIni, 'cancel', 'cx-4']);
+        await waitFor('the cancel record on the replica to wait for the lock', async () => {
+          const rows = await cluster.query(
+            s0,
+            "SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE 'INSERT INTO infodba_schema.spiderbackup_cancel%' " +
+              "AND STATE LIKE '%metadata lock%'",
+          );
+          return rows.length > 0;
+        });
+        await cluster.exec(s0, 'START SLAVE SQL_THREAD');
+        await runOf(s0, 'cx-4');
+        assert.equal(await statusOf(cluster, s0, 'cx-4', s0), 'running', 'claimed before the record');
+        await holder.query('UNLOCK TABLES');
+
+        const r = await cancel.result;
+        assert.equal(r.code, 0, r.stderr + r.stdout);
+        const line = r.stdout.split('\n').find((l) => l.startsWith('SPT_SLAVE0 '));
+        assert.doesNotMatch(String(line), /will not start|will never start/, r.stdout);
+        assert.match(String(line), /quit: its agent kills the backup/, r.stdout);
+        await waitFor('the replica backup quit', async () => (await statusOf(cluster, s0, 'cx-4', s0)) === 'quit: success');
+        await Promise.all(daemons.map((d) => d.ticks(1)));
+        assert.deepEqual(alive('cx-4'), [], 'no process of the cancelled backup lives');
+      } finally {
+        await holder.query('UNLOCK TABLES').catch(() => {});
+        await holder.end();
         await cluster.exec(s0, 'START SLAVE SQL_THREAD');
       }
     },

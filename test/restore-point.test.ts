@@ -212,6 +212,61 @@ describe('restore-point', { timeout: 600_000 }, () => {
       await holder.end();
     }
   });
+
+  test("one node's block killed before the positions were read: the point fails naming that node and records nothing", async () => {
+    const [spider0, spider1] = cluster.spiders as [Instance, Instance];
+    // spider0 (whose clock dates the point) cannot give the block at once: the command takes it on
+    // spider1 first and holds it there while it waits; the test kills that session meanwhile.
+    const holder = await rootOn(spider0);
+    const killer = await rootOn(spider1);
+    // Names the session holding the block by its thread id (installed before any block: it writes).
+    const [plugins] = (await killer.query(
+      "SELECT COUNT(*) AS n FROM information_schema.PLUGINS WHERE PLUGIN_NAME = 'METADATA_LOCK_INFO'",
+    )) as unknown as [{ n: number }[]];
+    if (Number(plugins[0]?.n) === 0) await killer.query("INSTALL SONAME 'metadata_lock_info'");
+    await holder.query('BACKUP STAGE START');
+    const run = ws.start(['restore-point', 'lost-block', '-c', spiderIni, '--acquire-timeout', '60s', '--attempts', '1']);
+    try {
+      await waitFor('spider0 waiting for the backup lock', async () => {
+        const rows = await cluster.query(
+          spider0,
+          "SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE 'BACKUP STAGE%' AND STATE LIKE '%backup lock%'",
+        );
+        return rows.length > 0;
+      });
+      await waitFor('spider1 blocks commits', async () => !(await commitGoesThrough(spider1, 1)));
+      const [holders] = (await killer.query(
+        "SELECT DISTINCT THREAD_ID AS id FROM information_schema.METADATA_LOCK_INFO WHERE LOCK_TYPE = 'Backup lock'",
+      )) as unknown as [{ id: number }[]];
+      assert.equal(holders.length, 1, JSON.stringify(holders));
+      await killer.query('KILL ?', [holders[0]!.id]);
+      assert.ok(await commitGoesThrough(spider1, 5), 'with its block gone, spider1 takes commits again');
+      await holder.query('BACKUP STAGE END');
+
+      const res = await run.result;
+      assert.equal(res.code, 1, res.stdout);
+      assert.match(
+        res.stderr,
+        new RegExp(
+          `"lost-block" not taken after 1 attempts .*commit block not held until the positions were read on ` +
+            `${spider1.host.replaceAll('.', '\\.')}:${spider1.port}: `,
+        ),
+      );
+      assert.doesNotMatch(res.stderr, new RegExp(`${spider0.host.replaceAll('.', '\\.')}:${spider0.port}: `), 'spider0 held its block');
+      const rows = await cluster.query(
+        cluster.spider,
+        'SELECT COUNT(*) AS n FROM infodba_schema.spiderbackup_restore_point WHERE Name = ?',
+        ['lost-block'],
+      );
+      assert.equal(Number(rows[0].n), 0, 'nothing recorded');
+      assert.ok(await commitGoesThrough(spider0, 5), 'spider0 released');
+    } finally {
+      run.child.kill('SIGKILL');
+      await holder.query('BACKUP STAGE END').catch(() => {});
+      await holder.end();
+      await killer.end();
+    }
+  });
 });
 
 describe('the binlogs a roll-forward to a point needs', { timeout: 300_000 }, () => {

@@ -26,8 +26,8 @@ export async function commandContext(opts: GlobalOptions): Promise<{ config: Age
 export type OnNotPrimary = (err: NotPrimaryError) => number;
 
 /**
- * `schedule` and `restore-point` run on every spider node (from cron, say): elsewhere than on the
- * primary there is nothing to do, and that is no failure. The message names the primary.
+ * `schedule` runs on every spider node (from cron, say): elsewhere than on the primary there is
+ * nothing to do, and that is no failure. The message names the primary.
  */
 export const nothingToDo: OnNotPrimary = (err) => {
   print(`${err.message}; nothing to do.`);
@@ -35,8 +35,9 @@ export const nothingToDo: OnNotPrimary = (err) => {
 };
 
 /**
- * The other spider-side commands answer only on the primary: elsewhere they fail, on stderr (stdout
- * stays empty, so `--format json | jq` never sees prose), naming the primary to run them on.
+ * A spider-side command that truly needs the primary fails elsewhere, on stderr (stdout stays
+ * empty, so `--format json | jq` never sees prose), naming the primary to run it on. (query, list,
+ * cancel, verify and restore-plan answer on any spider node; this stays their guard.)
  */
 export const runOnPrimary =
   (command: string): OnNotPrimary =>
@@ -48,7 +49,8 @@ export const runOnPrimary =
 /**
  * Runs a spider-side command in its cluster session: opened once for the whole command (loaded
  * here, not with the program), closed when it ends. Commands check their own arguments first, so
- * that a bad one is named before any problem with the instance configs the session reads.
+ * that a bad one is named before any problem with the instance configs the session reads. A
+ * command that answered away from the primary says so on stderr, once, naming the primary.
  */
 export async function withClusterSession(
   config: AgentConfig,
@@ -57,7 +59,7 @@ export async function withClusterSession(
   onNotPrimary: OnNotPrimary = nothingToDo,
 ): Promise<number> {
   const { openClusterSession, NotPrimaryError } = await import('../cluster/session.js');
-  const session = openClusterSession(config, files);
+  const session = openClusterSession(config, files, (line) => process.stderr.write(`spiderbackup: ${line}\n`));
   try {
     return await fn(session);
   } catch (err) {

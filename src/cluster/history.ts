@@ -3,14 +3,15 @@
 // tasks on each replica. A backup with a cancel record on the spider node is `cancelled`, never
 // `complete`; a task stopped without one (the 12 h expiry, a hand-written quit) makes it `failed`.
 import type { AgentConfig } from '../config/agent.js';
-import { isNoSuchTable, type Connection } from '../db/connect.js';
-import { errorMessage } from '../errors.js';
+import { isNoSuchTable } from '../db/connect.js';
+import { errorMessage, OperationError } from '../errors.js';
 import { readCancels, type CancelRecord } from '../sql/cancel.js';
 import { masterSideSummaries, replicaSummaries, type MasterSideSummary, type StatusCounts } from '../sql/history.js';
-import { initSpiderReadSession, mapLimited } from './reach.js';
+import { mapLimited } from './reach.js';
 import { restorePointsOf } from './restore-point.js';
 import type { RestorePoint } from './restore-point-model.js';
 import { endpointOf, type ClusterSession } from './session.js';
+import { shardTablesOf } from './shard-tables.js';
 
 export type BackupState = 'running' | 'complete' | 'failed' | 'cancelled' | 'unknown';
 
@@ -80,7 +81,7 @@ export interface ListResult {
   errors: string[];
 }
 
-/** The newest `limit` backups, newest first. Not the primary: NotPrimaryError. */
+/** The newest `limit` backups, newest first; on any spider node. */
 export async function listBackups(config: AgentConfig, session: ClusterSession, opts: ListOptions): Promise<ListResult> {
   return withCluster(config, session, async (read) => {
     const { summaries, errors } = await read({ limit: opts.limit });
@@ -88,7 +89,7 @@ export async function listBackups(config: AgentConfig, session: ClusterSession, 
   });
 }
 
-/** The newest complete backup (every task `success`, no cancel), or undefined. Not the primary: NotPrimaryError. */
+/** The newest complete backup (every task `success`, no cancel), or undefined; on any spider node. */
 export async function latestComplete(config: AgentConfig, session: ClusterSession): Promise<{ backup?: BackupSummary; errors: string[] }> {
   const PAGE = 20;
   return withCluster(config, session, async (read) => {
@@ -103,6 +104,48 @@ export async function latestComplete(config: AgentConfig, session: ClusterSessio
   });
 }
 
+/**
+ * One shard master's counts per backup id summed with the others' (away from the primary, the
+ * Spider table's GROUP BY done here). Pure.
+ */
+export function mergeSummaries(parts: readonly MasterSideSummary[]): MasterSideSummary[] {
+  const byId = new Map<string, MasterSideSummary>();
+  for (const p of parts) {
+    const m = byId.get(p.backupId);
+    if (!m) {
+      byId.set(p.backupId, { ...p });
+      continue;
+    }
+    if (p.createdAt < m.createdAt) m.createdAt = p.createdAt;
+    m.createdAgeS = Math.max(m.createdAgeS, p.createdAgeS);
+    m.replicaTasks += p.replicaTasks;
+    m.success += p.success;
+    m.failed += p.failed;
+    m.unfinished += p.unfinished;
+    m.stopped += p.stopped;
+    // The latest UpdatedAt of the master-side tasks (a master may hold only replica copies of an id).
+    if (p.tasks > 0 && (m.tasks === 0 || p.updatedAt > m.updatedAt)) {
+      m.updatedAt = p.updatedAt;
+      m.updatedAgeS = p.updatedAgeS;
+    }
+    m.tasks += p.tasks;
+  }
+  return [...byId.values()];
+}
+
+/** The page `q` asks for, ordered as the Spider table's statement orders it (newest first). Pure. */
+export function pageOf(
+  all: readonly MasterSideSummary[],
+  q: { limit: number; offset?: number; onlyAllSuccess?: boolean },
+): MasterSideSummary[] {
+  return all
+    .filter((s) => !q.onlyAllSuccess || s.success === s.tasks)
+    .sort((a, b) => cmp(b.createdAt, a.createdAt) || cmp(b.backupId, a.backupId))
+    .slice(q.offset ?? 0, (q.offset ?? 0) + q.limit);
+}
+
+const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
 type Read = (q: {
   limit: number;
   offset?: number;
@@ -110,15 +153,24 @@ type Read = (q: {
 }) => Promise<{ summaries: BackupSummary[]; errors: string[]; candidates: number }>;
 
 async function withCluster<R>(config: AgentConfig, session: ClusterSession, fn: (read: Read) => Promise<R>): Promise<R> {
-  const servers = await session.primaryServers();
-  const replicas = servers.filter((s) => s.wrapper.toLowerCase() === 'mysql_slave');
+  const tables = await shardTablesOf(session, config.schedule.waitConcurrency);
+  const replicas = tables.servers.filter((s) => s.wrapper.toLowerCase() === 'mysql_slave');
   const pool = session.connections;
+  // The cancel records `list` reads are the spider node's own; away from it, the primary's.
+  const primary = tables.view.primarySpider;
+  const cancelsOn = tables.notPrimary
+    ? primary && { ep: endpointOf(primary), name: `${primary.serverName} ${primary.host}:${primary.port}` }
+    : {
+        ep: session.spider,
+        name: `spider ${session.spiderName}`,
+      };
   return fn(async (q) => {
     const errors: string[] = [];
-    const spider = <T>(f: (c: Connection) => Promise<T>) => pool.use(session.spider, f, { init: initSpiderReadSession, retry: true });
     let masters: MasterSideSummary[];
     try {
-      masters = await spider((c) => masterSideSummaries(c, q));
+      masters = tables.notPrimary
+        ? pageOf(mergeSummaries(await tables.rows((c) => masterSideSummaries(c, {}))), q)
+        : await tables.readOn(0, (c) => masterSideSummaries(c, q));
     } catch (err) {
       if (isNoSuchTable(err)) return { summaries: [], errors, candidates: 0 };
       throw err;
@@ -127,12 +179,15 @@ async function withCluster<R>(config: AgentConfig, session: ClusterSession, fn: 
     /** Replicas without a task table: no row arrived yet, or the table is gone (told below). */
     const noTable: string[] = [];
     const [cancels, points, perReplica] = await Promise.all([
-      spider((c) => readCancels(c, ids)).catch((err: unknown) => {
-        if (!isNoSuchTable(err)) errors.push(`spider ${session.spiderName}: cancel records: ${errorMessage(err)}`);
+      (cancelsOn
+        ? pool.use(cancelsOn.ep, (c) => readCancels(c, ids), { retry: true })
+        : Promise.reject(new OperationError('the primary spider node is not in tdbctl mysql.servers'))
+      ).catch((err: unknown) => {
+        if (!isNoSuchTable(err)) errors.push(`${cancelsOn?.name ?? 'primary spider node'}: cancel records: ${errorMessage(err)}`);
         return new Map<string, CancelRecord>();
       }),
-      spider((c) => restorePointsOf(c, ids)).catch((err: unknown) => {
-        errors.push(`spider ${session.spiderName}: restore points: ${errorMessage(err)}`);
+      restorePointsOf(tables, ids).catch((err: unknown) => {
+        errors.push(`${tables.notPrimary ? '' : `spider ${session.spiderName}: `}restore points: ${errorMessage(err)}`);
         return new Map<string, RestorePoint>();
       }),
       mapLimited(replicas, config.schedule.waitConcurrency, async (r) => {

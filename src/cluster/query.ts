@@ -1,12 +1,13 @@
 // `query` (SPEC §3): every task as the spider master sees it — spider and shard masters through
-// the Spider table, replicas read on the replicas — newest first.
+// the Spider table (away from the primary: on each shard master, shard-tables.ts), replicas read
+// on the replicas — newest first.
 import type { AgentConfig } from '../config/agent.js';
-import { isNoSuchTable, withConnection } from '../db/connect.js';
 import { errorMessage } from '../errors.js';
 import * as sql from '../sql/tasks.js';
 import { validateBackupId } from '../task/backup-id.js';
 import { readSlaveTasks } from './reach.js';
 import type { ClusterSession } from './session.js';
+import { failures, shardTablesOf } from './shard-tables.js';
 import { statusClass } from '../task/status.js';
 import type { TaskRow } from '../task/task.js';
 
@@ -24,22 +25,22 @@ export interface QueryResult {
   unread: string[];
 }
 
-/** Not the primary: NotPrimaryError. Each replica is read on a connection of its own, closed once read. */
+/** Any spider node. Each replica is read on a connection of its own, closed once read. */
 export async function queryTasks(config: AgentConfig, session: ClusterSession, opts: QueryOptions): Promise<QueryResult> {
   const backupId = opts.backupId === undefined ? undefined : validateBackupId(opts.backupId, '--BackupId');
-  const servers = await session.primaryServers();
+  const tables = await shardTablesOf(session, config.schedule.waitConcurrency);
   const errors: string[] = [];
   const unread: string[] = [];
-  const slaves = servers.filter((s) => s.wrapper.toLowerCase() === 'mysql_slave');
-  const [listed, slaveSide] = await Promise.all([
-    withConnection(session.spider, (c) => sql.listTasks(c, { backupId }), session.connectOptions).catch((err: unknown) => {
-      if (isNoSuchTable(err)) return [] as TaskRow[];
-      errors.push(`spider ${session.spiderName}: ${errorMessage(err)}`);
-      unread.push(`spider ${session.spiderName}`);
-      return [] as TaskRow[];
-    }),
+  const slaves = tables.servers.filter((s) => s.wrapper.toLowerCase() === 'mysql_slave');
+  const [parts, slaveSide] = await Promise.all([
+    tables.each((c) => sql.listTasks(c, { backupId })),
     readSlaveTasks(slaves, backupId, config.schedule.waitConcurrency, session.connectOptions),
   ]);
+  for (const f of failures(parts)) {
+    errors.push(`${f.part.name}: ${errorMessage(f.error)}`);
+    unread.push(f.part.name);
+  }
+  const listed = parts.flatMap((p) => p.value ?? []);
   // A replica's own row is read on the replica; its master-side copy only says that it has one.
   const masterSide = listed.filter((t) => t.wrapper.toLowerCase() !== 'mysql_slave');
   const copies = new Set(listed.filter((t) => t.wrapper.toLowerCase() === 'mysql_slave').map((t) => `${t.host}:${t.port}`));

@@ -19,6 +19,7 @@ import type { ServerRow } from '../sql/servers.js';
 import { validateBackupId } from '../task/backup-id.js';
 import { groupPoints, pointTargets, retryDelayMs, rowsOf, type PointTargets, type RestorePoint } from './restore-point-model.js';
 import { endpointOf, type ClusterSession } from './session.js';
+import { shardTablesOf, type ShardTables } from './shard-tables.js';
 
 export class RestorePointError extends OperationError {
   override readonly name = 'RestorePointError';
@@ -404,29 +405,38 @@ export async function recordOptOut(spider: Endpoint, shards: readonly ServerRow[
   });
 }
 
-/** Every recorded point, newest first (read through the spider node, whether or not it is the primary). */
-export async function listRestorePoints(session: ClusterSession): Promise<RestorePoint[]> {
-  return withConnection(
-    session.spider,
-    async (c) => {
-      if (!(await sql.restorePointTableExists(c))) return [];
-      return groupPoints(await sql.listRestorePointRows(c));
-    },
-    session.connectOptions,
-  );
+/**
+ * Every recorded point, newest first: through the primary spider node, or away from it on the shard
+ * masters, each holding its shard's rows (never through a node that is not the primary).
+ */
+export async function listRestorePoints(session: ClusterSession, concurrency: number): Promise<RestorePoint[]> {
+  const tables = await shardTablesOf(session, concurrency);
+  return groupPoints(await pointRows(tables, (c) => sql.listRestorePointRows(c)));
 }
 
 /**
  * The restore point of a backup id (item 2 names it after the backup), or undefined when none was
- * recorded; for `list` and `verify`. `spider` is a connection to the spider master.
+ * recorded; for `list`, `verify` and `restore-plan`. `spider` is a connection to the spider master.
  */
 export async function restorePointOf(spider: Connection, backupId: string): Promise<RestorePoint | undefined> {
   if (!(await sql.restorePointTableExists(spider))) return undefined;
   return readWholePoint(spider, backupId);
 }
 
-/** The restore points of these backup ids, by name, in one statement (`list`). */
-export async function restorePointsOf(spider: Connection, backupIds: readonly string[]): Promise<Map<string, RestorePoint>> {
-  if (backupIds.length === 0 || !(await sql.restorePointTableExists(spider))) return new Map();
-  return new Map(groupPoints(await sql.restorePointRowsOf(spider, backupIds)).map((p) => [p.name, p]));
+/** restorePointOf on any spider node: through the primary, else from the shard masters' rows. */
+export async function restorePointIn(tables: ShardTables, name: string): Promise<RestorePoint | undefined> {
+  if (!tables.notPrimary) return tables.readOn(0, (c) => restorePointOf(c, name));
+  return groupPoints(await pointRows(tables, (c) => sql.restorePointRows(c, name)))[0];
+}
+
+/** The restore points of these backup ids, by name, in one statement per place (`list`). */
+export async function restorePointsOf(tables: ShardTables, backupIds: readonly string[]): Promise<Map<string, RestorePoint>> {
+  if (backupIds.length === 0) return new Map();
+  const rows = await pointRows(tables, (c) => sql.restorePointRowsOf(c, backupIds));
+  return new Map(groupPoints(rows).map((p) => [p.name, p]));
+}
+
+/** The rows `read` finds in every place of the table; none where the table is not (yet). */
+function pointRows(tables: ShardTables, read: (c: Connection) => Promise<sql.RestorePointRow[]>): Promise<sql.RestorePointRow[]> {
+  return tables.rows(async (c) => ((await sql.restorePointTableExists(c)) ? read(c) : []));
 }

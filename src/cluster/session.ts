@@ -1,7 +1,8 @@
 // How a spider-side command reaches the cluster, opened once per command (CLI or daemon) and
 // closed when it ends: which spider node and tdbctl (from -c or the drop-ins), what tdbctl says
 // (whether this node is the primary, and mysql.servers with each server's credentials), and the
-// command's kept connections. "Not the primary spider node" is decided and worded here only.
+// command's kept connections. "Not the primary spider node" is decided and worded here only, and
+// so is the note of a command that then answers from the shard masters directly (shard-tables.ts).
 import type { AgentConfig } from '../config/agent.js';
 import { discoverInstances } from '../config/discover.js';
 import {
@@ -18,6 +19,7 @@ import { KeptConnections } from '../db/connections.js';
 import { unreachableOf } from '../db/reachability.js';
 import { errorMessage, InstanceError, OperationError, UsageError } from '../errors.js';
 import { listServers, tdbctlGetPrimary, type PrimaryRow, type ServerRow } from '../sql/servers.js';
+import { limitCommandLockWaits, lockWaitSecondsFor, whatHeldTheLock } from './lock-waits.js';
 
 export interface SpiderTarget {
   spider: InstanceConfig;
@@ -49,16 +51,42 @@ export class NotPrimaryError extends OperationError {
 /** "the primary is tdbctl TDBCTL0 host:port, its spider node SPIDER0 host:port". */
 export const primaryIs = (p: PrimaryAddress): string => `the primary is tdbctl ${p.tdbctl}, its spider node ${p.spider}`;
 
+/** The primary's spider node in mysql.servers: at its tdbctl's host, tdbctl port − 1000. */
+function primarySpiderRow(rows: readonly PrimaryRow[], servers: readonly ServerRow[]): ServerRow | undefined {
+  const row = rows[0];
+  if (!row) return undefined;
+  const spiderPort = row.port - TDBCTL_PORT_OFFSET;
+  return servers.find((s) => s.wrapper.toUpperCase() === 'SPIDER' && s.host === row.host && s.port === spiderPort);
+}
+
 /** The primary named by `tdbctl get primary`'s rows, its spider node looked up in mysql.servers. */
 export function primaryAddress(rows: readonly PrimaryRow[], servers: readonly ServerRow[]): PrimaryAddress | undefined {
   const row = rows[0];
   if (!row) return undefined;
   const spiderPort = row.port - TDBCTL_PORT_OFFSET;
-  const node = servers.find((s) => s.wrapper.toUpperCase() === 'SPIDER' && s.host === row.host && s.port === spiderPort);
+  const node = primarySpiderRow(rows, servers);
   return {
     tdbctl: `${row.serverName} ${row.host}:${row.port}`,
     spider: node ? `${node.serverName} ${node.host}:${node.port}` : `${row.host}:${spiderPort}`,
   };
+}
+
+/**
+ * What tdbctl says of the cluster: mysql.servers, and, away from the primary, which node is (the
+ * commands that work from any spider node then read the shard masters directly).
+ */
+export interface ClusterView {
+  servers: ServerRow[];
+  /** Set when this node is not the primary. */
+  notPrimary?: NotPrimaryError;
+  /** The primary's spider node as mysql.servers lists it (with its credentials), when it does. */
+  primarySpider?: ServerRow;
+}
+
+/** The stderr note of a command that answered away from the primary, naming the primary. */
+export function directNote(err: NotPrimaryError): string {
+  const where = err.primary ? primaryIs(err.primary) : 'tdbctl names no primary';
+  return `${notPrimary(err.spider)} (tdbctl get primary): read the shard masters directly (${where})`;
 }
 
 /** The one wording of it; NotPrimaryError's message adds how it was told. */
@@ -67,23 +95,35 @@ export const notPrimary = (spider: string): string => `${spider} is not the prim
 /** How to reach a server of mysql.servers: with the credentials its row gives. */
 export const endpointOf = (s: ServerRow): Endpoint => ({ host: s.host, port: s.port, user: s.user, password: s.password });
 
-/** The bounds of every connection of a command: a hung instance fails its own statement, never hangs the command. */
-export const commandConnectOptions = (statementTimeoutMs: number): ConnectOptions => ({
-  connectTimeoutMs: 10_000,
-  queryTimeoutMs: statementTimeoutMs,
-});
+/**
+ * The bounds of every connection of a command: a hung instance fails its own statement, never
+ * hangs the command; a statement waiting on another session's lock ends a little earlier, by the
+ * server's lock_wait_timeout, naming who held it (lock-waits.ts).
+ */
+export const commandConnectOptions = (statementTimeoutMs: number): ConnectOptions => {
+  const lockWaitS = lockWaitSecondsFor(statementTimeoutMs);
+  return {
+    connectTimeoutMs: 10_000,
+    queryTimeoutMs: statementTimeoutMs,
+    init: limitCommandLockWaits(lockWaitS),
+    whatHeld: whatHeldTheLock(lockWaitS),
+  };
+};
 
 export class ClusterSession {
   /** Every connection of the command opens with these ([schedule] statement_timeout). */
   readonly connectOptions: ConnectOptions;
   /** Kept for the command's life: `schedule --wait` reads through the spider session it wrote through. */
   readonly connections: KeptConnections;
-  private control: Promise<ServerRow[] | NotPrimaryError> | undefined;
+  private control: Promise<ClusterView> | undefined;
   private listed: Promise<ServerRow[]> | undefined;
+  private noted = false;
 
+  /** `note`: where a command that answered away from the primary says so, once (the CLI: stderr). */
   constructor(
     readonly target: SpiderTarget,
     statementTimeoutMs: number,
+    private readonly note: (line: string) => void = () => {},
   ) {
     this.connectOptions = commandConnectOptions(statementTimeoutMs);
     this.connections = new KeptConnections({ connect: this.connectOptions });
@@ -103,20 +143,38 @@ export class ClusterSession {
    * asked once per session (and again after askAgain()); an ask that failed is not kept.
    */
   async primaryServers(): Promise<ServerRow[]> {
+    const view = await this.view();
+    if (view.notPrimary) throw view.notPrimary;
+    return view.servers;
+  }
+
+  /** mysql.servers and whether this node is the primary (which one is, when it is not). */
+  view(): Promise<ClusterView> {
     this.control ??= this.remembered(
-      this.ask(async (c) => {
+      this.ask(async (c): Promise<ClusterView> => {
         const rows = await tdbctlGetPrimary(c);
-        if (rows.some((r) => r.isThisServer)) return listServers(c);
+        const servers = await listServers(c);
+        if (rows.some((r) => r.isThisServer)) return { servers };
         // Not here: which node is, so that every answer can name it.
-        return new NotPrimaryError(this.spiderName, primaryAddress(rows, await listServers(c)));
+        const primarySpider = primarySpiderRow(rows, servers);
+        return {
+          servers,
+          notPrimary: new NotPrimaryError(this.spiderName, primaryAddress(rows, servers)),
+          ...(primarySpider ? { primarySpider } : {}),
+        };
       }),
       (p) => {
         if (this.control === p) this.control = undefined;
       },
     );
-    const servers = await this.control;
-    if (servers instanceof NotPrimaryError) throw servers;
-    return servers;
+    return this.control;
+  }
+
+  /** Says, once per command, that it answered away from the primary and how (directNote). */
+  answeredDirectly(err: NotPrimaryError): void {
+    if (this.noted) return;
+    this.noted = true;
+    this.note(directNote(err));
   }
 
   /** mysql.servers whether or not this node is the primary (`status --cluster`, `pause --cluster`). */
@@ -174,8 +232,12 @@ export class ClusterSession {
 }
 
 /** The session of a command run with `-c files` (or the drop-ins); nothing is connected to yet. */
-export function openClusterSession(config: AgentConfig, files: readonly string[] | undefined): ClusterSession {
-  return new ClusterSession(resolveSpiderTarget(config, files), config.schedule.statementTimeoutMs);
+export function openClusterSession(
+  config: AgentConfig,
+  files: readonly string[] | undefined,
+  note?: (line: string) => void,
+): ClusterSession {
+  return new ClusterSession(resolveSpiderTarget(config, files), config.schedule.statementTimeoutMs, note);
 }
 
 /** Which spider node (and its tdbctl) the command acts on, from -c or the drop-ins. */

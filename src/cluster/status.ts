@@ -3,6 +3,8 @@
 // [schedule] wait_concurrency at once): its presence lives only there (presence rows never travel
 // between instances), that one connection also tells whether the instance is reachable, and a
 // replica's replication status can only be asked of the replica. Two or three statements each.
+// A spider node's own tasks are read where the task rows live (shard-tables.ts: through the
+// primary, else on shard 0's master), never through another spider node's Spider table.
 import { isNoSuchTable, type Connection } from '../db/connect.js';
 import type { KeptConnections } from '../db/connections.js';
 import { errorMessage } from '../errors.js';
@@ -17,6 +19,7 @@ import { mapLimited } from './reach.js';
 import { clusterMembers, type Member, type MemberRole } from './members.js';
 import { replicationProblem } from './replication-health.js';
 import type { ClusterSession } from './session.js';
+import { shardTablesOf, type ShardTables } from './shard-tables.js';
 import type { TaskRow } from '../task/task.js';
 
 export interface InstanceStatus {
@@ -69,9 +72,10 @@ interface MemberRead {
 
 /** Whether or not this node is the primary. */
 export async function readClusterStatus(session: ClusterSession, concurrency: number): Promise<ClusterStatus> {
-  const members = clusterMembers(await session.servers(), session.target);
+  const tables = await shardTablesOf(session, concurrency);
+  const members = clusterMembers(tables.servers, session.target);
   const pool = session.connections;
-  const reads = await mapLimited(members, concurrency, (m) => readMember(m, pool));
+  const reads = await mapLimited(members, concurrency, (m) => readMember(m, pool, tables));
   // Where the spider node has the task table, every instance should: one without it is not "no
   // task yet" but a table that cannot be read.
   const spiderHasTable = reads.some((r) => r.status.role === 'spider' && r.status.reachable && r.noTable === undefined);
@@ -93,17 +97,27 @@ export async function readClusterStatus(session: ClusterSession, concurrency: nu
   return { spider: `${session.spider.host}:${session.spider.port}`, ...(clusterPause ? { clusterPause } : {}), instances, unread, ok };
 }
 
-async function readMember(m: Member, pool: KeptConnections): Promise<MemberRead> {
+type Tasks = Awaited<ReturnType<typeof runningAndLastSuccess>>;
+
+async function readMember(m: Member, pool: KeptConnections, tables: ShardTables): Promise<MemberRead> {
   const base = { serverName: m.serverName, role: m.role, shard: m.shard ?? null, host: m.host, port: m.port };
+  // A spider node's rows (ShardValue 0) are read before its own connection is taken: on the
+  // primary, that is the same connection.
+  const spiderTasks = m.role === 'spider' ? await settle(tables.readOn(0, (c) => runningAndLastSuccess(c, m.host, m.port, 0))) : undefined;
   try {
-    return await pool.use(m.endpoint, (c) => readOn(c, m, base), { retry: true });
+    return await pool.use(m.endpoint, (c) => readOn(c, m, base, spiderTasks), { retry: true });
   } catch (err) {
     const p = `unreachable: ${errorMessage(err)}`;
     return { status: { ...base, reachable: false, agent: { state: 'unknown' }, problems: [p] }, unread: [p] };
   }
 }
 
-async function readOn(c: Connection, m: Member, base: Omit<InstanceStatus, 'reachable' | 'agent' | 'problems'>): Promise<MemberRead> {
+async function readOn(
+  c: Connection,
+  m: Member,
+  base: Omit<InstanceStatus, 'reachable' | 'agent' | 'problems'>,
+  spiderTasks: Settled<Tasks> | undefined,
+): Promise<MemberRead> {
   const problems: string[] = [];
   const unread: string[] = [];
   const cannot = (p: string) => {
@@ -117,7 +131,7 @@ async function readOn(c: Connection, m: Member, base: Omit<InstanceStatus, 'reac
   });
   let noTable: string | undefined;
   const tasks = await orUndefined(
-    runningAndLastSuccess(c, m.host, m.port, m.role === 'spider' ? 0 : undefined).catch((err: unknown) => {
+    (spiderTasks ? unsettle(spiderTasks) : runningAndLastSuccess(c, m.host, m.port)).catch((err: unknown) => {
       if (isNoSuchTable(err)) noTable = errorMessage(err);
       throw err;
     }),
@@ -178,6 +192,14 @@ function running(p: PresenceRow | undefined, rows: readonly TaskRow[]): Pick<Ins
 function successOf(t: TaskRow): NonNullable<InstanceStatus['lastSuccess']> {
   return { backupId: t.backupId, endedAt: t.updatedAt, durationS: Math.max(0, t.createdAgeS - t.updatedAgeS) };
 }
+
+type Settled<T> = { value: T } | { error: unknown };
+const settle = <T>(p: Promise<T>): Promise<Settled<T>> =>
+  p.then(
+    (value) => ({ value }),
+    (error: unknown) => ({ error }),
+  );
+const unsettle = <T>(s: Settled<T>): Promise<T> => ('value' in s ? Promise.resolve(s.value) : Promise.reject(s.error));
 
 /** A missing table is "nothing there yet"; other errors are reported through `onError` when given, else thrown. */
 async function orUndefined<T>(p: Promise<T>, onError?: (err: unknown) => void): Promise<T | undefined> {

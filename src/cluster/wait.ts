@@ -1,5 +1,6 @@
 // `schedule --wait` (SPEC §3): poll until no task of the backup id is init/running/replicated.
-// Master-side rows through the Spider table, replica rows on each replica (bounded concurrency),
+// Master-side rows through the Spider table (`cancel --wait` away from the primary: on each shard
+// master, shard-tables.ts), replica rows on each replica (bounded concurrency),
 // both at once. Connections are kept across rounds: one to the spider node (which keeps its own
 // to the shards) and one per replica, the command's session's, closed with it.
 import type { Logger } from 'pino';
@@ -11,7 +12,8 @@ import { formatSeconds } from '../format.js';
 import type { NewTaskRow } from '../sql/tasks.js';
 import * as sql from '../sql/tasks.js';
 import { ER_SPIDER_REMOTE_SERVER_GONE_AWAY } from '../sql/spider.js';
-import { initSpiderReadSession, mapLimited, readSlaveTasks } from './reach.js';
+import { mapLimited, readSlaveTasks } from './reach.js';
+import { shardTablesOf, type ShardTables } from './shard-tables.js';
 import { endpointOf, type ClusterSession } from './session.js';
 import { STATUS, isRunnable } from '../task/status.js';
 import { supervisorLockName } from '../host/protocol.js';
@@ -112,11 +114,14 @@ export async function pollOnce(
   const rows = new Map<string, TaskRow>();
   const slaveTasks = new Set(set.tasks.filter((t) => t.wrapper === 'mysql_slave').map(keyOf));
   const slaveServers = set.slaves.filter((s) => slaveTasks.has(keyOf(s)));
+  const tables = await shardTablesOf(session, config.schedule.waitConcurrency);
+  let masterSideFailed = false;
   const [masterSide, slaveSide] = await Promise.all([
-    pool
-      .use(spider, (c) => readMasterSide(c, backupId), { init: initSpiderReadSession, retry: true })
+    tables
+      .rows((c) => readMasterSide(c, backupId))
       .catch((err: unknown) => {
-        errors.push(`spider ${keyOf(spider)}: ${errorMessage(err)}`);
+        masterSideFailed = true;
+        errors.push(`${tables.notPrimary ? '' : `spider ${keyOf(spider)}: `}${errorMessage(err)}`);
         return [] as TaskRow[];
       }),
     readSlaveTasks(slaveServers, backupId, config.schedule.waitConcurrency, pool),
@@ -129,8 +134,8 @@ export async function pollOnce(
   const views: TaskView[] = set.tasks.map((task) => ({ task, row: rows.get(keyOf(task)) }));
   await flagStalled(config, spider, set, views, lockless, pool);
   const unreadable = new Set(slaveSide.filter((s) => s.error !== undefined).map((s) => keyOf(s.server)));
-  if (masterSideFailed(errors, spider)) for (const t of set.tasks) if (t.wrapper !== 'mysql_slave') unreadable.add(keyOf(t));
-  if (investigate) await diagnose(config, spider, set, backupId, views, unreadable, pool);
+  if (masterSideFailed) for (const t of set.tasks) if (t.wrapper !== 'mysql_slave') unreadable.add(keyOf(t));
+  if (investigate) await diagnose(config, spider, tables, set, backupId, views, unreadable, pool);
 
   const counts = { total: views.length, success: 0, running: 0, waiting: 0, failed: 0, unknown: 0 };
   for (const v of views) {
@@ -199,9 +204,6 @@ async function flagStalled(
   });
 }
 
-const masterSideFailed = (errors: readonly string[], spider: Endpoint): boolean =>
-  errors.some((e) => e.startsWith(`spider ${keyOf(spider)}:`));
-
 /** Not ended, as far as this round knows: no row yet, waiting or running. */
 export const unended = (v: TaskView): boolean => !v.row || v.row.status === STATUS.running || isRunnable(v.row.status);
 
@@ -214,6 +216,7 @@ export const unended = (v: TaskView): boolean => !v.row || v.row.status === STAT
 async function diagnose(
   config: AgentConfig,
   spider: Endpoint,
+  tables: ShardTables,
   set: TaskSet,
   backupId: string,
   views: TaskView[],
@@ -231,7 +234,7 @@ async function diagnose(
   let copies = new Map<string, TaskRow>();
   if (missing.length > 0) {
     try {
-      const rows = await pool.use(spider, (c) => listReplicaCopies(c, backupId), { init: initSpiderReadSession, retry: true });
+      const rows = await tables.rows((c) => listReplicaCopies(c, backupId));
       copies = new Map(rows.map((r) => [keyOf(r), r]));
     } catch {
       // the master side is unreadable this round: nothing is concluded about missing rows

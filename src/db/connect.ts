@@ -40,7 +40,20 @@ export interface ConnectOptions {
   connectTimeoutMs?: number;
   /** Every statement gives up after this long, so a hung server delays only its own instance. */
   queryTimeoutMs?: number;
+  /**
+   * Runs once on each new connection before it is handed out: session settings (a command's
+   * lock_wait_timeout), with the caller's SQL. Its failure fails the connect.
+   */
+  init?: (q: Queryable) => Promise<void>;
+  /**
+   * After a statement gave up waiting for a lock (ER_LOCK_WAIT_TIMEOUT): what held it, looked up on
+   * the same connection (still usable), and added to the error. A lookup that fails adds nothing.
+   */
+  whatHeld?: (q: Queryable) => Promise<string>;
 }
+
+/** MariaDB's "Lock wait timeout exceeded" (lock_wait_timeout, innodb_lock_wait_timeout). */
+export const ER_LOCK_WAIT_TIMEOUT = 1205;
 
 /**
  * MariaDB's "Table '…' doesn't exist" (errno 1146), by mysql2's name for it. Spider passes a
@@ -77,6 +90,21 @@ export async function connect(ep: Endpoint, opts: ConnectOptions = {}): Promise<
     broken = true;
   });
   const timeout = opts.queryTimeoutMs;
+  const raw: Queryable = {
+    async query(sql: string, params?: unknown[]) {
+      const [result] = await conn.query(timeout === undefined ? { sql } : { sql, timeout }, params);
+      return result;
+    },
+  };
+  if (opts.init) {
+    try {
+      await opts.init(raw);
+    } catch (err) {
+      destroySocket(conn);
+      throw wrapError(name, err);
+    }
+  }
+  const { whatHeld } = opts;
   return {
     name,
     get broken() {
@@ -84,8 +112,7 @@ export async function connect(ep: Endpoint, opts: ConnectOptions = {}): Promise<
     },
     async query(sql: string, params?: unknown[]) {
       try {
-        const [result] = await conn.query(timeout === undefined ? { sql } : { sql, timeout }, params);
-        return result;
+        return await raw.query(sql, params);
       } catch (err) {
         const code = (err as { code?: string }).code;
         if ((err as { fatal?: boolean }).fatal === true || code === STATEMENT_TIMEOUT) broken = true;
@@ -96,6 +123,10 @@ export async function connect(ep: Endpoint, opts: ConnectOptions = {}): Promise<
             code,
             { cause: err },
           );
+        }
+        if (whatHeld && !broken && errnoOf(err) === ER_LOCK_WAIT_TIMEOUT) {
+          const held = await whatHeld(raw).catch(() => undefined);
+          if (held !== undefined) throw new InstanceError(name, `${errorMessage(err)}: ${held}`, code, { cause: err });
         }
         throw wrapError(name, err);
       }

@@ -2,14 +2,14 @@
 // cluster's view read when it can be (else the manifests alone, said in the notes), the plan, and,
 // when confirmed, the deletion under the repository's expire lock.
 import type { AgentConfig } from '../config/agent.js';
-import { withConnection } from '../db/connect.js';
 import { errorMessage } from '../errors.js';
 import { listBackups } from '../cluster/history.js';
 import { listRestorePoints } from '../cluster/restore-point.js';
 import { openClusterSession } from '../cluster/session.js';
 import { readLocks, takeLock } from '../repo/lock.js';
 import type { Repository } from '../repo/repository.js';
-import { deleteRestorePoint } from '../sql/restore-point.js';
+import { deleteRestorePoint, restorePointTableExists } from '../sql/restore-point.js';
+import { shardTablesOf } from '../cluster/shard-tables.js';
 import { carryOutExpire, planExpire, type ClusterView, type ExpireDone, type ExpirePlan, type RetentionPolicy } from './expire.js';
 
 /** Every backup the task table can list (`list`'s own bound). */
@@ -38,7 +38,7 @@ export async function runExpire(
   try {
     session = openClusterSession(config, opts.files);
     const listed = await listBackups(config, session, { limit: ALL_BACKUPS });
-    const points = await listRestorePoints(session);
+    const points = await listRestorePoints(session, config.schedule.waitConcurrency);
     cluster = { summaries: new Map(listed.backups.map((b) => [b.backupId, b])), points };
   } catch (err) {
     unreachable = errorMessage(err);
@@ -50,10 +50,14 @@ export async function runExpire(
       const plan = await planExpire(repo, policy, cluster, lock ? { ownLock: lock.holder.key } : {});
       if (unreachable !== undefined) plan.notes.unshift(`cluster not read (${unreachable})`);
       if (!lock) return { plan };
-      const s = session;
-      const deletePoint = s
+      // Through the primary spider node's Spider table, else on each shard master (any spider node).
+      const tables = session && cluster ? await shardTablesOf(session, config.schedule.waitConcurrency) : undefined;
+      const deletePoint = tables
         ? async (name: string) => {
-            await withConnection(s.spider, (c) => deleteRestorePoint(c, name), s.connectOptions);
+            await tables.rows(async (c) => {
+              if (await restorePointTableExists(c)) await deleteRestorePoint(c, name);
+              return [];
+            }, true);
           }
         : undefined;
       const dead = (await readLocks(repo)).dead;

@@ -13,7 +13,8 @@ import { validateBackupId } from '../task/backup-id.js';
 import { binlogRangeOn } from './binlog-inventory.js';
 import type { BinlogRange } from './gtid.js';
 import { queryTasks } from '../cluster/query.js';
-import { restorePointOf } from '../cluster/restore-point.js';
+import { restorePointIn } from '../cluster/restore-point.js';
+import { shardTablesOf } from '../cluster/shard-tables.js';
 import type { RestorePoint } from '../cluster/restore-point-model.js';
 import {
   AFTER_REPLAY,
@@ -59,7 +60,7 @@ export interface PlanResult {
   afterReplay: string[];
 }
 
-/** Not the primary: NotPrimaryError. */
+/** Any spider node (away from the primary, the rows are read on the shard masters). */
 export async function restorePlan(
   config: AgentConfig,
   session: ClusterSession,
@@ -67,11 +68,9 @@ export async function restorePlan(
 ): Promise<PlanResult> {
   const backupId = validateBackupId(opts.backupId, 'backup id');
   const pointName = validateBackupId(opts.pointName, '--to-point');
-  const listed = await session.primaryServers();
-  const [point, tasks] = await Promise.all([
-    withConnection(session.spider, (c) => restorePointOf(c, pointName), session.connectOptions),
-    queryTasks(config, session, { backupId }),
-  ]);
+  const tables = await shardTablesOf(session, config.schedule.waitConcurrency);
+  const listed = tables.servers;
+  const [point, tasks] = await Promise.all([restorePointIn(tables, pointName), queryTasks(config, session, { backupId })]);
   const rows = tasks.tasks;
   const problems = [...pointProblems(point, pointName, rows), ...tasks.errors];
   if (rows.length === 0) problems.push(`no task of backup id ${backupId} found`);

@@ -78,7 +78,7 @@ export function restoreProblems(p: ShardPlan, fromRepository = false): string[] 
   return out;
 }
 
-/** Not the primary: NotPrimaryError. */
+/** Any spider node (the plan reads the shard masters directly away from the primary). */
 export async function restoreToPoint(config: AgentConfig, session: ClusterSession, opts: PointRestoreOptions): Promise<PointRestoreResult> {
   const t0 = Date.now();
   const repo = opts.repo;
@@ -86,7 +86,7 @@ export async function restoreToPoint(config: AgentConfig, session: ClusterSessio
   const problems = [...plan.problems, ...plan.shards.flatMap((p) => restoreProblems(p, repo !== undefined))];
   if (problems.length > 0 || !plan.point) return { kind: 'refused', problems };
   // The binlogs are copied as a replica would, with mysql.servers' user (not part of the printed plan).
-  const masters = new Map((await session.primaryServers()).map((s) => [`${s.host}:${s.port}`, endpointOf(s)]));
+  const masters = new Map((await session.view()).servers.map((s) => [`${s.host}:${s.port}`, endpointOf(s)]));
 
   // Every shard is checked first: one whose files changed since the backup is not restored.
   const fromRepo = new Map<ShardPlan, Manifest>();

@@ -13,7 +13,8 @@ import { readVerdict, type ManifestVerdict } from '../sql/manifests.js';
 import { isValidBackupId, validateBackupId } from '../task/backup-id.js';
 import { mapLimited } from '../cluster/reach.js';
 import { queryTasks } from '../cluster/query.js';
-import { restorePointOf } from '../cluster/restore-point.js';
+import { restorePointIn } from '../cluster/restore-point.js';
+import { shardTablesOf } from '../cluster/shard-tables.js';
 import type { RestorePoint } from '../cluster/restore-point-model.js';
 import { endpointOf, type ClusterSession } from '../cluster/session.js';
 import { STATUS } from '../task/status.js';
@@ -51,14 +52,21 @@ export type VerifyResult =
       restorePoint: RestorePoint | undefined;
     };
 
-/** Not the primary: NotPrimaryError. With `repo`, the files are checked there, not on this host. */
+/**
+ * Any spider node (away from the primary, the task rows are read on the shard masters). With
+ * `repo`, the files are checked there, not on this host.
+ */
 export async function verifyBackup(
   config: AgentConfig,
   session: ClusterSession,
   opts: { backupId: string; repo?: Repository | undefined },
 ): Promise<VerifyResult> {
   const backupId = validateBackupId(opts.backupId, 'backup id');
-  const [servers, res] = await Promise.all([session.primaryServers(), queryTasks(config, session, { backupId })]);
+  const [tables, res] = await Promise.all([
+    shardTablesOf(session, config.schedule.waitConcurrency),
+    queryTasks(config, session, { backupId }),
+  ]);
+  const servers = tables.servers;
   if (res.tasks.length === 0) return { kind: 'none', backupId };
   const endpoints = new Map<string, Endpoint>();
   for (const s of servers) endpoints.set(`${s.host}:${s.port}`, endpointOf(s));
@@ -68,8 +76,8 @@ export async function verifyBackup(
     mapLimited(tasks, config.schedule.waitConcurrency, (t) =>
       verifyInstance(t, endpoints.get(`${t.host}:${t.port}`), session.connectOptions, opts.repo),
     ),
-    withConnection(session.spider, (c) => restorePointOf(c, backupId), session.connectOptions).catch((err: unknown) => {
-      res.errors.push(`spider ${session.spiderName}: restore point: ${errorMessage(err)}`);
+    restorePointIn(tables, backupId).catch((err: unknown) => {
+      res.errors.push(`${tables.notPrimary ? '' : `spider ${session.spiderName}: `}restore point: ${errorMessage(err)}`);
       return undefined;
     }),
   ]);

@@ -53,20 +53,22 @@ const toCounts = (r: Raw): StatusCounts => ({
 
 /**
  * The newest backup ids with their master-side counts, through the Spider table. `onlyAllSuccess`:
- * only ids whose master-side tasks all succeeded (candidates for --latest-complete).
+ * only ids whose master-side tasks all succeeded (candidates for --latest-complete). Without a
+ * limit, every id (one shard master's own table, whose counts are summed with the others').
  */
 export async function masterSideSummaries(
   q: Queryable,
-  opts: { limit: number; offset?: number; onlyAllSuccess?: boolean; backupIds?: readonly string[] },
+  opts: { limit?: number; offset?: number; onlyAllSuccess?: boolean; backupIds?: readonly string[] },
 ): Promise<MasterSideSummary[]> {
   const ids = opts.backupIds ?? [];
   const where = ids.length > 0 ? ` WHERE BackupId IN (${ids.map(() => '?').join(', ')})` : '';
   const having = opts.onlyAllSuccess ? ` HAVING SUM(${MASTER_SIDE} AND BackupStatus <> 'success') = 0` : '';
+  const page = opts.limit === undefined ? '' : ' LIMIT ? OFFSET ?';
   const rows = (await q.query(
     `SELECT BackupId, MIN(CreatedAt) AS CreatedAt, TIMESTAMPDIFF(SECOND, MIN(CreatedAt), NOW()) AS CreatedAgeS,
        SUM(${SLAVE}) AS ReplicaTasks,${counts(MASTER_SIDE)}
-     FROM ${T}${where} GROUP BY BackupId${having} ORDER BY MIN(CreatedAt) DESC, BackupId DESC LIMIT ? OFFSET ?`,
-    [...ids, opts.limit, opts.offset ?? 0],
+     FROM ${T}${where} GROUP BY BackupId${having} ORDER BY MIN(CreatedAt) DESC, BackupId DESC${page}`,
+    opts.limit === undefined ? [...ids] : [...ids, opts.limit, opts.offset ?? 0],
   )) as Raw[];
   return rows.map((r) => ({
     backupId: String(r.BackupId),

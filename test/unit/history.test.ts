@@ -1,7 +1,7 @@
 // The state of a backup in `list`, from server-side counts (pure: no cluster).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { summarize } from '../../src/cluster/history.js';
+import { mergeSummaries, pageOf, summarize } from '../../src/cluster/history.js';
 import type { MasterSideSummary, StatusCounts } from '../../src/sql/history.js';
 import { listJson } from '../../src/cli/render/history-view.js';
 import { formatDuration } from '../../src/format.js';
@@ -75,4 +75,46 @@ test('JSON rows carry backupId and state; durations read as h/m/s', () => {
   assert.equal(formatDuration(3725_000), '1h02m05s');
   assert.equal(formatDuration(65_000), '1m05s');
   assert.equal(formatDuration(7_000), '7.0 s');
+});
+
+test("away from the primary: each shard master's counts summed as the Spider table's GROUP BY would", () => {
+  // Shard 0's master holds the spider master's and its own task and the replica's copy; shard 1's its own.
+  const shard0 = master({ tasks: 2, success: 2, replicaTasks: 1, createdAt: '2026-01-01 00:00:01', createdAgeS: 599 });
+  const shard1 = master({ tasks: 1, success: 0, failed: 1, replicaTasks: 0, updatedAt: '2026-01-01 00:09:30', updatedAgeS: 30 });
+  const onlyCopy = master({ backupId: 'c', tasks: 0, replicaTasks: 1, updatedAt: '', updatedAgeS: 0 });
+  const [b, c] = mergeSummaries([shard0, onlyCopy, shard1]);
+  assert.deepEqual(b, {
+    ...none,
+    backupId: 'b',
+    createdAt: '2026-01-01 00:00:00',
+    createdAgeS: 600,
+    replicaTasks: 1,
+    tasks: 3,
+    success: 2,
+    failed: 1,
+    updatedAt: '2026-01-01 00:09:30',
+    updatedAgeS: 30,
+  });
+  assert.equal(c?.tasks, 0);
+  assert.equal(c?.updatedAt, '');
+});
+
+test('the page of merged counts: newest first, then id descending; only all-success ids when asked', () => {
+  const all = [
+    master({ backupId: 'old', createdAt: '2026-01-01 00:00:00', tasks: 3, success: 3 }),
+    master({ backupId: 'new', createdAt: '2026-01-02 00:00:00', tasks: 3, success: 2, failed: 1 }),
+    master({ backupId: 'new2', createdAt: '2026-01-02 00:00:00', tasks: 3, success: 3 }),
+  ];
+  assert.deepEqual(
+    pageOf(all, { limit: 2 }).map((s) => s.backupId),
+    ['new2', 'new'],
+  );
+  assert.deepEqual(
+    pageOf(all, { limit: 2, offset: 2 }).map((s) => s.backupId),
+    ['old'],
+  );
+  assert.deepEqual(
+    pageOf(all, { limit: 5, onlyAllSuccess: true }).map((s) => s.backupId),
+    ['new2', 'old'],
+  );
 });

@@ -1,4 +1,4 @@
-// `spiderbackup cancel <backup-id> [--wait]` (primary spider node): stop every unfinished task of a
+// `spiderbackup cancel <backup-id> [--wait]` (any spider node): stop every unfinished task of a
 // global backup, each on its own instance, and record the cancel.
 import type { Command } from 'commander';
 import type { AgentConfig } from '../../config/agent.js';
@@ -14,9 +14,7 @@ import { configOption, type GlobalOptions, type Register } from '../options.js';
 export const register: Register = (program, setExit) => {
   program
     .command('cancel')
-    .description(
-      "On the primary spider node: cancel a global backup: waiting tasks never start, running ones are killed by their host's agent.",
-    )
+    .description("On any spider node: cancel a global backup: waiting tasks never start, running ones are killed by their host's agent.")
     .argument('<backup-id>', 'the backup id to cancel')
     .addOption(configOption())
     .option('--wait', 'wait until every task of the backup id is final, then print each outcome', false)
@@ -38,6 +36,7 @@ const ACTION: Record<TaskOutcome['action'], string> = {
   quit: 'quit: its agent kills the backup',
   final: 'had ended',
   'not-reached': 'NOT REACHED',
+  unguarded: 'NOT GUARDED: may start when it arrives',
 };
 
 async function cancelCommand(
@@ -47,7 +46,7 @@ async function cancelCommand(
 ): Promise<number> {
   const backupId = validateBackupId(opts.backupId, 'backup id');
   const { withClusterSession, runOnPrimary } = await import('../context.js');
-  // In an emergency a cancel that did nothing must not look done: away from the primary it fails.
+  // In an emergency a cancel that did nothing must not look done: it never exits 0 on a node it cannot act from.
   return withClusterSession(
     config,
     opts.files,
@@ -76,7 +75,7 @@ async function cancelAndWait(
   }
   print(`backup id ${res.backupId} cancelled by ${res.by}:`);
   print(table(res.tasks));
-  const done = res.tasks.filter((o) => o.action !== 'not-reached').length;
+  const done = res.tasks.filter((o) => o.action !== 'not-reached' && o.action !== 'unguarded').length;
   const partial = reportProblems('cancel', res.problems, `${done} of ${res.tasks.length} tasks handled as`);
   if (!opts.wait) return partial;
   const result = await waitForBackup(

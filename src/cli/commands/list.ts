@@ -1,4 +1,4 @@
-// `spiderbackup list` (primary spider node): the history of global backups, one state each.
+// `spiderbackup list` (any spider node): the history of global backups, one state each.
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { AgentConfig } from '../../config/agent.js';
 import type { ListResult } from '../../cluster/history.js';
@@ -19,7 +19,7 @@ export const register: Register = (program, setExit) => {
   program
     .command('list')
     .description(
-      'On the primary spider node: the history of global backups, newest first, with a state each (running, complete, failed, cancelled).',
+      'On any spider node: the history of global backups, newest first, with a state each (running, complete, failed, cancelled).',
     )
     .addOption(configOption())
     .addOption(formatOption())

@@ -1,4 +1,4 @@
-// `spiderbackup query` (primary spider node): every task of the cluster, newest first.
+// `spiderbackup query` (any spider node): every task of the cluster, newest first.
 import { Option, type Command } from 'commander';
 import type { QueryResult } from '../../cluster/query.js';
 import type { AgentConfig } from '../../config/agent.js';
@@ -9,7 +9,7 @@ import { backupIdOption, configOption, formatOption, splitList, type Format, typ
 export const register: Register = (program, setExit) => {
   program
     .command('query')
-    .description('On the primary spider node: every task of the cluster, newest first (slaves read on the slaves).')
+    .description('On any spider node: every task of the cluster, newest first (slaves read on the slaves).')
     .addOption(configOption())
     .addOption(backupIdOption('--BackupId <id>', 'only this backup id'))
     .addOption(backupIdOption('--backupId <id>', '').hideHelp())

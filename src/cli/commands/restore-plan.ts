@@ -14,7 +14,7 @@ export const register: Register = (program, setExit) => {
     .command('restore-plan')
     .argument('<backup-id>', 'the global backup to restore')
     .description(
-      'On the primary spider node: per shard, which backup to restore and which binlogs to replay to reach a restore point; ' +
+      'On any spider node: per shard, which backup to restore and which binlogs to replay to reach a restore point; ' +
         'checks that those binlogs are still on the shard masters.',
     )
     .addOption(new Option('--to-point <name>', 'the restore point to reach').makeOptionMandatory())

@@ -22,7 +22,7 @@ export const register: Register = (program, setExit) => {
     .argument('[name]', 'name of the point (1-40 of letters, digits, - _ .)')
     .description(
       "On the primary spider node: block commits on every Spider node for a moment, record every shard master's binlog GTID position " +
-        'as a consistent restore point; --list shows the recorded points.',
+        'as a consistent restore point; --list shows the recorded points (on any spider node).',
     )
     .addOption(configOption())
     .option('--list', 'list the recorded restore points, newest first', false)
@@ -61,7 +61,7 @@ function parseAttempts(value: string): number {
 }
 
 async function restorePointCommand(config: AgentConfig, logger: Logger, name: string | undefined, files: string[] | undefined, opts: Opts) {
-  const [{ listRestorePoints, takeRestorePoint }, { pointJson }, { UsageError }, { withClusterSession }] = await Promise.all([
+  const [{ listRestorePoints, takeRestorePoint }, { pointJson }, { UsageError }, { withClusterSession, runOnPrimary }] = await Promise.all([
     import('../../cluster/restore-point.js'),
     import('../../cluster/restore-point-model.js'),
     import('../../errors.js'),
@@ -70,7 +70,7 @@ async function restorePointCommand(config: AgentConfig, logger: Logger, name: st
   if (opts.list) {
     if (name !== undefined) throw new UsageError('restore-point: give either a name or --list, not both');
     return withClusterSession(config, files, async (session) => {
-      const points = await listRestorePoints(session);
+      const points = await listRestorePoints(session, config.schedule.waitConcurrency);
       if (opts.format === 'json') print(renderJson(points.map(pointJson)));
       else
         print(
@@ -93,28 +93,34 @@ async function restorePointCommand(config: AgentConfig, logger: Logger, name: st
   }
   if (name === undefined) throw new UsageError('restore-point: give the point a name (or --list)');
   validateBackupId(name, 'restore point name');
-  return withClusterSession(config, files, async (session) => {
-    const res = await takeRestorePoint({ config, logger }, session, {
-      name,
-      acquireTimeoutMs: opts.acquireTimeout,
-      holdTimeoutMs: opts.holdTimeout,
-      attempts: opts.attempts,
-    });
-    for (const w of res.warnings) process.stderr.write(`spiderbackup: warning: ${w}\n`);
-    const p = res.point;
-    if (opts.format === 'json') print(renderJson(pointJson(p)));
-    else {
-      print(
-        `restore point ${p.name} taken at ${p.takenAt}: commits paused ${formatDuration(p.pauseMs)} on ${p.spiderNodes} Spider node(s) ` +
-          `(acquire ${formatDuration(p.acquireMs)}, hold ${formatDuration(p.holdMs)}; attempt ${res.attempts})`,
-      );
-      print(
-        renderTable(
-          ['ServerName', 'Host', 'Port', 'Gtid'],
-          p.shards.map((s) => [s.serverName, s.host, s.port, s.gtid]),
-        ),
-      );
-    }
-    return 0;
-  });
+  return withClusterSession(
+    config,
+    files,
+    async (session) => {
+      const res = await takeRestorePoint({ config, logger }, session, {
+        name,
+        acquireTimeoutMs: opts.acquireTimeout,
+        holdTimeoutMs: opts.holdTimeout,
+        attempts: opts.attempts,
+      });
+      for (const w of res.warnings) process.stderr.write(`spiderbackup: warning: ${w}\n`);
+      const p = res.point;
+      if (opts.format === 'json') print(renderJson(pointJson(p)));
+      else {
+        print(
+          `restore point ${p.name} taken at ${p.takenAt}: commits paused ${formatDuration(p.pauseMs)} on ${p.spiderNodes} Spider node(s) ` +
+            `(acquire ${formatDuration(p.acquireMs)}, hold ${formatDuration(p.holdMs)}; attempt ${res.attempts})`,
+        );
+        print(
+          renderTable(
+            ['ServerName', 'Host', 'Port', 'Gtid'],
+            p.shards.map((s) => [s.serverName, s.host, s.port, s.gtid]),
+          ),
+        );
+      }
+      return 0;
+    },
+    // Taking a point blocks and records through the primary: elsewhere it fails, naming the primary.
+    runOnPrimary('restore-point'),
+  );
 }

@@ -1,4 +1,4 @@
-// `spiderbackup verify <backup-id>` (primary spider node): one verdict line per instance, exit 1
+// `spiderbackup verify <backup-id>` (any spider node): one verdict line per instance, exit 1
 // naming what is wrong. `--restore-test` also restores one shard here and compares checksums.
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { AgentConfig } from '../../config/agent.js';
@@ -15,7 +15,7 @@ export const register: Register = (program, setExit) => {
   program
     .command('verify')
     .description(
-      'On the primary spider node: checks a backup made by a built-in runner (task statuses, manifests, files where reachable); exit 1 naming what is wrong.',
+      'On any spider node: checks a backup made by a built-in runner (task statuses, manifests, files where reachable); exit 1 naming what is wrong.',
     )
     .argument('<backup-id>', 'the backup id to verify')
     .addOption(configOption())
