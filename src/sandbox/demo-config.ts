@@ -1,5 +1,6 @@
 // The agent config of one simulated host of the sandbox: short tick and wait intervals so the demo
-// runs in seconds, its own state dir and host lock (the daemon lock is per host lock), a log file.
+// runs in seconds, its own state dir and host lock (the daemon lock is per host lock), a log file,
+// and the sandbox's posix repository, which every host shares (nothing but MariaDB is needed).
 import type { HostPaths } from './layout.js';
 
 /**
@@ -17,6 +18,7 @@ export function demoAgentConfig(h: HostPaths, tick: string): string {
     schedule: { wait_interval: tick },
     log: { file: h.log },
     metrics: { listen: 'off' },
+    repository: { type: 'posix', path: h.repository, prefix: 'demo' },
     // Simulated hosts: the machine's own mysql-crond, if any, is not theirs to warn about.
     migration: { mysql_crond: 'off' },
   };

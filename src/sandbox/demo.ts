@@ -1,5 +1,6 @@
 // `sandbox run`, the demo: up, one global backup through the agents with `schedule --wait`, the
-// task table while it runs and at the end, the backup files, and down (unless --keep). Every
+// task table while it runs and at the end, the backup in the sandbox's posix repository (its bytes,
+// `verify` from it, a restore to its point), and down (unless --keep). Every
 // spiderbackup step is the real CLI run as a child process, as an operator would type it.
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -80,11 +81,18 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
 
   if (wait.code !== 0) show(failures(state));
 
-  say(`4/${STEPS} The backup files (mariadb-dump through zstd, one directory per instance, its manifest written last)`);
-  show("(the spider node's holds its schema and servers: mariadb-dump reads no rows through Spider tables; the rows are the shards')");
-  show(backupFiles(join(opts.dir, 'backups')));
+  say(`4/${STEPS} The backup in the repository (mariadb-dump through zstd, streamed off each host, its manifest written last)`);
+  show(
+    "(a posix repository every host shares; the hosts' BackupDirs stay empty. The spider node's dump holds its schema and servers:\n" +
+      "mariadb-dump reads no rows through Spider tables; the rows are the shards')",
+  );
+  show(backupFiles(join(opts.dir, 'repository')));
+  show(`files left in the hosts' BackupDirs: ${countFiles(join(opts.dir, 'backups'))}`);
+  const listed = await runCli(sb('list', '--limit', '1', '--format', 'json'), opts.signal);
+  const bytes = listBytes(listed.output, backupId);
+  show(`spiderbackup list: ${backupId} holds ${bytes === undefined ? '?' : formatBytes(bytes)} in the repository`);
 
-  say(`5/${STEPS} Checking the backup: spiderbackup ${VERIFY(backupId).join(' ')}`);
+  say(`5/${STEPS} Checking the backup in the repository: spiderbackup ${VERIFY(backupId).join(' ')}`);
   const verified = await runCli(sb(...VERIFY(backupId)), opts.signal);
   show(verified.output.trimEnd());
   const toPoint = ['verify', backupId, '--restore-test', '--to-point', backupId, '--check-sql', 'SELECT COUNT(*) FROM demo.orders'];
@@ -173,6 +181,27 @@ function backupFiles(root: string): string {
   return lines.join('\n');
 }
 
+/** Files below `root` (0 when it is not there). */
+function countFiles(root: string): number {
+  let n = 0;
+  try {
+    for (const e of readdirSync(root, { withFileTypes: true, recursive: true })) if (e.isFile()) n++;
+  } catch {
+    return 0;
+  }
+  return n;
+}
+
+/** The `bytes` of `backupId` in `list --format json` output, or undefined. */
+function listBytes(output: string, backupId: string): number | undefined {
+  try {
+    const rows = JSON.parse(output.slice(output.indexOf('['))) as { backupId: string; bytes: number | null }[];
+    return rows.find((r) => r.backupId === backupId)?.bytes ?? undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 function pokeHints(s: SandboxState): string {
   const sb = `spiderbackup --agent-config ${s.spiderAgentConfig}`;
   const spider = s.instances.find((i) => i.role === 'spider');
@@ -181,6 +210,7 @@ function pokeHints(s: SandboxState): string {
     'Try:',
     `  ${sb} query                 # every task, newest first`,
     `  ${sb} schedule --wait       # another global backup`,
+    `  ${sb} list                  # the backups, with their bytes in the repository (${s.base}/repository)`,
     ...(host ? [`  spiderbackup --agent-config ${host.agentConfig} status`, `  spiderbackup logs --file ${host.log}`] : []),
     ...(spider
       ? [`  mariadb -h ${spider.host} -P ${spider.port} -u ${ADMIN_USER} -p'${ADMIN_PASSWORD}' -e 'SELECT COUNT(*) FROM demo.orders'`]

@@ -87,6 +87,7 @@ function writeHosts(c: Cluster, p: SandboxPaths): SandboxHost[] {
     const h = hostPaths(p, inst.host);
     mkdirSync(h.confDir, { recursive: true });
     mkdirSync(h.backupDir, { recursive: true });
+    mkdirSync(h.repository, { recursive: true });
     c.writeInstanceIni(h.confDir, inst, { BackupDir: h.backupDir });
     writeFileSync(h.agentConfig, demoAgentConfig(h, values.tick as string));
     return { address: inst.host, agentConfig: h.agentConfig, log: h.log, daemonPid: undefined };

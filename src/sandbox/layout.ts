@@ -14,8 +14,10 @@ export interface SandboxPaths {
   cluster: string;
   /** One dir per simulated host (loopback address): agent config, conf.d, state, host lock, log. */
   hosts: string;
-  /** Backup files, one dir per host. */
+  /** Each host's BackupDir, one dir per host (empty: backups go to the repository). */
   backups: string;
+  /** The posix repository every host of the sandbox shares (README "Repository"). */
+  repository: string;
   /** The keeper's own stdout/stderr. */
   keeperLog: string;
 }
@@ -28,6 +30,7 @@ export function sandboxPaths(base: string): SandboxPaths {
     cluster: join(b, 'cluster'),
     hosts: join(b, 'hosts'),
     backups: join(b, 'backups'),
+    repository: join(b, 'repository'),
     keeperLog: join(b, 'keeper.log'),
   };
 }
@@ -40,6 +43,8 @@ export interface HostPaths {
   hostLock: string;
   log: string;
   backupDir: string;
+  /** The repository, shared by every host. */
+  repository: string;
 }
 
 export function hostPaths(paths: SandboxPaths, address: string): HostPaths {
@@ -52,6 +57,7 @@ export function hostPaths(paths: SandboxPaths, address: string): HostPaths {
     hostLock: join(dir, 'lock', 'host.lock'),
     log: join(dir, 'agent.log'),
     backupDir: join(paths.backups, address),
+    repository: paths.repository,
   };
 }
 
