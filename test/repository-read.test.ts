@@ -14,11 +14,10 @@ import { promisify } from 'node:util';
 import { join } from 'node:path';
 import type { Instance } from '../src/sandbox/cluster.js';
 import { loadAgentConfig } from '../src/config/agent.js';
-import { configuredRepository } from '../src/repo/configured.js';
+import { configuredRepository } from '../src/repo/agent-repository.js';
 import { takeLock } from '../src/repo/lock.js';
 import type { Repository } from '../src/repo/repository.js';
 import { setUpCluster, type ClusterWorkspace, type TestCluster } from './support/cluster.js';
-import { moveToRepository } from './support/repo-content.js';
 import { CLI } from './support/workspace.js';
 import { DaemonProcess } from './support/daemon.js';
 import { startSwift, type Swift } from './support/swift.js';
@@ -51,7 +50,6 @@ async function backup(id: string, opts: { point?: boolean } = {}): Promise<void>
   assert.equal(s.code, 0, s.stderr);
   const r = await ws.cli('check', '--run');
   assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
-  await moveToRepository(repo, join(ws.confDir, 'dbbak'), id);
   assert.deepEqual(
     readdirSync(join(ws.confDir, 'dbbak')).filter((d) => d === id),
     [],
@@ -350,15 +348,6 @@ describe('an encrypted repository', { timeout: 600_000 }, () => {
       } finally {
         ws.writeAgentConfig(WS_CONFIG);
       }
-      const instances = [cluster.spider, ...cluster.masters];
-      await moveToRepository(encRepo, join(ws.confDir, 'dbbak'), 're1', async (host, port, text) => {
-        const inst = instances.find((i) => i.host === host && i.port === port)!;
-        await cluster.exec(
-          inst,
-          'UPDATE infodba_schema.spiderbackup_manifest SET Manifest = ?, ManifestSha256 = ? WHERE BackupId = ? AND Host = ? AND Port = ?',
-          [text, sha256(Buffer.from(text)), 're1', host, port],
-        );
-      });
       // Stored encrypted: not the zstd stream.
       const stored = readFileSync(join(repoDir, 'enc', 'backups', 're1', `${m1.host}_${m1.port}`, 'dump.sql.zst'));
       assert.notEqual(stored.readUInt32LE(0), 0xfd2fb528, 'the object is not zstd in the clear');
@@ -462,7 +451,6 @@ describe('a repository in a real object store (Swift s3api)', { timeout: 600_000
     } finally {
       ws.writeAgentConfig(WS_CONFIG);
     }
-    await moveToRepository(s3Repo, join(ws.confDir, 'dbbak'), 'rs1');
     const spider = s3.iniFile(cluster.spider);
 
     const v = await s3.cli('verify', 'rs1', '-c', spider);

@@ -89,7 +89,7 @@ async function expireAfterBackup(config: AgentConfig, spiderIni: string, log: Lo
   if (!repository) return;
   try {
     const [{ configuredRepository }, { runExpire }] = await Promise.all([
-      import('../repo/configured.js'),
+      import('../repo/agent-repository.js'),
       import('../restore/expire-run.js'),
     ]);
     const repo = await configuredRepository(config, [spiderIni]);

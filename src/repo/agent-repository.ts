@@ -16,16 +16,32 @@ export interface AgentConfigRef {
   cwd: string;
 }
 
-/** The configured repository; a RepoError naming the problem (no [repository], an unreadable key …). */
+/**
+ * The configured repository, or undefined without `[repository]` (backups stay in BackupDir).
+ * Every reader and writer opens it here, so all agree on the store and the prefix. `files`: the
+ * drop-ins a command was given (-c), else those of config_dir.
+ */
+export async function configuredRepository(
+  config: Pick<AgentConfig, 'agent' | 'repository'>,
+  files?: readonly string[],
+): Promise<Repository | undefined> {
+  if (!config.repository) return undefined;
+  // The prefix needs the drop-ins only when [repository] prefix is not set; unreadable ones are
+  // the tick's to report, the prefix needs only those that load.
+  const found = config.repository.prefix === undefined ? discoverInstances(config.agent.configDir, files) : undefined;
+  const instances = found ? [...found.instances, ...found.tdbctl.map((t) => t.instance)] : [];
+  return openRepository(config.repository, instances);
+}
+
+/** The configured repository for the agent's own use; a RepoError naming the problem (no [repository], an unreadable key …). */
 export async function openAgentRepository(config: Pick<AgentConfig, 'file' | 'agent' | 'repository'>): Promise<Repository> {
-  if (config.repository === undefined) throw new RepoError(`${config.file ?? '(defaults)'}: no [repository] section`);
   try {
-    // Unreadable drop-ins are the tick's to report; the prefix needs only the ones that load.
-    const { instances } = discoverInstances(config.agent.configDir);
-    return await openRepository(config.repository, instances);
+    const repo = await configuredRepository(config);
+    if (repo === undefined) throw new RepoError(`${config.file ?? '(defaults)'}: no [repository] section`);
+    return repo;
   } catch (err) {
     if (err instanceof RepoError) throw err;
-    throw new RepoError(`repository of ${config.repository.file}: ${errorMessage(err)}`, undefined, { cause: err });
+    throw new RepoError(`repository of ${config.file ?? '(defaults)'}: ${errorMessage(err)}`, undefined, { cause: err });
   }
 }
 

@@ -166,7 +166,13 @@ export const locksKey = (repo: Repository): string => `${repo.prefix}/locks/`;
  * sha256 must be the manifest's, else the stream fails naming the object (the bytes already read
  * are then not to be used: the caller discards them).
  */
-export async function downloadChecked(repo: Repository, key: string, expect: { bytes: number; sha256: string }): Promise<Readable> {
+export async function downloadChecked(
+  repo: Repository,
+  key: string,
+  expect: { bytes: number; sha256: string },
+  /** From the manifest: a backup written before encryption was turned on is read as it is. */
+  encrypted: boolean,
+): Promise<Readable> {
   const src = await repo.store.getStream(key);
   const hash = createHash('sha256');
   let bytes = 0;
@@ -189,9 +195,5 @@ export async function downloadChecked(repo: Repository, key: string, expect: { b
       else done();
     },
   });
-  return chain(src, [
-    check,
-    ...(repo.limiter ? [throttle(repo.limiter)] : []),
-    ...(repo.keys.length > 0 ? [decryptStream(repo.keys)] : []),
-  ]);
+  return chain(src, [check, ...(repo.limiter ? [throttle(repo.limiter)] : []), ...(encrypted ? [decryptStream(repo.keys)] : [])]);
 }

@@ -84,7 +84,7 @@ export async function checkRepoInstance(
     res.problems.push(
       `${base}${MANIFEST_OBJECT}: sha256 ${m.sha256.slice(0, 12)}… differs from the published ${expectedManifestSha256.slice(0, 12)}…`,
     );
-  const keyId = (m.manifest as Manifest & { encryption?: { keyId?: string } }).encryption?.keyId;
+  const keyId = m.manifest.encryption?.keyId;
   if (keyId !== undefined && !repo.keys.some((k) => k.id === keyId))
     res.warnings.push(
       `encrypted with key id ${keyId}, unknown to this host (${repo.keys.length === 0 ? 'no encryption_key_file set' : `its keys: ${repo.keys.map((k) => k.id).join(', ')}`}): integrity checked, not decryptable here`,
@@ -141,7 +141,7 @@ export async function fetchInstance(
       mkdirSync(dirname(path), { recursive: true });
       written.push(path);
       try {
-        await pipeline(await downloadChecked(repo, key, f), createWriteStream(path, { mode: 0o640 }));
+        await pipeline(await downloadChecked(repo, key, f, isEncrypted(manifest)), createWriteStream(path, { mode: 0o640 }));
       } catch (err) {
         const text = errorMessage(err);
         throw text.includes(key) ? err : new RepoError(`${repo.store.where}: ${key}: ${text}`, undefined, { cause: err });
@@ -160,7 +160,7 @@ export async function streamObject(repo: Repository, backupId: string, host: str
     throw new RepoError(`${instanceKey(repo, backupId, host, port)} holds ${manifest.files.length} data files: use --out DIR`);
   const key = entryKey(repo, backupId, host, port, f.name);
   if (typeof key !== 'string') throw new RepoError(key.problem);
-  await pipeline(await downloadChecked(repo, key, f), out, { end: false });
+  await pipeline(await downloadChecked(repo, key, f, isEncrypted(manifest)), out, { end: false });
 }
 
 export interface RepoInstance {
@@ -221,3 +221,6 @@ export async function repoBackups(repo: Repository): Promise<RepoBackup[]> {
   }
   return out.sort((a, b) => a.startedAt.getTime() - b.startedAt.getTime() || a.backupId.localeCompare(b.backupId));
 }
+
+/** Whether the manifest's objects were encrypted when stored (the key id is recorded then). */
+const isEncrypted = (m: Manifest): boolean => m.encryption !== undefined;

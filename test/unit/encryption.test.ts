@@ -24,7 +24,7 @@ import {
 } from '../../src/repo/encryption.js';
 import type { RepositoryConfig } from '../../src/config/repository.js';
 import { PosixStore } from '../../src/repo/posix-store.js';
-import { download, instanceKey, openRepository, upload, type Repository } from '../../src/repo/repository.js';
+import { download, downloadChecked, instanceKey, openRepository, upload, type Repository } from '../../src/repo/repository.js';
 import { RepoError } from '../../src/repo/store.js';
 
 const MiB = 1024 ** 2;
@@ -235,4 +235,33 @@ test('through a repository: upload stores ciphertext (hashed as stored), downloa
   assert.ok((await read(rotated)).equals(plain));
   const wrong = await openRepository(config(keyB.file), [], { store: new PosixStore(root) });
   await assert.rejects(read(wrong), isRepoError(WRONG_KEY, new RegExp(`^c1/backups/b1/db1_20000/dump\\.sql\\.zst: .*${keyA.id}.*b\\.key`)));
+});
+
+test('a backup written before encryption was turned on stays readable once a key is set (the manifest says which)', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'sb-enc-late-'));
+  const config = (keyFile: string | undefined): RepositoryConfig => ({
+    file: '/etc/spiderbackup/spiderbackup.ini',
+    store: { type: 'posix', path: root },
+    prefix: 'c1',
+    encryptionKeyFile: keyFile,
+    encryptionOldKeyFiles: [],
+    rateLimit: undefined,
+    partSize: 64 * MiB,
+    retentionKeep: undefined,
+    retentionDays: undefined,
+  });
+  const plainRepo = await openRepository(config(undefined), [], { store: new PosixStore(root) });
+  const data = randomBytes(MiB + 3);
+  const key = `${instanceKey(plainRepo, 'old1', 'db1', 20000)}dump.sql.zst`;
+  const up = await upload(plainRepo, key, Readable.from([data]));
+  assert.equal(up.keyId, undefined);
+  const keyed = await openRepository(config(keyA.file), [], { store: new PosixStore(root) });
+  const out: Buffer[] = [];
+  for await (const c of await downloadChecked(keyed, key, up, false)) out.push(c as Buffer);
+  assert.ok(Buffer.concat(out).equals(data));
+  // Told it is encrypted, a plaintext object is refused, never passed on as if authenticated.
+  const refused = async () => {
+    for await (const _ of await downloadChecked(keyed, key, up, true));
+  };
+  await assert.rejects(refused, isRepoError(NOT_ENCRYPTED, /not encrypted by spiderbackup/));
 });

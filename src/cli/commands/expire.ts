@@ -48,7 +48,7 @@ async function expireCommand(
   if (policy.keep === undefined && policy.keepDays === undefined)
     throw new UsageError('expire: give --keep and/or --keep-days, or set [repository] retention_keep / retention_days');
   const [{ configuredRepository }, { runExpire }] = await Promise.all([
-    import('../../repo/configured.js'),
+    import('../../repo/agent-repository.js'),
     import('../../restore/expire-run.js'),
   ]);
   const repo = await configuredRepository(config, opts.files);

@@ -43,7 +43,7 @@ async function listCommand(config: AgentConfig, opts: { files?: string[]; format
     import('../render/history-view.js'),
     import('../context.js'),
   ]);
-  const repo = await (await import('../../repo/configured.js')).configuredRepository(config, opts.files);
+  const repo = await (await import('../../repo/agent-repository.js')).configuredRepository(config, opts.files);
   return withClusterSession(
     config,
     opts.files,

@@ -56,7 +56,7 @@ async function getCommand(
 ): Promise<number> {
   const [{ UsageError, OperationError }, { configuredRepository }, { withLock }, files] = await Promise.all([
     import('../../errors.js'),
-    import('../../repo/configured.js'),
+    import('../../repo/agent-repository.js'),
     import('../../repo/lock.js'),
     import('../../restore/repo-files.js'),
   ]);

@@ -38,7 +38,7 @@ async function planCommand(
     import('../../restore/plan.js'),
     import('../context.js'),
   ]);
-  const repo = await (await import('../../repo/configured.js')).configuredRepository(config, opts.files);
+  const repo = await (await import('../../repo/agent-repository.js')).configuredRepository(config, opts.files);
   return withClusterSession(
     config,
     opts.files,

@@ -74,7 +74,7 @@ async function verifyCommand(
   validateBackupId(backupId, 'backup id');
   const [{ withClusterSession, runOnPrimary }, { configuredRepository }, { withLock }] = await Promise.all([
     import('../context.js'),
-    import('../../repo/configured.js'),
+    import('../../repo/agent-repository.js'),
     import('../../repo/lock.js'),
   ]);
   const repo = await configuredRepository(config, opts.files);
