@@ -104,20 +104,42 @@ export interface UploadOptions {
  * hashed and counted on the way. The size the store reports must equal what was sent.
  */
 export async function upload(repo: Repository, key: string, body: Readable, opts: UploadOptions = {}): Promise<Uploaded> {
+  const count = measure(opts.onBytes);
+  const stages: Transform[] = [
+    ...(repo.key ? [encryptStream(repo.key)] : []),
+    ...(repo.limiter ? [throttle(repo.limiter)] : []),
+    count.stream,
+  ];
+  const stored = await repo.store.putStream(key, chain(body, stages), opts.signal ? { signal: opts.signal } : {});
+  const { bytes, sha256 } = count.result();
+  if (stored.bytes !== bytes) throw new RepoError(`${repo.store.where}: ${key}: the store holds ${stored.bytes} bytes, ${bytes} were sent`);
+  return { bytes, sha256, keyId: repo.key?.id };
+}
+
+/**
+ * A pass-through that counts and hashes the bytes going by. `check`, given, judges them when they
+ * end: an error it returns fails the stream, so whoever reads it learns before taking the end as whole.
+ */
+function measure(
+  onBytes?: (bytes: number) => void,
+  check?: (m: { bytes: number; sha256: string }) => Error | undefined,
+): { stream: Transform; result: () => { bytes: number; sha256: string } } {
   const hash = createHash('sha256');
   let bytes = 0;
-  const count = new Transform({
+  let sha256: string | undefined;
+  const result = () => ({ bytes, sha256: (sha256 ??= hash.digest('hex')) });
+  const stream = new Transform({
     transform(chunk: Buffer, _enc, done) {
       hash.update(chunk);
       bytes += chunk.length;
-      opts.onBytes?.(bytes);
+      onBytes?.(bytes);
       done(null, chunk);
     },
+    flush(done) {
+      done(check?.(result()));
+    },
   });
-  const stages: Transform[] = [...(repo.key ? [encryptStream(repo.key)] : []), ...(repo.limiter ? [throttle(repo.limiter)] : []), count];
-  const stored = await repo.store.putStream(key, chain(body, stages), opts.signal ? { signal: opts.signal } : {});
-  if (stored.bytes !== bytes) throw new RepoError(`${repo.store.where}: ${key}: the store holds ${stored.bytes} bytes, ${bytes} were sent`);
-  return { bytes, sha256: hash.digest('hex'), keyId: repo.key?.id };
+  return { stream, result };
 }
 
 /**
@@ -125,12 +147,10 @@ export async function upload(repo: Repository, key: string, body: Readable, opts
  * limit). Decryption authenticates each segment before passing it on, so a tool reading this
  * never sees a byte that was not verified.
  */
-export async function download(repo: Repository, key: string): Promise<Readable> {
+export async function download(repo: Repository, key: string, opts: { encrypted?: boolean } = {}): Promise<Readable> {
   const src = await repo.store.getStream(key);
-  return chain(src, [
-    ...(repo.limiter ? [throttle(repo.limiter)] : []),
-    ...(repo.keys.length > 0 ? [decryptStream(repo.keys, { object: key })] : []),
-  ]);
+  const encrypted = opts.encrypted ?? repo.keys.length > 0;
+  return chain(src, [...(repo.limiter ? [throttle(repo.limiter)] : []), ...(encrypted ? [decryptStream(repo.keys, { object: key })] : [])]);
 }
 
 /** The stored bytes as they are (for verify: sha256 of what is stored, no key needed). */
@@ -174,26 +194,18 @@ export async function downloadChecked(
   encrypted: boolean,
 ): Promise<Readable> {
   const src = await repo.store.getStream(key);
-  const hash = createHash('sha256');
-  let bytes = 0;
-  const check = new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      hash.update(chunk);
-      bytes += chunk.length;
-      done(null, chunk);
-    },
-    flush(done) {
-      const sum = hash.digest('hex');
-      if (bytes !== expect.bytes)
-        done(new RepoError(`${repo.store.where}: ${key}: ${bytes} bytes stored, the manifest says ${expect.bytes}`));
-      else if (sum !== expect.sha256)
-        done(
-          new RepoError(
-            `${repo.store.where}: ${key}: sha256 mismatch (${sum.slice(0, 12)}…, the manifest says ${expect.sha256.slice(0, 12)}…)`,
-          ),
-        );
-      else done();
-    },
+  const check = measure(undefined, ({ bytes, sha256 }) => {
+    if (bytes !== expect.bytes)
+      return new RepoError(`${repo.store.where}: ${key}: ${bytes} bytes stored, the manifest says ${expect.bytes}`);
+    if (sha256 !== expect.sha256)
+      return new RepoError(
+        `${repo.store.where}: ${key}: sha256 mismatch (${sha256.slice(0, 12)}…, the manifest says ${expect.sha256.slice(0, 12)}…)`,
+      );
+    return undefined;
   });
-  return chain(src, [check, ...(repo.limiter ? [throttle(repo.limiter)] : []), ...(encrypted ? [decryptStream(repo.keys)] : [])]);
+  return chain(src, [
+    check.stream,
+    ...(repo.limiter ? [throttle(repo.limiter)] : []),
+    ...(encrypted ? [decryptStream(repo.keys, { object: key })] : []),
+  ]);
 }
