@@ -100,10 +100,14 @@ export const endpointOf = (s: ServerRow): Endpoint => ({ host: s.host, port: s.p
  * hangs the command; a statement waiting on another session's lock ends a little earlier, by the
  * server's lock_wait_timeout, naming who held it (lock-waits.ts).
  */
+const CONNECT_TIMEOUT_MS = 10_000;
+
 export const commandConnectOptions = (statementTimeoutMs: number): ConnectOptions => {
   const lockWaitS = lockWaitSecondsFor(statementTimeoutMs);
   return {
-    connectTimeoutMs: 10_000,
+    // Connecting is a wait like any statement: a hung instance accepts the TCP connection and
+    // never answers the handshake.
+    connectTimeoutMs: Math.min(CONNECT_TIMEOUT_MS, statementTimeoutMs),
     queryTimeoutMs: statementTimeoutMs,
     init: limitCommandLockWaits(lockWaitS),
     whatHeld: whatHeldTheLock(lockWaitS),
