@@ -54,8 +54,14 @@ export async function queryTasks(config: AgentConfig, session: ClusterSession, o
   const wanted = opts.statuses?.map((s) => s.trim()).filter((s) => s !== '');
   const tasks = [...masterSide, ...slaveSide.flatMap((s) => s.tasks)]
     .filter((t) => !wanted || wanted.length === 0 || wanted.includes(statusClass(t.status)))
+    // By the creation time as stored, newest first (as listTasks orders): ages are read at different
+    // moments on different instances, so two rows of one second could differ by one and swap.
     .sort(
-      (a, b) => a.createdAgeS - b.createdAgeS || a.backupId.localeCompare(b.backupId) || a.shardValue - b.shardValue || a.port - b.port,
+      (a, b) =>
+        (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : 0) ||
+        a.backupId.localeCompare(b.backupId) ||
+        a.shardValue - b.shardValue ||
+        a.port - b.port,
     );
   return { tasks, errors, unread };
 }
