@@ -8,8 +8,7 @@ import { basename, join, relative, sep } from 'node:path';
 import type { Logger } from 'pino';
 import { clusterNameOf } from '../config/repository.js';
 import { isReplicaInstance, isSpiderInstance, type InstanceConfig } from '../config/instance.js';
-import { connect, type Connection } from '../db/connect.js';
-import { errorMessage } from '../errors.js';
+import { withConnection } from '../db/connect.js';
 import type { Repository } from '../repo/repository.js';
 import type { Manifest, ManifestFile } from '../runner/manifest.js';
 import {
@@ -21,7 +20,7 @@ import {
   repoTarget,
   uploadObject,
 } from '../runner/repo-write.js';
-import { publish } from '../runner/run-backup.js';
+import { CONNECT_TIMEOUT_MS, publishCheck } from '../runner/verdict.js';
 import { listInstanceTasks, serverVersion } from '../sql/tasks.js';
 import type { TaskKey } from '../task/task.js';
 
@@ -92,10 +91,14 @@ export async function uploadCommandBackup(u: CommandUpload): Promise<{ bytes: nu
   const { key, instance, logger } = u;
   if (u.files.length === 0) throw new Error('the backup command created no file under BackupDir: nothing to upload');
   const target = repoTarget(u.repo, key);
-  const { version, earlier } = await withConn(instance, async (c) => ({
-    version: await serverVersion(c),
-    earlier: earlierAttempts(await listInstanceTasks(c, key.host, key.port), key),
-  }));
+  const { version, earlier } = await withConnection(
+    instance,
+    async (c) => ({
+      version: await serverVersion(c),
+      earlier: earlierAttempts(await listInstanceTasks(c, key.host, key.port), key),
+    }),
+    { connectTimeoutMs: CONNECT_TIMEOUT_MS },
+  );
   const removed = await prepareTarget(target, earlier, key);
   if (removed.length > 0) logger.info({ removed }, 'removed what earlier attempts left in the repository');
   const files: ManifestFile[] = [];
@@ -135,36 +138,14 @@ export async function uploadCommandBackup(u: CommandUpload): Promise<{ bytes: nu
     if (!complete) await discardTarget(target);
   }
   const check = await checkRepoCopy(target, written);
-  const verdict = check.ok ? 'ok' : 'bad';
-  const detail = check.problems.join('; ');
-  try {
-    const refused = await publish(instance, isReplicaInstance(instance), {
-      backupId: key.backupId,
-      host: key.host,
-      port: key.port,
-      shardValue: key.shardValue,
-      role: check.manifest?.role ?? '',
-      tool: check.manifest?.tool.name ?? '',
-      dir: target.where,
-      bytes: check.manifest?.bytes ?? 0,
-      manifestSha256: check.manifestSha256 ?? '',
-      verdict,
-      verdictDetail: detail,
-      manifest: check.manifest ? JSON.stringify(check.manifest) : '',
-    });
-    if (refused !== undefined) logger.warn({ verdict, refused }, 'verdict not published on this replica');
-  } catch (err) {
-    logger.warn({ verdict, err: errorMessage(err) }, 'cannot publish the verdict');
-  }
+  const detail = await publishCheck(
+    instance,
+    isReplicaInstance(instance),
+    key,
+    check,
+    { role: check.manifest?.role ?? '', tool: check.manifest?.tool.name ?? '', dir: target.where },
+    (line) => logger.warn(line),
+  );
   if (!check.ok) throw new Error(`uploaded, but the check of the stored copy failed: ${detail}`);
   return { bytes: done, where: target.where };
-}
-
-async function withConn<T>(instance: InstanceConfig, fn: (c: Connection) => Promise<T>): Promise<T> {
-  const c = await connect(instance, { connectTimeoutMs: 10_000 });
-  try {
-    return await fn(c);
-  } finally {
-    await c.close();
-  }
 }

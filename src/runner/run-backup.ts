@@ -11,13 +11,11 @@ import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { backupDirOf, loadInstanceConfig, type InstanceConfig } from '../config/instance.js';
 import { clusterNameOf } from '../config/repository.js';
-import { connect } from '../db/connect.js';
+import { withConnection, type Connection } from '../db/connect.js';
 import { errorMessage } from '../errors.js';
 import { fsyncDir } from '../fs.js';
 import { binlogGtidPosAt } from '../sql/binlogs.js';
-import { publishVerdict, type ManifestVerdict } from '../sql/manifests.js';
 import { sourceInfo, spiderTables } from '../sql/source-info.js';
-import { withUnloggedConnection } from '../sql/unlogged.js';
 import type { RunnerSpec } from './args.js';
 import { resolveUnder } from './paths.js';
 import { isValidBackupId } from '../task/backup-id.js';
@@ -26,6 +24,7 @@ import { writeDefaultsFile, type DefaultsFile } from './defaults-file.js';
 import { checkBackupDir, describeFile, MANIFEST_FILE, writeManifest, type Manifest, type ManifestFile } from './manifest.js';
 import { openRepositoryOf } from '../repo/agent-repository.js';
 import { listInstanceTasks } from '../sql/tasks.js';
+import { CONNECT_TIMEOUT_MS, publishCheck } from './verdict.js';
 import { checkRepoCopy, discardTarget, earlierAttempts, prepareTarget, putManifest, repoTarget, uploadObject } from './repo-write.js';
 import {
   COMPRESS_ARGV,
@@ -176,56 +175,20 @@ export async function runBackup(spec: RunnerSpec, io: RunnerIo): Promise<number>
   // The agent's own check, right after the backup, where the files are.
   const where = target ? target.where : (paths as BackupPaths).final;
   const check = target ? await checkRepoCopy(target, written) : await checkBackupDir((paths as BackupPaths).final);
-  const verdict = check.ok ? 'ok' : 'bad';
-  const detail = check.problems.join('; ');
-  try {
-    const refused = await publish(instance, spec.role === 'slave' || info.replica === true, {
-      backupId: spec.key.backupId,
-      host: spec.key.host,
-      port: spec.key.port,
-      shardValue: spec.key.shardValue,
-      role: spec.role,
-      tool: spec.tool,
-      dir: where,
-      bytes: check.manifest?.bytes ?? 0,
-      manifestSha256: check.manifestSha256 ?? '',
-      verdict,
-      verdictDetail: detail,
-      manifest: check.manifest ? JSON.stringify(check.manifest) : '',
-    });
-    if (refused !== undefined) io.say(`verdict (${verdict}) not published on this replica: ${refused}`);
-  } catch (err) {
-    // The backup is complete; `verify` reports the missing verdict.
-    io.say(`cannot publish the verdict (${verdict}): ${errorMessage(err)}`);
-  }
+  const detail = await publishCheck(
+    instance,
+    spec.role === 'slave' || info.replica === true,
+    spec.key,
+    check,
+    { role: spec.role, tool: spec.tool, dir: where },
+    io.say,
+  );
   if (!check.ok) {
     io.say(`backup written but its check failed: ${detail}`);
     return 1;
   }
   io.say(`backup complete in ${where} (${check.manifest?.bytes ?? 0} bytes, manifest sha256 ${check.manifestSha256})`);
   return 0;
-}
-
-/**
- * The verdict row on the instance; on a replica on a session of its own with sql_log_bin = 0 (the
- * row is the agent's own, not a task status), or not at all where the user may not: the reason.
- */
-export async function publish(instance: InstanceConfig, replica: boolean, v: ManifestVerdict): Promise<string | undefined> {
-  if (!replica) {
-    await withConn(instance, (c) => publishVerdict(c, v));
-    return undefined;
-  }
-  const r = await withUnloggedConnection(instance, (c) => publishVerdict(c, v), { connectTimeoutMs: 10_000 });
-  return 'refused' in r ? r.refused : undefined;
-}
-
-async function withConn<T>(instance: InstanceConfig, fn: (c: import('../db/connect.js').Connection) => Promise<T>): Promise<T> {
-  const c = await connect(instance, { connectTimeoutMs: 10_000 });
-  try {
-    return await fn(c);
-  } finally {
-    await c.close();
-  }
 }
 
 async function toolVersion(tool: string): Promise<string> {
@@ -349,3 +312,6 @@ async function runPipeline(
 function lastLines(text: string): string {
   return text.trim().split('\n').slice(-3).join(' | ').slice(-1000);
 }
+
+const withConn = <T>(instance: InstanceConfig, fn: (c: Connection) => Promise<T>): Promise<T> =>
+  withConnection(instance, fn, { connectTimeoutMs: CONNECT_TIMEOUT_MS });
