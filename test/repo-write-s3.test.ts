@@ -130,6 +130,12 @@ describe('a store that refuses', () => {
       });
       daemon = new DaemonProcess(ws);
       await daemon.ready();
+      // The daemon's own first look at the store ends before the backup: a refusal it notes later
+      // would otherwise become the last error in place of the backup's.
+      await waitFor('the first repository check', async () => {
+        const v = JSON.parse((await ws.cli('status', '--format', 'json')).stdout) as { repository: string | null };
+        return v.repository !== null || undefined;
+      });
       const id = 's3-wrong-secret';
       await insertTasks(cluster, [{ backupId: id, for: m0 }]);
       await waitFor(
