@@ -3,7 +3,7 @@
 import type { Queryable } from '../db/connect.js';
 import { binlogStartGtid, listBinaryLogs } from '../sql/binlogs.js';
 import { binlogGtidPos } from '../sql/restore-point.js';
-import { binlogRange, parseGtidPos, type BinlogFile, type BinlogRange } from './gtid.js';
+import { binlogRange, parseGtidPos, type BinlogFile, type BinlogRange } from '../archive/gtid.js';
 
 /** One statement per binlog file the server keeps, plus two: meant for operator commands, not ticks. */
 export async function binlogRangeOn(q: Queryable, fromGtid: string, toGtid: string): Promise<BinlogRange> {

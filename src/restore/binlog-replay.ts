@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseGtidPos } from './gtid.js';
+import { parseGtidPos } from '../archive/gtid.js';
 import { xaCarryStream } from './xa-carry.js';
 
 /** Where the replayed statements go: a unix socket as root, or host/port/user/password. */

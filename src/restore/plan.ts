@@ -11,7 +11,7 @@ import { readVerdict, type ManifestVerdict } from '../sql/manifests.js';
 import type { ServerRow } from '../sql/servers.js';
 import { validateBackupId } from '../task/backup-id.js';
 import { binlogRangeOn } from './binlog-inventory.js';
-import type { BinlogRange } from './gtid.js';
+import type { BinlogRange } from '../archive/gtid.js';
 import { queryTasks } from '../cluster/query.js';
 import { restorePointIn } from '../cluster/restore-point.js';
 import { shardTablesOf } from '../cluster/shard-tables.js';

@@ -5,7 +5,7 @@
 // GTID except the XA PREPARE groups still pending there, and passes everything after it: the
 // pending transactions are prepared again before the rest is replayed. Pure line processing.
 import { Transform, type TransformCallback } from 'node:stream';
-import { seqOf, type GtidState } from './gtid.js';
+import { seqOf, type GtidState } from '../archive/gtid.js';
 
 const GTID_HEADER = /\tGTID (\d+)-\d+-(\d+)\b/;
 /** Events between transactions (file headers, rotates): always passed. */

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { binlogRange, parseGtidPos } from '../../src/restore/gtid.js';
+import { binlogRange, parseGtidPos } from '../../src/archive/gtid.js';
 
 test('parseGtidPos: lists, brackets, empty; a bad part is named', () => {
   assert.deepEqual(

@@ -17,6 +17,7 @@ const LAYERS = [
   'sql',
   'repo',
   'runner',
+  'archive',
   'host',
   'check',
   'cluster',

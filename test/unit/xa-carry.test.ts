@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseGtidPos } from '../../src/restore/gtid.js';
+import { parseGtidPos } from '../../src/archive/gtid.js';
 import { XaCarry } from '../../src/restore/xa-carry.js';
 
 // The shape of `mariadb-binlog` output (10.11): one "# at N" + header line per event.
