@@ -5,6 +5,8 @@
 // Layout (README "Repository"):
 //   <prefix>/backups/<backup_id>/<host>_<port>/<file>          the data, as stored (maybe encrypted)
 //   <prefix>/backups/<backup_id>/<host>_<port>/manifest.json   written last: present = complete
+//   <prefix>/points/<name>.json                                 a restore point (restore-point --format json)
+//   <prefix>/binlogs/shard-<n>/…                                the binlog archive (archive/archive-store.ts)
 import { createHash } from 'node:crypto';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -177,6 +179,9 @@ export async function hashStored(repo: Repository, key: string): Promise<{ bytes
   }
   return { bytes, sha256: hash.digest('hex') };
 }
+
+/** `<prefix>/points/`: every restore point as `<name>.json` (the shape of `restore-point --format json`), so points outlive the cluster. */
+export const pointsKey = (repo: Repository): string => `${repo.prefix}/points/`;
 
 /** `<prefix>/locks/` */
 export const locksKey = (repo: Repository): string => `${repo.prefix}/locks/`;
