@@ -25,6 +25,9 @@
 //   git archive <commit> | tar -x -C /tmp/old && ln -s $PWD/node_modules /tmp/old/ && (cd /tmp/old && npx tsc)
 //   node dist/bench/scale.js --before /tmp/old/dist
 // --latency MS: one-way delay added to every forwarded chunk (loopback has none; 1 ms is a slow LAN).
+// --via direct|forwarders: without latency (the default), each real instance listens itself on the
+//   addresses of the instances it stands for (MariaDB ≥ 10.11 binds a list), so no forwarder's CPU
+//   shares the two cores with the command; with --latency, forwarders (in a process of their own).
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -56,6 +59,7 @@ const { values: args } = parseArgs({
     only: { type: 'string', default: 'schedule,status' },
     /** After the status part: keep the cluster up until SIGINT, for profiling by hand (prints the command). */
     keep: { type: 'boolean', default: false },
+    via: { type: 'string' },
   },
 });
 const parts = new Set((args.only ?? '').split(',').map((s) => s.trim()));
@@ -64,6 +68,11 @@ const real = Number(args.real);
 const latencyMs = Number(args.latency);
 const runs = Number(args.runs);
 const maxShards = Math.max(...scales);
+const via = args.via ?? (latencyMs > 0 ? 'forwarders' : 'direct');
+if (via !== 'direct' && via !== 'forwarders') throw new Error(`--via: direct or forwarders, not ${via}`);
+if (via === 'direct' && latencyMs > 0) throw new Error('--latency needs --via forwarders');
+/** The address of endpoint `i` of a kind (net 1: masters, 2: replicas); .0 and .255 avoided. */
+const addressOf = (net: number, i: number) => `127.${net}.${Math.floor(i / 250)}.${(i % 250) + 1}`;
 const { logger } = createLogger({ level: 'warn', fd: 2 });
 
 interface Round {
@@ -196,7 +205,19 @@ async function timed<T>(fn: () => Promise<T>): Promise<[number, T]> {
   return [performance.now() - t, v];
 }
 
-class Forwarders {
+/** Where the bench's instances are reached, and how many connections they took. */
+interface Endpoints {
+  open(targets: Instance[], net: number, from: number, to: number): Promise<Ep[]>;
+  /** Connections taken by the masters (from 0) or the replicas (from maxShards). */
+  accepted(from: number, n: number): Promise<number>;
+  /** Per endpoint, when they can be told apart (forwarders only). */
+  acceptedEach(): Promise<number[] | undefined>;
+  /** The forwarders' process, whose CPU shares the cores; none when direct. */
+  readonly pid: number | undefined;
+  close(): void;
+}
+
+class Forwarders implements Endpoints {
   private readonly child: ChildProcess;
   constructor() {
     this.child = fork(join(here, 'forwarders.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
@@ -207,8 +228,9 @@ class Forwarders {
       this.child.send(req);
     });
   }
-  async open(targets: number[], net: number, from: number, to: number): Promise<Ep[]> {
-    const r = await this.ask({ kind: 'open', targets, net, latencyMs, from, to });
+  async open(to: Instance[], net: number, from: number, last: number): Promise<Ep[]> {
+    const targets = [...Array(maxShards).keys()].map((i) => (to[i % real] as Instance).port);
+    const r = await this.ask({ kind: 'open', targets, net, latencyMs, from, to: last });
     if (r.kind !== 'opened') throw new Error('forwarders: unexpected reply');
     return r.endpoints;
   }
@@ -230,6 +252,39 @@ class Forwarders {
   close(): void {
     this.child.kill('SIGKILL');
   }
+}
+
+/**
+ * Each real instance answers for its endpoints itself: it listens on their addresses
+ * (startCluster's listenAlso), on its own port. Connections are the real instances' own
+ * `Connections` counter (each read of it is one more, subtracted).
+ */
+class Direct implements Endpoints {
+  readonly pid = undefined;
+  constructor(private readonly cluster: Cluster) {}
+  open(to: Instance[], net: number): Promise<Ep[]> {
+    return Promise.resolve([...Array(maxShards).keys()].map((i) => ({ host: addressOf(net, i), port: (to[i % real] as Instance).port })));
+  }
+  async accepted(from: number): Promise<number> {
+    const list = from === 0 ? this.cluster.masters : this.cluster.slaves;
+    let n = 0;
+    for (const i of list) {
+      const [row] = await this.cluster.query<{ Value: string }>(i, "SHOW GLOBAL STATUS LIKE 'Connections'");
+      n += Number(row?.Value ?? 0) - 1;
+    }
+    return n;
+  }
+  acceptedEach(): Promise<undefined> {
+    return Promise.resolve(undefined);
+  }
+  close(): void {}
+}
+
+/** The addresses real instance `k` of a kind answers on, direct: those of endpoints k, k + real, … */
+function listenAlso(inst: { role: 'master' | 'slave'; shardValue: number }): string[] {
+  if (via !== 'direct') return [];
+  const net = inst.role === 'master' ? 1 : 2;
+  return [...Array(maxShards).keys()].filter((i) => i % real === inst.shardValue).map((i) => addressOf(net, i));
 }
 
 /** Root over the unix socket, one connection for a whole set-up step. */
@@ -314,15 +369,7 @@ interface Row {
   replicaConns: number;
 }
 
-async function measure(
-  impl: Impl,
-  shards: number,
-  config: AgentConfig,
-  ws: Workspace,
-  spiderIni: string,
-  cluster: Cluster,
-  fw: Forwarders,
-) {
+async function measure(impl: Impl, shards: number, config: AgentConfig, ws: Workspace, spiderIni: string, cluster: Cluster, fw: Endpoints) {
   const sched: number[] = [];
   const schedCli: number[] = [];
   const first: number[] = [];
@@ -549,7 +596,7 @@ function statusCli(
 const sec = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 
 /** `status --cluster` as an operator runs it (text), `runs` times; then once as JSON, checked and counted. */
-async function measureStatus(impl: Impl, cluster: Cluster, fw: Forwarders, ws: Workspace, spiderIni: string): Promise<void> {
+async function measureStatus(impl: Impl, cluster: Cluster, fw: Endpoints, ws: Workspace, spiderIni: string): Promise<void> {
   const ms: number[] = [];
   const kib: number[] = [];
   const cli: number[] = [];
@@ -560,33 +607,40 @@ async function measureStatus(impl: Impl, cluster: Cluster, fw: Forwarders, ws: W
   const cpuOf = (list: number[]) => list.reduce((a, p) => a + cpuMs(p), 0);
   for (let r = 0; r < runs; r++) {
     await tick(cluster);
+    const fwPids = fw.pid === undefined ? [] : [fw.pid];
     const s0 = cpuOf(pids);
-    const f0 = cpuOf([fw.pid as number]);
+    const f0 = cpuOf(fwPids);
     const run = await statusCli(impl, ws.agentIni, spiderIni, false);
     servers.push(cpuOf(pids) - s0);
-    forwarders.push(cpuOf([fw.pid as number]) - f0);
+    forwarders.push(cpuOf(fwPids) - f0);
     ms.push(run.ms);
     kib.push(run.kib);
     cli.push(run.cpuMs);
   }
   await tick(cluster);
   const conns0 = await fw.acceptedEach();
+  const total0 = (await fw.accepted(0, maxShards)) + (await fw.accepted(maxShards, maxShards));
   const q0 = await questions(cluster);
   const json = await statusCli(impl, ws.agentIni, spiderIni, true);
   const q1 = await questions(cluster);
-  const conns = (await fw.acceptedEach()).map((n, i) => n - (conns0[i] ?? 0));
+  // Direct, the counters also count the bench's own reads in between (questions: 8 connections each time).
+  const total = (await fw.accepted(0, maxShards)) + (await fw.accepted(maxShards, maxShards)) - total0 - 16;
+  const each = await fw.acceptedEach();
+  const conns = each && conns0 ? each.map((n, i) => n - (conns0[i] ?? 0)) : undefined;
   const instances = (JSON.parse(json.out) as { instances: Shown[] }).instances;
   const own = ownRows(instances);
   const members = own.of;
-  // The questions read above are 8 per call, not the command's.
-  const statements = (q1 - q0 - 8) / members;
+  // The questions read above (8 per call) and, direct, the reads of Connections (16), not the command's.
+  const statements = (q1 - q0 - 8 - (each ? 0 : 16)) / members;
   const line = [
     `${impl.name}: ${ms.map((m) => `${(m / 1000).toFixed(2)} s`).join(', ')} (median ${(median(ms) / 1000).toFixed(2)} s); ` +
       `peak RSS ${(Math.max(...kib) / 1024).toFixed(0)} MiB; JSON run ${(json.ms / 1000).toFixed(2)} s`,
     `  ${own.own} of ${own.of} shard masters and replicas show their own rows (presence, running, last success)` +
       (own.wrong.length ? `; not: ${own.wrong.slice(0, 3).join('; ')}` : ''),
-    `  CPU (medians): the command ${sec(median(cli))}, the real instances ${sec(median(servers))}, the forwarders ${sec(median(forwarders))}`,
-    `  per instance: ${statements.toFixed(2)} statements, connections ${Math.min(...conns)}–${Math.max(...conns)} (${conns.reduce((a, b) => a + b, 0)} in all)`,
+    `  CPU (medians): the command ${sec(median(cli))}, the real instances ${sec(median(servers))}` +
+      (fw.pid === undefined ? ' (no forwarders)' : `, the forwarders ${sec(median(forwarders))}`),
+    `  per instance: ${statements.toFixed(2)} statements, connections ` +
+      (conns ? `${Math.min(...conns)}–${Math.max(...conns)} (${conns.reduce((a, b) => a + b, 0)} in all)` : `${total} in all`),
   ];
   console.log(line.join('\n'));
   console.log(
@@ -642,8 +696,8 @@ async function main(): Promise<void> {
   const impls = [await loadImpl('after', resolve(here, '..'))];
   if (args.before) impls.unshift(await loadImpl('before', resolve(args.before)));
   const t0 = performance.now();
-  const cluster = await startCluster({ shards: real, slaves: [...Array(real).keys()], tdbctl: true });
-  const fw = new Forwarders();
+  const cluster = await startCluster({ shards: real, slaves: [...Array(real).keys()], tdbctl: true, listenAlso });
+  const fw: Endpoints = via === 'direct' ? new Direct(cluster) : new Forwarders();
   const ws = new Workspace();
   try {
     for (const i of [...cluster.masters, ...cluster.slaves]) {
@@ -652,13 +706,7 @@ async function main(): Promise<void> {
     }
     const range = cluster.ports.data.reduce((a, b) => (b.max - b.min > a.max - a.min ? b : a));
     // Masters on 127.1.x.y, replicas on 127.2.x.y: an address each, like the hosts of a real cluster.
-    const forward = (to: Instance[], net: number) =>
-      fw.open(
-        [...Array(maxShards).keys()].map((i) => (to[i % real] as Instance).port),
-        net,
-        range.min,
-        range.max,
-      );
+    const forward = (to: Instance[], net: number) => fw.open(to, net, range.min, range.max);
     const masterEps = await forward(cluster.masters, 1);
     const replicaEps = await forward(cluster.slaves, 2);
     const [version] = await cluster.query<{ v: string }>(cluster.spider, 'SELECT VERSION() AS v');
@@ -666,9 +714,12 @@ async function main(): Promise<void> {
     const config = loadAgentConfig(ws.agentIni);
     const head = [
       `machine: ${os.cpus()[0]?.model ?? '?'}, ${os.cpus().length} cores, Node ${process.version}, MariaDB ${version?.v ?? '?'}`,
-      `endpoints: every shard master and every replica is a TCP forwarder on an address of its own (127.1.x.y / 127.2.x.y; ` +
-        `${latencyMs} ms one-way delay per chunk) in front of ` +
-        `one of ${real} real masters / ${real} real replicas; the spider node and the tdbctl stand-in are real`,
+      via === 'direct'
+        ? `endpoints: every shard master and every replica has an address of its own (127.1.x.y / 127.2.x.y), on which one of ` +
+          `${real} real masters / ${real} real replicas listens itself (no forwarder); the spider node and the tdbctl stand-in are real`
+        : `endpoints: every shard master and every replica is a TCP forwarder on an address of its own (127.1.x.y / 127.2.x.y; ` +
+          `${latencyMs} ms one-way delay per chunk) in front of ` +
+          `one of ${real} real masters / ${real} real replicas; the spider node and the tdbctl stand-in are real`,
       `[schedule] wait_concurrency ${config.schedule.waitConcurrency}; medians of ${runs} runs; ` +
         `set-up ${((performance.now() - t0) / 1000).toFixed(1)} s`,
     ];

@@ -88,6 +88,11 @@ export interface ClusterOptions {
    * has no port: two shards on one address fail with 12606), so use with hosts 'distinct'.
    */
   spiderInternalXa?: boolean;
+  /**
+   * More addresses a shard master or replica listens on besides its own (same port): one real
+   * server answering as many instances, each on an address of its own (bench/scale.ts).
+   */
+  listenAlso?: (inst: { name: string; role: 'master' | 'slave'; shardValue: number }) => string[];
 }
 
 export interface Cluster {
@@ -140,7 +145,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
   const ports = portPlan(process.env[PORTS_ENV], TDBCTL_PORT_OFFSET);
   const hostOf = hostChooser(opts.hosts ?? 'single');
 
-  const cluster = new LocalCluster(await clusterDir(opts.dir), ports, hostOf);
+  const cluster = new LocalCluster(await clusterDir(opts.dir), ports, hostOf, opts.listenAlso);
   try {
     const spiders = opts.spiders ?? 1;
     if (!Number.isInteger(spiders) || spiders < 1) throw new RangeError(`spiders must be a positive integer, got ${spiders}`);
@@ -225,6 +230,7 @@ class LocalCluster implements Cluster {
     readonly dir: string,
     readonly ports: PortPlan,
     private readonly hostOf: HostOf,
+    private readonly listenAlso?: ClusterOptions['listenAlso'],
   ) {}
 
   // ------------------------------------------------------------ start-up
@@ -283,6 +289,9 @@ class LocalCluster implements Cluster {
     const host = role === 'tdbctl' ? this.spider.host : this.hostOf({ name, role, shardValue });
     if (!isIPv4(host)) throw new RangeError(`hosts: ${name}: "${host}" is not an IPv4 address`);
     const port = await this.freePort(role, host);
+    const also = role === 'master' || role === 'slave' ? (this.listenAlso?.({ name, role, shardValue }) ?? []) : [];
+    // A later --bind-address replaces the first (MariaDB ≥ 10.11 takes a list).
+    if (also.length > 0) extraArgs = [...extraArgs, `--bind-address=${[host, ...also].join(',')}`];
     const server = new MariadbServer({ dir: join(this.dir, name), host, port, serverId, extraArgs });
     const inst: Instance = { name, role, host, port, socket: server.socket, datadir: server.datadir, shardValue };
     this.servers.set(inst, server);
