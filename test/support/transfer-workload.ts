@@ -4,6 +4,7 @@
 // own binlogs (mariadb-binlog) and sums the balances. The sum never changes, so at a consistent
 // point the restored shards must hold exactly the seeded total and no half-finished transfer.
 import { spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import { replayBinlog } from '../../src/restore/binlog-replay.js';
@@ -163,8 +164,10 @@ export class BankChecker {
     const taken = new Set(this.cluster.all().map((i) => i.port));
     const template = join(this.cluster.dir, 'replay-template', 'data');
     await installDatadir(template, join(this.cluster.dir, 'replay-template', 'tmp'));
+    // Checkers side by side each have their own copies.
+    const root = mkdtempSync(join(this.cluster.dir, 'restored-'));
     for (const [i, m] of this.cluster.masters.entries()) {
-      const dir = join(this.cluster.dir, `restored${i}`);
+      const dir = join(root, `shard${i}`);
       const server = new MariadbServer({ dir, port: await pickPort(ports.data, taken, { avoid: [1000] }), serverId: 901 + i });
       this.scratch.push(server);
       const { cp } = await import('node:fs/promises');
