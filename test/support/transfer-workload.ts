@@ -239,6 +239,8 @@ function run(cmd: string, args: string[], input?: string): Promise<string> {
     child.stderr.on('data', (b: Buffer) => (err += b.toString()));
     child.once('error', reject);
     child.once('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`${cmd} exited ${code}: ${err.slice(-2000)}`))));
+    // A client that exits early closes its stdin: its exit code and stderr say why, not an EPIPE.
+    child.stdin.on('error', () => {});
     child.stdin.end(input ?? '');
   });
 }
