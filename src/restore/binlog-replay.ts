@@ -25,6 +25,11 @@ export interface ReplayOptions {
    * prepared again from their XA PREPARE groups before the rest is replayed (xa-carry.ts).
    */
   carryPreparedXa?: boolean;
+  /**
+   * XIDs the target already holds prepared (XA RECOVER, as `X'…',X'…',format`): their first XA
+   * PREPARE group after startGtid is not applied again (xa-carry.ts).
+   */
+  alreadyPrepared?: readonly string[];
   target: ReplayTarget;
   /** mariadb-binlog and mariadb executables (default: found in PATH). */
   binlogTool?: string;
@@ -40,10 +45,16 @@ export class ReplayError extends Error {
  * stderr when either exits non-zero. XA transactions prepared inside the range and committed after
  * it stay prepared on the target, as they were on the shard at the point.
  */
-export async function replayBinlog(opts: ReplayOptions): Promise<{ carriedXa: number }> {
+export async function replayBinlog(opts: ReplayOptions): Promise<{ carriedXa: number; skippedXa: number }> {
   if (opts.files.length === 0) throw new ReplayError('replay: no binlog files given');
   const decodeArgs = ['--no-defaults', `--stop-position=${opts.stopGtid}`];
-  const carry = opts.carryPreparedXa && opts.startGtid ? xaCarryStream(parseGtidPos(opts.startGtid)) : undefined;
+  const filter = opts.startGtid !== undefined && (opts.carryPreparedXa || (opts.alreadyPrepared?.length ?? 0) > 0);
+  const carry = filter
+    ? xaCarryStream(parseGtidPos(opts.startGtid as string), {
+        carry: opts.carryPreparedXa ?? false,
+        alreadyPrepared: opts.alreadyPrepared ?? [],
+      })
+    : undefined;
   // With the carry, the decode starts at the files' beginning and the filter drops what the copy holds.
   if (opts.startGtid && !carry) decodeArgs.push(`--start-position=${opts.startGtid}`);
   decodeArgs.push(...opts.files);
@@ -64,7 +75,7 @@ export async function replayBinlog(opts: ReplayOptions): Promise<{ carriedXa: nu
     const [d, c] = await Promise.all([exited(decoder, 'mariadb-binlog'), exited(client, 'mariadb')]);
     if (c.code !== 0) throw new ReplayError(`replay: mariadb exited ${c.code}: ${c.stderr.trim().slice(-2000)}`);
     if (d.code !== 0) throw new ReplayError(`replay: mariadb-binlog exited ${d.code}: ${d.stderr.trim().slice(-2000)}`);
-    return { carriedXa: carry?.carry.carried ?? 0 };
+    return { carriedXa: carry?.carry.carried ?? 0, skippedXa: carry?.carry.skipped ?? 0 };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

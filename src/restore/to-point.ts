@@ -13,6 +13,7 @@ import { checkBackupDir, type Manifest } from '../runner/manifest.js';
 import type { RestoredInstance } from './restore-files.js';
 import { fetchBinlogs, replayBinlog, ReplayError } from './binlog-replay.js';
 import { mapLimited } from '../cluster/reach.js';
+import { preparedXids } from '../sql/restore-point.js';
 import { describeFiles } from './plan-model.js';
 import { restorePlan, type ShardPlan } from './plan.js';
 import { endpointOf, type ClusterSession } from '../cluster/session.js';
@@ -34,6 +35,8 @@ export interface ShardRestore {
   preparedXa: number;
   /** A dump's: XA transactions prepared at its position, prepared again before the replay. */
   carriedXa: number;
+  /** XA transactions the restored copy already held prepared, whose PREPARE the replay then did not apply again. */
+  skippedXa: number;
   /** First column of the first row of the check query, when one was given. */
   check?: string | null;
 }
@@ -121,7 +124,10 @@ export async function restoreToPoint(config: AgentConfig, session: ClusterSessio
       const from = p.backupGtid as string;
       const files = p.binlogs?.files ?? [];
       let carriedXa = 0;
+      let skippedXa = 0;
       if (files.length > 0) {
+        // A copy holding an XA prepared after its recorded position must not prepare it again.
+        const alreadyPrepared = await preparedXids(instance.db);
         const master = masters.get(`${p.shard.host}:${p.shard.port}`) as Endpoint;
         const local = await fetchBinlogs(master, files, mkdtempSync(join(root, 'binlogs-')));
         try {
@@ -131,8 +137,10 @@ export async function restoreToPoint(config: AgentConfig, session: ClusterSessio
             stopGtid: p.shard.gtid,
             target: { socket: instance.socket },
             carryPreparedXa: manifest.tool.name === 'mariadb-dump',
+            alreadyPrepared,
           });
           carriedXa = r.carriedXa;
+          skippedXa = r.skippedXa;
         } catch (err) {
           throw new ReplayError(`${label(p)}: ${errorMessage(err)}`);
         }
@@ -148,6 +156,7 @@ export async function restoreToPoint(config: AgentConfig, session: ClusterSessio
         files,
         preparedXa: xa.length,
         carriedXa,
+        skippedXa,
       };
       if (opts.checkSql !== undefined) out.check = await firstValue(instance, opts.checkSql, label(p));
       return out;

@@ -74,6 +74,21 @@ export async function xaRecover(q: Queryable): Promise<PreparedXa[]> {
   return rows.map((r) => ({ formatId: Number(r.formatID), data: Buffer.isBuffer(r.data) ? r.data.toString('hex') : String(r.data) }));
 }
 
+/** The XIDs prepared on this server as mariadb-binlog prints them: X'<gtrid hex>',X'<bqual hex>',<formatID>. */
+export async function preparedXids(q: Queryable): Promise<string[]> {
+  const rows = (await q.query('XA RECOVER')) as {
+    formatID: number | string;
+    gtrid_length: number | string;
+    bqual_length: number | string;
+    data: Buffer | string;
+  }[];
+  return rows.map((r) => {
+    const d = Buffer.isBuffer(r.data) ? r.data : Buffer.from(String(r.data), 'latin1');
+    const g = Number(r.gtrid_length);
+    return `X'${d.subarray(0, g).toString('hex')}',X'${d.subarray(g, g + Number(r.bqual_length)).toString('hex')}',${Number(r.formatID)}`;
+  });
+}
+
 /** The database clock, to the millisecond ('YYYY-MM-DD HH:MM:SS.mmm'). */
 export async function databaseNow(q: Queryable): Promise<string> {
   const rows = (await q.query('SELECT NOW(3) AS t')) as { t: string }[];

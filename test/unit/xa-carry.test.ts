@@ -90,3 +90,35 @@ test('XaCarry: nothing pending at the start: only what follows it', () => {
     [`XA START ${B}/*!*/;`, `XA PREPARE ${B}`, `XA COMMIT ${B}`],
   );
 });
+
+function runWith(start: string, opts: { carry?: boolean; alreadyPrepared?: string[] }, lines = text) {
+  let out = '';
+  const c = new XaCarry(parseGtidPos(start), (t) => (out += t), opts);
+  for (const l of lines) c.line(l);
+  c.end();
+  return { xa: out.split('\n').filter((l) => /^XA /.test(l)), skipped: c.skipped, carried: c.carried };
+}
+
+test('XaCarry: an XA the copy already holds prepared after its recorded position is not prepared again; its COMMIT is replayed', () => {
+  // The copy's position says 0-2-2, but it holds C prepared (0-2-4): only C's COMMIT and B's group apply.
+  const r = runWith('0-2-2', { carry: false, alreadyPrepared: [C.toLowerCase()] });
+  assert.equal(r.skipped, 1);
+  assert.equal(r.carried, 0);
+  assert.deepEqual(r.xa, [`XA START ${B}/*!*/;`, `XA PREPARE ${B}`, `XA COMMIT ${C}`, `XA COMMIT ${B}`]);
+});
+
+test('XaCarry: an XID the copy held prepared and the replay commits first is applied when Spider reuses it', () => {
+  // B is prepared in the copy at 0-2-3; after its COMMIT (0-2-6) the same XID is used again.
+  const reuse = [...text.slice(0, -3), ...prepare(7, 7000, B), ...commit(8, 8000, B), ...text.slice(-3)];
+  const r = runWith('0-2-3', { carry: false, alreadyPrepared: [B] }, reuse);
+  assert.equal(r.skipped, 0);
+  assert.deepEqual(r.xa, [
+    `XA START ${C}/*!*/;`,
+    `XA PREPARE ${C}`,
+    `XA COMMIT ${C}`,
+    `XA COMMIT ${B}`,
+    `XA START ${B}/*!*/;`,
+    `XA PREPARE ${B}`,
+    `XA COMMIT ${B}`,
+  ]);
+});

@@ -172,7 +172,9 @@ async function pointTest(
   }
   let ok = true;
   for (const s of r.shards) {
-    const carried = s.carriedXa > 0 ? `; ${s.carriedXa} XA transaction(s) prepared at the dump's position prepared again first` : '';
+    const carried =
+      (s.carriedXa > 0 ? `; ${s.carriedXa} XA transaction(s) prepared at the dump's position prepared again first` : '') +
+      (s.skippedXa > 0 ? `; ${s.skippedXa} XA transaction(s) already prepared in the copy not prepared again` : '');
     const replay = s.files.length > 0 ? `${s.files.length} binlog file(s) from ${s.from}${carried}` : `nothing to replay after ${s.from}`;
     print(`restore test ${s.label}: ${s.backup} restored + replayed to ${s.to} (${replay})`);
     if (s.preparedXa > 0) {
