@@ -156,6 +156,35 @@ describe('restores from the binlog archive', { timeout: 900_000 }, () => {
     assert.equal(v.stdout.match(/binlog archive of shard \d: no hole from the backup's position/g)?.length, 2, v.stdout);
   });
 
+  test('a point the archive does not reach yet: its runs, then the master from where it ends', async () => {
+    transfers = await startTransfers(cluster, 4);
+    try {
+      await waitFor('transfers after the purge', () => transfers!.committed() > 100, 120_000);
+      await point('pm');
+    } finally {
+      await transfers.stop();
+      transfers = undefined;
+    }
+    const pl = await plan('ga1', '--to-point', 'pm');
+    assert.equal(pl.code, 0, JSON.stringify(pl));
+    for (const s of pl.shards) {
+      assert.deepEqual([...new Set(s.replay!.map((f) => f.source))], ['archive', 'master'], JSON.stringify(s.replay));
+      assert.match(s.archiveGap?.reason ?? '', /the archive ends at/);
+      assert.notEqual(s.gapBlocks, true);
+    }
+    const text = await ws.cli('restore-plan', 'ga1', '--to-point', 'pm', '-c', spiderIni);
+    assert.match(text.stdout, /mysql-bin\.\d+ from the master, after \d+-\d+-\d+/);
+    assert.match(
+      text.stdout,
+      /the binlog archive stops short \(GAP after \S+ up to \S+: the archive ends at \S+\): the rest from the master/,
+    );
+    const v = await ws.cli('verify', 'ga1', '-c', spiderIni, '--restore-test', '--to-point', 'pm', ...CHECK);
+    process.stdout.write(v.stdout);
+    assert.equal(v.code, 0, `${v.stdout}\n${v.stderr}`);
+    assert.equal(v.stdout.match(/restored \+ replayed to \S+ \(\d+ binlog file\(s\) from \S+; \d+ from the binlog archive\)/g)?.length, 2);
+    assert.match(v.stdout, new RegExp(`sum ${bankTotal()}, as expected`));
+  });
+
   test('--to-time: the newest point at or before the time, how far before it; without a backup id the newest usable backup', async () => {
     const t = later(pb.takenAt, 1500);
     const pl = await plan('--to-time', t);
