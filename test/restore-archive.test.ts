@@ -30,6 +30,7 @@ let ws: ClusterWorkspace;
 let spiderIni: string;
 let repoDir: string;
 let repo: Repository;
+let repository: Record<string, string>;
 let transfers: Transfers | undefined;
 
 interface PointJson {
@@ -50,7 +51,7 @@ interface PlanJson {
 
 before(async () => {
   repoDir = mkdtempSync(join(tmpdir(), 'sb-repo-archive-'));
-  const repository = { type: 'posix', path: repoDir, prefix: PREFIX };
+  repository = { type: 'posix', path: repoDir, prefix: PREFIX };
   cluster = await setUpCluster({
     shards: 2,
     slaves: [],
@@ -272,6 +273,39 @@ describe('restores from the binlog archive', { timeout: 900_000 }, () => {
     process.stdout.write(v.stdout);
     assert.equal(v.code, 0, `${v.stdout}\n${v.stderr}`);
     assert.match(v.stdout, /restore point pb \(taken .*\) is the newest at or before/);
+    assert.match(v.stdout, new RegExp(`sum ${bankTotal()}, as expected`));
+  });
+
+  test("a mariadb-dump backup: its snapshot's position mapped to a GTID in the archive once the master purged it", async () => {
+    ws.writeAgentConfig({ backup: { runner: 'mariadb-dump' }, repository });
+    transfers = await startTransfers(cluster, 4);
+    try {
+      let n = transfers.committed();
+      await waitFor('transfers before the dump', () => transfers!.committed() > n + 50, 120_000);
+      await backup('gd');
+      n = transfers.committed();
+      await waitFor('transfers after the dump', () => transfers!.committed() > n + 100, 120_000);
+      await point('pd');
+    } finally {
+      await transfers.stop();
+      transfers = undefined;
+      ws.writeAgentConfig({ backup: { runner: 'mariadb-backup' }, repository });
+    }
+    await archiveBinlogs(cluster, repo);
+    for (const m of cluster.masters) {
+      const [status] = await cluster.query<{ File: string }>(m, 'SHOW MASTER STATUS');
+      await cluster.exec(m, 'PURGE BINARY LOGS TO ?', [status!.File]);
+    }
+    const pl = await plan('gd', '--to-point', 'pd');
+    assert.equal(pl.code, 0, JSON.stringify(pl));
+    for (const s of pl.shards) {
+      assert.match(s.backupGtid ?? '', /^\d+-\d+-\d+$/);
+      assert.deepEqual([...new Set(s.replay!.map((f) => f.source))], ['archive']);
+    }
+    const v = await ws.cli('verify', 'gd', '-c', spiderIni, '--restore-test', '--to-point', 'pd', ...CHECK);
+    process.stdout.write(v.stdout);
+    assert.equal(v.code, 0, `${v.stdout}\n${v.stderr}`);
+    assert.equal(v.stdout.match(/master's mariadb-dump backup \(\S+ \S+\) restored \+ replayed to/g)?.length, 2, v.stdout);
     assert.match(v.stdout, new RegExp(`sum ${bankTotal()}, as expected`));
   });
 

@@ -168,7 +168,11 @@ export async function restorePlan(config: AgentConfig, session: ClusterSession, 
   const archiveOf = (shard: number) => {
     if (!req.repo) return undefined;
     const repo = req.repo;
-    if (!archives.has(shard)) archives.set(shard, readShardArchive(repo, shard));
+    if (!archives.has(shard)) {
+      const read = readShardArchive(repo, shard);
+      read.catch(() => undefined); // awaited (and its error named) by the shard's plan, a moment later
+      archives.set(shard, read);
+    }
     return archives.get(shard);
   };
   res.shards = await Promise.all(
