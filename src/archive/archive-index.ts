@@ -131,10 +131,15 @@ export function replayRuns(files: readonly ArchivedFile[], from: string, to: str
 /** The hole right after `after`: what the files say about it. */
 function gapAfter(usable: readonly { f: ArchivedFile; segments: Segment[]; cut?: string }[], after: string, to: string): Gap {
   const reached = parseGtidPos(after);
-  // A file that would go on from here but for a missing object or unarchived bytes names it.
+  // A file that would go on from here but for a missing object or unarchived bytes names it: it
+  // starts at or before the state reached and its listed segments go beyond it (the state may lie
+  // inside what is missing, e.g. a backup's position in a deleted object).
   for (const u of usable) {
     if (!u.cut) continue;
-    if (covers(reached, parseGtidPos(u.f.fileStart)) && covers(parseGtidPos(endOf(u.segments) || u.f.fileStart), reached))
+    if (
+      covers(reached, parseGtidPos(u.f.fileStart)) &&
+      !covers(reached, parseGtidPos(endOf([...u.f.segments].sort((a, b) => a.offset - b.offset)) || u.f.fileStart))
+    )
       return { after, before: nextStart(usable, after) ?? to, reason: u.cut };
   }
   const before = nextStart(usable, after);

@@ -2,7 +2,9 @@
 // restored into a throw-away local instance from its backup, rolled forward with its master's
 // binlogs from the backup's position to the point's GTID, then an optional check query on each.
 // Nothing is restored when any shard's part of the plan cannot be carried out. With `[repository]`
-// the files are fetched from it (decrypted, checked) into the scratch directory first.
+// the files are fetched from it (decrypted, checked) into the scratch directory first, and the
+// binlogs come from its archive as far as it reaches (each run replayed on its own), the master's
+// only for the rest; without a cluster session, the plan is read from the repository alone.
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,9 +17,12 @@ import { fetchBinlogs, replayBinlog, ReplayError } from './binlog-replay.js';
 import { mapLimited } from '../cluster/reach.js';
 import { preparedXids } from '../sql/restore-point.js';
 import { describeFiles } from './plan-model.js';
-import { restorePlan, type ShardPlan } from './plan.js';
+import { restorePlan, type PlanResult, type ShardPlan } from './plan.js';
 import { endpointOf, type ClusterSession } from '../cluster/session.js';
 import type { Repository } from '../repo/repository.js';
+import { fetchRun } from '../archive/archive-store.js';
+import { describeGap } from './archive-plan.js';
+import { restorePlanFromRepository } from './repo-plan.js';
 import { checkRepoInstance, fetchInstance } from './repo-files.js';
 
 export interface ShardRestore {
@@ -31,6 +36,8 @@ export interface ShardRestore {
   to: string;
   /** Binlog files replayed. */
   files: string[];
+  /** How many of them were read from the binlog archive (the rest from the master). */
+  fromArchive: number;
   /** XA transactions left prepared on the restored shard (none at a point taken through Spider). */
   preparedXa: number;
   /** A dump's: XA transactions prepared at its position, prepared again before the replay. */
@@ -42,11 +49,17 @@ export interface ShardRestore {
 }
 
 export type PointRestoreResult =
-  { kind: 'refused'; problems: string[] } | { kind: 'restored'; point: string; shards: ShardRestore[]; checkSum?: number; ms: number };
+  | { kind: 'refused'; problems: string[]; plan: PlanResult }
+  | { kind: 'restored'; point: string; shards: ShardRestore[]; checkSum?: number; ms: number; plan: PlanResult };
 
 export interface PointRestoreOptions {
-  backupId: string;
-  pointName: string;
+  /** Absent: the newest backup usable for the point. */
+  backupId?: string | undefined;
+  /** The point by name, or the newest at or before `toTime`. */
+  pointName?: string | undefined;
+  toTime?: string | undefined;
+  /** No cluster session: why (the plan is then read from the repository alone). */
+  unreachable?: string | undefined;
   /** Run on every restored shard after the replay (e.g. SELECT SUM(balance) FROM bank.acct). */
   checkSql?: string | undefined;
   /** Where the throw-away instances and fetched binlogs go (default: the system's tmpdir). */
@@ -70,26 +83,40 @@ export function restoreProblems(p: ShardPlan, fromRepository = false): string[] 
   if (!fromRepository && p.published && !existsSync(p.published.dir))
     out.push(`${who}: its backup files ${p.published.dir} are not on this host`);
   if (p.binlogError) out.push(`${who}: binlogs not readable: ${p.binlogError}`);
-  if (p.binlogs?.gone) {
+  if (p.gapBlocks && p.archiveGap)
+    out.push(`${who}: the binlog archive has a hole the master does not fill either: ${describeGap(p.archiveGap)}`);
+  else if (p.binlogs?.gone) {
     const files = p.purged ? describeFiles(p.purged) : `the binlogs before ${p.binlogs.gone.oldestKept}`;
     out.push(
       `${who}: the replay needs ${files}, purged from the master (oldest kept: ${p.binlogs.gone.oldestKept}); fetch them from the binlog archive`,
     );
   }
   if (p.binlogs?.notReached) out.push(`${who}: the master's binlog has not reached the point's ${p.shard.gtid}`);
-  if (out.length === 0 && (!p.published || p.backupGtid === undefined || !p.binlogs)) out.push(`${who}: the backup's position is unknown`);
+  if (out.length === 0 && (!p.published || p.backupGtid === undefined || (!p.binlogs && p.replay === undefined)))
+    out.push(`${who}: the backup's position is unknown`);
   return out;
 }
 
-/** Any spider node (the plan reads the shard masters directly away from the primary). */
-export async function restoreToPoint(config: AgentConfig, session: ClusterSession, opts: PointRestoreOptions): Promise<PointRestoreResult> {
+/**
+ * Any spider node (the plan reads the shard masters directly away from the primary); without a
+ * session (`opts.unreachable` says why), from the repository alone.
+ */
+export async function restoreToPoint(
+  config: AgentConfig,
+  session: ClusterSession | undefined,
+  opts: PointRestoreOptions,
+): Promise<PointRestoreResult> {
   const t0 = Date.now();
   const repo = opts.repo;
-  const plan = await restorePlan(config, session, { backupId: opts.backupId, pointName: opts.pointName, repo });
+  const req = { backupId: opts.backupId, pointName: opts.pointName, toTime: opts.toTime, repo };
+  const plan =
+    session || !repo
+      ? await restorePlan(config, session as ClusterSession, req)
+      : await restorePlanFromRepository(repo, req, opts.unreachable ?? 'the cluster cannot be reached');
   const problems = [...plan.problems, ...plan.shards.flatMap((p) => restoreProblems(p, repo !== undefined))];
-  if (problems.length > 0 || !plan.point) return { kind: 'refused', problems };
+  if (problems.length > 0 || !plan.point) return { kind: 'refused', problems, plan };
   // The binlogs are copied as a replica would, with mysql.servers' user (not part of the printed plan).
-  const masters = new Map((await session.view()).servers.map((s) => [`${s.host}:${s.port}`, endpointOf(s)]));
+  const masters = new Map(session ? (await session.view()).servers.map((s) => [`${s.host}:${s.port}`, endpointOf(s)]) : []);
 
   // Every shard is checked first: one whose files changed since the backup is not restored.
   const fromRepo = new Map<ShardPlan, Manifest>();
@@ -103,7 +130,7 @@ export async function restoreToPoint(config: AgentConfig, session: ClusterSessio
       problems.push(...check.problems.map((x) => `${label(p)}: ${x}`));
     }
   }
-  if (problems.length > 0) return { kind: 'refused', problems };
+  if (problems.length > 0) return { kind: 'refused', problems, plan };
 
   const { restoreIntoThrowaway } = await import('./restore-files.js');
   const root = mkdtempSync(join(opts.workRoot ?? tmpdir(), 'sb-to-point-'));
@@ -122,28 +149,42 @@ export async function restoreToPoint(config: AgentConfig, session: ClusterSessio
       if (dir !== published.dir) rmSync(dir, { recursive: true, force: true });
       restored.push(instance);
       const from = p.backupGtid as string;
-      const files = p.binlogs?.files ?? [];
+      const files: string[] = [];
       let carriedXa = 0;
       let skippedXa = 0;
-      if (files.length > 0) {
-        // A copy holding an XA prepared after its recorded position must not prepare it again.
-        const alreadyPrepared = await preparedXids(instance.db);
-        const master = masters.get(`${p.shard.host}:${p.shard.port}`) as Endpoint;
-        const local = await fetchBinlogs(master, files, mkdtempSync(join(root, 'binlogs-')));
+      // The XA carry re-prepares what a dump's copy lacks; an XA the copy already holds prepared after
+      // its recorded position is not prepared again: both only in the first replay after the copy.
+      let first = true;
+      const alreadyPrepared = await preparedXids(instance.db);
+      const replay = async (local: string[], startGtid: string) => {
         try {
           const r = await replayBinlog({
             files: local,
-            startGtid: from,
+            startGtid,
             stopGtid: p.shard.gtid,
             target: { socket: instance.socket },
-            carryPreparedXa: manifest.tool.name === 'mariadb-dump',
-            alreadyPrepared,
+            carryPreparedXa: first && manifest.tool.name === 'mariadb-dump',
+            alreadyPrepared: first ? alreadyPrepared : [],
           });
-          carriedXa = r.carriedXa;
-          skippedXa = r.skippedXa;
+          carriedXa += r.carriedXa;
+          skippedXa += r.skippedXa;
+          first = false;
         } catch (err) {
           throw new ReplayError(`${label(p)}: ${errorMessage(err)}`);
         }
+      };
+      for (const run of p.archiveRuns ?? []) {
+        const local = await fetchRun(repo as Repository, run, mkdtempSync(join(root, 'archive-')));
+        await replay([local], run.startGtid);
+        files.push(run.file.file);
+      }
+      const fromArchive = files.length;
+      const masterFiles = p.binlogs?.files ?? [];
+      if (masterFiles.length > 0) {
+        const master = masters.get(`${p.shard.host}:${p.shard.port}`) as Endpoint;
+        const local = await fetchBinlogs(master, masterFiles, mkdtempSync(join(root, 'binlogs-')));
+        await replay(local, p.masterFrom ?? from);
+        files.push(...masterFiles);
       }
       const xa = (await instance.db.query('XA RECOVER')) as unknown[];
       const backup = `${p.from === 'replica' ? "replica's" : "master's"} ${published.tool} backup (${p.backup?.serverName} ${published.host}:${published.port})`;
@@ -154,6 +195,7 @@ export async function restoreToPoint(config: AgentConfig, session: ClusterSessio
         from,
         to: p.shard.gtid,
         files,
+        fromArchive,
         preparedXa: xa.length,
         carriedXa,
         skippedXa,
@@ -172,7 +214,7 @@ export async function restoreToPoint(config: AgentConfig, session: ClusterSessio
     const failed = outcomes.find((o): o is { error: unknown } => 'error' in o);
     if (failed) throw failed.error;
     const shards = outcomes as ShardRestore[];
-    const res: PointRestoreResult = { kind: 'restored', point: plan.point.name, shards, ms: 0 };
+    const res: PointRestoreResult = { kind: 'restored', point: plan.point.name, shards, ms: 0, plan };
     const values = shards.map((s) => s.check);
     if (opts.checkSql !== undefined && values.every((v) => v !== null && v !== undefined && Number.isFinite(Number(v))))
       res.checkSum = values.reduce((n, v) => n + Number(v), 0);

@@ -1,7 +1,8 @@
 // `verify <backup-id>` (README "Verifying a backup"): every task of the backup id `success`, every
 // instance's manifest published with the agent's verdict `ok`, and, where the files are reachable
 // from here, the files re-checked against the published manifest digest. Optionally a restore test
-// of one shard into a throw-away local instance, compared by CHECKSUM TABLE with its source.
+// of one shard into a throw-away local instance, compared by CHECKSUM TABLE with its source. With a
+// repository, the holes in each shard's binlog archive after the backup are named.
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, isAbsolute, join, normalize } from 'node:path';
@@ -21,6 +22,12 @@ import { STATUS } from '../task/status.js';
 import type { TaskRow } from '../task/task.js';
 import type { Repository } from '../repo/repository.js';
 import { checkRepoInstance, fetchInstance } from './repo-files.js';
+import { archiveReach, replayRuns, type Gap } from '../archive/archive-index.js';
+import { readShardArchive } from '../archive/archive-store.js';
+import { covers } from '../archive/binlog-scan.js';
+import { parseGtidPos } from '../archive/gtid.js';
+import { describeGap } from './archive-plan.js';
+import { manifestGtid } from './point-choice.js';
 
 export interface InstanceVerdict {
   task: TaskRow;
@@ -205,4 +212,68 @@ export async function restoreTest(
   } finally {
     await restored.close();
   }
+}
+
+/** What the binlog archive of one shard holds from a backup's position on (`verify` with a repository). */
+export interface ShardArchiveReport {
+  shard: number;
+  /** The backup's position the report starts from. */
+  from: string;
+  /** The newest state the archive reaches ('' when it holds nothing of the shard). */
+  newest: string;
+  files: number;
+  /** Holes after the backup's position, oldest first. */
+  gaps: Gap[];
+  problems: string[];
+}
+
+/**
+ * Per shard of the backup (its master's instance, else its replica's), the holes in the archive
+ * between the backup's position and the newest archived event: a point past one cannot be reached
+ * from the archive alone.
+ */
+export async function archiveReports(repo: Repository, instances: readonly InstanceVerdict[]): Promise<ShardArchiveReport[]> {
+  const byShard = new Map<number, { from: string }>();
+  for (const i of [...instances].sort((a, b) => order(a.task) - order(b.task))) {
+    const m = i.repoManifest;
+    const gtid = m ? manifestGtid(m) : undefined;
+    if (!m || gtid === undefined || (m.role !== 'master' && m.role !== 'slave') || byShard.has(m.shardValue)) continue;
+    byShard.set(m.shardValue, { from: gtid });
+  }
+  const out: ShardArchiveReport[] = [];
+  for (const [shard, { from }] of [...byShard.entries()].sort((a, b) => a[0] - b[0])) {
+    const report: ShardArchiveReport = { shard, from, newest: '', files: 0, gaps: [], problems: [] };
+    out.push(report);
+    try {
+      const view = await readShardArchive(repo, shard);
+      report.problems.push(...view.problems);
+      report.files = view.files.length;
+      const reach = archiveReach(view.files);
+      report.newest = reach.newest;
+      if (view.files.length === 0) continue;
+      const start = parseGtidPos(from);
+      const after = (g: Gap) => !covers(start, parseGtidPos(g.before));
+      // From the backup's own position first (the archive may begin after it), then every later hole.
+      const first = replayRuns(view.files, from, reach.newest);
+      const gaps = 'gap' in first ? [first.gap] : [];
+      for (const g of reach.gaps.filter(after)) if (!gaps.some((x) => x.after === g.after && x.before === g.before)) gaps.push(g);
+      report.gaps = gaps;
+    } catch (err) {
+      report.problems.push(`the binlog archive of shard ${shard} cannot be read: ${errorMessage(err)}`);
+    }
+  }
+  return out;
+}
+
+/** One line per shard, and one per hole, for `verify`. */
+export function archiveLines(reports: readonly ShardArchiveReport[]): string[] {
+  const out: string[] = [];
+  for (const r of reports) {
+    if (r.files === 0 && r.problems.length === 0) out.push(`binlog archive of shard ${r.shard}: empty`);
+    else if (r.gaps.length === 0 && r.files > 0)
+      out.push(`binlog archive of shard ${r.shard}: no hole from the backup's position ${r.from} to ${r.newest} (${r.files} file(s))`);
+    for (const g of r.gaps) out.push(`binlog archive of shard ${r.shard}: ${describeGap(g)}`);
+    for (const p of r.problems) out.push(`binlog archive of shard ${r.shard}: warning: ${p}`);
+  }
+  return out;
 }

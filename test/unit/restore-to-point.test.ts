@@ -57,3 +57,26 @@ test('restoreProblems: names the shard and every reason it cannot be restored to
     /position is unknown/,
   );
 });
+
+test('restoreProblems: all from the binlog archive is a plan; a hole the master does not fill is named, not "fetch them from the archive"', () => {
+  const archived: ShardPlan = {
+    shard,
+    from: 'master',
+    published: published('/'),
+    backupGtid: '0-1-10',
+    replay: [{ source: 'archive', file: 'mysql-bin.000002', host: 'h0', port: 20000, segments: 2, bytes: 100, startGtid: '0-1-10' }],
+    archiveRuns: [],
+  };
+  assert.deepEqual(restoreProblems(archived, true), []);
+  const crossed: ShardPlan = {
+    ...archived,
+    archiveGap: { after: '0-1-20', before: '0-1-30', reason: 'mysql-bin.000002 of h0:20000: p/000000000100.zst is missing' },
+    gapBlocks: true,
+    masterFrom: '0-1-20',
+    binlogs: { files: ['mysql-bin.000004'], gone: { oldestKept: 'mysql-bin.000004', domains: [0] } },
+  };
+  assert.deepEqual(restoreProblems(crossed, true), [
+    'SPT0 h0:20000 shard 0: the binlog archive has a hole the master does not fill either: ' +
+      'GAP after 0-1-20 up to 0-1-30: mysql-bin.000002 of h0:20000: p/000000000100.zst is missing',
+  ]);
+});

@@ -1,5 +1,8 @@
 // `spiderbackup verify <backup-id>` (any spider node): one verdict line per instance, exit 1
-// naming what is wrong. `--restore-test` also restores one shard here and compares checksums.
+// naming what is wrong; with a repository, also any hole in each shard's binlog archive after the
+// backup. `--restore-test` also restores one shard here and compares checksums; with `--to-point`
+// or `--to-time` every shard, rolled forward (the backup id then optional; from the repository
+// alone when the cluster cannot be reached).
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { AgentConfig } from '../../config/agent.js';
 import { validateBackupId } from '../../task/backup-id.js';
@@ -17,7 +20,7 @@ export const register: Register = (program, setExit) => {
     .description(
       'On any spider node: checks a backup made by a built-in runner (task statuses, manifests, files where reachable); exit 1 naming what is wrong.',
     )
-    .argument('<backup-id>', 'the backup id to verify')
+    .argument('[backup-id]', 'the backup id to verify (with --restore-test --to-point/--to-time: default the newest usable for the point)')
     .addOption(configOption())
     .option(
       '--restore-test',
@@ -33,15 +36,26 @@ export const register: Register = (program, setExit) => {
       '--to-point <name>',
       "with --restore-test: restore every shard here and roll each forward with its master's binlogs to the restore point (see restore-plan)",
     )
-    .option('--check-sql <query>', 'with --to-point: run on every restored shard; the first value of each is printed and summed')
+    .addOption(
+      new Option(
+        '--to-time <time>',
+        'with --restore-test: as --to-point, to the newest restore point at or before this time (the clock restore-point --list shows)',
+      ).conflicts('toPoint'),
+    )
+    .option(
+      '--check-sql <query>',
+      'with --to-point or --to-time: run on every restored shard; the first value of each is printed and summed',
+    )
     .addOption(new Option('--expect <n>', 'with --check-sql: exit 1 unless the sum equals n').argParser(parseNumber))
-    .action(async (backupId: string, opts: VerifyOpts, cmd: Command) => {
+    .action(async (backupId: string | undefined, opts: VerifyOpts, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
       const { UsageError } = await import('../../errors.js');
-      if (opts.toPoint !== undefined && opts.restoreTest !== true) throw new UsageError('verify: --to-point needs --restore-test');
-      if (opts.toPoint !== undefined && opts.shard !== undefined)
-        throw new UsageError('verify: --to-point restores every shard: no --shard');
-      if (opts.checkSql !== undefined && opts.toPoint === undefined) throw new UsageError('verify: --check-sql needs --to-point');
+      const flag = opts.toPoint !== undefined ? '--to-point' : opts.toTime !== undefined ? '--to-time' : undefined;
+      if (flag !== undefined && opts.restoreTest !== true) throw new UsageError(`verify: ${flag} needs --restore-test`);
+      if (flag !== undefined && opts.shard !== undefined) throw new UsageError(`verify: ${flag} restores every shard: no --shard`);
+      if (opts.checkSql !== undefined && flag === undefined) throw new UsageError('verify: --check-sql needs --to-point or --to-time');
+      if (backupId === undefined && flag === undefined)
+        throw new UsageError('verify: give the backup id (it may be left out only with --restore-test --to-point or --to-time)');
       if (opts.expect !== undefined && opts.checkSql === undefined) throw new UsageError('verify: --expect needs --check-sql');
       const config = (await import('../context.js')).agentConfigFor(g);
       setExit(await verifyCommand(config, backupId, { files: g.config, restoreTest: opts.restoreTest === true, ...opts }));
@@ -52,6 +66,7 @@ interface VerifyOpts {
   restoreTest?: boolean;
   shard?: number;
   toPoint?: string;
+  toTime?: string;
   checkSql?: string;
   expect?: number;
 }
@@ -68,18 +83,30 @@ function parseShard(value: string): number {
 
 async function verifyCommand(
   config: AgentConfig,
-  backupId: string,
+  backupId: string | undefined,
   opts: { files?: string[] | undefined; restoreTest: boolean } & VerifyOpts,
 ): Promise<number> {
-  validateBackupId(backupId, 'backup id');
-  const [{ withClusterSession, runOnPrimary }, { configuredRepository }, { withLock }] = await Promise.all([
+  if (backupId !== undefined) validateBackupId(backupId, 'backup id');
+  if (opts.toPoint !== undefined) validateBackupId(opts.toPoint, '--to-point');
+  if (opts.toTime !== undefined) (await import('../../restore/point-choice.js')).clockMicros(opts.toTime);
+  const [{ withClusterSession, runOnPrimary }, { configuredRepository }, { withLock }, { orFromRepository }] = await Promise.all([
     import('../context.js'),
     import('../../repo/agent-repository.js'),
     import('../../repo/lock.js'),
+    import('../repository-fallback.js'),
   ]);
   const repo = await configuredRepository(config, opts.files);
-  const run = () =>
+  const viaCluster = () =>
     withClusterSession(config, opts.files, (session) => verifyIn(config, session, backupId, { ...opts, repo }), runOnPrimary('verify'));
+  // A restore to a point needs no cluster: without one, the repository has what it reads.
+  const toPoint = opts.restoreTest && (opts.toPoint !== undefined || opts.toTime !== undefined);
+  const run = toPoint
+    ? () =>
+        orFromRepository(repo, viaCluster, async (r, why) => {
+          print('verify: the task statuses and published manifests are not checked (the cluster cannot be reached)');
+          return (await pointTest(config, undefined, backupId, { ...opts, repo: r, unreachable: why })) ? 0 : 1;
+        })
+    : viaCluster;
   // In the repository, `expire` never deletes what is being verified or restored (and waits for nothing: it refuses).
   return repo ? withLock(repo, opts.restoreTest ? 'restore' : 'verify', run) : run();
 }
@@ -87,10 +114,11 @@ async function verifyCommand(
 async function verifyIn(
   config: AgentConfig,
   session: ClusterSession,
-  backupId: string,
+  backupId: string | undefined,
   opts: { restoreTest: boolean; repo: Repository | undefined } & VerifyOpts,
 ): Promise<number> {
-  const { verifyBackup, restoreTest, labelOf } = await import('../../restore/verify.js');
+  if (backupId === undefined) return (await pointTest(config, session, undefined, opts)) ? 0 : 1;
+  const { verifyBackup, restoreTest, labelOf, archiveReports, archiveLines } = await import('../../restore/verify.js');
   const res = await verifyBackup(config, session, { backupId, repo: opts.repo });
   if (res.kind === 'none') {
     process.stderr.write(`spiderbackup: verify: no task with backup id ${res.backupId}\n`);
@@ -116,9 +144,10 @@ async function verifyIn(
     print(`backup ${backupId}: all ${res.instances.length} instances verified`);
   }
   print(restorePointLine(backupId, res.restorePoint, bad.length === 0 && res.instances.every((i) => i.task.status === 'success')));
+  if (opts.repo) for (const l of archiveLines(await archiveReports(opts.repo, res.instances))) print(l);
   let failed = reportUnread('verify', res.errors, `${res.instances.length} instances`) !== 0 || bad.length > 0;
-  if (opts.restoreTest && opts.toPoint !== undefined) {
-    if (!(await pointTest(config, session, backupId, opts.toPoint, opts))) failed = true;
+  if (opts.restoreTest && (opts.toPoint !== undefined || opts.toTime !== undefined)) {
+    if (!(await pointTest(config, session, backupId, opts))) failed = true;
   } else if (opts.restoreTest) {
     const r = await restoreTest(res, opts.shard, opts.repo);
     if (r.differences.length === 0)
@@ -148,23 +177,38 @@ function restorePointLine(backupId: string, p: RestorePoint | undefined, complet
   );
 }
 
-/** `--restore-test --to-point`: every shard restored and rolled forward here; false when it failed. */
+/** `--restore-test --to-point/--to-time`: every shard restored and rolled forward here; false when it failed. */
 async function pointTest(
   config: AgentConfig,
-  session: ClusterSession,
-  backupId: string,
-  pointName: string,
-  opts: { checkSql?: string | undefined; expect?: number | undefined; repo: Repository | undefined },
+  session: ClusterSession | undefined,
+  backupId: string | undefined,
+  opts: VerifyOpts & { repo: Repository | undefined; unreachable?: string },
 ): Promise<boolean> {
-  const { restoreToPoint } = await import('../../restore/to-point.js');
-  const { errorMessage } = await import('../../errors.js');
+  const [{ restoreToPoint }, { errorMessage, UsageError }, { choiceLines }, { unreachableOf }] = await Promise.all([
+    import('../../restore/to-point.js'),
+    import('../../errors.js'),
+    import('./restore-plan.js'),
+    import('../../db/reachability.js'),
+  ]);
+  const asked = opts.toPoint ?? `at ${opts.toTime ?? '?'}`;
   let r: Awaited<ReturnType<typeof restoreToPoint>>;
   try {
-    r = await restoreToPoint(config, session, { backupId, pointName, checkSql: opts.checkSql, repo: opts.repo });
+    r = await restoreToPoint(config, session, {
+      backupId,
+      pointName: opts.toPoint,
+      toTime: opts.toTime,
+      checkSql: opts.checkSql,
+      repo: opts.repo,
+      unreachable: opts.unreachable,
+    });
   } catch (err) {
-    print(`restore test to point ${pointName} FAILED: ${errorMessage(err)}`);
+    // The cluster gone: the caller reads the repository instead (repository-fallback.ts).
+    if (err instanceof UsageError || (session && opts.repo && unreachableOf(err)?.kind === 'unreachable')) throw err;
+    print(`restore test to point ${asked} FAILED: ${errorMessage(err)}`);
     return false;
   }
+  for (const l of choiceLines(r.plan)) print(l);
+  const pointName = r.plan.point?.name ?? asked;
   if (r.kind === 'refused') {
     print(`restore test to point ${pointName} REFUSED, nothing restored:`);
     for (const p of r.problems) print(`  ${p}`);
@@ -175,7 +219,9 @@ async function pointTest(
     const carried =
       (s.carriedXa > 0 ? `; ${s.carriedXa} XA transaction(s) prepared at the dump's position prepared again first` : '') +
       (s.skippedXa > 0 ? `; ${s.skippedXa} XA transaction(s) already prepared in the copy not prepared again` : '');
-    const replay = s.files.length > 0 ? `${s.files.length} binlog file(s) from ${s.from}${carried}` : `nothing to replay after ${s.from}`;
+    const archived = s.fromArchive > 0 ? `; ${s.fromArchive} from the binlog archive` : '';
+    const replay =
+      s.files.length > 0 ? `${s.files.length} binlog file(s) from ${s.from}${archived}${carried}` : `nothing to replay after ${s.from}`;
     print(`restore test ${s.label}: ${s.backup} restored + replayed to ${s.to} (${replay})`);
     if (s.preparedXa > 0) {
       ok = false;
