@@ -13,6 +13,10 @@ import { errorMessage } from '../errors.js';
 export interface RestorePointWatcherDeps {
   config: () => AgentConfig;
   logger: () => Logger;
+  /** A backup's point taken by this agent (for the metrics). */
+  taken?: (pauseMs: number) => void;
+  /** A backup's point that this agent could not take, or a complete backup it could not follow to its point. */
+  failed?: () => void;
 }
 
 export class RestorePointWatcher {
@@ -61,6 +65,8 @@ export class RestorePointWatcher {
         const line = describeBackupPoint(backupId, r);
         if (r.kind === 'failed') log.error({ result: r.kind }, line);
         else log.info({ result: r.kind, ...(r.kind === 'taken' ? { pauseMs: r.point.pauseMs } : {}) }, line);
+        if (r.kind === 'taken') this.deps.taken?.(r.point.pauseMs);
+        if (r.kind === 'failed' && points) this.deps.failed?.();
       }
       if ((r.kind === 'complete' || r.kind === 'taken' || r.kind === 'exists') && retentionSet(config))
         await expireAfterBackup(config, spiderIni, log);
