@@ -346,7 +346,8 @@ function restorePointInterval(ini: IniReader, text: string | undefined): number 
   if (text === undefined || text.trim() === '' || text.trim().toLowerCase() === 'off') return undefined;
   const ms = parseDuration(text);
   const key = 'restore_point_interval';
-  if (ms === undefined) throw ini.invalid('schedule', key, text, 'must be a duration such as 15m, 1h (a bare number means seconds), or off');
+  if (ms === undefined)
+    throw ini.invalid('schedule', key, text, 'must be a duration such as 15m, 1h (a bare number means seconds), or off');
   if (ms < RESTORE_POINT_INTERVAL.min)
     throw ini.invalid('schedule', key, text, `must be at least ${formatConfigDuration(RESTORE_POINT_INTERVAL.min)}`);
   if (ms > RESTORE_POINT_INTERVAL.max)

@@ -75,7 +75,9 @@ export class AutoRestorePoints {
       const slot = (Math.floor(now / every) + 1) * every;
       const skipped = lastSlot === undefined ? 0 : Math.max(0, Math.round((slot - lastSlot) / every) - 1);
       if (skipped > 0)
-        this.deps.logger().warn({ skipped, intervalMs: every }, `the last restore point outlasted the interval: ${skipped} slot(s) skipped`);
+        this.deps
+          .logger()
+          .warn({ skipped, intervalMs: every }, `the last restore point outlasted the interval: ${skipped} slot(s) skipped`);
       try {
         await delay(slot - now, undefined, { signal: this.wake.signal });
       } catch {

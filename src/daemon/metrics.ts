@@ -178,13 +178,13 @@ export function createMetrics(): DaemonMetrics {
   // Unlabelled, so both have their samples (0) from the start: increase() sees the first failure.
   const pointPause = new Histogram({
     name: 'spiderbackup_restore_point_pause_seconds',
-    help: 'How long commits were paused on some Spider node for a restore point this agent took (automatic or a backup\'s).',
+    help: "How long commits were paused on some Spider node for a restore point this agent took (automatic or a backup's).",
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers,
   });
   const pointFailures = new Counter({
     name: 'spiderbackup_restore_point_failures_total',
-    help: 'Restore points this agent tried to take (automatic or a backup\'s) and could not.',
+    help: "Restore points this agent tried to take (automatic or a backup's) and could not.",
     registers,
   });
 

@@ -104,7 +104,14 @@ async function expireAfterBackup(config: AgentConfig, spiderIni: string, log: Lo
     const r = await runExpire(config, repo, policy, { confirm: true, files: [spiderIni] });
     const deleted = r.done?.deleted ?? [];
     const bytes = deleted.reduce((n, e) => n + e.bytes, 0);
-    const fields = { deleted: deleted.map((e) => e.backupId), bytes, judgedBy: r.plan.judgedBy, notes: r.plan.notes };
+    const fields = {
+      deleted: deleted.map((e) => e.backupId),
+      bytes,
+      judgedBy: r.plan.judgedBy,
+      notes: r.plan.notes,
+      pointsDeleted: r.done?.pointsDeleted ?? [],
+      binlogsDeleted: r.done?.binlogsDeleted ?? [],
+    };
     log.info(
       fields,
       `expire: ${deleted.length} backup(s) deleted from the repository${deleted.length > 0 ? `: ${fields.deleted.join(', ')}` : ''}`,
