@@ -72,7 +72,7 @@ test('promtool test rules: SpiderbackupInstanceDown fires after 5 min of instanc
   }
 });
 
-test('promtool test rules: SpiderbackupRestorePointFailing fires on the first failed point, and clears an hour later', async () => {
+test('promtool test rules: SpiderbackupRestorePointFailed fires on the first failed point, and clears an hour later', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'sb-rules-'));
   try {
     const tests = join(dir, 'restore-point.test.yml');
@@ -92,17 +92,17 @@ test('promtool test rules: SpiderbackupRestorePointFailing fires on the first fa
         "        values: '0x130'",
         '    alert_rule_test:',
         '      - eval_time: 5m',
-        '        alertname: SpiderbackupRestorePointFailing',
+        '        alertname: SpiderbackupRestorePointFailed',
         '        exp_alerts: []',
         '      - eval_time: 15m',
-        '        alertname: SpiderbackupRestorePointFailing',
+        '        alertname: SpiderbackupRestorePointFailed',
         '        exp_alerts:',
         '          - exp_labels: { severity: warning, job: spiderbackup, instance: "h1:9797" }',
         '            exp_annotations:',
         '              summary: "1 restore point(s) of h1:9797 failed in the last hour"',
         '              description: "Points cannot be taken, so restores to a recent moment are not possible. `spiderbackup logs` on the host names the error (`automatic restore point … not taken`)."',
         '      - eval_time: 80m',
-        '        alertname: SpiderbackupRestorePointFailing',
+        '        alertname: SpiderbackupRestorePointFailed',
         '        exp_alerts: []',
         '',
       ].join('\n'),
