@@ -48,10 +48,11 @@ async function expireCommand(
   if (!config.repository) throw new UsageError('expire: no [repository] in the agent config: backups stay in BackupDir');
   if (policy.keep === undefined && policy.keepDays === undefined)
     throw new UsageError('expire: give --keep and/or --keep-days, or set [repository] retention_keep / retention_days');
-  const [{ configuredRepository }, { runExpire }, { describeArchived }] = await Promise.all([
+  const [{ configuredRepository }, { runExpire }, { describeArchived }, { isAutoPoint }] = await Promise.all([
     import('../../repo/agent-repository.js'),
     import('../../restore/expire-run.js'),
     import('../../restore/expire-binlogs.js'),
+    import('../../cluster/restore-point-model.js'),
   ]);
   const repo = await configuredRepository(config, opts.files);
   if (!repo) return 1;
@@ -63,7 +64,13 @@ async function expireCommand(
   if (opts.format === 'json') {
     print(renderJson(listed.map((e) => ({ backupId: e.backupId, state: e.state, bytes: e.bytes }))));
   } else {
-    if (listed.length > 0) print(renderTable(['BackupId', 'State', 'Bytes', 'Started', 'RestorePoints'], listed.map(row)));
+    if (listed.length > 0)
+      print(
+        renderTable(
+          ['BackupId', 'State', 'Bytes', 'Started', 'RestorePoints'],
+          listed.map((e) => row(e, isAutoPoint)),
+        ),
+      );
     const kept = r.plan.entries.filter((e) => e.keep);
     const newest = kept.find((e) => e.why === 'the newest complete backup');
     const keptLine = `${kept.length} kept${newest ? ` (newest complete: ${newest.backupId})` : ''}`;
@@ -74,7 +81,9 @@ async function expireCommand(
           `${listed.length > 0 ? ' (dry run: --confirm deletes them)' : ''}`,
       );
     const verb = r.done ? 'deleted' : 'would delete';
-    const points = r.done ? r.plan.autoPoints.filter((n) => r.done?.pointsDeleted.includes(n)) : r.plan.autoPoints;
+    // With their backups or by age: all of them older than the oldest kept backup.
+    const autos = [...listed.flatMap((e) => e.points.filter(isAutoPoint)), ...r.plan.autoPoints];
+    const points = r.done ? autos.filter((n) => r.done?.pointsDeleted.includes(n)) : autos;
     if (points.length > 0)
       print(`${verb} ${points.length} automatic restore point(s) older than the oldest kept backup: ${points.join(' ')}`);
     const binlogs = r.done ? r.done.binlogsDeleted : r.plan.binlogs.map((b) => describeArchived(b.file));
@@ -88,8 +97,11 @@ async function expireCommand(
   return errors.length > 0 ? 1 : 0;
 }
 
-function row(e: ExpireEntry): (string | number)[] {
-  return [e.backupId, e.state, e.bytes, e.startedAt.toISOString(), e.points.join(' ')];
+/** The automatic points of a backup are counted, not listed: there may be hundreds (the line below the table names them). */
+function row(e: ExpireEntry, isAutoPoint: (name: string) => boolean): (string | number)[] {
+  const autos = e.points.filter(isAutoPoint).length;
+  const points = [...e.points.filter((n) => !isAutoPoint(n)), ...(autos > 0 ? [`+${autos} automatic`] : [])];
+  return [e.backupId, e.state, e.bytes, e.startedAt.toISOString(), points.join(' ')];
 }
 
 /** The flags, else the [repository] retention settings (the flags replace them together). */
