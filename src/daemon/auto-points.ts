@@ -81,7 +81,8 @@ export class AutoRestorePoints {
       try {
         await delay(slot - now, undefined, { signal: this.wake.signal });
       } catch {
-        continue; // re-planned or stopping
+        lastSlot = undefined; // re-planned (slots of another length) or stopping
+        continue;
       }
       if (this.stopped || this.intervalMs !== every) continue;
       lastSlot = slot;
