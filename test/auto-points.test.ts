@@ -46,9 +46,9 @@ interface PointJson {
   shards: { serverName: string; shardValue: number; host: string; port: number; gtid: string }[];
 }
 
-const agentConfig = (repoPath: string) => ({
+const agentConfig = (repoPath: string, interval = '2s') => ({
   backup: { runner: 'mariadb-backup' },
-  schedule: { restore_point_interval: '2s' },
+  schedule: { restore_point_interval: interval },
   metrics: { listen: `127.0.0.1:${metricsPort}` },
   repository: { type: 'posix', path: repoPath, prefix: PREFIX },
 });
@@ -256,6 +256,21 @@ describe('automatic restore points', { timeout: 900_000 }, () => {
       const e = parseExposition(await scrape());
       assert.ok(valueOf(e, 'spiderbackup_restore_point_failures_total') >= 2);
       process.stdout.write(`# failed slots while SPT1 was down: ${failures}; first point ${first.msg.split(' ')[3]}\n`);
+
+      // A reload re-plans: slots of 3 s from then on.
+      ws.writeAgentConfig(agentConfig(repoDir, '3s'));
+      try {
+        d.signal('SIGHUP');
+        await d.waitLog('automatic restore points every 3s (on the primary spider node)', 60_000);
+        const replanned = d.lines.findIndex((l) => l.msg.startsWith('automatic restore points every 3s'));
+        // The first may be the one taken when the reload came (one at a time: at most one).
+        const taken = () => d.lines.slice(replanned + 1).filter((l) => /^automatic restore point auto-\S+ at /.test(l.msg));
+        await waitFor('two points after the reload', () => taken().length >= 2, 60_000);
+        const next = taken()[1]!;
+        assert.equal(Number(next.msg.split(' ')[3]?.slice(-2)) % 3, 0, next.msg);
+      } finally {
+        ws.writeAgentConfig(agentConfig(repoDir));
+      }
     } finally {
       await stopDaemon(d);
     }
