@@ -58,7 +58,7 @@ export interface ExpirePlan {
   toDelete: ExpireEntry[];
   /** Automatic points older than the oldest kept backup that no deleted backup takes with it. */
   autoPoints: string[];
-  /** Archived binlog files no kept backup or point needs, by shard, oldest first. */
+  /** Archived binlog files no kept backup or point needs, shard by shard. */
   binlogs: ExpireBinlog[];
   /** How completeness was judged. */
   judgedBy: 'tasks and manifests' | 'manifests alone';
