@@ -14,7 +14,7 @@ const rules = join(root, 'config/prometheus-alerts.yml');
 test('promtool check rules accepts config/prometheus-alerts.yml', async () => {
   const r = await promtool(['check', 'rules', rules]);
   assert.equal(r.code, 0, r.output);
-  assert.match(r.output, /SUCCESS: 6 rules found/);
+  assert.match(r.output, /SUCCESS: 7 rules found/);
 });
 
 test('the README shows the rules of the file', () => {
@@ -61,6 +61,49 @@ test('promtool test rules: SpiderbackupInstanceDown fires after 5 min of instanc
         '            exp_annotations:',
         '              summary: "spiderbackup on h1:9797 cannot work with port 20000 (master)"',
         '              description: "It cannot be reached or refuses the agent\'s login. `spiderbackup status` on the host names the error; /healthz answers 503."',
+        '',
+      ].join('\n'),
+    );
+    const r = await promtool(['test', 'rules', tests]);
+    assert.equal(r.code, 0, r.output);
+    assert.match(r.output, /SUCCESS/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('promtool test rules: SpiderbackupRestorePointFailed fires on the first failed point, and clears an hour later', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sb-rules-'));
+  try {
+    const tests = join(dir, 'restore-point.test.yml');
+    const series = (instance: string) => `spiderbackup_restore_point_failures_total{job="spiderbackup",instance="${instance}"}`;
+    writeFileSync(
+      tests,
+      [
+        `rule_files: [${JSON.stringify(rules)}]`,
+        'evaluation_interval: 1m',
+        'tests:',
+        '  - interval: 1m',
+        '    input_series:',
+        // h1: the counter starts at 0 and one point fails at minute 10; h2 never fails.
+        `      - series: '${series('h1:9797')}'`,
+        "        values: '0x9 1x120'",
+        `      - series: '${series('h2:9797')}'`,
+        "        values: '0x130'",
+        '    alert_rule_test:',
+        '      - eval_time: 5m',
+        '        alertname: SpiderbackupRestorePointFailed',
+        '        exp_alerts: []',
+        '      - eval_time: 15m',
+        '        alertname: SpiderbackupRestorePointFailed',
+        '        exp_alerts:',
+        '          - exp_labels: { severity: warning, job: spiderbackup, instance: "h1:9797" }',
+        '            exp_annotations:',
+        '              summary: "1 restore point(s) of h1:9797 failed in the last hour"',
+        '              description: "Points cannot be taken, so restores to a recent moment are not possible. `spiderbackup logs` on the host names the error (`automatic restore point … not taken`)."',
+        '      - eval_time: 80m',
+        '        alertname: SpiderbackupRestorePointFailed',
+        '        exp_alerts: []',
         '',
       ].join('\n'),
     );

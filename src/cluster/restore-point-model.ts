@@ -101,6 +101,15 @@ export function rowsOf(p: RestorePoint): RestorePointRow[] {
   }));
 }
 
+/** The name of the automatic point of `at`: `auto-YYYYMMDD-HHMMSS` (UTC). */
+export function autoPointName(at: Date): string {
+  const iso = at.toISOString(); // 2026-12-05T15:30:00.000Z
+  return `auto-${iso.slice(0, 10).replaceAll('-', '')}-${iso.slice(11, 19).replaceAll(':', '')}`;
+}
+
+/** Whether a point is an automatic one ([schedule] restore_point_interval), which `expire` removes with age. */
+export const isAutoPoint = (name: string): boolean => /^auto-\d{8}-\d{6}$/.test(name);
+
 /** Delay before attempt `attempt + 1` after `attempt` failed: 100 ms, 200 ms, 400 ms … at most 5 s, ±25 %. */
 export function retryDelayMs(attempt: number, random: () => number = Math.random): number {
   const base = Math.min(100 * 2 ** Math.max(0, attempt - 1), 5000);

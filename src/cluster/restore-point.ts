@@ -18,6 +18,7 @@ import * as sql from '../sql/restore-point.js';
 import type { ServerRow } from '../sql/servers.js';
 import { validateBackupId } from '../task/backup-id.js';
 import { groupPoints, pointTargets, retryDelayMs, rowsOf, type PointTargets, type RestorePoint } from './restore-point-model.js';
+import { storePoint } from './point-store.js';
 import { endpointOf, type ClusterSession } from './session.js';
 import { shardTablesOf, type ShardTables } from './shard-tables.js';
 
@@ -57,7 +58,10 @@ export interface TakeResult {
   point: RestorePoint;
   attempts: number;
   failures: string[];
+  /** Said on stderr / in the log; a point recorded but not written to the repository is one. */
   warnings: string[];
+  /** Where the point was written in the repository (`<prefix>/points/<name>.json`); undefined without one or when that failed. */
+  stored?: string;
 }
 
 export const DEFAULTS = { acquireTimeoutMs: 2000, holdTimeoutMs: 5000, attempts: 5 } as const;
@@ -67,7 +71,17 @@ export async function takeRestorePoint(deps: TakeDeps, session: ClusterSession, 
   const name = validateBackupId(opts.name, 'restore point name');
   const servers = await session.primaryServers();
   const targets = pointTargets(servers, spiderRow(session.spider, servers));
-  return takeOnTargets(deps, session.spider, targets, { ...opts, name });
+  const res: TakeResult = await takeOnTargets(deps, session.spider, targets, { ...opts, name });
+  // The rows are the record: a repository that cannot be written leaves the point taken, and says so.
+  try {
+    const stored = await storePoint(deps.config, [session.spider.file], res.point);
+    if (stored !== undefined) res.stored = stored;
+  } catch (err) {
+    const why = `restore point ${JSON.stringify(name)} recorded, but not written to the repository: ${errorMessage(err)}`;
+    deps.logger.warn({ restorePoint: name, err: errorMessage(err) }, why);
+    res.warnings.push(why);
+  }
+  return res;
 }
 
 /** The spider master as a mysql.servers row, with the credentials of its own ini. */

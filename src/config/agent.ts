@@ -30,6 +30,8 @@ export interface AgentConfig {
     tdbctl: { host: string; port: number } | undefined;
     /** Every complete global backup gets a restore point (README: restore-point). */
     restorePoints: boolean;
+    /** `[schedule] restore_point_interval`: the primary spider node's agent takes a point this often; undefined: off. */
+    restorePointIntervalMs: number | undefined;
   };
   log: { level: string; file: string | undefined };
   metrics: { listen: string | 'off'; allowRemote: boolean };
@@ -101,6 +103,8 @@ export const AGENT_SCHEMA = {
     statement_timeout: { kind: 'duration', default: '30s', min: 100, max: HOUR },
     tdbctl: { kind: 'optional' },
     restore_points: { kind: 'bool', default: true },
+    // Off unless given; read by restorePointInterval (a duration, or `off`).
+    restore_point_interval: { kind: 'optional' },
   },
   log: {
     level: { kind: 'choice', default: 'info', choices: LOG_LEVELS },
@@ -183,6 +187,7 @@ function agentConfigFrom(ini: IniReader, file: string | undefined, cwd: string, 
       statementTimeoutMs: v('schedule', 'statement_timeout'),
       tdbctl: tdbctlAddress(ini, v('schedule', 'tdbctl')),
       restorePoints: v('schedule', 'restore_points'),
+      restorePointIntervalMs: restorePointInterval(ini, v('schedule', 'restore_point_interval')),
     },
     log: { level: v('log', 'level'), file: v('log', 'file') },
     metrics: { listen, allowRemote },
@@ -332,6 +337,22 @@ function tdbctlAddress(ini: IniReader, text: string | undefined): { host: string
   if (!m || port < 1 || port > 65535)
     throw ini.invalid('schedule', 'tdbctl', text, 'must be host:port of the tdbctl node, e.g. 10.0.0.5:26000');
   return { host: m[1] as string, port };
+}
+
+/** Automatic restore points: at least 1 s apart (each blocks commits for a moment), at most a day; empty or `off`: none. */
+export const RESTORE_POINT_INTERVAL = { min: 1000, max: 24 * HOUR } as const;
+
+function restorePointInterval(ini: IniReader, text: string | undefined): number | undefined {
+  if (text === undefined || text.trim() === '' || text.trim().toLowerCase() === 'off') return undefined;
+  const ms = parseDuration(text);
+  const key = 'restore_point_interval';
+  if (ms === undefined)
+    throw ini.invalid('schedule', key, text, 'must be a duration such as 15m, 1h (a bare number means seconds), or off');
+  if (ms < RESTORE_POINT_INTERVAL.min)
+    throw ini.invalid('schedule', key, text, `must be at least ${formatConfigDuration(RESTORE_POINT_INTERVAL.min)}`);
+  if (ms > RESTORE_POINT_INTERVAL.max)
+    throw ini.invalid('schedule', key, text, `must be at most ${formatConfigDuration(RESTORE_POINT_INTERVAL.max)}`);
+  return ms;
 }
 
 /** A path that `off` or an empty value turns off. */

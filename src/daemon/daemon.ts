@@ -29,6 +29,7 @@ import { pauseInForce, type PauseState } from '../state/pause.js';
 import { buildStatus, writeStatus, type DaemonStatus, type ScheduleRecord, type TickRecord } from '../state/daemon-status.js';
 import { reloadDaemon, type Reloadable } from './reload.js';
 import { RestorePointWatcher, retentionSet } from './restore-points.js';
+import { AutoRestorePoints } from './auto-points.js';
 import { runTick } from './tick.js';
 import { createCrondWatch } from './crond-watch.js';
 import { createRepoWatch } from './repo-watch.js';
@@ -225,7 +226,23 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
     if (why !== undefined) stepDown(why);
     return why !== undefined;
   };
-  const restorePoints = new RestorePointWatcher({ config: () => s.config, logger });
+  const restorePoints = new RestorePointWatcher({
+    config: () => s.config,
+    logger,
+    taken: (pauseMs) => metrics.restorePointTaken(pauseMs),
+    failed: () => metrics.restorePointFailed(),
+  });
+  // [schedule] restore_point_interval: points of the primary spider node's agent, off the tick.
+  const autoPoints = new AutoRestorePoints({
+    config: () => s.config,
+    logger,
+    paused: () => s.paused !== undefined || s.report?.clusterPause !== undefined,
+    taken: (pauseMs) => metrics.restorePointTaken(pauseMs),
+    failed: (message) => {
+      metrics.restorePointFailed();
+      noteError(message);
+    },
+  });
   const ticker: Ticker = createTicker({
     intervalMs: s.config.agent.tickIntervalMs,
     tick: async (reason) => {
@@ -315,6 +332,7 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
         metrics.served(ports);
         crond.poke(Date.now(), true);
         repoWatch.poke(Date.now(), true);
+        autoPoints.plan();
       },
     });
 
@@ -325,7 +343,7 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
     const idle = await ticker.stop(SHUTDOWN_WAIT_MS);
     const fired = s.firing ? await settledWithin(s.firing, Math.max(0, deadline - Date.now())) : true;
     if (s.purging) await settledWithin(s.purging, Math.max(0, deadline - Date.now()));
-    await restorePoints.stop(Math.max(0, deadline - Date.now()));
+    await Promise.all([restorePoints.stop(Math.max(0, deadline - Date.now())), autoPoints.stop(Math.max(0, deadline - Date.now()))]);
     for (const look of [crond.inFlight(), repoWatch.inFlight()]) if (look) await settledWithin(look, Math.max(0, deadline - Date.now()));
     await s.connections.close();
     await s.unlogged.close();
@@ -398,6 +416,7 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
       'daemon started',
     );
     armCron();
+    autoPoints.plan();
     save('running');
     crond.poke(Date.now(), true);
     repoWatch.poke(Date.now(), true);

@@ -54,6 +54,10 @@ export interface DaemonMetrics {
   /** Duration and bytes of the instance's last finished backup, when known. */
   lastBackup(port: number, role: string, durationS: number | undefined, bytes: number | undefined): void;
   tickInterval(seconds: number): void;
+  /** A restore point this agent took (automatic, or a backup's): how long commits were paused. */
+  restorePointTaken(pauseMs: number): void;
+  /** A restore point this agent tried to take and could not. */
+  restorePointFailed(): void;
 }
 
 export function createMetrics(): DaemonMetrics {
@@ -171,6 +175,18 @@ export function createMetrics(): DaemonMetrics {
     registers,
   });
   const interval = new Gauge({ name: 'spiderbackup_tick_interval_seconds', help: 'The configured tick interval.', registers });
+  // Unlabelled, so both have their samples (0) from the start: increase() sees the first failure.
+  const pointPause = new Histogram({
+    name: 'spiderbackup_restore_point_pause_seconds',
+    help: "How long commits were paused on some Spider node for a restore point this agent took (automatic or a backup's).",
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers,
+  });
+  const pointFailures = new Counter({
+    name: 'spiderbackup_restore_point_failures_total',
+    help: "Restore points this agent tried to take (automatic or a backup's) and could not.",
+    registers,
+  });
 
   for (const r of ['ok', 'error']) ticks.inc({ result: r }, 0);
   for (const r of ['scheduled', 'not-primary', 'not-spider', 'paused', 'error']) sched.inc({ result: r }, 0);
@@ -236,6 +252,12 @@ export function createMetrics(): DaemonMetrics {
     },
     tickInterval(seconds) {
       interval.set(seconds);
+    },
+    restorePointTaken(pauseMs) {
+      pointPause.observe(pauseMs / 1000);
+    },
+    restorePointFailed() {
+      pointFailures.inc();
     },
   };
 }

@@ -13,6 +13,10 @@ import { errorMessage } from '../errors.js';
 export interface RestorePointWatcherDeps {
   config: () => AgentConfig;
   logger: () => Logger;
+  /** A backup's point taken by this agent (for the metrics). */
+  taken?: (pauseMs: number) => void;
+  /** A backup's point that this agent could not take, or a complete backup it could not follow to its point. */
+  failed?: () => void;
 }
 
 export class RestorePointWatcher {
@@ -61,6 +65,8 @@ export class RestorePointWatcher {
         const line = describeBackupPoint(backupId, r);
         if (r.kind === 'failed') log.error({ result: r.kind }, line);
         else log.info({ result: r.kind, ...(r.kind === 'taken' ? { pauseMs: r.point.pauseMs } : {}) }, line);
+        if (r.kind === 'taken') this.deps.taken?.(r.point.pauseMs);
+        if (r.kind === 'failed' && points) this.deps.failed?.();
       }
       if ((r.kind === 'complete' || r.kind === 'taken' || r.kind === 'exists') && retentionSet(config))
         await expireAfterBackup(config, spiderIni, log);
@@ -98,7 +104,14 @@ async function expireAfterBackup(config: AgentConfig, spiderIni: string, log: Lo
     const r = await runExpire(config, repo, policy, { confirm: true, files: [spiderIni] });
     const deleted = r.done?.deleted ?? [];
     const bytes = deleted.reduce((n, e) => n + e.bytes, 0);
-    const fields = { deleted: deleted.map((e) => e.backupId), bytes, judgedBy: r.plan.judgedBy, notes: r.plan.notes };
+    const fields = {
+      deleted: deleted.map((e) => e.backupId),
+      bytes,
+      judgedBy: r.plan.judgedBy,
+      notes: r.plan.notes,
+      pointsDeleted: r.done?.pointsDeleted ?? [],
+      binlogsDeleted: r.done?.binlogsDeleted ?? [],
+    };
     log.info(
       fields,
       `expire: ${deleted.length} backup(s) deleted from the repository${deleted.length > 0 ? `: ${fields.deleted.join(', ')}` : ''}`,

@@ -145,3 +145,22 @@ test('[schedule] tdbctl: host:port, unset by default; anything else a ConfigErro
     assert.throws(() => loadAgentConfig(f), refused(f, /tdbctl = ".*": must be host:port of the tdbctl node/), bad);
   }
 });
+
+test('[schedule] restore_point_interval: off by default, a duration of at least 1s, a bad value names file, key and value', () => {
+  assert.equal(loadAgentConfig(agentIni('[schedule]\n')).schedule.restorePointIntervalMs, undefined);
+  assert.equal(loadAgentConfig(agentIni('[schedule]\nrestore_point_interval = off\n')).schedule.restorePointIntervalMs, undefined);
+  assert.equal(loadAgentConfig(agentIni('[schedule]\nrestore_point_interval = 15m\n')).schedule.restorePointIntervalMs, 900_000);
+  assert.equal(loadAgentConfig(agentIni('[schedule]\nrestore_point_interval = 1s\n')).schedule.restorePointIntervalMs, 1000);
+  // Independent of the per-backup switch.
+  const both = loadAgentConfig(agentIni('[schedule]\nrestore_points = off\nrestore_point_interval = 2s\n'));
+  assert.equal(both.schedule.restorePoints, false);
+  assert.equal(both.schedule.restorePointIntervalMs, 2000);
+  for (const [text, re] of [
+    ['500ms', /\[schedule\] restore_point_interval = "500ms": must be at least 1s$/],
+    ['soon', /\[schedule\] restore_point_interval = "soon": must be a duration such as 15m/],
+    ['25h', /\[schedule\] restore_point_interval = "25h": must be at most 24h$/],
+  ] as const) {
+    const f = agentIni(`[schedule]\nrestore_point_interval = ${text}\n`);
+    assert.throws(() => loadAgentConfig(f), refused(f, re));
+  }
+});

@@ -91,3 +91,10 @@ test('retryDelayMs: doubles from 100 ms, capped at 5 s, with jitter', () => {
     75,
   );
 });
+
+test('automatic points: auto-YYYYMMDD-HHMMSS in UTC, told apart from other names', async () => {
+  const { autoPointName, isAutoPoint } = await import('../../src/cluster/restore-point-model.js');
+  assert.equal(autoPointName(new Date('2026-12-05T09:07:03.999Z')), 'auto-20261205-090703');
+  assert.ok(isAutoPoint('auto-20261205-090703'));
+  for (const n of ['auto-2026', 'nightly-2026-11-25', 'xauto-20261205-090703', 'auto-20261205-090703x']) assert.ok(!isAutoPoint(n), n);
+});

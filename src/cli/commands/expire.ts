@@ -28,7 +28,8 @@ export const register: Register = (program, setExit) => {
     .addOption(formatOption())
     .addHelpText(
       'after',
-      '\nA restore point goes with its base backup. A --confirm refuses (exit 1, naming the holder) while a verify or restore ' +
+      '\nA restore point goes with its base backup; automatic points (auto-…) older than the oldest kept backup go too, and so do ' +
+        'the archived binlog files every kept backup starts after (none a kept point needs). A --confirm refuses (exit 1, naming the holder) while a verify or restore ' +
         'holds a lock in the repository.',
     )
     .action(async (opts: { keep?: number; keepDays?: number; confirm: boolean; format: Format }, cmd: Command) => {
@@ -47,9 +48,11 @@ async function expireCommand(
   if (!config.repository) throw new UsageError('expire: no [repository] in the agent config: backups stay in BackupDir');
   if (policy.keep === undefined && policy.keepDays === undefined)
     throw new UsageError('expire: give --keep and/or --keep-days, or set [repository] retention_keep / retention_days');
-  const [{ configuredRepository }, { runExpire }] = await Promise.all([
+  const [{ configuredRepository }, { runExpire }, { describeArchived }, { isAutoPoint }] = await Promise.all([
     import('../../repo/agent-repository.js'),
     import('../../restore/expire-run.js'),
+    import('../../restore/expire-binlogs.js'),
+    import('../../cluster/restore-point-model.js'),
   ]);
   const repo = await configuredRepository(config, opts.files);
   if (!repo) return 1;
@@ -61,7 +64,13 @@ async function expireCommand(
   if (opts.format === 'json') {
     print(renderJson(listed.map((e) => ({ backupId: e.backupId, state: e.state, bytes: e.bytes }))));
   } else {
-    if (listed.length > 0) print(renderTable(['BackupId', 'State', 'Bytes', 'Started', 'RestorePoints'], listed.map(row)));
+    if (listed.length > 0)
+      print(
+        renderTable(
+          ['BackupId', 'State', 'Bytes', 'Started', 'RestorePoints'],
+          listed.map((e) => row(e, isAutoPoint)),
+        ),
+      );
     const kept = r.plan.entries.filter((e) => e.keep);
     const newest = kept.find((e) => e.why === 'the newest complete backup');
     const keptLine = `${kept.length} kept${newest ? ` (newest complete: ${newest.backupId})` : ''}`;
@@ -71,13 +80,28 @@ async function expireCommand(
         `would delete ${listed.length} backup(s), ${formatBytes(freed)} freed; ${keptLine}; judged by ${r.plan.judgedBy}` +
           `${listed.length > 0 ? ' (dry run: --confirm deletes them)' : ''}`,
       );
+    const verb = r.done ? 'deleted' : 'would delete';
+    // With their backups or by age: all of them older than the oldest kept backup.
+    const autos = [...listed.flatMap((e) => e.points.filter(isAutoPoint)), ...r.plan.autoPoints];
+    const points = r.done ? autos.filter((n) => r.done?.pointsDeleted.includes(n)) : autos;
+    if (points.length > 0)
+      print(`${verb} ${points.length} automatic restore point(s) older than the oldest kept backup: ${points.join(' ')}`);
+    const binlogs = r.done ? r.done.binlogsDeleted : r.plan.binlogs.map((b) => describeArchived(b.file));
+    if (binlogs.length > 0) {
+      const bytes = r.plan.binlogs.reduce((n, b) => n + b.bytes, 0);
+      print(`${verb} ${binlogs.length} archived binlog file(s) (${formatBytes(bytes)}) no kept backup or point needs:`);
+      for (const b of binlogs) print(`  ${b}`);
+    }
   }
   for (const e of errors) process.stderr.write(`spiderbackup: expire: ${e}\n`);
   return errors.length > 0 ? 1 : 0;
 }
 
-function row(e: ExpireEntry): (string | number)[] {
-  return [e.backupId, e.state, e.bytes, e.startedAt.toISOString(), e.points.join(' ')];
+/** The automatic points of a backup are counted, not listed: there may be hundreds (the line below the table names them). */
+function row(e: ExpireEntry, isAutoPoint: (name: string) => boolean): (string | number)[] {
+  const autos = e.points.filter(isAutoPoint).length;
+  const points = [...e.points.filter((n) => !isAutoPoint(n)), ...(autos > 0 ? [`+${autos} automatic`] : [])];
+  return [e.backupId, e.state, e.bytes, e.startedAt.toISOString(), points.join(' ')];
 }
 
 /** The flags, else the [repository] retention settings (the flags replace them together). */

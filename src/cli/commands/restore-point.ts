@@ -117,6 +117,7 @@ async function restorePointCommand(config: AgentConfig, logger: Logger, name: st
             p.shards.map((s) => [s.serverName, s.host, s.port, s.gtid]),
           ),
         );
+        if (res.stored !== undefined) print(`written to the repository: ${res.stored}`);
       }
       return 0;
     },
