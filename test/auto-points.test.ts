@@ -101,6 +101,12 @@ async function points(): Promise<PointJson[]> {
   return JSON.parse(r.stdout) as PointJson[];
 }
 
+/** A database-clock time ('YYYY-MM-DD HH:MM:SS.mmm') one millisecond earlier. */
+function justBefore(t: string): string {
+  const ms = Date.parse(`${t.replace(' ', 'T')}Z`) - 1;
+  return new Date(ms).toISOString().replace('T', ' ').replace('Z', '');
+}
+
 const autoNames = async (): Promise<string[]> => (await points()).map((p) => p.name).filter((n) => AUTO.test(n));
 const pointFile = (name: string) => join(repoDir, PREFIX, 'points', `${name}.json`);
 
@@ -192,12 +198,30 @@ describe('automatic restore points', { timeout: 900_000 }, () => {
         `(${pauses.join(' ')})\n`,
     );
 
-    // Two of them (oldest first: the second and the last) restored from the backup before them.
+    // Each is the one `--to-time` reaches from its own time (and from just before the next one).
+    const byTime = [...list].sort((a, b) => (a.takenAt < b.takenAt ? -1 : 1));
+    for (const [i, p] of byTime.entries()) {
+      const next = byTime[i + 1];
+      for (const t of [p.takenAt, ...(next ? [justBefore(next.takenAt)] : [])]) {
+        const r = await ws.cli('restore-plan', '--to-time', t, '-c', spiderIni, '--format', 'json');
+        assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+        const plan = JSON.parse(r.stdout) as { backupId: string; requestedTime: string; point: { name: string } };
+        assert.equal(plan.point.name, p.name, `--to-time ${t}`);
+        assert.equal(plan.backupId, 'ap-b1', `--to-time ${t}`);
+      }
+    }
+
+    // Two of them (oldest first: the second and the last) restored from the backup before them,
+    // the last one named by its time and without a backup id.
     const names = list.map((p) => p.name).sort();
     afterB1 = names;
-    for (const name of [names[1] as string, names.at(-1) as string]) {
-      const v = await ws.cli('verify', 'ap-b1', '-c', spiderIni, '--restore-test', '--to-point', name, ...CHECK);
-      process.stdout.write(`# verify --to-point ${name}:\n${v.stdout}`);
+    const last = byTime.at(-1) as PointJson;
+    for (const how of [
+      ['ap-b1', '--to-point', names[1] as string],
+      ['--to-time', last.takenAt],
+    ]) {
+      const v = await ws.cli('verify', ...how.slice(0, -2), '-c', spiderIni, '--restore-test', ...how.slice(-2), ...CHECK);
+      process.stdout.write(`# verify ${how.join(' ')}:\n${v.stdout}`);
       assert.equal(v.code, 0, `${v.stdout}\n${v.stderr}`);
       assert.match(v.stdout, new RegExp(`sum ${bankTotal()}, as expected`));
     }
