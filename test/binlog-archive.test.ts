@@ -21,7 +21,7 @@ import type { Repository } from '../src/repo/repository.js';
 import type { Instance } from '../src/sandbox/cluster.js';
 import { setUpCluster, type ClusterWorkspace, type TestCluster } from './support/cluster.js';
 import { DaemonProcess, freePort } from './support/daemon.js';
-import { parseExposition } from './support/prom.js';
+import { parseExposition, promtool } from './support/prom.js';
 import { setupBank, startTransfers, type Transfers } from './support/transfer-workload.js';
 import { waitFor } from './support/workspace.js';
 
@@ -212,6 +212,9 @@ describe('binlog archive', { timeout: 900_000 }, () => {
       },
       60_000,
     );
+    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    const check = await promtool(['check', 'metrics'], text);
+    assert.equal(check.code, 0, `promtool check metrics:\n${check.output}`);
     const st = await ws.cli('status');
     assert.match(
       st.stdout,
@@ -230,6 +233,15 @@ describe('binlog archive', { timeout: 900_000 }, () => {
     try {
       // Mid-file: the workload writes, segments are being cut; the child stream is left running.
       await waitFor('transfers under way', () => transfers!.committed() > 200);
+      // Mid-file: each master's current file has segments stored, and more are on the way.
+      for (const [i, m] of cluster.masters.entries()) {
+        const current = (await cluster.query<{ File: string }>(m, 'SHOW MASTER STATUS'))[0]?.File;
+        await waitFor(
+          `a segment of ${m.name}'s ${current} archived`,
+          async () => (await readShardArchive(repo, i)).files.some((f) => f.port === m.port && f.file === current && f.segments.length > 0),
+          120_000,
+        );
+      }
       daemon.signal('SIGKILL');
       await daemon.exited;
       await daemon.dispose();
@@ -237,6 +249,15 @@ describe('binlog archive', { timeout: 900_000 }, () => {
       await waitFor('more transfers while no daemon runs', () => transfers!.committed() > committed + 200);
       daemon = new DaemonProcess(ws);
       await daemon.ready();
+      // The stream the killed daemon left running goes first; each master's file is resumed after its stored bytes.
+      for (const m of cluster.masters) {
+        await daemon.waitLog(
+          (l) => l.msg === 'binlog archiver: killed the stream a previous daemon left running' && l.port === m.port,
+          60_000,
+        );
+        const started = await daemon.waitLog((l) => l.msg === 'binlog archiver: streaming' && l.port === m.port, 60_000);
+        assert.ok(Number(started.resumeAt) > 0, `${m.name}: resumed in ${String(started.file)} at byte ${String(started.resumeAt)}`);
+      }
       await waitFor('more transfers after the restart', () => transfers!.committed() > committed + 600, 120_000);
     } finally {
       await transfers.stop();
@@ -298,6 +319,27 @@ describe('binlog archive', { timeout: 900_000 }, () => {
       60_000,
     );
   });
+
+  test('a reload with [archive] binlogs = off stops the archivers; on again starts them', async () => {
+    assert.ok(daemon);
+    const config = {
+      repository: { type: 'posix', path: repoDir, prefix: PREFIX },
+      metrics: { listen: `127.0.0.1:${metricsPort}` },
+      agent: { tick_interval: '5m' },
+    };
+    ws.writeAgentConfig({ ...config, archive: { binlogs: 'off' } });
+    daemon.signal('SIGHUP');
+    await daemon.waitLog('binlog archive off: the archivers stop', 60_000);
+    const stopped = daemon.lines.length;
+    await waitFor('no mariadb-binlog of the daemon left', () => !childrenOf(daemon!.pid).some((c) => c.includes('mariadb-binlog')), 30_000);
+    ws.writeAgentConfig(config);
+    daemon.signal('SIGHUP');
+    await waitFor(
+      'the archivers start again',
+      () => daemon!.lines.slice(stopped).filter((l) => l.msg === 'binlog archiver: streaming').length >= 2,
+      60_000,
+    );
+  });
 });
 
 /** The sandbox's replica of master k has server id 101 + k. */
@@ -315,4 +357,20 @@ function archivedBytes(): number {
   };
   walk(root);
   return n;
+}
+
+/** The command lines of a process's children (/proc). */
+function childrenOf(pid: number): string[] {
+  const out: string[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) out.push(readFileSync(`/proc/${d}/cmdline`, 'utf8').replace(/\0/g, ' '));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
 }
