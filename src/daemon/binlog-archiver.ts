@@ -23,6 +23,7 @@ import { binlogPosition, binlogRole } from '../sql/binlog-source.js';
 export const RESTART = { firstMs: 1000, capMs: 60_000 } as const;
 const POLL_MS = 1000;
 const READ_CHUNK = 4 * 1024 ** 2;
+const STORE_CHECK_MS = 30_000;
 
 export interface MasterSpec extends Endpoint {
   shard: number;
@@ -95,6 +96,8 @@ export class BinlogArchiver {
   /** The stream's scanner and where it is: set while a stream runs. */
   private stream: { file: string; scanner: BinlogScanner; pendingSeenMs: number | undefined } | undefined;
   private purgeWarned = false;
+  /** When the store was last seen usable (checked again before a segment after STORE_CHECK_MS). */
+  private checkedAt = 0;
   private readonly v: ArchiverView;
   private readonly cutAgeMs: number;
 
@@ -191,6 +194,9 @@ export class BinlogArchiver {
     } finally {
       await conn.close();
     }
+    // As a backup does: a repository that cannot be used (a posix mount point missing) is never created by a write.
+    await repo.store.check();
+    this.checkedAt = Date.now();
     const archive = await readShardArchive(repo, master.shard);
     for (const p of archive.problems)
       this.log().warn({ port: master.port, problem: p }, 'binlog archiver: an index of the archive cannot be read');
@@ -287,6 +293,10 @@ export class BinlogArchiver {
             scanner.state.fileStart !== undefined &&
             shouldCut({ bytes: committed.to - committed.from, oldestMs, closed }, Date.now(), this.cutAgeMs)
           ) {
+            if (Date.now() - this.checkedAt > STORE_CHECK_MS) {
+              await repo.store.check();
+              this.checkedAt = Date.now();
+            }
             const bytes = readRange(path, committed.from, committed.to);
             index = await storeSegment(repo, { ...index, fileStart: scanner.state.fileStart }, bytes, committed, closed);
             scanner.takeCommitted();
