@@ -14,7 +14,7 @@ const rules = join(root, 'config/prometheus-alerts.yml');
 test('promtool check rules accepts config/prometheus-alerts.yml', async () => {
   const r = await promtool(['check', 'rules', rules]);
   assert.equal(r.code, 0, r.output);
-  assert.match(r.output, /SUCCESS: 7 rules found/);
+  assert.match(r.output, /SUCCESS: 8 rules found/);
 });
 
 test('the README shows the rules of the file', () => {
@@ -104,6 +104,48 @@ test('promtool test rules: SpiderbackupRestorePointFailed fires on the first fai
         '      - eval_time: 80m',
         '        alertname: SpiderbackupRestorePointFailed',
         '        exp_alerts: []',
+        '',
+      ].join('\n'),
+    );
+    const r = await promtool(['test', 'rules', tests]);
+    assert.equal(r.code, 0, r.output);
+    assert.match(r.output, /SUCCESS/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('promtool test rules: SpiderbackupBinlogArchiveLag fires when a lag stays over max_lag for 2 min', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sb-rules-'));
+  try {
+    const tests = join(dir, 'archive-lag.test.yml');
+    const lbl = (metric: string, extra = '') => `${metric}{job="spiderbackup",instance="h1:9797"${extra}}`;
+    writeFileSync(
+      tests,
+      [
+        `rule_files: [${JSON.stringify(rules)}]`,
+        'evaluation_interval: 1m',
+        'tests:',
+        '  - interval: 1m',
+        '    input_series:',
+        // Port 20000 falls behind from minute 3 on; port 20001 stays within the bound.
+        `      - series: '${lbl('spiderbackup_binlog_archive_lag_seconds', ',port="20000",role="master"')}'`,
+        "        values: '0 10 30 90 120 150 180 200 220 240'",
+        `      - series: '${lbl('spiderbackup_binlog_archive_lag_seconds', ',port="20001",role="master"')}'`,
+        "        values: '0 20 40 55 0 20 40 55 0 20'",
+        `      - series: '${lbl('spiderbackup_binlog_archive_max_lag_seconds')}'`,
+        "        values: '60x10'",
+        '    alert_rule_test:',
+        '      - eval_time: 4m',
+        '        alertname: SpiderbackupBinlogArchiveLag',
+        '        exp_alerts: []',
+        '      - eval_time: 6m',
+        '        alertname: SpiderbackupBinlogArchiveLag',
+        '        exp_alerts:',
+        '          - exp_labels: { severity: warning, job: spiderbackup, instance: "h1:9797", port: "20000", role: master }',
+        '            exp_annotations:',
+        '              summary: "The binlog archive of h1:9797 port 20000 is 3m 0s behind"',
+        '              description: "More than [archive] max_lag. `spiderbackup status` on the host names the archiver\'s problem (the stream, the repository, a purged binlog)."',
         '',
       ].join('\n'),
     );

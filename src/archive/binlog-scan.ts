@@ -1,18 +1,27 @@
 // Reads MariaDB binlog bytes (as a replica receives them, as `mariadb-binlog --raw` writes them)
 // just far enough to archive them: where each whole event ends, the GTIDs and event times, the
-// Gtid_list a file starts with and whether a Rotate closed it. Event bodies are skipped, so a
-// 1 GiB file costs one pass over its headers. Pure: fed Buffers, no I/O.
+// Gtid_list a file starts with, whether a Rotate closed it, and where the last whole transaction
+// ends (a segment cut there never splits one). Event bodies are skipped (but a Query event's text
+// after a GTID, to see its COMMIT), so a 1 GiB file costs one pass over its headers. Pure: fed
+// Buffers, no I/O.
 import { parseGtidPos, type GtidState } from './gtid.js';
 
 const MAGIC = Buffer.from([0xfe, 0x62, 0x69, 0x6e]);
 const HEADER = 19;
-const ROTATE = 4;
+const QUERY = 2;
 const STOP = 3;
+const ROTATE = 4;
+const XID = 16;
+const XA_PREPARE = 38;
 const FORMAT_DESCRIPTION = 15;
 const GTID = 162;
 const GTID_LIST = 163;
 /** An event made up by the sender (the Rotate that names the file at the start of a dump). */
 const ARTIFICIAL = 0x20;
+/** A GTID event's flags2: its group is the one event after it (DDL). */
+const FL_STANDALONE = 1;
+/** Query texts that end a transaction's event group (a MyISAM one, XA COMMIT/ROLLBACK of a prepared XA). */
+const GROUP_END = /^\s*(COMMIT|ROLLBACK|XA\s+COMMIT|XA\s+ROLLBACK)\b(?!\s+TO\b)/i;
 
 export class BinlogFormatError extends Error {
   override readonly name = 'BinlogFormatError';
@@ -32,6 +41,10 @@ export interface ScanState {
   closed: boolean;
   /** The next file's name when a Rotate closed it. */
   nextFile?: string;
+  /** Bytes up to here hold whole transactions only (no event group is open at this offset). */
+  committedEnd: number;
+  /** Unix seconds of the file's Format_description (when the server opened it); 0 until seen. */
+  fileTime: number;
 }
 
 /** One run of whole events between two offsets, as archived in a segment. */
@@ -60,14 +73,29 @@ export class BinlogScanner {
   private readonly gtids = new Map<number, { server: number; seq: bigint }>();
   private readonly s: ScanState;
   private range: ScannedRange;
+  /** The part of `range` up to the end of its last whole transaction (what takeCommitted returns). */
+  private committed: ScannedRange;
   /** Events end in a CRC32 (the Format_description says so). */
   private checksum = false;
+  /** Inside a transaction's event group (after its GTID event); `standalone`: it is one event. */
+  private group: { standalone: boolean } | undefined;
+  /** First/last GTID and times of the events after the committed part (the open transaction). */
+  private tail: Partial<ScannedRange> = {};
 
   constructor(resume?: { at: number; state: string; fileStart: string }) {
     this.base = resume?.at ?? 0;
-    this.s = { fileStart: resume?.fileStart, end: this.base, state: resume?.state ?? '', events: 0, closed: false };
+    this.s = {
+      fileStart: resume?.fileStart,
+      end: this.base,
+      state: resume?.state ?? '',
+      events: 0,
+      closed: false,
+      committedEnd: this.base,
+      fileTime: 0,
+    };
     for (const [d, seq] of parseGtidPos(resume?.state ?? '')) this.gtids.set(d, { server: serverOf(resume?.state ?? '', d), seq });
     this.range = this.emptyRange();
+    this.committed = { ...this.range };
   }
 
   get state(): Readonly<ScanState> {
@@ -83,7 +111,26 @@ export class BinlogScanner {
   takeRange(): ScannedRange {
     const r = this.range;
     this.range = this.emptyRange();
+    this.committed = { ...this.range };
     return r;
+  }
+
+  /** The whole transactions since the last take (a prefix of peekRange; empty while one is open). */
+  peekCommitted(): Readonly<ScannedRange> {
+    return this.committed;
+  }
+
+  /**
+   * The whole transactions since the last take, and a new range starts after them; the events of
+   * a transaction still open stay pending (with their GTID and times).
+   */
+  takeCommitted(): ScannedRange {
+    const c = this.committed;
+    const r = this.range;
+    // The rest: the open transaction's events, which began after the committed part.
+    this.range = { ...r, from: c.to, startGtid: c.endGtid, firstGtid: '', lastGtid: '', firstTime: 0, lastTime: 0, ...this.tail };
+    this.committed = { ...this.range, to: c.to, endGtid: c.endGtid, firstGtid: '', lastGtid: '', firstTime: 0, lastTime: 0 };
+    return c;
   }
 
   push(chunk: Buffer): void {
@@ -116,9 +163,11 @@ export class BinlogScanner {
     this.s.events++;
     const r = this.range;
     if (r.to === r.from) r.startGtid = this.s.state;
+    let endsGroup = false;
     if (type === FORMAT_DESCRIPTION) {
       // Its last 5 bytes: the checksum algorithm (1 = CRC32) and its own checksum.
       this.checksum = ev.length >= HEADER + 57 + 5 && ev.readUInt8(ev.length - 5) === 1;
+      if (this.s.fileTime === 0) this.s.fileTime = time;
     } else if (type === GTID_LIST && this.s.fileStart === undefined) {
       this.s.fileStart = gtidListOf(body);
       for (const [d, g] of parseEntries(body)) this.gtids.set(d, g);
@@ -132,17 +181,43 @@ export class BinlogScanner {
       if (r.firstGtid === '') r.firstGtid = g;
       r.lastGtid = g;
       this.s.state = this.render();
+      this.group = { standalone: body.length > 12 && (body.readUInt8(12) & FL_STANDALONE) !== 0 };
+      this.tail = { firstGtid: g, lastGtid: g };
     } else if ((type === ROTATE && (flags & ARTIFICIAL) === 0 && time !== 0) || type === STOP) {
       this.s.closed = true;
       if (type === ROTATE) this.s.nextFile = body.subarray(8, body.length - (this.checksum ? 4 : 0)).toString('latin1');
     }
+    if (type !== GTID && this.group)
+      endsGroup = this.group.standalone || type === XID || type === XA_PREPARE || (type === QUERY && GROUP_END.test(this.queryText(body)));
     if (time !== 0 && type !== FORMAT_DESCRIPTION) {
       if (r.firstTime === 0) r.firstTime = time;
       r.lastTime = time;
+      if (this.group) {
+        if (this.tail.firstTime === undefined || this.tail.firstTime === 0) this.tail.firstTime = time;
+        this.tail.lastTime = time;
+      }
     }
     this.s.end = offset + ev.length;
     r.to = this.s.end;
     r.endGtid = this.s.state;
+    if (endsGroup) this.group = undefined;
+    if (this.group === undefined) {
+      // No transaction open after this event: everything so far is whole transactions.
+      this.committed = { ...r };
+      this.s.committedEnd = this.s.end;
+      this.tail = {};
+    }
+  }
+
+  /** The statement of a Query event ('' when it cannot be read). */
+  private queryText(body: Buffer): string {
+    // Post-header: thread id 4, exec time 4, db length 1, error code 2, status vars length 2.
+    if (body.length < 13) return '';
+    const dbLen = body.readUInt8(8);
+    const varsLen = body.readUInt16LE(11);
+    const at = 13 + varsLen + dbLen + 1;
+    const end = body.length - (this.checksum ? 4 : 0);
+    return at < end ? body.subarray(at, Math.min(end, at + 40)).toString('latin1') : '';
   }
 
   private emptyRange(): ScannedRange {

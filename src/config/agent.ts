@@ -39,12 +39,32 @@ export interface AgentConfig {
   migration: { mysqlCrond: string | undefined };
   /** `[repository]`: where backups go off the host; undefined without the section (backups stay in BackupDir). */
   repository: RepositoryConfig | undefined;
+  /** `[archive]`: every shard master this host serves has its binlogs copied into the repository (README "Binlog archive"). */
+  archive: ArchiveConfig;
   /**
    * Unknown sections and keys of the file, one line each, naming file, section and key. The
    * loader only returns them: the CLI prints them on stderr, the daemon logs them.
    */
   warnings: string[];
 }
+
+export interface ArchiveConfig {
+  /** `binlogs`: on by default when [repository] exists; `on` without it is a ConfigError. */
+  binlogs: boolean;
+  /** The server id the archiver reads each master's binlog with (as a replica would). */
+  serverId: number;
+  /** The recovery point objective: the archive lag the alert compares with. */
+  maxLagMs: number;
+  /** Where the streams land before they are cut into segments (default state_dir/binlog-spool). */
+  spoolDir: string;
+}
+
+/**
+ * The archiver's default replica server id: near the top of the range, far above the ids
+ * installers give real servers (bk-dbm derives them from address and port), since a master drops
+ * the older of two replication connections with one id.
+ */
+export const DEFAULT_ARCHIVE_SERVER_ID = 4294960001;
 
 export interface AgentConfigOptions {
   /** Unknown sections and keys are a ConfigError instead of warnings (`--strict`). */
@@ -117,6 +137,12 @@ export const AGENT_SCHEMA = {
   migration: {
     mysql_crond: { kind: 'string', default: DEFAULT_MYSQL_CROND },
   },
+  archive: {
+    binlogs: { kind: 'optional' },
+    server_id: { kind: 'int', default: DEFAULT_ARCHIVE_SERVER_ID, min: 1, max: 4294967295 },
+    max_lag: { kind: 'duration', default: '60s', min: 1000, max: 24 * HOUR },
+    spool_dir: { kind: 'path', default: undefined },
+  },
   // Read by config/repository.ts, which checks them together (the type decides which are needed).
   repository: Object.fromEntries(REPOSITORY_KEYS.map((k) => [k, { kind: 'optional' }])) as Record<
     (typeof REPOSITORY_KEYS)[number],
@@ -161,6 +187,7 @@ function agentConfigFrom(ini: IniReader, file: string | undefined, cwd: string, 
 
   const listen = v('metrics', 'listen');
   const allowRemote = v('metrics', 'allow_remote');
+  const repository = repositoryConfig(ini, cwd);
   if (listen !== 'off') checkListen(ini, listen, allowRemote);
 
   return {
@@ -192,9 +219,23 @@ function agentConfigFrom(ini: IniReader, file: string | undefined, cwd: string, 
     log: { level: v('log', 'level'), file: v('log', 'file') },
     metrics: { listen, allowRemote },
     migration: { mysqlCrond: optionalPath(v('migration', 'mysql_crond'), cwd) },
-    repository: repositoryConfig(ini, cwd),
+    repository,
+    archive: {
+      binlogs: archiveOn(ini, v('archive', 'binlogs'), repository !== undefined),
+      serverId: v('archive', 'server_id'),
+      maxLagMs: v('archive', 'max_lag'),
+      spoolDir: v('archive', 'spool_dir') ?? resolve(v('agent', 'state_dir'), 'binlog-spool'),
+    },
     warnings,
   };
+}
+
+/** `[archive] binlogs`: on by default with a repository, off without; `on` needs one. */
+function archiveOn(ini: IniReader, text: string | undefined, hasRepository: boolean): boolean {
+  if (text === undefined) return hasRepository;
+  const on = ini.bool('archive', 'binlogs', hasRepository);
+  if (on && !hasRepository) throw ini.invalid('archive', 'binlogs', text, 'needs a [repository] section to archive into');
+  return on;
 }
 
 function readKey(ini: IniReader, section: string, key: string, spec: KeySpec, cwd: string): unknown {

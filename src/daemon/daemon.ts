@@ -33,6 +33,7 @@ import { AutoRestorePoints } from './auto-points.js';
 import { runTick } from './tick.js';
 import { createCrondWatch } from './crond-watch.js';
 import { createRepoWatch } from './repo-watch.js';
+import { createArchiveWatch } from './archive-watch.js';
 import { createTicker, type Ticker } from './ticker.js';
 import type { Seen } from './transitions.js';
 import type { TaskRow } from '../task/task.js';
@@ -153,6 +154,15 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
       save('running');
     },
   });
+  // The binlog archivers of this host's shard masters: off the tick, never under the host lock.
+  const archive = createArchiveWatch({
+    config: () => s.config,
+    logger,
+    onLag: (views, maxLagS) => {
+      metrics.archiveLag(views, maxLagS);
+      save('running');
+    },
+  });
   const save = (state: DaemonStatus['state']) => {
     try {
       writeStatus(
@@ -174,6 +184,7 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
           journalBacklog: s.journalBacklog,
           mysqlCrond: crond.lines(),
           repository: repoWatch.line(),
+          binlogArchive: archive.lines(),
         }),
       );
     } catch (err) {
@@ -333,6 +344,7 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
         crond.poke(Date.now(), true);
         repoWatch.poke(Date.now(), true);
         autoPoints.plan();
+        archive.poke();
       },
     });
 
@@ -343,7 +355,11 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
     const idle = await ticker.stop(SHUTDOWN_WAIT_MS);
     const fired = s.firing ? await settledWithin(s.firing, Math.max(0, deadline - Date.now())) : true;
     if (s.purging) await settledWithin(s.purging, Math.max(0, deadline - Date.now()));
-    await Promise.all([restorePoints.stop(Math.max(0, deadline - Date.now())), autoPoints.stop(Math.max(0, deadline - Date.now()))]);
+    await Promise.all([
+      restorePoints.stop(Math.max(0, deadline - Date.now())),
+      autoPoints.stop(Math.max(0, deadline - Date.now())),
+      settledWithin(archive.stop(), Math.max(0, deadline - Date.now())),
+    ]);
     for (const look of [crond.inFlight(), repoWatch.inFlight()]) if (look) await settledWithin(look, Math.max(0, deadline - Date.now()));
     await s.connections.close();
     await s.unlogged.close();
@@ -420,6 +436,7 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
     save('running');
     crond.poke(Date.now(), true);
     repoWatch.poke(Date.now(), true);
+    archive.start();
     ticker.start();
   });
 }

@@ -58,6 +58,8 @@ export interface DaemonMetrics {
   restorePointTaken(pauseMs: number): void;
   /** A restore point this agent tried to take and could not. */
   restorePointFailed(): void;
+  /** Replaces the binlog archive's lag per archiving master and its bound (undefined: archiving is off). */
+  archiveLag(masters: readonly { port: number; role: string; lagS: number | undefined }[], maxLagS: number | undefined): void;
 }
 
 export function createMetrics(): DaemonMetrics {
@@ -187,6 +189,19 @@ export function createMetrics(): DaemonMetrics {
     help: "Restore points this agent tried to take (automatic or a backup's) and could not.",
     registers,
   });
+  const archiveLag = new Gauge({
+    name: 'spiderbackup_binlog_archive_lag_seconds',
+    help:
+      "How far the binlog archive is behind the shard master: 0 when it holds the master's @@gtid_binlog_pos, else the age of " +
+      'the oldest event not archived yet (an upper bound while the stream has not delivered it).',
+    labelNames: instanceLabels,
+    registers,
+  });
+  const archiveMaxLag = new Gauge({
+    name: 'spiderbackup_binlog_archive_max_lag_seconds',
+    help: 'The archive lag bound ([archive] max_lag): the recovery point objective the alert compares the lag with.',
+    registers,
+  });
 
   for (const r of ['ok', 'error']) ticks.inc({ result: r }, 0);
   for (const r of ['scheduled', 'not-primary', 'not-spider', 'paused', 'error']) sched.inc({ result: r }, 0);
@@ -258,6 +273,12 @@ export function createMetrics(): DaemonMetrics {
     },
     restorePointFailed() {
       pointFailures.inc();
+    },
+    archiveLag(masters, maxLagS) {
+      archiveLag.reset();
+      for (const m of masters) if (m.lagS !== undefined) archiveLag.set({ port: String(m.port), role: m.role }, m.lagS);
+      if (maxLagS === undefined) archiveMaxLag.reset();
+      else archiveMaxLag.set(maxLagS);
     },
   };
 }

@@ -1,6 +1,7 @@
 // The one place that starts, signals and kills operating-system processes (what runs is read in
 // host-scan.ts).
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import type { KillTarget } from './local-view.js';
 import { sameTask } from './protocol.js';
 import { descendantsIn, isRunning, scanHost, type HostScan } from './host-scan.js';
@@ -112,4 +113,23 @@ export function waitForExit(
       });
     });
   });
+}
+
+/**
+ * SIGKILLs `pid` if it still runs and its command line holds `marker` (a child a killed daemon
+ * left behind: its pid file says which), then waits (bounded) until it is gone. A pid reused by
+ * an unrelated process does not hold the marker and is left alone.
+ */
+export async function killStray(pid: number, marker: string): Promise<boolean> {
+  let cmdline: string;
+  try {
+    cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+  } catch {
+    return false;
+  }
+  if (!cmdline.split('\0').some((a) => a.includes(marker))) return false;
+  signal(pid, 'SIGKILL');
+  const deadline = Date.now() + 5000;
+  while (isRunning(pid) && Date.now() < deadline) await sleep(20);
+  return true;
 }

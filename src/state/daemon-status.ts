@@ -85,6 +85,8 @@ export interface DaemonStatus {
   mysqlCrond?: string[];
   /** With [repository]: "posix /x, prefix c1: ok", or what is wrong with it (daemon/repo-watch.ts). */
   repository?: string;
+  /** With the binlog archive on: one line per archiving master (lag, last archived GTID) and its problems. */
+  binlogArchive?: string[];
 }
 
 export const statusFile = (stateDir: string): string => join(stateDir, 'status.json');
@@ -175,6 +177,8 @@ export interface SnapshotInputs {
   mysqlCrond?: readonly string[];
   /** The repository's last look (src/daemon/repo-watch.ts); undefined without [repository]. */
   repository?: string | undefined;
+  /** The binlog archivers (src/daemon/archive-watch.ts); undefined while archiving is off. */
+  binlogArchive?: readonly string[] | undefined;
 }
 
 export function buildStatus(i: SnapshotInputs): DaemonStatus {
@@ -204,6 +208,7 @@ export function buildStatus(i: SnapshotInputs): DaemonStatus {
     journalBacklog: i.journalBacklog,
     ...(i.mysqlCrond !== undefined && i.mysqlCrond.length > 0 ? { mysqlCrond: [...i.mysqlCrond] } : {}),
     ...(i.repository !== undefined ? { repository: i.repository } : {}),
+    ...(i.binlogArchive !== undefined ? { binlogArchive: [...i.binlogArchive] } : {}),
     ...(i.report?.hostBusy !== undefined ? { hostBusy: i.report.hostBusy } : {}),
     ...(i.down !== undefined && i.down.length > 0 ? { instancesDown: [...i.down] } : {}),
     ...(i.report?.clusterPause !== undefined

@@ -51,11 +51,12 @@ export class DaemonProcess {
     return this.child.pid as number;
   }
 
-  log(msg: string | RegExp): LogLine | undefined {
-    return this.lines.find((l) => (typeof msg === 'string' ? l.msg === msg : msg.test(l.msg)));
+  /** The first log line with this message (or matching it, or for which it is true). */
+  log(msg: string | RegExp | ((l: LogLine) => boolean)): LogLine | undefined {
+    return this.lines.find((l) => (typeof msg === 'string' ? l.msg === msg : typeof msg === 'function' ? msg(l) : msg.test(l.msg)));
   }
 
-  waitLog(msg: string | RegExp, timeoutMs?: number): Promise<LogLine> {
+  waitLog(msg: string | RegExp | ((l: LogLine) => boolean), timeoutMs?: number): Promise<LogLine> {
     return waitFor(`log line ${String(msg)}`, () => this.log(msg), timeoutMs);
   }
 

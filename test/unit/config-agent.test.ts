@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { AGENT_SCHEMA, loadAgentConfig } from '../../src/config/agent.js';
+import { AGENT_SCHEMA, loadAgentConfig, DEFAULT_ARCHIVE_SERVER_ID } from '../../src/config/agent.js';
 import { formatConfigDuration, MAX_TIMER_MS, parseDuration } from '../../src/config/duration.js';
 import { ConfigError } from '../../src/errors.js';
 
@@ -34,7 +34,7 @@ test('durations: every one has a maximum a node timer can hold', () => {
       );
     }
   }
-  assert.equal(durations, 5);
+  assert.equal(durations, 6);
   assert.equal(MAX_TIMER_MS, 2_147_483_647);
 });
 
@@ -162,5 +162,24 @@ test('[schedule] restore_point_interval: off by default, a duration of at least 
   ] as const) {
     const f = agentIni(`[schedule]\nrestore_point_interval = ${text}\n`);
     assert.throws(() => loadAgentConfig(f), refused(f, re));
+  }
+});
+
+test('[archive]: binlogs on by default with a repository, off without; on without one is a ConfigError naming the key', () => {
+  const none = loadAgentConfig(agentIni('[agent]\nstate_dir = /var/lib/sb\n'));
+  assert.equal(none.archive.binlogs, false);
+  assert.equal(none.archive.serverId, DEFAULT_ARCHIVE_SERVER_ID);
+  assert.equal(none.archive.maxLagMs, 60_000);
+  assert.equal(none.archive.spoolDir, '/var/lib/sb/binlog-spool');
+  const repo = '[repository]\ntype = posix\npath = /mnt/backup\nprefix = c1\n';
+  assert.equal(loadAgentConfig(agentIni(repo)).archive.binlogs, true);
+  assert.equal(loadAgentConfig(agentIni(`${repo}[archive]\nbinlogs = off\n`)).archive.binlogs, false);
+  const on = agentIni('[archive]\nbinlogs = on\n');
+  assert.throws(() => loadAgentConfig(on), refused(on, /\[archive\] binlogs.*needs a \[repository\]/));
+  const c = loadAgentConfig(agentIni(`${repo}[archive]\nserver_id = 4000000000\nmax_lag = 2m\nspool_dir = /data/spool\n`));
+  assert.deepEqual(c.archive, { binlogs: true, serverId: 4_000_000_000, maxLagMs: 120_000, spoolDir: '/data/spool' });
+  for (const bad of ['0', '4294967296', 'x']) {
+    const f = agentIni(`[archive]\nserver_id = ${bad}\n`);
+    assert.throws(() => loadAgentConfig(f), refused(f, /\[archive\] server_id/));
   }
 });

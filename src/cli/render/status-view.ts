@@ -48,6 +48,8 @@ export interface StatusView {
   mysqlCrond: string[];
   /** With [repository]: where backups go and whether it can be used ("posix /x, prefix c1: ok"). */
   repository: string | null;
+  /** With the binlog archive on: a line per archiving master of this host (lag, last archived GTID, or the problem). */
+  binlogArchive: string[];
   journalBacklog: number | null;
   hostBusy: string | null;
   clusterPause: DaemonStatus['clusterPause'] | null;
@@ -99,6 +101,7 @@ export function statusView(i: StatusInputs): StatusView {
     notServed: s?.notServed ?? [],
     mysqlCrond: s?.mysqlCrond ?? [],
     repository: s?.repository ?? null,
+    binlogArchive: s?.binlogArchive ?? [],
     journalBacklog: s?.journalBacklog ?? null,
     hostBusy: s?.hostBusy ?? null,
     clusterPause: s?.clusterPause ?? null,
@@ -154,6 +157,7 @@ export function renderStatusText(v: StatusView, now: Date): string {
   if (last)
     line('Last schedule', `${last.at}: ${last.result}${last.backupId ? ` ${last.backupId}` : ''}${last.error ? ` — ${last.error}` : ''}`);
   if (v.repository !== null) line('Repository', v.repository);
+  v.binlogArchive.forEach((a, i) => line(i === 0 ? 'Binlogs' : '', a));
   if (v.journalBacklog !== null)
     line('Journal', v.journalBacklog === 0 ? 'empty' : `${v.journalBacklog} final status(es) waiting for their instance`);
   if (v.hostBusy !== null) line('Host busy', `nothing new starts: ${v.hostBusy}`);

@@ -1,0 +1,190 @@
+// Which served instances have their binlogs archived, decided every ARCHIVE_EVERY_MS off the tick
+// (README "Binlog archive"): every served instance that is a shard master now by its own state
+// (binary log on, no replication configured, read_only off; never a spider node) gets a
+// BinlogArchiver into `shard-<ShardValue>`; one that stopped being a master loses it. Each master's
+// lag is read every LAG_EVERY_MS for the metrics and `status`. Never under the host lock.
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import type { AgentConfig } from '../config/agent.js';
+import { discoverInstances } from '../config/discover.js';
+import { isSpiderInstance, type InstanceConfig } from '../config/instance.js';
+import { connect } from '../db/connect.js';
+import { errorMessage } from '../errors.js';
+import { formatDuration } from '../format.js';
+import { closeRepository, openAgentRepository } from '../repo/agent-repository.js';
+import type { Repository } from '../repo/repository.js';
+import { binlogRole, replicationConnections } from '../sql/binlog-source.js';
+import { BinlogArchiver, type ArchiverView } from './binlog-archiver.js';
+
+export const ARCHIVE_EVERY_MS = 30_000;
+export const LAG_EVERY_MS = 5000;
+
+export interface ArchiveWatchDeps {
+  config: () => AgentConfig;
+  logger: () => Logger;
+  /** The lag of every archiving master, and the bound (undefined: archiving is off). */
+  onLag: (views: readonly ArchiverView[], maxLagS: number | undefined) => void;
+}
+
+export interface ArchiveWatch {
+  start(): void;
+  /** Looks again now (a reload). */
+  poke(): void;
+  /** For `status`: one line per archiving master (and its problems); undefined while archiving is off. */
+  lines(): string[] | undefined;
+  stop(): Promise<void>;
+}
+
+/** Whether an instance is a shard master by its own state; undefined when it cannot be asked. */
+async function isShardMaster(inst: InstanceConfig): Promise<boolean> {
+  const conn = await connect(inst, { connectTimeoutMs: 5000, queryTimeoutMs: 10_000 });
+  try {
+    const role = await binlogRole(conn);
+    if (!role.logBin || role.readOnly) return false;
+    return (await replicationConnections(conn)) === 0;
+  } finally {
+    await conn.close();
+  }
+}
+
+export function createArchiveWatch(deps: ArchiveWatchDeps): ArchiveWatch {
+  const archivers = new Map<string, BinlogArchiver>();
+  let repo: { key: string; repo: Repository } | undefined;
+  let timers: NodeJS.Timeout[] = [];
+  let looking: Promise<void> | undefined;
+  let stopped = false;
+  let active = false;
+  const unknown = new Map<string, string>();
+
+  const stopAll = async () => {
+    await Promise.all([...archivers.values()].map((a) => a.stop()));
+    archivers.clear();
+    if (repo) closeRepository(repo.repo);
+    repo = undefined;
+  };
+
+  const look = async (): Promise<void> => {
+    const config = deps.config();
+    const log = deps.logger();
+    if (!config.archive.binlogs || config.repository === undefined) {
+      if (!active) return;
+      log.info('binlog archive off: the archivers stop');
+      active = false;
+      await stopAll();
+      deps.onLag([], undefined);
+      return;
+    }
+    active = true;
+    // Another repository or other archive settings: every archiver starts over with them.
+    const key = JSON.stringify([config.repository, config.archive, config.agent.configDir]);
+    if (repo?.key !== key) {
+      await stopAll();
+      repo = { key, repo: await openAgentRepository(config) };
+    }
+    let served: InstanceConfig[];
+    try {
+      served = discoverInstances(config.agent.configDir).instances.filter((i) => !isSpiderInstance(i) && i.role !== 'tdbctl');
+    } catch {
+      return; // the tick reports what is wrong with config_dir
+    }
+    const masters = new Map<string, InstanceConfig>();
+    const keep = new Set<string>();
+    for (const inst of served) {
+      const name = `${inst.host}:${inst.port}`;
+      try {
+        if (await isShardMaster(inst)) masters.set(name, inst);
+        unknown.delete(name);
+      } catch (err) {
+        // Cannot ask it now: what runs for it goes on (its stream retries by itself).
+        keep.add(name);
+        if (unknown.get(name) !== errorMessage(err))
+          log.warn({ port: inst.port, err: errorMessage(err) }, 'binlog archive: cannot tell whether the instance is a shard master');
+        unknown.set(name, errorMessage(err));
+      }
+    }
+    if (stopped) return;
+    for (const [name, a] of archivers)
+      if (!masters.has(name) && !keep.has(name)) {
+        log.info({ instance: name }, 'binlog archive: no longer a shard master here; its archiver stops');
+        archivers.delete(name);
+        await a.stop();
+      }
+    for (const [name, inst] of masters) {
+      if (archivers.has(name)) continue;
+      log.info({ instance: name, shard: inst.shardValue }, 'binlog archive: a shard master; its archiver starts');
+      const a = new BinlogArchiver({
+        master: {
+          host: inst.host,
+          port: inst.port,
+          user: inst.user,
+          password: inst.password,
+          file: inst.file,
+          shard: inst.shardValue,
+          role: inst.role,
+        },
+        repo: repo.repo,
+        spoolDir: join(config.archive.spoolDir, `${inst.host}_${inst.port}`),
+        serverId: config.archive.serverId,
+        maxLagMs: config.archive.maxLagMs,
+        logger: log,
+      });
+      archivers.set(name, a);
+      a.start();
+    }
+  };
+
+  const runLook = () => {
+    if (looking || stopped) return;
+    looking = look()
+      .catch((err: unknown) => deps.logger().error({ err: errorMessage(err) }, 'binlog archive: looking for shard masters failed'))
+      .finally(() => {
+        looking = undefined;
+      });
+  };
+
+  const lag = async () => {
+    const list = [...archivers.values()];
+    await Promise.all(list.map((a) => a.checkLag()));
+    if (active)
+      deps.onLag(
+        list.map((a) => a.view()),
+        deps.config().archive.maxLagMs / 1000,
+      );
+  };
+
+  return {
+    start() {
+      runLook();
+      timers = [
+        setInterval(runLook, ARCHIVE_EVERY_MS),
+        setInterval(
+          () => void lag().catch((err: unknown) => deps.logger().error({ err: errorMessage(err) }, 'binlog archive: lag check failed')),
+          LAG_EVERY_MS,
+        ),
+      ];
+    },
+    poke: runLook,
+    lines() {
+      if (!active) return undefined;
+      if (archivers.size === 0) return ['on; no shard master served here'];
+      return [...archivers.values()].flatMap((a) => lineOf(a.view()));
+    },
+    async stop() {
+      stopped = true;
+      for (const t of timers) clearInterval(t);
+      await looking;
+      await stopAll();
+    },
+  };
+}
+
+/** "port 20000 (shard 1): lag 0 s, archived up to 0-1-1234, streaming mysql-bin.000003" and its problems. */
+export function lineOf(v: ArchiverView): string[] {
+  const head = `port ${v.port} (shard ${v.shard})`;
+  const lag = v.lagS === undefined ? 'lag not measured yet' : `lag ${formatDuration(Math.round(v.lagS * 1000))}`;
+  const out = [`${head}: ${lag}, archived up to ${v.archived || 'nothing yet'}${v.file ? `, streaming ${v.file}` : ''}`];
+  if (v.problem) out.push(`${head}: PROBLEM: ${v.problem}`);
+  if (v.gap) out.push(`${head}: GAP: ${v.gap}`);
+  if (v.purgeWarning) out.push(`${head}: WARNING: ${v.purgeWarning}`);
+  return out;
+}
