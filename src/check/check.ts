@@ -9,9 +9,9 @@ import { connect, isNoSuchTable, type Connection } from '../db/connect.js';
 import { KeptConnections, type KeptConnectionsOptions } from '../db/connections.js';
 import { ConfigError, errorMessage } from '../errors.js';
 import { scanHost } from '../host/host-scan.js';
-import { createClusterPauseTable, createPresenceTable } from '../sql/ddl.js';
+import { addPresenceArchiveColumns, createClusterPauseTable, createPresenceTable } from '../sql/ddl.js';
 import { isClusterPauseDenied, isMissingClusterPauseTable, listUnfinishedTasksAndPause, type ClusterPause } from '../sql/cluster-pause.js';
-import { upsertPresence, type Presence } from '../sql/presence.js';
+import { isUnknownColumn, upsertPresence, type Presence } from '../sql/presence.js';
 import { UnloggedSessions } from './unlogged-sessions.js';
 import * as sql from '../sql/tasks.js';
 import { Backoff } from './backoff.js';
@@ -300,8 +300,10 @@ async function announce(own: OwnWrites, presence: Presence, instance: InstanceCo
     try {
       await upsertPresence(conn, presence);
     } catch (err) {
-      if (!isNoSuchTable(err)) throw err;
-      await conn.query(createPresenceTable());
+      if (isNoSuchTable(err)) await conn.query(createPresenceTable());
+      // A table of an older agent lacks the archive's columns: added once, by the first agent that archives.
+      else if (isUnknownColumn(err) && presence.archive) await conn.query(addPresenceArchiveColumns());
+      else throw err;
       await upsertPresence(conn, presence);
     }
   } catch (err) {

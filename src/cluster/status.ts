@@ -48,6 +48,11 @@ export interface InstanceStatus {
     pauseUntil?: string;
   };
   running?: { backupId: string; elapsedS: number; bytes: number | null; bytesPerS: number | null };
+  /**
+   * A shard master whose binlogs its agent archives (README "Binlog archive"), as its presence row
+   * says: the lag in seconds (null until known), the newest GTID state archived, what is wrong.
+   */
+  archive?: { lagS: number | null; gtid: string; note: string };
   lastSuccess?: { backupId: string; endedAt: string; durationS: number };
   problems: string[];
 }
@@ -194,6 +199,8 @@ async function readOn(
     state = 'not-reporting';
     problems.unshift(`its agent is not reporting: it ${NEEDS_BINLOG_PRIVILEGE} to keep its presence out of the replica's binary log`);
   }
+  const archive = silent ? undefined : presence?.archive;
+  if (archive?.note) problems.push(`binlog archive: ${archive.note}`);
   if (state === 'lost') problems.unshift(`agent lost: its last tick was ${presence ? formatSeconds(presence.ageS) : '?'} ago`);
   if (state === 'none') problems.unshift('no agent has ever announced itself here');
   const status: InstanceStatus = {
@@ -202,6 +209,7 @@ async function readOn(
     agent: silent ? { state, reason: NEEDS_BINLOG_PRIVILEGE } : agentOf(state, presence),
     ...running(silent ? undefined : presence, tasks?.running ?? []),
     ...(tasks?.lastSuccess ? { lastSuccess: successOf(tasks.lastSuccess) } : {}),
+    ...(archive ? { archive } : {}),
     problems,
   };
   return { status, unread, ...(noTable === undefined ? {} : { noTable }) };

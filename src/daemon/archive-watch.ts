@@ -10,7 +10,8 @@ import { discoverInstances } from '../config/discover.js';
 import { isSpiderInstance, type InstanceConfig } from '../config/instance.js';
 import { connect } from '../db/connect.js';
 import { errorMessage } from '../errors.js';
-import { formatDuration } from '../format.js';
+import { formatDuration, formatSeconds } from '../format.js';
+import type { PresenceArchive } from '../sql/presence.js';
 import { closeRepository, openAgentRepository } from '../repo/agent-repository.js';
 import type { Repository } from '../repo/repository.js';
 import { binlogRole, replicationConnections } from '../sql/binlog-source.js';
@@ -32,6 +33,8 @@ export interface ArchiveWatch {
   poke(): void;
   /** For `status`: one line per archiving master (and its problems); undefined while archiving is off. */
   lines(): string[] | undefined;
+  /** What the presence row of an archiving master carries (status --cluster); undefined when it is not archived here. */
+  presenceOf(host: string, port: number): PresenceArchive | undefined;
   stop(): Promise<void>;
 }
 
@@ -169,6 +172,10 @@ export function createArchiveWatch(deps: ArchiveWatchDeps): ArchiveWatch {
       if (archivers.size === 0) return ['on; no shard master served here'];
       return [...archivers.values()].flatMap((a) => lineOf(a.view()));
     },
+    presenceOf(host, port) {
+      const a = archivers.get(`${host}:${port}`);
+      return a ? presenceArchiveOf(a.view(), deps.config().archive.maxLagMs) : undefined;
+    },
     async stop() {
       stopped = true;
       for (const t of timers) clearInterval(t);
@@ -187,4 +194,12 @@ export function lineOf(v: ArchiverView): string[] {
   if (v.gap) out.push(`${head}: GAP: ${v.gap}`);
   if (v.purgeWarning) out.push(`${head}: WARNING: ${v.purgeWarning}`);
   return out;
+}
+
+/** An archiver's state as its master's presence row carries it: what is wrong first, a lag over the bound last. */
+export function presenceArchiveOf(v: ArchiverView, maxLagMs: number): PresenceArchive {
+  const over =
+    v.lagS !== undefined && v.lagS * 1000 > maxLagMs ? `lag ${formatSeconds(v.lagS)} over max_lag ${formatDuration(maxLagMs)}` : undefined;
+  const note = [v.problem, v.gap && `gap: ${v.gap}`, v.purgeWarning, over].filter((x): x is string => Boolean(x)).join('; ');
+  return { lagS: v.lagS === undefined ? null : Math.round(v.lagS), gtid: v.archived, note };
 }

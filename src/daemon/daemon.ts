@@ -275,6 +275,7 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
           lastFinished: s.lastFinished,
           clockLooks: s.clockLooks,
           purge,
+          archiveOf: (host, port) => archive.presenceOf(host, port),
           onSupervisorExit: () => ticker.trigger('supervisor exited'),
         },
         reason,

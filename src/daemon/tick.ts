@@ -19,7 +19,7 @@ import { isSpiderInstance } from '../config/instance.js';
 import type { KeptConnections } from '../db/connections.js';
 import type { UnloggedSessions } from '../check/unlogged-sessions.js';
 import { hostname } from 'node:os';
-import type { Presence } from '../sql/presence.js';
+import type { Presence, PresenceArchive } from '../sql/presence.js';
 import { packageVersion } from '../version.js';
 import type { PauseState } from '../state/pause.js';
 import type { ClusterPause } from '../sql/cluster-pause.js';
@@ -50,6 +50,8 @@ export interface TickDeps {
   purge: (instances: readonly InstanceConfig[]) => void;
   /** This host's pause, published with the presence. */
   pause: PauseState | undefined;
+  /** The binlog archiver's state of an instance archived here, published with its presence. */
+  archiveOf?: (host: string, port: number) => PresenceArchive | undefined;
 }
 
 export interface TickResult {
@@ -233,7 +235,7 @@ export function roleOf(instance: InstanceConfig): string {
 
 /** What this agent says about itself on each instance it serves. */
 export function presenceOf(
-  deps: Pick<TickDeps, 'config' | 'pause'>,
+  deps: Pick<TickDeps, 'config' | 'pause' | 'archiveOf'>,
   instance: InstanceConfig,
   tasks: readonly TaskRow[],
   records: readonly TaskRecord[] = [],
@@ -257,5 +259,8 @@ export function presenceOf(
     runningBackupId: running?.backupId ?? '',
     runningSince: running?.updatedAt ?? '',
     runningBytes: running ? (runningBytes(records, running) ?? null) : null,
+    ...archiveField(deps.archiveOf?.(instance.host, instance.port)),
   };
 }
+
+const archiveField = (archive: PresenceArchive | undefined): Pick<Presence, 'archive'> => (archive ? { archive } : {});

@@ -75,6 +75,14 @@ ${spiderPartitions({ column: 'ShardValue', shards, database: SCHEMA, table: TABL
 
 export const PRESENCE_TABLE = 'spiderbackup_presence';
 
+/** The binlog archiver's state on a shard master's presence row (README "Binlog archive"); added to older tables. */
+const PRESENCE_ARCHIVE_COLUMNS = [
+  'ArchiveLagS int NULL',
+  "ArchiveGtid varchar(1024) NOT NULL DEFAULT ''",
+  "ArchiveNote varchar(512) NOT NULL DEFAULT ''",
+];
+
+/** A presence table made by an agent before the archive: its columns added (instantly: nullable or with defaults, at the end). */
 /**
  * Agent presence (SPEC §5): one row per instance an agent serves, keyed by (Host, Port), written
  * on the instance itself every tick. A master's row replicates to its replica under another key,
@@ -98,8 +106,13 @@ export function createPresenceTable(): string {
   RunningSince varchar(40) NOT NULL DEFAULT '',
   RunningBytes bigint NULL,
   LastTick timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP,
+  ${PRESENCE_ARCHIVE_COLUMNS.join(',\n  ')},
   PRIMARY KEY (Host, Port)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`;
+}
+
+export function addPresenceArchiveColumns(): string {
+  return `ALTER TABLE ${SCHEMA}.${PRESENCE_TABLE} ${PRESENCE_ARCHIVE_COLUMNS.map((c) => `ADD COLUMN IF NOT EXISTS ${c}`).join(', ')}`;
 }
 
 export const CANCEL_TABLE = 'spiderbackup_cancel';

@@ -2,7 +2,7 @@
 // in one statement (with the instance's presence, in one statement too), ages by the database clock.
 import type { Queryable } from '../db/connect.js';
 import { PRESENCE_TABLE, SCHEMA, TABLE } from './ddl.js';
-import { PRESENCE_COLUMNS, toPresence, type PresenceRow, type RawPresence } from './presence.js';
+import { isUnknownColumn, PRESENCE_ARCHIVE, PRESENCE_COLUMNS, toPresence, type PresenceRow, type RawPresence } from './presence.js';
 import { SELECT_TASK, toTask, type RawRow } from './tasks.js';
 import type { TaskRow } from '../task/task.js';
 
@@ -29,7 +29,7 @@ export async function runningAndLastSuccess(
 const TASK_JSON = `JSON_OBJECT('ServerName', ServerName, 'Wrapper', Wrapper, 'Host', Host, 'Port', Port, 'ShardValue', ShardValue,
   'BackupId', BackupId, 'BackupStatus', BackupStatus, 'TaskPid', TaskPid, 'CreatedAt', CreatedAt, 'UpdatedAt', UpdatedAt,
   'CreatedAgeS', TIMESTAMPDIFF(SECOND, CreatedAt, NOW()), 'UpdatedAgeS', TIMESTAMPDIFF(SECOND, UpdatedAt, NOW()))`;
-const PRESENCE_JSON = `JSON_OBJECT(${PRESENCE_COLUMNS.map((c) => `'${c}', ${c}`).join(', ')},
+const presenceJson = (columns: readonly string[]) => `JSON_OBJECT(${columns.map((c) => `'${c}', ${c}`).join(', ')},
   'AgeS', TIMESTAMPDIFF(SECOND, LastTick, NOW()))`;
 
 export interface PresenceAndTasks {
@@ -50,15 +50,21 @@ export async function presenceAndTasks(q: Queryable, host: string, port: number,
     lockWaitS === undefined
       ? ''
       : `SET STATEMENT lock_wait_timeout = ${Math.trunc(lockWaitS)}, innodb_lock_wait_timeout = ${Math.trunc(lockWaitS)} FOR `;
-  const rows = (await q.query(
-    `${bound}(SELECT 'presence' AS Kind, ${PRESENCE_JSON} AS Doc FROM ${SCHEMA}.${PRESENCE_TABLE} WHERE Host = ? AND Port = ?)
+  const read = (columns: readonly string[]) =>
+    q.query(
+      `${bound}(SELECT 'presence' AS Kind, ${presenceJson(columns)} AS Doc FROM ${SCHEMA}.${PRESENCE_TABLE} WHERE Host = ? AND Port = ?)
      UNION ALL
      (SELECT 'task', ${TASK_JSON} FROM ${SCHEMA}.${TABLE} WHERE Host = ? AND Port = ? AND BackupStatus = 'running')
      UNION ALL
      (SELECT 'task', ${TASK_JSON} FROM ${SCHEMA}.${TABLE} WHERE Host = ? AND Port = ? AND BackupStatus = 'success'
       ORDER BY UpdatedAt DESC LIMIT 1)`,
-    [host, port, host, port, host, port],
-  )) as { Kind: string; Doc: unknown }[];
+      [host, port, host, port, host, port],
+    );
+  // A presence table of an agent from before the archive columns: read again without them.
+  const rows = (await read([...PRESENCE_COLUMNS, ...PRESENCE_ARCHIVE]).catch((err: unknown) => {
+    if (isUnknownColumn(err)) return read(PRESENCE_COLUMNS);
+    throw err;
+  })) as { Kind: string; Doc: unknown }[];
   // The driver parses a column the server marks as JSON (MariaDB's extended metadata) by itself.
   const doc = <T>(d: unknown): T => (typeof d === 'string' ? JSON.parse(d) : d) as T;
   const presence = rows.find((r) => r.Kind === 'presence');

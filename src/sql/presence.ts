@@ -1,6 +1,6 @@
 // Statements on the presence table (see ddl.ts createPresenceTable): the agent's one write per
 // tick, and the reads of whoever shows the cluster. Ages by the database clock.
-import type { Queryable } from '../db/connect.js';
+import { errnoOf, type Queryable } from '../db/connect.js';
 import { PRESENCE_TABLE, SCHEMA } from './ddl.js';
 
 const T = `${SCHEMA}.${PRESENCE_TABLE}`;
@@ -21,6 +21,17 @@ export interface Presence {
   runningBackupId: string;
   runningSince: string;
   runningBytes: number | null;
+  /** On a shard master whose binlogs this agent archives: the archiver's state (columns added by addPresenceArchiveColumns). */
+  archive?: PresenceArchive;
+}
+
+export interface PresenceArchive {
+  /** Seconds behind the master; null until known. */
+  lagS: number | null;
+  /** The newest GTID state archived. */
+  gtid: string;
+  /** What is wrong (a problem, a gap, a purge warning, a lag over max_lag); '' when nothing. */
+  note: string;
 }
 
 export interface PresenceRow extends Presence {
@@ -62,17 +73,29 @@ const values = (p: Presence): unknown[] => [
   p.runningBytes,
 ];
 
-/** One statement: the row is created or refreshed, LastTick by the database clock. */
+/** Written only by an agent that archives the instance's binlogs: a table of an older agent lacks them until then. */
+export const PRESENCE_ARCHIVE = ['ArchiveLagS', 'ArchiveGtid', 'ArchiveNote'] as const;
+
+/**
+ * One statement: the row is created or refreshed, LastTick by the database clock. With `archive`,
+ * its columns too (an older table: ER_BAD_FIELD_ERROR, for the caller to add them).
+ */
 export async function upsertPresence(q: Queryable, p: Presence): Promise<void> {
-  const updates = PRESENCE_COLUMNS.slice(2)
+  const columns = p.archive ? [...PRESENCE_COLUMNS, ...PRESENCE_ARCHIVE] : [...PRESENCE_COLUMNS];
+  const params = p.archive ? [...values(p), p.archive.lagS, p.archive.gtid.slice(0, 1024), p.archive.note.slice(0, 512)] : values(p);
+  const updates = columns
+    .slice(2)
     .map((c) => `${c} = VALUES(${c})`)
     .join(', ');
   await q.query(
-    `INSERT INTO ${T} (${PRESENCE_COLUMNS.join(', ')}, LastTick) VALUES (${PRESENCE_COLUMNS.map(() => '?').join(', ')}, NOW())
+    `INSERT INTO ${T} (${columns.join(', ')}, LastTick) VALUES (${columns.map(() => '?').join(', ')}, NOW())
      ON DUPLICATE KEY UPDATE ${updates}, LastTick = NOW()`,
-    values(p),
+    params,
   );
 }
+
+/** MariaDB's "Unknown column": a presence table from before the archive columns. */
+export const isUnknownColumn = (err: unknown): boolean => errnoOf(err) === 1054;
 
 export interface RawPresence {
   Host: string;
@@ -90,14 +113,23 @@ export interface RawPresence {
   RunningSince: string;
   RunningBytes: number | string | null;
   AgeS: number | string;
+  ArchiveLagS?: number | string | null;
+  ArchiveGtid?: string;
+  ArchiveNote?: string;
 }
 
 /** The presence of one instance as stored on it (or undefined: its agent never wrote one). */
 export async function getPresence(q: Queryable, host: string, port: number): Promise<PresenceRow | undefined> {
-  const rows = (await q.query(
-    `SELECT ${PRESENCE_COLUMNS.join(', ')}, TIMESTAMPDIFF(SECOND, LastTick, NOW()) AS AgeS FROM ${T} WHERE Host = ? AND Port = ?`,
-    [host, port],
-  )) as RawPresence[];
+  const read = (columns: readonly string[]) =>
+    q.query(`SELECT ${columns.join(', ')}, TIMESTAMPDIFF(SECOND, LastTick, NOW()) AS AgeS FROM ${T} WHERE Host = ? AND Port = ?`, [
+      host,
+      port,
+    ]);
+  // A table of an agent from before the archive columns: read without them.
+  const rows = (await read([...PRESENCE_COLUMNS, ...PRESENCE_ARCHIVE]).catch((err: unknown) => {
+    if (isUnknownColumn(err)) return read(PRESENCE_COLUMNS);
+    throw err;
+  })) as RawPresence[];
   const r = rows[0];
   return r ? toPresence(r) : undefined;
 }
@@ -119,5 +151,15 @@ export function toPresence(r: RawPresence): PresenceRow {
     runningSince: r.RunningSince,
     runningBytes: r.RunningBytes === null ? null : Number(r.RunningBytes),
     ageS: Number(r.AgeS),
+    ...archiveOf(r),
   };
+}
+
+/** The archive columns when the table has them and an archiver wrote them. */
+function archiveOf(r: RawPresence): Pick<Presence, 'archive'> {
+  const lag = r.ArchiveLagS ?? null;
+  const gtid = r.ArchiveGtid ?? '';
+  const note = r.ArchiveNote ?? '';
+  if (lag === null && gtid === '' && note === '') return {};
+  return { archive: { lagS: lag === null ? null : Number(lag), gtid, note } };
 }

@@ -1,4 +1,5 @@
-// How `status --cluster` shows the cluster: one table row per instance, the cluster pause above.
+// How `status --cluster` shows the cluster: one table row per instance, the cluster pause above,
+// the binlog archive of the shard masters below.
 import { formatBytes, formatSeconds } from '../../format.js';
 import type { ClusterStatus, InstanceStatus } from '../../cluster/status.js';
 import { printable as e, renderTable } from './table.js';
@@ -25,6 +26,19 @@ export function renderClusterStatus(s: ClusterStatus): string {
       { multiline: true },
     ),
   );
+  const archived = s.instances.filter((i) => i.archive);
+  if (archived.length > 0) {
+    lines.push('Binlog archive (as each agent last published it):');
+    for (const i of archived) {
+      const a = i.archive!;
+      const lag = a.lagS === null ? 'lag unknown' : `lag ${formatSeconds(a.lagS)}`;
+      lines.push(
+        e(
+          `  ${i.serverName} ${i.host}:${i.port} shard ${i.shard ?? '-'}: ${lag}, archived up to ${a.gtid || '(nothing yet)'}${a.note ? `; ${a.note}` : ''}`,
+        ),
+      );
+    }
+  }
   const bad = s.instances.filter((i) => i.agent.state !== 'alive' && i.agent.state !== 'paused');
   lines.push(
     bad.length === 0
