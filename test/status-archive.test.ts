@@ -1,12 +1,13 @@
 // Issue 19 item 2 in `status --cluster`: each shard master whose binlogs its agent archives shows
 // the archive's lag and the newest GTID archived (from the presence row its agent writes, no extra
 // statement); a replica shows none. A binlog file the master purged before it was archived is a
-// gap, named there as the instance's problem.
+// gap, named there as the instance's problem; so is an archived object deleted (a hole), once the
+// agent looked at its shard's archive.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { covers } from '../src/archive/binlog-scan.js';
 import { parseGtidPos } from '../src/archive/gtid.js';
 import type { Instance } from '../src/sandbox/cluster.js';
@@ -111,4 +112,27 @@ describe('status --cluster and the binlog archive', { timeout: 300_000 }, () => 
     const other = (await clusterStatus()).instances.find((i) => i.port === (cluster.masters[0] as Instance).port) as Shown;
     assert.doesNotMatch(other.archive?.note ?? '', /gap/);
   });
+
+  test('an archived object deleted: a hole, named as the master’s problem once its agent looked (a reload looks at once)', async () => {
+    const m = cluster.masters[0] as Instance;
+    const shardDir = join(repoDir, 'c1', 'binlogs', 'shard-0');
+    const [index] = walk(shardDir).filter((f) => f.endsWith('/index.json'));
+    assert.ok(index, `an index under ${shardDir}`);
+    const first = join(dirname(index), '000000000000.zst');
+    rmSync(first);
+    daemon!.signal('SIGHUP');
+    const shown = await waitFor(
+      'the hole in status --cluster',
+      async () => (await clusterStatus()).instances.find((i) => i.port === m.port && /hole in the archive/.test(i.archive?.note ?? '')),
+      120_000,
+    );
+    assert.ok(
+      shown.problems.some((p) => p.startsWith('binlog archive: ') && p.includes('000000000000.zst is missing')),
+      JSON.stringify(shown.problems),
+    );
+  });
 });
+
+function walk(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(dir, e.name)) : [join(dir, e.name)]));
+}

@@ -14,11 +14,15 @@ import { formatDuration, formatSeconds } from '../format.js';
 import type { PresenceArchive } from '../sql/presence.js';
 import { closeRepository, openAgentRepository } from '../repo/agent-repository.js';
 import type { Repository } from '../repo/repository.js';
+import { archiveReach } from '../archive/archive-index.js';
+import { readShardArchive } from '../archive/archive-store.js';
 import { binlogRole, replicationConnections } from '../sql/binlog-source.js';
 import { BinlogArchiver, type ArchiverView } from './binlog-archiver.js';
 
 export const ARCHIVE_EVERY_MS = 30_000;
 export const LAG_EVERY_MS = 5000;
+/** How often the shard archives are read for holes (and on every reload). */
+export const HOLES_EVERY_MS = 300_000;
 
 export interface ArchiveWatchDeps {
   config: () => AgentConfig;
@@ -145,6 +149,33 @@ export function createArchiveWatch(deps: ArchiveWatchDeps): ArchiveWatch {
       });
   };
 
+  // The shard archives as stored, looked at now and then: a deleted object, or a file that never
+  // got there, is a hole status --cluster names (verify and the restore plans read it themselves).
+  const holes = new Map<number, string>();
+  let lookingForHoles: Promise<void> | undefined;
+  const findHoles = async () => {
+    const r = repo?.repo;
+    if (!r) return;
+    const shards = new Set([...archivers.values()].map((a) => a.view().shard));
+    for (const shard of shards) {
+      const { files, problems } = await readShardArchive(r, shard);
+      const found = [...problems, ...archiveReach(files).gaps.map((g) => `after ${g.after || 'the start'}: ${g.reason}`)];
+      if (found.length > 0 && holes.get(shard) !== found.join('; '))
+        deps.logger().warn({ shard, holes: found }, 'binlog archive: a hole in the shard archive');
+      if (found.length > 0) holes.set(shard, found.join('; '));
+      else holes.delete(shard);
+    }
+    for (const shard of holes.keys()) if (!shards.has(shard)) holes.delete(shard);
+  };
+  const runFindHoles = () => {
+    if (lookingForHoles || stopped) return;
+    lookingForHoles = findHoles()
+      .catch((err: unknown) => deps.logger().warn({ err: errorMessage(err) }, 'binlog archive: cannot read the shard archives'))
+      .finally(() => {
+        lookingForHoles = undefined;
+      });
+  };
+
   const lag = async () => {
     const list = [...archivers.values()];
     await Promise.all(list.map((a) => a.checkLag()));
@@ -164,9 +195,13 @@ export function createArchiveWatch(deps: ArchiveWatchDeps): ArchiveWatch {
           () => void lag().catch((err: unknown) => deps.logger().error({ err: errorMessage(err) }, 'binlog archive: lag check failed')),
           LAG_EVERY_MS,
         ),
+        setInterval(runFindHoles, HOLES_EVERY_MS),
       ];
     },
-    poke: runLook,
+    poke() {
+      runLook();
+      runFindHoles();
+    },
     lines() {
       if (!active) return undefined;
       if (archivers.size === 0) return ['on; no shard master served here'];
@@ -174,12 +209,13 @@ export function createArchiveWatch(deps: ArchiveWatchDeps): ArchiveWatch {
     },
     presenceOf(host, port) {
       const a = archivers.get(`${host}:${port}`);
-      return a ? presenceArchiveOf(a.view(), deps.config().archive.maxLagMs) : undefined;
+      return a ? presenceArchiveOf(a.view(), deps.config().archive.maxLagMs, holes.get(a.view().shard)) : undefined;
     },
     async stop() {
       stopped = true;
       for (const t of timers) clearInterval(t);
       await looking;
+      await lookingForHoles;
       await stopAll();
     },
   };
@@ -197,9 +233,11 @@ export function lineOf(v: ArchiverView): string[] {
 }
 
 /** An archiver's state as its master's presence row carries it: what is wrong first, a lag over the bound last. */
-export function presenceArchiveOf(v: ArchiverView, maxLagMs: number): PresenceArchive {
+export function presenceArchiveOf(v: ArchiverView, maxLagMs: number, holes?: string): PresenceArchive {
   const over =
     v.lagS !== undefined && v.lagS * 1000 > maxLagMs ? `lag ${formatSeconds(v.lagS)} over max_lag ${formatDuration(maxLagMs)}` : undefined;
-  const note = [v.problem, v.gap && `gap: ${v.gap}`, v.purgeWarning, over].filter((x): x is string => Boolean(x)).join('; ');
+  const note = [v.problem, v.gap && `gap: ${v.gap}`, holes && `hole in the archive ${holes}`, v.purgeWarning, over]
+    .filter((x): x is string => Boolean(x))
+    .join('; ');
   return { lagS: v.lagS === undefined ? null : Math.round(v.lagS), gtid: v.archived, note };
 }
