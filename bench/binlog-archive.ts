@@ -3,7 +3,7 @@
 // Spider nodes; one BinlogArchiver per master (as the daemon runs them) into a posix repository in
 // a temp dir; the lag (as the metric defines it) sampled every second per master; then the time
 // until the archive holds every master's position, and the binlog bytes archived per second.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -39,9 +39,11 @@ progress('starting a cluster: 2 shards (127.0.0.2, 127.0.0.3), 2 Spider nodes wi
 const cluster = await startCluster({ shards: 2, slaves: [], hosts: 'distinct', spiders: 2, spiderInternalXa: true });
 const dir = mkdtempSync(join(tmpdir(), 'sb-bench-archive-'));
 const rows: Row[] = [];
-const logger = pino({ level: 'silent' });
+// Problems of the archivers on stderr, with the progress.
+const logger = pino({ level: 'warn' }, pino.destination(2));
 try {
   await setupBank(cluster);
+  mkdirSync(join(dir, 'repo'));
   const repo = await openRepository(
     {
       file: 'bench',

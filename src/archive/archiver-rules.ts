@@ -151,6 +151,11 @@ export interface LagInputs {
   oldestPendingMs: number | undefined;
   /** Unix ms when the archive was last seen to hold the master's position (undefined: never). */
   caughtUpAtMs: number | undefined;
+  /**
+   * Unix ms of the last event this stream archived (undefined: none yet). An event the stream has
+   * not delivered yet was written after it, so the lag is at most the time since.
+   */
+  lastArchivedEventMs?: number | undefined;
   /** When the archiver started (the bound while it has never caught up). */
   startedAtMs: number;
   nowMs: number;
@@ -158,12 +163,14 @@ export interface LagInputs {
 
 /**
  * Seconds the archive is behind the master: 0 when it holds @@gtid_binlog_pos; else the age of
- * the oldest unarchived event the stream has; else (the stream has not delivered it yet) the time
- * since the archive last held the master's position — an upper bound.
+ * the oldest unarchived event the stream has; else (the stream has not delivered it yet) an upper
+ * bound: the time since the archive last held the master's position or since the last event it
+ * archived, whichever is nearer (since the archiver started when neither is known).
  */
 export function archiveLagSeconds(i: LagInputs): number {
   if (i.masterPos === '' || covers(parseGtidPos(i.archived), parseGtidPos(i.masterPos))) return 0;
-  const since = i.oldestPendingMs ?? i.caughtUpAtMs ?? i.startedAtMs;
+  const known = [i.caughtUpAtMs, i.lastArchivedEventMs].filter((t): t is number => t !== undefined);
+  const since = i.oldestPendingMs ?? (known.length > 0 ? Math.max(...known) : i.startedAtMs);
   return Math.max(0, (i.nowMs - since) / 1000);
 }
 

@@ -92,6 +92,8 @@ export class BinlogArchiver {
   private loop: Promise<void> | undefined;
   private readonly startedAt = Date.now();
   private caughtUpAt: number | undefined;
+  /** Unix ms of the last event stored (event times are whole seconds: the end of that second). */
+  private lastArchivedEventMs: number | undefined;
   private lagConn: Connection | undefined;
   /** The stream's scanner and where it is: set while a stream runs. */
   private stream: { file: string; scanner: BinlogScanner; pendingSeenMs: number | undefined } | undefined;
@@ -301,6 +303,7 @@ export class BinlogArchiver {
             index = await storeSegment(repo, { ...index, fileStart: scanner.state.fileStart }, bytes, committed, closed);
             scanner.takeCommitted();
             this.v.archived = merged(this.v.archived, committed.endGtid);
+            if (committed.lastTime > 0) this.lastArchivedEventMs = committed.lastTime * 1000 + 999;
             this.v.archivedBytes += bytes.length;
             this.v.problem = undefined;
             const rest = scanner.peekRange();
@@ -370,6 +373,7 @@ export class BinlogArchiver {
         masterPos: pos,
         oldestPendingMs,
         caughtUpAtMs: this.caughtUpAt,
+        lastArchivedEventMs: this.lastArchivedEventMs,
         startedAtMs: this.startedAt,
         nowMs: now,
       });

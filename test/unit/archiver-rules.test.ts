@@ -136,6 +136,18 @@ test('lag: 0 when the archive holds the master position; else the oldest pending
     30,
   );
   assert.equal(archiveLagSeconds({ ...base, archived: '', masterPos: '0-1-50', oldestPendingMs: undefined, caughtUpAtMs: undefined }), 100);
+  // Nothing pending: at most the time since the last archived event, when that is nearer than the last catch-up.
+  assert.equal(
+    archiveLagSeconds({
+      ...base,
+      archived: '0-1-40',
+      masterPos: '0-1-50',
+      oldestPendingMs: undefined,
+      caughtUpAtMs: 70_000,
+      lastArchivedEventMs: 95_000,
+    }),
+    5,
+  );
 });
 
 test('purge warning: the needed file is the oldest and older than half the policy', () => {
