@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { archiveReach, replayRuns, type ArchivedFile, type Segment } from '../../src/archive/archive-index.js';
+import { segmentOf } from '../support/archive-fixtures.js';
 
 // A file of 100-byte segments, each given by its end state; ['0-1-30', 'missing'] is listed but gone.
 function file(name: string, fileStart: string, ends: (string | [string, 'missing'])[]): ArchivedFile {
@@ -11,21 +12,7 @@ function file(name: string, fileStart: string, ends: (string | [string, 'missing
   ends.forEach((e, i) => {
     const [end, gone] = Array.isArray(e) ? e : [e, undefined];
     const object = `${String(i * 100).padStart(12, '0')}.zst`;
-    segments.push({
-      offset: i * 100,
-      length: 100,
-      object,
-      storedBytes: 50,
-      sha256: 'x',
-      encrypted: false,
-      startGtid: start,
-      endGtid: end,
-      firstGtid: '',
-      lastGtid: '',
-      firstEventTime: '',
-      lastEventTime: '',
-      archivedAt: '',
-    });
+    segments.push(segmentOf(i * 100, 100, start, end, { storedBytes: 50 }));
     if (gone) missing.push(object);
     start = end;
   });

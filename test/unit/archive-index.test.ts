@@ -3,39 +3,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { archiveReach, replayRuns, type ArchivedFile, type Segment } from '../../src/archive/archive-index.js';
+import { archivedFileOf, segmentOf } from '../support/archive-fixtures.js';
 
-function seg(offset: number, length: number, startGtid: string, endGtid: string): Segment {
-  return {
-    offset,
-    length,
-    object: `${String(offset).padStart(12, '0')}.zst`,
-    storedBytes: length,
-    sha256: 'x',
-    encrypted: false,
-    startGtid,
-    endGtid,
-    firstGtid: '',
-    lastGtid: '',
-    firstEventTime: '',
-    lastEventTime: '',
-    archivedAt: '',
-  };
-}
+const seg = segmentOf;
 
 function file(host: string, name: string, fileStart: string, segments: Segment[], missing: string[] = []): ArchivedFile {
-  return {
-    format: 1,
-    shard: 0,
-    host,
-    port: 3306,
-    serverId: host === 'a' ? 1 : 2,
-    file: name,
-    fileStart,
-    closed: true,
-    segments,
-    folder: `c/binlogs/shard-0/${host}_3306/${name}~t/`,
-    missing,
-  };
+  return archivedFileOf({ host, file: name, fileStart, segments, missing, serverId: host === 'a' ? 1 : 2 });
 }
 
 // Server a: two files, the second in two segments; then a failover to b, whose file starts

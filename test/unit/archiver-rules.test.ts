@@ -3,6 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ArchivedFile, Segment } from '../../src/archive/archive-index.js';
+import { segmentOf } from '../support/archive-fixtures.js';
 import { archiveLagSeconds, chooseStart, CUT_BYTES, cutAgeOf, purgeRisk, shouldCut } from '../../src/archive/archiver-rules.js';
 
 test('cut: whole transactions wait and the oldest is cut-age old, or 16 MiB wait, or the file is closed', () => {
@@ -16,21 +17,7 @@ test('cut: whole transactions wait and the oldest is cut-age old, or 16 MiB wait
   assert.equal(cutAgeOf(1000), 1000, 'never below a second');
 });
 
-const seg = (offset: number, length: number, endGtid: string): Segment => ({
-  offset,
-  length,
-  object: `${String(offset).padStart(12, '0')}.zst`,
-  storedBytes: length,
-  sha256: '',
-  encrypted: false,
-  startGtid: '',
-  endGtid,
-  firstGtid: '',
-  lastGtid: '',
-  firstEventTime: '',
-  lastEventTime: '',
-  archivedAt: '',
-});
+const seg = (offset: number, length: number, endGtid: string): Segment => segmentOf(offset, length, '', endGtid, { sha256: '' });
 
 const file = (host: string, port: number, name: string, fileStart: string, closed: boolean, segments: Segment[]): ArchivedFile => ({
   format: 1,

@@ -7,22 +7,9 @@ import type { ArchivedFile, Segment } from '../../src/archive/archive-index.js';
 import type { RestorePoint } from '../../src/cluster/restore-point-model.js';
 import { fileBefore, judgeShardBinlogs, shardStartOf, type ShardStart } from '../../src/restore/expire-binlogs.js';
 import type { Manifest } from '../../src/runner/manifest.js';
+import { segmentOf } from '../support/archive-fixtures.js';
 
-const seg = (offset: number, length: number, startGtid: string, endGtid: string): Segment => ({
-  offset,
-  length,
-  object: `${String(offset).padStart(12, '0')}.zst`,
-  storedBytes: length,
-  sha256: 'x',
-  encrypted: false,
-  startGtid,
-  endGtid,
-  firstGtid: '',
-  lastGtid: '',
-  firstEventTime: '',
-  lastEventTime: '',
-  archivedAt: '',
-});
+const seg = (offset: number, length: number, startGtid: string, endGtid: string): Segment => segmentOf(offset, length, startGtid, endGtid);
 
 const file = (name: string, start: string, end: string, closed = true, host = 'h1', port = 3306): ArchivedFile => ({
   format: 1,

@@ -6,6 +6,7 @@ import type { RestorePoint } from '../../src/cluster/restore-point-model.js';
 import type { Manifest } from '../../src/runner/manifest.js';
 import type { TaskRow } from '../../src/task/task.js';
 import { archiveFiles, describeGap, splitReplay } from '../../src/restore/archive-plan.js';
+import { segmentOf } from '../support/archive-fixtures.js';
 import {
   candidatesFromManifests,
   candidatesFromTasks,
@@ -142,21 +143,7 @@ function file(name: string, fileStart: string, ends: (string | [string, 'missing
   for (const e of ends) {
     const [end, gone] = Array.isArray(e) ? e : [e, undefined];
     const object = `${String(offset).padStart(12, '0')}.zst`;
-    segments.push({
-      offset,
-      length: 100,
-      object,
-      storedBytes: 50,
-      sha256: 'x',
-      encrypted: false,
-      startGtid: start,
-      endGtid: end,
-      firstGtid: '',
-      lastGtid: '',
-      firstEventTime: '',
-      lastEventTime: '',
-      archivedAt: '',
-    });
+    segments.push(segmentOf(offset, 100, start, end, { storedBytes: 50 }));
     if (gone) missing.push(object);
     offset += 100;
     start = end;
