@@ -84,8 +84,8 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   say(`4/${STEPS} The backup in the repository (mariadb-dump through zstd, streamed off each host, its manifest written last)`);
   show(
     "(a posix repository every host shares; the hosts' BackupDirs stay empty. The spider node's dump holds its schema and servers:\n" +
-      "mariadb-dump reads no rows through Spider tables; the rows are the shards'. Beside the backup: each shard master's binlog\n" +
-      "archive, streamed by its agent, and the backup's restore point)",
+      "mariadb-dump reads no rows through Spider tables; the rows are the shards'. Beside the backup: its restore point and, once\n" +
+      "their agents cut the first segments, the shard masters' binlog archive)",
   );
   show(backupFiles(join(opts.dir, 'repository')));
   show(`files left in the hosts' BackupDirs: ${countFiles(join(opts.dir, 'backups'))}`);
