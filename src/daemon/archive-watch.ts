@@ -235,7 +235,9 @@ export function lineOf(v: ArchiverView): string[] {
 /** An archiver's state as its master's presence row carries it: what is wrong first, a lag over the bound last. */
 export function presenceArchiveOf(v: ArchiverView, maxLagMs: number, holes?: string): PresenceArchive {
   const over =
-    v.lagS !== undefined && v.lagS * 1000 > maxLagMs ? `lag ${formatSeconds(v.lagS)} over max_lag ${formatDuration(maxLagMs)}` : undefined;
+    v.lagS !== undefined && v.lagS * 1000 > maxLagMs
+      ? `lag ${formatSeconds(v.lagS)} over max_lag ${formatSeconds(maxLagMs / 1000)}`
+      : undefined;
   const note = [v.problem, v.gap && `gap: ${v.gap}`, holes && `hole in the archive ${holes}`, v.purgeWarning, over]
     .filter((x): x is string => Boolean(x))
     .join('; ');
