@@ -3,8 +3,7 @@
 // document listing its segments. From that: how far the archive reaches without a hole, the holes
 // (a file purged before it was archived, a deleted object), and which segments a replay of
 // (from, to] needs, in order. Pure: unit-tested without a store.
-import { aheadIn, parseGtidPos, seqOf, type GtidState } from './gtid.js';
-import { covers } from './binlog-scan.js';
+import { aheadIn, parseGtidPos, seqOf, type GtidState, covers } from './gtid.js';
 
 export const ARCHIVE_FORMAT = 1;
 

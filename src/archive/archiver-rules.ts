@@ -2,8 +2,7 @@
 // file of a master to stream first, how far behind the archive is, and when the master's own purge
 // policy endangers a file not archived yet. Pure: unit-tested without a server or a store.
 import { archiveReach, usableSegments, type ArchivedFile, type Segment } from './archive-index.js';
-import { covers } from './binlog-scan.js';
-import { parseGtidPos } from './gtid.js';
+import { covers, parseGtidPos } from './gtid.js';
 
 /** A segment is cut at the latest when this many bytes wait. */
 export const CUT_BYTES = 16 * 1024 ** 2;

@@ -4,7 +4,7 @@
 // ends (a segment cut there never splits one). Event bodies are skipped (but a Query event's text
 // after a GTID, to see its COMMIT), so a 1 GiB file costs one pass over its headers. Pure: fed
 // Buffers, no I/O.
-import { parseGtidPos, type GtidState } from './gtid.js';
+import { parseGtidPos } from './gtid.js';
 
 const MAGIC = Buffer.from([0xfe, 0x62, 0x69, 0x6e]);
 const HEADER = 19;
@@ -270,10 +270,4 @@ function serverOf(text: string, domain: number): number {
     if (m && Number(m[1]) === domain) return Number(m[2]);
   }
   return 0;
-}
-
-/** Whether `a` holds everything `b` does (every domain of `b` at or below `a`). */
-export function covers(a: GtidState, b: GtidState): boolean {
-  for (const [d, seq] of b) if ((a.get(d) ?? -1n) < seq) return false;
-  return true;
 }

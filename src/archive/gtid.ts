@@ -20,6 +20,33 @@ export function parseGtidPos(text: string): GtidState {
 
 export const seqOf = (s: GtidState, domain: number): bigint => s.get(domain) ?? 0n;
 
+/** Whether `a` holds everything `b` does (every domain of `b` at or below `a`). */
+export function covers(a: GtidState, b: GtidState): boolean {
+  for (const [d, seq] of b) if ((a.get(d) ?? -1n) < seq) return false;
+  return true;
+}
+
+/**
+ * Per domain the higher sequence number of two positions, each part kept as written (its server
+ * id too): what is held when both are. '' is the empty position.
+ */
+export function mergeGtidPos(a: string, b: string): string {
+  if (a === '') return b;
+  if (b === '') return a;
+  const parts = new Map<number, { text: string; seq: bigint }>();
+  for (const text of [...a.split(','), ...b.split(',')]) {
+    const m = /^\s*(\d+)-(\d+)-(\d+)\s*$/.exec(text);
+    if (!m) continue;
+    const d = Number(m[1]);
+    const seq = BigInt(m[3] as string);
+    if ((parts.get(d)?.seq ?? -1n) < seq) parts.set(d, { text: text.trim(), seq });
+  }
+  return [...parts.entries()]
+    .sort((x, y) => x[0] - y[0])
+    .map(([, v]) => v.text)
+    .join(',');
+}
+
 /** Domains where `a` is ahead of `b`. */
 export function aheadIn(a: GtidState, b: GtidState): number[] {
   return [...a.keys()].filter((d) => seqOf(a, d) > seqOf(b, d));

@@ -11,8 +11,8 @@ import type { Logger } from 'pino';
 import { archiveReach, ARCHIVE_FORMAT, type FileIndex } from '../archive/archive-index.js';
 import { readShardArchive, storeSegment } from '../archive/archive-store.js';
 import { chooseStart, cutAgeOf, purgeRisk, shouldCut, archiveLagSeconds, type MasterFile } from '../archive/archiver-rules.js';
-import { BinlogScanner, covers } from '../archive/binlog-scan.js';
-import { parseGtidPos } from '../archive/gtid.js';
+import { BinlogScanner } from '../archive/binlog-scan.js';
+import { covers, mergeGtidPos, parseGtidPos } from '../archive/gtid.js';
 import { connect, type Connection, type Endpoint } from '../db/connect.js';
 import { errorMessage } from '../errors.js';
 import { killStray, spawnArgv, waitForExit } from '../host/processes.js';
@@ -66,24 +66,6 @@ export interface ArchiverView {
 }
 
 const stripBrackets = (s: string): string => s.trim().replace(/^\[/, '').replace(/\]$/, '').trim();
-
-/** Per domain the higher sequence number: what the archive holds at least. */
-function merged(a: string, b: string): string {
-  if (a === '') return b;
-  if (b === '') return a;
-  const parts = new Map<number, { text: string; seq: bigint }>();
-  for (const text of [...a.split(','), ...b.split(',')]) {
-    const m = /^\s*(\d+)-(\d+)-(\d+)\s*$/.exec(text);
-    if (!m) continue;
-    const d = Number(m[1]);
-    const seq = BigInt(m[3] as string);
-    if ((parts.get(d)?.seq ?? -1n) < seq) parts.set(d, { text: text.trim(), seq });
-  }
-  return [...parts.entries()]
-    .sort((x, y) => x[0] - y[0])
-    .map(([, v]) => v.text)
-    .join(',');
-}
 
 export class BinlogArchiver {
   private stopped = false;
@@ -203,7 +185,7 @@ export class BinlogArchiver {
     for (const p of archive.problems)
       this.log().warn({ port: master.port, problem: p }, 'binlog archiver: an index of the archive cannot be read');
     const choice = chooseStart(archive.files, { host: master.host, port: master.port, serverId }, files);
-    this.v.archived = merged(this.v.archived, archiveReach(archive.files).newest);
+    this.v.archived = mergeGtidPos(this.v.archived, archiveReach(archive.files).newest);
     if (choice.gap !== undefined && choice.gap !== this.v.gap) {
       this.log().error({ port: master.port, gap: choice.gap }, 'binlog archiver: a hole in the archive');
       this.v.gap = choice.gap;
@@ -302,7 +284,7 @@ export class BinlogArchiver {
             const bytes = readRange(path, committed.from, committed.to);
             index = await storeSegment(repo, { ...index, fileStart: scanner.state.fileStart }, bytes, committed, closed);
             scanner.takeCommitted();
-            this.v.archived = merged(this.v.archived, committed.endGtid);
+            this.v.archived = mergeGtidPos(this.v.archived, committed.endGtid);
             if (committed.lastTime > 0) this.lastArchivedEventMs = committed.lastTime * 1000 + 999;
             this.v.archivedBytes += bytes.length;
             this.v.problem = undefined;

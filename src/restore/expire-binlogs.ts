@@ -4,8 +4,7 @@
 // master position) and no kept point needs it. A shard without a kept backup keeps everything, and
 // so does one whose position cannot be compared with the files. Pure: unit-tested without a store.
 import { describeFile, type ArchivedFile } from '../archive/archive-index.js';
-import { covers } from '../archive/binlog-scan.js';
-import { parseGtidPos } from '../archive/gtid.js';
+import { covers, parseGtidPos } from '../archive/gtid.js';
 import type { RestorePoint } from '../cluster/restore-point-model.js';
 import type { Manifest } from '../runner/manifest.js';
 import { startPositionOf } from './plan-model.js';

@@ -6,8 +6,7 @@
 import { UsageError } from '../errors.js';
 import { formatDuration } from '../format.js';
 import type { RestorePoint } from '../cluster/restore-point-model.js';
-import { covers } from '../archive/binlog-scan.js';
-import { parseGtidPos } from '../archive/gtid.js';
+import { covers, parseGtidPos } from '../archive/gtid.js';
 import type { Manifest } from '../runner/manifest.js';
 import { STATUS, statusClass } from '../task/status.js';
 import type { TaskRow } from '../task/task.js';

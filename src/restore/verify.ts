@@ -24,8 +24,7 @@ import type { Repository } from '../repo/repository.js';
 import { checkRepoInstance, fetchInstance } from './repo-files.js';
 import { archiveReach, replayRuns, type Gap } from '../archive/archive-index.js';
 import { readShardArchive } from '../archive/archive-store.js';
-import { covers } from '../archive/binlog-scan.js';
-import { parseGtidPos } from '../archive/gtid.js';
+import { covers, parseGtidPos } from '../archive/gtid.js';
 import { describeGap } from './archive-plan.js';
 import { manifestGtid } from './point-choice.js';
 

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { binlogRange, parseGtidPos } from '../../src/archive/gtid.js';
+import { binlogRange, covers, mergeGtidPos, parseGtidPos } from '../../src/archive/gtid.js';
 
 test('parseGtidPos: lists, brackets, empty; a bad part is named', () => {
   assert.deepEqual(
@@ -34,4 +34,13 @@ test('binlogRange: purged files and a point the server has not reached are named
   assert.deepEqual(r.gone, { oldestKept: 'b.000003', domains: [0] });
   assert.deepEqual(r.files, ['b.000003']);
   assert.deepEqual(binlogRange(files, now, parseGtidPos('0-1-300'), parseGtidPos('0-1-400')).notReached, [0]);
+});
+
+test('mergeGtidPos: per domain the higher sequence number, each part as written; covers judges the result', () => {
+  assert.equal(mergeGtidPos('0-1-42,1-2-7', '0-3-40,1-2-9,2-5-1'), '0-1-42,1-2-9,2-5-1');
+  assert.equal(mergeGtidPos('', '0-1-5'), '0-1-5');
+  assert.equal(mergeGtidPos('0-1-5', ''), '0-1-5');
+  const m = parseGtidPos(mergeGtidPos('0-1-42', '1-2-7'));
+  assert.ok(covers(m, parseGtidPos('0-1-42')) && covers(m, parseGtidPos('1-2-7')));
+  assert.equal(covers(parseGtidPos('0-1-41'), parseGtidPos('0-1-42')), false);
 });
