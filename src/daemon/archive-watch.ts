@@ -18,6 +18,7 @@ import { archiveReach } from '../archive/archive-index.js';
 import { readShardArchive } from '../archive/archive-store.js';
 import { binlogRole, replicationConnections } from '../sql/binlog-source.js';
 import { BinlogArchiver, type ArchiverView } from './binlog-archiver.js';
+import { singleFlight } from './single-flight.js';
 
 export const ARCHIVE_EVERY_MS = 30_000;
 export const LAG_EVERY_MS = 5000;
@@ -58,7 +59,6 @@ export function createArchiveWatch(deps: ArchiveWatchDeps): ArchiveWatch {
   const archivers = new Map<string, BinlogArchiver>();
   let repo: { key: string; repo: Repository } | undefined;
   let timers: NodeJS.Timeout[] = [];
-  let looking: Promise<void> | undefined;
   let stopped = false;
   let active = false;
   const unknown = new Map<string, string>();
@@ -140,19 +140,16 @@ export function createArchiveWatch(deps: ArchiveWatchDeps): ArchiveWatch {
     }
   };
 
+  const looking = singleFlight((err) =>
+    deps.logger().error({ err: errorMessage(err) }, 'binlog archive: looking for shard masters failed'),
+  );
   const runLook = () => {
-    if (looking || stopped) return;
-    looking = look()
-      .catch((err: unknown) => deps.logger().error({ err: errorMessage(err) }, 'binlog archive: looking for shard masters failed'))
-      .finally(() => {
-        looking = undefined;
-      });
+    if (!stopped) looking.run(look);
   };
 
   // The shard archives as stored, looked at now and then: a deleted object, or a file that never
   // got there, is a hole status --cluster names (verify and the restore plans read it themselves).
   const holes = new Map<number, string>();
-  let lookingForHoles: Promise<void> | undefined;
   const findHoles = async () => {
     const r = repo?.repo;
     if (!r) return;
@@ -167,13 +164,11 @@ export function createArchiveWatch(deps: ArchiveWatchDeps): ArchiveWatch {
     }
     for (const shard of holes.keys()) if (!shards.has(shard)) holes.delete(shard);
   };
+  const lookingForHoles = singleFlight((err) =>
+    deps.logger().warn({ err: errorMessage(err) }, 'binlog archive: cannot read the shard archives'),
+  );
   const runFindHoles = () => {
-    if (lookingForHoles || stopped) return;
-    lookingForHoles = findHoles()
-      .catch((err: unknown) => deps.logger().warn({ err: errorMessage(err) }, 'binlog archive: cannot read the shard archives'))
-      .finally(() => {
-        lookingForHoles = undefined;
-      });
+    if (!stopped) lookingForHoles.run(findHoles);
   };
 
   const lag = async () => {
@@ -214,8 +209,8 @@ export function createArchiveWatch(deps: ArchiveWatchDeps): ArchiveWatch {
     async stop() {
       stopped = true;
       for (const t of timers) clearInterval(t);
-      await looking;
-      await lookingForHoles;
+      await looking.inFlight();
+      await lookingForHoles.inFlight();
       await stopAll();
     },
   };

@@ -3,6 +3,7 @@
 // `status` until the next look says otherwise.
 import type { Logger } from 'pino';
 import { lookAtCrond, type CrondLook } from '../host/crond.js';
+import { singleFlight } from './single-flight.js';
 
 export const CROND_EVERY_MS = 5 * 60_000;
 
@@ -25,7 +26,6 @@ export interface CrondWatch {
 
 export function createCrondWatch(deps: CrondWatchDeps): CrondWatch {
   let lastAt: number | undefined;
-  let running: Promise<void> | undefined;
   let shown: string[] = [];
 
   const settle = (binary: string, look: CrondLook) => {
@@ -46,9 +46,10 @@ export function createCrondWatch(deps: CrondWatchDeps): CrondWatch {
     deps.onChange();
   };
 
+  const flight = singleFlight((err) => deps.logger().error({ err: String(err) }, 'mysql-crond check failed'));
   return {
     poke(now, force = false) {
-      if (running !== undefined) return;
+      if (flight.inFlight() !== undefined) return;
       if (!force && lastAt !== undefined && now - lastAt < CROND_EVERY_MS) return;
       lastAt = now;
       const binary = deps.binary();
@@ -59,14 +60,9 @@ export function createCrondWatch(deps: CrondWatchDeps): CrondWatch {
         }
         return;
       }
-      running = lookAtCrond(binary)
-        .then((look) => settle(binary, look))
-        .catch((err: unknown) => deps.logger().error({ err: String(err) }, 'mysql-crond check failed'))
-        .finally(() => {
-          running = undefined;
-        });
+      flight.run(() => lookAtCrond(binary).then((look) => settle(binary, look)));
     },
     lines: () => shown,
-    inFlight: () => running,
+    inFlight: flight.inFlight,
   };
 }

@@ -4,6 +4,7 @@
 // it never stops the daemon, and the next backup fails by the same name.
 import type { Logger } from 'pino';
 import type { AgentConfig } from '../config/agent.js';
+import { singleFlight } from './single-flight.js';
 import { errorMessage } from '../errors.js';
 import { closeRepository, openAgentRepository } from '../repo/agent-repository.js';
 import type { Repository } from '../repo/repository.js';
@@ -27,7 +28,6 @@ export interface RepoWatch {
 
 export function createRepoWatch(deps: RepoWatchDeps): RepoWatch {
   let lastAt: number | undefined;
-  let running: Promise<void> | undefined;
   let shown: string | undefined;
 
   const settle = (line: string | undefined, problem: string | undefined) => {
@@ -59,18 +59,15 @@ export function createRepoWatch(deps: RepoWatchDeps): RepoWatch {
     }
   };
 
+  const flight = singleFlight((err) => deps.logger().error({ err: errorMessage(err) }, 'repository check failed'));
   return {
     poke(now, force = false) {
-      if (running !== undefined) return;
+      if (flight.inFlight() !== undefined) return;
       if (!force && lastAt !== undefined && now - lastAt < REPO_EVERY_MS) return;
       lastAt = now;
-      running = look()
-        .catch((err: unknown) => deps.logger().error({ err: errorMessage(err) }, 'repository check failed'))
-        .finally(() => {
-          running = undefined;
-        });
+      flight.run(look);
     },
     line: () => shown,
-    inFlight: () => running,
+    inFlight: flight.inFlight,
   };
 }
