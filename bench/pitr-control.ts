@@ -6,7 +6,6 @@
 // does the same), for `trials` random T within the workload; then to as many restore points taken
 // during the same workload. A restore is consistent when the balances sum to the seeded total and
 // no XA transaction is left prepared. Prints one Markdown table.
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +18,7 @@ import { openClusterSession } from '../src/cluster/session.js';
 import { startCluster, type Cluster, type Instance } from '../src/sandbox/cluster.js';
 import { BankChecker, setupBank, startTransfers } from '../test/support/transfer-workload.js';
 import { machine, markdownTable, progress, type Row } from './lib/report.js';
+import { toolOutput } from '../test/support/tool-output.js';
 
 const { values } = parseArgs({ options: { trials: { type: 'string', default: '20' }, seconds: { type: 'string', default: '20' } } });
 const TRIALS = Number(values.trials);
@@ -27,7 +27,7 @@ const SECONDS = Number(values.seconds);
 /** Per shard: every transaction's GTID in binlog order with its event time (Unix seconds), decoded by mariadb-binlog. */
 async function transactionTimes(cluster: Cluster, m: Instance): Promise<{ time: number; gtid: string }[]> {
   const files = (await cluster.query<{ Log_name: string }>(m, 'SHOW BINARY LOGS')).map((r) => join(m.datadir, r.Log_name));
-  const text = await output('mariadb-binlog', ['--no-defaults', ...files]);
+  const text = await toolOutput('mariadb-binlog', ['--no-defaults', ...files]);
   const out: { time: number; gtid: string }[] = [];
   // "#261205 15:40:01 server id 1  end_log_pos 1234 CRC32 0x0a1b2c3d 	GTID 0-1-45 trans" (the server's local time)
   const re = /^#(\d\d)(\d\d)(\d\d) +(\d+):(\d\d):(\d\d) server id \d+ .*\tGTID (\d+-\d+-\d+)/gm;
@@ -47,18 +47,6 @@ function positionAt(txs: readonly { time: number; gtid: string }[], t: number, b
     pos = x.gtid;
   }
   return pos;
-}
-
-function output(cmd: string, args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    const chunks: Buffer[] = [];
-    let err = '';
-    child.stdout.on('data', (b: Buffer) => chunks.push(b));
-    child.stderr.on('data', (b: Buffer) => (err += b.toString()));
-    child.once('error', reject);
-    child.once('close', (code) => (code === 0 ? resolve(Buffer.concat(chunks).toString('latin1')) : reject(new Error(`${cmd}: ${err}`))));
-  });
 }
 
 progress('starting a cluster: 2 shards (distinct addresses), 2 Spider nodes with spider_internal_xa=ON, tdbctl stand-in');

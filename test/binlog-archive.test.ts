@@ -7,7 +7,6 @@
 // the shard from the archive's first state to the new master's position finds no hole.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -23,6 +22,7 @@ import { DaemonProcess, freePort } from './support/daemon.js';
 import { parseExposition, promtool } from './support/prom.js';
 import { setupBank, startTransfers, type Transfers } from './support/transfer-workload.js';
 import { waitFor } from './support/workspace.js';
+import { toolOutput } from './support/tool-output.js';
 
 const PREFIX = 'c1';
 let cluster: TestCluster;
@@ -106,24 +106,10 @@ async function archivedGtids(files: readonly ArchivedFile[]): Promise<string[]> 
     const { segments } = usableSegments(f);
     if (segments.length === 0) continue;
     const path = await fetchRun(repo, { file: f, segments, startGtid: '', stopGtid: '' }, dir);
-    const text = await run('mariadb-binlog', ['--no-defaults', path]);
+    const text = await toolOutput('mariadb-binlog', ['--no-defaults', path]);
     for (const m of text.matchAll(/^#\d{6} .*\bGTID (\d+-\d+-\d+)/gm)) out.push(m[1] as string);
   }
   return out;
-}
-
-function run(cmd: string, args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    let err = '';
-    child.stdout.on('data', (b: Buffer) => out.push(b));
-    child.stderr.on('data', (b: Buffer) => (err += b.toString()));
-    child.once('error', reject);
-    child.once('close', (code) =>
-      code === 0 ? resolve(Buffer.concat(out).toString('latin1')) : reject(new Error(`${cmd}: ${code} ${err}`)),
-    );
-  });
 }
 
 const duplicates = (xs: readonly string[]): string[] => xs.filter((x, i) => xs.indexOf(x) !== i);
