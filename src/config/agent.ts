@@ -41,6 +41,10 @@ export interface AgentConfig {
   repository: RepositoryConfig | undefined;
   /** `[archive]`: every shard master this host serves has its binlogs copied into the repository (README "Binlog archive"). */
   archive: ArchiveConfig;
+  /** `[restore]`: how this host's agent carries out the restore tasks of `spiderbackup restore` (README "Restoring a cluster"). */
+  restore: RestoreConfig;
+  /** `[drill]`: the primary spider node's agent restores the newest backup onto scratch instances on a schedule. */
+  drill: DrillConfig;
   /**
    * Unknown sections and keys of the file, one line each, naming file, section and key. The
    * loader only returns them: the CLI prints them on stderr, the daemon logs them.
@@ -57,6 +61,30 @@ export interface ArchiveConfig {
   maxLagMs: number;
   /** Where the streams land before they are cut into segments (default state_dir/binlog-spool). */
   spoolDir: string;
+}
+
+export interface RestoreConfig {
+  /** Stops a target instance before a physical restore's copy-back ({port}, {host} …); unset: physical restores are refused here. */
+  stopCommand: string[] | undefined;
+  /** Starts it again on the restored datadir. */
+  startCommand: string[] | undefined;
+  /** Where fetched backups are unpacked and prepared (default state_dir/restore-staging). */
+  stagingDir: string;
+  /** `spiderbackup restore`: how long a written task may wait for its agent to claim it. */
+  claimTimeoutMs: number;
+}
+
+export interface DrillConfig {
+  /** When the drill runs (5 or 6 fields, as [schedule] cron); undefined: no drill. */
+  cron: string | undefined;
+  /** The target file of the scratch instances (it must say "scratch": true). */
+  target: string | undefined;
+  /** One value read through the restored spider node after the restore. */
+  checkSql: string | undefined;
+  /** What check_sql must return; unset: any value but an error. */
+  expect: string | undefined;
+  /** Leave the restored data until the next drill (else the scratch instances are wiped after it). */
+  keep: boolean;
 }
 
 /**
@@ -143,6 +171,19 @@ export const AGENT_SCHEMA = {
     max_lag: { kind: 'duration', default: '60s', min: 1000, max: 24 * HOUR },
     spool_dir: { kind: 'path', default: undefined },
   },
+  restore: {
+    stop_command: { kind: 'optional' },
+    start_command: { kind: 'optional' },
+    staging_dir: { kind: 'path', default: undefined },
+    claim_timeout: { kind: 'duration', default: '60s', min: 1000, max: 24 * HOUR },
+  },
+  drill: {
+    cron: { kind: 'optional' },
+    target: { kind: 'path', default: undefined },
+    check_sql: { kind: 'optional' },
+    expect: { kind: 'optional' },
+    keep: { kind: 'bool', default: false },
+  },
   // Read by config/repository.ts, which checks them together (the type decides which are needed).
   repository: Object.fromEntries(REPOSITORY_KEYS.map((k) => [k, { kind: 'optional' }])) as Record<
     (typeof REPOSITORY_KEYS)[number],
@@ -226,8 +267,34 @@ function agentConfigFrom(ini: IniReader, file: string | undefined, cwd: string, 
       maxLagMs: v('archive', 'max_lag'),
       spoolDir: v('archive', 'spool_dir') ?? resolve(v('agent', 'state_dir'), 'binlog-spool'),
     },
+    restore: {
+      stopCommand: optionalCommand(ini, 'restore', 'stop_command', v('restore', 'stop_command')),
+      startCommand: optionalCommand(ini, 'restore', 'start_command', v('restore', 'start_command')),
+      stagingDir: v('restore', 'staging_dir') ?? resolve(v('agent', 'state_dir'), 'restore-staging'),
+      claimTimeoutMs: v('restore', 'claim_timeout'),
+    },
+    drill: drillConfig(ini, {
+      cron: v('drill', 'cron'),
+      target: v('drill', 'target'),
+      checkSql: v('drill', 'check_sql'),
+      expect: v('drill', 'expect'),
+      keep: v('drill', 'keep'),
+    }),
     warnings,
   };
+}
+
+function optionalCommand(ini: IniReader, section: string, key: string, text: string | undefined): string[] | undefined {
+  return text === undefined ? undefined : parseCommandTemplate(text, ini.file, `[${section}] ${key}`);
+}
+
+/** A drill needs both when and onto what; one without the other is a mistake, not a default. */
+function drillConfig(ini: IniReader, d: DrillConfig): DrillConfig {
+  if (d.cron !== undefined && d.target === undefined)
+    throw ini.invalid('drill', 'cron', d.cron, 'needs [drill] target (the scratch instances)');
+  if (d.target !== undefined && d.cron === undefined) throw ini.invalid('drill', 'target', d.target, 'needs [drill] cron (when to run)');
+  if (d.expect !== undefined && d.checkSql === undefined) throw ini.invalid('drill', 'expect', d.expect, 'needs [drill] check_sql');
+  return d;
 }
 
 /** `[archive] binlogs`: on by default with a repository, off without; `on` needs one. */

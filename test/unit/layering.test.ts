@@ -22,6 +22,7 @@ const LAYERS = [
   'check',
   'cluster',
   'restore',
+  'recovery',
   'state',
   'daemon',
   'cli',
