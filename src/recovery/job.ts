@@ -41,9 +41,9 @@ export interface RestoreSource extends Address {
 
 /** A Spider route of the restored cluster: `CREATE SERVER <name>` on every new spider node. */
 export interface RestoreRoute extends Address {
-  /** SPT<n> or SPT_SLAVE<n>. */
+  /** SPT<n>, SPT_SLAVE<n>, or SPIDER<k> for the new spider nodes themselves. */
   name: string;
-  wrapper: 'mysql' | 'mysql_slave';
+  wrapper: 'mysql' | 'mysql_slave' | 'SPIDER';
   /** The login Spider uses (the target file's); the password travels only in `passwordFile`. */
   user: string;
   /** Path of a file holding the password, read by the target's agent on its own host. */
@@ -129,6 +129,42 @@ export interface RestoreResult {
   /** Tasks that did not reach the point, each with its error. */
   failed: { target: Address; error: string }[];
   routed: boolean;
+}
+
+/** What `spiderbackup restore` and the drill ask of runRestore (src/recovery/run-restore.ts). */
+export interface RestoreRequest {
+  /** Absent: the newest backup usable for the point, as restore-plan chooses it. */
+  backupId?: string | undefined;
+  pointName?: string | undefined;
+  toTime?: string | undefined;
+  /** Path of target.json. */
+  targetFile: string;
+  /** Check everything, write nothing, return the plan. */
+  dryRun?: boolean;
+  /** Redo only the unfinished tasks of this restore. */
+  resumeId?: string | undefined;
+  /** At most this many shards restored at once (default: all). */
+  parallel?: number | undefined;
+  /** The drill: a target file without `"scratch": true` is refused. */
+  requireScratch?: boolean;
+}
+
+/** What runRestore reports while it runs (the command prints them; the drill logs them). */
+export type RestoreEvent =
+  | { kind: 'planned'; restoreId: string; backupId: string; point: string; tasks: number }
+  | { kind: 'phase'; target: Address; role: RestoreRole; shard: number; phase: RestorePhase; bytes: number; ms: number; error?: string }
+  | { kind: 'routed'; spiders: Address[] };
+
+export interface RestoreOutcome {
+  /** Absent when refused before anything was written (and on a dry run). */
+  restoreId?: string;
+  dryRun: boolean;
+  /** Why it was refused or what failed, one line each, naming the instance, object or file. Empty: all well. */
+  problems: string[];
+  /** One line per task of the plan: target, role, shard, source backup, GTIDs, bytes to fetch. */
+  plan: string[];
+  /** Present once the restore ran (not on a dry run or a refusal). */
+  result?: RestoreResult;
 }
 
 /** Restores are named like backups, `r-YYYYMMDD-HHMMSS` (UTC) by default. */
