@@ -25,6 +25,7 @@ import mysql from 'mysql2/promise';
 import type { Instance } from '../src/sandbox/cluster.js';
 import { setUpCluster, type ClusterWorkspace, type TestCluster } from './support/cluster.js';
 import { DaemonProcess } from './support/daemon.js';
+import { readStatus } from '../src/state/daemon-status.js';
 import { insertTasks, statusOf } from './support/tasks.js';
 import { waitFor } from './support/workspace.js';
 
@@ -321,10 +322,17 @@ describe('a repository that cannot be written', () => {
       60_000,
     );
     assert.equal(await statusOf(cluster, m0, id2), 'failed: upload to posix store');
-    const last = await waitFor('the failure to be the last error', async () => {
-      const v = JSON.parse((await ws.cli('status', '--format', 'json')).stdout) as { lastError: { message: string } | null };
-      return v.lastError?.message.includes(id2) ? v.lastError.message : undefined;
-    });
+    // Read from status.json as the daemon writes it (what `status` shows, checked above) every
+    // 50 ms: an error noted soon after (the repository re-check the failure sets off) replaces it,
+    // and a look through a CLI child, a second or more apart, could miss the moment it was last.
+    const last = await waitFor(
+      'the failure to be the last error',
+      () => {
+        const message = readStatus(ws.stateDir)?.lastError?.message;
+        return message?.includes(id2) ? message : undefined;
+      },
+      60_000,
+    );
     assert.match(last, new RegExp(`backup ${id2} on port ${m0.port}: failed: upload to posix store: posix ${missing()}: cannot use`));
     assert.ok(daemon.child.exitCode === null, 'the daemon goes on');
 
