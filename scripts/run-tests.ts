@@ -23,22 +23,22 @@ const TIMEOUT_MS = 300_000;
  * here only starts later.
  */
 export const LONGEST_FIRST = [
-  'restore-to-point',
   'restore-archive',
+  'restore-to-point',
+  'restore-point',
+  'auto-points',
   'repository-read',
   'partial-answers',
   'binlog-archive',
-  'restore-point',
-  'auto-points',
   'sandbox',
   'daemon',
   'scale',
   'host-truth',
-  'sandbox-side-by-side',
   'check',
+  'sandbox-side-by-side',
   'any-node',
-  'status-archive',
   'bounds',
+  'status-archive',
   'release',
   'repository-s3',
 ];
