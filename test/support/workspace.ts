@@ -148,19 +148,14 @@ export class Workspace {
   }
 }
 
-/**
- * Polls until fn returns a truthy value; fails with `what` after timeoutMs (generous: CI is slow).
- * A look that costs (a CLI child: most of a second of a core) is followed by a pause as long as
- * it took, up to a second: polling back to back would take a core from the test files beside it.
- */
+/** Polls until fn returns a truthy value; fails with `what` after timeoutMs (generous: CI is slow). */
 export async function waitFor<T>(what: string, fn: () => T | Promise<T>, timeoutMs = 30_000): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const t0 = Date.now();
     const v = await fn();
     if (v) return v as NonNullable<T>;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, Math.min(1000, Math.max(50, Date.now() - t0))));
+    await new Promise((r) => setTimeout(r, 50));
   }
 }
 
