@@ -133,3 +133,14 @@ export async function killStray(pid: number, marker: string): Promise<boolean> {
   while (isRunning(pid) && Date.now() < deadline) await sleep(20);
   return true;
 }
+
+/** The argument vector of a running process (/proc/<pid>/cmdline); undefined when it is gone or unreadable. */
+export function commandLineOf(pid: number): string[] | undefined {
+  if (!isRunning(pid)) return undefined;
+  try {
+    const text = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    return text.split('\0').filter((a, i, all) => a !== '' || i < all.length - 1);
+  } catch {
+    return undefined;
+  }
+}
