@@ -4,13 +4,14 @@
 // A task to claim gets its detached worker (bin/restorer.ts, once per attempt in this daemon's
 // life); a task whose worker died is reported failed with why, so that `restore --resume` redoes it.
 // Never under the host lock: the worker takes it.
+import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import type { AgentConfig } from '../config/agent.js';
 import { discoverInstances } from '../config/discover.js';
 import { errorMessage } from '../errors.js';
-import { commandLineOf, spawnArgv } from '../host/processes.js';
+import { commandLineOf, killGroupLeftovers, spawnArgv } from '../host/processes.js';
 import { closeRepository, openAgentRepository } from '../repo/agent-repository.js';
 import type { Repository } from '../repo/repository.js';
 import {
@@ -118,6 +119,9 @@ export function createRestoreWatch(deps: RestoreWatchDeps): RestoreWatch {
   };
 
   const reportLost = async (repo: Repository, config: AgentConfig, state: RestoreTaskState, why: string) => {
+    // Its children (a load's client, a replay) would go on writing into the target under a next attempt.
+    const killed = state.agent.host === hostname() ? killGroupLeftovers(state.agent.pid) : [];
+    if (killed.length > 0) deps.logger().warn({ restoreId: state.restoreId, pids: killed }, "the dead restore worker's processes killed");
     const now = new Date().toISOString();
     const phases = state.phases.map((p) => ({ ...p }));
     const current = phases.at(-1);

@@ -144,3 +144,15 @@ export function commandLineOf(pid: number): string[] | undefined {
     return undefined;
   }
 }
+
+/**
+ * SIGKILLs what is left of a dead process's group: a detached worker leads its own group, and its
+ * children (a load's client, a decompressor) outlive a SIGKILL of it. Returns the pids signalled.
+ * Safe against pid reuse: while any process is in the group, its id is not given to another process.
+ */
+export function killGroupLeftovers(leader: number): number[] {
+  if (!Number.isInteger(leader) || leader <= 1 || isRunning(leader)) return [];
+  const left = scanHost().processes.filter((p) => p.pgid === leader && p.pid !== process.pid);
+  for (const p of left) signal(p.pid, 'SIGKILL');
+  return left.map((p) => p.pid);
+}

@@ -2,7 +2,7 @@
 // rows (a shard instance's local task table) and the presence rows of the source's agents. Then
 // its GTID state, so that the replay leaves a master's @@gtid_binlog_pos at the point's GTID (the
 // replayed events keep the source's GTIDs) and a replica can follow it with MASTER_USE_GTID.
-import type { Queryable } from '../db/connect.js';
+import { errnoOf, type Queryable } from '../db/connect.js';
 import { setSqlLogBin } from '../sql/tasks.js';
 import { deleteAllTaskRows, deleteOtherPresence, resetMaster, setGtidBinlogState, setGtidSlavePos } from '../sql/recovery.js';
 
@@ -23,7 +23,18 @@ export async function dropSourceRows(db: Queryable, self: { host: string; port: 
  * is linked to its new master). `fromGtid` '' (a backup before any transaction): just emptied.
  */
 export async function startGtidState(db: Queryable, fromGtid: string): Promise<void> {
-  await resetMaster(db);
-  if (fromGtid !== '') await setGtidBinlogState(db, fromGtid);
+  // The serving agent's own presence write can land between the two (it is binlogged on a
+  // master): the binlog is then not empty any more, and the pair is tried again.
+  for (let attempt = 1; ; attempt++) {
+    await resetMaster(db);
+    try {
+      if (fromGtid !== '') await setGtidBinlogState(db, fromGtid);
+      break;
+    } catch (err) {
+      if (errnoOf(err) !== ER_BINLOG_MUST_BE_EMPTY || attempt >= 5) throw err;
+    }
+  }
   await setGtidSlavePos(db, '');
 }
+
+const ER_BINLOG_MUST_BE_EMPTY = 1956;

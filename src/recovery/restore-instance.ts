@@ -39,6 +39,13 @@ export interface RestoreContext {
   log: (msg: string, fields?: Record<string, unknown>) => void;
   /** How long a replica waits for its new master's task (default replica-link.ts MASTER_WAIT_MS). */
   masterWaitMs?: number;
+  /**
+   * An earlier attempt of this very task got past the empty check: what the target holds is its
+   * own half-done restore, wiped like a scratch target's.
+   */
+  redo?: boolean;
+  /** Called before a replica waits for its new master: the host lock goes (its master may need it). */
+  beforeWait?: () => void;
 }
 
 export interface RestoreReport {
@@ -70,7 +77,7 @@ export async function restoreInstance(spec: RestoreTaskSpec, ctx: RestoreContext
   let db: Connection | undefined;
   try {
     db = await connect(instance, { connectTimeoutMs: 10_000 });
-    await ensureEmpty(db, who, spec.scratch, (m) => ctx.log(m));
+    await ensureEmpty(db, who, spec.scratch || ctx.redo === true, (m) => ctx.log(m));
 
     report.phase('fetch');
     const check = await checkRepoInstance(repo, spec.source.backupId, spec.source.host, spec.source.port, spec.source.manifestSha256);
@@ -128,6 +135,7 @@ export async function restoreInstance(spec: RestoreTaskSpec, ctx: RestoreContext
     }
 
     if (spec.role === 'replica') {
+      ctx.beforeWait?.();
       await waitForMaster(repo, spec, {
         signal,
         ...(ctx.masterWaitMs !== undefined ? { timeoutMs: ctx.masterWaitMs } : {}),

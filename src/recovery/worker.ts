@@ -162,6 +162,14 @@ export async function runRestoreWorker(deps: WorkerDeps): Promise<number> {
           signal: abort.signal,
           log: (msg, fields) => logger.info(fields ?? {}, msg),
           ...(deps.masterWaitMs !== undefined ? { masterWaitMs: deps.masterWaitMs } : {}),
+          redo:
+            before !== undefined &&
+            before.attempt < spec.attempt &&
+            before.phases.some((p) => p.phase !== 'claimed' && p.phase !== 'failed'),
+          beforeWait: () => {
+            lock?.release();
+            lock = undefined;
+          },
         },
         {
           phase: (p) => {
