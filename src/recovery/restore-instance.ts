@@ -114,8 +114,14 @@ export async function restoreInstance(spec: RestoreTaskSpec, ctx: RestoreContext
     } else {
       const file = manifest.files[0];
       if (!file) throw new RestoreTaskError(`the ${source}: its manifest lists no file`);
+      if (spider) {
+        // The dump's Spider tables name their servers: CREATE TABLE needs them in the server cache.
+        await writeRoutes(db, spec.routes ?? []);
+        await flushPrivileges(db);
+      }
       await loadDump(instance, resolveUnder(fetched, file.name), { signal, onBytes: (n) => report.bytes(n) });
-      // A spider node's routes before the grant tables (and with them the server cache) are read again.
+      // The dump wrote the source's mysql.servers into the table (the cache still holds the
+      // routes): the routes again, before the grant tables and the server cache are read again.
       if (spider) await writeRoutes(db, spec.routes ?? []);
       await recreateLogin(db, login);
       await dropSourceRows(db, spec.target, spider);

@@ -57,8 +57,11 @@ export async function runPipe(
   counter.on('error', () => undefined);
   a.stdout?.pipe(counter).pipe(b.stdin as NodeJS.WritableStream);
   // A consumer that stops early leaves the producer blocked on a full pipe: it goes too.
+  // Its unread output is let go, or its 'close' would wait for a reader forever.
   b.once('close', () => {
     if (a.exitCode === null && a.signalCode === null) a.kill('SIGTERM');
+    a.stdout?.unpipe();
+    a.stdout?.resume();
   });
   const abort = () => {
     a.kill('SIGKILL');
