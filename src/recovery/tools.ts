@@ -56,10 +56,11 @@ export async function runPipe(
   b.stdin?.on('error', () => undefined);
   counter.on('error', () => undefined);
   a.stdout?.pipe(counter).pipe(b.stdin as NodeJS.WritableStream);
-  // A consumer that stops early leaves the producer blocked on a full pipe: it goes too.
-  // Its unread output is let go, or its 'close' would wait for a reader forever.
-  b.once('close', () => {
-    if (a.exitCode === null && a.signalCode === null) a.kill('SIGTERM');
+  // Once the consumer is gone the producer's output is let go (or it would block on a full pipe,
+  // and its 'close' wait for a reader forever); a consumer that failed takes the producer with it.
+  // One that succeeded (mbstream stops at the stream's end) lets it finish.
+  b.once('close', (code) => {
+    if (code !== 0 && a.exitCode === null && a.signalCode === null) a.kill('SIGTERM');
     a.stdout?.unpipe();
     a.stdout?.resume();
   });
