@@ -7,13 +7,16 @@
 // shard's content equals `verify --restore-test` of the same point, the replica replicates from
 // its new master with no errant GTID, and the spider node's mysql.servers names only target
 // addresses. Then a worker and its daemon killed mid-task: the restarted daemon reports it failed
-// ("died"), and a next attempt of the task is done.
+// ("died"), and a next attempt of the task is done. Last, a physical (mariadb-backup) restore of one
+// shard, the instance stopped and started by `[restore]` commands (test/support/instance-ctl.sh).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import mysql from 'mysql2/promise';
 import { loadAgentConfig } from '../src/config/agent.js';
 import { configuredRepository } from '../src/repo/agent-repository.js';
 import type { Repository } from '../src/repo/repository.js';
@@ -36,6 +39,9 @@ import {
   type RestoreTaskState,
 } from '../src/recovery/job.js';
 import { ADMIN_PASSWORD, ADMIN_USER, type Instance } from '../src/sandbox/cluster.js';
+import { latestLocalStates } from '../src/recovery/local-state.js';
+import { isWorkerOf } from '../src/recovery/worker-args.js';
+import { commandLineOf } from '../src/host/processes.js';
 import { setUpCluster, type ClusterWorkspace, type TestCluster } from './support/cluster.js';
 import { DaemonProcess } from './support/daemon.js';
 import { bankTotal, setupBank, startTransfers, type Transfers } from './support/transfer-workload.js';
@@ -58,6 +64,8 @@ let repo: Repository;
 let transfers: Transfers | undefined;
 const daemons: DaemonProcess[] = [];
 let lockHolder: ChildProcess | undefined;
+/** Instances the physical restore restarted outside the harness: killed before the cluster closes. */
+const restarted: string[] = [];
 
 before(async () => {
   repoDir = mkdtempSync(join(tmpdir(), 'sb-repo-recovery-'));
@@ -103,6 +111,22 @@ after(async () => {
   await transfers?.stop().catch(() => {});
   lockHolder?.kill('SIGKILL');
   for (const d of daemons) await d.dispose().catch(() => {});
+  // A worker still running (a test that failed mid-task) goes with its process group.
+  for (const ws of target ? Object.values<ClusterWorkspace>(target.workspaces) : [])
+    for (const st of latestLocalStates(ws.stateDir))
+      if (isWorkerOf(commandLineOf(st.agent.pid), st))
+        try {
+          process.kill(-st.agent.pid, 'SIGKILL');
+        } catch {
+          // gone meanwhile
+        }
+  for (const dir of restarted) {
+    try {
+      process.kill(Number(readFileSync(join(dir, 'harness.pid'), 'utf8').trim()), 'SIGKILL');
+    } catch {
+      // not started, or gone
+    }
+  }
   await target?.close();
   await source?.close();
   for (const dir of [repoDir, secrets]) if (dir) rmSync(dir, { recursive: true, force: true });
@@ -110,23 +134,23 @@ after(async () => {
 
 const addr = (i: Instance): Address => ({ host: i.host, port: i.port });
 
-async function backupAndPoint(): Promise<void> {
+async function backupAndPoint(backupId = BACKUP, pointName = POINT): Promise<void> {
   const spiderIni = srcWs.dropIn(source.spider);
   transfers = await startTransfers(source, 4);
   try {
     await waitFor('transfers under way', () => transfers!.committed() > 50, 120_000);
-    const s = await srcWs.cli('schedule', '-c', spiderIni, `--backup-id=${BACKUP}`, '--no-restore-point');
+    const s = await srcWs.cli('schedule', '-c', spiderIni, `--backup-id=${backupId}`, '--no-restore-point');
     assert.equal(s.code, 0, s.stderr);
     await source.waitReplicated();
     const run = await srcWs.cli('check', '--run');
     assert.equal(run.code, 0, `${run.stdout}\n${run.stderr}`);
     let n = transfers.committed();
     await waitFor('transfers after the backup', () => transfers!.committed() > n + 100, 120_000);
-    const p = await srcWs.cli('restore-point', POINT, '-c', spiderIni, '--format', 'json');
+    const p = await srcWs.cli('restore-point', pointName, '-c', spiderIni, '--format', 'json');
     assert.equal(p.code, 0, p.stderr);
     // As the daemon records every point: its JSON in <prefix>/points/.
     mkdirSync(join(repoDir, PREFIX, 'points'), { recursive: true });
-    writeFileSync(join(repoDir, PREFIX, 'points', `${POINT}.json`), p.stdout);
+    writeFileSync(join(repoDir, PREFIX, 'points', `${pointName}.json`), p.stdout);
     n = transfers.committed();
     await waitFor('transfers after the point', () => transfers!.committed() > n + 50, 120_000);
   } finally {
@@ -138,8 +162,8 @@ async function backupAndPoint(): Promise<void> {
 }
 
 /** The task specs of the shards, as the command derives them from the plan. */
-async function shardSpecs(restoreId: string): Promise<RestoreTaskSpec[]> {
-  const plan = await restorePlanFromRepository(repo, { backupId: BACKUP, pointName: POINT, repo }, 'the test reads the repository alone');
+async function shardSpecs(restoreId: string, backupId = BACKUP, pointName = POINT): Promise<RestoreTaskSpec[]> {
+  const plan = await restorePlanFromRepository(repo, { backupId, pointName, repo }, 'the test reads the repository alone');
   assert.deepEqual(plan.problems, []);
   const specs: RestoreTaskSpec[] = [];
   for (const p of plan.shards) {
@@ -152,7 +176,7 @@ async function shardSpecs(restoreId: string): Promise<RestoreTaskSpec[]> {
       source: {
         host: p.backup.host,
         port: p.backup.port,
-        backupId: BACKUP,
+        backupId,
         serverName: p.backup.serverName,
         tool: p.published.tool,
         manifestSha256: p.published.manifestSha256,
@@ -410,5 +434,57 @@ describe('the agents carry out a whole-cluster restore', { timeout: 600_000 }, (
     assert.ok(covers(parseGtidPos(done.gtid ?? ''), parseGtidPos(spec.toGtid)));
     const st = await ws.cli('status');
     assert.match(st.stdout, new RegExp(`Restore: +${R2} on ${master1.host}:${master1.port} \\(attempt 2\\): done`));
+  });
+
+  test('a physical (mariadb-backup) restore: the instance stopped, its datadir replaced, started again; the agent can log in', async () => {
+    const R3 = 'r-20261205-000003';
+    const ws = target.workspaces.tb;
+    const master1 = target.masters[1]!;
+    const repository = { type: 'posix', path: repoDir, prefix: PREFIX };
+    srcWs.writeAgentConfig({ repository, backup: { runner: 'mariadb-backup' }, archive: { binlogs: 'off' } });
+    await backupAndPoint('gp1', 'pp1');
+    const spec = { ...(await shardSpecs(R3, 'gp1', 'pp1')).find((s) => s.role === 'master' && s.shard === 1)!, scratch: true };
+    assert.equal(spec.source.tool, 'mariadb-backup');
+    const datadirBefore = await firstValue(master1, 'SELECT @@datadir', target);
+
+    if (!daemons.some((d) => d.ws === ws && d.child.exitCode === null && d.child.signalCode === null)) await startDaemon(ws).ready();
+
+    // Without the commands, refused naming them.
+    await openRestore(R3, [addr(master1)]);
+    await writeTask(spec);
+    const refused = await waitFor('refused', async () => {
+      const s = await stateOf(R3, spec.target);
+      return s?.phase === 'failed' ? s : undefined;
+    });
+    assert.match(refused.error ?? '', /set \[restore\] stop_command and start_command/);
+
+    const ctl = fileURLToPath(new URL('../../test/support/instance-ctl.sh', import.meta.url));
+    const root = mkdtempSync(join(secrets, 'ctl-'));
+    writeFileSync(join(root, String(master1.port)), join(master1.datadir, '..'));
+    ws.writeAgentConfig({
+      repository,
+      archive: { binlogs: 'off' },
+      restore: { stop_command: `${ctl} stop ${root} {port}`, start_command: `${ctl} start ${root} {port}` },
+    });
+    restarted.push(join(master1.datadir, '..'));
+    await writeTask({ ...spec, attempt: 2 });
+    const done = await waitDone(R3, spec.target, 2);
+    assert.ok(covers(parseGtidPos(done.gtid ?? ''), parseGtidPos(spec.toGtid)), `${done.gtid} reaches ${spec.toGtid}`);
+    assert.deepEqual(
+      done.phases.map((p) => p.phase),
+      ['claimed', 'fetch', 'load', 'replay', 'done'],
+    );
+    // Its agent logs in with its drop-in (the source's mysql.* came with the datadir), over TCP.
+    const conn = await mysql.createConnection({ host: master1.host, port: master1.port, user: ADMIN_USER, password: ADMIN_PASSWORD });
+    try {
+      const [rows] = await conn.query('SELECT @@datadir AS d, COUNT(*) AS n FROM bank.acct');
+      const row = (rows as { d: string; n: number }[])[0]!;
+      assert.equal(row.d, datadirBefore);
+      assert.equal(Number(row.n), 200, "shard 1's half of the accounts");
+      const [tasks] = await conn.query('SELECT COUNT(*) AS n FROM infodba_schema.global_backup');
+      assert.equal(Number((tasks as { n: number }[])[0]!.n), 0, "the source's task rows are gone");
+    } finally {
+      await conn.end();
+    }
   });
 });
