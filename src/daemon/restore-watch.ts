@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import type { AgentConfig } from '../config/agent.js';
 import { discoverInstances } from '../config/discover.js';
 import { errorMessage } from '../errors.js';
-import { commandLineOf, killGroupLeftovers, spawnArgv } from '../host/processes.js';
+import { commandLineOf, killGroupLeftovers, killProcessGroup, spawnArgv } from '../host/processes.js';
 import { closeRepository, openAgentRepository } from '../repo/agent-repository.js';
 import type { Repository } from '../repo/repository.js';
 import {
@@ -78,7 +78,18 @@ export function createRestoreWatch(deps: RestoreWatchDeps): RestoreWatch {
           const spec = await readDocument<RestoreTaskSpec>(repo, taskKey(repo, restoreId, target));
           if (!spec) continue;
           const state = await readDocument<RestoreTaskState>(repo, stateKey(repo, restoreId, target));
-          const action = taskAction(spec, state, workerAliveFor({ restoreId, target }));
+          const alive = workerAliveFor({ restoreId, target });
+          const action = taskAction(spec, state, alive);
+          if (action.kind === 'claim' && state && state.attempt < spec.attempt && alive(state.agent.pid)) {
+            // Handed out again while the older attempt's worker still runs here (hung): it goes first.
+            deps
+              .logger()
+              .warn(
+                { restoreId, target: describeTarget(target), attempt: state.attempt, workerPid: state.agent.pid },
+                'the worker of an older attempt still runs: killed',
+              );
+            killProcessGroup(state.agent.pid);
+          }
           if (action.kind === 'claim') startWorker(config, restoreId, target, spec.attempt);
           else if (action.kind === 'lost' && state) await reportLost(repo, config, state, action.why);
         }

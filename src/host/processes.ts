@@ -156,3 +156,13 @@ export function killGroupLeftovers(leader: number): number[] {
   for (const p of left) signal(p.pid, 'SIGKILL');
   return left.map((p) => p.pid);
 }
+
+/** SIGKILLs a whole process group (a detached worker leads its own); the caller has checked the leader is the one meant. */
+export function killProcessGroup(leader: number): void {
+  if (!Number.isInteger(leader) || leader <= 1 || leader === process.pid) return;
+  try {
+    process.kill(-leader, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}

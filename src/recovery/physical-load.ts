@@ -16,7 +16,7 @@ import { MariadbServer } from '../restore/mariadbd.js';
 import { resolveUnder } from '../runner/paths.js';
 import { DECOMPRESS_ARGV } from '../runner/tools.js';
 import type { Manifest } from '../runner/manifest.js';
-import { datadirOf } from '../sql/recovery.js';
+import { datadirOf, resetSlaveAll } from '../sql/recovery.js';
 import { dropSourceRows } from './after-load.js';
 import { recreateLogin, type SavedLogin } from './login.js';
 import { runCommand, runPipe } from './tools.js';
@@ -110,6 +110,9 @@ async function fixOffline(datadir: string, s: PhysicalSteps): Promise<void> {
     const conn = await mysql.createConnection({ socketPath: server.socket, user: 'root', multipleStatements: false });
     try {
       const q: Queryable = { query: async (sql, params) => (await conn.query(sql, params))[0] };
+      // A replica's copy may carry its source master's connection (master.info): it must not
+      // start replicating from the source when the instance starts.
+      await resetSlaveAll(q);
       if (s.spider) await writeRoutes(q, s.routes ?? []);
       await recreateLogin(q, s.login);
       await dropSourceRows(q, s.instance, s.spider);

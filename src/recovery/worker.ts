@@ -6,6 +6,7 @@
 // `failed` with what failed (one line naming the instance; never a stack, never a password). The
 // same state is kept in the state_dir (local-state.ts).
 import { hostname } from 'node:os';
+import { setTimeout as delay } from 'node:timers/promises';
 import { loadAgentConfig } from '../config/agent.js';
 import { discoverInstances } from '../config/discover.js';
 import { errorMessage } from '../errors.js';
@@ -33,6 +34,9 @@ import { isWorkerOf, type WorkerArgs } from './worker-args.js';
 
 export const WORKER_EXIT = { done: 0, failed: 1, notStarted: 2 } as const;
 
+const FINAL_ATTEMPTS = 30;
+const FINAL_RETRY_MS = 2000;
+
 export interface WorkerDeps {
   args: WorkerArgs;
   logger: Logger;
@@ -43,12 +47,23 @@ export interface WorkerDeps {
 /** Writes the state into the repository and the state_dir, one write at a time, in order. */
 class StateWriter {
   private chain: Promise<void> = Promise.resolve();
+  /** Whether the last write reached the repository. */
+  stored = false;
   constructor(
     private readonly repo: Repository,
     private readonly stateDir: string,
     private readonly logger: Logger,
     readonly state: RestoreTaskState,
   ) {}
+
+  /** The last word (done / failed): tried again until the repository takes it, for a while. */
+  async final(p: 'done' | 'failed', extra: Partial<RestoreTaskState>): Promise<void> {
+    await this.phase(p, extra);
+    for (let i = 0; i < FINAL_ATTEMPTS && !this.stored; i++) {
+      await delay(FINAL_RETRY_MS);
+      await this.write();
+    }
+  }
 
   write(): Promise<void> {
     const snapshot: RestoreTaskState = {
@@ -65,7 +80,9 @@ class StateWriter {
       }
       try {
         await this.repo.store.putObject(stateKey(this.repo, snapshot.restoreId, snapshot.target), document(snapshot));
+        this.stored = true;
       } catch (err) {
+        this.stored = false;
         this.logger.warn(
           { err: errorMessage(err) },
           'cannot write the restore state into the repository (tried again at the next heartbeat)',
@@ -181,13 +198,13 @@ export async function runRestoreWorker(deps: WorkerDeps): Promise<number> {
           },
         },
       );
-      await writer.phase('done', { gtid: r.gtid });
+      await writer.final('done', { gtid: r.gtid });
       logger.info({ gtid: r.gtid }, 'restore task done');
       return WORKER_EXIT.done;
     } catch (err) {
       const error = `${who}: ${writer.state.phase === 'claimed' ? 'before the fetch' : `in phase ${writer.state.phase}`}: ${errorMessage(err)}`;
       logger.error({ err: error }, 'restore task failed');
-      await writer.phase('failed', { error });
+      await writer.final('failed', { error });
       return WORKER_EXIT.failed;
     } finally {
       clearInterval(heartbeat);
