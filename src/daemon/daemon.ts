@@ -290,6 +290,7 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
           clockLooks: s.clockLooks,
           purge,
           archiveOf: (host, port) => archive.presenceOf(host, port),
+          holdWrites: (instance) => restores.holdsWrites(instance),
           onSupervisorExit: () => ticker.trigger('supervisor exited'),
         },
         reason,

@@ -26,7 +26,7 @@ import {
   type RestoreTaskSpec,
   type RestoreTaskState,
 } from '../recovery/job.js';
-import { writeLocalState } from '../recovery/local-state.js';
+import { latestLocalStates, writeLocalState } from '../recovery/local-state.js';
 import { isWorkerOf, workerArgs } from '../recovery/worker-args.js';
 import { singleFlight } from './single-flight.js';
 
@@ -48,6 +48,8 @@ export interface RestoreWatchDeps {
 
 export interface RestoreWatch {
   start(): void;
+  /** Why the tick must not write on an instance (a restore task of this host runs on it), or undefined. */
+  holdsWrites(instance: Address): string | undefined;
   /** Looks now (a reload). */
   poke(): void;
   stop(): Promise<void>;
@@ -164,6 +166,17 @@ export function createRestoreWatch(deps: RestoreWatchDeps): RestoreWatch {
     if (!stopped) flight.run(look);
   };
   return {
+    holdsWrites(instance) {
+      const running = latestLocalStates(deps.config().agent.stateDir).find(
+        (st) =>
+          st.target.host === instance.host &&
+          st.target.port === instance.port &&
+          st.phase !== 'done' &&
+          st.phase !== 'failed' &&
+          workerAliveFor(st)(st.agent.pid),
+      );
+      return running && `restore ${running.restoreId} runs on it (phase ${running.phase}): the agent's own writes wait`;
+    },
     start() {
       poke();
       timer = setInterval(poke, RESTORE_EVERY_MS);
