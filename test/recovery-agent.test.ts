@@ -394,6 +394,22 @@ describe('the agents carry out a whole-cluster restore', { timeout: 600_000 }, (
     const ws = target.workspaces.tb;
     const master1 = target.masters[1]!;
     const spec = { ...(await shardSpecs(R2)).find((s) => s.role === 'master' && s.shard === 1)!, scratch: true };
+
+    // Without "scratch": true, a target holding data (the first restore's) is refused, its schemas named.
+    const R2a = 'r-20261205-00002a';
+    await openRestore(R2a, [addr(master1)]);
+    await writeTask({ ...spec, restoreId: R2a, scratch: false });
+    const refused = await waitFor('refused', async () => {
+      const s = await stateOf(R2a, spec.target);
+      return s?.phase === 'failed' ? s : undefined;
+    });
+    assert.match(
+      refused.error ?? '',
+      new RegExp(`^${master1.host}:${master1.port}: before the fetch: the target is not empty: it holds bank \\(only mysql`),
+    );
+    assert.equal(Number(await firstValue(master1, 'SELECT COUNT(*) FROM bank.acct', target)), 200, 'nothing was touched');
+    await repo.store.remove([openKey(repo, R2a)]);
+
     // This host's lock held: the worker claims and waits, heartbeat going.
     mkdirSync(join(ws.hostLock, '..'), { recursive: true });
     lockHolder = spawn('flock', ['--no-fork', ws.hostLock, 'cat'], { stdio: ['pipe', 'ignore', 'ignore'] });

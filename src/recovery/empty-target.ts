@@ -11,16 +11,16 @@ export class NotEmptyError extends OperationError {
 }
 
 /** Refuses a target holding user schemas (naming them), or wipes them when `scratch`. */
-export async function ensureEmpty(db: Queryable, who: string, scratch: boolean, log: (msg: string) => void): Promise<void> {
+export async function ensureEmpty(db: Queryable, scratch: boolean, log: (msg: string) => void): Promise<void> {
   const schemas = await userSchemas(db);
   const replicating = await hasReplication(db);
   if (!scratch) {
     if (schemas.length > 0)
       throw new NotEmptyError(
-        `${who} is not empty: it holds ${schemas.join(', ')} (only ${SYSTEM_SCHEMAS.join(', ')} may be there; a target file with "scratch": true allows wiping it)`,
+        `the target is not empty: it holds ${schemas.join(', ')} (only ${SYSTEM_SCHEMAS.join(', ')} may be there; a target file with "scratch": true allows wiping it)`,
       );
     if (replicating)
-      throw new NotEmptyError(`${who} replicates from a master already (SHOW SLAVE STATUS has a row); it is not a bare target`);
+      throw new NotEmptyError(`the target replicates from a master already (SHOW SLAVE STATUS has a row); it is not a bare target`);
     return;
   }
   await setSqlLogBin(db, false);

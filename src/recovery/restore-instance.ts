@@ -77,7 +77,7 @@ export async function restoreInstance(spec: RestoreTaskSpec, ctx: RestoreContext
   let db: Connection | undefined;
   try {
     db = await connect(instance, { connectTimeoutMs: 10_000 });
-    await ensureEmpty(db, who, spec.scratch || ctx.redo === true, (m) => ctx.log(m));
+    await ensureEmpty(db, spec.scratch || ctx.redo === true, (m) => ctx.log(m));
 
     report.phase('fetch');
     const check = await checkRepoInstance(repo, spec.source.backupId, spec.source.host, spec.source.port, spec.source.manifestSha256);
