@@ -79,6 +79,11 @@ export interface CheckDeps {
   clockLooks?: Map<string, ClockLook>;
   /** Each instance's most recent successful task (by drop-in file), kept by the daemon for metrics. */
   lastSuccess?: Map<string, TaskRow | undefined>;
+  /**
+   * Why the agent's own writes on an instance wait (a restore task of this host runs on it: a
+   * binlogged write there would land among the restored GTIDs), or undefined. Its rows are still read.
+   */
+  holdWrites?: (instance: InstanceConfig) => string | undefined;
   /** The daemon's presence for each instance it serves, written there after its rows are read. */
   presence?: (
     instance: InstanceConfig,
@@ -262,7 +267,8 @@ async function openSession(
         problem('journal', { err: err.message }, 'journal not delivered');
       }
     }
-    const own = ownWrites(unlogged, session.conn, instance);
+    const held = deps.holdWrites?.(instance);
+    const own: OwnWrites = held !== undefined ? () => Promise.resolve({ refused: held }) : ownWrites(unlogged, session.conn, instance);
     session.own = own;
     const read = await readTasks(deps, session.conn, own, instance, watched, problem);
     session.tasks = run ? await refuseInvalidIds(session.conn, read.tasks, deps.logger.child({ port: instance.port })) : read.tasks;

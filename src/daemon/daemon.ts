@@ -34,6 +34,7 @@ import { runTick } from './tick.js';
 import { createCrondWatch } from './crond-watch.js';
 import { createRepoWatch } from './repo-watch.js';
 import { createArchiveWatch } from './archive-watch.js';
+import { createRestoreWatch } from './restore-watch.js';
 import { createTicker, type Ticker } from './ticker.js';
 import type { Seen } from './transitions.js';
 import type { TaskRow } from '../task/task.js';
@@ -163,6 +164,19 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
       save('running');
     },
   });
+  // The restore tasks of `spiderbackup restore` for the instances served here: off the tick.
+  const restores = createRestoreWatch({
+    config: () => s.config,
+    logger,
+    onEvent: (e) => {
+      const where = { restoreId: e.restoreId, host: e.target.host, port: e.target.port, attempt: e.attempt };
+      if (e.kind === 'started') s.events.emit('restoreStarted', { ...where, pid: e.pid });
+      else {
+        s.events.emit('restoreLost', { ...where, why: e.why });
+        noteError(`restore ${e.restoreId} ${e.target.host}:${e.target.port}: ${e.why}`);
+      }
+    },
+  });
   const save = (state: DaemonStatus['state']) => {
     try {
       writeStatus(
@@ -276,6 +290,7 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
           clockLooks: s.clockLooks,
           purge,
           archiveOf: (host, port) => archive.presenceOf(host, port),
+          holdWrites: (instance) => restores.holdsWrites(instance),
           onSupervisorExit: () => ticker.trigger('supervisor exited'),
         },
         reason,
@@ -346,6 +361,7 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
         repoWatch.poke(Date.now(), true);
         autoPoints.plan();
         archive.poke();
+        restores.poke();
       },
     });
 
@@ -360,6 +376,7 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
       restorePoints.stop(Math.max(0, deadline - Date.now())),
       autoPoints.stop(Math.max(0, deadline - Date.now())),
       settledWithin(archive.stop(), Math.max(0, deadline - Date.now())),
+      settledWithin(restores.stop(), Math.max(0, deadline - Date.now())),
     ]);
     for (const look of [crond.inFlight(), repoWatch.inFlight()]) if (look) await settledWithin(look, Math.max(0, deadline - Date.now()));
     await s.connections.close();
@@ -438,6 +455,7 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
     crond.poke(Date.now(), true);
     repoWatch.poke(Date.now(), true);
     archive.start();
+    restores.start();
     ticker.start();
   });
 }

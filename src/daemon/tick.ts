@@ -52,6 +52,8 @@ export interface TickDeps {
   pause: PauseState | undefined;
   /** The binlog archiver's state of an instance archived here, published with its presence. */
   archiveOf?: (host: string, port: number) => PresenceArchive | undefined;
+  /** Why the agent's own writes on an instance wait (a restore task runs on it), or undefined. */
+  holdWrites?: (instance: InstanceConfig) => string | undefined;
 }
 
 export interface TickResult {
@@ -85,6 +87,7 @@ export async function runTick(deps: TickDeps, reason: string): Promise<TickResul
     clockLooks: deps.clockLooks,
     lastSuccess: deps.tracker.lastSuccess,
     presence: (instance, tasks, records, clusterPause) => presenceOf(deps, instance, tasks, records, clusterPause),
+    ...(deps.holdWrites ? { holdWrites: deps.holdWrites } : {}),
   };
   // Problems are logged once until they clear; each tick collects the ones it met.
   const onProblem = ({ key, fields, msg }: AgentEventMap['problem'][0]) => {

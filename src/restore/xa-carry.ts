@@ -19,9 +19,11 @@ const XA_START = /^XA START (X'[0-9A-Fa-f]*',X'[0-9A-Fa-f]*',\d+)/;
 const XA_END_OF = /^XA (?:COMMIT|ROLLBACK) (X'[0-9A-Fa-f]*',X'[0-9A-Fa-f]*',\d+)/;
 /**
  * Session settings mariadb-binlog prints only when they change (default database, sql_mode,
- * character sets): kept from dropped groups, so what follows runs as it did on the shard.
+ * character sets, and the GTID's server_id and domain, as versioned comments): kept from dropped
+ * groups, so what follows runs — and is binlogged with the GTIDs — as it was on the shard.
  */
-const SESSION_STATE = /^(use `.*`\/\*!\*\/;|SET @@session\.(?!gtid_seq_no)[a-z_]+=.*\/\*!\*\/;|\/\*!\\C \S+ \*\/\/\*!\*\/;)$/;
+const SESSION_STATE =
+  /^(use `.*`\/\*!\*\/;|SET @@session\.(?!gtid_seq_no)[a-z_]+=.*\/\*!\*\/;|\/\*M?!\d+ SET @@session\.(?!gtid_seq_no)[a-z_]+=.*\*\/\/\*!\*\/;|\/\*!\\C \S+ \*\/\/\*!\*\/;)$/;
 
 export class XaCarry {
   private chunk: string[] = [];

@@ -34,7 +34,10 @@ const text = [
   "BINLOG '",
   'AXgHaw8CAAAA',
   "'/*!*/;",
-  ...prepare(1, 1000, A),
+  // Printed once, in the first GTID event: kept when that group is dropped.
+  ...prepare(1, 1000, A).flatMap((l, i) =>
+    i === 2 ? ['/*M!100001 SET @@session.gtid_domain_id=0*//*!*/;', '/*M!100001 SET @@session.server_id=2*//*!*/;', l] : [l],
+  ),
   ...commit(2, 2000, A), // committed before the start: in the dump
   ...prepare(3, 3000, B), // prepared before the start, committed after: not in the dump
   ...prepare(4, 4000, C),
@@ -70,6 +73,12 @@ test('XaCarry: an XA prepared at the start position is prepared again before the
   assert.match(out, /DELIMITER ;\n# End of log file\nROLLBACK/, 'the trailer passes');
   assert.doesNotMatch(out, /GTID 0-2-[12] /, 'groups the copy holds are dropped');
   assert.match(out, /use `bank`/, 'session settings of dropped groups are kept');
+  assert.match(
+    out,
+    /SET @@session\.server_id=2\*\//,
+    "the dropped first group's server_id is kept: the replay is binlogged with the shard's GTIDs",
+  );
+  assert.match(out, /SET @@session\.gtid_domain_id=0\*\//);
 });
 
 test('XaCarry: nothing pending at the start: only what follows it', () => {
