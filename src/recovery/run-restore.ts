@@ -73,7 +73,7 @@ export async function runRestore(
   if (!config.repository)
     return refused(dryRun, [
       `${config.file ?? 'the agent config (defaults)'}: no [repository] section: a restore reads the backups and the binlog archive ` +
-        'from the repository, and the targets' agents take their tasks from there',
+        "from the repository, and the targets' agents take their tasks from there",
     ]);
   let target: TargetFile;
   try {
@@ -215,7 +215,7 @@ function tdbctlLines(target: TargetFile): string[] {
   const statements = routingStatements(routeRows(routes), (r) => byName.get(r.name) ?? '?');
   const head = target.tdbctl
     ? `tdbctl ${describeTarget(target.tdbctl)}: once every spider node is routed, the command runs there:`
-    : 'tdbctl: no tdbctl in the target file; once every spider node is routed, run on the new cluster's tdbctl node (TenDB Cluster route management):';
+    : "tdbctl: no tdbctl in the target file; once every spider node is routed, run on the new cluster's tdbctl node (TenDB Cluster route management):";
   return [head, ...statements.map((s) => `  ${s}`)];
 }
 
