@@ -79,7 +79,7 @@ before(async () => {
     tdbctl: true,
     config: { repository },
     workspaces: {
-      ws: { serves: ['spider0', 'master0', 'master1'], config: { backup: { runner: 'mariadb-dump' }, restore: { claim_timeout: '20s' } } },
+      ws: { serves: ['spider0', 'master0', 'master1'], config: { backup: { runner: 'mariadb-dump' }, restore: { claim_timeout: '40s' } } },
     },
   });
   ({ ws } = source.workspaces);
@@ -283,11 +283,16 @@ describe('spiderbackup restore: plan, checks, refusals', { timeout: 900_000 }, (
       ),
     );
 
+    // status --cluster shows the open restore and its tasks, waiting for their agent.
+    const st = await ws.cli('status', '--cluster', '-c', spiderIni);
+    assert.match(st.stdout, new RegExp(`Restores:\\n  ${id}: backup grc1 to point prc1, started \\S+`), st.stdout);
+    for (const m of targets.masters) assert.match(st.stdout, new RegExp(`    ${m.host}:${m.port}: waiting 0 B 0 ms`));
+
     const r = await first.result;
     process.stdout.write(r.stdout);
     assert.equal(r.code, 1, r.stdout);
     assert.match(r.stdout, new RegExp(`restore ${id}: backup grc1 to restore point prc1, 3 task\\(s\\)`));
-    assert.match(r.stdout, /master shard 0: failed 0 B [\d.]+ s: no agent claimed it within 20 s/);
+    assert.match(r.stdout, /master shard 0: failed 0 B [\d.]+ s: no agent claimed it within 40 s/);
     assert.match(r.stdout, new RegExp(`restore ${id}: failed, NOT routed`));
     assert.match(r.stdout, /PROBLEM: not routed: the spider nodes are restored only once every shard reached the point/);
     const base = join(repoDir, PREFIX, 'restores', id);
