@@ -41,6 +41,10 @@ export interface AgentEventMap {
   repaired: [{ task: TaskKey }];
   /** Rows over the retention age were deleted. */
   deleted: [{ port: number; count: number }];
+  /** A restore task's worker was started on this host (daemon/restore-watch.ts). */
+  restoreStarted: [{ restoreId: string; host: string; port: number; attempt: number; pid: number }];
+  /** A restore task's worker died before it ended: the task was reported failed. */
+  restoreLost: [{ restoreId: string; host: string; port: number; attempt: number; why: string }];
   /** Something that may repeat every round (an instance down, a drop-in broken, a privilege missing). */
   problem: [{ key: string; fields: Record<string, unknown>; msg: string }];
 }

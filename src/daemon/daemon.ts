@@ -34,6 +34,7 @@ import { runTick } from './tick.js';
 import { createCrondWatch } from './crond-watch.js';
 import { createRepoWatch } from './repo-watch.js';
 import { createArchiveWatch } from './archive-watch.js';
+import { createRestoreWatch } from './restore-watch.js';
 import { createTicker, type Ticker } from './ticker.js';
 import type { Seen } from './transitions.js';
 import type { TaskRow } from '../task/task.js';
@@ -161,6 +162,19 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
     onLag: (views, maxLagS) => {
       metrics.archiveLag(views, maxLagS);
       save('running');
+    },
+  });
+  // The restore tasks of `spiderbackup restore` for the instances served here: off the tick.
+  const restores = createRestoreWatch({
+    config: () => s.config,
+    logger,
+    onEvent: (e) => {
+      const where = { restoreId: e.restoreId, host: e.target.host, port: e.target.port, attempt: e.attempt };
+      if (e.kind === 'started') s.events.emit('restoreStarted', { ...where, pid: e.pid });
+      else {
+        s.events.emit('restoreLost', { ...where, why: e.why });
+        noteError(`restore ${e.restoreId} ${e.target.host}:${e.target.port}: ${e.why}`);
+      }
     },
   });
   const save = (state: DaemonStatus['state']) => {
@@ -346,6 +360,7 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
         repoWatch.poke(Date.now(), true);
         autoPoints.plan();
         archive.poke();
+        restores.poke();
       },
     });
 
@@ -360,6 +375,7 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
       restorePoints.stop(Math.max(0, deadline - Date.now())),
       autoPoints.stop(Math.max(0, deadline - Date.now())),
       settledWithin(archive.stop(), Math.max(0, deadline - Date.now())),
+      settledWithin(restores.stop(), Math.max(0, deadline - Date.now())),
     ]);
     for (const look of [crond.inFlight(), repoWatch.inFlight()]) if (look) await settledWithin(look, Math.max(0, deadline - Date.now()));
     await s.connections.close();
@@ -438,6 +454,7 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
     crond.poke(Date.now(), true);
     repoWatch.poke(Date.now(), true);
     archive.start();
+    restores.start();
     ticker.start();
   });
 }

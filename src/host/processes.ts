@@ -133,3 +133,26 @@ export async function killStray(pid: number, marker: string): Promise<boolean> {
   while (isRunning(pid) && Date.now() < deadline) await sleep(20);
   return true;
 }
+
+/** The argument vector of a running process (/proc/<pid>/cmdline); undefined when it is gone or unreadable. */
+export function commandLineOf(pid: number): string[] | undefined {
+  if (!isRunning(pid)) return undefined;
+  try {
+    const text = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    return text.split('\0').filter((a, i, all) => a !== '' || i < all.length - 1);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * SIGKILLs what is left of a dead process's group: a detached worker leads its own group, and its
+ * children (a load's client, a decompressor) outlive a SIGKILL of it. Returns the pids signalled.
+ * Safe against pid reuse: while any process is in the group, its id is not given to another process.
+ */
+export function killGroupLeftovers(leader: number): number[] {
+  if (!Number.isInteger(leader) || leader <= 1 || isRunning(leader)) return [];
+  const left = scanHost().processes.filter((p) => p.pgid === leader && p.pid !== process.pid);
+  for (const p of left) signal(p.pid, 'SIGKILL');
+  return left.map((p) => p.pid);
+}

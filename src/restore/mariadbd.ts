@@ -67,6 +67,8 @@ export interface ServerSpec {
   serverId: number;
   /** Appended to mariadbd's arguments (a restore test's throw-away instance: --skip-networking …). */
   extraArgs?: string[];
+  /** A data directory elsewhere (a restored instance's own); default `dir`/data. */
+  datadir?: string;
 }
 
 export class MariadbServer {
@@ -81,7 +83,7 @@ export class MariadbServer {
   private disposed = false;
 
   constructor(private readonly spec: ServerSpec) {
-    this.datadir = join(spec.dir, 'data');
+    this.datadir = spec.datadir ?? join(spec.dir, 'data');
     this.socket = join(spec.dir, 'mysql.sock');
     this.errorLog = join(spec.dir, 'error.log');
     this.harnessPidFile = join(spec.dir, 'harness.pid');

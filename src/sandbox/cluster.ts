@@ -76,6 +76,12 @@ export interface ClusterOptions {
   tdbctl?: boolean;
   /** Create infodba_schema.global_backup on masters (InnoDB) and spider (Spider); default true. */
   createTables?: boolean;
+  /**
+   * Bare instances, the target of a whole-cluster restore: the admin user everywhere and the Spider
+   * plugin on the spider nodes, but no mysql.servers entries, no tables (createTables is ignored)
+   * and replicas that do not replicate yet (masterOf still names the master each is meant for).
+   */
+  bare?: boolean;
   /** Addresses of the instances; default 'single' (127.0.0.1 for all). See HostPlan. */
   hosts?: HostPlan;
   /** Directory to hold everything (created; must not exist or be empty); default a new temp dir. */
@@ -142,6 +148,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
   const logSlaveUpdates = [...new Set(opts.logSlaveUpdates ?? [])];
   const notSlave = logSlaveUpdates.find((k) => !slaves.includes(k));
   if (notSlave !== undefined) throw new RangeError(`logSlaveUpdates: master ${notSlave} has no replica`);
+  if (opts.bare && opts.tdbctl) throw new RangeError('bare: a bare cluster has no tdbctl node');
   const ports = portPlan(process.env[PORTS_ENV], TDBCTL_PORT_OFFSET);
   const hostOf = hostChooser(opts.hosts ?? 'single');
 
@@ -157,6 +164,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       createTables: opts.createTables ?? true,
       spiders,
       spiderInternalXa: opts.spiderInternalXa ?? false,
+      bare: opts.bare ?? false,
     });
     return cluster;
   } catch (err) {
@@ -195,6 +203,7 @@ interface Topology {
   createTables: boolean;
   spiders: number;
   spiderInternalXa: boolean;
+  bare: boolean;
 }
 
 /** A mysql.servers row as a TenDB node lists it. */
@@ -247,6 +256,11 @@ class LocalCluster implements Cluster {
     if (this.tdbctlNode) this.createStandIn(this.tdbctlNode);
 
     const entries = this.serverEntries();
+    if (t.bare) {
+      await Promise.all([...this.masters, ...this.slaves, ...this.spiders].map((i) => this.createAdmin(i)));
+      await Promise.all(this.spiders.map((s) => this.exec(s, "INSTALL SONAME 'ha_spider'")));
+      return;
+    }
     await Promise.all([
       ...this.masters.map((m) => this.setupMaster(m, t.createTables)),
       ...this.spiders.map((s) => this.setupSpider(s, entries, t)),

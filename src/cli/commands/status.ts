@@ -98,12 +98,14 @@ function renderRestores(r: OpenRestores | { error: string }): string {
 }
 
 async function gatherStatus(config: AgentConfig) {
-  const [{ daemonLockHolder }, { readStatus }, { readPause }, { statusView }] = await Promise.all([
-    import('../../state/daemon-lock-holder.js'),
-    import('../../state/daemon-status.js'),
-    import('../../state/pause.js'),
-    import('../render/status-view.js'),
-  ]);
+  const [{ daemonLockHolder }, { readStatus }, { readPause }, { statusView }, { latestLocalStates, describeLocalState }] =
+    await Promise.all([
+      import('../../state/daemon-lock-holder.js'),
+      import('../../state/daemon-status.js'),
+      import('../../state/pause.js'),
+      import('../render/status-view.js'),
+      import('../../recovery/local-state.js'),
+    ]);
   const { stateDir } = config.agent;
   const { held: alive, holder } = await daemonLockHolder(config.agent.hostLock);
   let snapshot: DaemonStatus | undefined;
@@ -120,5 +122,7 @@ async function gatherStatus(config: AgentConfig) {
   } catch (err) {
     pauseError = errorMessage(err);
   }
-  return statusView({ now: new Date(), stateDir, daemon: { pid: holder?.pid, alive }, snapshot, snapshotError, pause, pauseError });
+  const now = new Date();
+  const restores = latestLocalStates(stateDir).map((r) => describeLocalState(r, now));
+  return statusView({ now, stateDir, daemon: { pid: holder?.pid, alive }, snapshot, snapshotError, pause, pauseError, restores });
 }

@@ -15,6 +15,8 @@ export interface StatusInputs {
   snapshotError: string | undefined;
   pause: PauseState | undefined;
   pauseError: string | undefined;
+  /** One line per restore task this host runs or last ran (recovery/local-state.ts). */
+  restores?: string[];
 }
 
 export interface StatusView {
@@ -50,6 +52,8 @@ export interface StatusView {
   repository: string | null;
   /** With the binlog archive on: a line per archiving master of this host (lag, last archived GTID, or the problem). */
   binlogArchive: string[];
+  /** One line per restore task this host runs or last ran. */
+  restores: string[];
   journalBacklog: number | null;
   hostBusy: string | null;
   clusterPause: DaemonStatus['clusterPause'] | null;
@@ -102,6 +106,7 @@ export function statusView(i: StatusInputs): StatusView {
     mysqlCrond: s?.mysqlCrond ?? [],
     repository: s?.repository ?? null,
     binlogArchive: s?.binlogArchive ?? [],
+    restores: i.restores ?? [],
     journalBacklog: s?.journalBacklog ?? null,
     hostBusy: s?.hostBusy ?? null,
     clusterPause: s?.clusterPause ?? null,
@@ -158,6 +163,7 @@ export function renderStatusText(v: StatusView, now: Date): string {
     line('Last schedule', `${last.at}: ${last.result}${last.backupId ? ` ${last.backupId}` : ''}${last.error ? ` — ${last.error}` : ''}`);
   if (v.repository !== null) line('Repository', v.repository);
   v.binlogArchive.forEach((a, i) => line(i === 0 ? 'Binlogs' : '', a));
+  for (const r of v.restores) line('Restore', r);
   if (v.journalBacklog !== null)
     line('Journal', v.journalBacklog === 0 ? 'empty' : `${v.journalBacklog} final status(es) waiting for their instance`);
   if (v.hostBusy !== null) line('Host busy', `nothing new starts: ${v.hostBusy}`);
