@@ -4,9 +4,10 @@
 // (127.0.0.12+) as the targets, served by a real agent (its presence rows) pointing at the same
 // repository. `--dry-run` prints the per-shard plan and the tdbctl statements and writes nothing;
 // a missing archived binlog object is named; a non-empty target is refused and named, and accepted
-// with "scratch": true; a target no agent serves is named; a second restore onto the targets of an
-// open one is refused; a restore whose tasks no agent claims fails, named, routes nothing and
-// closes itself (result.json, the open marker gone).
+// with "scratch": true; a target no agent serves is named; with the agents' side, a restore with one
+// failed shard is partial (named, not routed, result.json written, the open marker gone), a second
+// restore onto its targets is refused meanwhile, and --resume redoes only that shard, then routes
+// the new spider node: the seeded total through it, each shard as the restore test of the point.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
@@ -19,7 +20,7 @@ import { readShardArchive } from '../src/archive/archive-store.js';
 import { ADMIN_PASSWORD, ADMIN_USER, type Instance } from '../src/sandbox/cluster.js';
 import { setUpCluster, type ClusterWorkspace, type TestCluster } from './support/cluster.js';
 import { DaemonProcess } from './support/daemon.js';
-import { setupBank, startTransfers, type Transfers } from './support/transfer-workload.js';
+import { bankTotal, setupBank, startTransfers, type Transfers } from './support/transfer-workload.js';
 import { waitFor } from './support/workspace.js';
 import { archiveBinlogs } from './support/archive.js';
 
@@ -95,6 +96,7 @@ before(async () => {
     slaves: [],
     hosts: () => `127.0.0.${next++}`,
     spiders: 2,
+    tdbctl: true,
     config: { repository, archive: { binlogs: 'off' } },
     // spider1 is served by no agent.
     workspaces: { tws: { serves: ['master0', 'master1', 'spider0'] } },
@@ -267,44 +269,106 @@ describe('spiderbackup restore: plan, checks, refusals', { timeout: 900_000 }, (
     assert.match(o.stdout, /is the source's SPT0: a restore never writes onto the source/);
   });
 
-  test("a second restore onto an open restore's targets is refused; tasks no agent claims fail, named, and nothing is routed", async () => {
+  test('a restore with a failed shard is partial, named and not routed; a second restore onto its targets is refused meanwhile; --resume finishes it', async () => {
     const file = targetFile('target.json');
-    // This agent (main's) does not carry out restore tasks yet: nothing claims them.
-    const first = ws.start(['restore', 'grc1', '--to-point', 'prc1', '--target', file]);
+    const [m0, m1] = targets.masters as [Instance, Instance];
+    // --parallel 1: shard 1's task is written once shard 0 is done; its target gets a schema
+    // meanwhile, which its agent refuses.
+    const first = ws.start(['restore', 'grc1', '--to-point', 'prc1', '--target', file, '--parallel', '1']);
     const open = join(repoDir, PREFIX, 'restores', 'open');
     const id = await waitFor('the open marker', () => (existsSync(open) ? readdirSync(open)[0] : undefined), 120_000);
     assert.match(id, /^r-\d{8}-\d{6}$/);
-    const second = await restore('grc1', '--to-point', 'prc1', '--target', file, '--dry-run');
-    assert.equal(second.code, 1, second.stdout);
-    assert.match(
-      second.stdout,
-      new RegExp(
-        `PROBLEM: restore ${id} \\(started \\S+ on \\S+\\) is still open onto ${targets.masters[0]!.host}:${targets.masters[0]!.port}`,
-      ),
-    );
+    await targets.exec(m1, 'CREATE DATABASE leftover');
+    try {
+      const second = await restore('grc1', '--to-point', 'prc1', '--target', file, '--dry-run');
+      assert.equal(second.code, 1, second.stdout);
+      assert.match(second.stdout, new RegExp(`PROBLEM: restore ${id} \\(started \\S+ on \\S+\\) is still open onto ${m0.host}:${m0.port}`));
+      // status --cluster shows the open restore and its task.
+      const st = await ws.cli('status', '--cluster', '-c', spiderIni);
+      assert.match(
+        st.stdout,
+        new RegExp(`Restores:\\n  ${id}: backup grc1 to point prc1, started \\S+\\n    ${m0.host}:${m0.port}: \\w+ `),
+        st.stdout,
+      );
 
-    // status --cluster shows the open restore and its tasks, waiting for their agent.
-    const st = await ws.cli('status', '--cluster', '-c', spiderIni);
-    assert.match(st.stdout, new RegExp(`Restores:\\n  ${id}: backup grc1 to point prc1, started \\S+`), st.stdout);
-    for (const m of targets.masters) assert.match(st.stdout, new RegExp(`    ${m.host}:${m.port}: waiting 0 B 0 ms`));
-
-    const r = await first.result;
-    process.stdout.write(r.stdout);
-    assert.equal(r.code, 1, r.stdout);
-    assert.match(r.stdout, new RegExp(`restore ${id}: backup grc1 to restore point prc1, 3 task\\(s\\)`));
-    assert.match(r.stdout, /master shard 0: failed 0 B [\d.]+ s: no agent claimed it within 40 s/);
-    assert.match(r.stdout, new RegExp(`restore ${id}: failed, NOT routed`));
-    assert.match(r.stdout, /PROBLEM: not routed: the spider nodes are restored only once every shard reached the point/);
+      const r = await first.result;
+      process.stdout.write(r.stdout);
+      assert.equal(r.code, 1, `${r.stdout}\n${r.stderr}`);
+      assert.match(r.stdout, new RegExp(`restore ${id}: backup grc1 to restore point prc1, 3 task\\(s\\)`));
+      assert.match(r.stdout, new RegExp(`${m0.host}:${m0.port} master shard 0: done .* at GTID \\S+`));
+      assert.match(r.stdout, new RegExp(`${m1.host}:${m1.port} master shard 1: failed .*not empty: it holds leftover`));
+      assert.match(r.stdout, new RegExp(`restore ${id}: partial, NOT routed`));
+      assert.match(r.stdout, /PROBLEM: not routed: the spider nodes are restored only once every shard reached the point/);
+    } finally {
+      await targets.exec(m1, 'DROP DATABASE IF EXISTS leftover');
+    }
     const base = join(repoDir, PREFIX, 'restores', id);
-    const result = JSON.parse(readFileSync(join(base, 'result.json'), 'utf8')) as { outcome: string; routed: boolean; failed: unknown[] };
-    assert.equal(result.outcome, 'failed');
+    const result = JSON.parse(readFileSync(join(base, 'result.json'), 'utf8')) as {
+      outcome: string;
+      routed: boolean;
+      failed: { target: { port: number } }[];
+    };
+    assert.equal(result.outcome, 'partial');
     assert.equal(result.routed, false);
-    assert.equal(result.failed.length, 2);
-    assert.deepEqual(readdirSync(join(base, 'tasks')).length, 2, 'no spider task was written');
+    assert.deepEqual(
+      result.failed.map((f) => f.target.port),
+      [m1.port],
+    );
+    assert.equal(readdirSync(join(base, 'tasks')).length, 2, 'no spider task was written');
     assert.ok(!existsSync(join(open, id)), 'the open marker is gone');
-    const record = JSON.parse(readFileSync(join(base, 'restore.json'), 'utf8')) as { backupId: string; targets: unknown[] };
-    assert.equal(record.backupId, 'grc1');
-    assert.equal(record.targets.length, 3);
-    assert.ok(!readFileSync(join(base, 'tasks', readdirSync(join(base, 'tasks'))[0]!), 'utf8').includes(ADMIN_PASSWORD));
+    assert.ok(!readFileSync(join(base, 'restore.json'), 'utf8').includes(ADMIN_PASSWORD));
+
+    // The new cluster's tdbctl (the stand-in) learns the new servers when --resume routes them.
+    const tdbctl = targets.tdbctl!;
+    const withTdbctl = targetFile('with-tdbctl.json', { tdbctl: { host: tdbctl.host, port: tdbctl.port } });
+    const again = await restore('--resume', id, '--target', withTdbctl);
+    process.stdout.write(again.stdout);
+    assert.equal(again.code, 0, `${again.stdout}\n${again.stderr}`);
+    assert.match(again.stdout, /1 task\(s\) done and kept, 1 shard task\(s\) to redo/);
+    assert.match(again.stdout, new RegExp(`routed: ${targets.spider.host}:${targets.spider.port} now route to the restored shards`));
+    assert.match(again.stdout, new RegExp(`restore ${id}: done, routed in `));
+    assert.match(again.stdout, /shard 0: reached GTID \S+/);
+    assert.match(again.stdout, new RegExp(`tdbctl ${tdbctl.host}:${tdbctl.port}: 3 route\\(s\\) written, TDBCTL FLUSH ROUTING done`));
+    assert.deepEqual(
+      tdbctl.routing.map((q) => q.replace(/'[^']*'\)$/, '').replace(ADMIN_PASSWORD, 'PW')),
+      [
+        `REPLACE INTO mysql.servers (Server_name, Host, Port, Username, Password, Wrapper) VALUES ('SPT0', '${m0.host}', ${m0.port}, '${ADMIN_USER}', 'PW', `,
+        `REPLACE INTO mysql.servers (Server_name, Host, Port, Username, Password, Wrapper) VALUES ('SPT1', '${m1.host}', ${m1.port}, '${ADMIN_USER}', 'PW', `,
+        `REPLACE INTO mysql.servers (Server_name, Host, Port, Username, Password, Wrapper) VALUES ('SPIDER0', '${targets.spider.host}', ${targets.spider.port}, '${ADMIN_USER}', 'PW', `,
+        'TDBCTL FLUSH ROUTING',
+      ],
+    );
+    const [row] = await targets.query<{ Host: string; Port: number }>(
+      targets.tdbctlNode!,
+      "SELECT Host, Port FROM mysql.servers WHERE Server_name = 'SPT1'",
+    );
+    assert.equal(`${row!.Host}:${row!.Port}`, `${m1.host}:${m1.port}`);
+    assert.match(again.stdout, /shard 1: reached GTID \S+/);
+    const attempt = (inst: Instance) =>
+      (JSON.parse(readFileSync(join(base, 'tasks', `${inst.host}_${inst.port}.json`), 'utf8')) as { attempt: number }).attempt;
+    assert.equal(attempt(m0), 1, 'the done shard was not redone');
+    assert.equal(attempt(m1), 2);
+    assert.ok(!existsSync(join(open, id)));
+
+    // Through the new spider node: the seeded total; it routes only to the new shards.
+    const [sum] = await targets.query<{ s: string }>(targets.spider, 'SELECT SUM(balance) AS s FROM bank.acct');
+    assert.equal(Number(sum!.s), bankTotal());
+    const servers = await targets.query<{ Server_name: string; Host: string; Port: number }>(
+      targets.spider,
+      "SELECT Server_name, Host, Port FROM mysql.servers WHERE Server_name LIKE 'SPT%'",
+    );
+    assert.deepEqual(servers.map((x) => `${x.Server_name} ${x.Host}:${x.Port}`).sort(), [
+      `SPT0 ${m0.host}:${m0.port}`,
+      `SPT1 ${m1.host}:${m1.port}`,
+    ]);
+    // Each shard as the restore test of the same point has it (every row, by a digest: verify's
+    // --check-sql takes one value per shard, which CHECKSUM TABLE's two columns are not).
+    const digest = "SELECT CONCAT(COUNT(*), '/', SUM(balance), '/', BIT_XOR(CRC32(CONCAT(id, ':', balance)))) AS d FROM bank.acct";
+    const v = await ws.cli('verify', 'grc1', '-c', spiderIni, '--restore-test', '--to-point', 'prc1', '--check-sql', digest);
+    assert.equal(v.code, 0, `${v.stdout}\n${v.stderr}`);
+    for (const [n, m] of [m0, m1].entries()) {
+      const [row] = await targets.query<{ d: string }>(m, digest);
+      assert.match(v.stdout, new RegExp(`SPT${n} ${row!.d.replaceAll('/', '\\/')}[,;]`), v.stdout);
+    }
   });
 });

@@ -12,7 +12,7 @@ import { download, instanceKey, type Repository } from '../repo/repository.js';
 import { checkRepoInstance } from '../restore/repo-files.js';
 import { PRESENCE_TABLE, SCHEMA } from '../sql/ddl.js';
 import { getPresence } from '../sql/presence.js';
-import { datadirOf, userSchemas } from '../sql/restore-target.js';
+import { datadirOf, userSchemas } from '../sql/recovery.js';
 import { describeTarget, openRestores, readDocument, recordKey, type Address, type RestoreRecord, type RestoreSource } from './job.js';
 import { readPasswordFile, type TargetInstance } from './target-file.js';
 

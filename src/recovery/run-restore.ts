@@ -517,6 +517,18 @@ async function carryOut(run: Run): Promise<RestoreOutcome> {
       await write(g.tasks);
     }
   };
+  // Kept from an earlier attempt (--resume): said once, with the GTID each reached.
+  for (const k of kept)
+    emit({
+      kind: 'phase',
+      target: address(k.spec.target),
+      role: k.spec.role,
+      shard: k.spec.shard,
+      phase: 'done',
+      bytes: bytesSoFar(k.state),
+      ms: 0,
+      ...(k.state.gtid ? { gtid: k.state.gtid } : {}),
+    });
   await fill();
   await repo.store.putObject(openKey(repo, restoreId), document({ restoreId, openedAt: new Date().toISOString() }));
 
@@ -608,7 +620,7 @@ async function poll(run: Run, t: Tracked, claimMs: number): Promise<void> {
       role: t.spec.role,
       shard: t.spec.shard,
       phase,
-      bytes: current?.bytes ?? 0,
+      bytes: current ? bytesSoFar(current) : 0,
       ms: now - t.writtenAt,
       ...extra,
     });
@@ -620,10 +632,14 @@ async function poll(run: Run, t: Tracked, claimMs: number): Promise<void> {
   }
   if (current && current.phase !== t.phase) {
     t.phase = current.phase;
-    event(current.phase, current.phase === 'done' && current.gtid !== undefined ? { gtid: current.gtid } : {});
+    event(current.phase, current.phase === 'done' && current.gtid ? { gtid: current.gtid } : {});
   }
   if (progress.kind === 'done') t.end = { kind: 'done' };
 }
+
+/** What the task moved so far: the bytes of its ended phases and of the current one. */
+const bytesSoFar = (s: RestoreTaskState): number =>
+  s.phases.reduce((n, p) => n + (p.endedAt !== undefined ? (p.bytes ?? 0) : 0), 0) + s.bytes;
 
 /** Time per phase summed over the tasks (a running phase up to now). */
 export function phaseTimes(states: readonly RestoreTaskState[], nowMs: number): Partial<Record<RestorePhase, number>> {

@@ -1,6 +1,6 @@
-// Statements of `spiderbackup restore` on the target instances (issue 20): what it reads to tell
-// whether a target is empty and where its datadir is, and what it runs on a target tdbctl node so
-// that the new servers are its routes. The tdbctl statements are TenDB Cluster's own way to change
+// Statements `spiderbackup restore` runs on a target tdbctl node (issue 20) so that the new
+// servers are its routes (what it reads on the targets themselves is in recovery.ts, shared with
+// the agents). The tdbctl statements are TenDB Cluster's own way to change
 // the routing: rows of mysql.servers written on the tdbctl node, then `TDBCTL FLUSH ROUTING`, which
 // pushes them to every spider node — TenDB Cluster's route manager documentation ("路由管理",
 // route-manager.md: "路由配置完成后，需要在TenDBCTL节点执行flush操作来强制同步 … tdbctl flush routing")
@@ -9,23 +9,6 @@
 // then `tdbctl flush routing;`).
 import { format } from 'mysql2';
 import type { Queryable } from '../db/connect.js';
-
-/** Schemas the server and the agent make themselves: a target holding only these is empty. */
-export const EMPTY_SCHEMAS = ['information_schema', 'mysql', 'performance_schema', 'sys', 'infodba_schema'];
-
-/** Every schema of the instance but those of EMPTY_SCHEMAS (`test` counts: it may hold tables). */
-export async function userSchemas(q: Queryable): Promise<string[]> {
-  const rows = (await q.query(
-    `SELECT SCHEMA_NAME AS name FROM information_schema.SCHEMATA WHERE SCHEMA_NAME NOT IN (${EMPTY_SCHEMAS.map(() => '?').join(', ')}) ORDER BY SCHEMA_NAME`,
-    EMPTY_SCHEMAS,
-  )) as { name: string }[];
-  return rows.map((r) => r.name);
-}
-
-export async function datadirOf(q: Queryable): Promise<string> {
-  const rows = (await q.query('SELECT @@datadir AS datadir')) as { datadir: string }[];
-  return rows[0]?.datadir ?? '';
-}
 
 /** One route as tdbctl keeps it (a mysql.servers row). */
 export interface RouteRow {
