@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { ConfigError } from '../../src/errors.js';
 import { LOST_AFTER_MS, taskProgress, type RestoreTaskState } from '../../src/recovery/job.js';
 import { planLine, routesOf, shardMismatch, shardTasks, spiderTasks } from '../../src/recovery/plan-tasks.js';
-import { phaseTimes } from '../../src/recovery/run-restore.js';
+import { phaseTimes } from '../../src/recovery/follow.js';
 import { parseTargetFile, readPasswordFile, readTargetFile, targetInstances } from '../../src/recovery/target-file.js';
 import { routingStatements } from '../../src/sql/restore-target.js';
 
