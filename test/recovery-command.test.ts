@@ -2,8 +2,8 @@
 // repository, the built-in mariadb-dump runner, its binlogs archived as the archiver lays them out:
 // the set-up of restore-archive.test.ts) and a second cluster on other loopback addresses
 // (127.0.0.12+) as the targets, served by a real agent (its presence rows) pointing at the same
-// repository. `--dry-run` prints the per-shard plan and the tdbctl statements and writes nothing;
-// a missing archived binlog object is named; a non-empty target is refused and named, and accepted
+// repository. `--dry-run` prints the per-shard plan and the tdbctl statements and writes nothing,
+// also on a host with only the repository (the plan then from the repository alone); a missing archived binlog object is named; a non-empty target is refused and named, and accepted
 // with "scratch": true; a target no agent serves is named; with the agents' side, a restore with one
 // failed shard is partial (named, not routed, result.json written, the open marker gone), a second
 // restore onto its targets is refused meanwhile, and --resume redoes only that shard, then routes
@@ -267,6 +267,22 @@ describe('spiderbackup restore: plan, checks, refusals', { timeout: 900_000 }, (
     const o = await restore('grc1', '--to-point', 'prc1', '--target', onSource, '--dry-run');
     assert.equal(o.code, 1);
     assert.match(o.stdout, /is the source's SPT0: a restore never writes onto the source/);
+  });
+
+  test('on a host with only the repository (no source spider node to ask), the plan is read from the repository alone', async () => {
+    const away = source.workspace();
+    const r = await away.cli('restore', '--to-point', 'prc1', '--target', targetFile('target.json'), '--dry-run');
+    assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+    assert.match(r.stdout, /^no source spider node is configured on this host \(.*\): the plan was read from the repository$/m);
+    assert.match(r.stdout, /backup grc1 to restore point prc1 \(\S+ \S+\) \(the newest backup usable for it\):/);
+    for (const [n, m] of targets.masters.entries())
+      assert.match(
+        r.stdout,
+        new RegExp(
+          `master ${m.host}:${m.port} shard ${n}: from SPT${n}\\S* \\S+ backup grc1 \\(mariadb-dump, [^)]+\\); after GTID \\S+ replay \\d+ archived run`,
+        ),
+      );
+    assert.match(r.stdout, /dry run: every check passed; nothing was written/);
   });
 
   test('a restore with a failed shard is partial, named and not routed; a second restore onto its targets is refused meanwhile; --resume finishes it', async () => {

@@ -12,6 +12,7 @@ import { planLine, routesOf, shardMismatch, shardTasks, spiderTasks } from '../.
 import { phaseTimes } from '../../src/recovery/follow.js';
 import { parseTargetFile, readPasswordFile, readTargetFile, targetInstances } from '../../src/recovery/target-file.js';
 import { routingStatements } from '../../src/sql/restore-target.js';
+import { eventLine } from '../../src/cli/commands/restore.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sb-target-file-'));
 const pw = join(dir, 'pw');
@@ -211,5 +212,20 @@ describe('taskProgress and the time per phase', () => {
     });
     const b = state({ phases: [{ phase: 'fetch', startedAt: '2026-01-01T00:00:00.000Z' }] });
     assert.deepEqual(phaseTimes([a, b], Date.parse('2026-01-01T00:00:01.000Z')), { fetch: 3000, load: 3000 });
+  });
+});
+
+describe("the restore command's progress lines", () => {
+  test('target, role, shard, phase, bytes, time; the GTID when done, the error when failed', () => {
+    const target = { host: '10.0.1.1', port: 20000 };
+    const base = { kind: 'phase', target, role: 'master', shard: 0, bytes: 3 * 1024 * 1024, ms: 4200 } as const;
+    assert.equal(eventLine({ ...base, phase: 'load' }), '10.0.1.1:20000 master shard 0: load 3.0 MiB 4.2 s');
+    assert.equal(eventLine({ ...base, phase: 'done', gtid: '0-1-9' }), '10.0.1.1:20000 master shard 0: done 3.0 MiB 4.2 s at GTID 0-1-9');
+    assert.equal(
+      eventLine({ ...base, role: 'spider', phase: 'failed', error: 'route SPT0: refused' }),
+      '10.0.1.1:20000 spider: failed 3.0 MiB 4.2 s: route SPT0: refused',
+    );
+    assert.equal(eventLine({ kind: 'routed', spiders: [target] }), 'routed: 10.0.1.1:20000 now route to the restored shards');
+    assert.equal(eventLine({ kind: 'note', line: 'waiting' }), 'waiting');
   });
 });
