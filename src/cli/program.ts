@@ -16,6 +16,7 @@ import * as pause from './commands/pause.js';
 import * as query from './commands/query.js';
 import * as repoCmd from './commands/repo.js';
 import * as restorePlan from './commands/restore-plan.js';
+import * as restoreCmd from './commands/restore.js';
 import * as restorePoint from './commands/restore-point.js';
 import * as resume from './commands/resume.js';
 import * as sandbox from './commands/sandbox.js';
@@ -34,6 +35,7 @@ const COMMANDS = [
   verify,
   restorePoint,
   restorePlan,
+  restoreCmd,
   expire,
   repoCmd,
   daemon,

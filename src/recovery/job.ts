@@ -152,8 +152,21 @@ export interface RestoreRequest {
 /** What runRestore reports while it runs (the command prints them; the drill logs them). */
 export type RestoreEvent =
   | { kind: 'planned'; restoreId: string; backupId: string; point: string; tasks: number }
-  | { kind: 'phase'; target: Address; role: RestoreRole; shard: number; phase: RestorePhase; bytes: number; ms: number; error?: string }
-  | { kind: 'routed'; spiders: Address[] };
+  | {
+      kind: 'phase';
+      target: Address;
+      role: RestoreRole;
+      shard: number;
+      phase: RestorePhase;
+      bytes: number;
+      ms: number;
+      error?: string;
+      /** `done`: the GTID position the instance reached. */
+      gtid?: string;
+    }
+  | { kind: 'routed'; spiders: Address[] }
+  /** Something the command waits for or decided on the way (e.g. the archive not covering the point yet). */
+  | { kind: 'note'; line: string };
 
 export interface RestoreOutcome {
   /** Absent when refused before anything was written (and on a dry run). */

@@ -7,6 +7,10 @@
  * `tdbctl get primary` itself, from settings the test controls (see
  * {@link TdbctlStandIn.setPrimary}). Every other text query goes to a backing MariaDB that holds
  * the mysql.servers entries a tdbctl node would list; its rows, OK packets and errors are relayed.
+ * The routing statements `spiderbackup restore` runs on a target tdbctl (src/sql/restore-target.ts:
+ * `REPLACE INTO mysql.servers …`, then `TDBCTL FLUSH ROUTING`) are recorded in
+ * {@link TdbctlStandIn.routing}; the flush is answered OK here (it pushes nothing to the spider
+ * nodes, which the restore routes itself).
  *
  * Limits, fine for tests: text queries (and COM_INIT_DB) only, prepared statements and other
  * commands get an error; one result set per query; values relayed as UTF-8 text (binary values
@@ -37,6 +41,8 @@ export class TdbctlStandIn {
   readonly host: string;
   readonly port: number;
   private isThisPrimary = true;
+  /** The routing statements received, in order (passwords included: a test's own). */
+  readonly routing: string[] = [];
   private listener: net.Server | undefined;
   private readonly sessions = new Set<Session>();
   private nextConnectionId = 1;
@@ -94,6 +100,7 @@ export class TdbctlStandIn {
     const session = new Session(conn, this.nextConnectionId++, {
       ...this.opts,
       primary: () => this.primary(),
+      routed: (sql) => this.routing.push(sql.trim()),
       closed: (s) => this.sessions.delete(s),
     });
     this.sessions.add(session);
@@ -116,6 +123,7 @@ type Refusal = { code: number; message: string };
 
 type SessionHost = Pick<TdbctlStandInOptions, 'user' | 'password' | 'backend'> & {
   primary(): PrimaryRow;
+  routed(sql: string): void;
   closed(session: Session): void;
 };
 
@@ -134,6 +142,8 @@ const NOT_OURS = new Set([0x01, 0x04, 0x0e, 0x19]);
 const SERVER_VERSION = '5.7.20-tdbctl-stand-in';
 
 const GET_PRIMARY = /^\s*tdbctl\s+get\s+primary\s*;?\s*$/i;
+const FLUSH_ROUTING = /^\s*tdbctl\s+flush\s+routing\s*;?\s*$/i;
+const ROUTE_WRITE = /^\s*(replace|insert)\s+into\s+mysql\.servers\b/i;
 
 const PRIMARY_COLUMNS = [
   column('SERVER_NAME', mysql.Types.VAR_STRING, mysql.Charsets.UTF8MB4_GENERAL_CI, 256),
@@ -251,6 +261,11 @@ class Session {
   private async query(sql: string, values?: string[]): Promise<void> {
     if (this.closed || !this.backend) return;
     if (GET_PRIMARY.test(sql)) return this.reply((c) => c.writeTextResult([this.host.primary()], PRIMARY_COLUMNS));
+    if (FLUSH_ROUTING.test(sql)) {
+      this.host.routed(sql);
+      return this.reply((c) => c.writeOk({ affectedRows: 0, insertId: 0, serverStatus: 0x0002, warningCount: 0 }));
+    }
+    if (ROUTE_WRITE.test(sql)) this.host.routed(sql);
     let result: unknown;
     let fields: FieldPacket[] | undefined;
     try {

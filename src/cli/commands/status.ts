@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import type { AgentConfig } from '../../config/agent.js';
 import { errorMessage } from '../../errors.js';
+import { formatBytes, formatDuration } from '../../format.js';
 import type { DaemonStatus } from '../../state/daemon-status.js';
 import type { PauseState } from '../../state/pause.js';
 import { reportUnread } from '../partial.js';
@@ -56,10 +57,44 @@ async function clusterStatusCommand(g: GlobalOptions, format: Format): Promise<n
   ]);
   return withClusterSession(config, g.config, async (session) => {
     const status = await readClusterStatus(session, config.schedule.waitConcurrency);
-    print(format === 'json' ? renderJson(status) : renderClusterStatus(status));
+    // Only with a repository: the open restores and their tasks' states (issue 20), nothing read otherwise.
+    const restores = config.repository ? await openRestoresOf(config, g.config) : undefined;
+    if (format === 'json') print(renderJson(restores ? { ...status, restores } : status));
+    else {
+      print(renderClusterStatus(status));
+      if (restores) print(renderRestores(restores));
+    }
     const partial = reportUnread('status --cluster', status.unread, `${status.instances.length} instances (the unread marked)`);
     return status.ok && partial === 0 ? 0 : 1;
   });
+}
+
+type OpenRestores = Awaited<ReturnType<(typeof import('../../recovery/open-restores.js'))['readOpenRestores']>>;
+
+/** The open restores, or one line saying why they cannot be read (never fails the status). */
+async function openRestoresOf(config: AgentConfig, files: string[] | undefined): Promise<OpenRestores | { error: string }> {
+  try {
+    const repo = await (await import('../../repo/agent-repository.js')).configuredRepository(config, files);
+    if (!repo) return [];
+    return await (await import('../../recovery/open-restores.js')).readOpenRestores(repo);
+  } catch (err) {
+    return { error: errorMessage(err) };
+  }
+}
+
+function renderRestores(r: OpenRestores | { error: string }): string {
+  if (!Array.isArray(r)) return `\nRestores: cannot be read from the repository: ${r.error}`;
+  if (r.length === 0) return '\nRestores: none running';
+  const lines = ['', 'Restores:'];
+  for (const x of r) {
+    lines.push(`  ${x.restoreId}: backup ${x.backupId ?? '?'} to point ${x.point ?? '?'}, started ${x.createdAt ?? '?'}`);
+    for (const t of x.tasks)
+      lines.push(
+        `    ${t.target}: ${t.phase} ${formatBytes(t.bytes)} ${formatDuration(t.phaseMs)}${t.attempt > 1 ? ` (attempt ${t.attempt})` : ''}${t.error ? `: ${t.error}` : ''}`,
+      );
+    for (const p of x.problems) lines.push(`    cannot read: ${p}`);
+  }
+  return lines.join('\n');
 }
 
 async function gatherStatus(config: AgentConfig) {
