@@ -5,6 +5,7 @@ import { PAUSE_MEANING, type PauseState } from '../../state/pause.js';
 import type { DaemonStatus, InstanceStatus } from '../../state/daemon-status.js';
 import { downText, type InstanceDown } from '../../state/instances-down.js';
 import { formatBytes, formatDuration } from '../../format.js';
+import { drillStatusText, type DrillStatus } from '../../recovery/drill-model.js';
 
 export interface StatusInputs {
   now: Date;
@@ -50,6 +51,8 @@ export interface StatusView {
   repository: string | null;
   /** With the binlog archive on: a line per archiving master of this host (lag, last archived GTID, or the problem). */
   binlogArchive: string[];
+  /** With [drill]: the last restore drill, its outcome and duration, and the next (while the daemon runs). */
+  drill: DrillStatus | null;
   journalBacklog: number | null;
   hostBusy: string | null;
   clusterPause: DaemonStatus['clusterPause'] | null;
@@ -102,6 +105,7 @@ export function statusView(i: StatusInputs): StatusView {
     mysqlCrond: s?.mysqlCrond ?? [],
     repository: s?.repository ?? null,
     binlogArchive: s?.binlogArchive ?? [],
+    drill: s?.drill ? drillView(s.drill, running) : null,
     journalBacklog: s?.journalBacklog ?? null,
     hostBusy: s?.hostBusy ?? null,
     clusterPause: s?.clusterPause ?? null,
@@ -110,6 +114,13 @@ export function statusView(i: StatusInputs): StatusView {
     stateDir: i.stateDir,
     metrics: s?.metricsListen ?? null,
   };
+}
+
+/** A stopped daemon runs neither the next drill nor the one it was running. */
+function drillView(d: DrillStatus, running: boolean): DrillStatus {
+  if (running) return d;
+  const { nextRun: _next, runningSince: _since, ...rest } = d;
+  return rest;
 }
 
 const ago = (iso: string, now: Date): string => {
@@ -158,6 +169,7 @@ export function renderStatusText(v: StatusView, now: Date): string {
     line('Last schedule', `${last.at}: ${last.result}${last.backupId ? ` ${last.backupId}` : ''}${last.error ? ` — ${last.error}` : ''}`);
   if (v.repository !== null) line('Repository', v.repository);
   v.binlogArchive.forEach((a, i) => line(i === 0 ? 'Binlogs' : '', a));
+  if (v.drill) line('Drill', drillStatusText(v.drill, now));
   if (v.journalBacklog !== null)
     line('Journal', v.journalBacklog === 0 ? 'empty' : `${v.journalBacklog} final status(es) waiting for their instance`);
   if (v.hostBusy !== null) line('Host busy', `nothing new starts: ${v.hostBusy}`);
