@@ -191,7 +191,7 @@ describe('restore drill', { timeout: 600_000 }, () => {
     await new Promise((r) => setTimeout(r, 7000));
     assert.equal(requests(), n);
     assert.equal(d.lines.filter((l) => /^no restore drill while/.test(l.msg)).length, 1);
-    source.tdbctl?.setPrimary(true);
+    const kept = parseExposition(await scrape());
 
     d.signal('SIGTERM');
     const exit = await d.exited;
@@ -199,5 +199,22 @@ describe('restore drill', { timeout: 600_000 }, () => {
     daemon = undefined;
     assert.equal(exit.code, 0, d.stderr);
     assert.ok(existsSync(join(ws.stateDir, 'drill.json')));
+
+    // After a restart (still not the primary: no drill), the gauges come back from drill.json; the counter starts at 0 again.
+    const again = new DaemonProcess(ws, [process.execPath, DRILL_DAEMON, '--agent-config', ws.agentIni, ws.dir]);
+    daemon = again;
+    await again.ready();
+    const e = parseExposition(await scrape());
+    for (const name of [
+      'spiderbackup_restore_drill_last_success_timestamp_seconds',
+      'spiderbackup_restore_drill_last_run_timestamp_seconds',
+      'spiderbackup_restore_drill_last_run_success',
+      'spiderbackup_restore_drill_duration_seconds',
+    ])
+      assert.equal(valueOf(e, name), valueOf(kept, name), name);
+    assert.equal(valueOf(e, 'spiderbackup_restore_drill_failures_total'), 0);
+    const st = await ws.cli('status');
+    assert.match(st.stdout, /^Drill: +last \S+ .*succeeded in .*; next \S+Z$/m);
+    source.tdbctl?.setPrimary(true);
   });
 });
