@@ -175,7 +175,9 @@ export class RestoreDrill {
       error = errorMessage(err);
     }
     const rec: DrillRecord = drillRecord(started, new Date(), { restoreId, error, value });
-    if (target && !config.drill.keep) {
+    // A restore refused before it wrote anything (no id) left nothing to wipe: the targets may even
+    // be another restore's, which is why it was refused.
+    if (target && restoreId !== undefined && !config.drill.keep) {
       const wipeError = await wipe(config, target, log);
       if (wipeError !== undefined) rec.wipeError = wipeError;
     }
