@@ -242,17 +242,24 @@ export class RestoreDrill {
   }
 }
 
+/** The restore's own events, at the level the drill's log wants (a kind added later is logged as it comes). */
 function logEvent(log: Logger, e: RestoreEvent): void {
-  if (e.kind === 'planned')
-    log.info({ restoreId: e.restoreId, backupId: e.backupId, point: e.point, tasks: e.tasks }, 'restore drill: planned');
-  else if (e.kind === 'routed') log.info({ spiders: e.spiders.map(describeTarget) }, 'restore drill: the new spider node(s) routed');
-  else if (e.phase === 'failed')
-    log.warn({ target: describeTarget(e.target), role: e.role, shard: e.shard, err: e.error }, 'restore drill: task failed');
-  else
-    log.debug(
-      { target: describeTarget(e.target), role: e.role, shard: e.shard, phase: e.phase, bytes: e.bytes, ms: e.ms },
-      'restore drill: phase',
-    );
+  switch (e.kind) {
+    case 'planned':
+      log.info({ restoreId: e.restoreId, backupId: e.backupId, point: e.point, tasks: e.tasks }, 'restore drill: planned');
+      return;
+    case 'routed':
+      log.info({ spiders: e.spiders.map(describeTarget) }, 'restore drill: the new spider node(s) routed');
+      return;
+    case 'phase': {
+      const where = { target: describeTarget(e.target), role: e.role, shard: e.shard };
+      if (e.phase === 'failed') log.warn({ ...where, err: e.error }, 'restore drill: task failed');
+      else log.debug({ ...where, phase: e.phase, bytes: e.bytes, ms: e.ms }, 'restore drill: phase');
+      return;
+    }
+    default:
+      log.info({ event: e as unknown }, 'restore drill: event');
+  }
 }
 
 async function readCheck(config: AgentConfig, spider: DrillInstance, sql: string): Promise<string | null | undefined> {
