@@ -14,7 +14,7 @@ const rules = join(root, 'config/prometheus-alerts.yml');
 test('promtool check rules accepts config/prometheus-alerts.yml', async () => {
   const r = await promtool(['check', 'rules', rules]);
   assert.equal(r.code, 0, r.output);
-  assert.match(r.output, /SUCCESS: 8 rules found/);
+  assert.match(r.output, /SUCCESS: 10 rules found/);
 });
 
 test('the README shows the rules of the file', () => {
@@ -146,6 +146,91 @@ test('promtool test rules: SpiderbackupBinlogArchiveLag fires when a lag stays o
         '            exp_annotations:',
         '              summary: "The binlog archive of h1:9797 port 20000 is 3m 0s behind"',
         '              description: "More than [archive] max_lag. `spiderbackup status` on the host names the archiver\'s problem (the stream, the repository, a purged binlog)."',
+        '',
+      ].join('\n'),
+    );
+    const r = await promtool(['test', 'rules', tests]);
+    assert.equal(r.code, 0, r.output);
+    assert.match(r.output, /SUCCESS/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('promtool test rules: SpiderbackupRestoreDrillFailed fires on a failed drill and clears a day later', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sb-rules-'));
+  try {
+    const tests = join(dir, 'drill-failed.test.yml');
+    const series = (instance: string) => `spiderbackup_restore_drill_failures_total{job="spiderbackup",instance="${instance}"}`;
+    writeFileSync(
+      tests,
+      [
+        `rule_files: [${JSON.stringify(rules)}]`,
+        'evaluation_interval: 1h',
+        'tests:',
+        '  - interval: 1h',
+        '    input_series:',
+        // h1: the counter starts at 0 and a drill fails at hour 10; h2 (configured, never failed) stays at 0.
+        `      - series: '${series('h1:9797')}'`,
+        "        values: '0x9 1x48'",
+        `      - series: '${series('h2:9797')}'`,
+        "        values: '0x58'",
+        '    alert_rule_test:',
+        '      - eval_time: 5h',
+        '        alertname: SpiderbackupRestoreDrillFailed',
+        '        exp_alerts: []',
+        '      - eval_time: 11h',
+        '        alertname: SpiderbackupRestoreDrillFailed',
+        '        exp_alerts:',
+        '          - exp_labels: { severity: warning, job: spiderbackup, instance: "h1:9797" }',
+        '            exp_annotations:',
+        '              summary: "The restore drill of h1:9797 failed in the last day"',
+        '              description: "The backups could not be shown to restore. `spiderbackup status` on the host (Drill) and `spiderbackup logs` name what failed (`restore drill … FAILED`)."',
+        '      - eval_time: 36h',
+        '        alertname: SpiderbackupRestoreDrillFailed',
+        '        exp_alerts: []',
+        '',
+      ].join('\n'),
+    );
+    const r = await promtool(['test', 'rules', tests]);
+    assert.equal(r.code, 0, r.output);
+    assert.match(r.output, /SUCCESS/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('promtool test rules: SpiderbackupRestoreDrillStale fires 8 days after the newest success of any agent', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sb-rules-'));
+  try {
+    const tests = join(dir, 'drill-stale.test.yml');
+    const series = (instance: string) =>
+      `spiderbackup_restore_drill_last_success_timestamp_seconds{job="spiderbackup",instance="${instance}"}`;
+    writeFileSync(
+      tests,
+      [
+        `rule_files: [${JSON.stringify(rules)}]`,
+        'evaluation_interval: 1h',
+        'tests:',
+        '  - interval: 1h',
+        '    input_series:',
+        // h1 (the old primary) last succeeded at second 1000; the primary moved to h2, whose drill succeeded
+        // on day 2 and never again. Only h2's success counts: stale from day 10 on (8 days after it).
+        `      - series: '${series('h1:9797')}'`,
+        "        values: '1000x300'",
+        `      - series: '${series('h2:9797')}'`,
+        "        values: '_x47 172800x252'",
+        '    alert_rule_test:',
+        '      - eval_time: 9d',
+        '        alertname: SpiderbackupRestoreDrillStale',
+        '        exp_alerts: []',
+        '      - eval_time: 10d2h',
+        '        alertname: SpiderbackupRestoreDrillStale',
+        '        exp_alerts:',
+        '          - exp_labels: { severity: warning, job: spiderbackup }',
+        '            exp_annotations:',
+        '              summary: "No restore drill of spiderbackup succeeded for 8d 2h 0m 0s"',
+        '              description: "Nobody knows whether the backups restore, nor how long it takes. `spiderbackup status` on the primary spider node shows the last drill."',
         '',
       ].join('\n'),
     );

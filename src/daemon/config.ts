@@ -1,5 +1,5 @@
 // The agent config as the daemon uses it: the shared loader plus the checks only the daemon needs
-// (the cron expression), and the comparison a reload acts on.
+// (the cron expressions), and the comparison a reload acts on.
 import { loadAgentConfig, type AgentConfig, type AgentConfigOptions } from '../config/agent.js';
 import { ConfigError } from '../errors.js';
 import { cronProblem } from './cron.js';
@@ -7,11 +7,13 @@ import { cronProblem } from './cron.js';
 /** The config's `warnings` (unknown sections and keys) are for the caller to log. */
 export function loadDaemonConfig(file: string | undefined, options: AgentConfigOptions = {}): AgentConfig {
   const config = loadAgentConfig(file, process.cwd(), options);
-  const cron = config.schedule.cron;
-  if (cron !== undefined) {
+  for (const [key, cron] of [
+    ['[schedule] cron', config.schedule.cron],
+    ['[drill] cron', config.drill.cron],
+  ] as const) {
+    if (cron === undefined) continue;
     const problem = cronProblem(cron);
-    if (problem !== undefined)
-      throw new ConfigError(config.file ?? '(defaults)', '[schedule] cron', cron, `not a valid cron expression: ${problem}`);
+    if (problem !== undefined) throw new ConfigError(config.file ?? '(defaults)', key, cron, `not a valid cron expression: ${problem}`);
   }
   return config;
 }

@@ -32,10 +32,11 @@ export function cronProblem(expression: string): string | undefined {
   );
 }
 
-export function startCron(expression: string, fire: (at: Date) => Promise<void>, logger: Logger): CronJob {
+/** `name`: node-cron's name of the task ([drill] cron has its own). */
+export function startCron(expression: string, fire: (at: Date) => Promise<void>, logger: Logger, name = 'spiderbackup-schedule'): CronJob {
   const log = logger.child({ cron: expression });
   const task: ScheduledTask = cron().createTask(expression, (ctx) => fire(ctx.date), {
-    name: 'spiderbackup-schedule',
+    name,
     noOverlap: true,
     logger: {
       info: (m) => log.info(m),

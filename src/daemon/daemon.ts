@@ -30,6 +30,8 @@ import { buildStatus, writeStatus, type DaemonStatus, type ScheduleRecord, type 
 import { reloadDaemon, type Reloadable } from './reload.js';
 import { RestorePointWatcher, retentionSet } from './restore-points.js';
 import { AutoRestorePoints } from './auto-points.js';
+import { RestoreDrill, type RunRestore } from './drill.js';
+import { drillGauges } from '../recovery/drill-model.js';
 import { runTick } from './tick.js';
 import { createCrondWatch } from './crond-watch.js';
 import { createRepoWatch } from './repo-watch.js';
@@ -50,6 +52,8 @@ export interface DaemonOptions {
   strict?: boolean;
   /** SIGHUP/SIGUSR2 held since the process started; their handlers take them over (signals.ts). */
   signals?: HeldSignals;
+  /** The restore command's coordinator (src/recovery/run-restore.ts), which the [drill] runs. */
+  runRestore: RunRestore;
 }
 
 /** Everything the daemon knows (what a reload switches included); owned by one runDaemon call, never shared. */
@@ -199,6 +203,7 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
           mysqlCrond: crond.lines(),
           repository: repoWatch.line(),
           binlogArchive: archive.lines(),
+          drill: drill.status(),
         }),
       );
     } catch (err) {
@@ -268,6 +273,27 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
       noteError(message);
     },
   });
+  // [drill]: the primary spider node's agent restores onto scratch instances on its own cron.
+  const drill = new RestoreDrill({
+    config: () => s.config,
+    logger,
+    paused: () => {
+      if (refreshPause() !== undefined) return 'this host is paused';
+      const cp = s.report?.clusterPause;
+      return cp ? `the cluster is paused (${cp.reason}, until ${cp.until})` : undefined;
+    },
+    runRestore: opts.runRestore,
+    ended: (m) => {
+      metrics.drillEnded(drillGauges(m), m.last.outcome !== 'success');
+      if (m.last.outcome !== 'success') noteError(`restore drill: ${m.last.error ?? 'failed'}`);
+      save('running');
+    },
+    changed: () => save('running'),
+  });
+  const planDrill = () => {
+    metrics.drill(s.config.drill.cron !== undefined, drill.last && drillGauges(drill.last));
+    drill.plan();
+  };
   const ticker: Ticker = createTicker({
     intervalMs: s.config.agent.tickIntervalMs,
     tick: async (reason) => {
@@ -360,6 +386,7 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
         crond.poke(Date.now(), true);
         repoWatch.poke(Date.now(), true);
         autoPoints.plan();
+        planDrill();
         archive.poke();
         restores.poke();
       },
@@ -375,6 +402,7 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
     await Promise.all([
       restorePoints.stop(Math.max(0, deadline - Date.now())),
       autoPoints.stop(Math.max(0, deadline - Date.now())),
+      drill.stop(Math.max(0, deadline - Date.now())),
       settledWithin(archive.stop(), Math.max(0, deadline - Date.now())),
       settledWithin(restores.stop(), Math.max(0, deadline - Date.now())),
     ]);
@@ -451,6 +479,7 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
     );
     armCron();
     autoPoints.plan();
+    planDrill();
     save('running');
     crond.poke(Date.now(), true);
     repoWatch.poke(Date.now(), true);

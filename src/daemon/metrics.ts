@@ -1,7 +1,7 @@
 // Prometheus metrics of one daemon, in its own Registry (no process-global default registry, so
 // two daemons in one test process, or a reload, never collide). The backup counters and the
 // last-backup gauges follow the agent's events (attachMetrics); the rest is set by the tick.
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type Metric } from 'prom-client';
 import type { AgentEvents } from '../check/events.js';
 import { statusClass } from '../task/status.js';
 import type { TaskRow } from '../task/task.js';
@@ -12,6 +12,9 @@ import type { TaskRow } from '../task/task.js';
  * sum is the same number.
  */
 export const DROPPED_DEFAULT_METRICS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
+
+/** prom-client keeps the name it was given but does not type it. */
+const nameOf = (m: Metric): string => (m as unknown as { name: string }).name;
 
 /** What one instance looks like at the end of a tick. */
 export interface InstanceGauges {
@@ -60,6 +63,21 @@ export interface DaemonMetrics {
   restorePointFailed(): void;
   /** Replaces the binlog archive's lag per archiving master and its bound (undefined: archiving is off). */
   archiveLag(masters: readonly { port: number; role: string; lagS: number | undefined }[], maxLagS: number | undefined): void;
+  /**
+   * The restore drill's metrics exist only where [drill] is configured: the failures counter from
+   * the start (0), the gauges once this host ran a drill (`gauges`, from state_dir/drill.json).
+   */
+  drill(configured: boolean, gauges: DrillGauges | undefined): void;
+  /** A drill ended: the gauges, and one more failure when it failed. */
+  drillEnded(gauges: DrillGauges, failed: boolean): void;
+}
+
+export interface DrillGauges {
+  lastRunS: number;
+  lastRunSuccess: 0 | 1;
+  durationS: number;
+  /** 0 when no drill succeeded here yet. */
+  lastSuccessS: number;
 }
 
 export function createMetrics(): DaemonMetrics {
@@ -203,6 +221,44 @@ export function createMetrics(): DaemonMetrics {
     registers,
   });
 
+  // Registered only while [drill] is configured (see drill()), so other agents do not show them.
+  const drill = {
+    failures: new Counter({
+      name: 'spiderbackup_restore_drill_failures_total',
+      help: 'Restore drills of this agent that failed (the restore, check_sql against expect, or the target file).',
+      registers: [],
+    }),
+    lastRun: new Gauge({
+      name: 'spiderbackup_restore_drill_last_run_timestamp_seconds',
+      help: 'Unix time the last restore drill of this agent ended (success or not).',
+      registers: [],
+    }),
+    lastRunSuccess: new Gauge({
+      name: 'spiderbackup_restore_drill_last_run_success',
+      help: '1 when the last restore drill of this agent succeeded, 0 when it failed.',
+      registers: [],
+    }),
+    duration: new Gauge({
+      name: 'spiderbackup_restore_drill_duration_seconds',
+      help: 'How long the last restore drill of this agent took: the restore and the check, not the wipe after it.',
+      registers: [],
+    }),
+    lastSuccess: new Gauge({
+      name: 'spiderbackup_restore_drill_last_success_timestamp_seconds',
+      help: 'Unix time the last successful restore drill of this agent ended; 0 when none succeeded yet.',
+      registers: [],
+    }),
+  };
+  const drillGaugeList = [drill.lastRun, drill.lastRunSuccess, drill.duration, drill.lastSuccess];
+  const registered = (m: Metric) => registry.getSingleMetric(nameOf(m)) !== undefined;
+  const setDrillGauges = (g: DrillGauges) => {
+    for (const m of drillGaugeList) if (!registered(m)) registry.registerMetric(m);
+    drill.lastRun.set(g.lastRunS);
+    drill.lastRunSuccess.set(g.lastRunSuccess);
+    drill.duration.set(g.durationS);
+    drill.lastSuccess.set(g.lastSuccessS);
+  };
+
   for (const r of ['ok', 'error']) ticks.inc({ result: r }, 0);
   for (const r of ['scheduled', 'not-primary', 'not-spider', 'paused', 'error']) sched.inc({ result: r }, 0);
   for (const a of ['failed', 'expired', 'deleted']) hk.inc({ action: a }, 0);
@@ -279,6 +335,19 @@ export function createMetrics(): DaemonMetrics {
       for (const m of masters) if (m.lagS !== undefined) archiveLag.set({ port: String(m.port), role: m.role }, m.lagS);
       if (maxLagS === undefined) archiveMaxLag.reset();
       else archiveMaxLag.set(maxLagS);
+    },
+    drill(configured, gauges) {
+      if (!configured) {
+        for (const m of [drill.failures, ...drillGaugeList]) registry.removeSingleMetric(nameOf(m));
+        return;
+      }
+      if (!registered(drill.failures)) registry.registerMetric(drill.failures);
+      if (gauges) setDrillGauges(gauges);
+    },
+    drillEnded(gauges, failed) {
+      if (!registered(drill.failures)) registry.registerMetric(drill.failures);
+      setDrillGauges(gauges);
+      if (failed) drill.failures.inc();
     },
   };
 }

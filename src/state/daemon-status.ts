@@ -6,6 +6,7 @@ import { isFinished, isRunnable, STATUS } from '../task/status.js';
 import { isSpiderInstance } from '../config/instance.js';
 import { readJsonFile, writeJsonAtomic } from './files.js';
 import type { InstanceDown } from './instances-down.js';
+import type { DrillStatus } from '../recovery/drill-model.js';
 import { type TaskRow, taskKeyString } from '../task/task.js';
 
 export interface TaskBrief {
@@ -87,6 +88,8 @@ export interface DaemonStatus {
   repository?: string;
   /** With the binlog archive on: one line per archiving master (lag, last archived GTID) and its problems. */
   binlogArchive?: string[];
+  /** With [drill]: its cron, the last drill and the next (src/daemon/drill.ts). */
+  drill?: DrillStatus;
 }
 
 export const statusFile = (stateDir: string): string => join(stateDir, 'status.json');
@@ -179,6 +182,8 @@ export interface SnapshotInputs {
   repository?: string | undefined;
   /** The binlog archivers (src/daemon/archive-watch.ts); undefined while archiving is off. */
   binlogArchive?: readonly string[] | undefined;
+  /** The restore drill (src/daemon/drill.ts); undefined without [drill]. */
+  drill?: DrillStatus | undefined;
 }
 
 export function buildStatus(i: SnapshotInputs): DaemonStatus {
@@ -209,6 +214,7 @@ export function buildStatus(i: SnapshotInputs): DaemonStatus {
     ...(i.mysqlCrond !== undefined && i.mysqlCrond.length > 0 ? { mysqlCrond: [...i.mysqlCrond] } : {}),
     ...(i.repository !== undefined ? { repository: i.repository } : {}),
     ...(i.binlogArchive !== undefined ? { binlogArchive: [...i.binlogArchive] } : {}),
+    ...(i.drill !== undefined ? { drill: i.drill } : {}),
     ...(i.report?.hostBusy !== undefined ? { hostBusy: i.report.hostBusy } : {}),
     ...(i.down !== undefined && i.down.length > 0 ? { instancesDown: [...i.down] } : {}),
     ...(i.report?.clusterPause !== undefined

@@ -345,6 +345,16 @@ test('config: a bad cron expression is refused at load with file, key and value'
   assert.equal(cronProblem('*/5 * * * * *'), undefined);
 });
 
+test('config: a bad [drill] cron is refused at load with file, key and value', () => {
+  const d = dir();
+  const f = join(d, 'a.ini');
+  writeFileSync(f, `[agent]\nstate_dir = ${d}\n[drill]\ncron = */3 * * * * * *\ntarget = ${join(d, 't.json')}\n`);
+  assert.throws(
+    () => loadDaemonConfig(f),
+    (e: unknown) => e instanceof ConfigError && e.message.startsWith(`${f}: [drill] cron = "*/3 * * * * * *": not a valid cron expression`),
+  );
+});
+
 test('reload plan: state_dir is kept until a restart; other changes are noticed', () => {
   const d = dir();
   const f = join(d, 'a.ini');

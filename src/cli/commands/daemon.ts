@@ -23,7 +23,15 @@ export const register: Register = (program, setExit, held) => {
         import('../../daemon/lock.js'),
       ]);
       try {
-        setExit(await runDaemon({ agentConfigFile: g.agentConfig, strict: g.strict === true, ...(held ? { signals: held } : {}) }));
+        setExit(
+          await runDaemon({
+            agentConfigFile: g.agentConfig,
+            strict: g.strict === true,
+            ...(held ? { signals: held } : {}),
+            // Loaded at the first drill, not with the daemon: most hosts never drill.
+            runRestore: async (...args) => (await import('../../recovery/run-restore.js')).runRestore(...args),
+          }),
+        );
       } catch (err) {
         if (!(err instanceof LockHeldError || err instanceof MetricsListenError)) throw err;
         process.stderr.write(`spiderbackup: ${errorMessage(err)}\n`);

@@ -5,6 +5,7 @@ import { PAUSE_MEANING, type PauseState } from '../../state/pause.js';
 import type { DaemonStatus, InstanceStatus } from '../../state/daemon-status.js';
 import { downText, type InstanceDown } from '../../state/instances-down.js';
 import { formatBytes, formatDuration } from '../../format.js';
+import { drillStatusText, type DrillStatus } from '../../recovery/drill-model.js';
 
 export interface StatusInputs {
   now: Date;
@@ -54,6 +55,8 @@ export interface StatusView {
   binlogArchive: string[];
   /** One line per restore task this host runs or last ran. */
   restores: string[];
+  /** With [drill]: the last restore drill, its outcome and duration, and the next (while the daemon runs). */
+  drill: DrillStatus | null;
   journalBacklog: number | null;
   hostBusy: string | null;
   clusterPause: DaemonStatus['clusterPause'] | null;
@@ -107,6 +110,7 @@ export function statusView(i: StatusInputs): StatusView {
     repository: s?.repository ?? null,
     binlogArchive: s?.binlogArchive ?? [],
     restores: i.restores ?? [],
+    drill: s?.drill ? drillView(s.drill, running) : null,
     journalBacklog: s?.journalBacklog ?? null,
     hostBusy: s?.hostBusy ?? null,
     clusterPause: s?.clusterPause ?? null,
@@ -115,6 +119,13 @@ export function statusView(i: StatusInputs): StatusView {
     stateDir: i.stateDir,
     metrics: s?.metricsListen ?? null,
   };
+}
+
+/** A stopped daemon runs neither the next drill nor the one it was running. */
+function drillView(d: DrillStatus, running: boolean): DrillStatus {
+  if (running) return d;
+  const { nextRun: _next, runningSince: _since, ...rest } = d;
+  return rest;
 }
 
 const ago = (iso: string, now: Date): string => {
@@ -164,6 +175,7 @@ export function renderStatusText(v: StatusView, now: Date): string {
   if (v.repository !== null) line('Repository', v.repository);
   v.binlogArchive.forEach((a, i) => line(i === 0 ? 'Binlogs' : '', a));
   for (const r of v.restores) line('Restore', r);
+  if (v.drill) line('Drill', drillStatusText(v.drill, now));
   if (v.journalBacklog !== null)
     line('Journal', v.journalBacklog === 0 ? 'empty' : `${v.journalBacklog} final status(es) waiting for their instance`);
   if (v.hostBusy !== null) line('Host busy', `nothing new starts: ${v.hostBusy}`);
