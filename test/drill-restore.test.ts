@@ -18,7 +18,6 @@ import { parseExposition, promtool, valueOf } from './support/prom.js';
 import { bankTotal, setupBank, startTransfers, type Transfers } from './support/transfer-workload.js';
 import { waitFor } from './support/workspace.js';
 import { archiveBinlogs } from './support/archive.js';
-import { runRestore } from '../src/recovery/run-restore.js';
 
 const PREFIX = 'dr';
 
@@ -48,13 +47,7 @@ function files(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(join(dir, e.name)) : [join(dir, e.name)]));
 }
 
-// Until the restore command is merged (src/recovery/run-restore.ts is a placeholder on the drill's
-// branch), there is nothing to drill with: the file says so and skips.
-const placeholder = (await runRestore(loadAgentConfig(undefined), { targetFile: '/nonexistent' })).problems.includes(
-  'the restore command is not built yet',
-);
-
-describe('restore drill, end to end', { timeout: 1_500_000, skip: placeholder && 'the restore command is not merged yet' }, () => {
+describe('restore drill, end to end', { timeout: 1_500_000 }, () => {
   before(async () => {
     tmp = mkdtempSync(join(tmpdir(), 'sb-drill-e2e-'));
     repoDir = mkdtempSync(join(tmpdir(), 'sb-repo-drill-'));
