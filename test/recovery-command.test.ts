@@ -10,6 +10,7 @@
 // the new spider node: the seeded total through it, each shard as the restore test of the point.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import mysql from 'mysql2/promise';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -285,17 +286,22 @@ describe('spiderbackup restore: plan, checks, refusals', { timeout: 900_000 }, (
     assert.match(r.stdout, /dry run: every check passed; nothing was written/);
   });
 
-  test('a restore with a failed shard is partial, named and not routed; a second restore onto its targets is refused meanwhile; --resume finishes it', async () => {
+  test('kill -9 of a target agent mid-restore: that shard is failed and named, nothing routed, a second restore onto its targets is refused meanwhile; --resume finishes it without redoing the done shard', async () => {
     const file = targetFile('target.json');
     const [m0, m1] = targets.masters as [Instance, Instance];
-    // --parallel 1: shard 1's task is written once shard 0 is done; its target gets a schema
-    // meanwhile, which its agent refuses.
+    // --parallel 1: shard 1's task is written once shard 0 is done. A session holding the global
+    // read lock on its target keeps its load where it is, so the kill lands mid-load.
     const first = ws.start(['restore', 'grc1', '--to-point', 'prc1', '--target', file, '--parallel', '1']);
     const open = join(repoDir, PREFIX, 'restores', 'open');
     const id = await waitFor('the open marker', () => (existsSync(open) ? readdirSync(open)[0] : undefined), 120_000);
     assert.match(id, /^r-\d{8}-\d{6}$/);
-    await targets.exec(m1, 'CREATE DATABASE leftover');
+    const blocker = await mysql.createConnection({ socketPath: m1.socket, user: 'root' });
+    const stateFile = join(repoDir, PREFIX, 'restores', id, 'state', `${m1.host}_${m1.port}.json`);
+    const stateOf = () =>
+      existsSync(stateFile) ? (JSON.parse(readFileSync(stateFile, 'utf8')) as { phase: string; agent: { pid: number } }) : undefined;
     try {
+      await blocker.query('FLUSH TABLES WITH READ LOCK');
+      const loading = await waitFor('shard 1 loading', () => (stateOf()?.phase === 'load' ? stateOf() : undefined), 300_000);
       const second = await restore('grc1', '--to-point', 'prc1', '--target', file, '--dry-run');
       assert.equal(second.code, 1, second.stdout);
       assert.match(second.stdout, new RegExp(`PROBLEM: restore ${id} \\(started \\S+ on \\S+\\) is still open onto ${m0.host}:${m0.port}`));
@@ -307,16 +313,30 @@ describe('spiderbackup restore: plan, checks, refusals', { timeout: 900_000 }, (
         st.stdout,
       );
 
+      // The agent and its worker (its own process group) die as on a kill -9 of the service.
+      const dead = agent!;
+      dead.signal('SIGKILL');
+      await dead.exited;
+      await dead.dispose();
+      process.kill(-loading.agent.pid, 'SIGKILL');
+    } finally {
+      await blocker.end().catch(() => {});
+    }
+    // Restarted, the agent finds its worker gone and says so; the command ends partial.
+    agent = new DaemonProcess(targets.workspaces.tws);
+    await agent.ready();
+    {
       const r = await first.result;
       process.stdout.write(r.stdout);
       assert.equal(r.code, 1, `${r.stdout}\n${r.stderr}`);
       assert.match(r.stdout, new RegExp(`restore ${id}: backup grc1 to restore point prc1, 3 task\\(s\\)`));
       assert.match(r.stdout, new RegExp(`${m0.host}:${m0.port} master shard 0: done .* at GTID \\S+`));
-      assert.match(r.stdout, new RegExp(`${m1.host}:${m1.port} master shard 1: failed .*not empty: it holds leftover`));
+      assert.match(
+        r.stdout,
+        new RegExp(`${m1.host}:${m1.port} master shard 1: failed .*its worker \\(pid \\d+ on \\S+\\) died in phase load`),
+      );
       assert.match(r.stdout, new RegExp(`restore ${id}: partial, NOT routed`));
       assert.match(r.stdout, /PROBLEM: not routed: the spider nodes are restored only once every shard reached the point/);
-    } finally {
-      await targets.exec(m1, 'DROP DATABASE IF EXISTS leftover');
     }
     const base = join(repoDir, PREFIX, 'restores', id);
     const result = JSON.parse(readFileSync(join(base, 'result.json'), 'utf8')) as {
@@ -377,14 +397,27 @@ describe('spiderbackup restore: plan, checks, refusals', { timeout: 900_000 }, (
       `SPT0 ${m0.host}:${m0.port}`,
       `SPT1 ${m1.host}:${m1.port}`,
     ]);
-    // Each shard as the restore test of the same point has it (every row, by a digest: verify's
-    // --check-sql takes one value per shard, which CHECKSUM TABLE's two columns are not).
+    // Each shard as the restore test of the same point has it: every user table's CHECKSUM TABLE,
+    // and every row by a digest.
     const digest = "SELECT CONCAT(COUNT(*), '/', SUM(balance), '/', BIT_XOR(CRC32(CONCAT(id, ':', balance)))) AS d FROM bank.acct";
-    const v = await ws.cli('verify', 'grc1', '-c', spiderIni, '--restore-test', '--to-point', 'prc1', '--check-sql', digest);
+    const v = await ws.cli('verify', 'grc1', '-c', spiderIni, '--restore-test', '--to-point', 'prc1', '--check-sql', digest, '--checksums');
     assert.equal(v.code, 0, `${v.stdout}\n${v.stderr}`);
     for (const [n, m] of [m0, m1].entries()) {
       const [row] = await targets.query<{ d: string }>(m, digest);
       assert.match(v.stdout, new RegExp(`SPT${n} ${row!.d.replaceAll('/', '\\/')}[,;]`), v.stdout);
+      const tables = await targets.query<{ s: string; t: string }>(
+        m,
+        "SELECT TABLE_SCHEMA AS s, TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE' " +
+          "AND TABLE_SCHEMA NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys', 'infodba_schema')",
+      );
+      assert.ok(tables.length > 0);
+      const expected = [...v.stdout.matchAll(new RegExp(`^  checksum SPT${n} (\\S+) (\\S+)$`, 'gm'))].map((x) => `${x[1]} ${x[2]}`).sort();
+      const actual: string[] = [];
+      for (const t of tables) {
+        const [c] = await targets.query<{ Checksum: string | number }>(m, `CHECKSUM TABLE \`${t.s}\`.\`${t.t}\``);
+        actual.push(`${t.s}.${t.t} ${String(c!.Checksum)}`);
+      }
+      assert.deepEqual(actual.sort(), expected, `CHECKSUM TABLE of shard ${n}: restored cluster vs the restore test of the point`);
     }
   });
 });

@@ -16,6 +16,7 @@ import type { RestoredInstance } from './restore-files.js';
 import { fetchBinlogs, replayBinlog, ReplayError } from './binlog-replay.js';
 import { mapLimited } from '../cluster/reach.js';
 import { preparedXids } from '../sql/restore-point.js';
+import { checksumTable, userTables } from '../sql/source-info.js';
 import { describeFiles } from './plan-model.js';
 import { restorePlan, type PlanResult, type ShardPlan } from './plan.js';
 import { endpointOf, type ClusterSession } from '../cluster/session.js';
@@ -46,6 +47,8 @@ export interface ShardRestore {
   skippedXa: number;
   /** First column of the first row of the check query, when one was given. */
   check?: string | null;
+  /** With `checksums`: CHECKSUM TABLE of every user table (schema.table), by name. */
+  checksums?: { table: string; checksum: string | null }[];
 }
 
 export type PointRestoreResult =
@@ -62,6 +65,8 @@ export interface PointRestoreOptions {
   unreachable?: string | undefined;
   /** Run on every restored shard after the replay (e.g. SELECT SUM(balance) FROM bank.acct). */
   checkSql?: string | undefined;
+  /** CHECKSUM TABLE of every user table of each restored shard, for comparing with another restore of the point. */
+  checksums?: boolean | undefined;
   /** Where the throw-away instances and fetched binlogs go (default: the system's tmpdir). */
   workRoot?: string | undefined;
   /** The configured repository: the backups are fetched from it instead of read on this host. */
@@ -201,6 +206,11 @@ export async function restoreToPoint(
         skippedXa,
       };
       if (opts.checkSql !== undefined) out.check = await firstValue(instance, opts.checkSql, label(p));
+      if (opts.checksums) {
+        out.checksums = [];
+        for (const t of await userTables(instance.db))
+          out.checksums.push({ table: `${t.schema}.${t.table}`, checksum: await checksumTable(instance.db, t) });
+      }
       return out;
     };
     // Each shard runs to its end even when another fails, so every instance started is closed below.

@@ -47,6 +47,10 @@ export const register: Register = (program, setExit) => {
       'with --to-point or --to-time: run on every restored shard; the first value of each is printed and summed',
     )
     .addOption(new Option('--expect <n>', 'with --check-sql: exit 1 unless the sum equals n').argParser(parseNumber))
+    .option(
+      '--checksums',
+      "with --to-point or --to-time: print CHECKSUM TABLE of every user table of each restored shard (to compare with a restored cluster's)",
+    )
     .action(async (backupId: string | undefined, opts: VerifyOpts, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
       const { UsageError } = await import('../../errors.js');
@@ -57,6 +61,7 @@ export const register: Register = (program, setExit) => {
       if (backupId === undefined && flag === undefined)
         throw new UsageError('verify: give the backup id (it may be left out only with --restore-test --to-point or --to-time)');
       if (opts.expect !== undefined && opts.checkSql === undefined) throw new UsageError('verify: --expect needs --check-sql');
+      if (opts.checksums === true && flag === undefined) throw new UsageError('verify: --checksums needs --to-point or --to-time');
       const config = (await import('../context.js')).agentConfigFor(g);
       setExit(await verifyCommand(config, backupId, { files: g.config, restoreTest: opts.restoreTest === true, ...opts }));
     });
@@ -69,6 +74,7 @@ interface VerifyOpts {
   toTime?: string;
   checkSql?: string;
   expect?: number;
+  checksums?: boolean;
 }
 
 function parseNumber(value: string): number {
@@ -198,6 +204,7 @@ async function pointTest(
       pointName: opts.toPoint,
       toTime: opts.toTime,
       checkSql: opts.checkSql,
+      checksums: opts.checksums === true,
       repo: opts.repo,
       unreachable: opts.unreachable,
     });
@@ -227,6 +234,7 @@ async function pointTest(
       ok = false;
       print(`  FAIL: ${s.preparedXa} XA transaction(s) left prepared at the point (XA RECOVER)`);
     }
+    for (const c of s.checksums ?? []) print(`  checksum ${s.label.split(' ')[0]} ${c.table} ${c.checksum ?? 'NULL'}`);
   }
   if (opts.checkSql !== undefined) {
     const each = r.shards.map((s) => `${s.label.split(' ')[0]} ${s.check ?? 'NULL'}`).join(', ');
