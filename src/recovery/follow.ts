@@ -204,9 +204,12 @@ async function poll(run: Run, t: Tracked, claimMs: number): Promise<void> {
       ...extra,
     });
   if (progress.kind === 'failed') {
-    t.end = { kind: 'failed', error: progress.error };
+    // The agent names the instance in its error (for status and its log); every line here does too.
+    const own = `${describeTarget(t.spec.target)}: `;
+    const error = progress.error.startsWith(own) ? progress.error.slice(own.length) : progress.error;
+    t.end = { kind: 'failed', error };
     t.phase = 'failed';
-    event('failed', { error: progress.error });
+    event('failed', { error });
     return;
   }
   if (current && current.phase !== t.phase) {
