@@ -1,5 +1,5 @@
 // The restore tasks of `spiderbackup restore` for the instances this host serves (README "Restoring
-// a cluster — what the agent does"), looked for every RESTORE_EVERY_MS off the tick: the open
+// a cluster — what the agent does"), looked for every RESTORE_EVERY_MS (S3: _S3) off the tick: the open
 // restores in the repository, each served instance's task and state, and taskAction's judgement.
 // A task to claim gets its detached worker (bin/restorer.ts, once per attempt in this daemon's
 // life); a task whose worker died is reported failed with why, so that `restore --resume` redoes it.
@@ -31,6 +31,12 @@ import { isWorkerOf, workerArgs } from '../recovery/worker-args.js';
 import { singleFlight } from './single-flight.js';
 
 export const RESTORE_EVERY_MS = 5000;
+/**
+ * In an S3 bucket each look is a LIST request, billed: at hundreds of hosts a look every 5 s
+ * would be millions a day for a restore that comes once a year; a claim 30 s later costs nothing
+ * ([restore] claim_timeout is 60 s).
+ */
+export const RESTORE_EVERY_MS_S3 = 30_000;
 
 const RESTORER_SCRIPT = fileURLToPath(new URL('../bin/restorer.js', import.meta.url));
 
@@ -179,7 +185,7 @@ export function createRestoreWatch(deps: RestoreWatchDeps): RestoreWatch {
     },
     start() {
       poke();
-      timer = setInterval(poke, RESTORE_EVERY_MS);
+      timer = setInterval(poke, deps.config().repository?.store.type === 's3' ? RESTORE_EVERY_MS_S3 : RESTORE_EVERY_MS);
       timer.unref();
     },
     poke,
