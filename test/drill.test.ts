@@ -129,7 +129,7 @@ describe('restore drill', { timeout: 600_000 }, () => {
 
     const st = await ws.cli('status');
     const drillLine = st.stdout.split('\n').find((l) => l.startsWith('Drill:'));
-    assert.match(drillLine ?? st.stdout, /^Drill: +last \S+ .*succeeded in .* \(r-20261205-0600\d\d\); next \S+Z$/);
+    assert.match(drillLine ?? st.stdout, /^Drill: +(?:running since \S+; )?last \S+ .*succeeded in .* \(r-20261205-0600\d\d\); next \S+Z$/);
   });
 
   test('a check_sql mismatch, a problem of the restore and a target without "scratch": true fail: metrics, status, log', async () => {
@@ -147,7 +147,10 @@ describe('restore drill', { timeout: 600_000 }, () => {
     assert.equal(valueOf(e, 'spiderbackup_restore_drill_last_run_success'), 0);
     assert.equal(valueOf(e, 'spiderbackup_restore_drill_last_success_timestamp_seconds'), lastSuccess, 'the last success stays');
     let st = await ws.cli('status');
-    assert.match(st.stdout, /^Drill: +last \S+ .*FAILED after .*: check_sql returned "999", expected "1000".*; last success \S+; next /m);
+    assert.match(
+      st.stdout,
+      /^Drill: +(?:running since \S+; )?last \S+ .*FAILED after .*: check_sql returned "999", expected "1000".*; last success \S+; next /m,
+    );
 
     seen = d.lines.length;
     mode('problem');
@@ -214,7 +217,7 @@ describe('restore drill', { timeout: 600_000 }, () => {
       assert.equal(valueOf(e, name), valueOf(kept, name), name);
     assert.equal(valueOf(e, 'spiderbackup_restore_drill_failures_total'), 0);
     const st = await ws.cli('status');
-    assert.match(st.stdout, /^Drill: +last \S+ .*succeeded in .*; next \S+Z$/m);
+    assert.match(st.stdout, /^Drill: +(?:running since \S+; )?last \S+ .*succeeded in .*; next \S+Z$/m);
     source.tdbctl?.setPrimary(true);
   });
 });
