@@ -8,11 +8,12 @@
 // spider node shares master 0's host (its task comes after every shard's). Prints each task's
 // time per phase from its state object, the bytes fetched, the restore's wall time, the slowest
 // shard, total / slowest and the core count. Numbers only, nothing asserted.
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadAgentConfig } from '../src/config/agent.js';
+import { commandLineOf } from '../src/host/processes.js';
 import { configuredRepository } from '../src/repo/agent-repository.js';
 import type { RestoreOutcome, RestoreRecord, RestoreTaskState } from '../src/recovery/job.js';
 import { ADMIN_PASSWORD, ADMIN_USER, type Instance } from '../src/sandbox/cluster.js';
@@ -85,6 +86,32 @@ interface RunResult {
 
 const ms = (iso: string) => Date.parse(iso);
 
+/**
+ * An interrupted run: the target agents' restore workers are detached (their own process group)
+ * and outlive their agent; each is named by pid in its task's state object. A worker whose target
+ * instance was shut down mid-replay was seen to ignore SIGTERM, hence the SIGKILL of its group.
+ */
+async function stopWorkers(restoresDir: string): Promise<void> {
+  const pids: number[] = [];
+  for (const id of existsSync(restoresDir) ? readdirSync(restoresDir) : []) {
+    const dir = join(restoresDir, id, 'state');
+    for (const f of existsSync(dir) ? readdirSync(dir) : []) {
+      const state = JSON.parse(readFileSync(join(dir, f), 'utf8')) as RestoreTaskState;
+      const argv = commandLineOf(state.agent.pid);
+      if (argv?.includes('spiderbackup-restorer') && argv.includes(`--restore-id=${id}`)) pids.push(state.agent.pid);
+    }
+  }
+  for (const pid of pids) process.kill(pid, 'SIGTERM');
+  await waitFor('restore workers to end', () => pids.every((p) => commandLineOf(p) === undefined), 10_000).catch(() => {});
+  for (const pid of pids)
+    if (commandLineOf(pid) !== undefined)
+      try {
+        process.kill(-pid, 'SIGKILL');
+      } catch {
+        // gone meanwhile
+      }
+}
+
 /** A task's times from its state object: each phase's own, and claimed → done. */
 function taskTimes(what: string, shard: number | undefined, s: RestoreTaskState, createdAt: string): TaskTimes {
   const phaseMs: TaskTimes['phaseMs'] = {};
@@ -152,6 +179,7 @@ async function oneRun(n: number): Promise<RunResult> {
     cleanups.push(() => agent.dispose());
   }
   await Promise.all(agents.map((a) => a.ready()));
+  cleanups.push(() => stopWorkers(join(repoDir, PREFIX, 'restores')));
 
   progress(`${n} shards: seeding ${ROWS} rows per shard, the bank, ${TRANSFERS} transfers`);
   await setupBank(source);
