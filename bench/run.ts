@@ -6,6 +6,7 @@
 //   npm run bench -- --only idle,quit          some: startup, idle, rss, quit, history, progress, repository
 //                                              (repository: 1 GiB into a private Swift, needs scripts/install.sh)
 //   npm run bench -- --scale                   also bench/scale.ts (minutes more), if it exists
+//   npm run bench -- --restore                 also bench/restore-cluster.ts (2, 4 and 8 shards; ~8 minutes more)
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -27,7 +28,9 @@ const SECTIONS = ['startup', 'idle', 'rss', 'quit', 'history', 'progress', 'repo
 const STANDALONE: readonly Section[] = ['startup', 'progress', 'repository'];
 type Section = (typeof SECTIONS)[number];
 
-const { values } = parseArgs({ options: { only: { type: 'string' }, scale: { type: 'boolean', default: false } } });
+const { values } = parseArgs({
+  options: { only: { type: 'string' }, scale: { type: 'boolean', default: false }, restore: { type: 'boolean', default: false } },
+});
 const only = values.only?.split(',').map((s) => s.trim());
 const bad = only?.find((s) => !(SECTIONS as readonly string[]).includes(s));
 if (bad !== undefined) {
@@ -40,6 +43,7 @@ const t0 = performance.now();
 const host = machine();
 const rows: Row[] = [];
 const extra: string[] = [];
+const restoreExtra: string[] = [];
 
 if (wanted('startup')) rows.push(...(await startupRows()));
 if (wanted('progress')) rows.push(...(await progressRows()));
@@ -71,20 +75,29 @@ if (values.scale) {
   }
 }
 
+if (values.restore) {
+  progress('restore: bench/restore-cluster.ts');
+  const out = await runScale(join(dirname(fileURLToPath(import.meta.url)), 'restore-cluster.js'));
+  restoreExtra.push(out.stdout.trim());
+  if (out.code !== 0) restoreExtra.push(`(bench/restore-cluster.js exited with ${out.code})`);
+}
+
 process.stdout.write(`Machine: ${host}\n\n${markdownTable(rows)}\n`);
 if (extra.length) process.stdout.write(`\nbench/scale.ts:\n${extra.join('\n')}\n`);
+if (restoreExtra.length) process.stdout.write(`\nbench/restore-cluster.ts:\n\n${restoreExtra.join('\n')}\n`);
 progress(`done in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
 
 /**
- * Runs bench/scale.js. A stdout line that is a JSON object with string `what`, `now` and `target`
- * becomes a row of the table; any other line is printed below it. Its stderr is passed through.
+ * Runs bench/scale.js (or another bench file). A stdout line that is a JSON object with string `what`, `now` and `target`
+ * becomes a row of the table; any other line is printed below it (`stdout`: all of it, as printed).
+ * Its stderr is passed through.
  */
-async function runScale(file: string): Promise<{ rows: Row[]; other: string[] }> {
+async function runScale(file: string): Promise<{ rows: Row[]; other: string[]; stdout: string; code: number | null }> {
   const child = spawn(process.execPath, [file], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
-  const result: { rows: Row[]; other: string[] } = { rows: [], other: [] };
+  const result = { rows: [] as Row[], other: [] as string[], stdout: out, code };
   for (const line of out.split('\n')) {
     if (line.trim() === '') continue;
     try {
@@ -98,6 +111,6 @@ async function runScale(file: string): Promise<{ rows: Row[]; other: string[] }>
     }
     result.other.push(line);
   }
-  if (code !== 0) result.other.push(`(bench/scale.js exited with ${code})`);
+  if (code !== 0) result.other.push(`(${file} exited with ${code})`);
   return result;
 }
