@@ -48,6 +48,7 @@ export async function replayRuns(
           target: { host: target.host, port: target.port, user: target.user, password: target.password },
           carryPreparedXa: first && spec.source.tool === 'mariadb-dump',
           alreadyPrepared: first ? alreadyPrepared : [],
+          signal: opts.signal,
         });
         out.carriedXa += r.carriedXa;
         out.skippedXa += r.skippedXa;

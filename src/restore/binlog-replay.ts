@@ -34,6 +34,8 @@ export interface ReplayOptions {
   /** mariadb-binlog and mariadb executables (default: found in PATH). */
   binlogTool?: string;
   client?: string;
+  /** Aborting stops both tools (the replay then rejects). */
+  signal?: AbortSignal | undefined;
 }
 
 export class ReplayError extends Error {
@@ -68,11 +70,24 @@ export async function replayBinlog(opts: ReplayOptions): Promise<{ carriedXa: nu
     else decoder.stdout.pipe(client.stdin);
     // The client exiting early (an error) closes its stdin: the decoder then gets EPIPE; report the client's error.
     client.stdin.on('error', () => {});
-    // A client that stops early leaves the decoder blocked on a full pipe: it goes too.
+    // A client that stops early (its server gone, an error) leaves the decoder blocked on a full
+    // pipe, and its output unread behind a paused filter keeps its 'close' from ever coming: the
+    // decoder goes and what it wrote is dropped.
     client.once('close', () => {
       if (decoder.exitCode === null && decoder.signalCode === null) decoder.kill('SIGTERM');
+      decoder.stdout.unpipe();
+      carry?.stream.destroy();
+      decoder.stdout.resume();
     });
-    const [d, c] = await Promise.all([exited(decoder, 'mariadb-binlog'), exited(client, 'mariadb')]);
+    const stop = () => {
+      for (const child of [decoder, client]) if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    };
+    if (opts.signal?.aborted) stop();
+    opts.signal?.addEventListener('abort', stop, { once: true });
+    const [d, c] = await Promise.all([exited(decoder, 'mariadb-binlog'), exited(client, 'mariadb')]).finally(() =>
+      opts.signal?.removeEventListener('abort', stop),
+    );
+    if (opts.signal?.aborted) throw new ReplayError('replay: stopped');
     if (c.code !== 0) throw new ReplayError(`replay: mariadb exited ${c.code}: ${c.stderr.trim().slice(-2000)}`);
     if (d.code !== 0) throw new ReplayError(`replay: mariadb-binlog exited ${d.code}: ${d.stderr.trim().slice(-2000)}`);
     return { carriedXa: carry?.carry.carried ?? 0, skippedXa: carry?.carry.skipped ?? 0 };
