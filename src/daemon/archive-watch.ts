@@ -265,6 +265,7 @@ export function createArchiveWatch(deps: ArchiveWatchDeps): ArchiveWatch {
 export function lineOf(v: ArchiverView): string[] {
   const head = `port ${v.port} (shard ${v.shard})`;
   const lag = v.lagS === undefined ? 'lag not measured yet' : `lag ${formatDuration(Math.round(v.lagS * 1000))}`;
+  if (v.waiting) return [`${head}: not archived yet: ${v.waiting}`];
   const out = [`${head}: ${lag}, archived up to ${v.archived || 'nothing yet'}${v.file ? `, streaming ${v.file}` : ''}`];
   if (v.problem) out.push(`${head}: PROBLEM: ${v.problem}`);
   if (v.gap) out.push(`${head}: GAP: ${v.gap}`);
@@ -278,7 +279,14 @@ export function presenceArchiveOf(v: ArchiverView, maxLagMs: number, holes?: str
     v.lagS !== undefined && v.lagS * 1000 > maxLagMs
       ? `lag ${formatSeconds(v.lagS)} over max_lag ${formatSeconds(maxLagMs / 1000)}`
       : undefined;
-  const note = [v.problem, v.gap && `gap: ${v.gap}`, holes && `hole in the archive ${holes}`, v.purgeWarning, over]
+  const note = [
+    v.waiting && `not archived yet: ${v.waiting}`,
+    v.problem,
+    v.gap && `gap: ${v.gap}`,
+    holes && `hole in the archive ${holes}`,
+    v.purgeWarning,
+    over,
+  ]
     .filter((x): x is string => Boolean(x))
     .join('; ');
   return { lagS: v.lagS === undefined ? null : Math.round(v.lagS), gtid: v.archived, note };
