@@ -9,7 +9,7 @@ import { connect, isNoSuchTable, type Connection } from '../db/connect.js';
 import { KeptConnections, type KeptConnectionsOptions } from '../db/connections.js';
 import { ConfigError, errorMessage } from '../errors.js';
 import { scanHost } from '../host/host-scan.js';
-import { addPresenceArchiveColumns, createClusterPauseTable, createPresenceTable } from '../sql/ddl.js';
+import { addPresenceArchiveColumns, createClusterPauseTable, createPresenceTable, createSchema } from '../sql/ddl.js';
 import { isClusterPauseDenied, isMissingClusterPauseTable, listUnfinishedTasksAndPause, type ClusterPause } from '../sql/cluster-pause.js';
 import { isUnknownColumn, upsertPresence, type Presence } from '../sql/presence.js';
 import { UnloggedSessions } from './unlogged-sessions.js';
@@ -270,7 +270,11 @@ async function openSession(
     const held = deps.holdWrites?.(instance);
     const own: OwnWrites = held !== undefined ? () => Promise.resolve({ refused: held }) : ownWrites(unlogged, session.conn, instance);
     session.own = own;
-    const read = await readTasks(deps, session.conn, own, instance, watched, problem);
+    // A bare instance (a restore's target) has no task table yet: no tasks, but its agent still announces itself.
+    const read = await readTasks(deps, session.conn, own, instance, watched, problem).catch((err: unknown) => {
+      if (!isNoSuchTable(err) || session.conn?.broken === true) throw err;
+      return { tasks: [], total: 0, clusterPause: undefined };
+    });
     session.tasks = run ? await refuseInvalidIds(session.conn, read.tasks, deps.logger.child({ port: instance.port })) : read.tasks;
     session.clusterPause = read.clusterPause;
     if (read.total > read.tasks.length) session.unfinishedTotal = read.total;
@@ -306,10 +310,19 @@ async function announce(own: OwnWrites, presence: Presence, instance: InstanceCo
     try {
       await upsertPresence(conn, presence);
     } catch (err) {
-      if (isNoSuchTable(err)) await conn.query(createPresenceTable());
-      // A table of an older agent lacks the archive's columns: added once, by the first agent that archives.
+      // A bare instance has no schema either: created as the table is (on a replica, unbinlogged).
+      if (isNoSuchTable(err)) {
+        await conn.query(createSchema());
+        await conn.query(createPresenceTable());
+      }
+      // A table of an older agent lacks the archive's columns: added once, by the first agent that
+      // archives; an agent that does not archive writes the row without them.
       else if (isUnknownColumn(err) && presence.archive) await conn.query(addPresenceArchiveColumns());
-      else throw err;
+      else if (isUnknownColumn(err) && presence.archive === null) {
+        const { archive: _none, ...withoutArchive } = presence;
+        await upsertPresence(conn, withoutArchive);
+        return undefined;
+      } else throw err;
       await upsertPresence(conn, presence);
     }
   } catch (err) {

@@ -2,7 +2,11 @@
 // (README "Binlog archive"): every served instance that is a shard master now by its own state
 // (binary log on, no replication configured, read_only off; never a spider node) gets a
 // BinlogArchiver into `shard-<ShardValue>`; one that stopped being a master loses it. Each master's
-// lag is read every LAG_EVERY_MS for the metrics and `status`. Never under the host lock.
+// lag is read every LAG_EVERY_MS for the metrics and `status`. Never under the host lock. An
+// instance a restore task runs on is not archived meanwhile (its load, RESET MASTER and replay are
+// not the shard's history): its archiver stops before the restore's worker starts, and starts again
+// once the restore is over (the restore leaves a master at a new binlog file starting at the point,
+// which chooseStart then picks). Status and the presence say "restore in progress".
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { AgentConfig } from '../config/agent.js';
@@ -30,6 +34,8 @@ export interface ArchiveWatchDeps {
   logger: () => Logger;
   /** The lag of every archiving master, and the bound (undefined: archiving is off). */
   onLag: (views: readonly ArchiverView[], maxLagS: number | undefined) => void;
+  /** Why an instance is not to be archived now (a restore task runs on it, or is about to), or undefined. */
+  restoring?: (host: string, port: number) => string | undefined;
 }
 
 export interface ArchiveWatch {
@@ -40,6 +46,11 @@ export interface ArchiveWatch {
   lines(): string[] | undefined;
   /** What the presence row of an archiving master carries (status --cluster); undefined when it is not archived here. */
   presenceOf(host: string, port: number): PresenceArchive | undefined;
+  /**
+   * A restore is about to start on the instance: its archiver (if any) stops, and it is not
+   * archived until `restoring` says the restore is over. Resolves once nothing streams it.
+   */
+  hold(host: string, port: number, why: string): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -62,6 +73,8 @@ export function createArchiveWatch(deps: ArchiveWatchDeps): ArchiveWatch {
   let stopped = false;
   let active = false;
   const unknown = new Map<string, string>();
+  /** Instances not archived because a restore runs on them (name → why), for status and the presence. */
+  const held = new Map<string, string>();
 
   const stopAll = async () => {
     await Promise.all([...archivers.values()].map((a) => a.stop()));
@@ -96,8 +109,14 @@ export function createArchiveWatch(deps: ArchiveWatchDeps): ArchiveWatch {
     }
     const masters = new Map<string, InstanceConfig>();
     const keep = new Set<string>();
+    const restoringNow = new Map<string, string>();
     for (const inst of served) {
       const name = `${inst.host}:${inst.port}`;
+      const why = deps.restoring?.(inst.host, inst.port);
+      if (why !== undefined) {
+        restoringNow.set(name, why);
+        continue;
+      }
       try {
         if (await isShardMaster(inst)) masters.set(name, inst);
         unknown.delete(name);
@@ -110,6 +129,18 @@ export function createArchiveWatch(deps: ArchiveWatchDeps): ArchiveWatch {
       }
     }
     if (stopped) return;
+    for (const [name, why] of restoringNow) {
+      if (!held.has(name)) log.info({ instance: name, why }, 'binlog archive: a restore runs on it; not archived meanwhile');
+      held.set(name, why);
+      const a = archivers.get(name);
+      archivers.delete(name);
+      await a?.stop();
+    }
+    for (const name of held.keys())
+      if (!restoringNow.has(name)) {
+        log.info({ instance: name }, 'binlog archive: the restore on it is over; archived again if it is a shard master');
+        held.delete(name);
+      }
     for (const [name, a] of archivers)
       if (!masters.has(name) && !keep.has(name)) {
         log.info({ instance: name }, 'binlog archive: no longer a shard master here; its archiver stops');
@@ -199,12 +230,26 @@ export function createArchiveWatch(deps: ArchiveWatchDeps): ArchiveWatch {
     },
     lines() {
       if (!active) return undefined;
-      if (archivers.size === 0) return ['on; no shard master served here'];
-      return [...archivers.values()].flatMap((a) => lineOf(a.view()));
+      const restoring = [...held].map(([name, why]) => `${name}: restore in progress, not archived: ${why}`);
+      if (archivers.size === 0 && restoring.length === 0) return ['on; no shard master served here'];
+      return [...[...archivers.values()].flatMap((a) => lineOf(a.view())), ...restoring];
     },
     presenceOf(host, port) {
+      const why = held.get(`${host}:${port}`);
+      if (why !== undefined) return { lagS: null, gtid: '', note: `restore in progress: ${why}` };
       const a = archivers.get(`${host}:${port}`);
       return a ? presenceArchiveOf(a.view(), deps.config().archive.maxLagMs, holes.get(a.view().shard)) : undefined;
+    },
+    async hold(host, port, why) {
+      const name = `${host}:${port}`;
+      // Waits for a look in flight: it could start this instance's archiver after the stop below.
+      await looking.inFlight();
+      if (!active) return;
+      if (!held.has(name)) deps.logger().info({ instance: name, why }, 'binlog archive: a restore starts on it; its archiver stops');
+      held.set(name, why);
+      const a = archivers.get(name);
+      archivers.delete(name);
+      await a?.stop();
     },
     async stop() {
       stopped = true;
@@ -220,6 +265,7 @@ export function createArchiveWatch(deps: ArchiveWatchDeps): ArchiveWatch {
 export function lineOf(v: ArchiverView): string[] {
   const head = `port ${v.port} (shard ${v.shard})`;
   const lag = v.lagS === undefined ? 'lag not measured yet' : `lag ${formatDuration(Math.round(v.lagS * 1000))}`;
+  if (v.waiting) return [`${head}: not archived yet: ${v.waiting}`];
   const out = [`${head}: ${lag}, archived up to ${v.archived || 'nothing yet'}${v.file ? `, streaming ${v.file}` : ''}`];
   if (v.problem) out.push(`${head}: PROBLEM: ${v.problem}`);
   if (v.gap) out.push(`${head}: GAP: ${v.gap}`);
@@ -233,7 +279,14 @@ export function presenceArchiveOf(v: ArchiverView, maxLagMs: number, holes?: str
     v.lagS !== undefined && v.lagS * 1000 > maxLagMs
       ? `lag ${formatSeconds(v.lagS)} over max_lag ${formatSeconds(maxLagMs / 1000)}`
       : undefined;
-  const note = [v.problem, v.gap && `gap: ${v.gap}`, holes && `hole in the archive ${holes}`, v.purgeWarning, over]
+  const note = [
+    v.waiting && `not archived yet: ${v.waiting}`,
+    v.problem,
+    v.gap && `gap: ${v.gap}`,
+    holes && `hole in the archive ${holes}`,
+    v.purgeWarning,
+    over,
+  ]
     .filter((x): x is string => Boolean(x))
     .join('; ');
   return { lagS: v.lagS === undefined ? null : Math.round(v.lagS), gtid: v.archived, note };

@@ -19,6 +19,7 @@ import { killStray, spawnArgv, waitForExit } from '../host/processes.js';
 import type { Repository } from '../repo/repository.js';
 import { binlogStartGtid, listBinaryLogs } from '../sql/binlogs.js';
 import { binlogPosition, binlogRole } from '../sql/binlog-source.js';
+import { userSchemas } from '../sql/recovery.js';
 
 export const RESTART = { firstMs: 1000, capMs: 60_000 } as const;
 const POLL_MS = 1000;
@@ -63,7 +64,13 @@ export interface ArchiverView {
   purgeWarning: string | undefined;
   /** Binlog bytes stored since the archiver started. */
   archivedBytes: number;
+  /** Why it does not stream this master yet, nothing being wrong (an empty restore target); undefined while it streams. */
+  waiting?: string | undefined;
 }
+
+/** Nothing is wrong, but this master is not to be streamed now: looked at again after WAIT_MS. */
+class NotYet extends Error {}
+const WAIT_MS = 30_000;
 
 const stripBrackets = (s: string): string => s.trim().replace(/^\[/, '').replace(/\]$/, '').trim();
 
@@ -136,6 +143,15 @@ export class BinlogArchiver {
         await this.session();
         if (!this.stopped) this.noteProblem('the binlog stream ended');
       } catch (err) {
+        if (err instanceof NotYet) {
+          if (this.v.waiting !== err.message)
+            this.log().info({ port: this.o.master.port, why: err.message }, 'binlog archiver: not streamed yet');
+          this.v.waiting = err.message;
+          this.v.problem = undefined;
+          failures = 0;
+          await this.sleep(WAIT_MS);
+          continue;
+        }
         this.noteProblem(errorMessage(err));
       }
       if (this.stopped) break;
@@ -171,7 +187,9 @@ export class BinlogArchiver {
     const conn = await connect(master, { connectTimeoutMs: 10_000, queryTimeoutMs: 30_000 });
     let files: MasterFile[];
     let serverId: number;
+    let empty: boolean;
     try {
+      empty = (await userSchemas(conn)).length === 0;
       serverId = (await binlogRole(conn)).serverId;
       files = [];
       for (const name of await listBinaryLogs(conn)) files.push({ name, start: stripBrackets(await binlogStartGtid(conn, name)) });
@@ -182,6 +200,15 @@ export class BinlogArchiver {
     await repo.store.check();
     this.checkedAt = Date.now();
     const archive = await readShardArchive(repo, master.shard);
+    // An empty instance joining a shard whose archive another server wrote is a restore's target
+    // before its restore: its own few writes are not that shard's history (they would sit in its
+    // archive beside the real files, numbered from the start). Streamed once it holds data.
+    const others = archive.files.find((f) => f.host !== master.host || f.port !== master.port);
+    if (empty && others)
+      throw new NotYet(
+        `it holds no schema but the system ones while shard ${master.shard}'s archive holds ${others.host}:${others.port}'s binlogs (a restore's target before its restore?)`,
+      );
+    this.v.waiting = undefined;
     for (const p of archive.problems)
       this.log().warn({ port: master.port, problem: p }, 'binlog archiver: an index of the archive cannot be read');
     const choice = chooseStart(archive.files, { host: master.host, port: master.port, serverId }, files);

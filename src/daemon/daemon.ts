@@ -167,11 +167,14 @@ function serve(opts: DaemonOptions, s: State, metrics: DaemonMetrics, lock: Daem
       metrics.archiveLag(views, maxLagS);
       save('running');
     },
+    // Defined below; asked only once both run.
+    restoring: (host, port) => restores.restoring({ host, port }),
   });
   // The restore tasks of `spiderbackup restore` for the instances served here: off the tick.
   const restores = createRestoreWatch({
     config: () => s.config,
     logger,
+    beforeWorker: (target, why) => archive.hold(target.host, target.port, why),
     onEvent: (e) => {
       const where = { restoreId: e.restoreId, host: e.target.host, port: e.target.port, attempt: e.attempt };
       if (e.kind === 'started') s.events.emit('restoreStarted', { ...where, pid: e.pid });

@@ -50,12 +50,19 @@ export interface RestoreWatchDeps {
   /** Where a worker's log lines go when there is no [log] file: the agent's own fd. */
   logFd?: 1 | 2;
   onEvent?: (e: RestoreWatchEvent) => void;
+  /**
+   * Awaited before a worker starts on an instance: the binlog archive lets go of it (it must not
+   * archive the restore's load, RESET MASTER and replay as the shard's history).
+   */
+  beforeWorker?: (target: Address, why: string) => Promise<void>;
 }
 
 export interface RestoreWatch {
   start(): void;
   /** Why the tick must not write on an instance (a restore task of this host runs on it), or undefined. */
   holdsWrites(instance: Address): string | undefined;
+  /** Why the instance is not to be archived: a restore task runs on it, or its worker is being started. */
+  restoring(instance: Address): string | undefined;
   /** Looks now (a reload). */
   poke(): void;
   stop(): Promise<void>;
@@ -68,6 +75,8 @@ export function workerAliveFor(task: { restoreId: string; target: Address }): (p
 
 export function createRestoreWatch(deps: RestoreWatchDeps): RestoreWatch {
   const spawned = new Set<string>();
+  /** Workers started by this daemon, by instance (pid undefined while being started): held from the archive until they end. */
+  const starting = new Map<string, { restoreId: string; target: Address; pid: number | undefined }>();
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
   const flight = singleFlight((err) => deps.logger().error({ err: errorMessage(err) }, 'looking for restore tasks failed'));
@@ -98,7 +107,7 @@ export function createRestoreWatch(deps: RestoreWatchDeps): RestoreWatch {
               );
             killProcessGroup(state.agent.pid);
           }
-          if (action.kind === 'claim') startWorker(config, restoreId, target, spec.attempt);
+          if (action.kind === 'claim') await startWorker(config, restoreId, target, spec.attempt);
           else if (action.kind === 'lost' && state) await reportLost(repo, config, state, action.why);
         }
       }
@@ -107,7 +116,7 @@ export function createRestoreWatch(deps: RestoreWatchDeps): RestoreWatch {
     }
   };
 
-  const startWorker = (config: AgentConfig, restoreId: string, target: Address, attempt: number) => {
+  const startWorker = async (config: AgentConfig, restoreId: string, target: Address, attempt: number) => {
     const key = `${restoreId} ${describeTarget(target)} ${attempt}`;
     if (spawned.has(key)) return;
     const log = deps.logger();
@@ -119,6 +128,16 @@ export function createRestoreWatch(deps: RestoreWatchDeps): RestoreWatch {
       return;
     }
     spawned.add(key);
+    const name = describeTarget(target);
+    starting.set(name, { restoreId, target, pid: undefined });
+    try {
+      await deps.beforeWorker?.(target, `restore ${restoreId}`);
+    } catch (err) {
+      log.warn(
+        { restoreId, target: name, err: errorMessage(err) },
+        'the binlog archive did not let go of the instance; the restore starts all the same',
+      );
+    }
     const argv = [process.execPath, RESTORER_SCRIPT, ...workerArgs({ agentConfig: resolve(config.file), restoreId, target, attempt })];
     const fd = deps.logFd ?? 1;
     try {
@@ -129,12 +148,14 @@ export function createRestoreWatch(deps: RestoreWatchDeps): RestoreWatch {
       );
       child.unref();
       if (child.pid !== undefined) {
+        starting.set(name, { restoreId, target, pid: child.pid });
         log.info({ restoreId, target: describeTarget(target), attempt, workerPid: child.pid }, 'restore task found; its worker started');
         deps.onEvent?.({ kind: 'started', restoreId, target, attempt, pid: child.pid });
       }
     } catch (err) {
       log.error({ restoreId, target: describeTarget(target), err: errorMessage(err) }, 'cannot start the restore worker');
     }
+    if (starting.get(name)?.pid === undefined) starting.delete(name);
   };
 
   const reportLost = async (repo: Repository, config: AgentConfig, state: RestoreTaskState, why: string) => {
@@ -171,17 +192,29 @@ export function createRestoreWatch(deps: RestoreWatchDeps): RestoreWatch {
   const poke = () => {
     if (!stopped) flight.run(look);
   };
+  const runningOn = (instance: Address) =>
+    latestLocalStates(deps.config().agent.stateDir).find(
+      (st) =>
+        st.target.host === instance.host &&
+        st.target.port === instance.port &&
+        st.phase !== 'done' &&
+        st.phase !== 'failed' &&
+        workerAliveFor(st)(st.agent.pid),
+    );
   return {
     holdsWrites(instance) {
-      const running = latestLocalStates(deps.config().agent.stateDir).find(
-        (st) =>
-          st.target.host === instance.host &&
-          st.target.port === instance.port &&
-          st.phase !== 'done' &&
-          st.phase !== 'failed' &&
-          workerAliveFor(st)(st.agent.pid),
-      );
+      const running = runningOn(instance);
       return running && `restore ${running.restoreId} runs on it (phase ${running.phase}): the agent's own writes wait`;
+    },
+    restoring(instance) {
+      const running = runningOn(instance);
+      if (running) return `restore ${running.restoreId} (phase ${running.phase})`;
+      // Started here but not claimed yet (or its state unreadable): held while its worker lives.
+      const name = describeTarget(instance);
+      const s = starting.get(name);
+      if (s && (s.pid === undefined || workerAliveFor(s)(s.pid))) return `restore ${s.restoreId} (starting)`;
+      starting.delete(name);
+      return undefined;
     },
     start() {
       poke();

@@ -266,4 +266,5 @@ export function presenceOf(
   };
 }
 
-const archiveField = (archive: PresenceArchive | undefined): Pick<Presence, 'archive'> => (archive ? { archive } : {});
+/** Not archived here: the row's archive columns emptied (they may hold what an archiving agent wrote before). */
+const archiveField = (archive: PresenceArchive | undefined): Pick<Presence, 'archive'> => ({ archive: archive ?? null });

@@ -1,7 +1,8 @@
 // What `spiderbackup restore` checks before it writes anything (issue 20 item 4), each problem one
 // line naming the instance, the object or the file: the source objects present and decryptable,
-// the targets reachable with their login, empty (unless scratch), served by an agent, with room
-// where that can be told from here, and no other open restore onto any of them.
+// the targets reachable with their login, empty (unless scratch), served by an agent (never one that
+// archives a scratch target), with room where that can be told from here, and no other open restore
+// onto any of them.
 import { statfs } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
 import { mapLimited } from '../cluster/reach.js';
@@ -86,6 +87,13 @@ async function checkTarget(t: TargetToCheck, file: string, scratch: boolean, opt
         else if (presence.ageS > Math.max(FRESH_S, (3 * presence.tickIntervalMs) / 1000))
           out.problems.push(
             `${who}: its agent (pid ${presence.agentPid} on ${presence.agentHost}) last reported ${presence.ageS} s ago: is it running?`,
+          );
+        // A scratch instance's binlogs (its wipe, the load, a drill's replay) would land in the
+        // source shard's archive, which later restore plans read.
+        if (scratch && presence?.archive)
+          out.problems.push(
+            `${who}: scratch, but its agent (pid ${presence.agentPid} on ${presence.agentHost}) archives its binlogs into the repository: ` +
+              `a scratch target must never be archived; set [archive] binlogs = off in the agent config on ${presence.agentHost}`,
           );
         const datadir = await datadirOf(c);
         out.notes.push(...(await diskNote(t, who, datadir, out.problems)));

@@ -13,7 +13,7 @@ import type { Repository } from '../repo/repository.js';
 import { resolveUnder } from '../runner/paths.js';
 import { covers, parseGtidPos } from '../archive/gtid.js';
 import { checkRepoInstance, fetchInstance } from '../restore/repo-files.js';
-import { flushPrivileges, gtidBinlogPos, gtidSlavePos } from '../sql/recovery.js';
+import { flushBinaryLogs, flushPrivileges, gtidBinlogPos, gtidSlavePos } from '../sql/recovery.js';
 import { dropSourceRows, startGtidState } from './after-load.js';
 import { ensureEmpty } from './empty-target.js';
 import { describeTarget, instanceName, type RestorePhase, type RestoreTaskSpec } from './job.js';
@@ -157,6 +157,9 @@ export async function restoreInstance(spec: RestoreTaskSpec, ctx: RestoreContext
       ctx.log('routes written and proven', { routes: spec.routes?.length ?? 0, spiderPartitions: parts });
       return { gtid: '' };
     }
+    // The master's history after the point begins in a file of its own: its archive (when its agent
+    // archives it) starts there, never with the replayed events, which the source's archive holds.
+    await flushBinaryLogs(db);
     return { gtid: await gtidBinlogPos(db) };
   } finally {
     await db?.close().catch(() => undefined);

@@ -21,8 +21,12 @@ export interface Presence {
   runningBackupId: string;
   runningSince: string;
   runningBytes: number | null;
-  /** On a shard master whose binlogs this agent archives: the archiver's state (columns added by addPresenceArchiveColumns). */
-  archive?: PresenceArchive;
+  /**
+   * On a shard master whose binlogs this agent archives: the archiver's state (columns added by
+   * addPresenceArchiveColumns). null: not archived by this agent, the columns emptied where the
+   * table has them (a row an archiving agent wrote before must not say so after).
+   */
+  archive?: PresenceArchive | null;
 }
 
 export interface PresenceArchive {
@@ -77,12 +81,14 @@ const values = (p: Presence): unknown[] => [
 export const PRESENCE_ARCHIVE = ['ArchiveLagS', 'ArchiveGtid', 'ArchiveNote'] as const;
 
 /**
- * One statement: the row is created or refreshed, LastTick by the database clock. With `archive`,
- * its columns too (an older table: ER_BAD_FIELD_ERROR, for the caller to add them).
+ * One statement: the row is created or refreshed, LastTick by the database clock. With `archive`
+ * (or null: emptied), its columns too (an older table: ER_BAD_FIELD_ERROR, for the caller to add
+ * them, or to write the row without them).
  */
 export async function upsertPresence(q: Queryable, p: Presence): Promise<void> {
-  const columns = p.archive ? [...PRESENCE_COLUMNS, ...PRESENCE_ARCHIVE] : [...PRESENCE_COLUMNS];
-  const params = p.archive ? [...values(p), p.archive.lagS, p.archive.gtid.slice(0, 1024), p.archive.note.slice(0, 512)] : values(p);
+  const a = p.archive === null ? { lagS: null, gtid: '', note: '' } : p.archive;
+  const columns = a ? [...PRESENCE_COLUMNS, ...PRESENCE_ARCHIVE] : [...PRESENCE_COLUMNS];
+  const params = a ? [...values(p), a.lagS, a.gtid.slice(0, 1024), a.note.slice(0, 512)] : values(p);
   const updates = columns
     .slice(2)
     .map((c) => `${c} = VALUES(${c})`)

@@ -107,6 +107,11 @@ export async function setGtidSlavePos(q: Queryable, gtid: string): Promise<void>
   await q.query('SET GLOBAL gtid_slave_pos = ?', [gtid]);
 }
 
+/** A new binlog file, starting (its Gtid_list) at the state reached. */
+export async function flushBinaryLogs(q: Queryable): Promise<void> {
+  await q.query('FLUSH BINARY LOGS');
+}
+
 export async function gtidBinlogPos(q: Queryable): Promise<string> {
   const rows = (await q.query('SELECT @@GLOBAL.gtid_binlog_pos AS g')) as { g: string | null }[];
   return rows[0]?.g ?? '';
