@@ -38,6 +38,7 @@ export const LONGEST_FIRST = [
   'partial-answers',
   'binlog-archive',
   'drill',
+  'recovery-archive',
   'sandbox',
   'daemon',
   'scale',
