@@ -181,6 +181,12 @@ describe('restore drill, end to end', { timeout: 1_500_000 }, () => {
     const seen = d.lines.length;
     const bad = await nextDrill(d, seen, /^restore drill .*FAILED after /);
     process.stdout.write(`# ${bad.msg}\n`);
+    assert.match(bad.msg, new RegExp(`${shard1.host}:${shard1.port}|${shard1.host}_${shard1.port}`), 'the shard is named');
+    // Refused before anything was written: the scratch spider node got nothing to route.
+    assert.ok(
+      !(await targets.query<{ n: string }>(targets.spider, 'SHOW DATABASES')).some((x) => Object.values(x)[0] === 'bank'),
+      'nothing restored onto the scratch spider node',
+    );
     const e2 = parseExposition(await scrape());
     assert.ok(valueOf(e2, 'spiderbackup_restore_drill_failures_total') >= 1);
     assert.equal(valueOf(e2, 'spiderbackup_restore_drill_last_run_success'), 0);
