@@ -27,7 +27,9 @@ import {
   type DrillStatus,
 } from '../recovery/drill-model.js';
 import { readDrillTarget, type DrillInstance, type DrillTarget } from '../recovery/drill-target.js';
-import { dropSchema, firstValue, skipBinlog, userSchemas } from '../sql/scratch.js';
+import { dropSchema, userSchemas } from '../sql/recovery.js';
+import { firstValue } from '../sql/scratch.js';
+import { setSqlLogBin } from '../sql/tasks.js';
 import { readDrillMemory, writeDrillMemory } from '../state/drill-memory.js';
 import { startCron, type CronJob } from './cron.js';
 
@@ -282,7 +284,8 @@ async function wipe(config: AgentConfig, target: DrillTarget, log: Logger): Prom
     try {
       const c = await connect(inst, commandConnectOptions(config.schedule.statementTimeoutMs));
       try {
-        await skipBinlog(c);
+        // A replica wipes its own copy: nothing of it reaches another server.
+        await setSqlLogBin(c, false);
         const schemas = await userSchemas(c);
         for (const s of schemas) await dropSchema(c, s);
         log.debug({ target: describeTarget(inst), schemas }, 'restore drill: scratch instance wiped');
