@@ -1,10 +1,12 @@
 // What one `status --cluster` costs each instance it reads, counted by the instances themselves
 // (`Questions`, `Connections`; README "Performance"): at a thousand shards its round trips and
 // connections are the command's time. A shard master answers one statement (presence and tasks
-// together), a replica two (and its replication status); each is connected to once, and each
+// together), a replica two (and its replication status) in one request; each is connected to once, and each
 // connection ends with its quit (which `Questions` counts too). Counts, not timings.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import mysql from 'mysql2/promise';
+import { ADMIN_USER } from '../src/sandbox/cluster.js';
 import type { Instance } from '../src/sandbox/cluster.js';
 import { setUpCluster, type ClusterWorkspace, type TestCluster } from './support/cluster.js';
 import { DaemonProcess } from './support/daemon.js';
@@ -59,3 +61,39 @@ test('status --cluster: one connection to each instance; one statement on a mast
     await counters.close();
   }
 });
+
+test(
+  'a replica that refuses its replication status: its presence and tasks are still shown, the refusal is named',
+  { timeout: 120_000 },
+  async () => {
+    // The one request (presence and tasks; SHOW SLAVE STATUS) fails as a whole; the reads then
+    // follow one by one, and only the refused one is missing. Kept out of the replica's binlog.
+    const s1 = cluster.slaves[1] as Instance;
+    const root = await mysql.createConnection({ socketPath: s1.socket, user: 'root' });
+    try {
+      await root.query('SET SESSION sql_log_bin = 0');
+      await root.query(`REVOKE SLAVE MONITOR, SUPER ON *.* FROM '${ADMIN_USER}'@'%'`);
+      try {
+        const r = await op.cli('status', '--cluster', '-c', op.iniFile(cluster.spider), '--format', 'json');
+        assert.equal(r.code, 1, r.stderr);
+        assert.match(
+          r.stderr,
+          new RegExp(`SPT_SLAVE1 ${s1.host}:${s1.port}: cannot read its replication status: .*SLAVE MONITOR`),
+          r.stderr,
+        );
+        const shown = (
+          JSON.parse(r.stdout) as { instances: { port: number; reachable: boolean; agent: { state: string; agentHost?: string } }[] }
+        ).instances;
+        const replica = shown.find((i) => i.port === s1.port);
+        assert.equal(replica?.reachable, true);
+        // Its presence was read (the agent's host named), though the agent has stopped since.
+        assert.notEqual(replica?.agent.state, 'unknown', JSON.stringify(replica));
+        assert.ok(replica?.agent.agentHost, JSON.stringify(replica));
+      } finally {
+        await root.query(`GRANT SLAVE MONITOR, SUPER ON *.* TO '${ADMIN_USER}'@'%'`);
+      }
+    } finally {
+      await root.end();
+    }
+  },
+);

@@ -2,19 +2,19 @@
 // and problems, as seen from a spider node. Each instance is read on the instance itself (at most
 // [schedule] wait_concurrency at once): its presence lives only there (presence rows never travel
 // between instances), that one connection also tells whether the instance is reachable, and a
-// replica's replication status can only be asked of the replica. One statement on a shard master
-// (presence and tasks together), two on a replica (and its replication status), on a connection
-// of its own closed as soon as it is read: at a thousand shards, round trips and open connections
-// are what the command costs. A spider node's own tasks are read where the task rows live
+// replica's replication status can only be asked of the replica. One round trip per instance: one
+// statement on a shard master (presence and tasks together), and on a replica that statement and
+// its replication status in one request; on a connection of its own closed as soon as it is read:
+// at a thousand shards, round trips and open connections are what the command costs. A spider node's own tasks are read where the task rows live
 // (shard-tables.ts: through the primary, else on shard 0's master), never through another spider
 // node's Spider table.
 import { connect, isNoSuchTable, type Connection } from '../db/connect.js';
 import { errorMessage, InstanceError } from '../errors.js';
 import { formatSeconds } from '../format.js';
 import { getClusterPause, type ClusterPause } from '../sql/cluster-pause.js';
-import { presenceAndTasks, runningAndLastSuccess, type PresenceAndTasks } from '../sql/instance-history.js';
+import { presenceAndTasks, presenceTasksAndReplication, runningAndLastSuccess, type PresenceAndTasks } from '../sql/instance-history.js';
 import { getPresence, type PresenceRow } from '../sql/presence.js';
-import { replicationStatus } from '../sql/replication.js';
+import { replicationStatus, type ReplicationStatus } from '../sql/replication.js';
 import { isNotReportingLockHeld, NEEDS_BINLOG_PRIVILEGE } from '../sql/unlogged.js';
 import { agentState, type AgentState } from './agent-state.js';
 import { mapLimited } from './reach.js';
@@ -120,12 +120,13 @@ async function readMember(m: Member, session: ClusterSession, tables: ShardTable
   const spiderTasks = m.role === 'spider' ? await settle(tables.readOn(0, (c) => runningAndLastSuccess(c, m.host, m.port, 0))) : undefined;
   try {
     if (m.role === 'spider') return await session.connections.use(m.endpoint, (c) => readOn(c, m, base, spiderTasks), { retry: true });
-    // No session set-up statement: the one read carries its own lock-wait bound.
+    // No session set-up statement: the one read carries its own lock-wait bound. A replica's
+    // replication status comes in the same request (one round trip per instance).
     const { init: _init, ...oneShot } = session.connectOptions;
-    const c = await connect(m.endpoint, oneShot);
+    const c = await connect(m.endpoint, { ...oneShot, multipleStatements: m.role === 'slave' });
     try {
       const timeout = session.connectOptions.queryTimeoutMs;
-      return await readOn(c, m, base, undefined, timeout === undefined ? undefined : lockWaitSecondsFor(timeout));
+      return await readOn(c, m, base, undefined, timeout === undefined ? undefined : lockWaitSecondsFor(timeout), true);
     } finally {
       closing.push(c.close());
     }
@@ -141,6 +142,8 @@ async function readOn(
   base: Omit<InstanceStatus, 'reachable' | 'agent' | 'problems'>,
   spiderTasks: Settled<Tasks> | undefined,
   lockWaitS?: number,
+  /** The connection takes several statements in one request (a replica's one-shot connection). */
+  multi = false,
 ): Promise<MemberRead> {
   const problems: string[] = [];
   const unread: string[] = [];
@@ -152,9 +155,14 @@ async function readOn(
   // privilege refused) they are made one by one, as on the spider node, and each says what failed.
   let both: PresenceAndTasks | undefined;
   let bothFailed: unknown;
+  let replication: { value: ReplicationStatus | undefined } | undefined;
   if (m.role !== 'spider') {
     try {
-      both = await presenceAndTasks(c, m.host, m.port, lockWaitS);
+      if (m.role === 'slave' && multi) {
+        const all = await presenceTasksAndReplication(c, m.host, m.port, lockWaitS);
+        both = all;
+        replication = { value: all.replication };
+      } else both = await presenceAndTasks(c, m.host, m.port, lockWaitS);
     } catch (err) {
       if (!(err instanceof InstanceError)) throw err; // not the server's answer: a fault of ours, never hidden
       // A connection it left broken (a statement timeout): that is the first read's failure, as it was.
@@ -184,7 +192,7 @@ async function readOn(
       );
   if (m.role === 'slave') {
     try {
-      const p = replicationProblem(await replicationStatus(c));
+      const p = replicationProblem(replication ? replication.value : await replicationStatus(c));
       if (p) problems.push(p);
     } catch (err) {
       cannot(`cannot read its replication status: ${errorMessage(err)}`);

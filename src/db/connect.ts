@@ -50,6 +50,11 @@ export interface ConnectOptions {
    * the same connection (still usable), and added to the error. A lookup that fails adds nothing.
    */
   whatHeld?: (q: Queryable) => Promise<string>;
+  /**
+   * Several statements in one request (one round trip), for a connection that runs only our own
+   * fully parameterised SQL: off unless asked for.
+   */
+  multipleStatements?: boolean;
 }
 
 /** MariaDB's "Lock wait timeout exceeded" (lock_wait_timeout, innodb_lock_wait_timeout). */
@@ -77,7 +82,7 @@ export async function connect(ep: Endpoint, opts: ConnectOptions = {}): Promise<
       connectTimeout: opts.connectTimeoutMs ?? 10_000,
       dateStrings: true,
       supportBigNumbers: true,
-      multipleStatements: false,
+      multipleStatements: opts.multipleStatements === true,
       // mysql2 sizes a prepared-statement cache per connection (~512 KiB); we never prepare.
       maxPreparedStatements: 1,
       // No stack captured at every statement for a driver error: ours are wrapped with the

@@ -3,6 +3,7 @@
 import type { Queryable } from '../db/connect.js';
 import { PRESENCE_TABLE, SCHEMA, TABLE } from './ddl.js';
 import { isUnknownColumn, PRESENCE_ARCHIVE, PRESENCE_COLUMNS, toPresence, type PresenceRow, type RawPresence } from './presence.js';
+import { SHOW_SLAVE_STATUS, toReplicationStatus, type ReplicationStatus } from './replication.js';
 import { SELECT_TASK, toTask, type RawRow } from './tasks.js';
 import type { TaskRow } from '../task/task.js';
 
@@ -44,27 +45,53 @@ export interface PresenceAndTasks {
  * table. Fails as a whole where either table is missing: the caller then reads them one by one.
  */
 export async function presenceAndTasks(q: Queryable, host: string, port: number, lockWaitS?: number): Promise<PresenceAndTasks> {
+  const rows = await withOlderPresence((columns) => q.query(presenceAndTasksSql(columns, lockWaitS), [host, port, host, port, host, port]));
+  return toPresenceAndTasks(rows as TaggedRow[]);
+}
+
+/**
+ * presenceAndTasks and the replication status of a replica in one round trip: both statements in
+ * one request, on a connection opened with `multipleStatements` (db/connect.ts). Fails as a whole
+ * where either fails (the caller then reads them one by one, and each says what failed).
+ */
+export async function presenceTasksAndReplication(
+  q: Queryable,
+  host: string,
+  port: number,
+  lockWaitS?: number,
+): Promise<PresenceAndTasks & { replication: ReplicationStatus | undefined }> {
+  const results = (await withOlderPresence((columns) =>
+    q.query(`${presenceAndTasksSql(columns, lockWaitS)}; ${SHOW_SLAVE_STATUS}`, [host, port, host, port, host, port]),
+  )) as [TaggedRow[], Record<string, unknown>[]];
+  return { ...toPresenceAndTasks(results[0]), replication: toReplicationStatus(results[1]) };
+}
+
+type TaggedRow = { Kind: string; Doc: unknown };
+
+/** A presence table of an agent from before the archive columns: read again without them. */
+function withOlderPresence(read: (columns: readonly string[]) => Promise<unknown>): Promise<unknown> {
+  return read([...PRESENCE_COLUMNS, ...PRESENCE_ARCHIVE]).catch((err: unknown) => {
+    if (isUnknownColumn(err)) return read(PRESENCE_COLUMNS);
+    throw err;
+  });
+}
+
+function presenceAndTasksSql(columns: readonly string[], lockWaitS: number | undefined): string {
   // The session's lock-wait bound, carried by the statement itself: on a one-shot connection a
   // separate SET would double its round trips.
   const bound =
     lockWaitS === undefined
       ? ''
       : `SET STATEMENT lock_wait_timeout = ${Math.trunc(lockWaitS)}, innodb_lock_wait_timeout = ${Math.trunc(lockWaitS)} FOR `;
-  const read = (columns: readonly string[]) =>
-    q.query(
-      `${bound}(SELECT 'presence' AS Kind, ${presenceJson(columns)} AS Doc FROM ${SCHEMA}.${PRESENCE_TABLE} WHERE Host = ? AND Port = ?)
+  return `${bound}(SELECT 'presence' AS Kind, ${presenceJson(columns)} AS Doc FROM ${SCHEMA}.${PRESENCE_TABLE} WHERE Host = ? AND Port = ?)
      UNION ALL
      (SELECT 'task', ${TASK_JSON} FROM ${SCHEMA}.${TABLE} WHERE Host = ? AND Port = ? AND BackupStatus = 'running')
      UNION ALL
      (SELECT 'task', ${TASK_JSON} FROM ${SCHEMA}.${TABLE} WHERE Host = ? AND Port = ? AND BackupStatus = 'success'
-      ORDER BY UpdatedAt DESC LIMIT 1)`,
-      [host, port, host, port, host, port],
-    );
-  // A presence table of an agent from before the archive columns: read again without them.
-  const rows = (await read([...PRESENCE_COLUMNS, ...PRESENCE_ARCHIVE]).catch((err: unknown) => {
-    if (isUnknownColumn(err)) return read(PRESENCE_COLUMNS);
-    throw err;
-  })) as { Kind: string; Doc: unknown }[];
+      ORDER BY UpdatedAt DESC LIMIT 1)`;
+}
+
+function toPresenceAndTasks(rows: readonly TaggedRow[]): PresenceAndTasks {
   // The driver parses a column the server marks as JSON (MariaDB's extended metadata) by itself.
   const doc = <T>(d: unknown): T => (typeof d === 'string' ? JSON.parse(d) : d) as T;
   const presence = rows.find((r) => r.Kind === 'presence');

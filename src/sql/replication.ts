@@ -12,9 +12,15 @@ export interface ReplicationStatus {
   sqlErrno: number;
 }
 
+export const SHOW_SLAVE_STATUS = 'SHOW SLAVE STATUS';
+
 /** undefined: the instance replicates from nobody. */
 export async function replicationStatus(q: Queryable): Promise<ReplicationStatus | undefined> {
-  const rows = (await q.query('SHOW SLAVE STATUS')) as Record<string, unknown>[];
+  return toReplicationStatus((await q.query(SHOW_SLAVE_STATUS)) as Record<string, unknown>[]);
+}
+
+/** The rows of SHOW SLAVE STATUS as a ReplicationStatus (undefined: none). */
+export function toReplicationStatus(rows: readonly Record<string, unknown>[]): ReplicationStatus | undefined {
   const r = rows[0];
   if (!r) return undefined;
   const lag = r.Seconds_Behind_Master;
