@@ -6,7 +6,7 @@
 // an object that was not whole; a segment stored again after a crash has the same key (no duplicate).
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -120,7 +120,9 @@ function parseIndex(body: Buffer, key: string): FileIndex {
  */
 export async function fetchRun(repo: Repository, run: ReplayRun, dir: string): Promise<string> {
   const path = join(dir, `${run.file.file}~${run.file.folder.split('/').at(-2)?.split('~')[1] ?? ''}`);
-  const out = createWriteStream(path);
+  // One handle written segment after segment: a stream piped into once per segment (end: false)
+  // kept every pipe's listeners until it ended, one more per segment.
+  const out = await open(path, 'w');
   try {
     for (const s of run.segments) {
       const stored = await downloadChecked(repo, `${run.file.folder}${s.object}`, { bytes: s.storedBytes, sha256: s.sha256 }, s.encrypted);
@@ -131,14 +133,18 @@ export async function fetchRun(repo: Repository, run: ReplayRun, dir: string): P
         child.once('error', reject);
         child.once('close', resolve);
       });
-      await Promise.all([pipeline(stored, child.stdin), pipeline(child.stdout, out, { end: false })]);
+      await Promise.all([pipeline(stored, child.stdin), appendTo(out, child.stdout)]);
       const code = await exit;
       if (code !== 0) throw new RepoError(`${run.file.folder}${s.object}: zstd -d exited ${code}: ${err.trim()}`);
     }
   } finally {
-    await new Promise<void>((resolve) => out.end(resolve));
+    await out.close();
   }
   return path;
+}
+
+async function appendTo(out: FileHandle, from: AsyncIterable<Buffer>): Promise<void> {
+  for await (const chunk of from) await out.writeFile(chunk);
 }
 
 /** zstd over a buffer (a child process, as the backups' compressor). */

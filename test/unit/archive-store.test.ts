@@ -94,3 +94,48 @@ for (const encrypted of [false, true]) {
     }
   });
 }
+
+test('archive store: a run of many segments is read back whole, with no listener piling up per segment', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'sb-archive-'));
+  const warnings: Error[] = [];
+  const onWarning = (w: Error) => warnings.push(w);
+  process.on('warning', onWarning);
+  try {
+    const repo = await openRepository(config(), [], { store: new PosixStore(join(root, 'repo')) });
+    const n = 25;
+    const bytes = randomBytes(n * 700);
+    let index: FileIndex = {
+      format: ARCHIVE_FORMAT,
+      shard: 1,
+      host: '10.0.0.2',
+      port: 20000,
+      serverId: 12,
+      file: 'mysql-bin.000009',
+      fileStart: '0-12-0',
+      closed: false,
+      segments: [],
+    };
+    for (let i = 0; i < n; i++)
+      index = await storeSegment(
+        repo,
+        index,
+        bytes.subarray(i * 700, (i + 1) * 700),
+        range(i * 700, (i + 1) * 700, `0-12-${i}`, `0-12-${i + 1}`),
+        i === n - 1,
+      );
+    const view = await readShardArchive(repo, 1);
+    const r = replayRuns(view.files, '0-12-0', `0-12-${n}`);
+    assert.ok('runs' in r);
+    assert.equal(r.runs[0]!.segments.length, n);
+    const path = await fetchRun(repo, r.runs[0]!, mkdtempSync(join(root, 'fetched-')));
+    assert.deepEqual(readFileSync(path), bytes);
+    await new Promise((resolve) => setImmediate(resolve)); // warnings are emitted on the next tick
+    assert.deepEqual(
+      warnings.map((w) => w.name),
+      [],
+    );
+  } finally {
+    process.off('warning', onWarning);
+    rmSync(root, { recursive: true, force: true });
+  }
+});
