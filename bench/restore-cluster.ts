@@ -16,13 +16,14 @@ import { loadAgentConfig } from '../src/config/agent.js';
 import { commandLineOf } from '../src/host/processes.js';
 import { configuredRepository } from '../src/repo/agent-repository.js';
 import type { RestoreOutcome, RestoreRecord, RestoreTaskState } from '../src/recovery/job.js';
-import { ADMIN_PASSWORD, ADMIN_USER, type Instance } from '../src/sandbox/cluster.js';
+import { ADMIN_USER, type Instance } from '../src/sandbox/cluster.js';
 import { archiveBinlogs } from '../test/support/archive.js';
-import { setUpCluster, type TestCluster } from '../test/support/cluster.js';
+import type { TestCluster } from '../test/support/cluster.js';
 import { DaemonProcess } from '../test/support/daemon.js';
 import { setupBank, startTransfers } from '../test/support/transfer-workload.js';
 import { waitFor } from '../test/support/workspace.js';
 import { machine, progress } from './lib/report.js';
+import { posixRepository, setUpSource, setUpTargets, waitForPresence, writePasswordFile } from '../test/support/restore-clusters.js';
 
 const { values } = parseArgs({
   options: {
@@ -134,18 +135,12 @@ async function oneRun(n: number): Promise<RunResult> {
   cleanups.push(() => rmSync(tmp, { recursive: true, force: true }));
   const repoDir = join(tmp, 'repo');
   mkdirSync(repoDir);
-  const passwordFile = join(tmp, 'target.pw');
-  writeFileSync(passwordFile, `${ADMIN_PASSWORD}\n`, { mode: 0o600 });
-  const repository = { type: 'posix', path: repoDir, prefix: PREFIX };
+  const passwordFile = writePasswordFile(tmp);
+  const repository = posixRepository(repoDir, PREFIX);
 
   progress(`${n} shards: starting the source (${n} masters on 127.0.0.2+, a spider node, tdbctl)`);
-  const source = await setUpCluster({
+  const source = await setUpSource({
     shards: n,
-    slaves: [],
-    hosts: 'distinct',
-    spiders: 1,
-    spiderInternalXa: true,
-    tdbctl: true,
     config: { repository },
     workspaces: {
       ws: {
@@ -162,14 +157,7 @@ async function oneRun(n: number): Promise<RunResult> {
   if (!repo) throw new Error('the source workspace has no repository');
 
   progress(`${n} shards: starting the targets (${n} masters and a spider node on 127.0.0.${TARGET_BASE}+), ${n} agents`);
-  let next = TARGET_BASE;
-  const targets: TestCluster = await setUpCluster({
-    shards: n,
-    slaves: [],
-    hosts: () => `127.0.0.${next++}`,
-    spiders: 1,
-    config: { repository, archive: { binlogs: 'off' } },
-  });
+  const targets: TestCluster = await setUpTargets(TARGET_BASE, { shards: n, config: { repository, archive: { binlogs: 'off' } } });
   cleanups.push(() => targets.close());
   const agents: DaemonProcess[] = [];
   for (const [i, m] of targets.masters.entries()) {
@@ -207,18 +195,7 @@ async function oneRun(n: number): Promise<RunResult> {
   }
   progress(`${n} shards: archiving the binlogs`);
   await archiveBinlogs(source, repo);
-  for (const inst of [...targets.masters, targets.spider])
-    await waitFor(
-      `presence of ${inst.name}`,
-      async () => {
-        try {
-          return (await targets.query(inst, 'SELECT 1 FROM infodba_schema.spiderbackup_presence WHERE Port = ?', [inst.port])).length > 0;
-        } catch {
-          return false;
-        }
-      },
-      120_000,
-    );
+  await waitForPresence(targets, [...targets.masters, targets.spider], 120_000);
 
   const target = join(tmp, 'target.json');
   writeFileSync(

@@ -11,13 +11,14 @@ import { join } from 'node:path';
 import { loadAgentConfig } from '../src/config/agent.js';
 import { configuredRepository } from '../src/repo/agent-repository.js';
 import type { Repository } from '../src/repo/repository.js';
-import { ADMIN_PASSWORD, ADMIN_USER, type Instance } from '../src/sandbox/cluster.js';
-import { setUpCluster, type ClusterWorkspace, type TestCluster } from './support/cluster.js';
+import { ADMIN_USER, type Instance } from '../src/sandbox/cluster.js';
+import type { ClusterWorkspace, TestCluster } from './support/cluster.js';
 import { DaemonProcess, freePort, type LogLine } from './support/daemon.js';
 import { parseExposition, promtool, valueOf } from './support/prom.js';
 import { bankTotal, setupBank, startTransfers, type Transfers } from './support/transfer-workload.js';
 import { waitFor } from './support/workspace.js';
 import { archiveBinlogs } from './support/archive.js';
+import { posixRepository, setUpSource, setUpTargets, waitForPresence, writePasswordFile } from './support/restore-clusters.js';
 
 const PREFIX = 'dr';
 
@@ -52,15 +53,9 @@ describe('restore drill, end to end', { timeout: 1_500_000 }, () => {
     tmp = mkdtempSync(join(tmpdir(), 'sb-drill-e2e-'));
     repoDir = mkdtempSync(join(tmpdir(), 'sb-repo-drill-'));
     metricsPort = await freePort();
-    writeFileSync(join(tmp, 'target.pw'), `${ADMIN_PASSWORD}\n`, { mode: 0o600 });
-    const repository = { type: 'posix', path: repoDir, prefix: PREFIX };
-    source = await setUpCluster({
-      shards: 2,
-      slaves: [],
-      hosts: 'distinct',
-      spiders: 1,
-      spiderInternalXa: true,
-      tdbctl: true,
+    writePasswordFile(tmp);
+    const repository = posixRepository(repoDir, PREFIX);
+    source = await setUpSource({
       config: { repository },
       workspaces: {
         ws: {
@@ -73,12 +68,7 @@ describe('restore drill, end to end', { timeout: 1_500_000 }, () => {
     const r = await configuredRepository(loadAgentConfig(ws.agentIni));
     assert.ok(r);
     repo = r;
-    let next = 42;
-    targets = await setUpCluster({
-      shards: 2,
-      slaves: [],
-      hosts: () => `127.0.0.${next++}`,
-      spiders: 1,
+    targets = await setUpTargets(42, {
       tdbctl: true,
       config: { repository, archive: { binlogs: 'off' } },
       workspaces: { tws: { serves: ['master0', 'master1', 'spider0'] } },
@@ -86,14 +76,7 @@ describe('restore drill, end to end', { timeout: 1_500_000 }, () => {
     agent = new DaemonProcess(targets.workspaces.tws);
     await agent.ready();
     // The target agent has announced itself on every instance it serves.
-    for (const inst of [...targets.masters, targets.spider])
-      await waitFor(`presence of ${inst.name}`, async () => {
-        try {
-          return (await targets.query(inst, 'SELECT 1 FROM infodba_schema.spiderbackup_presence WHERE Port = ?', [inst.port])).length > 0;
-        } catch {
-          return false;
-        }
-      });
+    await waitForPresence(targets, [...targets.masters, targets.spider]);
     await setupBank(source);
   });
 

@@ -42,11 +42,12 @@ import { ADMIN_PASSWORD, ADMIN_USER, type Instance } from '../src/sandbox/cluste
 import { latestLocalStates } from '../src/recovery/local-state.js';
 import { isWorkerOf } from '../src/recovery/worker-args.js';
 import { commandLineOf } from '../src/host/processes.js';
-import { setUpCluster, type ClusterWorkspace, type TestCluster } from './support/cluster.js';
+import type { ClusterWorkspace, TestCluster } from './support/cluster.js';
 import { DaemonProcess } from './support/daemon.js';
 import { bankTotal, setupBank, startTransfers, type Transfers } from './support/transfer-workload.js';
 import { waitFor } from './support/workspace.js';
 import { archiveBinlogs } from './support/archive.js';
+import { posixRepository, setUpSource, setUpTargets, writePasswordFile } from './support/restore-clusters.js';
 
 const PREFIX = 'rr';
 const BACKUP = 'gr1';
@@ -70,16 +71,10 @@ const restarted: string[] = [];
 before(async () => {
   repoDir = mkdtempSync(join(tmpdir(), 'sb-repo-recovery-'));
   secrets = mkdtempSync(join(tmpdir(), 'sb-recovery-secrets-'));
-  passwordFile = join(secrets, 'admin.pw');
-  writeFileSync(passwordFile, `${ADMIN_PASSWORD}\n`, { mode: 0o600 });
-  const repository = { type: 'posix', path: repoDir, prefix: PREFIX };
-  source = await setUpCluster({
-    shards: 2,
+  passwordFile = writePasswordFile(secrets, 'admin.pw');
+  const repository = posixRepository(repoDir, PREFIX);
+  source = await setUpSource({
     slaves: [0],
-    hosts: 'distinct',
-    spiders: 1,
-    spiderInternalXa: true,
-    tdbctl: true,
     config: { repository },
     workspaces: {
       src: {
@@ -89,12 +84,8 @@ before(async () => {
     },
   });
   srcWs = source.workspaces.src;
-  let next = 20;
-  target = await setUpCluster({
-    shards: 2,
+  target = await setUpTargets(20, {
     slaves: [0],
-    hosts: () => `127.0.0.${next++}`,
-    spiders: 1,
     bare: true,
     // The target's agents never archive into the source's archive.
     config: { repository, archive: { binlogs: 'off' } },

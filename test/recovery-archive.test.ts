@@ -17,12 +17,13 @@ import type { Repository } from '../src/repo/repository.js';
 import { readShardArchive } from '../src/archive/archive-store.js';
 import { covers, parseGtidPos } from '../src/archive/gtid.js';
 import { restorePlanFromRepository } from '../src/restore/repo-plan.js';
-import { ADMIN_PASSWORD, ADMIN_USER, type Instance } from '../src/sandbox/cluster.js';
+import { ADMIN_USER, type Instance } from '../src/sandbox/cluster.js';
 import { setUpCluster, type ClusterWorkspace, type TestCluster } from './support/cluster.js';
 import { DaemonProcess } from './support/daemon.js';
 import { bankTotal, setupBank } from './support/transfer-workload.js';
 import { waitFor } from './support/workspace.js';
 import { archiveBinlogs } from './support/archive.js';
+import { setUpTargets, waitForPresence, writePasswordFile } from './support/restore-clusters.js';
 
 const PREFIX = 'ra';
 const BACKUP = 'gra1';
@@ -77,8 +78,7 @@ async function planOfPoint(): Promise<string[]> {
 before(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'sb-restore-archive-'));
   repoDir = mkdtempSync(join(tmpdir(), 'sb-repo-restore-archive-'));
-  passwordFile = join(tmp, 'target.pw');
-  writeFileSync(passwordFile, `${ADMIN_PASSWORD}\n`, { mode: 0o600 });
+  passwordFile = writePasswordFile(tmp);
   repository = { type: 'posix', path: repoDir, prefix: PREFIX };
   source = await setUpCluster({
     shards: 1,
@@ -127,12 +127,8 @@ describe('restore targets and the binlog archive', { timeout: 600_000 }, () => {
     await archiveBinlogs(source, repo);
 
     // The target: bare (no infodba_schema), its agent archiving (the default with a repository).
-    let next = 41;
-    targets = await setUpCluster({
+    targets = await setUpTargets(41, {
       shards: 1,
-      slaves: [],
-      hosts: () => `127.0.0.${next++}`,
-      spiders: 1,
       bare: true,
       config: { repository, archive: { max_lag: '3s' } },
       workspaces: { tws: { serves: ['master0', 'spider0'] } },
@@ -146,15 +142,7 @@ describe('restore targets and the binlog archive', { timeout: 600_000 }, () => {
     assert.equal(Number(schemas[0]!.n), 0, 'a bare target has no infodba_schema');
     agent = new DaemonProcess(t.workspaces.tws);
     await agent.ready();
-    for (const inst of [m0, t.spider])
-      await waitFor(`presence of ${inst.name}`, async () => {
-        try {
-          const rows = await t.query(inst, 'SELECT 1 FROM infodba_schema.spiderbackup_presence WHERE Port = ?', [inst.port]);
-          return rows.length > 0;
-        } catch {
-          return false;
-        }
-      });
+    await waitForPresence(t, [m0, t.spider]);
     // Its archiver knows the master and waits: empty, while shard 0's archive is the source's.
     const note = await waitFor('the archive note of the target master', async () => {
       const rows = await t.query<{ ArchiveNote: string }>(

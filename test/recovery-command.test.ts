@@ -19,11 +19,12 @@ import { configuredRepository } from '../src/repo/agent-repository.js';
 import type { Repository } from '../src/repo/repository.js';
 import { readShardArchive } from '../src/archive/archive-store.js';
 import { ADMIN_PASSWORD, ADMIN_USER, type Instance } from '../src/sandbox/cluster.js';
-import { setUpCluster, type ClusterWorkspace, type TestCluster } from './support/cluster.js';
+import type { ClusterWorkspace, TestCluster } from './support/cluster.js';
 import { DaemonProcess } from './support/daemon.js';
 import { bankTotal, setupBank, startTransfers, type Transfers } from './support/transfer-workload.js';
 import { waitFor } from './support/workspace.js';
 import { archiveBinlogs } from './support/archive.js';
+import { posixRepository, setUpSource, setUpTargets, waitForPresence, writePasswordFile } from './support/restore-clusters.js';
 
 const PREFIX = 'rc';
 
@@ -69,16 +70,9 @@ function targetFile(name: string, extra: Record<string, unknown> = {}, spiders: 
 before(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'sb-restore-cmd-'));
   repoDir = mkdtempSync(join(tmpdir(), 'sb-repo-restore-'));
-  passwordFile = join(tmp, 'target.pw');
-  writeFileSync(passwordFile, `${ADMIN_PASSWORD}\n`, { mode: 0o600 });
-  const repository = { type: 'posix', path: repoDir, prefix: PREFIX };
-  source = await setUpCluster({
-    shards: 2,
-    slaves: [],
-    hosts: 'distinct',
-    spiders: 1,
-    spiderInternalXa: true,
-    tdbctl: true,
+  passwordFile = writePasswordFile(tmp);
+  const repository = posixRepository(repoDir, PREFIX);
+  source = await setUpSource({
     config: { repository },
     workspaces: {
       ws: { serves: ['spider0', 'master0', 'master1'], config: { backup: { runner: 'mariadb-dump' }, restore: { claim_timeout: '40s' } } },
@@ -91,11 +85,7 @@ before(async () => {
   repo = r;
   // The new cluster: its own instances on 127.0.0.12+, its agent on the same repository (not
   // archiving: its binlogs are not the source's shards').
-  let next = 12;
-  targets = await setUpCluster({
-    shards: 2,
-    slaves: [],
-    hosts: () => `127.0.0.${next++}`,
+  targets = await setUpTargets(12, {
     spiders: 2,
     tdbctl: true,
     config: { repository, archive: { binlogs: 'off' } },
@@ -140,15 +130,7 @@ describe('spiderbackup restore: plan, checks, refusals', { timeout: 900_000 }, (
     const archived = await archiveBinlogs(source, repo);
     assert.ok(archived.files >= 2, JSON.stringify(archived));
     // The target agent has announced itself on every instance it serves.
-    for (const inst of [...targets.masters, targets.spider])
-      await waitFor(`presence of ${inst.name}`, async () => {
-        try {
-          const rows = await targets.query(inst, 'SELECT 1 FROM infodba_schema.spiderbackup_presence WHERE Port = ?', [inst.port]);
-          return rows.length > 0;
-        } catch {
-          return false;
-        }
-      });
+    await waitForPresence(targets, [...targets.masters, targets.spider]);
   });
 
   test('--dry-run prints the plan per shard and the tdbctl statements, and writes nothing', async () => {
