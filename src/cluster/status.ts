@@ -5,9 +5,9 @@
 // replica's replication status can only be asked of the replica. One round trip per instance: one
 // statement on a shard master (presence and tasks together), and on a replica that statement and
 // its replication status in one request; on a connection of its own closed as soon as it is read:
-// at a thousand shards, round trips and open connections are what the command costs. A spider node's own tasks are read where the task rows live
-// (shard-tables.ts: through the primary, else on shard 0's master), never through another spider
-// node's Spider table.
+// at a thousand shards, round trips and open connections are what the command costs. A spider
+// node's own tasks are read where the task rows live (shard-tables.ts: through the primary, else on
+// shard 0's master), never through another spider node's Spider table.
 import { connect, isNoSuchTable, type Connection } from '../db/connect.js';
 import { errorMessage, InstanceError } from '../errors.js';
 import { formatSeconds } from '../format.js';
