@@ -99,7 +99,12 @@ export async function readShardArchive(repo: Repository, shard: number): Promise
       const body = await repo.store.getObject(o.key);
       if (!body) continue; // removed since the listing (expire)
       const index = parseIndex(body, o.key);
-      files.push({ ...index, folder, missing: index.segments.filter((s) => !present.has(`${folder}${s.object}`)).map((s) => s.object) });
+      // An index read after the listing may name a segment stored since (the archiver runs on):
+      // missing is only what the store says is not there when asked again.
+      const missing: string[] = [];
+      for (const s of index.segments)
+        if (!present.has(`${folder}${s.object}`) && (await repo.store.stat(`${folder}${s.object}`)) === undefined) missing.push(s.object);
+      files.push({ ...index, folder, missing });
     } catch (err) {
       problems.push(`${repo.store.where}:${o.key}: ${errorMessage(err)}`);
     }

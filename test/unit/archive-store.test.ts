@@ -139,3 +139,38 @@ test('archive store: a run of many segments is read back whole, with no listener
     rmSync(root, { recursive: true, force: true });
   }
 });
+
+test('archive store: a segment stored after the listing, named by an index read after it, is not missing', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'sb-archive-'));
+  try {
+    const posix = new PosixStore(join(root, 'repo'));
+    // A listing taken just before the archiver stored its newest segment (and then its index).
+    let hide = '';
+    const store: PosixStore = Object.assign(Object.create(posix) as PosixStore, {
+      list: async (prefix: string) => (await posix.list(prefix)).filter((o) => hide === '' || !o.key.endsWith(hide)),
+    });
+    const repo = await openRepository(config(), [], { store });
+    const bytes = randomBytes(2000);
+    let index: FileIndex = {
+      format: ARCHIVE_FORMAT,
+      shard: 2,
+      host: '10.0.0.3',
+      port: 20000,
+      serverId: 13,
+      file: 'mysql-bin.000002',
+      fileStart: '0-13-0',
+      closed: false,
+      segments: [],
+    };
+    index = await storeSegment(repo, index, bytes.subarray(0, 1000), range(0, 1000, '0-13-0', '0-13-5'), false);
+    await storeSegment(repo, index, bytes.subarray(1000), range(1000, 2000, '0-13-5', '0-13-9'), false);
+    hide = '000000001000.zst';
+    const view = await readShardArchive(repo, 2);
+    assert.deepEqual(view.files[0]!.missing, []);
+    // Truly gone: missing, as before.
+    rmSync(join(root, 'repo', `${view.files[0]!.folder}000000001000.zst`));
+    assert.deepEqual((await readShardArchive(repo, 2)).files[0]!.missing, ['000000001000.zst']);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
