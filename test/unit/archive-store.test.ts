@@ -39,6 +39,19 @@ const range = (from: number, to: number, startGtid: string, endGtid: string): Sc
   lastTime: 1_700_000_001,
 });
 
+/** A new, open file index of server `serverId` on host:20000, no segment yet. */
+const emptyIndex = (shard: number, host: string, serverId: number, file: string, fileStart: string): FileIndex => ({
+  format: ARCHIVE_FORMAT,
+  shard,
+  host,
+  port: 20000,
+  serverId,
+  file,
+  fileStart,
+  closed: false,
+  segments: [],
+});
+
 for (const encrypted of [false, true]) {
   test(`archive store${encrypted ? ' (encrypted)' : ''}: segments and the index, read back into the file's bytes`, async () => {
     const root = mkdtempSync(join(tmpdir(), 'sb-archive-'));
@@ -50,17 +63,7 @@ for (const encrypted of [false, true]) {
       }
       const repo = await openRepository(config(keyFile), [], { store: new PosixStore(join(root, 'repo')) });
       const bytes = randomBytes(5000);
-      let index: FileIndex = {
-        format: ARCHIVE_FORMAT,
-        shard: 3,
-        host: '10.0.0.1',
-        port: 20000,
-        serverId: 11,
-        file: 'mysql-bin.000004',
-        fileStart: '0-11-100',
-        closed: false,
-        segments: [],
-      };
+      let index = emptyIndex(3, '10.0.0.1', 11, 'mysql-bin.000004', '0-11-100');
       index = await storeSegment(repo, index, bytes.subarray(0, 3000), range(0, 3000, '0-11-100', '0-11-110'), false);
       index = await storeSegment(repo, index, bytes.subarray(3000), range(3000, 5000, '0-11-110', '0-11-120'), true);
       // The same segment again (a crash between object and index): replaced, not doubled.
@@ -104,17 +107,7 @@ test('archive store: a run of many segments is read back whole, with no listener
     const repo = await openRepository(config(), [], { store: new PosixStore(join(root, 'repo')) });
     const n = 25;
     const bytes = randomBytes(n * 700);
-    let index: FileIndex = {
-      format: ARCHIVE_FORMAT,
-      shard: 1,
-      host: '10.0.0.2',
-      port: 20000,
-      serverId: 12,
-      file: 'mysql-bin.000009',
-      fileStart: '0-12-0',
-      closed: false,
-      segments: [],
-    };
+    let index = emptyIndex(1, '10.0.0.2', 12, 'mysql-bin.000009', '0-12-0');
     for (let i = 0; i < n; i++)
       index = await storeSegment(
         repo,
@@ -151,17 +144,7 @@ test('archive store: a segment stored after the listing, named by an index read 
     });
     const repo = await openRepository(config(), [], { store });
     const bytes = randomBytes(2000);
-    let index: FileIndex = {
-      format: ARCHIVE_FORMAT,
-      shard: 2,
-      host: '10.0.0.3',
-      port: 20000,
-      serverId: 13,
-      file: 'mysql-bin.000002',
-      fileStart: '0-13-0',
-      closed: false,
-      segments: [],
-    };
+    let index = emptyIndex(2, '10.0.0.3', 13, 'mysql-bin.000002', '0-13-0');
     index = await storeSegment(repo, index, bytes.subarray(0, 1000), range(0, 1000, '0-13-0', '0-13-5'), false);
     await storeSegment(repo, index, bytes.subarray(1000), range(1000, 2000, '0-13-5', '0-13-9'), false);
     hide = '000000001000.zst';
