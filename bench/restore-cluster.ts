@@ -8,7 +8,7 @@
 // spider node shares master 0's host (its task comes after every shard's). Prints each task's
 // time per phase from its state object, the bytes fetched, the restore's wall time, the slowest
 // shard, total / slowest and the core count. Numbers only, nothing asserted.
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -16,14 +16,21 @@ import { loadAgentConfig } from '../src/config/agent.js';
 import { commandLineOf } from '../src/host/processes.js';
 import { configuredRepository } from '../src/repo/agent-repository.js';
 import type { RestoreOutcome, RestoreRecord, RestoreTaskState } from '../src/recovery/job.js';
-import { ADMIN_USER, type Instance } from '../src/sandbox/cluster.js';
+import type { Instance } from '../src/sandbox/cluster.js';
 import { archiveBinlogs } from '../test/support/archive.js';
 import type { TestCluster } from '../test/support/cluster.js';
 import { DaemonProcess } from '../test/support/daemon.js';
 import { setupBank, startTransfers } from '../test/support/transfer-workload.js';
 import { waitFor } from '../test/support/workspace.js';
 import { machine, progress } from './lib/report.js';
-import { posixRepository, setUpSource, setUpTargets, waitForPresence, writePasswordFile } from '../test/support/restore-clusters.js';
+import {
+  posixRepository,
+  setUpSource,
+  setUpTargets,
+  waitForPresence,
+  writePasswordFile,
+  writeTargetFile,
+} from '../test/support/restore-clusters.js';
 
 const { values } = parseArgs({
   options: {
@@ -197,16 +204,7 @@ async function oneRun(n: number): Promise<RunResult> {
   await archiveBinlogs(source, repo);
   await waitForPresence(targets, [...targets.masters, targets.spider], 120_000);
 
-  const target = join(tmp, 'target.json');
-  writeFileSync(
-    target,
-    JSON.stringify({
-      spider: [{ host: targets.spider.host, port: targets.spider.port }],
-      shards: Object.fromEntries(targets.masters.map((m, i) => [String(i), { host: m.host, port: m.port }])),
-      user: ADMIN_USER,
-      password_file: passwordFile,
-    }),
-  );
+  const target = writeTargetFile(join(tmp, 'target.json'), targets, passwordFile);
   progress(`${n} shards: restore`);
   const t0 = performance.now();
   const r = await ws.cli('restore', 'gbench1', '--to-point', 'pbench1', '--target', target, '--format', 'json');

@@ -11,14 +11,21 @@ import { join } from 'node:path';
 import { loadAgentConfig } from '../src/config/agent.js';
 import { configuredRepository } from '../src/repo/agent-repository.js';
 import type { Repository } from '../src/repo/repository.js';
-import { ADMIN_USER, type Instance } from '../src/sandbox/cluster.js';
+import type { Instance } from '../src/sandbox/cluster.js';
 import type { ClusterWorkspace, TestCluster } from './support/cluster.js';
 import { DaemonProcess, freePort, type LogLine } from './support/daemon.js';
 import { parseExposition, promtool, valueOf } from './support/prom.js';
 import { bankTotal, setupBank, startTransfers, type Transfers } from './support/transfer-workload.js';
 import { waitFor } from './support/workspace.js';
 import { archiveBinlogs } from './support/archive.js';
-import { posixRepository, setUpSource, setUpTargets, waitForPresence, writePasswordFile } from './support/restore-clusters.js';
+import {
+  posixRepository,
+  setUpSource,
+  setUpTargets,
+  waitForPresence,
+  writePasswordFile,
+  writeTargetFile,
+} from './support/restore-clusters.js';
 
 const PREFIX = 'dr';
 
@@ -112,18 +119,7 @@ describe('restore drill, end to end', { timeout: 1_500_000 }, () => {
     }
     await archiveBinlogs(source, repo);
 
-    const [m0, m1] = targets.masters as [Instance, Instance];
-    const targetFile = join(tmp, 'drill-target.json');
-    writeFileSync(
-      targetFile,
-      JSON.stringify({
-        spider: [{ host: targets.spider.host, port: targets.spider.port }],
-        shards: { '0': { host: m0.host, port: m0.port }, '1': { host: m1.host, port: m1.port } },
-        user: ADMIN_USER,
-        password_file: join(tmp, 'target.pw'),
-        scratch: true,
-      }),
-    );
+    const targetFile = writeTargetFile(join(tmp, 'drill-target.json'), targets, join(tmp, 'target.pw'), { extra: { scratch: true } });
     ws.writeAgentConfig({
       backup: { runner: 'mariadb-dump' },
       restore: { claim_timeout: '40s' },
@@ -147,7 +143,7 @@ describe('restore drill, end to end', { timeout: 1_500_000 }, () => {
     assert.ok(valueOf(e, 'spiderbackup_restore_drill_duration_seconds') > 0);
     assert.equal(valueOf(e, 'spiderbackup_restore_drill_failures_total'), 0);
     // Wiped after it (keep off).
-    for (const m of [m0, m1])
+    for (const m of targets.masters)
       assert.ok(!(await targets.query<{ n: string }>(m, 'SHOW DATABASES')).some((x) => Object.values(x)[0] === 'bank'), m.name);
 
     // A corrupt object of shard 1's backup: the next drill fails, naming it.

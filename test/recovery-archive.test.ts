@@ -17,13 +17,13 @@ import type { Repository } from '../src/repo/repository.js';
 import { readShardArchive } from '../src/archive/archive-store.js';
 import { covers, parseGtidPos } from '../src/archive/gtid.js';
 import { restorePlanFromRepository } from '../src/restore/repo-plan.js';
-import { ADMIN_USER, type Instance } from '../src/sandbox/cluster.js';
+import type { Instance } from '../src/sandbox/cluster.js';
 import { setUpCluster, type ClusterWorkspace, type TestCluster } from './support/cluster.js';
 import { DaemonProcess } from './support/daemon.js';
 import { bankTotal, setupBank } from './support/transfer-workload.js';
 import { waitFor } from './support/workspace.js';
 import { archiveBinlogs } from './support/archive.js';
-import { setUpTargets, waitForPresence, writePasswordFile } from './support/restore-clusters.js';
+import { setUpTargets, waitForPresence, writePasswordFile, writeTargetFile } from './support/restore-clusters.js';
 
 const PREFIX = 'ra';
 const BACKUP = 'gra1';
@@ -40,20 +40,8 @@ let passwordFile: string;
 let pointGtid: string;
 let repository: Record<string, string>;
 
-function targetFile(name: string, extra: Record<string, unknown> = {}): string {
-  const t = targets!;
-  const m0 = t.masters[0] as Instance;
-  const doc = {
-    spider: [{ host: t.spider.host, port: t.spider.port }],
-    shards: { '0': { host: m0.host, port: m0.port } },
-    user: ADMIN_USER,
-    password_file: passwordFile,
-    ...extra,
-  };
-  const path = join(tmp, name);
-  writeFileSync(path, JSON.stringify(doc, null, 2));
-  return path;
-}
+const targetFile = (name: string, extra: Record<string, unknown> = {}): string =>
+  writeTargetFile(join(tmp, name), targets!, passwordFile, { extra });
 
 /** The shard archive's files of one instance: name, start, segments. */
 async function archivedFilesOf(inst: Instance): Promise<{ file: string; fileStart: string; segments: number }[]> {

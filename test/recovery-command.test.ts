@@ -24,7 +24,14 @@ import { DaemonProcess } from './support/daemon.js';
 import { bankTotal, setupBank, startTransfers, type Transfers } from './support/transfer-workload.js';
 import { waitFor } from './support/workspace.js';
 import { archiveBinlogs } from './support/archive.js';
-import { posixRepository, setUpSource, setUpTargets, waitForPresence, writePasswordFile } from './support/restore-clusters.js';
+import {
+  posixRepository,
+  setUpSource,
+  setUpTargets,
+  waitForPresence,
+  writePasswordFile,
+  writeTargetFile,
+} from './support/restore-clusters.js';
 
 const PREFIX = 'rc';
 
@@ -53,19 +60,8 @@ function listing(): string[] {
   return out.sort();
 }
 
-function targetFile(name: string, extra: Record<string, unknown> = {}, spiders: Instance[] = [targets.spider]): string {
-  const [m0, m1] = targets.masters as [Instance, Instance];
-  const doc = {
-    spider: spiders.map((s) => ({ host: s.host, port: s.port })),
-    shards: { '0': { host: m0.host, port: m0.port }, '1': { host: m1.host, port: m1.port } },
-    user: ADMIN_USER,
-    password_file: passwordFile,
-    ...extra,
-  };
-  const path = join(tmp, name);
-  writeFileSync(path, JSON.stringify(doc, null, 2));
-  return path;
-}
+const targetFile = (name: string, extra: Record<string, unknown> = {}, spiders: Instance[] = [targets.spider]): string =>
+  writeTargetFile(join(tmp, name), targets, passwordFile, { spiders, extra });
 
 before(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'sb-restore-cmd-'));

@@ -47,6 +47,17 @@ after(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
+/** The whole source binlog replayed into `target` with the XA carry on (its output paused when a lock blocks the client). */
+const replayInto = (target: { socket: string }, signal?: AbortSignal) =>
+  replayBinlog({
+    files: [binlog],
+    startGtid: '',
+    stopGtid: '0-1-999999',
+    carryPreparedXa: true,
+    target: { socket: target.socket },
+    signal,
+  });
+
 describe('a replay never outlives its target', { timeout: 180_000 }, () => {
   test(
     'its server killed mid-replay (XA carry on): the replay fails naming the client, it does not hang',
@@ -55,13 +66,7 @@ describe('a replay never outlives its target', { timeout: 180_000 }, () => {
       const target = await server('target1', 2);
       const lock = await blocked(target);
       try {
-        const replay = replayBinlog({
-          files: [binlog],
-          startGtid: '',
-          stopGtid: '0-1-999999',
-          carryPreparedXa: true,
-          target: { socket: target.socket },
-        });
+        const replay = replayInto(target);
         await new Promise((r) => setTimeout(r, 1500));
         target.kill();
         await assert.rejects(replay, (e) => e instanceof ReplayError && /mariadb exited/.test(e.message));
@@ -76,14 +81,7 @@ describe('a replay never outlives its target', { timeout: 180_000 }, () => {
     const lock = await blocked(target);
     const abort = new AbortController();
     try {
-      const replay = replayBinlog({
-        files: [binlog],
-        startGtid: '',
-        stopGtid: '0-1-999999',
-        carryPreparedXa: true,
-        target: { socket: target.socket },
-        signal: abort.signal,
-      });
+      const replay = replayInto(target, abort.signal);
       await new Promise((r) => setTimeout(r, 1500));
       abort.abort();
       await assert.rejects(replay, (e) => e instanceof ReplayError && /stopped/.test(e.message));

@@ -4,7 +4,7 @@
 // that repository. Each caller adds its own workspaces and settings.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ADMIN_PASSWORD, type Cluster, type Instance } from '../../src/sandbox/cluster.js';
+import { ADMIN_PASSWORD, ADMIN_USER, type Cluster, type Instance } from '../../src/sandbox/cluster.js';
 import { setUpCluster, type SetUpOptions, type TestCluster } from './cluster.js';
 import { waitFor } from './workspace.js';
 
@@ -15,6 +15,28 @@ export const posixRepository = (path: string, prefix: string) => ({ type: 'posix
 export function writePasswordFile(dir: string, name = 'target.pw'): string {
   const path = join(dir, name);
   writeFileSync(path, `${ADMIN_PASSWORD}\n`, { mode: 0o600 });
+  return path;
+}
+
+/**
+ * A target file (README "Restoring a cluster") naming the targets' spider nodes (all of `spiders`,
+ * by default the first spider node) and every shard master, with the admin login by its password
+ * file; `extra` fields on top (e.g. `scratch`). Returns `path`.
+ */
+export function writeTargetFile(
+  path: string,
+  targets: Cluster,
+  passwordFile: string,
+  opts: { spiders?: readonly Instance[]; extra?: Record<string, unknown> } = {},
+): string {
+  const doc = {
+    spider: (opts.spiders ?? [targets.spider]).map((s) => ({ host: s.host, port: s.port })),
+    shards: Object.fromEntries(targets.masters.map((m, i) => [String(i), { host: m.host, port: m.port }])),
+    user: ADMIN_USER,
+    password_file: passwordFile,
+    ...opts.extra,
+  };
+  writeFileSync(path, JSON.stringify(doc, null, 2));
   return path;
 }
 
